@@ -1,0 +1,408 @@
+"""Covariance structures: one class per type, chosen by lookup in ``REGISTRY``.
+
+Everything that depends on the covariance structure lives here and nowhere else: the Gaussian
+log-density of a block of rows, the second-moment statistic the E-step accumulates, the M-step
+covariance from that statistic, and the conversions between covariances, precisions and their
+Cholesky factors. The EM kernel (``stats.py``) and the M-step (``mstep.py``) call these methods
+and never branch on the type's name.
+
+Layouts follow scikit-learn (K components, D features):
+
+=========== ============== ================== =====================================
+type        mclust         covariances        precisions_cholesky
+=========== ============== ================== =====================================
+full        VVV            (K, D, D)          (K, D, D), upper triangular
+diag        VVI            (K, D)             (K, D)
+tied        EEE            (D, D)             (D, D)
+spherical   VII            (K,)               (K,)
+=========== ============== ================== =====================================
+
+``precisions_cholesky`` P satisfies Sigma^{-1} = P P'. From a covariance Sigma = C C' (C lower)
+it is P = C^{-T}, so that (x - mu)' Sigma^{-1} (x - mu) = ||(x - mu)' P||^2 and
+log det Sigma^{-1} = 2 sum log diag P.
+
+The E-step statistics are taken about *shifts* c_k (the current means): with Z_k = X - c_k and
+A_k = q_k * Z_k (responsibility-weighted rows), the second moment is sum_n q_kn z z', so the
+covariance is S_k / N_k - d_k d_k' with d_k = mu_k - c_k small near convergence: no E[xx'] - mu mu'
+cancellation, whatever the offset of the data.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+import scipy.linalg
+from numpy.typing import NDArray
+
+from gaussmix.em.errors import DegenerateCovarianceError
+
+Array = NDArray[np.float64]
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _degenerate(component: int | None, what: str) -> DegenerateCovarianceError:
+    where = "the shared covariance" if component is None else f"component {component}"
+    return DegenerateCovarianceError(
+        f"the covariance of {where} is {what} after adding reg_covar; "
+        "try a larger reg_covar, fewer components, or scaling the data",
+        component=component,
+    )
+
+
+def _cholesky_lower(matrices: Array, shared: bool) -> Array:
+    """Batched lower Cholesky factors; a clear error naming the first failing component."""
+    try:
+        return np.asarray(np.linalg.cholesky(matrices), dtype=np.float64)
+    except np.linalg.LinAlgError:
+        pass
+    stack = matrices[None] if shared else matrices
+    for k, m in enumerate(stack):
+        if not np.all(np.isfinite(m)):
+            raise _degenerate(None if shared else k, "not finite") from None
+        try:
+            np.linalg.cholesky(m)
+        except np.linalg.LinAlgError:
+            raise _degenerate(None if shared else k, "not positive definite") from None
+    raise _degenerate(None, "not positive definite")  # pragma: no cover - batched and looped agree
+
+
+def _inverse_transpose_of_lower(chol: Array) -> Array:
+    """P = C^{-T} for lower-triangular C, batched over leading axes."""
+    eye = np.broadcast_to(np.eye(chol.shape[-1]), chol.shape)
+    return np.swapaxes(scipy.linalg.solve_triangular(chol, eye, lower=True), -1, -2)
+
+
+def _check_positive(values: Array, shared: bool) -> None:
+    bad = np.flatnonzero(~(values > 0.0).reshape(values.shape[0] if values.ndim else 1, -1).all(1))
+    if bad.size:
+        raise _degenerate(None if shared else int(bad[0]), "not positive")
+
+
+class Covariance(ABC):
+    """One covariance structure. Stateless; instances live in ``REGISTRY``."""
+
+    name: ClassVar[str]
+    mclust: ClassVar[str]
+    description: ClassVar[str]
+    matrix_layout: ClassVar[bool]  # True when covariances are whole (symmetric) matrices
+
+    # --- shapes and counting -------------------------------------------------------------
+    @abstractmethod
+    def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        """Shape of ``covariances_`` (and of precisions and their Cholesky factors)."""
+
+    @abstractmethod
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        """Number of free parameters of the covariances."""
+
+    # --- E-step ----------------------------------------------------------------------------
+    @abstractmethod
+    def mahalanobis(self, Z: Array, prec_chol: Array) -> Array:
+        """Squared Mahalanobis distances (K, n) of the centred rows ``Z`` (K, n, D)."""
+
+    @abstractmethod
+    def log_det_precision_cholesky(
+        self, prec_chol: Array, n_components: int, n_features: int
+    ) -> Array:
+        """log det P per component, shape (K,); equals 1/2 log det Sigma_k^{-1}."""
+
+    def log_gauss(self, Z: Array, prec_chol: Array) -> Array:
+        """log N(x_n | mu_k, Sigma_k), shape (K, n), of the centred rows Z[k, n] = x_n - mu_k."""
+        n_components, _, n_features = Z.shape
+        maha = self.mahalanobis(Z, prec_chol)
+        log_det = self.log_det_precision_cholesky(prec_chol, n_components, n_features)
+        return -0.5 * (n_features * LOG_2PI + maha) + log_det[:, None]
+
+    @abstractmethod
+    def second_moment(self, A: Array, Z: Array) -> Array:
+        """Sum over rows of the weighted second moment, from A = q * Z and Z, both (K, n, D)."""
+
+    @abstractmethod
+    def zero_second_moment(self, n_components: int, n_features: int) -> Array:
+        """The zero of ``second_moment`` (the statistic of no rows)."""
+
+    # --- M-step ----------------------------------------------------------------------------
+    @abstractmethod
+    def covariances(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
+        """Covariances from the shifted statistic.
+
+        Parameters
+        ----------
+        sxx : second moment about the shifts, as returned by ``second_moment`` summed over chunks.
+        nk : (K,) effective counts N_k.
+        d : (K, D) the mean's move from the shift, d_k = mu_k - c_k.
+        reg_covar : added to the diagonal.
+        """
+
+    @abstractmethod
+    def precisions_cholesky(self, covariances: Array) -> Array:
+        """Cholesky factors of the precisions; DegenerateCovarianceError if not definite."""
+
+    @abstractmethod
+    def precisions(self, prec_chol: Array) -> Array:
+        """Precision matrices (or variances' inverses) from their Cholesky factors."""
+
+    @abstractmethod
+    def covariances_from_precisions_cholesky(self, prec_chol: Array) -> Array:
+        """Covariances from the precisions' Cholesky factors."""
+
+    @abstractmethod
+    def precisions_cholesky_from_precisions(self, precisions: Array) -> Array:
+        """Cholesky factors of user-given precisions (``precisions_init``)."""
+
+    @abstractmethod
+    def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
+        """The (K, D, D) covariance matrices, for sampling and plotting."""
+
+    def sample(
+        self, rng: np.random.RandomState, means: Array, covariances: Array, counts: NDArray[np.int_]
+    ) -> Array:
+        """Rows drawn component by component, ``counts[k]`` from component k (as sklearn)."""
+        n_components, n_features = means.shape
+        matrices = self.per_component(covariances, n_components, n_features)
+        blocks = [
+            rng.multivariate_normal(mean, matrix, int(count))
+            for mean, matrix, count in zip(means, matrices, counts, strict=True)
+        ]
+        return np.vstack(blocks)
+
+    @abstractmethod
+    def pooled(self, covariances: Array, weights: Array) -> Array:
+        """A typical covariance of one component in this layout (weighted average)."""
+
+    def replace(self, covariances: Array, k: int, value: Array) -> Array:
+        """A copy of ``covariances`` with component k's covariance set to ``value``."""
+        out = covariances.copy()
+        out[k] = value
+        return out
+
+
+class _Matrix(Covariance):
+    """Layouts of whole matrices, one per component (K, D, D) or shared (D, D)."""
+
+    matrix_layout = True
+
+    def precisions_cholesky(self, covariances: Array) -> Array:
+        chol = _cholesky_lower(covariances, shared=covariances.ndim == 2)
+        return _inverse_transpose_of_lower(chol)
+
+    def precisions(self, prec_chol: Array) -> Array:
+        return np.matmul(prec_chol, np.swapaxes(prec_chol, -1, -2))
+
+    def covariances_from_precisions_cholesky(self, prec_chol: Array) -> Array:
+        # Sigma = (P P')^{-1} = P^{-T} P^{-1}
+        inv = np.linalg.inv(prec_chol)
+        return np.matmul(np.swapaxes(inv, -1, -2), inv)
+
+    def precisions_cholesky_from_precisions(self, precisions: Array) -> Array:
+        return _cholesky_lower(precisions, shared=precisions.ndim == 2)
+
+
+class _Scales(Covariance):
+    """Layouts of variances: per coordinate (K, D) or one per component (K,)."""
+
+    matrix_layout = False
+
+    def precisions_cholesky(self, covariances: Array) -> Array:
+        _check_positive(covariances, shared=False)
+        return 1.0 / np.sqrt(covariances)
+
+    def precisions(self, prec_chol: Array) -> Array:
+        return prec_chol**2
+
+    def covariances_from_precisions_cholesky(self, prec_chol: Array) -> Array:
+        return 1.0 / prec_chol**2
+
+    def precisions_cholesky_from_precisions(self, precisions: Array) -> Array:
+        _check_positive(precisions, shared=False)
+        return np.sqrt(precisions)
+
+    def pooled(self, covariances: Array, weights: Array) -> Array:
+        return np.asarray(weights @ covariances)
+
+    def sample(
+        self, rng: np.random.RandomState, means: Array, covariances: Array, counts: NDArray[np.int_]
+    ) -> Array:
+        # independent coordinates: mean + sigma * standard normal (scikit-learn's draws)
+        n_features = means.shape[1]
+        blocks = [
+            mean + rng.standard_normal(size=(int(count), n_features)) * np.sqrt(variance)
+            for mean, variance, count in zip(means, covariances, counts, strict=True)
+        ]
+        return np.vstack(blocks)
+
+
+class Full(_Matrix):
+    name = "full"
+    mclust = "VVV"
+    description = "each component has its own general covariance matrix"
+
+    def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        return (n_components, n_features, n_features)
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return n_components * n_features * (n_features + 1) // 2
+
+    def mahalanobis(self, Z: Array, prec_chol: Array) -> Array:
+        Y = np.matmul(Z, prec_chol)  # K batched GEMMs (n, D) @ (D, D)
+        return np.einsum("knd,knd->kn", Y, Y)
+
+    def log_det_precision_cholesky(
+        self, prec_chol: Array, n_components: int, n_features: int
+    ) -> Array:
+        return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
+
+    def second_moment(self, A: Array, Z: Array) -> Array:
+        # S_k = sum_n q_kn z_kn z_kn'  as K batched GEMMs (D, n) @ (n, D)
+        return np.matmul(np.swapaxes(A, 1, 2), Z)
+
+    def zero_second_moment(self, n_components: int, n_features: int) -> Array:
+        return np.zeros((n_components, n_features, n_features))
+
+    def covariances(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
+        # sum_n q (x - mu)(x - mu)' = S - N d d'   since x - mu = z - d
+        cov = sxx / nk[:, None, None] - d[:, :, None] * d[:, None, :]
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        n_features = cov.shape[-1]
+        cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
+        return cov
+
+    def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
+        return covariances
+
+    def pooled(self, covariances: Array, weights: Array) -> Array:
+        return np.einsum("k,kij->ij", weights, covariances)
+
+
+class Tied(_Matrix):
+    name = "tied"
+    mclust = "EEE"
+    description = "all components share one general covariance matrix"
+
+    def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        return (n_features, n_features)
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return n_features * (n_features + 1) // 2
+
+    def mahalanobis(self, Z: Array, prec_chol: Array) -> Array:
+        Y = Z @ prec_chol  # one GEMM (K n, D) @ (D, D)
+        return np.einsum("knd,knd->kn", Y, Y)
+
+    def log_det_precision_cholesky(
+        self, prec_chol: Array, n_components: int, n_features: int
+    ) -> Array:
+        return np.full(n_components, np.log(np.diagonal(prec_chol)).sum())
+
+    def second_moment(self, A: Array, Z: Array) -> Array:
+        # sum_k sum_n q_kn z_kn z_kn'  as one GEMM over the stacked (K n, D) blocks
+        n_features = Z.shape[-1]
+        return A.reshape(-1, n_features).T @ Z.reshape(-1, n_features)
+
+    def zero_second_moment(self, n_components: int, n_features: int) -> Array:
+        return np.zeros((n_features, n_features))
+
+    def covariances(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
+        # sum_k sum_n q (x - mu_k)(x - mu_k)' = S - sum_k N_k d_k d_k'
+        cov = (sxx - (nk[:, None] * d).T @ d) / nk.sum()
+        cov = 0.5 * (cov + cov.T)
+        cov.flat[:: cov.shape[0] + 1] += reg_covar
+        return cov
+
+    def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
+        return np.broadcast_to(covariances, (n_components, *covariances.shape))
+
+    def pooled(self, covariances: Array, weights: Array) -> Array:
+        return covariances
+
+    def replace(self, covariances: Array, k: int, value: Array) -> Array:
+        return covariances  # shared by all components: nothing of k's own to replace
+
+
+class Diag(_Scales):
+    name = "diag"
+    mclust = "VVI"
+    description = "each component has its own diagonal covariance matrix"
+
+    def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        return (n_components, n_features)
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return n_components * n_features
+
+    def mahalanobis(self, Z: Array, prec_chol: Array) -> Array:
+        Y = Z * prec_chol[:, None, :]
+        return np.einsum("knd,knd->kn", Y, Y)
+
+    def log_det_precision_cholesky(
+        self, prec_chol: Array, n_components: int, n_features: int
+    ) -> Array:
+        return np.log(prec_chol).sum(axis=1)
+
+    def second_moment(self, A: Array, Z: Array) -> Array:
+        return np.einsum("knd,knd->kd", A, Z)
+
+    def zero_second_moment(self, n_components: int, n_features: int) -> Array:
+        return np.zeros((n_components, n_features))
+
+    def covariances(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
+        return sxx / nk[:, None] - d * d + reg_covar
+
+    def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
+        return covariances[:, :, None] * np.eye(n_features)
+
+
+class Spherical(_Scales):
+    name = "spherical"
+    mclust = "VII"
+    description = "each component has its own single variance"
+
+    def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        return (n_components,)
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return n_components
+
+    def mahalanobis(self, Z: Array, prec_chol: Array) -> Array:
+        return np.einsum("knd,knd->kn", Z, Z) * (prec_chol**2)[:, None]
+
+    def log_det_precision_cholesky(
+        self, prec_chol: Array, n_components: int, n_features: int
+    ) -> Array:
+        return n_features * np.log(prec_chol)
+
+    def second_moment(self, A: Array, Z: Array) -> Array:
+        return np.einsum("knd,knd->k", A, Z)
+
+    def zero_second_moment(self, n_components: int, n_features: int) -> Array:
+        return np.zeros(n_components)
+
+    def covariances(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
+        # the mean of the diagonal variances, as scikit-learn does
+        n_features = d.shape[1]
+        return (sxx / nk - (d * d).sum(axis=1)) / n_features + reg_covar
+
+    def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
+        return covariances[:, None, None] * np.eye(n_features)
+
+
+REGISTRY: dict[str, Covariance] = {cls.name: cls() for cls in (Full, Diag, Tied, Spherical)}
+ALIASES: dict[str, str] = {cov.mclust: name for name, cov in REGISTRY.items()}
+
+
+def get_covariance(name: str) -> Covariance:
+    """The covariance structure called ``name`` (scikit-learn name or mclust alias)."""
+    key = ALIASES.get(name, name)
+    try:
+        return REGISTRY[key]
+    except KeyError:
+        known = ", ".join([*REGISTRY, *ALIASES])
+        raise ValueError(f"unknown covariance type {name!r}; use one of {known}") from None
+
+
+def canonical_name(name: str) -> str:
+    """'VVV' -> 'full', 'full' -> 'full'."""
+    return get_covariance(name).name

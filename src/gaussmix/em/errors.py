@@ -1,0 +1,18 @@
+"""Exceptions and warnings of the EM engine."""
+
+from __future__ import annotations
+
+
+class DegenerateCovarianceError(ValueError):
+    """A covariance is not positive definite even after ``reg_covar`` was added.
+
+    ``component`` is the index of the offending component (None for a tied covariance).
+    """
+
+    def __init__(self, message: str, component: int | None = None) -> None:
+        super().__init__(message)
+        self.component = component
+
+
+class ComponentCollapseWarning(UserWarning):
+    """A component's weight collapsed and it was re-initialised at the worst-explained point."""

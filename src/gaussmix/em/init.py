@@ -1,0 +1,109 @@
+"""Initial parameters, drawn the way scikit-learn draws them.
+
+Each method gives initial responsibilities (hard labels for k-means, k-means++ and
+random_from_data; a random soft matrix for random), from which one M-step gives the
+parameters; user-given weights, means and precisions replace the computed ones. With the same
+``random_state`` the draws match scikit-learn's, so both libraries start from the same point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.cluster import KMeans, kmeans_plusplus
+
+from gaussmix.em.covariance import Covariance
+from gaussmix.em.mstep import estimate, stats_from_resp
+from gaussmix.em.params import Params
+
+Array = NDArray[np.float64]
+
+Data = NDArray[np.floating]
+InitMethod = Callable[[Data, int, np.random.RandomState, "Array | None"], NDArray[np.number]]
+
+
+def _kmeans(X: Data, k: int, rng: np.random.RandomState, w: Array | None) -> NDArray[np.number]:
+    return KMeans(n_clusters=k, n_init=1, random_state=rng).fit(X, sample_weight=w).labels_
+
+
+def _kmeans_plusplus(
+    X: Data, k: int, rng: np.random.RandomState, w: Array | None
+) -> NDArray[np.number]:
+    _, indices = kmeans_plusplus(X, k, random_state=rng, sample_weight=w)
+    return _one_hot_rows(X.shape[0], k, indices)
+
+
+def _random(X: Data, k: int, rng: np.random.RandomState, w: Array | None) -> NDArray[np.number]:
+    resp = rng.uniform(size=(X.shape[0], k))
+    return resp / resp.sum(axis=1)[:, np.newaxis]
+
+
+def _random_from_data(
+    X: Data, k: int, rng: np.random.RandomState, w: Array | None
+) -> NDArray[np.number]:
+    indices = rng.choice(X.shape[0], size=k, replace=False)
+    return _one_hot_rows(X.shape[0], k, indices)
+
+
+def _one_hot_rows(n_rows: int, k: int, indices: NDArray[np.intp]) -> Array:
+    resp = np.zeros((n_rows, k))
+    resp[indices, np.arange(k)] = 1.0
+    return resp
+
+
+INIT_METHODS: dict[str, InitMethod] = {
+    "kmeans": _kmeans,
+    "k-means++": _kmeans_plusplus,
+    "random": _random,
+    "random_from_data": _random_from_data,
+}
+
+
+def initial_params(
+    X: Data,
+    n_components: int,
+    covariance: Covariance,
+    *,
+    method: str,
+    rng: np.random.RandomState,
+    reg_covar: float,
+    sample_weight: Array | None = None,
+    weights_init: Array | None = None,
+    means_init: Array | None = None,
+    precisions_init: Array | None = None,
+) -> Params:
+    """Initial parameters for EM.
+
+    Parameters
+    ----------
+    X : (n, D) data (an array or memmap).
+    n_components : K.  covariance : the covariance structure.
+    method : one of ``INIT_METHODS``.  rng : the random state (consumed as scikit-learn does).
+    reg_covar : added to the diagonal of the initial covariances.
+    sample_weight : (n,) or None.
+    weights_init, means_init, precisions_init : user-given values that replace the computed ones.
+    """
+    if weights_init is not None and means_init is not None and precisions_init is not None:
+        weights, means = weights_init, means_init
+        covariances = None
+    else:
+        resp = INIT_METHODS[method](X, n_components, rng, sample_weight)
+        stats = stats_from_resp(X, resp, covariance, sample_weight, n_components=n_components)
+        weights, means, covariances = estimate(stats, covariance, reg_covar)
+        weights = weights if weights_init is None else weights_init
+        means = means if means_init is None else means_init
+    if precisions_init is None:
+        assert covariances is not None
+        prec_chol = covariance.precisions_cholesky(covariances)
+    else:
+        prec_chol = covariance.precisions_cholesky_from_precisions(precisions_init)
+        covariances = None
+    return Params(
+        weights=np.asarray(weights, dtype=np.float64),
+        means=np.asarray(means, dtype=np.float64),
+        precisions_cholesky=prec_chol,
+        covariance=covariance,
+        stored_covariances=covariances,
+    )

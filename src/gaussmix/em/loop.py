@@ -1,0 +1,115 @@
+"""The EM iteration, independent of where the rows come from.
+
+One iteration is one pass of ``chunk_stats`` over the data source, folded with ``merge``, then the
+pure M-step. The lower bound of iteration t is the mean log-likelihood of the parameters *before*
+its M-step, as in scikit-learn, so ``lower_bounds`` is non-decreasing for exact EM.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import reduce
+
+import numpy as np
+
+from gaussmix.data.sources import DataSource
+from gaussmix.em.errors import ComponentCollapseWarning
+from gaussmix.em.mstep import mstep
+from gaussmix.em.params import Params
+from gaussmix.em.stats import SuffStats, chunk_stats, merge, zeros
+
+# A component whose weight pi_k falls below this has collapsed: it explains no data any more.
+COLLAPSED_WEIGHT = 1e-8
+
+
+@dataclass
+class EMResult:
+    """Outcome of ``run_em``."""
+
+    params: Params
+    lower_bounds: list[float]
+    converged: bool
+    n_iter: int
+    reinitialized: list[tuple[int, int]] = field(default_factory=list)  # (iteration, component)
+
+    @property
+    def lower_bound(self) -> float:
+        return self.lower_bounds[-1] if self.lower_bounds else -np.inf
+
+
+def data_stats(source: DataSource, params: Params) -> SuffStats:
+    """E-step over every block of the source, merged."""
+    parts = (chunk_stats(X, params, w) for X, w in source.chunks())
+    return reduce(merge, parts, zeros(params))
+
+
+def reinitialize(params: Params, component: int, stats: SuffStats) -> Params:
+    """Re-seed a collapsed component at the worst-explained row, with a pooled covariance."""
+    cov = params.covariance
+    covariances = params.covariances
+    value = cov.pooled(covariances, params.weights)
+    covariances = cov.replace(covariances, component, value)
+    means = params.means.copy()
+    means[component] = stats.worst_x
+    weights = params.weights.copy()
+    weights[component] = 1.0 / params.n_components
+    weights /= weights.sum()
+    return Params(weights, means, cov.precisions_cholesky(covariances), cov, covariances)
+
+
+def run_em(
+    source: DataSource,
+    params: Params,
+    *,
+    tol: float,
+    max_iter: int,
+    reg_covar: float,
+    callback: Callable[[int, float], None] | None = None,
+) -> EMResult:
+    """Iterate EM from ``params`` until the lower bound changes by less than ``tol``.
+
+    Parameters
+    ----------
+    source : the rows, in blocks.
+    params : initial parameters.
+    tol : convergence threshold on the change of the mean log-likelihood.
+    max_iter : maximum number of iterations (0 returns ``params`` unchanged).
+    reg_covar : added to the diagonal of every covariance.
+    callback : called as callback(iteration, lower_bound) after every iteration.
+    """
+    history: list[float] = []
+    reinitialized: list[tuple[int, int]] = []
+    lower_bound = -np.inf
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        stats = data_stats(source, params)
+        previous, lower_bound = lower_bound, stats.loglik / stats.n
+        if not np.isfinite(lower_bound):
+            raise ValueError(
+                "the log-likelihood is not finite; the data may hold extreme values: "
+                "try scaling the data or a larger reg_covar"
+            )
+        history.append(lower_bound)
+        params = mstep(stats, params.covariance, reg_covar)
+        collapsed = np.flatnonzero(stats.nk < COLLAPSED_WEIGHT * stats.n)
+        if collapsed.size and np.isfinite(stats.worst_loglik):
+            k = int(collapsed[np.argmin(stats.nk[collapsed])])
+            params = reinitialize(params, k, stats)
+            reinitialized.append((n_iter, k))
+            warnings.warn(
+                f"component {k} collapsed at iteration {n_iter} and was re-initialised at the "
+                "worst-explained point",
+                ComponentCollapseWarning,
+                stacklevel=2,
+            )
+        if callback is not None:
+            callback(n_iter, lower_bound)
+        if abs(lower_bound - previous) < tol and not (
+            reinitialized and reinitialized[-1][0] == n_iter
+        ):
+            converged = True
+            break
+    return EMResult(params, history, converged, n_iter, reinitialized)

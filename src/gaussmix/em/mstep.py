@@ -1,0 +1,162 @@
+"""The M-step: a pure function from merged statistics to new parameters.
+
+It is the stationary point of the surrogate (the expected complete-data log-likelihood with the
+responsibilities q_kn held fixed)
+
+    Q = sum_n sum_k q_kn [log pi_k + 1/2 log det Lambda_k - 1/2 (x_n - mu_k)' Lambda_k (x_n - mu_k)]
+
+with Lambda_k = Sigma_k^{-1}, under sum_k pi_k = 1:
+
+    N_k = sum_n q_kn,   pi_k = N_k / N   (Lagrange multiplier lambda = -N),
+    mu_k = sum_n q_kn x_n / N_k,
+    Sigma_k = sum_n q_kn (x_n - mu_k)(x_n - mu_k)' / N_k   (+ reg_covar I).
+
+``gaussmix derive gmm`` derives these with the calculus engine; its tests check this module
+against that derivation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gaussmix.em.covariance import Covariance, get_covariance
+from gaussmix.em.params import Params
+from gaussmix.em.stats import SuffStats, merge, zeros_at
+
+Array = NDArray[np.float64]
+
+# Added to N_k (as scikit-learn does) so that an empty component divides by a tiny number, not zero.
+_NK_FLOOR = 10.0 * np.finfo(np.float64).eps
+
+
+def estimate(
+    stats: SuffStats, covariance: Covariance, reg_covar: float
+) -> tuple[Array, Array, Array]:
+    """Weights (K,), means (K, D) and covariances (type layout) from merged statistics."""
+    nk = stats.nk + _NK_FLOOR
+    d = stats.sx / nk[:, None]  # mu_k - c_k
+    weights = nk / nk.sum()  # pi_k = N_k / N
+    return weights, stats.shift + d, covariance.covariances(stats.sxx, nk, d, reg_covar)
+
+
+def mstep(stats: SuffStats, covariance: Covariance, reg_covar: float) -> Params:
+    """New parameters from the merged statistics of all rows.
+
+    Parameters
+    ----------
+    stats : statistics of the whole data set, taken about shifts c_k.
+    covariance : the covariance structure.
+    reg_covar : non-negative number added to the diagonal of every covariance.
+    """
+    weights, means, covariances = estimate(stats, covariance, reg_covar)
+    return Params(
+        weights=weights,
+        means=means,
+        precisions_cholesky=covariance.precisions_cholesky(covariances),
+        covariance=covariance,
+        stored_covariances=covariances,
+    )
+
+
+def resp_stats(
+    X: Array, resp: Array, shift: Array, covariance: Covariance, weights: Array | None = None
+) -> SuffStats:
+    """Statistics of rows under *given* responsibilities (initialisation, verification).
+
+    Parameters
+    ----------
+    X : (n, D) rows.  resp : (n, K) responsibilities.  shift : (K, D) shifts c_k.
+    weights : (n,) sample weights or None.
+    """
+    resp_t = np.asarray(resp, dtype=np.float64).T  # (K, n)
+    if weights is not None:
+        resp_t = resp_t * weights
+    if X.shape[0] == 0:
+        return zeros_at(covariance, shift)
+    Z = X[None, :, :] - shift[:, None, :]
+    A = resp_t[:, :, None] * Z
+    return SuffStats(
+        n=float(X.shape[0] if weights is None else np.sum(weights)),
+        loglik=0.0,
+        nk=resp_t.sum(axis=1),
+        sx=A.sum(axis=1),
+        sxx=covariance.second_moment(A, Z),
+        shift=shift,
+        worst_loglik=np.inf,
+        worst_x=np.zeros(shift.shape[1]),
+    )
+
+
+def _resp_block(resp: NDArray[np.number], rows: slice, n_components: int) -> Array:
+    """Rows of the responsibilities; hard labels (n,) become one-hot rows (m, K)."""
+    block = resp[rows]
+    if block.ndim == 1:
+        return np.eye(n_components)[block]
+    return np.asarray(block, dtype=np.float64)
+
+
+def stats_from_resp(
+    X: NDArray[np.floating],
+    resp: NDArray[np.number],
+    covariance: Covariance,
+    weights: Array | None = None,
+    n_components: int | None = None,
+    chunk_size: int = 65536,
+) -> SuffStats:
+    """Merged statistics of all rows under given responsibilities, about their own means.
+
+    Parameters
+    ----------
+    X : (n, D) rows.
+    resp : (n, K) responsibilities, or (n,) integer labels (hard assignments; then pass
+        ``n_components``).
+    covariance : the covariance structure.  weights : (n,) sample weights or None.
+    """
+    K = resp.shape[1] if resp.ndim == 2 else int(n_components or resp.max() + 1)
+    n_rows = X.shape[0]
+    blocks = [slice(s, s + chunk_size) for s in range(0, n_rows, chunk_size)]
+    # shift by the means themselves: one pass for the means, then the scatter about them
+    nk = np.zeros(K)
+    sums = np.zeros((K, X.shape[1]))
+    for rows in blocks:
+        q = _resp_block(resp, rows, K)
+        if weights is not None:
+            q = q * weights[rows, None]
+        nk += q.sum(axis=0)
+        sums += q.T @ np.asarray(X[rows], dtype=np.float64)
+    shift = sums / (nk + _NK_FLOOR)[:, None]
+    total = zeros_at(covariance, shift)
+    for rows in blocks:
+        part_weights = None if weights is None else weights[rows]
+        block = np.asarray(X[rows], dtype=np.float64)
+        q = _resp_block(resp, rows, K)
+        total = merge(total, resp_stats(block, q, shift, covariance, part_weights))
+    return total
+
+
+def mstep_from_resp(
+    X: Array,
+    resp: Array,
+    covariance_type: str,
+    reg_covar: float = 0.0,
+    weights: Array | None = None,
+) -> tuple[Array, Array, Array]:
+    """The M-step for given responsibilities, in scikit-learn's layout.
+
+    Parameters
+    ----------
+    X : (n, D) data.  resp : (n, K) responsibilities q_kn.
+    covariance_type : 'full', 'diag', 'tied', 'spherical' or an mclust alias.
+    reg_covar : added to the diagonal.  weights : (n,) sample weights or None.
+
+    Returns
+    -------
+    weights (K,), means (K, D), covariances (full (K, D, D), diag (K, D), tied (D, D),
+    spherical (K,)).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    resp = np.asarray(resp, dtype=np.float64)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    cov = get_covariance(covariance_type)
+    return estimate(stats_from_resp(X, resp, cov, w), cov, reg_covar)

@@ -1,0 +1,158 @@
+"""Saving and loading fitted models without pickle.
+
+Format (version 1): a NumPy ``.npz`` archive read with ``allow_pickle=False``, holding the float64
+arrays ``weights``, ``means``, ``covariances``, ``precisions_cholesky``, ``lower_bounds`` and a
+string ``metadata``: JSON with ``format`` ("gaussmix-model"), ``format_version`` (1), the
+constructor parameters, the fit summary (converged, n_iter, lower_bound, n_reinitialized), the
+shape of the data it was fitted on and its column names. Writes go to a temporary file in the
+target's folder that is renamed over the target, so an interrupted save never leaves a
+half-written model under the target's name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from gaussmix.mixture import GaussianMixture
+
+FORMAT = "gaussmix-model"
+FORMAT_VERSION = 1
+_ARRAYS = ("weights", "means", "covariances", "precisions_cholesky", "lower_bounds")
+_PARAMS = (
+    "n_components",
+    "covariance_type",
+    "tol",
+    "reg_covar",
+    "max_iter",
+    "n_init",
+    "init_params",
+    "warm_start",
+    "verbose",
+    "verbose_interval",
+    "chunk_size",
+)
+
+
+def _json_random_state(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, np.integer)) else None
+
+
+def save_model(
+    model: GaussianMixture, path: str | Path, *, columns: list[str] | None = None
+) -> Path:
+    """Write a fitted model atomically; returns the path written."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(model)
+    target = Path(path)
+    names = getattr(model, "feature_names_in_", None)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "params": {name: getattr(model, name) for name in _PARAMS}
+        | {"random_state": _json_random_state(model.random_state)},
+        "fit": {
+            "converged": bool(model.converged_),
+            "n_iter": int(model.n_iter_),
+            "lower_bound": float(model.lower_bound_),
+            "n_reinitialized": int(getattr(model, "n_reinitialized_", 0)),
+            "n_samples": int(getattr(model, "n_samples_fit_", 0)),
+            "n_features": int(model.n_features_in_),
+            "feature_names_in": None if names is None else [str(c) for c in names],
+            "columns": columns
+            if columns is not None
+            else (None if names is None else [str(c) for c in names]),
+        },
+    }
+    arrays = {
+        "weights": model.weights_,
+        "means": model.means_,
+        "covariances": model.covariances_,
+        "precisions_cholesky": model.precisions_cholesky_,
+        "lower_bounds": np.asarray(model.lower_bounds_, dtype=np.float64),
+    }
+    handle, tmp = tempfile.mkstemp(
+        dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "wb") as f:
+            payload: dict[str, Any] = {"metadata": np.array(json.dumps(meta)), **arrays}
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_metadata(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The metadata and arrays of a model file; ValueError if it is not one."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such model file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            contents = {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as exc:
+        raise ValueError(
+            f"{path} is not a readable gaussmix model (truncated or not a .npz file: {exc})"
+        ) from None
+    if "metadata" not in contents:
+        raise ValueError(f"{path} is an .npz file but not a gaussmix model (no metadata)")
+    try:
+        meta = json.loads(str(contents.pop("metadata")))
+    except json.JSONDecodeError:
+        raise ValueError(f"{path} has unreadable gaussmix metadata") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a gaussmix model file")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has model format version {meta.get('format_version')}; this gaussmix "
+            f"reads version {FORMAT_VERSION}: upgrade gaussmix"
+        )
+    missing = [name for name in _ARRAYS if name not in contents]
+    if missing:
+        raise ValueError(f"{path} is an incomplete gaussmix model (missing {missing})")
+    return meta, contents
+
+
+def load_model(path: str | Path) -> GaussianMixture:
+    """Read a model written by ``save_model``."""
+    from gaussmix.em import get_covariance
+    from gaussmix.mixture import GaussianMixture
+
+    meta, arrays = read_metadata(path)
+    params = meta["params"]
+    fit = meta["fit"]
+    model = GaussianMixture(**params)
+    cov = get_covariance(model.covariance_type)
+    K, D = int(params["n_components"]), int(fit["n_features"])
+    shape = cov.shape(K, D)
+    if arrays["means"].shape != (K, D) or arrays["covariances"].shape != shape:
+        raise ValueError(f"{path} is a corrupt gaussmix model (array shapes do not match)")
+    model.weights_ = arrays["weights"]
+    model.means_ = arrays["means"]
+    model.covariances_ = arrays["covariances"]
+    model.precisions_cholesky_ = arrays["precisions_cholesky"]
+    model.precisions_ = cov.precisions(model.precisions_cholesky_)
+    model.lower_bounds_ = [float(v) for v in arrays["lower_bounds"]]
+    model.converged_ = bool(fit["converged"])
+    model.n_iter_ = int(fit["n_iter"])
+    model.lower_bound_ = float(fit["lower_bound"])
+    model.n_reinitialized_ = int(fit["n_reinitialized"])
+    model.n_samples_fit_ = int(fit["n_samples"])
+    model.n_features_in_ = D
+    if fit.get("feature_names_in") is not None:
+        model.feature_names_in_ = np.asarray(fit["feature_names_in"], dtype=object)
+    model.columns_ = fit.get("columns")
+    return model

@@ -1,0 +1,377 @@
+"""``GaussianMixture``: a drop-in for ``sklearn.mixture.GaussianMixture`` on the chunked EM engine.
+
+The estimator validates its input, builds a data source, draws initial parameters the way
+scikit-learn does and hands them to ``gaussmix.em.run_em``; it holds no EM arithmetic of its own.
+Beyond scikit-learn it takes ``sample_weight`` in ``fit``, walks the data in blocks of
+``chunk_size`` rows (the N x K responsibility matrix is never formed), records the history of the
+lower bound in ``lower_bounds_``, re-seeds collapsed components, and saves to a pickle-free file.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from gaussmix.data.sources import ArraySource, default_chunk_size
+from gaussmix.em import (
+    ALIASES,
+    INIT_METHODS,
+    REGISTRY,
+    EMResult,
+    Params,
+    get_covariance,
+    initial_params,
+    run_em,
+    weighted_log_prob,
+)
+from gaussmix.validation import check_precisions, check_sample_weight, validate_rows
+
+Array = NDArray[np.float64]
+
+__all__ = ["GaussianMixture"]
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture model fitted by Expectation-Maximization.
+
+    The model is p(x) = sum_k pi_k N(x | mu_k, Sigma_k). Each EM iteration computes the
+    responsibilities q_kn = pi_k N(x_n | mu_k, Sigma_k) / sum_j pi_j N(x_n | mu_j, Sigma_j)
+    (E-step, in log space) and then the stationary point of the surrogate (M-step):
+    N_k = sum_n q_kn, pi_k = N_k / N, mu_k = sum_n q_kn x_n / N_k,
+    Sigma_k = sum_n q_kn (x_n - mu_k)(x_n - mu_k)' / N_k + reg_covar I.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components K.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'} or mclust's
+        {'VVV', 'EEE', 'VVI', 'VII'}, default='full'
+        Covariance structure of the components.
+    tol : float, default=1e-3
+        Convergence threshold on the change of the mean log-likelihood per iteration.
+    reg_covar : float, default=1e-6
+        Non-negative regularisation added to the diagonal of every covariance.
+    max_iter : int, default=100
+        Number of EM iterations per initialisation.
+    n_init : int, default=1
+        Number of initialisations; the one with the best lower bound is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        How initial responsibilities are drawn.
+    weights_init : array of shape (K,), default=None
+    means_init : array of shape (K, D), default=None
+    precisions_init : array, default=None
+        Shape (K,) spherical, (D, D) tied, (K, D) diag, (K, D, D) full.
+    random_state : int, RandomState instance or None, default=None
+    warm_start : bool, default=False
+        Start ``fit`` from the previous solution (and use one initialisation).
+    verbose : int, default=0
+        1 prints the initialisations and convergence, 2 also the lower bound every
+        ``verbose_interval`` iterations (on stderr).
+    verbose_interval : int, default=10
+    chunk_size : int or None, default=None
+        Rows per block of the E-step; None keeps a block's K x rows x D working array near 32 MB.
+
+    Attributes
+    ----------
+    weights_ : (K,) mixing proportions.
+    means_ : (K, D) means.
+    covariances_ : covariances (layout as ``precisions_init``).
+    precisions_ : inverses of the covariances, same layout.
+    precisions_cholesky_ : Cholesky factors P of the precisions, precision = P P'.
+    converged_ : bool, whether the best initialisation converged.
+    n_iter_ : int, iterations of the best initialisation.
+    lower_bound_ : float, mean log-likelihood of the best initialisation's last E-step.
+    lower_bounds_ : list of float, the mean log-likelihood at every iteration of the best
+        initialisation (non-decreasing for exact EM).
+    n_reinitialized_ : int, how many times a collapsed component was re-seeded.
+    n_features_in_ : int.  feature_names_in_ : (D,) when X had string column names.
+    """
+
+    _parameter_constraints: dict[str, list[Any]] = {  # noqa: RUF012  (scikit-learn's protocol)
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions(set(REGISTRY) | set(ALIASES))],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions(set(INIT_METHODS))],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: str = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "kmeans",
+        weights_init: ArrayLike | None = None,
+        means_init: ArrayLike | None = None,
+        precisions_init: ArrayLike | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        verbose_interval: int = 10,
+        chunk_size: int | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.chunk_size = chunk_size
+
+    # ------------------------------------------------------------------ validation
+    def _validate_X(self, X: ArrayLike, *, reset: bool, min_rows: int = 1) -> NDArray[np.floating]:
+        return validate_rows(self, X, reset=reset, ensure_min_samples=min_rows)
+
+    def _validate_inits(self, n_features: int) -> dict[str, Array | None]:
+        K = self.n_components
+        out: dict[str, Array | None] = {"weights": None, "means": None, "precisions": None}
+        if self.weights_init is not None:
+            w = np.asarray(self.weights_init, dtype=np.float64)
+            if w.shape != (K,):
+                raise ValueError(f"weights_init has shape {w.shape}; expected ({K},)")
+            if np.any(w < 0) or np.any(w > 1) or not np.isclose(w.sum(), 1.0, atol=1e-6):
+                raise ValueError("weights_init must lie in [0, 1] and sum to 1; normalise them")
+            out["weights"] = w
+        if self.means_init is not None:
+            m = np.asarray(self.means_init, dtype=np.float64)
+            if m.shape != (K, n_features):
+                raise ValueError(f"means_init has shape {m.shape}; expected ({K}, {n_features})")
+            out["means"] = m
+        if self.precisions_init is not None:
+            cov = get_covariance(self.covariance_type)
+            out["precisions"] = check_precisions(self.precisions_init, cov, K, n_features)
+        return out
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
+    ) -> GaussianMixture:
+        """Estimate the parameters with EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or a ``numpy.memmap``.
+        y : ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; an integer weight counts a row that many times.
+
+        Returns
+        -------
+        self
+        """
+        self.fit_predict(X, y, sample_weight=sample_weight)
+        return self
+
+    def fit_predict(
+        self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
+    ) -> NDArray[np.intp]:
+        """Fit, then return the component of each row (n_samples,)."""
+        self._validate_params()
+        X = self._validate_X(
+            X, reset=not (self.warm_start and hasattr(self, "converged_")), min_rows=2
+        )
+        n_samples, n_features = X.shape
+        if n_samples < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = "
+                f"{self.n_components}, n_samples = {n_samples}; use fewer components"
+            )
+        weights = check_sample_weight(sample_weight, n_samples)
+        inits = self._validate_inits(n_features)
+        covariance = get_covariance(self.covariance_type)
+        chunk = self.chunk_size or default_chunk_size(self.n_components, n_features)
+        source = ArraySource(X, weights, chunk)
+        rng = check_random_state(self.random_state)
+
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        best: EMResult | None = None
+        for init in range(self.n_init if do_init else 1):
+            if do_init:
+                params = initial_params(
+                    X,
+                    self.n_components,
+                    covariance,
+                    method=self.init_params,
+                    rng=rng,
+                    reg_covar=self.reg_covar,
+                    sample_weight=weights,
+                    weights_init=inits["weights"],
+                    means_init=inits["means"],
+                    precisions_init=inits["precisions"],
+                )
+            else:
+                params = self._params()
+            self._report(1, f"Initialization {init}")
+            result = run_em(
+                source,
+                params,
+                tol=self.tol,
+                max_iter=self.max_iter,
+                reg_covar=self.reg_covar,
+                callback=self._progress(time.perf_counter()),
+            )
+            self._report(1, f"Initialization converged: {result.converged}")
+            if best is None or result.lower_bound > best.lower_bound:
+                best = result
+        if best is None:  # pragma: no cover - n_init >= 1 is validated
+            raise RuntimeError("no initialisation ran")
+        if not best.converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self._set_params(best.params)
+        self.converged_ = best.converged
+        self.n_iter_ = best.n_iter
+        self.lower_bound_ = best.lower_bound
+        self.lower_bounds_ = list(best.lower_bounds)
+        self.n_reinitialized_ = len(best.reinitialized)
+        self.n_samples_fit_ = n_samples
+        # a final E-step so that fit_predict(X) agrees with fit(X).predict(X)
+        return self.predict(X)
+
+    def _progress(self, start: float) -> Any:
+        def callback(n_iter: int, lower_bound: float) -> None:
+            if self.verbose >= 2 and n_iter % self.verbose_interval == 0:
+                elapsed = time.perf_counter() - start
+                self._report(
+                    2, f"  Iteration {n_iter}\t time lapse {elapsed:.5f}s\t ll {lower_bound:.5f}"
+                )
+
+        return callback
+
+    def _report(self, level: int, message: str) -> None:
+        if self.verbose >= level:
+            sys.stderr.write(message + "\n")
+
+    # ------------------------------------------------------------------ parameters
+    def _set_params(self, params: Params) -> None:
+        cov = params.covariance
+        self.weights_ = params.weights
+        self.means_ = params.means
+        self.covariances_ = params.covariances
+        self.precisions_cholesky_ = params.precisions_cholesky
+        self.precisions_ = cov.precisions(params.precisions_cholesky)
+
+    def _params(self) -> Params:
+        check_is_fitted(self)
+        return Params(
+            weights=self.weights_,
+            means=self.means_,
+            precisions_cholesky=self.precisions_cholesky_,
+            covariance=get_covariance(self.covariance_type),
+            stored_covariances=self.covariances_,
+        )
+
+    def _n_parameters(self) -> int:
+        """Number of free parameters: covariances, means and K - 1 weights."""
+        return self._params().n_parameters()
+
+    # ------------------------------------------------------------------ inference
+    def _blocks(self, X: NDArray[np.floating]) -> list[slice]:
+        chunk = self.chunk_size or default_chunk_size(self.n_components, X.shape[1])
+        return [slice(s, s + chunk) for s in range(0, X.shape[0], chunk)]
+
+    def _log_prob(self, X: ArrayLike) -> Array:
+        """log pi_k + log N(x | mu_k, Sigma_k), shape (n, K), computed block by block."""
+        check_is_fitted(self)
+        Xv = self._validate_X(X, reset=False)
+        params = self._params()
+        out = np.empty((Xv.shape[0], self.n_components))
+        for rows in self._blocks(Xv):
+            out[rows] = weighted_log_prob(np.asarray(Xv[rows], dtype=np.float64), params)
+        return out
+
+    def score_samples(self, X: ArrayLike) -> Array:
+        """Log-density log p(x_n) of each row, shape (n_samples,)."""
+        return logsumexp(self._log_prob(X), axis=1)
+
+    def score(self, X: ArrayLike, y: object = None) -> float:
+        """Mean log-likelihood of the rows."""
+        return float(self.score_samples(X).mean())
+
+    def predict(self, X: ArrayLike) -> NDArray[np.intp]:
+        """The most probable component of each row, shape (n_samples,)."""
+        return self._log_prob(X).argmax(axis=1)
+
+    def predict_proba(self, X: ArrayLike) -> Array:
+        """Responsibilities q_kn, shape (n_samples, n_components)."""
+        log_prob = self._log_prob(X)
+        return np.exp(log_prob - logsumexp(log_prob, axis=1)[:, None])
+
+    def sample(self, n_samples: int = 1) -> tuple[Array, NDArray[np.intp]]:
+        """Draw rows from the fitted mixture.
+
+        Returns
+        -------
+        X : (n_samples, D) rows, grouped by component.  y : (n_samples,) their components.
+        """
+        params = self._params()
+        if n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples}; it must be >= 1")
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        X = params.covariance.sample(rng, self.means_, self.covariances_, counts)
+        y = np.repeat(np.arange(self.n_components), counts)
+        return X, y
+
+    def bic(self, X: ArrayLike) -> float:
+        """Bayesian information criterion, -2 log L + p log n (lower is better)."""
+        log_density = self.score_samples(X)
+        n = log_density.shape[0]
+        return float(-2 * log_density.sum() + self._n_parameters() * np.log(n))
+
+    def aic(self, X: ArrayLike) -> float:
+        """Akaike information criterion, -2 log L + 2 p (lower is better)."""
+        return float(-2 * self.score_samples(X).sum() + 2 * self._n_parameters())
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, *, columns: list[str] | None = None) -> Path:
+        """Write the fitted model to ``path`` (.npz, no pickle); atomic. See ``gaussmix.io``."""
+        from gaussmix.io import save_model
+
+        return save_model(self, path, columns=columns)
+
+    @classmethod
+    def load(cls, path: str | Path) -> GaussianMixture:
+        """Read a model written by ``save``."""
+        from gaussmix.io import load_model
+
+        return load_model(path)

@@ -1,0 +1,146 @@
+"""Input checks that say what was wrong and what to try, in one line.
+
+scikit-learn's ``validate_data`` does the bulk of the work (types, shapes, feature names); the
+checks here run around it where a more helpful message is possible: 1-D input, non-numeric
+values, NaN/inf (how many, and the first row), sample weights and user-given precisions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+from numpy.typing import ArrayLike, NDArray
+from sklearn.utils.validation import validate_data
+
+from gaussmix.em.covariance import Covariance
+from gaussmix.em.errors import DegenerateCovarianceError
+
+Array = NDArray[np.float64]
+
+_BLOCK = 1 << 16
+
+
+def validate_rows(
+    estimator: Any, X: ArrayLike, *, reset: bool, ensure_min_samples: int = 1
+) -> NDArray[np.floating]:
+    """A 2-D float array of finite values (float64 or float32); memmaps are not copied."""
+    if not scipy.sparse.issparse(X):
+        ndim = getattr(X, "ndim", None)
+        if ndim is None:
+            ndim = np.ndim(np.asarray(X, dtype=object))
+        if ndim == 1:
+            raise ValueError(
+                "Expected 2D array, got 1D array instead; reshape your data with "
+                "X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample"
+            )
+        X = _as_numeric(X)
+    X_valid: NDArray[np.floating] = validate_data(
+        estimator,
+        X,
+        reset=reset,
+        dtype=[np.float64, np.float32],
+        ensure_min_samples=ensure_min_samples,
+        ensure_all_finite=False,
+    )
+    check_finite(X_valid, "X")
+    return X_valid
+
+
+def _as_numeric(X: Any) -> Any:
+    """Reject non-numeric values with a TypeError that quotes the offending conversion."""
+    dtypes = getattr(X, "dtypes", None)  # a DataFrame keeps its column names for validate_data
+    if dtypes is not None:
+        kinds = {np.dtype(d).kind if isinstance(d, np.dtype) else "O" for d in dtypes}
+        if kinds <= set("biuf"):
+            return X
+        values = np.asarray(X)
+    else:
+        values = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    if values.dtype.kind in "biufc":
+        return X
+    try:
+        values.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"X holds non-numeric values ({exc}); pass numbers only, e.g. select numeric columns"
+        ) from None
+    return X
+
+
+def check_finite(X: NDArray[np.floating], name: str) -> None:
+    """ValueError naming how many values are NaN or infinite and the first row holding one."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(X)):
+            return
+    bad_total = 0
+    first = -1
+    for start in range(0, X.shape[0], _BLOCK):
+        block = ~np.isfinite(np.asarray(X[start : start + _BLOCK]))
+        count = int(block.sum())
+        if count and first < 0:
+            rows = block.reshape(block.shape[0], -1).any(axis=1)
+            first = start + int(np.argmax(rows))
+        bad_total += count
+    if bad_total:
+        raise ValueError(
+            f"Input {name} contains {bad_total} NaN or infinite value(s), the first in row "
+            f"{first}; remove or impute them before fitting"
+        )
+
+
+def check_sample_weight(sample_weight: ArrayLike | None, n_samples: int) -> Array | None:
+    """Validated (n_samples,) float64 weights, or None for unit weights."""
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"sample_weight holds non-numeric values ({exc})") from None
+    if w.ndim == 0:
+        w = np.full(n_samples, float(w))
+    if w.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight has shape {w.shape}; expected ({n_samples},), one weight per row"
+        )
+    bad = np.flatnonzero(~np.isfinite(w))
+    if bad.size:
+        raise ValueError(
+            f"sample_weight contains {bad.size} NaN or infinite value(s), the first at row "
+            f"{bad[0]}; weights must be finite"
+        )
+    negative = np.flatnonzero(w < 0)
+    if negative.size:
+        raise ValueError(
+            f"sample_weight has {negative.size} negative value(s), the first at row "
+            f"{negative[0]}; weights must be >= 0"
+        )
+    if not w.sum() > 0:
+        raise ValueError("sample_weight sums to zero; give at least one row a positive weight")
+    return w
+
+
+def check_precisions(
+    precisions: ArrayLike, covariance: Covariance, n_components: int, n_features: int
+) -> Array:
+    """User-given precisions (``precisions_init``): right shape, symmetric, positive definite."""
+    P = np.asarray(precisions, dtype=np.float64)
+    expected = covariance.shape(n_components, n_features)
+    if P.shape != expected:
+        raise ValueError(
+            f"precisions_init has shape {P.shape}; a '{covariance.name}' model with "
+            f"{n_components} components and {n_features} features expects {expected}"
+        )
+    if not np.all(np.isfinite(P)):
+        raise ValueError("precisions_init contains NaN or infinite values")
+    if covariance.matrix_layout and not np.allclose(P, np.swapaxes(P, -1, -2)):
+        raise ValueError(f"'{covariance.name}' precisions_init must be symmetric")
+    try:
+        covariance.precisions_cholesky_from_precisions(P)
+    except DegenerateCovarianceError:
+        raise ValueError(
+            f"'{covariance.name}' precisions_init must be positive definite (positive for "
+            "diag and spherical)"
+        ) from None
+    return P
