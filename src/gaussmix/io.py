@@ -12,13 +12,13 @@ half-written model under the target's name.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from gaussmix.atomic import atomic_write
 
 if TYPE_CHECKING:
     from gaussmix.mixture import GaussianMixture
@@ -46,9 +46,17 @@ def _json_random_state(value: Any) -> int | None:
 
 
 def save_model(
-    model: GaussianMixture, path: str | Path, *, columns: list[str] | None = None
+    model: GaussianMixture,
+    path: str | Path,
+    *,
+    columns: list[str] | None = None,
+    scaling: dict[str, list[float]] | None = None,
 ) -> Path:
-    """Write a fitted model atomically; returns the path written."""
+    """Write a fitted model atomically; returns the path written.
+
+    ``columns`` names the data's columns; ``scaling`` ({"center": [...], "scale": [...]}) records
+    a standardisation applied before fitting, which ``gaussmix predict`` applies again.
+    """
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model)
@@ -63,10 +71,11 @@ def save_model(
             "converged": bool(model.converged_),
             "n_iter": int(model.n_iter_),
             "lower_bound": float(model.lower_bound_),
-            "n_reinitialized": int(getattr(model, "n_reinitialized_", 0)),
+            "reinitialized": [[int(t), int(k)] for t, k in getattr(model, "reinitialized_", [])],
             "n_samples": int(getattr(model, "n_samples_fit_", 0)),
             "n_features": int(model.n_features_in_),
             "feature_names_in": None if names is None else [str(c) for c in names],
+            "scaling": scaling,
             "columns": columns
             if columns is not None
             else (None if names is None else [str(c) for c in names]),
@@ -79,19 +88,9 @@ def save_model(
         "precisions_cholesky": model.precisions_cholesky_,
         "lower_bounds": np.asarray(model.lower_bounds_, dtype=np.float64),
     }
-    handle, tmp = tempfile.mkstemp(
-        dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "wb") as f:
-            payload: dict[str, Any] = {"metadata": np.array(json.dumps(meta)), **arrays}
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    payload: dict[str, Any] = {"metadata": np.array(json.dumps(meta)), **arrays}
+    with atomic_write(target) as f:
+        np.savez(f, **payload)
     return target
 
 
@@ -149,7 +148,8 @@ def load_model(path: str | Path) -> GaussianMixture:
     model.converged_ = bool(fit["converged"])
     model.n_iter_ = int(fit["n_iter"])
     model.lower_bound_ = float(fit["lower_bound"])
-    model.n_reinitialized_ = int(fit["n_reinitialized"])
+    model.reinitialized_ = [(int(t), int(k)) for t, k in fit["reinitialized"]]
+    model.n_reinitialized_ = len(model.reinitialized_)
     model.n_samples_fit_ = int(fit["n_samples"])
     model.n_features_in_ = D
     if fit.get("feature_names_in") is not None:

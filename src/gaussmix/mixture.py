@@ -12,6 +12,9 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -41,7 +44,22 @@ from gaussmix.validation import check_precisions, check_sample_weight, validate_
 
 Array = NDArray[np.float64]
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "iteration_hook"]
+
+_ITERATION_HOOK: ContextVar[Callable[[int, float], None] | None] = ContextVar(
+    "gaussmix_iteration_hook", default=None
+)
+
+
+@contextmanager
+def iteration_hook(hook: Callable[[int, float], None]) -> Iterator[None]:
+    """Within the block, every EM iteration of every fit calls ``hook(iteration, lower_bound)``
+    (the command line draws its progress bars with it)."""
+    token = _ITERATION_HOOK.set(hook)
+    try:
+        yield
+    finally:
+        _ITERATION_HOOK.reset(token)
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -97,6 +115,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     lower_bounds_ : list of float, the mean log-likelihood at every iteration of the best
         initialisation (non-decreasing for exact EM).
     n_reinitialized_ : int, how many times a collapsed component was re-seeded.
+    reinitialized_ : list of (iteration, component), when and which component was re-seeded.
     n_features_in_ : int.  feature_names_in_ : (D,) when X had string column names.
     """
 
@@ -262,13 +281,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.n_iter_ = best.n_iter
         self.lower_bound_ = best.lower_bound
         self.lower_bounds_ = list(best.lower_bounds)
+        self.reinitialized_ = list(best.reinitialized)
         self.n_reinitialized_ = len(best.reinitialized)
         self.n_samples_fit_ = n_samples
         # a final E-step so that fit_predict(X) agrees with fit(X).predict(X)
-        return self.predict(X)
+        return self._log_prob_rows(X).argmax(axis=1)
 
-    def _progress(self, start: float) -> Any:
+    def _progress(self, start: float) -> Callable[[int, float], None]:
+        hook = _ITERATION_HOOK.get()
+
         def callback(n_iter: int, lower_bound: float) -> None:
+            if hook is not None:
+                hook(n_iter, lower_bound)
             if self.verbose >= 2 and n_iter % self.verbose_interval == 0:
                 elapsed = time.perf_counter() - start
                 self._report(
@@ -312,7 +336,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _log_prob(self, X: ArrayLike) -> Array:
         """log pi_k + log N(x | mu_k, Sigma_k), shape (n, K), computed block by block."""
         check_is_fitted(self)
-        Xv = self._validate_X(X, reset=False)
+        return self._log_prob_rows(self._validate_X(X, reset=False))
+
+    def _log_prob_rows(self, Xv: NDArray[np.floating]) -> Array:
         params = self._params()
         out = np.empty((Xv.shape[0], self.n_components))
         for rows in self._blocks(Xv):
@@ -363,11 +389,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return float(-2 * self.score_samples(X).sum() + 2 * self._n_parameters())
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path, *, columns: list[str] | None = None) -> Path:
-        """Write the fitted model to ``path`` (.npz, no pickle); atomic. See ``gaussmix.io``."""
+    def save(
+        self,
+        path: str | Path,
+        *,
+        columns: list[str] | None = None,
+        scaling: dict[str, list[float]] | None = None,
+    ) -> Path:
+        """Write the fitted model to ``path`` (.npz, no pickle), atomically.
+
+        See ``gaussmix.io`` for the format; ``columns`` and ``scaling`` describe the data.
+        """
         from gaussmix.io import save_model
 
-        return save_model(self, path, columns=columns)
+        return save_model(self, path, columns=columns, scaling=scaling)
 
     @classmethod
     def load(cls, path: str | Path) -> GaussianMixture:

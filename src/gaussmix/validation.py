@@ -32,7 +32,7 @@ def validate_rows(
             ndim = np.ndim(np.asarray(X, dtype=object))
         if ndim == 1:
             raise ValueError(
-                "Expected 2D array, got 1D array instead; reshape your data with "
+                "Expected 2D array, got 1D array instead. Reshape your data with "
                 "X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample"
             )
         X = _as_numeric(X)

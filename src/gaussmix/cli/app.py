@@ -11,7 +11,6 @@ import enum
 import sys
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -37,12 +36,12 @@ USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, TypeError
 def fail(message: str) -> typer.Exit:
     """Print ``error: message`` (one line) on stderr and return the Exit to raise."""
     first_line = " ".join(str(message).split())
-    click.echo(f"error: {first_line}", err=True)
+    typer.echo(f"error: {first_line}", err=True)
     return typer.Exit(ExitCode.FAILURE)
 
 
 class _Group(TyperGroup):
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except USER_ERRORS as exc:

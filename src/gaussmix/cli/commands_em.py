@@ -1,0 +1,287 @@
+"""``gaussmix demo``, ``gaussmix fit`` and ``gaussmix predict``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from numpy.typing import NDArray
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+from sklearn.exceptions import ConvergenceWarning
+
+from gaussmix.cli.app import app, stderr_is_terminal
+from gaussmix.data.files import read_table, select_columns, standardize
+from gaussmix.datasets import load_faithful
+from gaussmix.em import canonical_name
+from gaussmix.io import read_metadata
+from gaussmix.mixture import GaussianMixture, iteration_hook
+from gaussmix.plotting import (
+    component_matrices,
+    draw_classification,
+    draw_lower_bounds,
+    fit_figure,
+    save_figure,
+)
+
+COVARIANCE_HELP = "full, diag, tied or spherical (mclust: VVV, VVI, EEE, VII)"
+
+
+def stdout() -> Console:
+    """Results go to stdout; tables keep their width when piped to a file."""
+    width = None if sys.stdout.isatty() else 120
+    return Console(file=sys.stdout, highlight=False, width=width)
+
+
+def stderr() -> Console:
+    return Console(file=sys.stderr, highlight=False)
+
+
+@contextmanager
+def iteration_progress(description: str, total: int) -> Iterator[None]:
+    """A progress bar over EM iterations on stderr, only when stderr is a terminal."""
+    if not stderr_is_terminal():
+        yield
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[ll]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr(), transient=True) as progress:
+        task = progress.add_task(description, total=total, ll="")
+
+        def hook(n_iter: int, lower_bound: float) -> None:
+            progress.update(task, completed=n_iter, ll=f"log-lik/row {lower_bound:.6f}")
+
+        with iteration_hook(hook):
+            yield
+
+
+def components_table(model: GaussianMixture, columns: list[str], title: str) -> RichTable:
+    """One row per component: weight, mean and standard deviation per feature, and for two
+    features their correlation."""
+    table = RichTable(title=title, title_justify="left")
+    table.add_column("k", justify="right")
+    table.add_column("weight", justify="right")
+    for name in columns:
+        table.add_column(f"mean {name}", justify="right")
+    for name in columns:
+        table.add_column(f"sd {name}", justify="right")
+    two = len(columns) == 2
+    if two:
+        table.add_column("corr", justify="right")
+    matrices = component_matrices(model)
+    for k in range(model.n_components):
+        sd = np.sqrt(np.diag(matrices[k]))
+        cells = [str(k), f"{model.weights_[k]:.3f}"]
+        cells += [f"{v:.4g}" for v in model.means_[k]] + [f"{v:.4g}" for v in sd]
+        if two:
+            cells.append(f"{matrices[k][0, 1] / (sd[0] * sd[1]):+.3f}")
+        table.add_row(*cells)
+    return table
+
+
+def summary(model: GaussianMixture, X: NDArray[np.floating]) -> dict[str, Any]:
+    """The fitted parameters and criteria as plain JSON-ready values."""
+    log_lik = float(model.score_samples(X).sum())
+    return {
+        "n_components": model.n_components,
+        "covariance_type": canonical_name(model.covariance_type),
+        "n_samples": int(X.shape[0]),
+        "weights": model.weights_.tolist(),
+        "means": model.means_.tolist(),
+        "covariances": model.covariances_.tolist(),
+        "log_likelihood": log_lik,
+        "lower_bounds": list(model.lower_bounds_),
+        "converged": bool(model.converged_),
+        "n_iter": int(model.n_iter_),
+        "n_parameters": int(model._n_parameters()),
+        "bic": float(model.bic(X)),
+        "aic": float(model.aic(X)),
+    }
+
+
+def _fit_quietly(model: GaussianMixture, X: NDArray[np.floating]) -> list[str]:
+    """Fit, returning the warnings' messages (shown as one line each, not as tracebacks)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(X)
+    return [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
+def shown_iterations(n_iter: int, head: int = 6, rows: int = 14) -> list[int]:
+    """The first few iterations, then evenly spaced ones, always the last (0-based)."""
+    if n_iter <= rows:
+        return list(range(n_iter))
+    tail = np.linspace(head, n_iter - 1, rows - head).round().astype(int)
+    return sorted(set(range(head)) | {int(i) for i in tail})
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the picture.")] = Path(
+        "gaussmix-demo.png"
+    ),
+) -> None:
+    """Fit K=2 and K=3 full-covariance mixtures to the bundled Old Faithful data."""
+    data = load_faithful()
+    console = stdout()
+    console.print(
+        f"Old Faithful: {data.X.shape[0]} eruptions, columns {', '.join(data.columns)}. "
+        "EM with full covariances, K = 2 and 3."
+    )
+    models: dict[int, GaussianMixture] = {}
+    for K in (2, 3):
+        model = GaussianMixture(K, covariance_type="full", tol=1e-8, max_iter=500, random_state=0)
+        with iteration_progress(f"K={K}", model.max_iter):
+            messages = _fit_quietly(model, data.X)
+        for message in messages:
+            stderr().print(f"warning: {message}")
+        models[K] = model
+        n = data.X.shape[0]
+        console.print()
+        console.print(
+            components_table(
+                model,
+                data.columns,
+                f"K={K}: log-likelihood {model.score(data.X) * n:.2f}, BIC {model.bic(data.X):.2f}"
+                f" ({model.n_iter_} iterations, converged: {model.converged_})",
+            )
+        )
+    history = RichTable(title="mean log-likelihood per iteration", title_justify="left")
+    history.add_column("iteration", justify="right")
+    for K in models:
+        history.add_column(f"K={K}", justify="right")
+    longest = max(len(m.lower_bounds_) for m in models.values())
+    last = {len(m.lower_bounds_) - 1 for m in models.values()}
+    for it in sorted(set(shown_iterations(longest)) | last):
+        row = [str(it + 1)]
+        for model in models.values():
+            row.append(f"{model.lower_bounds_[it]:.6f}" if it < len(model.lower_bounds_) else "")
+        history.add_row(*row)
+    console.print()
+    console.print(history)
+
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(16, 5), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, (K, model) in zip(axes[:2], models.items(), strict=True):
+        draw_classification(
+            ax, data.X, model, data.columns, title=f"Old Faithful, K={K} full covariances"
+        )
+    draw_lower_bounds(axes[2], {f"K={K}": m.lower_bounds_ for K, m in models.items()})
+    save_figure(fig, out)
+    console.print(f"\nwrote {out}")
+
+
+def _load_data(
+    path: Path, columns: str | None, scale: bool
+) -> tuple[NDArray[np.floating], list[str], dict[str, list[float]] | None]:
+    names = [c.strip() for c in columns.split(",")] if columns else None
+    table = read_table(path, names)
+    X = table.X
+    scaling = None
+    if scale:
+        X, center, spread = standardize(X)
+        scaling = {"center": center.tolist(), "scale": spread.tolist()}
+    return X, table.columns, scaling
+
+
+@app.command()
+def fit(
+    file: Annotated[
+        Path, typer.Argument(help="Data: .csv/.tsv (header detected), .npy, .parquet.")
+    ],
+    k: Annotated[int, typer.Option("-k", "--components", min=1, help="Number of components.")],
+    covariance: Annotated[str, typer.Option("--covariance", "-c", help=COVARIANCE_HELP)] = "full",
+    n_init: Annotated[int, typer.Option("--n-init", min=1, help="Initialisations.")] = 1,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    max_iter: Annotated[int, typer.Option("--max-iter", min=0)] = 100,
+    tol: Annotated[float, typer.Option("--tol", min=0.0)] = 1e-3,
+    reg_covar: Annotated[float, typer.Option("--reg-covar", min=0.0)] = 1e-6,
+    columns: Annotated[str | None, typer.Option("--columns", help="Comma-separated names.")] = None,
+    scale: Annotated[bool, typer.Option("--scale", help="Standardise columns first.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Save the model (.npz).")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG picture.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
+) -> None:
+    """Fit a Gaussian mixture to a data file."""
+    covariance_type = canonical_name(covariance)
+    X, names, scaling = _load_data(file, columns, scale)
+    model = GaussianMixture(
+        k,
+        covariance_type=covariance_type,
+        n_init=n_init,
+        random_state=seed,
+        max_iter=max_iter,
+        tol=tol,
+        reg_covar=reg_covar,
+    )
+    with iteration_progress(f"fitting K={k}", max_iter):
+        messages = _fit_quietly(model, X)
+    for message in messages:
+        stderr().print(f"warning: {message}")
+    result = summary(model, X) | {"columns": names, "scaling": scaling}
+    if out is not None:
+        model.save(out, columns=names, scaling=scaling)
+    if plot is not None:
+        save_figure(fit_figure(np.asarray(X), model, names), plot)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    console = stdout()
+    console.print(
+        components_table(
+            model,
+            names,
+            f"{k} components ({result['covariance_type']}), {X.shape[0]} rows: log-likelihood "
+            f"{result['log_likelihood']:.3f}, BIC {result['bic']:.3f}, AIC {result['aic']:.3f}",
+        )
+    )
+    console.print(f"{model.n_iter_} iterations, converged: {model.converged_}")
+    for path in (out, plot):
+        if path is not None:
+            console.print(f"wrote {path}")
+
+
+@app.command()
+def predict(
+    model_path: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="A model saved by fit --out.")
+    ],
+    file: Annotated[Path, typer.Argument(help="Data with the model's columns.")],
+    proba: Annotated[
+        bool, typer.Option("--proba", help="Print probabilities per component.")
+    ] = False,
+) -> None:
+    """Write each row's component (or probabilities) as CSV to stdout."""
+    model = GaussianMixture.load(model_path)
+    meta, _ = read_metadata(model_path)
+    fitted_columns = meta["fit"].get("columns")
+    table = read_table(file)
+    if fitted_columns and set(fitted_columns) <= set(table.columns):
+        table = select_columns(table, fitted_columns)
+    X = table.X
+    scaling = meta["fit"].get("scaling")
+    if scaling:
+        X = (np.asarray(X, dtype=np.float64) - scaling["center"]) / scaling["scale"]
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    if proba:
+        writer.writerow([f"p{k}" for k in range(model.n_components)])
+        for row in model.predict_proba(X):
+            writer.writerow([f"{p:.6g}" for p in row])
+    else:
+        writer.writerow(["component"])
+        writer.writerows([int(label)] for label in model.predict(X))

@@ -1,0 +1,15 @@
+"""Entry point of the ``gaussmix`` command: imports every command module, then runs the app."""
+
+from __future__ import annotations
+
+from gaussmix.cli import commands_em  # noqa: F401  (demo, fit, predict)
+from gaussmix.cli.app import app
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    run()

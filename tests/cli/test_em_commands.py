@@ -1,0 +1,117 @@
+"""gaussmix demo / fit / predict, in-process: outputs, files and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gaussmix import GaussianMixture
+from gaussmix.datasets import load_faithful
+from tests.conftest import mixture_data
+
+
+@pytest.fixture
+def faithful_csv(tmp_path: Path) -> Path:
+    data = load_faithful()
+    path = tmp_path / "faithful.csv"
+    np.savetxt(path, data.X, delimiter=",", header=",".join(data.columns), comments="")
+    return path
+
+
+def test_demo_prints_tables_and_writes_the_picture(gaussmix_cli, tmp_path: Path) -> None:
+    out = tmp_path / "demo.png"
+    result = gaussmix_cli("demo", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "K=2: log-likelihood -1130.26" in result.stdout
+    assert "K=3: log-likelihood" in result.stdout
+    assert "mean log-likelihood per iteration" in result.stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fit_csv_table_and_json(gaussmix_cli, faithful_csv: Path) -> None:
+    result = gaussmix_cli("fit", faithful_csv, "-k", 2, "--seed", 0)
+    assert result.exit_code == 0, result.output
+    assert "mean eruptions" in result.stdout and "BIC" in result.stdout
+    as_json = gaussmix_cli("fit", faithful_csv, "-k", 2, "--seed", 0, "--json")
+    fitted = json.loads(as_json.stdout)
+    reference = GaussianMixture(2, random_state=0).fit(load_faithful().X)
+    np.testing.assert_allclose(fitted["means"], reference.means_)
+    assert fitted["columns"] == ["eruptions", "waiting"]
+    assert fitted["lower_bounds"] == pytest.approx(reference.lower_bounds_)
+    assert fitted["log_likelihood"] == pytest.approx(reference.score(load_faithful().X) * 272)
+
+
+def test_fit_npy_with_mclust_name_and_save_then_predict(gaussmix_cli, tmp_path: Path) -> None:
+    X = mixture_data(0, n=120, n_features=3)
+    data = tmp_path / "x.npy"
+    np.save(data, X)
+    model = tmp_path / "m.npz"
+    plot = tmp_path / "m.png"
+    result = gaussmix_cli(
+        "fit", data, "-k", 3, "--covariance", "VVI", "--seed", 1, "--out", model, "--plot", plot
+    )
+    assert result.exit_code == 0, result.output
+    assert model.exists() and plot.exists()
+    labels = gaussmix_cli("predict", model, data)
+    assert labels.exit_code == 0, labels.output
+    lines = labels.stdout.strip().splitlines()
+    assert lines[0] == "component" and len(lines) == 121
+    expected = GaussianMixture(3, covariance_type="diag", random_state=1).fit(X).predict(X)
+    np.testing.assert_array_equal([int(v) for v in lines[1:]], expected)
+    proba = gaussmix_cli("predict", model, data, "--proba")
+    rows = np.loadtxt(proba.stdout.splitlines()[1:], delimiter=",")
+    np.testing.assert_allclose(rows.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_scaled_fit_predicts_on_raw_data(gaussmix_cli, faithful_csv: Path, tmp_path: Path) -> None:
+    model = tmp_path / "m.npz"
+    assert gaussmix_cli("fit", faithful_csv, "-k", 2, "--scale", "--out", model).exit_code == 0
+    labels = gaussmix_cli("predict", model, faithful_csv).stdout.splitlines()[1:]
+    sizes = sorted(np.bincount([int(v) for v in labels]))
+    assert sizes == [97, 175]  # the two eruption types
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("fit", "missing.csv", "-k", "2"), "no such file: missing.csv"),
+        (("fit", "{csv}", "-k", "2", "--covariance", "VEV"), "unknown covariance type 'VEV'"),
+        (("fit", "{csv}", "-k", "2", "--columns", "speed"), "no column named 'speed'"),
+        (("fit", "{csv}", "-k", "500"), "n_samples >= n_components"),
+        (("predict", "{csv}", "{csv}"), "not a readable gaussmix model"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_1(
+    gaussmix_cli, faithful_csv: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = gaussmix_cli(*(a.format(csv=faithful_csv) for a in args))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+def test_nan_in_file_is_reported_with_its_row(gaussmix_cli, tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("a,b\n1,2\n3,nan\n5,6\n7,8\n")
+    result = gaussmix_cli("fit", path, "-k", 1)
+    assert result.exit_code == 1
+    assert "1 NaN or infinite value(s), the first in row 1" in result.stderr
+
+
+def test_non_numeric_file(gaussmix_cli, tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("a,b\n1,2\n3,x\n")
+    result = gaussmix_cli("fit", path, "-k", 1)
+    assert result.exit_code == 1
+    assert "must be a number" in result.stderr
+
+
+def test_usage_errors_exit_2(gaussmix_cli, faithful_csv: Path) -> None:
+    assert gaussmix_cli("fit", faithful_csv, "-k", 0).exit_code == 2
+    assert gaussmix_cli("fit", faithful_csv).exit_code == 2
+    assert gaussmix_cli("frobnicate").exit_code == 2

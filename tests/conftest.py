@@ -1,0 +1,36 @@
+"""Shared fixtures and hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=40
+)
+settings.register_profile("thorough", deadline=None, max_examples=400)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
+
+
+@pytest.fixture(scope="session")
+def faithful() -> np.ndarray:
+    from gaussmix.datasets import load_faithful
+
+    return np.asarray(load_faithful().X)
+
+
+def mixture_data(
+    seed: int, n: int = 600, n_features: int = 3, n_components: int = 3, spread: float = 4.0
+) -> np.ndarray:
+    """Rows from a random Gaussian mixture with well separated means."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=spread, size=(n_components, n_features))
+    labels = rng.integers(n_components, size=n)
+    factors = rng.normal(size=(n_components, n_features, n_features)) * 0.5 + np.eye(n_features)
+    noise = rng.normal(size=(n, n_features))
+    return means[labels] + np.einsum("nd,nde->ne", noise, factors[labels])

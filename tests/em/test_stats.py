@@ -1,0 +1,156 @@
+"""The kernel: merge law, identity, chunk-size invariance, and no cancellation far from 0."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
+
+from gaussmix import GaussianMixture
+from gaussmix.em import REGISTRY, Params, SuffStats, chunk_stats, get_covariance, merge, zeros
+from tests.conftest import COVARIANCE_TYPES, mixture_data
+
+
+def random_params(rng: np.random.Generator, K: int, D: int, covariance_type: str) -> Params:
+    """Valid parameters of the given structure: positive weights, SPD covariances."""
+    cov = get_covariance(covariance_type)
+    weights = rng.dirichlet(np.ones(K))
+    means = rng.normal(size=(K, D))
+    A = rng.normal(size=(K, D, D))
+    full = A @ A.transpose(0, 2, 1) + D * np.eye(D)
+    by_type = {
+        "full": full,
+        "tied": full[0],
+        "diag": np.einsum("kii->ki", full),
+        "spherical": np.einsum("kii->k", full) / D,
+    }
+    covariances = by_type[cov.name]
+    return Params(weights, means, cov.precisions_cholesky(covariances), cov, covariances)
+
+
+def assert_stats_equal(a: SuffStats, b: SuffStats) -> None:
+    for field in ("n", "loglik", "nk", "sx", "sxx"):
+        np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=1e-10, atol=1e-10)
+    assert a.worst_loglik == b.worst_loglik
+    np.testing.assert_array_equal(a.worst_x, b.worst_x)
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 60),
+    D=st.integers(1, 4),
+    K=st.integers(1, 3),
+    covariance_type=st.sampled_from(COVARIANCE_TYPES),
+    split=st.floats(0, 1),
+    weighted=st.booleans(),
+)
+def test_merge_law(
+    seed: int, n: int, D: int, K: int, covariance_type: str, split: float, weighted: bool
+) -> None:
+    """stats(X) == merge(stats(X[:k]), stats(X[k:])) for any k, with or without weights."""
+    rng = np.random.default_rng(seed)
+    params = random_params(rng, K, D, covariance_type)
+    X = rng.normal(scale=3, size=(n, D))
+    w = rng.integers(0, 4, size=n).astype(float) if weighted else None
+    k = round(split * n)
+    whole = chunk_stats(X, params, w)
+    left = chunk_stats(X[:k], params, None if w is None else w[:k])
+    right = chunk_stats(X[k:], params, None if w is None else w[k:])
+    merged = merge(left, right)
+    for field in ("n", "loglik", "nk", "sx", "sxx"):
+        np.testing.assert_allclose(
+            getattr(merged, field), getattr(whole, field), rtol=1e-10, atol=1e-10
+        )
+    assert merged.worst_loglik == whole.worst_loglik
+
+
+@given(seed=st.integers(0, 2**32 - 1), covariance_type=st.sampled_from(COVARIANCE_TYPES))
+def test_zeros_is_the_identity_and_merge_is_associative(seed: int, covariance_type: str) -> None:
+    rng = np.random.default_rng(seed)
+    params = random_params(rng, 3, 2, covariance_type)
+    a, b, c = (chunk_stats(rng.normal(size=(m, 2)), params) for m in (5, 1, 9))
+    assert_stats_equal(merge(zeros(params), a), a)
+    assert_stats_equal(merge(a, zeros(params)), a)
+    assert_stats_equal(merge(merge(a, b), c), merge(a, merge(b, c)))
+
+
+def test_merge_refuses_statistics_of_different_parameters() -> None:
+    rng = np.random.default_rng(0)
+    p, q = random_params(rng, 2, 2, "full"), random_params(rng, 2, 2, "full")
+    X = rng.normal(size=(4, 2))
+    with pytest.raises(ValueError, match="different parameters"):
+        merge(chunk_stats(X, p), chunk_stats(X, q))
+
+
+def test_responsibilities_sum_to_one_per_row() -> None:
+    rng = np.random.default_rng(1)
+    params = random_params(rng, 4, 3, "full")
+    X = rng.normal(size=(50, 3))
+    stats = chunk_stats(X, params)
+    assert stats.nk.sum() == pytest.approx(50.0, rel=1e-12)
+    assert stats.n == 50
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_chunk_size_does_not_change_the_fit(covariance_type: str) -> None:
+    X = mixture_data(3, n=400)
+    fits = [
+        GaussianMixture(3, covariance_type=covariance_type, random_state=0, chunk_size=c).fit(X)
+        for c in (None, 1, 37)
+    ]
+    for other in fits[1:]:
+        np.testing.assert_allclose(other.means_, fits[0].means_, rtol=1e-10)
+        np.testing.assert_allclose(other.covariances_, fits[0].covariances_, rtol=1e-9)
+        assert other.n_iter_ == fits[0].n_iter_
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dataset", ["faithful", "synthetic"])
+def test_offset_by_a_million_gives_the_same_covariances(
+    covariance_type: str, dataset: str, faithful: np.ndarray
+) -> None:
+    """Statistics about the current means: no E[xx'] - mu mu' cancellation at 1e6."""
+    X = faithful if dataset == "faithful" else mixture_data(5, n=500, n_features=3)
+    offset = 1e6
+    start = GaussianMixture(3, covariance_type=covariance_type, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start.fit(X)
+        kwargs = dict(
+            covariance_type=covariance_type,
+            tol=0.0,
+            max_iter=30,
+            weights_init=start.weights_,
+            precisions_init=start.precisions_,
+        )
+        plain = GaussianMixture(3, means_init=start.means_, **kwargs).fit(X)
+        shifted = GaussianMixture(3, means_init=start.means_ + offset, **kwargs).fit(X + offset)
+    scale = np.abs(plain.covariances_).max()
+    np.testing.assert_allclose(
+        shifted.covariances_, plain.covariances_, rtol=1e-6, atol=1e-6 * scale
+    )
+    np.testing.assert_allclose(shifted.means_ - offset, plain.means_, atol=1e-6)
+    np.testing.assert_allclose(shifted.weights_, plain.weights_, rtol=1e-6)
+
+
+def test_registry_and_mclust_aliases() -> None:
+    assert set(REGISTRY) == set(COVARIANCE_TYPES)
+    for alias, name in {"VVV": "full", "VVI": "diag", "EEE": "tied", "VII": "spherical"}.items():
+        assert get_covariance(alias) is REGISTRY[name]
+    with pytest.raises(ValueError, match="unknown covariance type 'VEV'"):
+        get_covariance("VEV")
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_covariance_precision_round_trip(covariance_type: str) -> None:
+    rng = np.random.default_rng(2)
+    params = random_params(rng, 3, 4, covariance_type)
+    cov = params.covariance
+    recovered = cov.covariances_from_precisions_cholesky(params.precisions_cholesky)
+    np.testing.assert_allclose(recovered, params.stored_covariances, rtol=1e-10)
+    again = cov.precisions_cholesky_from_precisions(cov.precisions(params.precisions_cholesky))
+    np.testing.assert_allclose(cov.precisions(again), cov.precisions(params.precisions_cholesky))
