@@ -158,3 +158,15 @@ def test_float32_input_is_accepted() -> None:
     a = GaussianMixture(3, random_state=0).fit(X.astype(np.float32))
     assert a.means_.dtype == np.float64
     assert np.isfinite(a.lower_bound_)
+
+
+def test_log_likelihood_is_that_of_the_final_parameters() -> None:
+    X = mixture_data(9, n=250)
+    w = np.random.default_rng(0).integers(1, 3, size=len(X)).astype(float)
+    model = GaussianMixture(3, random_state=0).fit(X, sample_weight=w)
+    assert model.log_likelihood_ == pytest.approx(w @ model.score_samples(X), rel=1e-12)
+    unweighted = GaussianMixture(3, random_state=0).fit(X)
+    assert unweighted.log_likelihood_ == pytest.approx(unweighted.score(X) * len(X), rel=1e-12)
+    assert unweighted.bic(X) == pytest.approx(
+        -2 * unweighted.log_likelihood_ + unweighted._n_parameters() * np.log(len(X))
+    )

@@ -15,7 +15,7 @@ def expected_failed_checks(estimator: GaussianMixture) -> dict[str, str]:
         "check_sample_weight_equivalence_on_dense_data": (
             "the check shuffles the weighted rows; the k-means initialisation draws rows by "
             "position, so it starts elsewhere. Weighted EM itself equals EM on repeated rows "
-            "from the same start (tests/test_weights.py)."
+            "from the same start (tests/test_em_properties.py)."
         ),
     }
 

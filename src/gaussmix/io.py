@@ -71,6 +71,7 @@ def save_model(
             "converged": bool(model.converged_),
             "n_iter": int(model.n_iter_),
             "lower_bound": float(model.lower_bound_),
+            "log_likelihood": float(model.log_likelihood_),
             "reinitialized": [[int(t), int(k)] for t, k in getattr(model, "reinitialized_", [])],
             "n_samples": int(getattr(model, "n_samples_fit_", 0)),
             "n_features": int(model.n_features_in_),
@@ -148,6 +149,7 @@ def load_model(path: str | Path) -> GaussianMixture:
     model.converged_ = bool(fit["converged"])
     model.n_iter_ = int(fit["n_iter"])
     model.lower_bound_ = float(fit["lower_bound"])
+    model.log_likelihood_ = float(fit["log_likelihood"])
     model.reinitialized_ = [(int(t), int(k)) for t, k in fit["reinitialized"]]
     model.n_reinitialized_ = len(model.reinitialized_)
     model.n_samples_fit_ = int(fit["n_samples"])

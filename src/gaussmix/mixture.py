@@ -62,6 +62,26 @@ def iteration_hook(hook: Callable[[int, float], None]) -> Iterator[None]:
         _ITERATION_HOOK.reset(token)
 
 
+# Per-block reductions of the (m, K) matrix of log pi_k + log N(x_n | mu_k, Sigma_k).
+_BlockReduce = Callable[[Array], Any]
+
+
+def _log_density(log_prob: Array) -> Array:
+    return logsumexp(log_prob, axis=1)
+
+
+def _label(log_prob: Array) -> NDArray[np.intp]:
+    return log_prob.argmax(axis=1)
+
+
+def _responsibilities(log_prob: Array) -> Array:
+    return np.exp(log_prob - logsumexp(log_prob, axis=1, keepdims=True))
+
+
+def _label_and_log_density(log_prob: Array) -> tuple[NDArray[np.intp], Array]:
+    return _label(log_prob), _log_density(log_prob)
+
+
 class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture model fitted by Expectation-Maximization.
 
@@ -116,6 +136,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         initialisation (non-decreasing for exact EM).
     n_reinitialized_ : int, how many times a collapsed component was re-seeded.
     reinitialized_ : list of (iteration, component), when and which component was re-seeded.
+    log_likelihood_ : float, total (weighted) log-likelihood of the training rows under the
+        final parameters (what BIC and AIC are computed from).
+    n_samples_fit_ : int, rows of the training data.
     n_features_in_ : int.  feature_names_in_ : (D,) when X had string column names.
     """
 
@@ -284,8 +307,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.reinitialized_ = list(best.reinitialized)
         self.n_reinitialized_ = len(best.reinitialized)
         self.n_samples_fit_ = n_samples
-        # a final E-step so that fit_predict(X) agrees with fit(X).predict(X)
-        return self._log_prob_rows(X).argmax(axis=1)
+        # a final E-step so that fit_predict(X) agrees with fit(X).predict(X); it also gives
+        # the log-likelihood of the final parameters (for BIC without the data, e.g. `info`)
+        labels, log_density = self._per_row(X, _label_and_log_density)
+        self.log_likelihood_ = float(
+            log_density.sum() if weights is None else weights @ log_density
+        )
+        return labels
 
     def _progress(self, start: float) -> Callable[[int, float], None]:
         hook = _ITERATION_HOOK.get()
@@ -333,21 +361,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         chunk = self.chunk_size or default_chunk_size(self.n_components, X.shape[1])
         return [slice(s, s + chunk) for s in range(0, X.shape[0], chunk)]
 
-    def _log_prob(self, X: ArrayLike) -> Array:
-        """log pi_k + log N(x | mu_k, Sigma_k), shape (n, K), computed block by block."""
-        check_is_fitted(self)
-        return self._log_prob_rows(self._validate_X(X, reset=False))
-
-    def _log_prob_rows(self, Xv: NDArray[np.floating]) -> Array:
+    def _per_row(self, Xv: NDArray[np.floating], reduce: _BlockReduce) -> Any:
+        """Apply ``reduce`` to the (m, K) weighted log-probabilities of each block of rows and
+        concatenate its per-row outputs; only one block's log-probabilities exist at a time."""
         params = self._params()
-        out = np.empty((Xv.shape[0], self.n_components))
-        for rows in self._blocks(Xv):
-            out[rows] = weighted_log_prob(np.asarray(Xv[rows], dtype=np.float64), params)
-        return out
+        parts = [
+            reduce(weighted_log_prob(np.asarray(Xv[rows], dtype=np.float64), params))
+            for rows in self._blocks(Xv)
+        ]
+        if isinstance(parts[0], tuple):
+            return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+        return np.concatenate(parts)
+
+    def _rows(self, X: ArrayLike) -> NDArray[np.floating]:
+        check_is_fitted(self)
+        return self._validate_X(X, reset=False)
 
     def score_samples(self, X: ArrayLike) -> Array:
         """Log-density log p(x_n) of each row, shape (n_samples,)."""
-        return logsumexp(self._log_prob(X), axis=1)
+        result: Array = self._per_row(self._rows(X), _log_density)
+        return result
 
     def score(self, X: ArrayLike, y: object = None) -> float:
         """Mean log-likelihood of the rows."""
@@ -355,12 +388,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def predict(self, X: ArrayLike) -> NDArray[np.intp]:
         """The most probable component of each row, shape (n_samples,)."""
-        return self._log_prob(X).argmax(axis=1)
+        result: NDArray[np.intp] = self._per_row(self._rows(X), _label)
+        return result
 
     def predict_proba(self, X: ArrayLike) -> Array:
         """Responsibilities q_kn, shape (n_samples, n_components)."""
-        log_prob = self._log_prob(X)
-        return np.exp(log_prob - logsumexp(log_prob, axis=1)[:, None])
+        result: Array = self._per_row(self._rows(X), _responsibilities)
+        return result
 
     def sample(self, n_samples: int = 1) -> tuple[Array, NDArray[np.intp]]:
         """Draw rows from the fitted mixture.
