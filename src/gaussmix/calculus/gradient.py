@@ -1,0 +1,380 @@
+"""The public face of the engine: ``grad`` and the result it returns.
+
+``grad("x'*A*x", wrt="A")`` parses the expression, derives the gradient step by step
+(:mod:`~gaussmix.calculus.derivative`) and wraps it in a :class:`Gradient`, which prints as the
+gradient, renders as LaTeX in Jupyter, evaluates numerically, checks itself against finite
+differences and judges a claimed gradient. Conventions: the gradient has the shape of the
+variable (denominator layout), and for a variable declared ``symmetric`` it is the symmetric
+gradient (G + G')/2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gaussmix.calculus.derivative import Derivation, differentiate
+from gaussmix.calculus.errors import CalculusError
+from gaussmix.calculus.expr import Expr, Kind, Op
+from gaussmix.calculus.numeric import (
+    directional_error,
+    evaluate,
+    iter_points,
+)
+from gaussmix.calculus.parse import as_kind, parse, parse_kinds
+from gaussmix.calculus.printing import to_latex, to_text
+from gaussmix.calculus.rewrite import Step
+
+__all__ = ["CHECK_TOLERANCE", "Agreement", "Gradient", "convention", "grad"]
+
+CHECK_TOLERANCE = 1e-6
+"""A relative finite-difference error below this counts as a passed check."""
+
+AGREE_TOLERANCE = 1e-8
+"""A claimed gradient agrees when it is within this relative distance at every test point."""
+
+TypesArg = Mapping[str, "str | Kind"] | str | None
+
+
+def convention(wrt: Expr) -> str:
+    """The convention the gradient follows, in one sentence."""
+    name = wrt.full_name
+    if wrt.is_scalar:
+        return f"the derivative with respect to the scalar {name}"
+    text = f"the gradient has the shape of {name} (denominator layout)"
+    if wrt.kind is not None and wrt.kind.is_symmetric:
+        text += (
+            f"; {name} is symmetric, so this is the symmetric gradient (G + G')/2, "
+            "not the Matrix Cookbook's G + G' - G.*eye"
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The verdict on a claimed gradient; true when the claim agrees.
+
+    Attributes
+    ----------
+    agrees : bool
+    claim : str
+        The claim, as parsed and printed.
+    error : float
+        Largest relative distance between the claim and the gradient over the test points.
+    counterexample : dict or None
+        Values of the variables at which the claim is wrong (None when it agrees).
+    claimed, expected : ndarray or float or None
+        The claim's and the gradient's values at the counterexample.
+    reason : str
+        One line explaining the verdict.
+    """
+
+    agrees: bool
+    claim: str
+    error: float
+    reason: str
+    counterexample: dict[str, Any] | None = field(default=None, repr=False)
+    claimed: Any = field(default=None, repr=False)
+    expected: Any = field(default=None, repr=False)
+
+    def __bool__(self) -> bool:
+        return self.agrees
+
+
+class Gradient:
+    """The gradient of a scalar expression, with its derivation.
+
+    Attributes
+    ----------
+    expr : Expr
+        The function f.
+    wrt : Expr
+        The variable.
+    gradient : Expr
+        The gradient, of the shape of the variable.
+    steps : list of Step
+        The derivation; each step has ``.rule``, ``.before``, ``.after``, ``.text``, ``.latex``.
+    differential : Expr
+        df in canonical form.
+    """
+
+    def __init__(self, derivation: Derivation, types: Mapping[str, Kind], indices: str = ""):
+        self._derivation = derivation
+        self._types = dict(types)
+        self._indices = indices
+        self.expr = derivation.expr
+        self.wrt = derivation.wrt
+        self.gradient = derivation.gradient
+        self.differential = derivation.differential
+        self.steps: list[Step] = list(derivation.steps)
+
+    # -- printing ------------------------------------------------------------------------------
+    def __str__(self) -> str:
+        return to_text(self.gradient)
+
+    def __repr__(self) -> str:
+        return f"Gradient(d/d{self.wrt.full_name} {to_text(self.expr)} = {self})"
+
+    @property
+    def latex(self) -> str:
+        """The gradient in LaTeX (no dollars)."""
+        return to_latex(self.gradient)
+
+    @property
+    def convention(self) -> str:
+        """The convention the gradient follows."""
+        return convention(self.wrt)
+
+    def _repr_latex_(self) -> str:
+        name = to_latex(self.wrt)
+        return f"$\\nabla_{{{name}}}\\, {to_latex(self.expr)} = {self.latex}$"
+
+    def derivation(self) -> str:
+        """The numbered derivation as text, ending with the gradient."""
+        return format_steps(self.steps, self.expr)
+
+    def derivation_latex(self) -> str:
+        """The derivation as a LaTeX ``aligned`` block."""
+        lines = []
+        lhs = ""
+        for i, step in enumerate(self.steps):
+            if i == 0 or step.lhs != lhs:
+                lhs = step.lhs
+                label = {"df": "\\mathrm{d}f", "G": "G"}.get(lhs, lhs)
+                start = to_latex(step.before) if step.lhs != "G" or i == 0 else ""
+                if start:
+                    lines.append(f"{label} &= {start}")
+                    lines.append(f"&= {to_latex(step.after)} && \\text{{({_esc(step.rule)})}}")
+                else:
+                    lines.append(
+                        f"{label} &= {to_latex(step.after)} && \\text{{({_esc(step.rule)})}}"
+                    )
+                continue
+            lines.append(f"&= {to_latex(step.after)} && \\text{{({_esc(step.rule)})}}")
+        body = " \\\\\n".join(lines)
+        return f"\\begin{{aligned}}\n{body}\n\\end{{aligned}}"
+
+    # -- numbers -------------------------------------------------------------------------------
+    def __call__(self, **values: Any) -> Any:
+        """The numeric gradient at the given values (same shape as the variable's value)."""
+        shape = np.shape(values[self.wrt.name]) if self.wrt.name in values else None
+        return evaluate(self.gradient, values, shape=shape)
+
+    def value(self, **values: Any) -> Any:
+        """The numeric value of the expression itself."""
+        return evaluate(self.expr, values)
+
+    def check(self, seed: int = 0) -> float:
+        """Relative error of the gradient against central finite differences.
+
+        Directions are random and respect the variable's structure; points are random values of
+        the right structure (symmetric, positive definite, positive entries where needed).
+
+        Parameters
+        ----------
+        seed : int
+
+        Returns
+        -------
+        float
+            The largest relative error; below :data:`CHECK_TOLERANCE` for a correct gradient.
+        """
+        return directional_error(self.expr, self.gradient, self.wrt, seed=seed)
+
+    def agrees_with(self, claim: str | Expr, seed: int = 0) -> Agreement:
+        """Whether a claimed gradient equals this one, at random points of the right structure.
+
+        Parameters
+        ----------
+        claim : str or Expr
+            The claimed gradient, in the input syntax (the same types apply).
+        seed : int
+
+        Returns
+        -------
+        Agreement
+            True when it agrees; otherwise False, with a counterexample.
+        """
+        c = claim if isinstance(claim, Expr) else parse(claim, self._types, indices=self._indices)
+        text = to_text(c)
+        if c.is_scalar != self.wrt.is_scalar or (c.shape[1] == 1) != (self.wrt.shape[1] == 1):
+            return Agreement(False, text, float("inf"),
+                             f"the claim is {_kind_word(c)} but {self.wrt.full_name} is "
+                             f"{_kind_word(self.wrt)}")
+        worst = 0.0
+        for point in iter_points(self.expr, seed, 3, also=(self.gradient, c)):
+            expected = np.asarray(self(**point.values), dtype=float)
+            try:
+                claimed = np.asarray(
+                    evaluate(c, point.values, shape=expected.shape), dtype=float
+                )
+            except CalculusError as exc:
+                return Agreement(False, text, float("inf"), f"the claim cannot be evaluated: "
+                                 f"{exc.message}", point.values)
+            if claimed.shape != expected.shape:
+                return Agreement(False, text, float("inf"),
+                                 f"the claim has shape {claimed.shape} but the gradient has "
+                                 f"shape {expected.shape}", point.values, claimed, expected)
+            scale = max(float(np.linalg.norm(expected)), float(np.linalg.norm(claimed)), 1e-300)
+            error = float(np.linalg.norm(claimed - expected)) / scale
+            worst = max(worst, error)
+            if error > AGREE_TOLERANCE:
+                return Agreement(False, text, error, self._why_not(claimed, expected),
+                                 point.values, claimed, expected)
+        return Agreement(True, text, worst, f"agrees with {self} at 3 random points")
+
+    def _why_not(self, claimed: Any, expected: Any) -> str:
+        if self.wrt.kind is not None and self.wrt.kind.is_symmetric and expected.ndim == 2:
+            cookbook = 2 * expected - np.diag(np.diag(expected))
+            if np.allclose(claimed, cookbook, rtol=1e-8, atol=1e-12):
+                return (
+                    "the claim is the Matrix Cookbook's G + G' - G.*eye; for a symmetric "
+                    "variable this engine gives the symmetric gradient (G + G')/2"
+                )
+            if np.allclose((claimed + claimed.T) / 2, expected, rtol=1e-8, atol=1e-12):
+                return (
+                    "the claim has the right symmetric part but is not symmetric; the "
+                    "gradient for a symmetric variable is (G + G')/2"
+                )
+        return "the claim differs from the gradient at a random point"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as plain data (for JSON)."""
+        return {
+            "expression": to_text(self.expr),
+            "wrt": self.wrt.full_name,
+            "types": {k: v.value for k, v in sorted(self._types.items())},
+            "gradient": str(self),
+            "latex": self.latex,
+            "convention": self.convention,
+            "differential": to_text(self.differential),
+            "steps": [
+                {
+                    "rule": s.rule,
+                    "identity": s.identity,
+                    "lhs": s.lhs,
+                    "before": to_text(s.before),
+                    "after": to_text(s.after),
+                }
+                for s in self.steps
+            ],
+        }
+
+
+def _esc(text: str) -> str:
+    return text.replace("_", "\\_").replace("&", "\\&")
+
+
+def _kind_word(e: Expr) -> str:
+    if e.is_scalar:
+        return "a scalar"
+    if e.shape[1] == 1:
+        return "a vector"
+    if e.shape[0] == 1:
+        return "a row vector"
+    return "a matrix"
+
+
+def format_steps(steps: list[Step], expr: Expr | None = None) -> str:
+    """A derivation as numbered text lines, ``lhs = expression   [rule: identity]``.
+
+    The first line is the starting expression (``df = d(f)``); each step gives the whole new
+    expression. Simplification steps show their rule's name, the others the identity too.
+    """
+    rows: list[tuple[str, str, str]] = []
+    lhs = None
+    for step in steps:
+        if lhs is None:
+            rows.append(("", f"{step.lhs} = {to_text(step.before)}", ""))
+        pad = " " * len(step.lhs)
+        prefix = f"{step.lhs} = " if step.lhs != lhs and lhs is not None else f"{pad} = "
+        lhs = step.lhs
+        why = step.rule
+        if step.identity and step.stage != "simplify":
+            why = f"{step.rule}: {step.identity}"
+        number = f"{sum(1 for r in rows if r[0]) + 1}."
+        rows.append((number, prefix + to_text(step.after), why))
+    width = min(max((len(r[1]) for r in rows), default=0), 56)
+    lines = []
+    for number, body, why in rows:
+        line = f"{number:>4} {body}"
+        if why:
+            line = f"{line:<{width + 5}}  [{why}]"
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def _find_variable(e: Expr, wrt: str) -> Expr:
+    found: dict[str, Expr] = {}
+    for node in e.walk():
+        if node.op is Op.VAR:
+            found.setdefault(node.full_name, node)
+    if wrt in found:
+        return found[wrt]
+    names = sorted(found)
+    near = difflib.get_close_matches(wrt, names, n=1, cutoff=0.5)
+    hint = f"; did you mean {near[0]}?" if near else ""
+    listing = ", ".join(names) if names else "none"
+    raise CalculusError(
+        f"{wrt} does not appear in {to_text(e)} (its variables: {listing}){hint}"
+    )
+
+
+def grad(
+    expr: str | Expr,
+    wrt: str,
+    types: TypesArg = None,
+    *,
+    indices: str = "",
+) -> Gradient:
+    """The gradient of a scalar matrix expression, derived step by step.
+
+    Parameters
+    ----------
+    expr : str or Expr
+        The expression, e.g. ``"x'*A*x"``, ``"log(det(X))"``.
+    wrt : str
+        The variable, e.g. ``"A"`` (``"mu_k"`` for an indexed variable).
+    types : mapping of str to str, or str, optional
+        Kinds of names: ``{"x": "vector", "S": "symmetric"}`` or ``"x:vector,S:symmetric"``.
+        Undeclared names: a-g scalars, h-z vectors, A-Z matrices.
+    indices : str, optional
+        Index letters for indexed names and sums (``"nk"`` for ``x_n``, ``sum_n(...)``).
+
+    Returns
+    -------
+    Gradient
+        ``str(r)`` is the gradient (``"x*x'"``), ``r.latex`` its LaTeX, ``r.steps`` the derivation,
+        ``r(**values)`` its value, ``r.check()`` the finite-difference error,
+        ``r.agrees_with(claim)`` the verdict on a claimed gradient.
+
+    Raises
+    ------
+    CalculusError
+        For anything the engine cannot do: a syntax or shape error, a non-scalar expression, a
+        variable that does not occur, an operation without a differentiation rule. The engine
+        never returns a wrong or silently zero gradient.
+    """
+    kinds = parse_kinds(types) if isinstance(types, str) else dict(types or {})
+    typed = {name: as_kind(name, kind) for name, kind in kinds.items()}
+    f = expr if isinstance(expr, Expr) else parse(expr, typed, indices=indices)
+    if not isinstance(expr, Expr):
+        names = {node.name for node in f.walk() if node.op is Op.VAR}
+        unused = sorted(set(typed) - names)
+        if unused:
+            raise CalculusError(
+                f"types name {', '.join(unused)}, which the expression does not use "
+                f"(its variables: {', '.join(sorted(names)) or 'none'})"
+            )
+    variable = _find_variable(f, wrt)
+    try:
+        derivation = differentiate(f, variable)
+    except RecursionError:
+        raise CalculusError(
+            "the expression is too deeply nested to differentiate; split it into parts"
+        ) from None
+    return Gradient(derivation, typed, indices)

@@ -1,0 +1,532 @@
+"""Numbers for expressions: evaluation, random points of the right structure, derivative checks.
+
+Every symbolic result of the engine is checked here against plain numerics: a gradient G of f
+with respect to X must satisfy ``<G, V> = d/dt f(X + tV)`` at t = 0 for every direction V, which
+central finite differences estimate well (autograd's ``check_grads`` idea: a few random
+directions are cheap and catch every wrong rule). Random points respect the structure an
+expression needs: symmetric and positive definite matrices for symmetric variables, diagonally
+dominant (hence invertible, positive determinant) square matrices elsewhere, positive entries
+for anything under a logarithm, a square root, a power or a denominator.
+
+Values use the user's layout: scalars are floats, vectors 1-D arrays, matrices 2-D arrays; an
+indexed variable ``x_n`` takes one array with a leading axis per index (``x`` of shape (N, D)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from gaussmix.calculus.errors import CalculusError
+from gaussmix.calculus.expr import Dim, Expr, Kind, Op, VarKey
+
+__all__ = [
+    "Point",
+    "directional_error",
+    "evaluate",
+    "random_direction",
+    "random_point",
+    "to_user",
+]
+
+Array = NDArray[np.float64]
+
+FD_STEP = 1e-3
+"""Step of the five-point central difference (error of order step**4)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Env:
+    values: dict[str, Array]  # base name -> array (leading axes for indices, then rows, cols)
+    sizes: dict[str, int]  # dimension symbol or index name -> size
+    differentials: dict[str, Array] = field(default_factory=dict)
+
+
+def _as_array(name: str, value: Any, v: Expr) -> Array:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise CalculusError(f"the value of {name} is not numeric") from None
+    n_index = len(v.indices)
+    if v.is_scalar:
+        if arr.ndim == n_index:
+            arr = arr[..., None, None]
+        elif arr.ndim == n_index + 2 and arr.shape[-2:] == (1, 1):
+            pass
+        else:
+            raise CalculusError(f"{name} is a scalar, but its value has shape {arr.shape}")
+    elif v.shape[1] == 1:
+        if arr.ndim == n_index + 1:
+            arr = arr[..., :, None]
+        elif not (arr.ndim == n_index + 2 and arr.shape[-1] == 1):
+            raise CalculusError(f"{name} is a vector, but its value has shape {arr.shape}")
+    elif arr.ndim != n_index + 2:
+        raise CalculusError(f"{name} is a matrix, but its value has shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise CalculusError(f"the value of {name} has entries that are not finite")
+    return arr
+
+
+def _bind(sizes: dict[str, int], d: Dim, n: int, what: str) -> None:
+    if d == 1:
+        if n != 1:
+            raise CalculusError(f"{what}: expected size 1, got {n}")
+        return
+    key = str(d)
+    if sizes.setdefault(key, n) != n:
+        raise CalculusError(
+            f"{what} has size {n} where the other values have size {sizes[key]}; "
+            "the sizes of the values do not fit together"
+        )
+
+
+def _variables(e: Expr) -> dict[VarKey, Expr]:
+    out: dict[VarKey, Expr] = {}
+    for node in e.walk():
+        if node.op is Op.VAR:
+            out.setdefault(node.key, node)
+        elif node.op is Op.DIFF:
+            out.setdefault(node.args[0].key, node.args[0])
+    return out
+
+
+def _prepare(
+    e: Expr,
+    values: Mapping[str, Any],
+    differentials: Mapping[str, Any] | None = None,
+    shape: tuple[int, ...] | None = None,
+    sizes: Mapping[str, int] | None = None,
+) -> _Env:
+    env = _Env({}, dict(sizes or {}), {})
+    for v in _variables(e).values():
+        if v.name in env.values:
+            continue
+        if v.name not in values:
+            needed = sorted({x.name for x in _variables(e).values()})
+            raise CalculusError(
+                f"no value for {v.name}; the expression needs values for {', '.join(needed)}"
+            )
+        arr = _as_array(v.name, values[v.name], v)
+        env.values[v.name] = arr
+        lead = arr.shape[: len(v.indices)]
+        for index, n in zip(v.indices, lead, strict=True):
+            _bind(env.sizes, index, n, f"index {index} of {v.name}")
+        _bind(env.sizes, v.shape[0], arr.shape[-2], f"the rows of {v.name}")
+        _bind(env.sizes, v.shape[1], arr.shape[-1], f"the columns of {v.name}")
+    for name, value in (differentials or {}).items():
+        base = values.get(name)
+        env.differentials[name] = np.asarray(value, dtype=float).reshape(
+            env.values[name].shape if base is not None else np.shape(value)
+        )
+    if shape is not None:
+        full = (1, 1) if len(shape) == 0 else (shape[0], 1) if len(shape) == 1 else shape
+        _bind(env.sizes, e.shape[0], full[0], "the rows of the result")
+        _bind(env.sizes, e.shape[1], full[1], "the columns of the result")
+    return env
+
+
+def _size(env: _Env, d: Dim) -> int:
+    if d == 1:
+        return 1
+    if str(d) not in env.sizes:
+        raise CalculusError(
+            f"cannot tell the size of dimension {d} from the values (eye or ones alone?)"
+        )
+    return env.sizes[str(d)]
+
+
+def _elementwise(fn: Any) -> Any:
+    return lambda env, e, a: fn(a[0])
+
+
+def _logdet(a: Array) -> Array:
+    sign, logabs = np.linalg.slogdet(a)
+    return np.array([[logabs if sign > 0 else np.nan]])
+
+
+def _inv(a: Array) -> Array:
+    try:
+        return np.asarray(np.linalg.inv(a), dtype=float)
+    except np.linalg.LinAlgError:
+        raise CalculusError("a matrix to invert is singular at these values") from None
+
+
+def _mpow(a: Array, k: Array) -> Array:
+    return np.linalg.matrix_power(a, int(k[0, 0]))
+
+
+def _var(env: _Env, e: Expr) -> Array:
+    arr = env.values[e.name]
+    if e.indices:
+        try:
+            arr = arr[tuple(env.sizes[f"@{i}"] for i in e.indices)]
+        except KeyError:
+            raise CalculusError(f"{e.full_name} is used outside a sum over its index") from None
+    return arr
+
+
+def _diff(env: _Env, e: Expr) -> Array:
+    name = e.args[0].name
+    if name not in env.differentials:
+        raise CalculusError(f"no value for the differential d{name}")
+    arr = env.differentials[name]
+    if e.args[0].indices:
+        arr = arr[tuple(env.sizes[f"@{i}"] for i in e.args[0].indices)]
+    return arr
+
+
+EVAL: dict[Op, Any] = {
+    Op.NUM: lambda env, e, a: np.array([[float(e.value)]]),
+    Op.VAR: lambda env, e, a: _var(env, e),
+    Op.EYE: lambda env, e, a: np.eye(_size(env, e.shape[0])),
+    Op.ONES: lambda env, e, a: np.ones((_size(env, e.shape[0]), 1)),
+    Op.ZERO: lambda env, e, a: np.zeros((_size(env, e.shape[0]), _size(env, e.shape[1]))),
+    Op.DIM: lambda env, e, a: np.array([[float(_size(env, e.name))]]),
+    Op.DIFF: lambda env, e, a: _diff(env, e),
+    Op.ADD: lambda env, e, a: sum(a[1:], a[0]),
+    Op.NEG: lambda env, e, a: -a[0],
+    Op.MATMUL: lambda env, e, a: _chain(a),
+    Op.SCALE: lambda env, e, a: a[0][0, 0] * a[1],
+    Op.DIV: lambda env, e, a: a[0] / a[1][0, 0],
+    Op.HADAMARD: lambda env, e, a: a[0] * a[1],
+    Op.EDIV: lambda env, e, a: a[0] / a[1],
+    Op.POW: lambda env, e, a: np.power(a[0], a[1][0, 0]),
+    Op.MPOW: lambda env, e, a: _mpow(a[0], a[1]),
+    Op.EPOW: lambda env, e, a: np.power(a[0], a[1][0, 0]),
+    Op.TRANSPOSE: lambda env, e, a: a[0].T,
+    Op.TR: lambda env, e, a: np.array([[np.trace(a[0])]]),
+    Op.DET: lambda env, e, a: np.array([[np.linalg.det(a[0])]]),
+    Op.LOGDET: lambda env, e, a: _logdet(a[0]),
+    Op.INV: lambda env, e, a: _inv(a[0]),
+    Op.DIAGM: lambda env, e, a: np.diag(a[0][:, 0]),
+    Op.DIAGV: lambda env, e, a: np.diag(a[0]).copy()[:, None],
+    Op.SUM: lambda env, e, a: np.array([[a[0].sum()]]),
+    Op.NORM1: lambda env, e, a: np.array([[np.abs(a[0]).sum()]]),
+    Op.NORM2: lambda env, e, a: np.array([[np.sqrt((a[0] ** 2).sum())]]),
+    Op.LOG: _elementwise(np.log),
+    Op.EXP: _elementwise(np.exp),
+    Op.SQRT: _elementwise(np.sqrt),
+    Op.SIN: _elementwise(np.sin),
+    Op.COS: _elementwise(np.cos),
+    Op.TANH: _elementwise(np.tanh),
+    Op.ABS: _elementwise(np.abs),
+    Op.SIGN: _elementwise(np.sign),
+}
+"""One numpy evaluation per operator, on 2-D arrays (D and SUMIDX are handled by the walker)."""
+
+
+def _chain(arrays: list[Array]) -> Array:
+    out = arrays[0]
+    for a in arrays[1:]:
+        out = out @ a
+    return out
+
+
+def _eval(e: Expr, env: _Env) -> Array:
+    memo: dict[tuple[int, tuple[int, ...]], Array] = {}
+    index_keys = sorted(k for k in env.sizes if k.startswith("@"))
+
+    def go(node: Expr) -> Array:
+        key = (id(node), tuple(env.sizes[k] for k in index_keys))
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
+        if node.op is Op.SUMIDX:
+            out = _sum_over(node)
+        elif node.op is Op.D:
+            raise CalculusError("cannot evaluate a differential d(...) that is not worked out")
+        else:
+            out = EVAL[node.op](env, node, [go(a) for a in node.args])
+        memo[key] = out
+        return out
+
+    def _sum_over(node: Expr) -> Array:
+        index = node.name
+        if index not in env.sizes:
+            raise CalculusError(f"cannot tell how many terms sum_{index} has")
+        slot = f"@{index}"
+        saved = env.sizes.get(slot)
+        total: Array | None = None
+        nonlocal index_keys
+        keys_before = index_keys
+        index_keys = sorted({*index_keys, slot})
+        for i in range(env.sizes[index]):
+            env.sizes[slot] = i
+            term = go(node.args[0])
+            total = term.copy() if total is None else total + term
+        index_keys = keys_before
+        if saved is None:
+            del env.sizes[slot]
+        else:
+            env.sizes[slot] = saved
+        if total is None:
+            return np.zeros((_size(env, node.shape[0]), _size(env, node.shape[1])))
+        return total
+
+    with np.errstate(all="ignore"):
+        return go(e)
+
+
+def to_user(e: Expr, arr: Array) -> Any:
+    """A 2-D result in the user's layout: float for scalars, 1-D for column vectors."""
+    if e.is_scalar:
+        return float(arr[0, 0])
+    if e.shape[1] == 1:
+        return arr[:, 0].copy()
+    return arr
+
+
+def evaluate(
+    e: Expr,
+    values: Mapping[str, ArrayLike],
+    *,
+    differentials: Mapping[str, ArrayLike] | None = None,
+    shape: tuple[int, ...] | None = None,
+    index_env: Mapping[str, int] | None = None,
+    sizes: Mapping[str, int] | None = None,
+) -> Any:
+    """The numeric value of an expression.
+
+    Parameters
+    ----------
+    e : Expr
+    values : mapping of str to array_like
+        A value for every variable: floats for scalars, arrays of shape (n,) for vectors and
+        (n, m) for matrices; indexed variables have one leading axis per index.
+    differentials : mapping of str to array_like, optional
+        Values for differentials ``dX`` (keyed by the variable's name): evaluating a
+        differential with ``dX = V`` gives the derivative in direction V.
+    shape : tuple of int, optional
+        The expected numeric shape of the result, to size ``eye`` and ``ones`` that no variable
+        sizes (as in the claimed gradient ``eye``).
+    index_env : mapping of str to int, optional
+        Values of free indices (``{"k": 0}`` to evaluate ``mu_k`` for the first component).
+    sizes : mapping of str to int, optional
+        Sizes of dimension symbols (as chosen by :func:`random_point`).
+
+    Returns
+    -------
+    float or ndarray
+        A float for scalars, shape (n,) for column vectors, (n, m) otherwise.
+
+    Raises
+    ------
+    CalculusError
+        For a missing value, values of sizes that do not fit, or a singular matrix to invert.
+    """
+    env = _prepare(e, values, differentials, shape, sizes)
+    for index, i in (index_env or {}).items():
+        env.sizes[f"@{index}"] = int(i)
+    return to_user(e, _eval(e, env))
+
+
+# ---------------------------------------------------------------------------------------------
+# Random points
+# ---------------------------------------------------------------------------------------------
+
+SIZES = (3, 2, 4, 5, 6, 7)
+"""Sizes given to the symbolic dimensions of an expression, in order: distinct, so that a
+missing transpose shows up as a shape error or a wrong number."""
+
+_NEEDS_POSITIVE = frozenset({Op.LOG, Op.SQRT})
+
+
+def _positive_variables(e: Expr) -> set[str]:
+    """Variables that appear under a log, a square root, a power, or in a denominator."""
+    out: set[str] = set()
+    for node in e.walk():
+        if node.op in _NEEDS_POSITIVE or node.op in (Op.POW, Op.EPOW):
+            out |= {k[0] for k in node.args[0].free}
+        if node.op in (Op.DIV, Op.EDIV):
+            out |= {k[0] for k in node.args[1].free}
+        if node.op is Op.POW:
+            out |= {k[0] for k in node.args[1].free}
+    return out
+
+
+def _dimension_sizes(e: Expr, sizes: Mapping[str, int] | None) -> dict[str, int]:
+    symbols: list[str] = []
+    for node in e.walk():
+        for d in node.shape:
+            if d != 1 and str(d) not in symbols:
+                symbols.append(str(d))
+    out = dict(sizes or {})
+    free = [n for n in SIZES if n not in out.values()]
+    for s in sorted(symbols):
+        if s not in out:
+            out[s] = free.pop(0) if free else 3
+    return out
+
+
+def _sample(
+    v: Expr, rng: np.random.Generator, dims: Mapping[str, int], positive: bool
+) -> Array:
+    rows = 1 if v.shape[0] == 1 else dims[str(v.shape[0])]
+    cols = 1 if v.shape[1] == 1 else dims[str(v.shape[1])]
+    if positive or v.kind in (Kind.POSITIVE,):
+        base = rng.uniform(0.5, 1.5, size=(rows, cols))
+    else:
+        base = rng.choice([-1.0, 1.0], size=(rows, cols)) * rng.uniform(0.5, 1.5, (rows, cols))
+    if rows == cols and rows > 1:
+        # Symmetric kinds: symmetric and, being diagonally dominant with a positive diagonal,
+        # positive definite. Other square matrices: diagonally dominant, so invertible with a
+        # positive determinant, but not symmetric (a missing transpose must show).
+        off = 0.3 * base
+        if v.kind is not None and v.kind.is_symmetric:
+            off = (off + off.T) / 2
+        return off + np.eye(rows) * (0.3 * 1.5 * rows + 1.0)
+    return base
+
+
+@dataclass
+class Point:
+    """A random point: values for every variable, and the sizes chosen for the dimensions."""
+
+    values: dict[str, Any]
+    sizes: dict[str, int]
+
+
+def random_point(
+    e: Expr,
+    seed: int = 0,
+    *,
+    sizes: Mapping[str, int] | None = None,
+    also: tuple[Expr, ...] = (),
+) -> Point:
+    """Random values of the right structure at which ``e`` (and ``also``) are defined.
+
+    Parameters
+    ----------
+    e : Expr
+    seed : int
+    sizes : mapping of str to int, optional
+        Sizes for some dimension symbols; the others get distinct small sizes.
+    also : tuple of Expr
+        Further expressions that must be finite at the point (a gradient, a claim).
+
+    Returns
+    -------
+    Point
+
+    Raises
+    ------
+    CalculusError
+        When no point in 40 tries gives finite values.
+    """
+    dims = _dimension_sizes(e, sizes)
+    variables = _variables(e)
+    for extra in also:
+        variables.update({k: v for k, v in _variables(extra).items() if k not in variables})
+    positive = _positive_variables(e)
+    for extra in also:
+        positive |= _positive_variables(extra)
+    for attempt in range(40):
+        rng = np.random.default_rng([seed, attempt])
+        all_positive = attempt >= 20
+        values: dict[str, Any] = {}
+        for v in variables.values():
+            if v.name in values:
+                continue
+            arr = _sample(v, rng, dims, all_positive or v.name in positive)
+            values[v.name] = to_user(v, arr)
+        if _finite(e, values, dims) and all(_finite(x, values, dims) for x in also):
+            return Point(values, dims)
+    names = ", ".join(sorted({v.name for v in variables.values()}))
+    raise CalculusError(
+        f"found no point where {e} is defined (tried 40 random values of {names}); "
+        "declare the kinds of the variables with types, e.g. S:symmetric"
+    )
+
+
+def _finite(e: Expr, values: Mapping[str, Any], sizes: Mapping[str, int]) -> bool:
+    try:
+        out = evaluate(e, values, sizes=sizes)
+    except CalculusError:
+        return False
+    return bool(np.all(np.isfinite(out)))
+
+
+def random_direction(v: Expr, rng: np.random.Generator, sizes: Mapping[str, int]) -> Any:
+    """A unit direction for variable ``v`` that respects its structure (symmetric for symmetric
+    kinds), in the user's layout."""
+    rows = 1 if v.shape[0] == 1 else sizes[str(v.shape[0])]
+    cols = 1 if v.shape[1] == 1 else sizes[str(v.shape[1])]
+    arr = rng.standard_normal((rows, cols))
+    if v.kind is not None and v.kind.is_symmetric:
+        arr = (arr + arr.T) / 2
+    arr /= np.linalg.norm(arr)
+    return to_user(v, arr)
+
+
+def _shifted(values: Mapping[str, Any], name: str, direction: Any, t: float) -> dict[str, Any]:
+    out = dict(values)
+    base = np.asarray(values[name], dtype=float)
+    out[name] = base + t * np.asarray(direction, dtype=float)
+    if base.ndim == 0:
+        out[name] = float(out[name])
+    return out
+
+
+def directional_fd(
+    f: Expr, values: Mapping[str, Any], name: str, direction: Any, step: float = FD_STEP
+) -> float:
+    """d/dt f(X + t V) at t = 0 by the five-point central difference."""
+    scale = max(1.0, float(np.max(np.abs(values[name]))))
+    h = step * scale
+    fp1 = evaluate(f, _shifted(values, name, direction, h))
+    fm1 = evaluate(f, _shifted(values, name, direction, -h))
+    fp2 = evaluate(f, _shifted(values, name, direction, 2 * h))
+    fm2 = evaluate(f, _shifted(values, name, direction, -2 * h))
+    return float((8 * (fp1 - fm1) - (fp2 - fm2)) / (12 * h))
+
+
+def directional_error(
+    f: Expr, gradient: Expr, wrt: Expr, seed: int = 0, n_directions: int = 3
+) -> float:
+    """Largest relative error of ``<G, V>`` against finite differences of f along V.
+
+    Parameters
+    ----------
+    f : Expr
+        A scalar expression.
+    gradient : Expr
+        Its claimed gradient with respect to ``wrt`` (same shape as ``wrt``).
+    wrt : Expr
+        The variable.
+    seed : int
+    n_directions : int
+
+    Returns
+    -------
+    float
+        ``max |fd - <G, V>| / max(||G||, |fd|, 1e-8 (1 + |f|))`` over two random points and
+        ``n_directions`` unit directions at each.
+    """
+    worst = 0.0
+    for point_seed in (seed, seed + 7919):
+        point = random_point(f, point_seed, also=(gradient,))
+        rng = np.random.default_rng([point_seed, 1])
+        g = np.asarray(evaluate(gradient, point.values, sizes=point.sizes), dtype=float)
+        fval = abs(float(evaluate(f, point.values)))
+        for _ in range(n_directions):
+            v = random_direction(wrt, rng, point.sizes)
+            fd = directional_fd(f, point.values, wrt.name, v)
+            an = float(np.sum(g * np.asarray(v, dtype=float)))
+            floor = max(float(np.linalg.norm(g)), abs(fd), 1e-8 * (1.0 + fval))
+            worst = max(worst, abs(fd - an) / floor)
+    return worst
+
+
+def iter_points(e: Expr, seed: int, count: int, also: tuple[Expr, ...] = ()) -> Iterator[Point]:
+    """``count`` random points for ``e``, reproducible from ``seed``."""
+    for i in range(count):
+        yield random_point(e, seed + 104729 * i, also=also)

@@ -1,0 +1,1 @@
+"""The rule tables: differentials, the canonical trace form, simplification."""
