@@ -159,14 +159,25 @@ class Gradient:
         return f"\\begin{{aligned}}\n{body}\n\\end{{aligned}}"
 
     # -- numbers -------------------------------------------------------------------------------
+    def _split(self, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+        env = {k: int(v) for k, v in values.items() if k in self._indices and len(k) == 1}
+        return {k: v for k, v in values.items() if k not in env}, env
+
     def __call__(self, **values: Any) -> Any:
-        """The numeric gradient at the given values (same shape as the variable's value)."""
-        shape = np.shape(values[self.wrt.name]) if self.wrt.name in values else None
-        return evaluate(self.gradient, values, shape=shape)
+        """The numeric gradient at the given values (same shape as the variable's value).
+
+        For an indexed variable, give the index too: ``r(k=0, mu=..., ...)``.
+        """
+        values, env = self._split(values)
+        shape = None
+        if self.wrt.name in values and not self.wrt.indices:
+            shape = np.shape(values[self.wrt.name])
+        return evaluate(self.gradient, values, shape=shape, index_env=env)
 
     def value(self, **values: Any) -> Any:
         """The numeric value of the expression itself."""
-        return evaluate(self.expr, values)
+        values, env = self._split(values)
+        return evaluate(self.expr, values, index_env=env)
 
     def check(self, seed: int = 0) -> float:
         """Relative error of the gradient against central finite differences.
@@ -206,11 +217,15 @@ class Gradient:
                              f"the claim is {_kind_word(c)} but {self.wrt.full_name} is "
                              f"{_kind_word(self.wrt)}")
         worst = 0.0
-        for point in iter_points(self.expr, seed, 3, also=(self.gradient, c)):
-            expected = np.asarray(self(**point.values), dtype=float)
+        env = {i: 1 for i in self.wrt.indices}
+        for point in iter_points(self.expr, seed, 3, also=(self.gradient, c), index_env=env):
+            expected = np.asarray(
+                evaluate(self.gradient, point.values, sizes=point.sizes, index_env=env),
+                dtype=float,
+            )
             try:
                 claimed = np.asarray(
-                    evaluate(c, point.values, shape=expected.shape), dtype=float
+                    evaluate(c, point.values, shape=expected.shape, index_env=env), dtype=float
                 )
             except CalculusError as exc:
                 return Agreement(False, text, float("inf"), f"the claim cannot be evaluated: "

@@ -276,12 +276,16 @@ def _eval(e: Expr, env: _Env) -> Array:
         return go(e)
 
 
-def to_user(e: Expr, arr: Array) -> Any:
-    """A 2-D result in the user's layout: float for scalars, 1-D for column vectors."""
+def to_user(e: Expr, arr: Array, n_index: int = 0) -> Any:
+    """A result in the user's layout: float for scalars, 1-D for column vectors.
+
+    ``arr`` has ``n_index`` leading index axes (for the value of an indexed variable), then
+    rows and columns.
+    """
     if e.is_scalar:
-        return float(arr[0, 0])
+        return float(arr[..., 0, 0]) if n_index == 0 else arr[..., 0, 0].copy()
     if e.shape[1] == 1:
-        return arr[:, 0].copy()
+        return arr[..., :, 0].copy()
     return arr
 
 
@@ -364,10 +368,27 @@ def _dimension_sizes(e: Expr, sizes: Mapping[str, int] | None) -> dict[str, int]
     for s in sorted(symbols):
         if s not in out:
             out[s] = free.pop(0) if free else 3
+    for node in e.walk():
+        for index in (*node.indices, *([node.name] if node.op is Op.SUMIDX else [])):
+            out.setdefault(index, INDEX_SIZES.get(index, 3))
     return out
 
 
+INDEX_SIZES = {"n": 5, "k": 3}
+"""Number of terms given to the indices of random points (3 for other letters)."""
+
+
 def _sample(
+    v: Expr, rng: np.random.Generator, dims: Mapping[str, int], positive: bool
+) -> Array:
+    if v.indices:
+        lead = tuple(dims[i] for i in v.indices)
+        slices = [_sample_one(v, rng, dims, positive) for _ in range(int(np.prod(lead)))]
+        return np.stack(slices).reshape(*lead, *slices[0].shape)
+    return _sample_one(v, rng, dims, positive)
+
+
+def _sample_one(
     v: Expr, rng: np.random.Generator, dims: Mapping[str, int], positive: bool
 ) -> Array:
     rows = 1 if v.shape[0] == 1 else dims[str(v.shape[0])]
@@ -401,6 +422,7 @@ def random_point(
     *,
     sizes: Mapping[str, int] | None = None,
     also: tuple[Expr, ...] = (),
+    index_env: Mapping[str, int] | None = None,
 ) -> Point:
     """Random values of the right structure at which ``e`` (and ``also``) are defined.
 
@@ -412,6 +434,8 @@ def random_point(
         Sizes for some dimension symbols; the others get distinct small sizes.
     also : tuple of Expr
         Further expressions that must be finite at the point (a gradient, a claim).
+    index_env : mapping of str to int, optional
+        Values of free indices at which the expressions are evaluated.
 
     Returns
     -------
@@ -423,6 +447,8 @@ def random_point(
         When no point in 40 tries gives finite values.
     """
     dims = _dimension_sizes(e, sizes)
+    for extra in also:
+        dims = _dimension_sizes(extra, dims)
     variables = _variables(e)
     for extra in also:
         variables.update({k: v for k, v in _variables(extra).items() if k not in variables})
@@ -437,8 +463,9 @@ def random_point(
             if v.name in values:
                 continue
             arr = _sample(v, rng, dims, all_positive or v.name in positive)
-            values[v.name] = to_user(v, arr)
-        if _finite(e, values, dims) and all(_finite(x, values, dims) for x in also):
+            values[v.name] = to_user(v, arr, len(v.indices))
+        env = dict(index_env or {})
+        if _finite(e, values, dims, env) and all(_finite(x, values, dims, env) for x in also):
             return Point(values, dims)
     names = ", ".join(sorted({v.name for v in variables.values()}))
     raise CalculusError(
@@ -447,23 +474,34 @@ def random_point(
     )
 
 
-def _finite(e: Expr, values: Mapping[str, Any], sizes: Mapping[str, int]) -> bool:
+def _finite(
+    e: Expr, values: Mapping[str, Any], sizes: Mapping[str, int], index_env: Mapping[str, int]
+) -> bool:
     try:
-        out = evaluate(e, values, sizes=sizes)
+        out = evaluate(e, values, sizes=sizes, index_env=index_env)
     except CalculusError:
         return False
     return bool(np.all(np.isfinite(out)))
 
 
-def random_direction(v: Expr, rng: np.random.Generator, sizes: Mapping[str, int]) -> Any:
+def random_direction(
+    v: Expr,
+    rng: np.random.Generator,
+    sizes: Mapping[str, int],
+    index_env: Mapping[str, int] | None = None,
+) -> Any:
     """A unit direction for variable ``v`` that respects its structure (symmetric for symmetric
-    kinds), in the user's layout."""
+    kinds), in the user's layout; for an indexed variable, nonzero only at ``index_env``."""
     rows = 1 if v.shape[0] == 1 else sizes[str(v.shape[0])]
     cols = 1 if v.shape[1] == 1 else sizes[str(v.shape[1])]
     arr = rng.standard_normal((rows, cols))
     if v.kind is not None and v.kind.is_symmetric:
         arr = (arr + arr.T) / 2
     arr /= np.linalg.norm(arr)
+    if v.indices:
+        full = np.zeros((*(sizes[i] for i in v.indices), rows, cols))
+        full[tuple((index_env or {}).get(i, 0) for i in v.indices)] = arr
+        return to_user(v, full, len(v.indices))
     return to_user(v, arr)
 
 
@@ -477,16 +515,21 @@ def _shifted(values: Mapping[str, Any], name: str, direction: Any, t: float) -> 
 
 
 def directional_fd(
-    f: Expr, values: Mapping[str, Any], name: str, direction: Any, step: float = FD_STEP
+    f: Expr,
+    values: Mapping[str, Any],
+    name: str,
+    direction: Any,
+    step: float = FD_STEP,
+    index_env: Mapping[str, int] | None = None,
 ) -> float:
     """d/dt f(X + t V) at t = 0 by the five-point central difference."""
     scale = max(1.0, float(np.max(np.abs(values[name]))))
     h = step * scale
-    fp1 = evaluate(f, _shifted(values, name, direction, h))
-    fm1 = evaluate(f, _shifted(values, name, direction, -h))
-    fp2 = evaluate(f, _shifted(values, name, direction, 2 * h))
-    fm2 = evaluate(f, _shifted(values, name, direction, -2 * h))
-    return float((8 * (fp1 - fm1) - (fp2 - fm2)) / (12 * h))
+
+    def at(t: float) -> float:
+        return float(evaluate(f, _shifted(values, name, direction, t), index_env=index_env))
+
+    return (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h)
 
 
 def directional_error(
@@ -512,21 +555,33 @@ def directional_error(
         ``n_directions`` unit directions at each.
     """
     worst = 0.0
+    env = {i: 1 for i in wrt.indices}  # an indexed variable is checked at index 1
     for point_seed in (seed, seed + 7919):
-        point = random_point(f, point_seed, also=(gradient,))
+        point = random_point(f, point_seed, also=(gradient,), index_env=env)
         rng = np.random.default_rng([point_seed, 1])
-        g = np.asarray(evaluate(gradient, point.values, sizes=point.sizes), dtype=float)
-        fval = abs(float(evaluate(f, point.values)))
+        g = np.asarray(
+            evaluate(gradient, point.values, sizes=point.sizes, index_env=env), dtype=float
+        )
+        fval = abs(float(evaluate(f, point.values, index_env=env)))
         for _ in range(n_directions):
-            v = random_direction(wrt, rng, point.sizes)
-            fd = directional_fd(f, point.values, wrt.name, v)
-            an = float(np.sum(g * np.asarray(v, dtype=float)))
+            v = random_direction(wrt, rng, point.sizes, env)
+            fd = directional_fd(f, point.values, wrt.name, v, index_env=env)
+            v_slice = np.asarray(v, dtype=float)
+            if wrt.indices:
+                v_slice = v_slice[tuple(env[i] for i in wrt.indices)]
+            an = float(np.sum(g * v_slice))
             floor = max(float(np.linalg.norm(g)), abs(fd), 1e-8 * (1.0 + fval))
             worst = max(worst, abs(fd - an) / floor)
     return worst
 
 
-def iter_points(e: Expr, seed: int, count: int, also: tuple[Expr, ...] = ()) -> Iterator[Point]:
+def iter_points(
+    e: Expr,
+    seed: int,
+    count: int,
+    also: tuple[Expr, ...] = (),
+    index_env: Mapping[str, int] | None = None,
+) -> Iterator[Point]:
     """``count`` random points for ``e``, reproducible from ``seed``."""
     for i in range(count):
-        yield random_point(e, seed + 104729 * i, also=also)
+        yield random_point(e, seed + 104729 * i, also=also, index_env=index_env)

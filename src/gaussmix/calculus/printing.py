@@ -58,13 +58,66 @@ def _number_text(value: Fraction) -> str:
     return f"{value.numerator}/{value.denominator}"
 
 
+def spread_scalar(e: Expr) -> Expr | None:
+    """The scalar c when ``e`` is c spread over a vector or matrix (c*ones, ones*ones', ...).
+
+    The parser spreads a scalar that is added to (or divides elementwise) a vector or matrix in
+    exactly these forms, so in those places they print as the scalar: ``x + 1``, ``1./x``.
+    """
+    c: Expr | None = None
+    core = e
+    if e.op is Op.SCALE:
+        c, core = e.args
+        if c.op is Op.NUM and c.value == 1:
+            return None
+    spread = (
+        core.op is Op.ONES
+        or (core.op is Op.TRANSPOSE and core.args[0].op is Op.ONES)
+        or (
+            core.op is Op.MATMUL
+            and len(core.args) == 2
+            and core.args[0].op is Op.ONES
+            and core.args[1].op is Op.TRANSPOSE
+            and core.args[1].args[0].op is Op.ONES
+        )
+    )
+    if not spread:
+        return None
+    return c if c is not None else Expr(Op.NUM, value=Fraction(1))
+
+
+def _add_terms(e: Expr) -> list[tuple[bool, Expr]]:
+    """Each term of a sum: (negated, what to print); spread scalars print as scalars where the
+    parser would spread them back (after a term that prints as a vector or matrix)."""
+    out: list[tuple[bool, Expr]] = []
+    seen_array = False
+    terms = e.args
+    for i, term in enumerate(terms):
+        negated = term.op is Op.NEG and i > 0
+        core = term.args[0] if negated else term
+        scalar = spread_scalar(core) if not e.is_scalar else None
+        if scalar is not None and i == 0 and len(terms) > 1 and spread_scalar(
+            terms[1].args[0] if terms[1].op is Op.NEG else terms[1]
+        ) is None:
+            out.append((False, scalar))
+            continue
+        if scalar is not None and seen_array:
+            out.append((negated, scalar))
+            continue
+        seen_array = True
+        out.append((negated, core))
+    return out
+
+
 def _add_text(e: Expr) -> str:
-    parts = [_t(e.args[0], NEG)]
-    for term in e.args[1:]:
-        if term.op is Op.NEG:
-            parts.append(f" - {_t(term.args[0], NEG)}")
+    parts = []
+    for i, (negated, term) in enumerate(_add_terms(e)):
+        if i == 0:
+            parts.append(_t(term, NEG))
+        elif negated:
+            parts.append(f" - {_t(term, NEG)}")
         else:
-            parts.append(f" + {_t(term, NEG)}")
+            parts.append(f" + {_t(term, NEG) if term.op is not Op.NEG else f'({to_text(term)})'}")
     return "".join(parts)
 
 
@@ -78,6 +131,8 @@ def _neg_text(e: Expr) -> str:
 def _binary_text(symbol: str) -> Callable[[Expr], str]:
     def fmt(e: Expr) -> str:
         left, right = e.args
+        if e.op is Op.EDIV:
+            left = spread_scalar(left) or left  # 1./x, as the parser spreads it back
         return f"{_t(left, PRODUCT)}{symbol}{_t(right, POWER)}"
 
     return fmt
@@ -210,10 +265,12 @@ def _number_latex(value: Fraction) -> str:
 
 
 def _add_latex(e: Expr) -> str:
-    parts = [_l(e.args[0], NEG)]
-    for term in e.args[1:]:
-        if term.op is Op.NEG:
-            parts.append(f" - {_l(term.args[0], NEG)}")
+    parts = []
+    for i, (negated, term) in enumerate(_add_terms(e)):
+        if i == 0:
+            parts.append(_l(term, NEG))
+        elif negated:
+            parts.append(f" - {_l(term, NEG)}")
         else:
             parts.append(f" + {_l(term, NEG)}")
     return "".join(parts)
@@ -274,7 +331,8 @@ LATEX: dict[Op, Callable[[Expr], str]] = {
     Op.SCALE: _scale_latex,
     Op.DIV: lambda e: f"\\frac{{{to_latex(e.args[0])}}}{{{to_latex(e.args[1])}}}",
     Op.HADAMARD: lambda e: f"{_l(e.args[0], PRODUCT)} \\odot {_l(e.args[1], POWER)}",
-    Op.EDIV: lambda e: f"{_l(e.args[0], PRODUCT)} \\oslash {_l(e.args[1], POWER)}",
+    Op.EDIV: lambda e: f"{_l(spread_scalar(e.args[0]) or e.args[0], PRODUCT)} \\oslash "
+    f"{_l(e.args[1], POWER)}",
     Op.POW: lambda e: f"{_l(e.args[0], ATOM)}^{{{to_latex(e.args[1])}}}",
     Op.MPOW: lambda e: f"{_l(e.args[0], ATOM)}^{{{to_latex(e.args[1])}}}",
     Op.EPOW: lambda e: f"{_l(e.args[0], ATOM)}^{{\\circ {to_latex(e.args[1])}}}",

@@ -126,7 +126,7 @@ CONSTANT = DiffRule("constant", "d(c) = 0 for c free of the variable", Op.NUM,
                     lambda e, ctx: zero(e.shape))
 
 
-@_rule(Op.VAR, "variable", "d(X) = dX", X("a", "a"), X("b*a", "a"))
+@_rule(Op.VAR, "variable", "d(X) = dX", X("a", "a"))
 def _variable(e: Expr, ctx: DiffContext) -> Expr | None:
     # The variable itself: its differential dX (same shape as X).
     return differential(e) if e.key == ctx.wrt.key else zero(e.shape)

@@ -149,6 +149,16 @@ def _one(e: Expr) -> Expr | None:
     return None
 
 
+@_rule("reciprocal", "(1./A).*B = B./A", Op.HADAMARD)
+def _reciprocal(e: Expr) -> Expr | None:
+    a, b = e.args
+    if a.op is Op.EDIV and _is_ones(a.args[0]):
+        return ediv(b, a.args[1])
+    if b.op is Op.EDIV and _is_ones(b.args[0]):
+        return ediv(a, b.args[1])
+    return None
+
+
 @_rule("double negation", "-(-A) = A", Op.NEG)
 def _double_negation(e: Expr) -> Expr | None:
     return e.args[0].args[0] if e.args[0].op is Op.NEG else None
@@ -244,8 +254,13 @@ def _negation_out(e: Expr) -> Expr | None:
     return neg(_rebuild_unary(e, args[0].args[0]))
 
 
-@_rule("numbers first", "a*(2*A) = 2*(a*A), 2*(3*A) = 6*A, (2*a)*A = 2*(a*A), A/2 = 1/2*A",
-       Op.SCALE, Op.DIV)
+@_rule("scalars together", "a*(b*A) = (a*b)*A, written a*b*A", Op.SCALE)
+def _scalars_together(e: Expr) -> Expr | None:
+    c, a = e.args
+    return mul(mul(c, a.args[0]), a.args[1]) if a.op is Op.SCALE else None
+
+
+@_rule("numbers first", "a*2 = 2*a, A/2 = 1/2*A", Op.SCALE, Op.DIV)
 def _numbers_first(e: Expr) -> Expr | None:
     if e.op is Op.DIV:
         c = e.args[1]
@@ -253,12 +268,8 @@ def _numbers_first(e: Expr) -> Expr | None:
             return mul(num(1 / number_value(c)), e.args[0])
         return None
     c, a = e.args
-    if c.op is Op.SCALE and is_number(c.args[0]) and not is_number(c.args[1]):
-        return mul(c.args[0], mul(c.args[1], a))
-    if a.op is Op.SCALE and is_number(a.args[0]):
-        if is_number(c):
-            return mul(num(number_value(c) * number_value(a.args[0])), a.args[1])
-        return mul(a.args[0], mul(c, a.args[1]))
+    if a.is_scalar and is_number(a) and not is_number(c):
+        return mul(a, c)
     return None
 
 
@@ -425,9 +436,14 @@ def split_coefficient(e: Expr) -> tuple[Fraction, Expr | None]:
     if e.op is Op.NEG:
         c, rest = split_coefficient(e.args[0])
         return -c, rest
-    if e.op is Op.SCALE and is_number(e.args[0]):
-        c, rest = split_coefficient(e.args[1])
-        return number_value(e.args[0]) * c, rest
+    if e.op is Op.SCALE:
+        c1, r1 = split_coefficient(e.args[0])
+        c2, r2 = split_coefficient(e.args[1])
+        if r1 is None or r2 is None:
+            return c1 * c2, r1 if r2 is None else r2
+        if c1 == 1 and c2 == 1:
+            return Fraction(1), e
+        return c1 * c2, mul(r1, r2)
     if e.op is Op.DIV:
         c, rest = split_coefficient(e.args[0])
         return c, div(rest if rest is not None else ONE, e.args[1])
@@ -557,6 +573,6 @@ def _order(e: Expr) -> Expr | None:
 TIDY_RULES: list[Rule] = [
     r for r in RULES if r.name in ("arithmetic", "zero", "one", "double negation",
                                    "double transpose", "scalar transpose", "negation out",
-                                   "numbers first")
+                                   "scalars together", "numbers first")
 ]
 """The few rules that tidy intermediate lines of a derivation without changing their form."""
