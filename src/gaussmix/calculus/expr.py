@@ -579,10 +579,10 @@ def div(a: Expr, b: Expr, dims: Dims = STRICT) -> Expr:
             f"division by {describe(b)}, which is not a scalar; use ./ for elementwise division "
             "or inv(...) for a matrix inverse"
         )
+    if b.op is Op.NUM and b.value == 0:
+        raise CalculusError("division by zero")
     if a.op is Op.NUM and b.op is Op.NUM:
         assert a.value is not None and b.value is not None  # invariant of NUM nodes
-        if b.value == 0:
-            raise CalculusError("division by zero")
         return num(a.value / b.value)
     return Expr(Op.DIV, (a, b), a.shape)
 

@@ -210,12 +210,23 @@ class Gradient:
         Agreement
             True when it agrees; otherwise False, with a counterexample.
         """
-        c = claim if isinstance(claim, Expr) else parse(claim, self._types, indices=self._indices)
+        if isinstance(claim, Expr):
+            c = claim
+        else:
+            c = parse(claim, self._types, indices=self._indices, context=self.expr)
         text = to_text(c)
         if c.is_scalar != self.wrt.is_scalar or (c.shape[1] == 1) != (self.wrt.shape[1] == 1):
             return Agreement(False, text, float("inf"),
                              f"the claim is {_kind_word(c)} but {self.wrt.full_name} is "
                              f"{_kind_word(self.wrt)}")
+        if not isinstance(claim, Expr):
+            try:
+                c = parse(claim, self._types, indices=self._indices, context=self.expr,
+                          shape=self.wrt.shape)
+            except CalculusError as exc:
+                return Agreement(False, text, float("inf"),
+                                 f"the claim does not have the shape of {self.wrt.full_name}: "
+                                 f"{exc.message}")
         worst = 0.0
         env = {i: 1 for i in self.wrt.indices}
         for point in iter_points(self.expr, seed, 3, also=(self.gradient, c), index_env=env):

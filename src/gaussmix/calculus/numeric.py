@@ -119,7 +119,7 @@ def _prepare(
         env.values[v.name] = arr
         lead = arr.shape[: len(v.indices)]
         for index, n in zip(v.indices, lead, strict=True):
-            _bind(env.sizes, index, n, f"index {index} of {v.name}")
+            _bind(env.sizes, count_key(index), n, f"index {index} of {v.name}")
         _bind(env.sizes, v.shape[0], arr.shape[-2], f"the rows of {v.name}")
         _bind(env.sizes, v.shape[1], arr.shape[-1], f"the columns of {v.name}")
     for name, value in (differentials or {}).items():
@@ -134,9 +134,16 @@ def _prepare(
     return env
 
 
+def count_key(index: str) -> str:
+    """Where the number of terms of an index is kept among the sizes: ``#n``."""
+    return f"#{index}"
+
+
 def _size(env: _Env, d: Dim) -> int:
     if d == 1:
         return 1
+    if str(d) not in env.sizes and count_key(str(d).lower()) in env.sizes:
+        return env.sizes[count_key(str(d).lower())]  # N, the range of the index n
     if str(d) not in env.sizes:
         raise CalculusError(
             f"cannot tell the size of dimension {d} from the values (eye or ones alone?)"
@@ -251,7 +258,7 @@ def _eval(e: Expr, env: _Env) -> Array:
 
     def _sum_over(node: Expr) -> Array:
         index = node.name
-        if index not in env.sizes:
+        if count_key(index) not in env.sizes:
             raise CalculusError(f"cannot tell how many terms sum_{index} has")
         slot = f"@{index}"
         saved = env.sizes.get(slot)
@@ -259,7 +266,7 @@ def _eval(e: Expr, env: _Env) -> Array:
         nonlocal index_keys
         keys_before = index_keys
         index_keys = sorted({*index_keys, slot})
-        for i in range(env.sizes[index]):
+        for i in range(env.sizes[count_key(index)]):
             env.sizes[slot] = i
             term = go(node.args[0])
             total = term.copy() if total is None else total + term
@@ -357,7 +364,9 @@ def _positive_variables(e: Expr) -> set[str]:
     return out
 
 
-def _dimension_sizes(e: Expr, sizes: Mapping[str, int] | None) -> dict[str, int]:
+def _dimension_sizes(
+    e: Expr, sizes: Mapping[str, int] | None, descending: bool = False
+) -> dict[str, int]:
     symbols: list[str] = []
     for node in e.walk():
         for d in node.shape:
@@ -365,12 +374,12 @@ def _dimension_sizes(e: Expr, sizes: Mapping[str, int] | None) -> dict[str, int]
                 symbols.append(str(d))
     out = dict(sizes or {})
     free = [n for n in SIZES if n not in out.values()]
-    for s in sorted(symbols):
+    for s in sorted(symbols, reverse=descending):
         if s not in out:
             out[s] = free.pop(0) if free else 3
     for node in e.walk():
         for index in (*node.indices, *([node.name] if node.op is Op.SUMIDX else [])):
-            out.setdefault(index, INDEX_SIZES.get(index, 3))
+            out.setdefault(count_key(index), INDEX_SIZES.get(index, 3))
     return out
 
 
@@ -382,7 +391,7 @@ def _sample(
     v: Expr, rng: np.random.Generator, dims: Mapping[str, int], positive: bool
 ) -> Array:
     if v.indices:
-        lead = tuple(dims[i] for i in v.indices)
+        lead = tuple(dims[count_key(i)] for i in v.indices)
         slices = [_sample_one(v, rng, dims, positive) for _ in range(int(np.prod(lead)))]
         return np.stack(slices).reshape(*lead, *slices[0].shape)
     return _sample_one(v, rng, dims, positive)
@@ -446,9 +455,6 @@ def random_point(
     CalculusError
         When no point in 40 tries gives finite values.
     """
-    dims = _dimension_sizes(e, sizes)
-    for extra in also:
-        dims = _dimension_sizes(extra, dims)
     variables = _variables(e)
     for extra in also:
         variables.update({k: v for k, v in _variables(extra).items() if k not in variables})
@@ -458,6 +464,11 @@ def random_point(
     for attempt in range(40):
         rng = np.random.default_rng([seed, attempt])
         all_positive = attempt >= 20
+        # Alternate which dimension gets which size: log(det(X'*X)) needs X taller than wide.
+        descending = (attempt // 5) % 2 == 1
+        dims = _dimension_sizes(e, sizes, descending)
+        for extra in also:
+            dims = _dimension_sizes(extra, dims, descending)
         values: dict[str, Any] = {}
         for v in variables.values():
             if v.name in values:
@@ -465,13 +476,39 @@ def random_point(
             arr = _sample(v, rng, dims, all_positive or v.name in positive)
             values[v.name] = to_user(v, arr, len(v.indices))
         env = dict(index_env or {})
-        if _finite(e, values, dims, env) and all(_finite(x, values, dims, env) for x in also):
+        exprs = (e, *also)
+        if all(_finite(x, values, dims, env) for x in exprs) and all(
+            _well_conditioned(x, values, dims, env) for x in exprs
+        ):
             return Point(values, dims)
     names = ", ".join(sorted({v.name for v in variables.values()}))
     raise CalculusError(
         f"found no point where {e} is defined (tried 40 random values of {names}); "
         "declare the kinds of the variables with types, e.g. S:symmetric"
     )
+
+
+MAX_CONDITION = 1e6
+"""Random points where a matrix to invert (or take the determinant of) is worse conditioned than
+this are rejected: derivatives there are dominated by rounding."""
+
+
+def _well_conditioned(
+    e: Expr, values: Mapping[str, Any], sizes: Mapping[str, int], index_env: Mapping[str, int]
+) -> bool:
+    for node in e.walk():
+        if node.op not in (Op.INV, Op.LOGDET, Op.DET, Op.MPOW):
+            continue
+        arg = node.args[0]
+        if any(index not in index_env for _, indices in arg.free for index in indices):
+            continue  # depends on an index bound by a sum: checked through the whole value
+        try:
+            a = np.asarray(evaluate(arg, values, sizes=sizes, index_env=index_env), dtype=float)
+        except CalculusError:
+            return False
+        if a.ndim == 2 and np.linalg.cond(a) > MAX_CONDITION:
+            return False
+    return True
 
 
 def _finite(
@@ -499,7 +536,7 @@ def random_direction(
         arr = (arr + arr.T) / 2
     arr /= np.linalg.norm(arr)
     if v.indices:
-        full = np.zeros((*(sizes[i] for i in v.indices), rows, cols))
+        full = np.zeros((*(sizes[count_key(i)] for i in v.indices), rows, cols))
         full[tuple((index_env or {}).get(i, 0) for i in v.indices)] = arr
         return to_user(v, full, len(v.indices))
     return to_user(v, arr)
@@ -570,6 +607,8 @@ def directional_error(
             if wrt.indices:
                 v_slice = v_slice[tuple(env[i] for i in wrt.indices)]
             an = float(np.sum(g * v_slice))
+            if not (np.isfinite(fd) and np.isfinite(an)):
+                return float("inf")  # never report a check that could not be made as passed
             floor = max(float(np.linalg.norm(g)), abs(fd), 1e-8 * (1.0 + fval))
             worst = max(worst, abs(fd - an) / floor)
     return worst

@@ -27,7 +27,7 @@ import lark
 
 from gaussmix.calculus import expr as E
 from gaussmix.calculus.errors import CalculusError, ParseError
-from gaussmix.calculus.expr import CONSTANTS, FUNCTIONS, MAX_DEPTH, Dim, Dims, Expr, Kind
+from gaussmix.calculus.expr import CONSTANTS, FUNCTIONS, MAX_DEPTH, Dim, Dims, Expr, Kind, Op
 
 __all__ = ["KIND_NAMES", "MAX_LENGTH", "as_kind", "convention_kind", "parse", "parse_kinds"]
 
@@ -114,10 +114,19 @@ class _SourceDims(Dims):
 
     def fresh(self) -> Dim:
         i = len(self.order)
-        name = _DIM_NAMES[i % len(_DIM_NAMES)] + (str(i // len(_DIM_NAMES)) if i >= 10 else "")
-        self.parent[name] = name
-        self.order[name] = i
+        while True:
+            name = _DIM_NAMES[i % len(_DIM_NAMES)] + (str(i // len(_DIM_NAMES)) if i >= 10 else "")
+            if name not in self.parent:
+                break
+            i += 1
+        self.register(name)
         return name
+
+    def register(self, name: str) -> None:
+        """Take over a dimension of an expression parsed before (see ``parse(context=...)``)."""
+        if name not in self.parent:
+            self.parent[name] = name
+            self.order[name] = len(self.order)
 
     def resolve(self, d: Dim) -> Dim:
         if d == 1 or not isinstance(d, str):
@@ -181,13 +190,23 @@ class _Builder:
     """Turns a lark tree into nodes, bottom up, without recursion."""
 
     def __init__(
-        self, text: str, types: Mapping[str, Kind], indices: frozenset[str]
+        self,
+        text: str,
+        types: Mapping[str, Kind],
+        indices: frozenset[str],
+        context: Expr | None = None,
     ) -> None:
         self.text = text
         self.types = types
         self.indices = indices
         self.dims = _SourceDims(text)
         self.variables: dict[str, Expr] = {}
+        for node in context.walk() if context is not None else ():
+            if node.op is Op.VAR and node.name not in self.variables:
+                for d in node.shape:
+                    if isinstance(d, str):
+                        self.dims.register(d)
+                self.variables[node.name] = E.var(node.name, node.kind or Kind.MATRIX, node.shape)
 
     # -- leaves ----------------------------------------------------------------------------
     def split_name(self, name: str) -> tuple[str, tuple[str, ...]]:
@@ -367,6 +386,8 @@ def parse(
     types: Mapping[str, str | Kind] | None = None,
     *,
     indices: Iterable[str] = (),
+    context: Expr | None = None,
+    shape: tuple[Dim, Dim] | None = None,
 ) -> Expr:
     """Parse an expression.
 
@@ -380,6 +401,11 @@ def parse(
     indices : iterable of str, optional
         Single-letter index names. With ``indices="nk"``, ``x_n`` is the variable ``x`` with
         index ``n`` and ``sum_n(...)`` sums over ``n``.
+    context : Expr, optional
+        An expression parsed before: its variables keep their kinds and dimensions here (to
+        read a claimed gradient in the terms of the expression it is the gradient of).
+    shape : (Dim, Dim), optional
+        A shape the result must have (dimensions of ``context``).
 
     Returns
     -------
@@ -411,5 +437,21 @@ def parse(
         tree = _parser().parse(text)
     except lark.exceptions.UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
-    builder = _Builder(text, kinds, frozenset(indices))
-    return builder.resolve(builder.build(tree))
+    builder = _Builder(text, kinds, frozenset(indices), context)
+    out = builder.build(tree)
+    if shape is not None:
+        dims = builder.dims
+
+        def why() -> str:
+            return f"it is {_describe_shape(out, dims)}, but it should be {dims.show(shape)}"
+
+        if out.is_scalar != (shape == (1, 1)):
+            raise CalculusError(f"{text} has the wrong shape: {why()}")
+        dims.span = (0, len(text))
+        dims.unify(out.shape[0], shape[0], why)
+        dims.unify(out.shape[1], shape[1], why)
+    return builder.resolve(out)
+
+
+def _describe_shape(e: Expr, dims: Dims) -> str:
+    return "a scalar" if e.is_scalar else dims.show(e.shape)

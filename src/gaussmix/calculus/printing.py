@@ -1,10 +1,11 @@
 """Text and LaTeX printers: one entry per operator, and one precedence table.
 
-The text printer writes the input syntax back, with exactly the parentheses the grammar needs, so
-that ``parse(to_text(e)) == e``. Binary operators of one precedence level associate to the left:
-a left operand of the same level needs no parentheses, a right one does. The LaTeX printer follows
-the same table, with textbook notation (``X^{-\\top}``, ``\\operatorname{tr}``, ``\\odot``).
-"""
+The text printer writes the input syntax back, with exactly the parentheses the grammar needs,
+so that ``parse(to_text(e)) == e`` (except for differentials, which are not input, and for the
+zero vector or matrix, which prints as ``0``). Binary operators of one precedence level
+associate to the left: a left operand of the same level needs no parentheses, a right one does.
+The LaTeX printer follows the same table, with textbook notation (``X^{-\\top}``,
+``\\operatorname{tr}``, ``\\odot``)."""
 
 from __future__ import annotations
 
@@ -140,8 +141,10 @@ def _binary_text(symbol: str) -> Callable[[Expr], str]:
 
 def _scale_text(e: Expr) -> str:
     c, a = e.args
-    # c*A*B reads as c*(A*B): the constructor pulls scalars out of matrix products.
-    right = to_text(a) if a.op is Op.MATMUL else _t(a, POWER)
+    # c*A*B reads as c*(A*B): the constructor pulls scalars out of matrix products. Not when the
+    # first factor is itself a quotient or elementwise product: c*A/d*B reads as ((c*A)/d)*B.
+    bare = a.op is Op.MATMUL and precedence(a.args[0]) > PRODUCT
+    right = to_text(a) if bare else _t(a, POWER)
     return f"{_t(c, PRODUCT)}*{right}"
 
 
@@ -292,7 +295,8 @@ def _matmul_latex(e: Expr) -> str:
 
 def _scale_latex(e: Expr) -> str:
     c, a = e.args
-    right = to_latex(a) if a.op is Op.MATMUL else _l(a, POWER)
+    bare = a.op is Op.MATMUL and _latex_precedence(a.args[0]) > PRODUCT
+    right = to_latex(a) if bare else _l(a, POWER)
     return _juxtapose([_l(c, PRODUCT), right], [c, a])
 
 

@@ -286,7 +286,7 @@ def _kronecker(e: Expr, ctx: DiffContext) -> Expr | None:
 
 
 @_rule(Op.SUMIDX, "sum over an index", "d(sum_n(f_n)) = sum_n(d(f_n))",
-       X("sum_n(x_n'*y)", "y", {}, "n"))
+       X("sum_n(x_n'*y)", "y", {}, "n"), X("y'*sum_n(A_n*x)", "x", {}, "n"))
 def _sumidx(e: Expr, ctx: DiffContext) -> Expr | None:
     # d sum_n f_n = sum_n d f_n
     df = ctx.d(e.args[0])

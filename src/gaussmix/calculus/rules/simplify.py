@@ -359,6 +359,16 @@ def _scalar_factors(e: Expr) -> tuple[list[Expr], Expr | None]:
     return factors, rest
 
 
+@_rule("sign", "sign(a)*a = a*sign(a) = abs(a) for a scalar a", Op.SCALE)
+def _sign(e: Expr) -> Expr | None:
+    a, b = e.args
+    if not b.is_scalar:
+        return None
+    if (a.op is Op.SIGN and a.args[0] == b) or (b.op is Op.SIGN and b.args[0] == a):
+        return apply(Op.ABS, b if a.op is Op.SIGN else a)
+    return None
+
+
 @_rule("cancel", "u*A/u = A, a/a = 1", Op.DIV)
 def _cancel(e: Expr) -> Expr | None:
     top, bottom = e.args
@@ -376,13 +386,15 @@ def _cancel(e: Expr) -> Expr | None:
 # --- inverses, traces, sums -------------------------------------------------------------------
 
 
-@_rule("inverse", "inv(inv(A)) = A, A*inv(A) = inv(A)*A = eye, diag(diag(v)) = v, "
-       "inv(diag(v)) = diag(1./v)", Op.INV, Op.MATMUL, Op.DIAGV)
+@_rule("inverse", "inv(inv(A)) = A, A*inv(A) = inv(A)*A = eye, inv(c*A) = inv(A)/c, "
+       "diag(diag(v)) = v, inv(diag(v)) = diag(1./v)", Op.INV, Op.MATMUL, Op.DIAGV)
 def _inverse(e: Expr) -> Expr | None:
     if e.op is Op.INV:
         a = e.args[0]
         if a.op is Op.INV:
             return a.args[0]
+        if a.op is Op.SCALE:
+            return div(apply(Op.INV, a.args[1]), a.args[0])
         if a.op is Op.DIAGM:
             return apply(Op.DIAGM, ediv(ONE, a.args[0]))
         return None

@@ -1,0 +1,102 @@
+"""``gaussmix grad``, in-process: outputs, exit codes, one-line errors with a caret."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner, Result
+
+import gaussmix.cli.main  # noqa: F401  (registers every command)
+from gaussmix.cli.app import app
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(app, ["grad", *args])
+
+
+def test_plain_output_is_the_gradient() -> None:
+    result = run("x'*A*x", "--wrt", "A")
+    assert result.exit_code == 0
+    assert result.stdout == "x*x'\n"
+    assert result.stderr == ""
+
+
+def test_log_det_steps_read_like_the_lecture() -> None:
+    result = run("log(det(X))", "--wrt", "X", "--steps")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert "denominator layout" in lines[1]
+    assert lines[2].strip() == "df = d(log(det(X)))"
+    body = "\n".join(lines)
+    assert body.index("[log:") < body.index("[Jacobi:") < body.index("[identify:")
+    assert lines[-1] == "gradient: inv(X)'"
+
+
+def test_latex_and_symmetric_convention() -> None:
+    result = run("x'*S*x", "--wrt", "S", "--types", "S:symmetric", "--latex")
+    assert result.stdout.strip() == "x x^\\top"
+    steps = run("x'*S*x", "--wrt", "S", "--types", "S:symmetric", "--steps")
+    assert "(G + G')/2" in steps.stdout
+    assert "symmetric gradient" in steps.stdout
+
+
+def test_check_and_claims() -> None:
+    ok = run("(x - m)'*inv(S)*(x - m)", "--wrt", "m", "--types", "S:symmetric", "--check",
+             "--claim", "-2*inv(S)*(x - m)")
+    assert ok.exit_code == 0
+    lines = ok.stdout.splitlines()
+    assert lines[0] == "-2*inv(S)*(x - m)"
+    assert lines[1].startswith("check: relative error") and lines[1].endswith("(ok)")
+    assert lines[2].startswith("claim -2*inv(S)*(x - m): agrees")
+    wrong = run("x'*A*x", "--wrt", "x", "--claim", "2*A*x")
+    assert wrong.exit_code == 1
+    assert "does not agree" in wrong.stdout
+    assert "counterexample: A = [[" in wrong.stdout
+    cookbook = run("x'*S*x", "--wrt", "S", "--types", "S:symmetric",
+                   "--claim", "2*x*x' - x*x'.*eye")
+    assert cookbook.exit_code == 1
+    assert "Matrix Cookbook" in cookbook.stdout
+
+
+def test_json() -> None:
+    result = run("log(sum(exp(x)))", "--wrt", "x", "--json", "--check", "--claim", "exp(x)")
+    assert result.exit_code == 1  # the claim is wrong
+    data = json.loads(result.stdout)
+    assert data["gradient"] == "exp(x)/sum(exp(x))"
+    assert data["check"]["ok"] is True
+    assert data["claim"]["agrees"] is False
+    assert data["claim"]["counterexample"]["x"]
+    assert [s["rule"] for s in data["steps"]][:2] == ["log", "sum of entries"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "caret_column"),
+    [
+        (("tr(X", "--wrt", "X"), "error: the expression ends too early", 4),
+        (("trace(X)", "--wrt", "X"), "did you mean tr?", 0),
+        (("x*A", "--wrt", "x"), "a product needs the columns", 0),
+        (("x'*A*x", "--wrt", "B"), "B does not appear in x'*A*x", None),
+        (("x'*A*x", "--wrt", "A", "--types", "x:vectr"), "did you mean 'vector'?", None),
+        (("A*x", "--wrt", "x"), "is not a scalar", None),
+        (("a*" + "-" * 80 + "a", "--wrt", "a"), "nested too deeply", -1),
+    ],
+)
+def test_errors_are_one_line_and_a_caret(
+    args: tuple[str, ...], message: str, caret_column: int | None
+) -> None:
+    result = run(*args)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("error: ") and message in lines[0]
+    assert "Traceback" not in result.stderr
+    if caret_column is None:
+        assert len(lines) == 1
+    else:
+        assert len(lines) == 3 and lines[2].strip() == "^"
+        assert caret_column < 0 or lines[2].index("^") - 2 == caret_column
+
+
+def test_missing_wrt_is_a_usage_error() -> None:
+    assert run("x'*x").exit_code == 2
