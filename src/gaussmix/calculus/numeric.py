@@ -142,13 +142,18 @@ def count_key(index: str) -> str:
 def _size(env: _Env, d: Dim) -> int:
     if d == 1:
         return 1
-    if str(d) not in env.sizes and count_key(str(d).lower()) in env.sizes:
-        return env.sizes[count_key(str(d).lower())]  # N, the range of the index n
     if str(d) not in env.sizes:
         raise CalculusError(
             f"cannot tell the size of dimension {d} from the values (eye or ones alone?)"
         )
     return env.sizes[str(d)]
+
+
+def _dim_size(env: _Env, name: str) -> int:
+    """The value of a named dimension: D (a size), or N, the number of terms of the index n."""
+    if name not in env.sizes and count_key(name.lower()) in env.sizes:
+        return env.sizes[count_key(name.lower())]
+    return _size(env, name)
 
 
 def _elementwise(fn: Any) -> Any:
@@ -197,7 +202,7 @@ EVAL: dict[Op, Any] = {
     Op.EYE: lambda env, e, a: np.eye(_size(env, e.shape[0])),
     Op.ONES: lambda env, e, a: np.ones((_size(env, e.shape[0]), 1)),
     Op.ZERO: lambda env, e, a: np.zeros((_size(env, e.shape[0]), _size(env, e.shape[1]))),
-    Op.DIM: lambda env, e, a: np.array([[float(_size(env, e.name))]]),
+    Op.DIM: lambda env, e, a: np.array([[float(_dim_size(env, e.name))]]),
     Op.DIFF: lambda env, e, a: _diff(env, e),
     Op.ADD: lambda env, e, a: sum(a[1:], a[0]),
     Op.NEG: lambda env, e, a: -a[0],
@@ -558,13 +563,15 @@ def directional_fd(
     direction: Any,
     step: float = FD_STEP,
     index_env: Mapping[str, int] | None = None,
+    sizes: Mapping[str, int] | None = None,
 ) -> float:
     """d/dt f(X + t V) at t = 0 by the five-point central difference."""
     scale = max(1.0, float(np.max(np.abs(values[name]))))
     h = step * scale
 
     def at(t: float) -> float:
-        return float(evaluate(f, _shifted(values, name, direction, t), index_env=index_env))
+        shifted = _shifted(values, name, direction, t)
+        return float(evaluate(f, shifted, index_env=index_env, sizes=sizes))
 
     return (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h)
 
@@ -599,10 +606,10 @@ def directional_error(
         g = np.asarray(
             evaluate(gradient, point.values, sizes=point.sizes, index_env=env), dtype=float
         )
-        fval = abs(float(evaluate(f, point.values, index_env=env)))
+        fval = abs(float(evaluate(f, point.values, index_env=env, sizes=point.sizes)))
         for _ in range(n_directions):
             v = random_direction(wrt, rng, point.sizes, env)
-            fd = directional_fd(f, point.values, wrt.name, v, index_env=env)
+            fd = directional_fd(f, point.values, wrt.name, v, index_env=env, sizes=point.sizes)
             v_slice = np.asarray(v, dtype=float)
             if wrt.indices:
                 v_slice = v_slice[tuple(env[i] for i in wrt.indices)]

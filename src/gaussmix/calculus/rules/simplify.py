@@ -29,6 +29,7 @@ from gaussmix.calculus.expr import (
     dim,
     div,
     ediv,
+    epower,
     eye,
     hadamard,
     is_number,
@@ -44,7 +45,7 @@ from gaussmix.calculus.expr import (
     zero,
 )
 from gaussmix.calculus.rewrite import Rule
-from gaussmix.calculus.structure import is_symmetric
+from gaussmix.calculus.structure import is_symmetric, transposed
 
 __all__ = ["RULES", "TIDY_RULES", "split_coefficient", "with_coefficient"]
 
@@ -190,11 +191,18 @@ def _transpose_product(e: Expr) -> Expr | None:
     return mul_all([transpose(f) for f in reversed(a.args)])
 
 
-@_rule("powers", "A*A = A^2, A*A^k = A^(k + 1), (A^k)' = (A')^k", Op.MATMUL, Op.TRANSPOSE)
+@_rule("powers", "A*A = A^2, A*A^k = A^(k + 1), (A^k)' = (A')^k, a*a = a^2, x.*x = x.^2",
+       Op.MATMUL, Op.TRANSPOSE, Op.SCALE, Op.HADAMARD)
 def _powers(e: Expr) -> Expr | None:
     if e.op is Op.TRANSPOSE:
         a = e.args[0]
         return power(transpose(a.args[0]), a.args[1]) if a.op is Op.MPOW else None
+    if e.op is Op.SCALE:
+        a, b = e.args
+        return power(a, num(2)) if a == b and b.is_scalar and not is_number(a) else None
+    if e.op is Op.HADAMARD:
+        a, b = e.args
+        return epower(a, num(2)) if a == b else None
 
     def split(f: Expr) -> tuple[Expr, int]:
         if f.op is Op.MPOW:
@@ -273,6 +281,35 @@ def _numbers_first(e: Expr) -> Expr | None:
     return None
 
 
+@_rule("merge sums", "sum_n(A_n) + sum_n(B_n) = sum_n(A_n + B_n)", Op.ADD)
+def _merge_sums(e: Expr) -> Expr | None:
+    groups: dict[str, list[int]] = {}
+    for i, t in enumerate(e.args):
+        inner = t.args[0] if t.op is Op.NEG else t
+        if inner.op is Op.SUMIDX:
+            groups.setdefault(inner.name, []).append(i)
+    for index, where in groups.items():
+        if len(where) < 2:
+            continue
+        bodies = []
+        for i in where:
+            t = e.args[i]
+            bodies.append(neg(t.args[0].args[0]) if t.op is Op.NEG else t.args[0])
+        merged = sumidx(index, add_all(bodies, e.shape))
+        terms = [merged if i == where[0] else t for i, t in enumerate(e.args)
+                 if i == where[0] or i not in where]
+        return add_all(terms, e.shape)
+    return None
+
+
+@_rule("diag of an outer product", "diag(x*y') = x.*y", Op.DIAGV)
+def _diag_outer(e: Expr) -> Expr | None:
+    a = e.args[0]
+    if a.op is Op.MATMUL and len(a.args) == 2 and a.args[0].shape[1] == 1:
+        return hadamard(a.args[0], transposed(a.args[1]))
+    return None
+
+
 @_rule("scalar out",
        "tr(c*A) = c*tr(A), sum(c*A) = c*sum(A), (c*A).*B = c*(A.*B), sum_n(c*A) = c*sum_n(A) "
        "for c free of n",
@@ -290,13 +327,22 @@ def _scalar_out(e: Expr) -> Expr | None:
         return None
     c, rest = a.args
     if e.op is Op.SUMIDX:
-        if _index_free(c, e.name):
-            return mul(c, sumidx(e.name, rest))
-        if not rest.is_scalar and _index_free(rest, e.name):
-            # sum_n(c_n*A) = sum_n(c_n)*A
-            return mul(sumidx(e.name, c), rest)
-        return None
+        return _sum_scalar_out(e.name, a)
     return mul(c, _rebuild_unary(e, rest))
+
+
+def _sum_scalar_out(index: str, body: Expr) -> Expr | None:
+    factors, rest = _scalar_factors(body)
+    free = [f for f in factors if _index_free(f, index)]
+    bound = [f for f in factors if not _index_free(f, index)]
+    if free and (bound or (rest is not None and not _index_free(rest, index))):
+        # sum_n(c*a_n*A_n) = c*sum_n(a_n*A_n)
+        inner = mul_all([*bound, *([rest] if rest is not None else [])])
+        return mul(mul_all(free), sumidx(index, inner))
+    if not free and rest is not None and _index_free(rest, index):
+        # sum_n(c_n*A) = sum_n(c_n)*A
+        return mul(sumidx(index, mul_all(bound)), rest)
+    return None
 
 
 def _binary(op: Op, a: Expr, b: Expr) -> Expr:
@@ -537,12 +583,19 @@ def _common_left(e: Expr) -> Expr | None:
     return _factor(e, right=False)
 
 
-def _term_parts(t: Expr) -> tuple[Fraction, list[Expr], Expr | None]:
+_Parts = tuple[Fraction, list[Expr], Expr | None, Expr | None]
+
+
+def _term_parts(t: Expr) -> _Parts:
+    """A term as (coefficient, scalar factors, non-scalar rest, denominator)."""
     c, rest = split_coefficient(t)
     if rest is None:
-        return c, [], None
+        return c, [], None, None
+    if rest.op is Op.DIV:  # q*a/c: the factors of the numerator
+        factors, matrix = _scalar_factors(rest.args[0])
+        return c, factors, matrix, rest.args[1]
     factors, matrix = _scalar_factors(rest)
-    return c, factors, matrix
+    return c, factors, matrix, None
 
 
 @_rule("common scalar factor", "c*A + c*B = c*(A + B), 1/2*A - 1/2*B = 1/2*(A - B), "
@@ -551,24 +604,26 @@ def _common_scalar(e: Expr) -> Expr | None:
     if all(t.op is Op.DIV for t in e.args) and len({t.args[1] for t in e.args}) == 1:
         return div(add_all([t.args[0] for t in e.args], e.shape), e.args[0].args[1])
     parts = [_term_parts(t) for t in e.args]
-    magnitudes = {abs(c) for c, _, _ in parts}
+    magnitudes = {abs(c) for c, _, _, _ in parts}
     if len(magnitudes) == 1 and (m := magnitudes.pop()) not in (0, 1):
-        terms = [with_coefficient(c / m, _rest(f, r), e.shape) for c, f, r in parts]
+        terms = [with_coefficient(c / m, _rest(f, r, d), e.shape) for c, f, r, d in parts]
         return mul(num(m), add_all(terms, e.shape))
-    common = Counter(parts[0][1])
-    for _, factors, _ in parts[1:]:
+    common = Counter(f for f in parts[0][1] if not is_number(f))
+    for _, factors, _, _ in parts[1:]:
         common &= Counter(factors)
     if not common:
         return None
     terms = []
-    for c, factors, matrix in parts:
+    for c, factors, matrix, den in parts:
         left = list((Counter(factors) - common).elements())
-        terms.append(with_coefficient(c, _rest(left, matrix), e.shape))
+        terms.append(with_coefficient(c, _rest(left, matrix, den), e.shape))
     return mul(mul_all(list(common.elements())), add_all(terms, e.shape))
 
 
-def _rest(factors: Sequence[Expr], matrix: Expr | None) -> Expr | None:
+def _rest(factors: Sequence[Expr], matrix: Expr | None, den: Expr | None = None) -> Expr | None:
     items = [*factors, *([matrix] if matrix is not None else [])]
+    if den is not None:
+        return div(mul_all(items), den)
     return mul_all(items) if items else None
 
 
