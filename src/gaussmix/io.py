@@ -38,6 +38,7 @@ _PARAMS = (
     "verbose",
     "verbose_interval",
     "chunk_size",
+    "n_threads",
 )
 
 

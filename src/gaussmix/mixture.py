@@ -33,6 +33,7 @@ from gaussmix.em import (
     ALIASES,
     INIT_METHODS,
     REGISTRY,
+    Covariance,
     EMResult,
     Params,
     get_covariance,
@@ -40,6 +41,7 @@ from gaussmix.em import (
     run_em,
     weighted_log_prob,
 )
+from gaussmix.em.parallel import BlockMap, block_map
 from gaussmix.validation import check_precisions, check_sample_weight, validate_rows
 
 Array = NDArray[np.float64]
@@ -120,7 +122,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ``verbose_interval`` iterations (on stderr).
     verbose_interval : int, default=10
     chunk_size : int or None, default=None
-        Rows per block of the E-step; None keeps a block's K x rows x D working array near 32 MB.
+        Rows per block of the E-step; None keeps a block's working arrays near 6 MB (in cache).
+    n_threads : int or None, default=None
+        Threads that share the blocks of the E-step; None uses every available core. Set 1
+        when fitting several models in parallel.
 
     Attributes
     ----------
@@ -158,6 +163,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -178,6 +184,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose: int = 0,
         verbose_interval: int = 10,
         chunk_size: int | None = None,
+        n_threads: int | None = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -194,6 +201,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.chunk_size = chunk_size
+        self.n_threads = n_threads
 
     # ------------------------------------------------------------------ validation
     def _validate_X(self, X: ArrayLike, *, reset: bool, min_rows: int = 1) -> NDArray[np.floating]:
@@ -256,11 +264,48 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         weights = check_sample_weight(sample_weight, n_samples)
         inits = self._validate_inits(n_features)
         covariance = get_covariance(self.covariance_type)
-        chunk = self.chunk_size or default_chunk_size(self.n_components, n_features)
+        chunk = self._chunk_rows(n_features)
         source = ArraySource(X, weights, chunk)
         rng = check_random_state(self.random_state)
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
+        with block_map(self.n_threads) as map_blocks:
+            best = self._fit_inits(X, weights, source, covariance, inits, rng, do_init, map_blocks)
+        if not best.converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self._set_params(best.params)
+        self.converged_ = best.converged
+        self.n_iter_ = best.n_iter
+        self.lower_bound_ = best.lower_bound
+        self.lower_bounds_ = list(best.lower_bounds)
+        self.reinitialized_ = list(best.reinitialized)
+        self.n_reinitialized_ = len(best.reinitialized)
+        self.n_samples_fit_ = n_samples
+        # a final E-step so that fit_predict(X) agrees with fit(X).predict(X); it also gives
+        # the log-likelihood of the final parameters (for BIC without the data, e.g. `info`)
+        labels, log_density = self._per_row(X, _label_and_log_density)
+        self.log_likelihood_ = float(
+            log_density.sum() if weights is None else weights @ log_density
+        )
+        return labels
+
+    def _fit_inits(
+        self,
+        X: NDArray[np.floating],
+        weights: Array | None,
+        source: ArraySource,
+        covariance: Covariance,
+        inits: dict[str, Array | None],
+        rng: np.random.RandomState,
+        do_init: bool,
+        map_blocks: BlockMap,
+    ) -> EMResult:
+        """Run EM from each initialisation; the result with the best final lower bound."""
         best: EMResult | None = None
         for init in range(self.n_init if do_init else 1):
             if do_init:
@@ -286,34 +331,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 max_iter=self.max_iter,
                 reg_covar=self.reg_covar,
                 callback=self._progress(time.perf_counter()),
+                map_blocks=map_blocks,
             )
             self._report(1, f"Initialization converged: {result.converged}")
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
         if best is None:  # pragma: no cover - n_init >= 1 is validated
             raise RuntimeError("no initialisation ran")
-        if not best.converged and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init "
-                "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        self._set_params(best.params)
-        self.converged_ = best.converged
-        self.n_iter_ = best.n_iter
-        self.lower_bound_ = best.lower_bound
-        self.lower_bounds_ = list(best.lower_bounds)
-        self.reinitialized_ = list(best.reinitialized)
-        self.n_reinitialized_ = len(best.reinitialized)
-        self.n_samples_fit_ = n_samples
-        # a final E-step so that fit_predict(X) agrees with fit(X).predict(X); it also gives
-        # the log-likelihood of the final parameters (for BIC without the data, e.g. `info`)
-        labels, log_density = self._per_row(X, _label_and_log_density)
-        self.log_likelihood_ = float(
-            log_density.sum() if weights is None else weights @ log_density
-        )
-        return labels
+        return best
 
     def _progress(self, start: float) -> Callable[[int, float], None]:
         hook = _ITERATION_HOOK.get()
@@ -357,18 +382,27 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return self._params().n_parameters()
 
     # ------------------------------------------------------------------ inference
+    def _chunk_rows(self, n_features: int) -> int:
+        if self.chunk_size:
+            return int(self.chunk_size)
+        nq = get_covariance(self.covariance_type).n_quadratic(n_features)
+        return default_chunk_size(self.n_components, n_features, nq)
+
     def _blocks(self, X: NDArray[np.floating]) -> list[slice]:
-        chunk = self.chunk_size or default_chunk_size(self.n_components, X.shape[1])
+        chunk = self._chunk_rows(X.shape[1])
         return [slice(s, s + chunk) for s in range(0, X.shape[0], chunk)]
 
     def _per_row(self, Xv: NDArray[np.floating], reduce: _BlockReduce) -> Any:
         """Apply ``reduce`` to the (m, K) weighted log-probabilities of each block of rows and
         concatenate its per-row outputs; only one block's log-probabilities exist at a time."""
         params = self._params()
-        parts = [
-            reduce(weighted_log_prob(np.asarray(Xv[rows], dtype=np.float64), params))
-            for rows in self._blocks(Xv)
-        ]
+        with block_map(self.n_threads) as map_blocks:
+            parts = list(
+                map_blocks(
+                    lambda rows: reduce(weighted_log_prob(np.asarray(Xv[rows]), params)),
+                    self._blocks(Xv),
+                )
+            )
         if isinstance(parts[0], tuple):
             return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
         return np.concatenate(parts)

@@ -17,6 +17,7 @@ import numpy as np
 from gaussmix.data.sources import DataSource
 from gaussmix.em.errors import ComponentCollapseWarning
 from gaussmix.em.mstep import mstep
+from gaussmix.em.parallel import BlockMap
 from gaussmix.em.params import Params
 from gaussmix.em.stats import SuffStats, chunk_stats, merge, zeros
 
@@ -39,9 +40,9 @@ class EMResult:
         return self.lower_bounds[-1] if self.lower_bounds else -np.inf
 
 
-def data_stats(source: DataSource, params: Params) -> SuffStats:
-    """E-step over every block of the source, merged."""
-    parts = (chunk_stats(X, params, w) for X, w in source.chunks())
+def data_stats(source: DataSource, params: Params, map_blocks: BlockMap = map) -> SuffStats:
+    """E-step over every block of the source (mapped by ``map_blocks``), merged in order."""
+    parts = map_blocks(lambda block: chunk_stats(block[0], params, block[1]), source.chunks())
     return reduce(merge, parts, zeros(params))
 
 
@@ -67,6 +68,7 @@ def run_em(
     max_iter: int,
     reg_covar: float,
     callback: Callable[[int, float], None] | None = None,
+    map_blocks: BlockMap = map,
 ) -> EMResult:
     """Iterate EM from ``params`` until the lower bound changes by less than ``tol``.
 
@@ -78,6 +80,7 @@ def run_em(
     max_iter : maximum number of iterations (0 returns ``params`` unchanged).
     reg_covar : added to the diagonal of every covariance.
     callback : called as callback(iteration, lower_bound) after every iteration.
+    map_blocks : how blocks are mapped to ``chunk_stats`` (``parallel.block_map`` for threads).
     """
     history: list[float] = []
     reinitialized: list[tuple[int, int]] = []
@@ -85,7 +88,7 @@ def run_em(
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        stats = data_stats(source, params)
+        stats = data_stats(source, params, map_blocks)
         previous, lower_bound = lower_bound, stats.loglik / stats.n
         if not np.isfinite(lower_bound):
             raise ValueError(

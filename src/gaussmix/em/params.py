@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
 
 from gaussmix.em.covariance import Covariance
+from gaussmix.em.natural import Natural, natural_parameters
 
 Array = NDArray[np.float64]
 
@@ -50,6 +52,13 @@ class Params:
     @property
     def precisions(self) -> Array:
         return self.covariance.precisions(self.precisions_cholesky)
+
+    @cached_property
+    def natural(self) -> Natural:
+        """Natural parameters about the mixture mean (computed once per parameter set)."""
+        return natural_parameters(
+            self.weights, self.means, self.precisions_cholesky, self.covariance
+        )
 
     def n_parameters(self) -> int:
         """Free parameters: covariances, means, and K - 1 weights."""

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from scipy.special import logsumexp
 
 from gaussmix.em.covariance import Covariance
+from gaussmix.em.natural import FAST_SHIFT_LIMIT
 from gaussmix.em.params import Params
 
 Array = NDArray[np.float64]
@@ -96,12 +97,45 @@ def centred(X: Array, params: Params) -> Array:
     return X[None, :, :] - params.means[:, None, :]
 
 
+def _log_weights(params: Params) -> Array:
+    with np.errstate(divide="ignore"):  # a zero weight gives log pi_k = -inf, as it should
+        return np.log(params.weights)
+
+
+def _fast(params: Params) -> bool:
+    """Whether the natural-parameter kernel is accurate for these parameters."""
+    return params.natural.max_shift <= FAST_SHIFT_LIMIT
+
+
+def _features(X: Array, params: Params) -> Array:
+    """T(X) features-major, shape (nq + D, n): the quadratic features, then X - c."""
+    natural = params.natural
+    nq = natural.n_quadratic
+    T = np.empty((nq + X.shape[1], X.shape[0]))
+    np.subtract(X.T, natural.center[:, None], out=T[nq:])
+    params.covariance.quadratic_features(T[nq:], params.precisions_cholesky, T[:nq])
+    return T
+
+
+def _log_prob_fast(T: Array, params: Params) -> Array:
+    """log pi_k + log N(x_n | mu_k, Sigma_k) = w_k' T(x_n) + b_k, shape (K, n): one GEMM."""
+    log_prob = params.natural.weights_t @ T
+    log_prob += params.natural.offsets
+    return log_prob
+
+
+def log_prob_reference(X: Array, params: Params) -> Array:
+    """The same (K, n) from the centred rows x_n - mu_k of every component."""
+    log_gauss = params.covariance.log_gauss(centred(X, params), params.precisions_cholesky)
+    return log_gauss + _log_weights(params)[:, None]
+
+
 def weighted_log_prob(X: Array, params: Params) -> Array:
     """log pi_k + log N(x_n | mu_k, Sigma_k) for a block of rows; shape (n, K)."""
-    log_gauss = params.covariance.log_gauss(centred(X, params), params.precisions_cholesky)
-    with np.errstate(divide="ignore"):  # a zero weight gives log pi_k = -inf, as it should
-        log_weights = np.log(params.weights)
-    return (log_gauss + log_weights[:, None]).T
+    X = np.asarray(X, dtype=np.float64)
+    if _fast(params):
+        return _log_prob_fast(_features(X, params), params).T
+    return log_prob_reference(X, params).T
 
 
 def chunk_stats(X: Array, params: Params, weights: Array | None = None) -> SuffStats:
@@ -110,7 +144,7 @@ def chunk_stats(X: Array, params: Params, weights: Array | None = None) -> SuffS
     Parameters
     ----------
     X : (n, D) the rows.
-    params : the current parameters; their means are the shifts of the statistics.
+    params : the current parameters.
     weights : (n,) non-negative sample weights, or None for ones.
 
     Returns
@@ -118,36 +152,87 @@ def chunk_stats(X: Array, params: Params, weights: Array | None = None) -> SuffS
     SuffStats of the block. The responsibilities
     q_kn = pi_k N(x_n | mu_k, Sigma_k) / sum_j pi_j N(x_n | mu_j, Sigma_j)
     are computed in log space (log-sum-exp) and discarded with the block.
+
+    Notes
+    -----
+    Runs the natural-parameter kernel (``natural.py``: two GEMMs, statistics about the mixture
+    mean) unless a component sits so far from that mean that its covariance would lose more than
+    six digits; then the reference kernel (statistics about each component's own mean).
+    """
+    if X.shape[0] == 0:
+        return zeros(params)
+    if not _fast(params):
+        return chunk_stats_reference(X, params, weights)
+    natural = params.natural
+    nq = natural.n_quadratic
+    T = _features(X, params)
+    log_prob = _log_prob_fast(T, params)  # (K, n)
+    # softmax over components, in place: log_prob becomes the responsibilities
+    top = log_prob.max(axis=0)
+    log_prob -= top
+    np.exp(log_prob, out=log_prob)
+    total = log_prob.sum(axis=0)
+    log_norm = top + np.log(total)  # log p(x_n)
+    resp = log_prob
+    resp /= total
+    loglik, count, candidates = _weighted_sums(resp, log_norm, weights)
+    G = T @ resp.T  # (nq + D, K): every component's sums of the features about c
+    nk = resp.sum(axis=1)
+    cov = params.covariance
+    # move the sums from c to each component's mean mu_k = c + e_k (K D^2 work per block), so
+    # that every kernel's statistics mean the same thing and merge with each other
+    E = params.means - natural.center
+    sxx = cov.second_moment_from_features(G[:nq], T[nq:], resp)
+    sx = G[nq:].T
+    worst = int(np.argmin(candidates))
+    return SuffStats(
+        n=count,
+        loglik=loglik,
+        nk=nk,
+        sx=sx - nk[:, None] * E,
+        sxx=cov.move_second_moment(sxx, sx, nk, E),
+        shift=params.means,
+        worst_loglik=float(candidates[worst]),
+        worst_x=np.array(X[worst], dtype=np.float64),
+    )
+
+
+def _weighted_sums(
+    resp: Array, log_norm: Array, weights: Array | None
+) -> tuple[float, float, Array]:
+    """Weight the responsibilities in place; return the log-likelihood sum, the total weight and
+    the log-densities of the rows that may be re-seeding candidates (weight > 0)."""
+    if weights is None:
+        return float(log_norm.sum()), float(log_norm.shape[0]), log_norm
+    weights = np.asarray(weights, dtype=np.float64)
+    resp *= weights
+    candidates = np.where(weights > 0, log_norm, np.inf)
+    return float(weights @ log_norm), float(weights.sum()), candidates
+
+
+def chunk_stats_reference(X: Array, params: Params, weights: Array | None = None) -> SuffStats:
+    """The reference kernel: plain numpy, statistics about each component's own mean.
+
+    Same contract as ``chunk_stats``; it forms the (K, n, D) array of x_n - mu_k, so it costs
+    K times the memory traffic of the fast kernel, and it is exact however far apart the
+    components are. The tests compare the two.
     """
     X = np.asarray(X, dtype=np.float64)
-    n_rows = X.shape[0]
-    if n_rows == 0:
+    if X.shape[0] == 0:
         return zeros(params)
-    cov = params.covariance
     Z = centred(X, params)  # (K, n, D)
-    with np.errstate(divide="ignore"):
-        log_weights = np.log(params.weights)
-    log_prob = cov.log_gauss(Z, params.precisions_cholesky) + log_weights[:, None]  # (K, n)
+    log_prob = log_prob_reference(X, params)  # (K, n)
     log_norm = logsumexp(log_prob, axis=0)  # (n,) log p(x_n)
     resp = np.exp(log_prob - log_norm)  # (K, n)
-    if weights is None:
-        total = float(n_rows)
-        loglik = float(log_norm.sum())
-        candidates = log_norm
-    else:
-        weights = np.asarray(weights, dtype=np.float64)
-        total = float(weights.sum())
-        loglik = float(weights @ log_norm)
-        resp *= weights
-        candidates = np.where(weights > 0, log_norm, np.inf)
+    loglik, count, candidates = _weighted_sums(resp, log_norm, weights)
     worst = int(np.argmin(candidates))
     A = resp[:, :, None] * Z  # responsibility-weighted centred rows
     return SuffStats(
-        n=total,
+        n=count,
         loglik=loglik,
         nk=resp.sum(axis=1),
         sx=A.sum(axis=1),
-        sxx=cov.second_moment(A, Z),
+        sxx=params.covariance.second_moment(A, Z),
         shift=params.means,
         worst_loglik=float(candidates[worst]),
         worst_x=X[worst].copy(),
