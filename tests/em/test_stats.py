@@ -19,11 +19,15 @@ from gaussmix.em import (
     estimate,
     get_covariance,
     merge,
-    weighted_log_prob,
     zeros,
 )
 from gaussmix.em.natural import FAST_SHIFT_LIMIT
-from gaussmix.em.stats import chunk_stats_reference, log_prob_reference
+from gaussmix.em.stats import (
+    chunk_stats_componentwise,
+    chunk_stats_natural,
+    log_prob_componentwise,
+    log_prob_natural,
+)
 from tests.conftest import COVARIANCE_TYPES, mixture_data
 
 
@@ -177,16 +181,16 @@ def test_covariance_precision_round_trip(covariance_type: str) -> None:
     covariance_type=st.sampled_from(COVARIANCE_TYPES),
     weighted=st.booleans(),
 )
-def test_fast_kernel_equals_the_reference(
+def test_natural_kernel_equals_the_componentwise_one(
     seed: int, n: int, D: int, K: int, covariance_type: str, weighted: bool
 ) -> None:
     """The natural-parameter kernel (two GEMMs, statistics about the mixture mean) gives the
-    M-step of the plain reference kernel (statistics about each component's mean)."""
+    M-step of the componentwise kernel (statistics about each component's own mean)."""
     rng = np.random.default_rng(seed)
     params = random_params(rng, K, D, covariance_type)
     X = rng.normal(scale=3, size=(n, D)) + 50.0
     w = rng.integers(0, 4, size=n).astype(float) if weighted else None
-    fast, slow = chunk_stats(X, params, w), chunk_stats_reference(X, params, w)
+    fast, slow = chunk_stats_natural(X, params, w), chunk_stats_componentwise(X, params, w)
     assert fast.loglik == pytest.approx(slow.loglik, rel=1e-10)
     np.testing.assert_allclose(fast.nk, slow.nk, rtol=1e-10, atol=1e-12)
     # the fast kernel's sums about c cancel at the scale |x - c|^2 (documented in natural.py)
@@ -196,13 +200,13 @@ def test_fast_kernel_equals_the_reference(
     for a, b in zip(fast_m, slow_m, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12 * scale)
     np.testing.assert_allclose(
-        weighted_log_prob(X, params), log_prob_reference(X, params).T, rtol=1e-10, atol=1e-9
+        log_prob_natural(X, params), log_prob_componentwise(X, params), rtol=1e-10, atol=1e-9
     )
 
 
 def test_far_components_use_the_exact_kernel() -> None:
     """A component 10^4 standard deviations from the mixture mean: the fast kernel would lose
-    eight digits of its covariance, so the reference kernel runs and the fit stays exact."""
+    eight digits of its covariance, so the componentwise kernel runs and the fit stays exact."""
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(0, 1e-3, size=(200, 2)), rng.normal(10.0, 1.0, size=(200, 2))])
     cov = get_covariance("diag")
@@ -216,7 +220,7 @@ def test_far_components_use_the_exact_kernel() -> None:
     )
     assert params.natural.max_shift > FAST_SHIFT_LIMIT
     stats = chunk_stats(X, params)
-    reference = chunk_stats_reference(X, params)
+    reference = chunk_stats_componentwise(X, params)
     np.testing.assert_array_equal(stats.sxx, reference.sxx)
     _, _, variances = estimate(stats, cov, 0.0)
     np.testing.assert_allclose(variances[0], X[:200].var(axis=0), rtol=1e-3)

@@ -34,6 +34,7 @@ from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.linalg.blas import dsyrk, dtrmm
 from scipy.linalg.lapack import dtrtri
 
 from gaussmix.em.errors import DegenerateCovarianceError
@@ -82,6 +83,12 @@ def _inverse_transpose_of_lower(chol: Array) -> Array:
         if info != 0:  # a zero pivot: the Cholesky factor itself was singular
             raise _degenerate(None if chol.ndim == 2 else k, "singular")
     return np.swapaxes(inverse, -1, -2).reshape(chol.shape)
+
+
+def _symmetric_from_upper(upper: Array) -> Array:
+    """The symmetric matrix whose upper triangle BLAS computed (its lower one is garbage)."""
+    triangle = np.triu(upper)
+    return triangle + np.triu(triangle, 1).T
 
 
 def _check_positive(values: Array, shared: bool) -> None:
@@ -155,8 +162,13 @@ class Covariance(ABC):
         sum q (x - c - e)(x - c - e)' = S - sx e' - e sx' + N e e'."""
 
     @abstractmethod
-    def second_moment(self, A: Array, Z: Array) -> Array:
-        """Sum over rows of the weighted second moment, from A = q * Z and Z, both (K, n, D)."""
+    def second_moment(self, resp_t: Array, Z: Array) -> Array:
+        """sum_n q_kn z_kn z_kn' in this type's layout, from the weighted responsibilities
+        resp_t (K, n) and the centred rows Z (K, n, D)."""
+
+    def componentwise_preferred(self, n_components: int, n_features: int) -> bool:
+        """Whether the componentwise kernel beats the natural-parameter one at this shape."""
+        return False
 
     @abstractmethod
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
@@ -236,7 +248,11 @@ class _Matrix(Covariance):
         return np.matmul(np.swapaxes(inv, -1, -2), inv)
 
     def precisions_cholesky_from_precisions(self, precisions: Array) -> Array:
-        return _cholesky_lower(precisions, shared=precisions.ndim == 2)
+        # the *upper* triangular P with P P' = Lambda, like the factors computed from
+        # covariances: reversing rows and columns turns a lower Cholesky factor into it
+        flipped = precisions[..., ::-1, ::-1]
+        lower = _cholesky_lower(np.ascontiguousarray(flipped), shared=precisions.ndim == 2)
+        return np.ascontiguousarray(lower[..., ::-1, ::-1])
 
 
 class _Scales(Covariance):
@@ -285,17 +301,33 @@ class Full(_Matrix):
         return n_components * n_features * (n_features + 1) // 2
 
     def mahalanobis(self, Z: Array, prec_chol: Array) -> Array:
-        Y = np.matmul(Z, prec_chol)  # K batched GEMMs (n, D) @ (D, D)
-        return np.einsum("knd,knd->kn", Y, Y)
+        # ||P_k' z||^2 with triangular P_k: TRMM does half the flops of a GEMM. Z[k].T is the
+        # Fortran-ordered (D, n) view of the C-ordered rows and P[k].T the lower factor P_k',
+        # so BLAS reads both in place.
+        maha = np.empty(Z.shape[:2])
+        for k in range(Z.shape[0]):
+            Yt = dtrmm(1.0, prec_chol[k].T, Z[k].T, lower=1)
+            np.einsum("dn,dn->n", Yt, Yt, out=maha[k])
+        return maha
 
     def log_det_precision_cholesky(
         self, prec_chol: Array, n_components: int, n_features: int
     ) -> Array:
         return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
 
-    def second_moment(self, A: Array, Z: Array) -> Array:
-        # S_k = sum_n q_kn z_kn z_kn'  as K batched GEMMs (D, n) @ (n, D)
-        return np.matmul(np.swapaxes(A, 1, 2), Z)
+    def second_moment(self, resp_t: Array, Z: Array) -> Array:
+        # S_k = B_k' B_k with B_k = sqrt(q_k) z_k: SYRK computes one triangle, half a GEMM
+        S = np.empty((Z.shape[0], Z.shape[2], Z.shape[2]))
+        for k in range(Z.shape[0]):
+            B = Z[k] * np.sqrt(resp_t[k])[:, None]
+            S[k] = _symmetric_from_upper(dsyrk(1.0, B.T))
+        return S
+
+    def componentwise_preferred(self, n_components: int, n_features: int) -> bool:
+        # the natural kernel streams D(D+1)/2 quadratic features per row through two skinny
+        # GEMMs; the componentwise one K x D centred values through TRMM and SYRK. Measured
+        # (benchmarks/README.md): the crossover is near D = 3K.
+        return n_features > 3 * n_components
 
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         return np.zeros((n_components, n_features, n_features))
@@ -365,18 +397,19 @@ class Tied(_Matrix):
         return n_features * (n_features + 1) // 2
 
     def mahalanobis(self, Z: Array, prec_chol: Array) -> Array:
-        Y = Z @ prec_chol  # one GEMM (K n, D) @ (D, D)
-        return np.einsum("knd,knd->kn", Y, Y)
+        stacked = Z.reshape(-1, Z.shape[-1])  # (K n, D): one TRMM for all components
+        Yt = dtrmm(1.0, prec_chol.T, stacked.T, lower=1)
+        return np.einsum("dn,dn->n", Yt, Yt).reshape(Z.shape[:2])
 
     def log_det_precision_cholesky(
         self, prec_chol: Array, n_components: int, n_features: int
     ) -> Array:
         return np.full(n_components, np.log(np.diagonal(prec_chol)).sum())
 
-    def second_moment(self, A: Array, Z: Array) -> Array:
-        # sum_k sum_n q_kn z_kn z_kn'  as one GEMM over the stacked (K n, D) blocks
-        n_features = Z.shape[-1]
-        return A.reshape(-1, n_features).T @ Z.reshape(-1, n_features)
+    def second_moment(self, resp_t: Array, Z: Array) -> Array:
+        # sum_k sum_n q_kn z_kn z_kn' as one SYRK over the stacked (K n, D) rows sqrt(q) z
+        B = (Z * np.sqrt(resp_t)[:, :, None]).reshape(-1, Z.shape[-1])
+        return _symmetric_from_upper(dsyrk(1.0, B.T))
 
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         return np.zeros((n_features, n_features))
@@ -441,8 +474,8 @@ class Diag(_Scales):
     ) -> Array:
         return np.log(prec_chol).sum(axis=1)
 
-    def second_moment(self, A: Array, Z: Array) -> Array:
-        return np.einsum("knd,knd->kd", A, Z)
+    def second_moment(self, resp_t: Array, Z: Array) -> Array:
+        return np.einsum("kn,knd->kd", resp_t, Z * Z)
 
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         return np.zeros((n_components, n_features))
@@ -491,8 +524,8 @@ class Spherical(_Scales):
     ) -> Array:
         return n_features * np.log(prec_chol)
 
-    def second_moment(self, A: Array, Z: Array) -> Array:
-        return np.einsum("knd,knd->k", A, Z)
+    def second_moment(self, resp_t: Array, Z: Array) -> Array:
+        return np.einsum("kn,knd->k", resp_t, Z * Z)
 
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         return np.zeros(n_components)

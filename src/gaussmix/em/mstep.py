@@ -75,13 +75,12 @@ def resp_stats(
     if X.shape[0] == 0:
         return zeros_at(covariance, shift)
     Z = X[None, :, :] - shift[:, None, :]
-    A = resp_t[:, :, None] * Z
     return SuffStats(
         n=float(X.shape[0] if weights is None else np.sum(weights)),
         loglik=0.0,
         nk=resp_t.sum(axis=1),
-        sx=A.sum(axis=1),
-        sxx=covariance.second_moment(A, Z),
+        sx=np.einsum("kn,knd->kd", resp_t, Z),
+        sxx=covariance.second_moment(resp_t, Z),
         shift=shift,
         worst_loglik=np.inf,
         worst_x=np.zeros(shift.shape[1]),

@@ -1,22 +1,22 @@
 """Natural parameters: Gaussians as an exponential family, so the E-step is two GEMMs.
 
 With c a centre of the data (the mixture mean sum_k pi_k mu_k) and T(x) = (quadratic features of
-x - c, x - c), every component's log-density is affine in T:
+x - c, x - c, 1), every component's log-density is linear in T:
 
-    log pi_k + log N(x | mu_k, Sigma_k) = w_k' T(x) + b_k,
-    w_k = (-1/2 Lambda_k as quadratic coefficients, Lambda_k e_k),  e_k = mu_k - c,
+    log pi_k + log N(x | mu_k, Sigma_k) = w_k' T(x),
+    w_k = (-1/2 Lambda_k as quadratic coefficients, Lambda_k e_k, b_k),  e_k = mu_k - c,
     b_k = log pi_k - D/2 log 2 pi + 1/2 log det Lambda_k - 1/2 e_k' Lambda_k e_k.
 
 So one block of rows costs: build T (nq + D rows, stored features-major so every product is a
 contiguous row operation), one GEMM W' T for all K log-densities, an in-place softmax over
-components, and one GEMM T q' for all K components' sums of x - c and of the quadratic
-features: the sufficient statistics about c. No K x n x D array is ever formed.
+components, and one GEMM T q' for all K components' sums of the quadratic features, of x - c
+and of 1 (N_k): the sufficient statistics about c. No K x n x D array is ever formed.
 
 Statistics about one centre c cost precision when a component sits far from c relative to its
 own spread: the covariance S/N_k - d d' then cancels about log10(e_k' Lambda_k e_k) digits.
-``FAST_SHIFT_LIMIT`` bounds that loss: when some component is further than that, the reference
-kernel (``stats.chunk_stats_reference``, statistics about each component's own mean) runs instead.
-The fast kernel itself is ``stats.chunk_stats``.
+``FAST_SHIFT_LIMIT`` bounds that loss: when some component is further than that, the
+componentwise kernel (``stats.chunk_stats_componentwise``, statistics about each component's own
+mean) runs instead. The natural kernel itself is ``stats.chunk_stats_natural``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ Array = NDArray[np.float64]
 
 # e_k' Lambda_k e_k above this (a component more than 1000 of its standard deviations from the
 # mixture mean) would cost more than 6 of float64's 16 digits in the covariance: use the
-# reference kernel instead.
+# componentwise kernel instead.
 FAST_SHIFT_LIMIT = 1e6
 
 
@@ -43,15 +43,13 @@ class Natural:
     Attributes
     ----------
     center : (D,) the centre c.
-    weights_t : (K, nq + D) the rows w_k' (quadratic coefficients, then Lambda_k e_k).
-    offsets : (K, 1) b_k, including log pi_k.
+    weights_t : (K, nq + D + 1) the rows w_k' (quadratic coefficients, Lambda_k e_k, b_k).
     n_quadratic : nq, the number of quadratic features.
     max_shift : max_k e_k' Lambda_k e_k.
     """
 
     center: Array
     weights_t: Array
-    offsets: Array
     n_quadratic: int
     max_shift: float
 
@@ -78,8 +76,7 @@ def natural_parameters(
     Wq = covariance.quadratic_weights(prec_chol, n_components)
     return Natural(
         center=center,
-        weights_t=np.ascontiguousarray(np.vstack([Wq, LE.T]).T),
-        offsets=offsets[:, None],
+        weights_t=np.ascontiguousarray(np.vstack([Wq, LE.T, offsets[None, :]]).T),
         n_quadratic=Wq.shape[0],
         max_shift=float(shift.max()),
     )

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import logsumexp
 
 from gaussmix.em.covariance import Covariance
 from gaussmix.em.natural import FAST_SHIFT_LIMIT
@@ -102,99 +101,55 @@ def _log_weights(params: Params) -> Array:
         return np.log(params.weights)
 
 
-def _fast(params: Params) -> bool:
-    """Whether the natural-parameter kernel is accurate for these parameters."""
+def uses_natural_kernel(params: Params) -> bool:
+    """Whether the natural-parameter kernel is the one to run: faster at this shape, and
+    accurate for these parameters (no component too far from the mixture mean)."""
+    if params.covariance.componentwise_preferred(params.n_components, params.n_features):
+        return False
     return params.natural.max_shift <= FAST_SHIFT_LIMIT
 
 
 def _features(X: Array, params: Params) -> Array:
-    """T(X) features-major, shape (nq + D, n): the quadratic features, then X - c."""
+    """T(X) features-major, shape (nq + D + 1, n): the quadratic features, X - c, and ones."""
     natural = params.natural
-    nq = natural.n_quadratic
-    T = np.empty((nq + X.shape[1], X.shape[0]))
-    np.subtract(X.T, natural.center[:, None], out=T[nq:])
-    params.covariance.quadratic_features(T[nq:], params.precisions_cholesky, T[:nq])
+    nq, n_features = natural.n_quadratic, X.shape[1]
+    T = np.empty((nq + n_features + 1, X.shape[0]))
+    Xct = T[nq : nq + n_features]
+    np.subtract(X.T, natural.center[:, None], out=Xct)
+    params.covariance.quadratic_features(Xct, params.precisions_cholesky, T[:nq])
+    T[-1] = 1.0
     return T
 
 
-def _log_prob_fast(T: Array, params: Params) -> Array:
-    """log pi_k + log N(x_n | mu_k, Sigma_k) = w_k' T(x_n) + b_k, shape (K, n): one GEMM."""
-    log_prob = params.natural.weights_t @ T
-    log_prob += params.natural.offsets
-    return log_prob
+def log_prob_natural(X: Array, params: Params) -> Array:
+    """log pi_k + log N(x_n | mu_k, Sigma_k) = w_k' T(x_n), shape (K, n): one GEMM."""
+    return params.natural.weights_t @ _features(X, params)
 
 
-def log_prob_reference(X: Array, params: Params) -> Array:
-    """The same (K, n) from the centred rows x_n - mu_k of every component."""
-    log_gauss = params.covariance.log_gauss(centred(X, params), params.precisions_cholesky)
+def log_prob_componentwise(X: Array, params: Params, Z: Array | None = None) -> Array:
+    """The same (K, n) from the centred rows Z[k, n] = x_n - mu_k of every component."""
+    Z = centred(X, params) if Z is None else Z
+    log_gauss = params.covariance.log_gauss(Z, params.precisions_cholesky)
     return log_gauss + _log_weights(params)[:, None]
 
 
 def weighted_log_prob(X: Array, params: Params) -> Array:
     """log pi_k + log N(x_n | mu_k, Sigma_k) for a block of rows; shape (n, K)."""
     X = np.asarray(X, dtype=np.float64)
-    if _fast(params):
-        return _log_prob_fast(_features(X, params), params).T
-    return log_prob_reference(X, params).T
+    if uses_natural_kernel(params):
+        return log_prob_natural(X, params).T
+    return log_prob_componentwise(X, params).T
 
 
-def chunk_stats(X: Array, params: Params, weights: Array | None = None) -> SuffStats:
-    """E-step and accumulation over one block of rows.
-
-    Parameters
-    ----------
-    X : (n, D) the rows.
-    params : the current parameters.
-    weights : (n,) non-negative sample weights, or None for ones.
-
-    Returns
-    -------
-    SuffStats of the block. The responsibilities
-    q_kn = pi_k N(x_n | mu_k, Sigma_k) / sum_j pi_j N(x_n | mu_j, Sigma_j)
-    are computed in log space (log-sum-exp) and discarded with the block.
-
-    Notes
-    -----
-    Runs the natural-parameter kernel (``natural.py``: two GEMMs, statistics about the mixture
-    mean) unless a component sits so far from that mean that its covariance would lose more than
-    six digits; then the reference kernel (statistics about each component's own mean).
-    """
-    if X.shape[0] == 0:
-        return zeros(params)
-    if not _fast(params):
-        return chunk_stats_reference(X, params, weights)
-    natural = params.natural
-    nq = natural.n_quadratic
-    T = _features(X, params)
-    log_prob = _log_prob_fast(T, params)  # (K, n)
-    # softmax over components, in place: log_prob becomes the responsibilities
+def _softmax_in_place(log_prob: Array) -> tuple[Array, Array]:
+    """Responsibilities (K, n), computed in place over ``log_prob``, and log p(x_n) (n,):
+    log-sum-exp over components, shifted by the row maximum so nothing overflows."""
     top = log_prob.max(axis=0)
     log_prob -= top
     np.exp(log_prob, out=log_prob)
     total = log_prob.sum(axis=0)
-    log_norm = top + np.log(total)  # log p(x_n)
-    resp = log_prob
-    resp /= total
-    loglik, count, candidates = _weighted_sums(resp, log_norm, weights)
-    G = T @ resp.T  # (nq + D, K): every component's sums of the features about c
-    nk = resp.sum(axis=1)
-    cov = params.covariance
-    # move the sums from c to each component's mean mu_k = c + e_k (K D^2 work per block), so
-    # that every kernel's statistics mean the same thing and merge with each other
-    E = params.means - natural.center
-    sxx = cov.second_moment_from_features(G[:nq], T[nq:], resp)
-    sx = G[nq:].T
-    worst = int(np.argmin(candidates))
-    return SuffStats(
-        n=count,
-        loglik=loglik,
-        nk=nk,
-        sx=sx - nk[:, None] * E,
-        sxx=cov.move_second_moment(sxx, sx, nk, E),
-        shift=params.means,
-        worst_loglik=float(candidates[worst]),
-        worst_x=np.array(X[worst], dtype=np.float64),
-    )
+    log_prob /= total
+    return log_prob, top + np.log(total)
 
 
 def _weighted_sums(
@@ -210,29 +165,84 @@ def _weighted_sums(
     return float(weights @ log_norm), float(weights.sum()), candidates
 
 
-def chunk_stats_reference(X: Array, params: Params, weights: Array | None = None) -> SuffStats:
-    """The reference kernel: plain numpy, statistics about each component's own mean.
+def chunk_stats(X: Array, params: Params, weights: Array | None = None) -> SuffStats:
+    """E-step and accumulation over one block of rows.
 
-    Same contract as ``chunk_stats``; it forms the (K, n, D) array of x_n - mu_k, so it costs
-    K times the memory traffic of the fast kernel, and it is exact however far apart the
-    components are. The tests compare the two.
+    Parameters
+    ----------
+    X : (n, D) the rows.
+    params : the current parameters.
+    weights : (n,) non-negative sample weights, or None for ones.
+
+    Returns
+    -------
+    SuffStats of the block, about the current means. The responsibilities
+    q_kn = pi_k N(x_n | mu_k, Sigma_k) / sum_j pi_j N(x_n | mu_j, Sigma_j)
+    are computed in log space (log-sum-exp) and discarded with the block.
+
+    Notes
+    -----
+    Runs the natural-parameter kernel (``natural.py``: two GEMMs) unless the componentwise
+    kernel is faster at this shape, or a component sits so far from the mixture mean that its
+    covariance would lose more than six digits in the natural one.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.shape[0] == 0:
+        return zeros(params)
+    if uses_natural_kernel(params):
+        return chunk_stats_natural(X, params, weights)
+    return chunk_stats_componentwise(X, params, weights)
+
+
+def chunk_stats_natural(X: Array, params: Params, weights: Array | None = None) -> SuffStats:
+    """The natural-parameter kernel (see ``natural.py``); same contract as ``chunk_stats``."""
+    natural = params.natural
+    nq = natural.n_quadratic
+    T = _features(X, params)
+    resp, log_norm = _softmax_in_place(natural.weights_t @ T)
+    loglik, count, candidates = _weighted_sums(resp, log_norm, weights)
+    G = T @ resp.T  # (nq + D + 1, K): every component's sums of the features about c, and N_k
+    nk = G[-1]
+    cov = params.covariance
+    # move the sums from c to each component's mean mu_k = c + e_k (K D^2 work per block), so
+    # that both kernels' statistics mean the same thing and merge with each other
+    E = params.means - natural.center
+    sx = G[nq:-1].T
+    sxx = cov.second_moment_from_features(G[:nq], T[nq:-1], resp)
+    worst = int(np.argmin(candidates))
+    return SuffStats(
+        n=count,
+        loglik=loglik,
+        nk=nk,
+        sx=sx - nk[:, None] * E,
+        sxx=cov.move_second_moment(sxx, sx, nk, E),
+        shift=params.means,
+        worst_loglik=float(candidates[worst]),
+        worst_x=np.array(X[worst], dtype=np.float64),
+    )
+
+
+def chunk_stats_componentwise(X: Array, params: Params, weights: Array | None = None) -> SuffStats:
+    """The componentwise kernel: statistics about each component's own mean.
+
+    Same contract as ``chunk_stats``. It forms the (K, n, D) array of x_n - mu_k, so it moves
+    K x D values per row where the natural kernel moves D (D + 1) / 2 + D: it wins for full
+    covariances with many features and few components, and it is exact however far the
+    components lie from each other. It is also the reference the tests hold the natural kernel to.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.shape[0] == 0:
         return zeros(params)
     Z = centred(X, params)  # (K, n, D)
-    log_prob = log_prob_reference(X, params)  # (K, n)
-    log_norm = logsumexp(log_prob, axis=0)  # (n,) log p(x_n)
-    resp = np.exp(log_prob - log_norm)  # (K, n)
+    resp, log_norm = _softmax_in_place(log_prob_componentwise(X, params, Z))
     loglik, count, candidates = _weighted_sums(resp, log_norm, weights)
     worst = int(np.argmin(candidates))
-    A = resp[:, :, None] * Z  # responsibility-weighted centred rows
     return SuffStats(
         n=count,
         loglik=loglik,
         nk=resp.sum(axis=1),
-        sx=A.sum(axis=1),
-        sxx=params.covariance.second_moment(A, Z),
+        sx=np.einsum("kn,knd->kd", resp, Z),
+        sxx=params.covariance.second_moment(resp, Z),
         shift=params.means,
         worst_loglik=float(candidates[worst]),
         worst_x=X[worst].copy(),
