@@ -42,8 +42,16 @@ def test_latex_and_symmetric_convention() -> None:
 
 
 def test_check_and_claims() -> None:
-    ok = run("(x - m)'*inv(S)*(x - m)", "--wrt", "m", "--types", "S:symmetric", "--check",
-             "--claim", "-2*inv(S)*(x - m)")
+    ok = run(
+        "(x - m)'*inv(S)*(x - m)",
+        "--wrt",
+        "m",
+        "--types",
+        "S:symmetric",
+        "--check",
+        "--claim",
+        "-2*inv(S)*(x - m)",
+    )
     assert ok.exit_code == 0
     lines = ok.stdout.splitlines()
     assert lines[0] == "-2*inv(S)*(x - m)"
@@ -53,8 +61,9 @@ def test_check_and_claims() -> None:
     assert wrong.exit_code == 1
     assert "does not agree" in wrong.stdout
     assert "counterexample: A = [[" in wrong.stdout
-    cookbook = run("x'*S*x", "--wrt", "S", "--types", "S:symmetric",
-                   "--claim", "2*x*x' - x*x'.*eye")
+    cookbook = run(
+        "x'*S*x", "--wrt", "S", "--types", "S:symmetric", "--claim", "2*x*x' - x*x'.*eye"
+    )
     assert cookbook.exit_code == 1
     assert "Matrix Cookbook" in cookbook.stdout
 

@@ -21,7 +21,7 @@ def test_every_rule_has_an_example_and_every_operator_a_rule() -> None:
     assert all(rule.examples for rule in DIFF_RULES)
     assert len({rule.name for rule in DIFF_RULES}) == len(DIFF_RULES)
     covered = {rule.op for rule in DIFF_RULES}
-    constants = {Op.NUM, Op.EYE, Op.ONES, Op.ZERO, Op.DIM, Op.DIFF, Op.D}
+    constants = {Op.NUM, Op.EYE, Op.ONES, Op.ZERO, Op.DIM, Op.DIFF, Op.D, Op.EQ}
     assert set(Op) - constants <= covered
 
 
@@ -63,4 +63,3 @@ def test_every_canonical_rule_is_used() -> None:
         r = grad(example.expr, example.wrt, example.types, indices=example.indices)
         used |= {s.rule for s in r.steps}
     assert {rule.name for rule in CANONICAL_RULES.values()} <= used
-

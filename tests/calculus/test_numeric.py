@@ -22,8 +22,11 @@ def test_evaluate_layouts() -> None:
     )
     q = np.array([[0.1, 0.2, 0.7]])
     xs = np.arange(6.0).reshape(3, 2)
-    out = evaluate(parse("sum_n(q_kn*x_n)", {"q": "scalar"}, indices="nk"),
-                   {"q": q, "x": xs}, index_env={"k": 0})
+    out = evaluate(
+        parse("sum_n(q_kn*x_n)", {"q": "scalar"}, indices="nk"),
+        {"q": q, "x": xs},
+        index_env={"k": 0},
+    )
     np.testing.assert_allclose(out, q[0] @ xs)
 
 

@@ -34,8 +34,10 @@ def test_shapes_are_inferred_by_unification() -> None:
     assert e.is_scalar
     assert v["A"].shape == (v["x"].shape[0], v["y"].shape[0])
     assert v["B"].shape[0] == v["B"].shape[1]
-    assert parse("A*B*C").shape == (_vars(parse("A*B*C"))["A"].shape[0],
-                                    _vars(parse("A*B*C"))["C"].shape[1])
+    assert parse("A*B*C").shape == (
+        _vars(parse("A*B*C"))["A"].shape[0],
+        _vars(parse("A*B*C"))["C"].shape[1],
+    )
 
 
 def test_canonical_trees() -> None:

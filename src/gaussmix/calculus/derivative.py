@@ -115,8 +115,7 @@ def _rule(e: Expr, ctx: DiffContext) -> tuple[DiffRule, Expr]:
         return rule_for(e, ctx)
     except KeyError:
         raise CalculusError(
-            f"there is no rule to differentiate {to_text(e)} with respect to "
-            f"{ctx.wrt.full_name}"
+            f"there is no rule to differentiate {to_text(e)} with respect to {ctx.wrt.full_name}"
         ) from None
 
 
@@ -160,8 +159,7 @@ def _canonical(df: Expr) -> tuple[list[Term], list[Step]]:
         after = [*terms[:pending], *new, *terms[pending + 1 :]]
         before_text, after_text = _display(terms), _display(after)
         if before_text != after_text:  # bookkeeping that does not change the line is not shown
-            steps.append(Step(rule.name, before_text, after_text, rule.identity, "df",
-                              "canonical"))
+            steps.append(Step(rule.name, before_text, after_text, rule.identity, "df", "canonical"))
         terms = after
 
 
@@ -208,8 +206,14 @@ def differentiate(f: Expr, wrt: Expr) -> Derivation:
                 weights.append(w)
             collected = trace_of(tidy(mul(add_all(weights, weights[0].shape), terms[0].body)))
             steps.append(
-                Step("collect", canonical, collected, "tr(A*dX) + tr(B*dX) = tr((A + B)*dX)",
-                     "df", "canonical")
+                Step(
+                    "collect",
+                    canonical,
+                    collected,
+                    "tr(A*dX) + tr(B*dX) = tr((A + B)*dX)",
+                    "df",
+                    "canonical",
+                )
             )
         raw = []
         for t in terms:
@@ -225,12 +229,21 @@ def differentiate(f: Expr, wrt: Expr) -> Derivation:
     if wrt.kind is not None and wrt.kind.is_symmetric and not wrt.is_scalar:
         if is_symmetric(gradient):
             # (G + G')/2 = G: said once, rather than shown as a round trip through the rules
-            steps.append(Step(SYMMETRIC_RULE[0], gradient, gradient,
-                              "G is symmetric, so (G + G')/2 = G", "G", "symmetric"))
+            steps.append(
+                Step(
+                    SYMMETRIC_RULE[0],
+                    gradient,
+                    gradient,
+                    "G is symmetric, so (G + G')/2 = G",
+                    "G",
+                    "symmetric",
+                )
+            )
         else:
             sym = div(add(gradient, transpose(gradient)), NUM_TWO)
-            steps.append(Step(SYMMETRIC_RULE[0], gradient, sym, SYMMETRIC_RULE[1], "G",
-                              "symmetric"))
+            steps.append(
+                Step(SYMMETRIC_RULE[0], gradient, sym, SYMMETRIC_RULE[1], "G", "symmetric")
+            )
             gradient, simplified = rewrite(sym, RULES, lhs="G")
             steps.extend(simplified)
     return Derivation(f, wrt, canonical, gradient, tuple(steps))

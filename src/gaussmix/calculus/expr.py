@@ -112,6 +112,7 @@ class Op(enum.Enum):
     ABS = "abs"
     SIGN = "sign"
     SUMIDX = "indexed sum"  # name: the index; sum over the index of args[0]
+    EQ = "="  # an equation lhs = rhs (a line of a derivation; not an expression of the syntax)
 
 
 ELEMENTWISE: frozenset[Op] = frozenset(
@@ -403,9 +404,7 @@ ONE = num(1)
 NUM_TWO = num(2)
 
 
-def var(
-    name: str, kind: Kind, shape: Shape, indices: tuple[str, ...] = ()
-) -> Expr:
+def var(name: str, kind: Kind, shape: Shape, indices: tuple[str, ...] = ()) -> Expr:
     """A variable of the given kind and shape."""
     return Expr(Op.VAR, (), shape, name=name, kind=kind, indices=indices)
 
@@ -664,6 +663,44 @@ def sumidx(index: str, body: Expr) -> Expr:
     return Expr(Op.SUMIDX, (body,), body.shape, name=index)
 
 
+def equation(lhs: Expr, rhs: Expr) -> Expr:
+    """The equation ``lhs = rhs`` (sides of one shape, or a scalar 0 for any shape)."""
+    return Expr(Op.EQ, (lhs, rhs), lhs.shape)
+
+
+def substitute(e: Expr, old: Expr, new: Expr) -> Expr:
+    """``e`` with every occurrence of the variable ``old`` replaced by ``new`` (same shape)."""
+    if old.key not in e.free:
+        return e
+    if e.op is Op.VAR and e.key == old.key:
+        return new
+    if e.op is Op.DIFF:
+        return e
+    return rebuild(e, [substitute(a, old, new) for a in e.args])
+
+
+def map_dims(e: Expr, mapping: Callable[[Dim], Dim]) -> Expr:
+    """``e`` with every dimension symbol renamed by ``mapping`` (structure unchanged)."""
+    memo: dict[int, Expr] = {}
+
+    def go(node: Expr) -> Expr:
+        hit = memo.get(id(node))
+        if hit is None:
+            hit = Expr(
+                node.op,
+                [go(a) for a in node.args],
+                (mapping(node.shape[0]), mapping(node.shape[1])),
+                name=node.name,
+                value=node.value,
+                kind=node.kind,
+                indices=node.indices,
+            )
+            memo[id(node)] = hit
+        return hit
+
+    return go(e)
+
+
 def rebuild(e: Expr, args: Sequence[Expr]) -> Expr:
     """Rebuild ``e`` with new operands through the smart constructors (shapes re-inferred)."""
     op = e.op
@@ -687,6 +724,8 @@ def rebuild(e: Expr, args: Sequence[Expr]) -> Expr:
         return builders[op](*args)
     if op is Op.SUMIDX:
         return sumidx(e.name, args[0])
+    if op is Op.EQ:
+        return equation(args[0], args[1])
     if op is Op.DIFF:
         return e
     if not args:

@@ -216,17 +216,28 @@ class Gradient:
             c = parse(claim, self._types, indices=self._indices, context=self.expr)
         text = to_text(c)
         if c.is_scalar != self.wrt.is_scalar or (c.shape[1] == 1) != (self.wrt.shape[1] == 1):
-            return Agreement(False, text, float("inf"),
-                             f"the claim is {_kind_word(c)} but {self.wrt.full_name} is "
-                             f"{_kind_word(self.wrt)}")
+            return Agreement(
+                False,
+                text,
+                float("inf"),
+                f"the claim is {_kind_word(c)} but {self.wrt.full_name} is {_kind_word(self.wrt)}",
+            )
         if not isinstance(claim, Expr):
             try:
-                c = parse(claim, self._types, indices=self._indices, context=self.expr,
-                          shape=self.wrt.shape)
+                c = parse(
+                    claim,
+                    self._types,
+                    indices=self._indices,
+                    context=self.expr,
+                    shape=self.wrt.shape,
+                )
             except CalculusError as exc:
-                return Agreement(False, text, float("inf"),
-                                 f"the claim does not have the shape of {self.wrt.full_name}: "
-                                 f"{exc.message}")
+                return Agreement(
+                    False,
+                    text,
+                    float("inf"),
+                    f"the claim does not have the shape of {self.wrt.full_name}: {exc.message}",
+                )
         worst = 0.0
         env = {i: 1 for i in self.wrt.indices}
         for point in iter_points(self.expr, seed, 3, also=(self.gradient, c), index_env=env):
@@ -239,18 +250,37 @@ class Gradient:
                     evaluate(c, point.values, shape=expected.shape, index_env=env), dtype=float
                 )
             except CalculusError as exc:
-                return Agreement(False, text, float("inf"), f"the claim cannot be evaluated: "
-                                 f"{exc.message}", point.values)
+                return Agreement(
+                    False,
+                    text,
+                    float("inf"),
+                    f"the claim cannot be evaluated: {exc.message}",
+                    point.values,
+                )
             if claimed.shape != expected.shape:
-                return Agreement(False, text, float("inf"),
-                                 f"the claim has shape {claimed.shape} but the gradient has "
-                                 f"shape {expected.shape}", point.values, claimed, expected)
+                return Agreement(
+                    False,
+                    text,
+                    float("inf"),
+                    f"the claim has shape {claimed.shape} but the gradient has "
+                    f"shape {expected.shape}",
+                    point.values,
+                    claimed,
+                    expected,
+                )
             scale = max(float(np.linalg.norm(expected)), float(np.linalg.norm(claimed)), 1e-300)
             error = float(np.linalg.norm(claimed - expected)) / scale
             worst = max(worst, error)
             if error > AGREE_TOLERANCE:
-                return Agreement(False, text, error, self._why_not(claimed, expected),
-                                 point.values, claimed, expected)
+                return Agreement(
+                    False,
+                    text,
+                    error,
+                    self._why_not(claimed, expected),
+                    point.values,
+                    claimed,
+                    expected,
+                )
         return Agreement(True, text, worst, f"agrees with {self} at 3 random points")
 
     def _why_not(self, claimed: Any, expected: Any) -> str:
@@ -345,9 +375,7 @@ def _find_variable(e: Expr, wrt: str) -> Expr:
     near = difflib.get_close_matches(wrt, names, n=1, cutoff=0.5)
     hint = f"; did you mean {near[0]}?" if near else ""
     listing = ", ".join(names) if names else "none"
-    raise CalculusError(
-        f"{wrt} does not appear in {to_text(e)} (its variables: {listing}){hint}"
-    )
+    raise CalculusError(f"{wrt} does not appear in {to_text(e)} (its variables: {listing}){hint}")
 
 
 def grad(

@@ -256,6 +256,8 @@ def _eval(e: Expr, env: _Env) -> Array:
             out = _sum_over(node)
         elif node.op is Op.D:
             raise CalculusError("cannot evaluate a differential d(...) that is not worked out")
+        elif node.op is Op.EQ:
+            raise CalculusError("an equation has no value; evaluate its sides")
         else:
             out = EVAL[node.op](env, node, [go(a) for a in node.args])
         memo[key] = out
@@ -309,6 +311,7 @@ def evaluate(
     shape: tuple[int, ...] | None = None,
     index_env: Mapping[str, int] | None = None,
     sizes: Mapping[str, int] | None = None,
+    counts: Mapping[str, int] | None = None,
 ) -> Any:
     """The numeric value of an expression.
 
@@ -328,6 +331,8 @@ def evaluate(
         Values of free indices (``{"k": 0}`` to evaluate ``mu_k`` for the first component).
     sizes : mapping of str to int, optional
         Sizes of dimension symbols (as chosen by :func:`random_point`).
+    counts : mapping of str to int, optional
+        Numbers of terms of indices (``{"n": 40}``), where no value gives them (as in ``-N``).
 
     Returns
     -------
@@ -339,7 +344,9 @@ def evaluate(
     CalculusError
         For a missing value, values of sizes that do not fit, or a singular matrix to invert.
     """
-    env = _prepare(e, values, differentials, shape, sizes)
+    all_sizes = dict(sizes or {})
+    all_sizes.update({count_key(i): n for i, n in (counts or {}).items()})
+    env = _prepare(e, values, differentials, shape, all_sizes)
     for index, i in (index_env or {}).items():
         env.sizes[f"@{index}"] = int(i)
     return to_user(e, _eval(e, env))
@@ -392,9 +399,7 @@ INDEX_SIZES = {"n": 5, "k": 3}
 """Number of terms given to the indices of random points (3 for other letters)."""
 
 
-def _sample(
-    v: Expr, rng: np.random.Generator, dims: Mapping[str, int], positive: bool
-) -> Array:
+def _sample(v: Expr, rng: np.random.Generator, dims: Mapping[str, int], positive: bool) -> Array:
     if v.indices:
         lead = tuple(dims[count_key(i)] for i in v.indices)
         slices = [_sample_one(v, rng, dims, positive) for _ in range(int(np.prod(lead)))]

@@ -158,6 +158,7 @@ class _SourceDims(Dims):
 # The parser
 # ---------------------------------------------------------------------------------------------
 
+
 def _syntax_error(text: str, exc: lark.exceptions.UnexpectedInput) -> ParseError:
     if isinstance(exc, lark.exceptions.UnexpectedCharacters):
         pos = exc.pos_in_stream or 0

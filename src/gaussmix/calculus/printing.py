@@ -19,6 +19,7 @@ __all__ = ["PRECEDENCE", "to_latex", "to_text"]
 SUM, NEG, PRODUCT, POWER, POSTFIX, ATOM = 10, 15, 20, 30, 40, 50
 
 PRECEDENCE: dict[Op, int] = {
+    Op.EQ: 0,
     Op.ADD: SUM,
     Op.NEG: NEG,
     Op.MATMUL: PRODUCT,
@@ -97,9 +98,12 @@ def _add_terms(e: Expr) -> list[tuple[bool, Expr]]:
         negated = term.op is Op.NEG and i > 0
         core = term.args[0] if negated else term
         scalar = spread_scalar(core) if not e.is_scalar else None
-        if scalar is not None and i == 0 and len(terms) > 1 and spread_scalar(
-            terms[1].args[0] if terms[1].op is Op.NEG else terms[1]
-        ) is None:
+        if (
+            scalar is not None
+            and i == 0
+            and len(terms) > 1
+            and spread_scalar(terms[1].args[0] if terms[1].op is Op.NEG else terms[1]) is None
+        ):
             out.append((False, scalar))
             continue
         if scalar is not None and seen_array:
@@ -143,7 +147,7 @@ def _scale_text(e: Expr) -> str:
     c, a = e.args
     # c*A*B reads as c*(A*B): the constructor pulls scalars out of matrix products. Not when the
     # first factor is itself a quotient or elementwise product: c*A/d*B reads as ((c*A)/d)*B.
-    bare = a.op is Op.MATMUL and precedence(a.args[0]) > PRODUCT
+    bare = a.op is Op.MATMUL and precedence(a.args[0]) != PRODUCT
     right = to_text(a) if bare else _t(a, POWER)
     return f"{_t(c, PRODUCT)}*{right}"
 
@@ -206,6 +210,7 @@ TEXT: dict[Op, Callable[[Expr], str]] = {
     Op.ABS: _call_text("abs"),
     Op.SIGN: _call_text("sign"),
     Op.SUMIDX: lambda e: f"sum_{e.name}({to_text(e.args[0])})",
+    Op.EQ: lambda e: f"{to_text(e.args[0])} = {to_text(e.args[1])}",
 }
 
 
@@ -241,6 +246,8 @@ def latex_name(name: str, indices: tuple[str, ...] = ()) -> str:
         name, sub = name.split("_", 1)
     if name in GREEK:
         base = f"\\{name}"
+    elif name[-1:] == "2" and name[:-1] in GREEK:  # sigma2: the variance sigma^2
+        base = f"\\{name[:-1]}^2"
     elif len(name) == 1:
         base = name
     else:
@@ -295,7 +302,7 @@ def _matmul_latex(e: Expr) -> str:
 
 def _scale_latex(e: Expr) -> str:
     c, a = e.args
-    bare = a.op is Op.MATMUL and _latex_precedence(a.args[0]) > PRODUCT
+    bare = a.op is Op.MATMUL and _latex_precedence(a.args[0]) != PRODUCT
     right = to_latex(a) if bare else _l(a, POWER)
     return _juxtapose([_l(c, PRODUCT), right], [c, a])
 
@@ -335,8 +342,9 @@ LATEX: dict[Op, Callable[[Expr], str]] = {
     Op.SCALE: _scale_latex,
     Op.DIV: lambda e: f"\\frac{{{to_latex(e.args[0])}}}{{{to_latex(e.args[1])}}}",
     Op.HADAMARD: lambda e: f"{_l(e.args[0], PRODUCT)} \\odot {_l(e.args[1], POWER)}",
-    Op.EDIV: lambda e: f"{_l(spread_scalar(e.args[0]) or e.args[0], PRODUCT)} \\oslash "
-    f"{_l(e.args[1], POWER)}",
+    Op.EDIV: lambda e: (
+        f"{_l(spread_scalar(e.args[0]) or e.args[0], PRODUCT)} \\oslash {_l(e.args[1], POWER)}"
+    ),
     Op.POW: lambda e: f"{_l(e.args[0], ATOM)}^{{{to_latex(e.args[1])}}}",
     Op.MPOW: lambda e: f"{_l(e.args[0], ATOM)}^{{{to_latex(e.args[1])}}}",
     Op.EPOW: lambda e: f"{_l(e.args[0], ATOM)}^{{\\circ {to_latex(e.args[1])}}}",
@@ -359,6 +367,7 @@ LATEX: dict[Op, Callable[[Expr], str]] = {
     Op.ABS: lambda e: f"\\left|{to_latex(e.args[0])}\\right|",
     Op.SIGN: _fn("\\operatorname{sign}"),
     Op.SUMIDX: lambda e: f"\\sum_{{{e.name}}} {_l(e.args[0], PRODUCT)}",
+    Op.EQ: lambda e: f"{to_latex(e.args[0])} = {to_latex(e.args[1])}",
 }
 
 

@@ -90,7 +90,7 @@ def _div(t: Term) -> list[Term]:
     return [Term(t.sums, div(t.weight, c), a)]
 
 
-@_rule(Op.MATMUL, "trace cyclicity", "tr(M*A*dX*B) = tr(B*M*A*dX)")
+@_rule(Op.MATMUL, "trace trick", "tr(M*A*dX*B) = tr(B*M*A*dX); a scalar x'*dX*y = tr(y*x'*dX)")
 def _matmul(t: Term) -> list[Term]:
     factors = t.body.args
     i = next(j for j, f in enumerate(factors) if f.has_diff)

@@ -122,8 +122,9 @@ X = Example  # short name for the table below
 # --- leaves -----------------------------------------------------------------------------------
 
 # d c = 0 for anything that does not depend on the variable (numbers, eye, other variables).
-CONSTANT = DiffRule("constant", "d(c) = 0 for c free of the variable", Op.NUM,
-                    lambda e, ctx: zero(e.shape))
+CONSTANT = DiffRule(
+    "constant", "d(c) = 0 for c free of the variable", Op.NUM, lambda e, ctx: zero(e.shape)
+)
 
 
 @_rule(Op.VAR, "variable", "d(X) = dX", X("a", "a"))
@@ -164,8 +165,9 @@ def _scale(e: Expr, ctx: DiffContext) -> Expr | None:
     # d(c A) = dc A + c dA
     c, a = e.args
     dc, da = ctx.d(c), ctx.d(a)
-    return _sum([mul(dc, a) if dc is not None else None,
-                 mul(c, da) if da is not None else None], e.shape)
+    return _sum(
+        [mul(dc, a) if dc is not None else None, mul(c, da) if da is not None else None], e.shape
+    )
 
 
 @_rule(Op.DIV, "quotient", "d(A/c) = dA/c - A*dc/c^2", X("(x'*y)/(x'*x)", "x"))
@@ -173,42 +175,62 @@ def _div(e: Expr, ctx: DiffContext) -> Expr | None:
     # d(A/c) = dA/c - A dc / c^2
     a, c = e.args
     da, dc = ctx.d(a), ctx.d(c)
-    return _sum([div(da, c) if da is not None else None,
-                 neg(div(mul(dc, a), power(c, num(2)))) if dc is not None else None], e.shape)
+    return _sum(
+        [
+            div(da, c) if da is not None else None,
+            neg(div(mul(dc, a), power(c, num(2)))) if dc is not None else None,
+        ],
+        e.shape,
+    )
 
 
-@_rule(Op.HADAMARD, "Hadamard product", "d(A.*B) = dA.*B + A.*dB",
-       X("sum(x.*(A*x))", "x"))
+@_rule(Op.HADAMARD, "Hadamard product", "d(A.*B) = dA.*B + A.*dB", X("sum(x.*(A*x))", "x"))
 def _hadamard(e: Expr, ctx: DiffContext) -> Expr | None:
     # d(A .* B) = dA .* B + A .* dB
     a, b = e.args
     da, db = ctx.d(a), ctx.d(b)
-    return _sum([hadamard(da, b) if da is not None else None,
-                 hadamard(a, db) if db is not None else None], e.shape)
+    return _sum(
+        [hadamard(da, b) if da is not None else None, hadamard(a, db) if db is not None else None],
+        e.shape,
+    )
 
 
-@_rule(Op.EDIV, "elementwise quotient", "d(A./B) = dA./B - A.*dB./B.^2",
-       X("sum((x.*y)./(x.*x + ones))", "x"))
+@_rule(
+    Op.EDIV,
+    "elementwise quotient",
+    "d(A./B) = dA./B - A.*dB./B.^2",
+    X("sum((x.*y)./(x.*x + ones))", "x"),
+)
 def _ediv(e: Expr, ctx: DiffContext) -> Expr | None:
     # d(A ./ B) = dA ./ B - (A .* dB) ./ B.^2
     a, b = e.args
     da, db = ctx.d(a), ctx.d(b)
-    return _sum([ediv(da, b) if da is not None else None,
-                 neg(ediv(hadamard(a, db), epower(b, num(2)))) if db is not None else None],
-                e.shape)
+    return _sum(
+        [
+            ediv(da, b) if da is not None else None,
+            neg(ediv(hadamard(a, db), epower(b, num(2)))) if db is not None else None,
+        ],
+        e.shape,
+    )
 
 
 # --- powers -------------------------------------------------------------------------------------
 
 
-@_rule(Op.POW, "power", "d(a^p) = p*a^(p - 1)*da + a^p*log(a)*dp",
-       X("(x'*y)^3", "x"), X("a^b", "b"))
+@_rule(
+    Op.POW, "power", "d(a^p) = p*a^(p - 1)*da + a^p*log(a)*dp", X("(x'*y)^3", "x"), X("a^b", "b")
+)
 def _pow(e: Expr, ctx: DiffContext) -> Expr | None:
     # d(a^p) = p a^(p-1) da + a^p log(a) dp
     a, p = e.args
     da, dp = ctx.d(a), ctx.d(p)
-    return _sum([mul(mul(p, power(a, sub(p, ONE))), da) if da is not None else None,
-                 mul(mul(e, apply(Op.LOG, a)), dp) if dp is not None else None], e.shape)
+    return _sum(
+        [
+            mul(mul(p, power(a, sub(p, ONE))), da) if da is not None else None,
+            mul(mul(e, apply(Op.LOG, a)), dp) if dp is not None else None,
+        ],
+        e.shape,
+    )
 
 
 @_rule(Op.MPOW, "matrix power", "d(A^k) = sum_i A^i*dA*A^(k - 1 - i)", X("tr(X^3)", "X"))
@@ -227,14 +249,24 @@ def _mpow(e: Expr, ctx: DiffContext) -> Expr | None:
     return _sum([mul_all([*pw(i), da, *pw(k - 1 - i)]) for i in range(k)], e.shape)
 
 
-@_rule(Op.EPOW, "elementwise power", "d(A.^p) = p*A.^(p - 1).*dA + A.^p.*log(A)*dp",
-       X("sum(x.^3)", "x"), X("sum(x.^a)", "a"))
+@_rule(
+    Op.EPOW,
+    "elementwise power",
+    "d(A.^p) = p*A.^(p - 1).*dA + A.^p.*log(A)*dp",
+    X("sum(x.^3)", "x"),
+    X("sum(x.^a)", "a"),
+)
 def _epow(e: Expr, ctx: DiffContext) -> Expr | None:
     # d(A.^p) = p A.^(p-1) .* dA + (A.^p .* log(A)) dp
     a, p = e.args
     da, dp = ctx.d(a), ctx.d(p)
-    return _sum([mul(p, hadamard(epower(a, sub(p, ONE)), da)) if da is not None else None,
-                 mul(dp, hadamard(e, apply(Op.LOG, a))) if dp is not None else None], e.shape)
+    return _sum(
+        [
+            mul(p, hadamard(epower(a, sub(p, ONE)), da)) if da is not None else None,
+            mul(dp, hadamard(e, apply(Op.LOG, a))) if dp is not None else None,
+        ],
+        e.shape,
+    )
 
 
 # --- linear maps --------------------------------------------------------------------------------
@@ -275,9 +307,12 @@ def _sum_entries(e: Expr, ctx: DiffContext) -> Expr | None:
     return apply(Op.SUM, da) if da is not None else zero(e.shape)
 
 
-@_rule(Op.SUMIDX, "Kronecker delta",
-       "d(sum_k(f(theta_k))) = d(f(theta_k)): only the k-th term depends on theta_k",
-       X("sum_k(mu_k'*y)", "mu_k", {"mu": "vector"}, "k"))
+@_rule(
+    Op.SUMIDX,
+    "Kronecker delta",
+    "d(sum_k(f(theta_k))) = d(f(theta_k)): only the k-th term depends on theta_k",
+    X("sum_k(mu_k'*y)", "mu_k", {"mu": "vector"}, "k"),
+)
 def _kronecker(e: Expr, ctx: DiffContext) -> Expr | None:
     # d/dtheta_k sum_j f(theta_j) = sum_j delta_jk f'(theta_j) = f'(theta_k)
     if e.name not in ctx.wrt.indices:
@@ -285,8 +320,13 @@ def _kronecker(e: Expr, ctx: DiffContext) -> Expr | None:
     return ctx.d(e.args[0]) or zero(e.shape)
 
 
-@_rule(Op.SUMIDX, "sum over an index", "d(sum_n(f_n)) = sum_n(d(f_n))",
-       X("sum_n(x_n'*y)", "y", {}, "n"), X("y'*sum_n(A_n*x)", "x", {}, "n"))
+@_rule(
+    Op.SUMIDX,
+    "sum over an index",
+    "d(sum_n(f_n)) = sum_n(d(f_n))",
+    X("sum_n(x_n'*y)", "y", {}, "n"),
+    X("y'*sum_n(A_n*x)", "x", {}, "n"),
+)
 def _sumidx(e: Expr, ctx: DiffContext) -> Expr | None:
     # d sum_n f_n = sum_n d f_n
     df = ctx.d(e.args[0])
@@ -306,7 +346,7 @@ def _det(e: Expr, ctx: DiffContext) -> Expr | None:
     return mul(e, apply(Op.TR, mul(apply(Op.INV, a), da)))
 
 
-@_rule(Op.LOGDET, "log-determinant", "d(logdet(X)) = tr(inv(X)*dX)", X("logdet(X)", "X"))
+@_rule(Op.LOGDET, "Jacobi (log-determinant)", "d(logdet(X)) = tr(inv(X)*dX)", X("logdet(X)", "X"))
 def _logdet(e: Expr, ctx: DiffContext) -> Expr | None:
     # d log det X = d det(X) / det(X) = tr(inv(X) dX)   (Jacobi)
     a = e.args[0]
@@ -335,8 +375,13 @@ def _norm1(e: Expr, ctx: DiffContext) -> Expr | None:
     return apply(Op.SUM, hadamard(apply(Op.SIGN, a), da))
 
 
-@_rule(Op.NORM2, "2-norm", "d(norm2(x)) = x'*dx/norm2(x); d(norm2(X)) = tr(X'*dX)/norm2(X)",
-       X("norm2(x)", "x"), X("norm2(X)", "X"))
+@_rule(
+    Op.NORM2,
+    "2-norm",
+    "d(norm2(x)) = x'*dx/norm2(x); d(norm2(X)) = tr(X'*dX)/norm2(X)",
+    X("norm2(x)", "x"),
+    X("norm2(X)", "X"),
+)
 def _norm2(e: Expr, ctx: DiffContext) -> Expr | None:
     # norm2(A)^2 = tr(A'A)  =>  2 norm2(A) d norm2(A) = 2 tr(A' dA)
     a = e.args[0]
@@ -358,8 +403,7 @@ def _log(e: Expr, ctx: DiffContext) -> Expr | None:
     return ediv(da, a) if da is not None else zero(e.shape)
 
 
-@_rule(Op.EXP, "exp", "d(exp(A)) = exp(A).*dA", X("sum(exp(x))", "x"),
-       X("log(sum(exp(x)))", "x"))
+@_rule(Op.EXP, "exp", "d(exp(A)) = exp(A).*dA", X("sum(exp(x))", "x"), X("log(sum(exp(x)))", "x"))
 def _exp(e: Expr, ctx: DiffContext) -> Expr | None:
     # d exp(A) = exp(A) .* dA
     return _scaled(e, ctx.d(e.args[0])) or zero(e.shape)
@@ -385,8 +429,13 @@ def _cos(e: Expr, ctx: DiffContext) -> Expr | None:
     return neg(hadamard(apply(Op.SIN, e.args[0]), du)) if du is not None else zero(e.shape)
 
 
-@_rule(Op.TANH, "tanh", "d(tanh(A)) = (1 - tanh(A).^2).*dA", X("sum(tanh(x))", "x"),
-       X("tanh(a*b)", "a"))
+@_rule(
+    Op.TANH,
+    "tanh",
+    "d(tanh(A)) = (1 - tanh(A).^2).*dA",
+    X("sum(tanh(x))", "x"),
+    X("tanh(a*b)", "a"),
+)
 def _tanh(e: Expr, ctx: DiffContext) -> Expr | None:
     # d tanh(A) = (1 - tanh(A).^2) .* dA
     du = ctx.d(e.args[0])
@@ -424,4 +473,3 @@ def rule_for(e: Expr, ctx: DiffContext) -> tuple[DiffRule, Expr]:
             if out is not None:
                 return rule, out
     raise KeyError(e.op)
-

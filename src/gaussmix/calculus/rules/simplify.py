@@ -107,9 +107,25 @@ def _arithmetic(e: Expr) -> Expr | None:
     return None
 
 
-@_rule("zero", "A + 0 = A, 0*A = A*0 = 0, 0/c = 0, -0 = 0, 0' = 0, tr(0) = 0",
-       Op.ADD, Op.MATMUL, Op.SCALE, Op.HADAMARD, Op.DIV, Op.EDIV, Op.NEG, Op.TRANSPOSE,
-       Op.TR, Op.SUM, Op.DIAGM, Op.DIAGV, Op.SUMIDX, Op.NORM1, Op.NORM2)
+@_rule(
+    "zero",
+    "A + 0 = A, 0*A = A*0 = 0, 0/c = 0, -0 = 0, 0' = 0, tr(0) = 0",
+    Op.ADD,
+    Op.MATMUL,
+    Op.SCALE,
+    Op.HADAMARD,
+    Op.DIV,
+    Op.EDIV,
+    Op.NEG,
+    Op.TRANSPOSE,
+    Op.TR,
+    Op.SUM,
+    Op.DIAGM,
+    Op.DIAGV,
+    Op.SUMIDX,
+    Op.NORM1,
+    Op.NORM2,
+)
 def _zero(e: Expr) -> Expr | None:
     if e.op is Op.ADD:
         keep = [t for t in e.args if not is_zero(t)]
@@ -119,8 +135,19 @@ def _zero(e: Expr) -> Expr | None:
     return zero(e.shape) if is_zero(e.args[0]) else None
 
 
-@_rule("one", "1*A = A, A/1 = A, A*eye = A, A.*ones = A, a^1 = a, A^0 = eye, inv(eye) = eye",
-       Op.SCALE, Op.DIV, Op.MATMUL, Op.HADAMARD, Op.EDIV, Op.POW, Op.EPOW, Op.MPOW, Op.INV)
+@_rule(
+    "one",
+    "1*A = A, A/1 = A, A*eye = A, A.*ones = A, a^1 = a, A^0 = eye, inv(eye) = eye",
+    Op.SCALE,
+    Op.DIV,
+    Op.MATMUL,
+    Op.HADAMARD,
+    Op.EDIV,
+    Op.POW,
+    Op.EPOW,
+    Op.MPOW,
+    Op.INV,
+)
 def _one(e: Expr) -> Expr | None:
     op = e.op
     if op is Op.SCALE:
@@ -191,8 +218,14 @@ def _transpose_product(e: Expr) -> Expr | None:
     return mul_all([transpose(f) for f in reversed(a.args)])
 
 
-@_rule("powers", "A*A = A^2, A*A^k = A^(k + 1), (A^k)' = (A')^k, a*a = a^2, x.*x = x.^2",
-       Op.MATMUL, Op.TRANSPOSE, Op.SCALE, Op.HADAMARD)
+@_rule(
+    "powers",
+    "A*A = A^2, A*A^k = A^(k + 1), (A^k)' = (A')^k, a*a = a^2, x.*x = x.^2",
+    Op.MATMUL,
+    Op.TRANSPOSE,
+    Op.SCALE,
+    Op.HADAMARD,
+)
 def _powers(e: Expr) -> Expr | None:
     if e.op is Op.TRANSPOSE:
         a = e.args[0]
@@ -220,9 +253,11 @@ def _powers(e: Expr) -> Expr | None:
     return None
 
 
-@_rule("transpose through scalars",
-       "(c*A)' = c*A', (A/c)' = A'/c, (-A)' = -A', (A.*B)' = A'.*B', sum_n(A)' = sum_n(A')",
-       Op.TRANSPOSE)
+@_rule(
+    "transpose through scalars",
+    "(c*A)' = c*A', (A/c)' = A'/c, (-A)' = -A', (A.*B)' = A'.*B', sum_n(A)' = sum_n(A')",
+    Op.TRANSPOSE,
+)
 def _transpose_through(e: Expr) -> Expr | None:
     a = e.args[0]
     if a.op is Op.SCALE:
@@ -241,9 +276,21 @@ def _transpose_through(e: Expr) -> Expr | None:
 # --- negations and scalars outwards -----------------------------------------------------------
 
 
-@_rule("negation out", "(-A)*B = A*(-B) = -(A*B), tr(-A) = -tr(A), inv(-A) = -inv(A)",
-       Op.MATMUL, Op.SCALE, Op.DIV, Op.HADAMARD, Op.EDIV, Op.TR, Op.SUM, Op.DIAGM, Op.DIAGV,
-       Op.SUMIDX, Op.INV)
+@_rule(
+    "negation out",
+    "(-A)*B = A*(-B) = -(A*B), tr(-A) = -tr(A), inv(-A) = -inv(A)",
+    Op.MATMUL,
+    Op.SCALE,
+    Op.DIV,
+    Op.HADAMARD,
+    Op.EDIV,
+    Op.TR,
+    Op.SUM,
+    Op.DIAGM,
+    Op.DIAGV,
+    Op.SUMIDX,
+    Op.INV,
+)
 def _negation_out(e: Expr) -> Expr | None:
     args = e.args
     if not any(a.op is Op.NEG for a in args):
@@ -296,8 +343,11 @@ def _merge_sums(e: Expr) -> Expr | None:
             t = e.args[i]
             bodies.append(neg(t.args[0].args[0]) if t.op is Op.NEG else t.args[0])
         merged = sumidx(index, add_all(bodies, e.shape))
-        terms = [merged if i == where[0] else t for i, t in enumerate(e.args)
-                 if i == where[0] or i not in where]
+        terms = [
+            merged if i == where[0] else t
+            for i, t in enumerate(e.args)
+            if i == where[0] or i not in where
+        ]
         return add_all(terms, e.shape)
     return None
 
@@ -310,10 +360,18 @@ def _diag_outer(e: Expr) -> Expr | None:
     return None
 
 
-@_rule("scalar out",
-       "tr(c*A) = c*tr(A), sum(c*A) = c*sum(A), (c*A).*B = c*(A.*B), sum_n(c*A) = c*sum_n(A) "
-       "for c free of n",
-       Op.TR, Op.SUM, Op.DIAGM, Op.DIAGV, Op.HADAMARD, Op.EDIV, Op.SUMIDX)
+@_rule(
+    "scalar out",
+    "tr(c*A) = c*tr(A), sum(c*A) = c*sum(A), (c*A).*B = c*(A.*B), sum_n(c*A) = c*sum_n(A) "
+    "for c free of n",
+    Op.TR,
+    Op.SUM,
+    Op.DIAGM,
+    Op.DIAGV,
+    Op.HADAMARD,
+    Op.EDIV,
+    Op.SUMIDX,
+)
 def _scalar_out(e: Expr) -> Expr | None:
     if e.op in (Op.HADAMARD, Op.EDIV):
         a, b = e.args
@@ -349,10 +407,20 @@ def _binary(op: Op, a: Expr, b: Expr) -> Expr:
     return hadamard(a, b) if op is Op.HADAMARD else ediv(a, b)
 
 
-@_rule("division out",
-       "A*(B/c) = (A*B)/c, a*(B/c) = (a*B)/c, tr(A/c) = tr(A)/c, (a/b)/c = a/(b*c), "
-       "(1/c)*A = A/c",
-       Op.MATMUL, Op.SCALE, Op.TR, Op.SUM, Op.HADAMARD, Op.DIV, Op.SUMIDX, Op.DIAGM, Op.DIAGV)
+@_rule(
+    "division out",
+    "A*(B/c) = (A*B)/c, a*(B/c) = (a*B)/c, tr(A/c) = tr(A)/c, (a/b)/c = a/(b*c), "
+    "(1/c)*A = A/c, a/(b/c) = a*c/b",
+    Op.MATMUL,
+    Op.SCALE,
+    Op.TR,
+    Op.SUM,
+    Op.HADAMARD,
+    Op.DIV,
+    Op.SUMIDX,
+    Op.DIAGM,
+    Op.DIAGV,
+)
 def _division_out(e: Expr) -> Expr | None:
     op = e.op
     if op is Op.MATMUL:
@@ -372,6 +440,8 @@ def _division_out(e: Expr) -> Expr | None:
         a, c = e.args
         if a.op is Op.DIV:
             return div(a.args[0], mul(a.args[1], c))
+        if c.op is Op.DIV:
+            return div(mul(a, c.args[1]), c.args[0])
         return None
     if op is Op.HADAMARD:
         a, b = e.args
@@ -432,8 +502,14 @@ def _cancel(e: Expr) -> Expr | None:
 # --- inverses, traces, sums -------------------------------------------------------------------
 
 
-@_rule("inverse", "inv(inv(A)) = A, A*inv(A) = inv(A)*A = eye, inv(c*A) = inv(A)/c, "
-       "diag(diag(v)) = v, inv(diag(v)) = diag(1./v)", Op.INV, Op.MATMUL, Op.DIAGV)
+@_rule(
+    "inverse",
+    "inv(inv(A)) = A, A*inv(A) = inv(A)*A = eye, inv(c*A) = inv(A)/c, "
+    "diag(diag(v)) = v, inv(diag(v)) = diag(1./v)",
+    Op.INV,
+    Op.MATMUL,
+    Op.DIAGV,
+)
 def _inverse(e: Expr) -> Expr | None:
     if e.op is Op.INV:
         a = e.args[0]
@@ -470,8 +546,13 @@ def _named(d: object) -> bool:
     return isinstance(d, str) and d[:1].isupper()
 
 
-@_rule("dimension", "tr(eye) = D, sum(ones) = D, sum_n(c) = N*c for c free of n "
-       "(D, N: named dimensions)", Op.TR, Op.SUM, Op.SUMIDX)
+@_rule(
+    "dimension",
+    "tr(eye) = D, sum(ones) = D, sum_n(c) = N*c for c free of n (D, N: named dimensions)",
+    Op.TR,
+    Op.SUM,
+    Op.SUMIDX,
+)
 def _dimension(e: Expr) -> Expr | None:
     a = e.args[0]
     if e.op is Op.TR and a.op is Op.EYE and _named(a.shape[0]):
@@ -567,8 +648,11 @@ def _factor(e: Expr, right: bool) -> Expr | None:
         parts = [splits[i][0] for i in where if splits[i] is not None]  # type: ignore[index]
         inner = add_all(parts, parts[0].shape)
         grouped = mul(inner, factor) if right else mul(factor, inner)
-        terms = [grouped if i == where[0] else t for i, t in enumerate(e.args) if
-                 i == where[0] or i not in where]
+        terms = [
+            grouped if i == where[0] else t
+            for i, t in enumerate(e.args)
+            if i == where[0] or i not in where
+        ]
         return add_all(terms, e.shape)
     return None
 
@@ -598,8 +682,11 @@ def _term_parts(t: Expr) -> _Parts:
     return c, factors, matrix, None
 
 
-@_rule("common scalar factor", "c*A + c*B = c*(A + B), 1/2*A - 1/2*B = 1/2*(A - B), "
-       "a/c + b/c = (a + b)/c", Op.ADD)
+@_rule(
+    "common scalar factor",
+    "c*A + c*B = c*(A + B), 1/2*A - 1/2*B = 1/2*(A - B), a/c + b/c = (a + b)/c",
+    Op.ADD,
+)
 def _common_scalar(e: Expr) -> Expr | None:
     if all(t.op is Op.DIV for t in e.args) and len({t.args[1] for t in e.args}) == 1:
         return div(add_all([t.args[0] for t in e.args], e.shape), e.args[0].args[1])
@@ -638,8 +725,19 @@ def _order(e: Expr) -> Expr | None:
 
 
 TIDY_RULES: list[Rule] = [
-    r for r in RULES if r.name in ("arithmetic", "zero", "one", "double negation",
-                                   "double transpose", "scalar transpose", "negation out",
-                                   "scalars together", "numbers first")
+    r
+    for r in RULES
+    if r.name
+    in (
+        "arithmetic",
+        "zero",
+        "one",
+        "double negation",
+        "double transpose",
+        "scalar transpose",
+        "negation out",
+        "scalars together",
+        "numbers first",
+    )
 ]
 """The few rules that tidy intermediate lines of a derivation without changing their form."""
