@@ -65,8 +65,15 @@ class Timeout(Exception):
 
 
 # What SymPy raises on matrix expressions it cannot handle (ShapeError is a ValueError).
-SYMPY_FAILURES = (NotImplementedError, TypeError, ValueError, AttributeError, IndexError,
-                  KeyError, RecursionError)
+SYMPY_FAILURES = (
+    NotImplementedError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    RecursionError,
+)
 
 
 def _alarm(signum: int, frame: Any) -> None:
@@ -210,8 +217,12 @@ def main() -> None:
     grad("x'*x", "x")  # build the parser once, outside the timings
     rows = []
     for case in CASES:
-        row: dict[str, Any] = {"case": case.id, "expr": case.expr, "wrt": case.wrt,
-                               "gradient": str(grad(case.expr, case.wrt, case.types))}
+        row: dict[str, Any] = {
+            "case": case.id,
+            "expr": case.expr,
+            "wrt": case.wrt,
+            "gradient": str(grad(case.expr, case.wrt, case.types)),
+        }
         row["seconds"] = time_engine(case, args.repeat)
         if sympy_version is not None:
             row.update(compare_with_sympy(case, args.sympy_repeat, args.sympy_timeout))
@@ -225,32 +236,43 @@ def main() -> None:
         "max_ms": 1000 * max(ours),
         "sympy_version": sympy_version,
         "sympy_right": len(both),
-        "sympy_verdicts": {k: sum(r.get("sympy") == k for r in rows)
-                           for k in sorted({str(r.get("sympy")) for r in rows})},
+        "sympy_verdicts": {
+            k: sum(r.get("sympy") == k for r in rows)
+            for k in sorted({str(r.get("sympy")) for r in rows})
+        },
     }
     if both:
         summary["median_ms_on_sympy_cases"] = 1000 * statistics.median(r["seconds"] for r in both)
         summary["sympy_median_ms"] = 1000 * statistics.median(r["sympy_seconds"] for r in both)
-        summary["median_speedup"] = statistics.median(r["sympy_seconds"] / r["seconds"]
-                                                      for r in both)
-    meta = {"python": platform.python_version(), "machine": platform.machine(),
-            "processor": platform.processor() or platform.machine()}
+        summary["median_speedup"] = statistics.median(
+            r["sympy_seconds"] / r["seconds"] for r in both
+        )
+    meta = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+    }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "calculus.json").write_text(json.dumps({"summary": summary, "meta": meta,
-                                                   "cases": rows}, indent=2))
+    (OUT / "calculus.json").write_text(
+        json.dumps({"summary": summary, "meta": meta, "cases": rows}, indent=2)
+    )
 
     print(f"{'case':28} {'gaussmix ms':>11}  {'sympy ms':>9}  sympy verdict")
     for r in rows:
         sym = f"{1000 * r['sympy_seconds']:9.2f}" if "sympy_seconds" in r else " " * 9
         print(f"{r['case']:28} {1000 * r['seconds']:11.2f}  {sym}  {r.get('sympy', '-')}")
     print()
-    print(f"gaussmix: median {summary['median_ms']:.2f} ms, max {summary['max_ms']:.2f} ms "
-          f"over {len(rows)} gradients")
+    print(
+        f"gaussmix: median {summary['median_ms']:.2f} ms, max {summary['max_ms']:.2f} ms "
+        f"over {len(rows)} gradients"
+    )
     if both:
-        print(f"on the {len(both)} cases SymPy {sympy_version} gets right: gaussmix median "
-              f"{summary['median_ms_on_sympy_cases']:.2f} ms, SymPy median "
-              f"{summary['sympy_median_ms']:.2f} ms, median speed-up "
-              f"{summary['median_speedup']:.1f}x")
+        print(
+            f"on the {len(both)} cases SymPy {sympy_version} gets right: gaussmix median "
+            f"{summary['median_ms_on_sympy_cases']:.2f} ms, SymPy median "
+            f"{summary['sympy_median_ms']:.2f} ms, median speed-up "
+            f"{summary['median_speedup']:.1f}x"
+        )
     print(f"SymPy verdicts: {summary['sympy_verdicts']}")
     print(f"written to {OUT / 'calculus.json'}")
 

@@ -1,0 +1,551 @@
+"""The M-step of a Gaussian mixture, derived by the calculus engine from the EM surrogate.
+
+The inputs are only these: the surrogate (the expected complete-data log-likelihood with the
+responsibilities q_kn held fixed, written in the precision), the structure of the precision for
+each covariance type, and the constraint on the weights. Everything else, every line of the
+derivation and the closed forms of the updates, comes out of the engine:
+
+* the gradient in each parameter, derived step by step (:func:`gaussmix.calculus.differentiate`);
+* the stationary equation, solved by :class:`~gaussmix.derive.solve.Solver` (affine in the mean,
+  or in the inverse of the precision);
+* for the weights, the Lagrangian of the simplex constraint, its stationary equations in pi_k
+  and in the multiplier, and their solution.
+
+Sums over data points and components are indexed sums (``sum_n``, ``sum_k``) of indexed
+variables (``x_n``, ``q_kn``, ``mu_k``): the derivation reads like the lecture's, and the
+Kronecker delta of d/dmu_k sum_j f(mu_j) is a rule of the engine. The facts the solver may use
+are stated with the inputs: q_kn are posterior probabilities (``sum_k(q_kn) = 1``), precisions
+are positive definite (or positive), and ``N_k = sum_n(q_kn)`` abbreviates the soft count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from gaussmix.calculus.derivative import differentiate
+from gaussmix.calculus.errors import CalculusError
+from gaussmix.calculus.expr import (
+    Expr,
+    Op,
+    add,
+    equation,
+    map_dims,
+    mul,
+    num,
+    sub,
+    substitute,
+)
+from gaussmix.calculus.numeric import evaluate
+from gaussmix.calculus.parse import parse
+from gaussmix.calculus.printing import to_latex, to_text
+from gaussmix.calculus.rewrite import Step, rewrite
+from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES
+from gaussmix.derive.solve import Facts, Identity, Solver
+
+__all__ = [
+    "CONSTRAINT",
+    "COVARIANCE_TYPES",
+    "STRUCTURES",
+    "SURROGATE",
+    "GMMDerivation",
+    "Structure",
+    "derive_gmm",
+]
+
+# --- the inputs ---------------------------------------------------------------------------------
+
+SURROGATE = "sum_n(sum_k(q_kn*(log(pi_k) + 1/2*logdet(P_k) - 1/2*(x_n - mu_k)'*P_k*(x_n - mu_k))))"
+"""Q(pi, mu, P) = sum_n sum_k q_kn [log pi_k + log N(x_n | mu_k, inv(P_k))] + const, the
+constant -D/2 log(2 pi) dropped; P_k is the precision, whose structure each type fixes."""
+
+KINDS = {"q": "scalar", "pi": "positive", "x": "vector", "mu": "vector", "P": "spd"}
+INDICES = "nk"  # n runs over the N data points, k over the K components
+
+CONSTRAINT = ("sum_k(pi_k)", "1")
+"""The weights lie on the simplex: sum_k pi_k = 1 (positivity holds at the solution)."""
+
+MULTIPLIER = "lambda"
+
+RESPONSIBILITIES = ("sum_k(q_kn)", "1")
+"""q_kn is the posterior probability of component k for x_n: they sum to one over k."""
+
+SOFT_COUNT = ("N_k", "sum_n(q_kn)")
+"""The abbreviation N_k for the soft count of component k."""
+
+
+@dataclass(frozen=True)
+class Structure:
+    """The structure of the precision for one covariance type.
+
+    Attributes
+    ----------
+    name : str
+        full, diag, spherical or tied.
+    precision : str
+        The precision P_k in terms of the free parameter.
+    parameter : str
+        The free parameter, as written (``Lambda_k``, ``tau_k``, ``Lambda``).
+    kinds : dict
+        Kinds of the parameter's name.
+    positive_entries : bool
+        The parameter is a vector of positive entries (so that diag of it is invertible).
+    covariance : str
+        The name of the covariance the M-step returns (the inverse of the precision).
+    """
+
+    name: str
+    precision: str
+    parameter: str
+    kinds: dict[str, str]
+    covariance: str
+    positive_entries: bool = False
+
+
+STRUCTURES: dict[str, Structure] = {
+    "full": Structure("full", "Lambda_k", "Lambda_k", {"Lambda": "spd"}, "Sigma_k"),
+    "diag": Structure(
+        "diag", "diag(tau_k)", "tau_k", {"tau": "vector"}, "sigma2_k", positive_entries=True
+    ),
+    "spherical": Structure("spherical", "tau_k*eye", "tau_k", {"tau": "positive"}, "sigma2_k"),
+    "tied": Structure("tied", "Lambda", "Lambda", {"Lambda": "spd"}, "Sigma"),
+}
+
+COVARIANCE_TYPES = tuple(STRUCTURES)
+
+
+# --- the result ---------------------------------------------------------------------------------
+
+SECTIONS = {
+    "surrogate": "The surrogate",
+    "means": "The means",
+    "precisions": "The precisions and covariances",
+    "weights": "The weights: a Lagrangian",
+    "m-step": "The M-step",
+}
+
+
+@dataclass
+class GMMDerivation:
+    """The derived M-step for one covariance type.
+
+    Attributes
+    ----------
+    covariance_type : str
+    steps : list of Step
+        The derivation, in order; ``step.stage`` names its section (surrogate, means,
+        precisions, weights, m-step).
+    updates : dict of str to Expr
+        The closed forms: ``weights`` (pi_k), ``means`` (mu_k), ``covariances`` (the inverse of
+        the precision: Sigma_k, sigma2_k or Sigma).
+    definitions : dict of str to Expr
+        Abbreviations used by the updates (``N_k``).
+    surrogate : Expr
+        Q with the structured precision.
+    lagrangian : Expr
+        Q + lambda*(sum_k(pi_k) - 1).
+    gradients : dict of str to Expr
+        The gradient of the surrogate (of the Lagrangian for pi_k and lambda) in each parameter.
+    parameters : dict of str to Expr
+        The parameters as variables (``mu_k``, the precision parameter, ``pi_k``, ``lambda``).
+    """
+
+    covariance_type: str
+    structure: Structure
+    steps: list[Step] = field(default_factory=list)
+    updates: dict[str, Expr] = field(default_factory=dict)
+    definitions: dict[str, Expr] = field(default_factory=dict)
+    surrogate: Expr | None = None
+    lagrangian: Expr | None = None
+    gradients: dict[str, Expr] = field(default_factory=dict)
+    parameters: dict[str, Expr] = field(default_factory=dict)
+    solutions: dict[str, Expr] = field(default_factory=dict)
+
+    # -- numbers -------------------------------------------------------------------------------
+    def expanded(self, name: str) -> Expr:
+        """An update with its abbreviations written out (``N_k`` as ``sum_n(q_kn)``)."""
+        e = self.updates[name]
+        for symbol, definition in self._definition_vars():
+            e = substitute(e, symbol, definition)
+        return e
+
+    def _definition_vars(self) -> list[tuple[Expr, Expr]]:
+        return [(_symbol(name), definition) for name, definition in self.definitions.items()]
+
+    def mstep(
+        self, X: ArrayLike, resp: ArrayLike
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Evaluate the derived closed forms with numpy.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        resp : array_like of shape (n_samples, n_components)
+            Responsibilities q_kn (rows sum to one).
+
+        Returns
+        -------
+        weights : ndarray of shape (n_components,)
+        means : ndarray of shape (n_components, n_features)
+        covariances : ndarray
+            In scikit-learn's layout: (n_components, n_features, n_features) for full,
+            (n_components, n_features) for diag, (n_features, n_features) for tied,
+            (n_components,) for spherical.
+        """
+        X = np.asarray(X, dtype=float)
+        resp = np.asarray(resp, dtype=float)
+        if X.ndim != 2 or resp.ndim != 2 or resp.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X must be (n_samples, n_features) and resp (n_samples, n_components); got "
+                f"{X.shape} and {resp.shape}"
+            )
+        n_components = resp.shape[1]
+        values: dict[str, Any] = {"x": X, "q": resp.T}
+        weights = np.array(
+            [
+                evaluate(self.expanded("weights"), values, index_env={"k": k})
+                for k in range(n_components)
+            ]
+        )
+        means = np.array(
+            [
+                evaluate(self.expanded("means"), values, index_env={"k": k})
+                for k in range(n_components)
+            ]
+        )
+        values["mu"] = means
+        cov = self.expanded("covariances")
+        if self.covariance_type == "tied":
+            covariances = np.asarray(evaluate(cov, values), dtype=float)
+        else:
+            covariances = np.array(
+                [evaluate(cov, values, index_env={"k": k}) for k in range(n_components)]
+            )
+        return weights, means, covariances
+
+    # -- printing ------------------------------------------------------------------------------
+    def sections(self) -> list[tuple[str, list[Step]]]:
+        """The steps grouped by section, in order."""
+        out: list[tuple[str, list[Step]]] = []
+        for step in self.steps:
+            if not out or out[-1][0] != step.stage:
+                out.append((step.stage, []))
+            out[-1][1].append(step)
+        return out
+
+    def text(self) -> str:
+        """The whole derivation as numbered text lines, each followed by its rule."""
+        lines = [f"M-step of a Gaussian mixture, {self.covariance_type} covariance"]
+        number = 0
+        for stage, steps in self.sections():
+            lines += ["", SECTIONS.get(stage, stage)]
+            for step, start in _with_starts(steps):
+                if start:
+                    lines.append(f"      {step.lhs} = {to_text(step.before)}")
+                number += 1
+                lines.append(f"{number:>4}. {_line(step)}")
+                lines.append(f"        [{_why(step)}]")
+        return "\n".join(lines)
+
+    def latex(self) -> str:
+        """The derivation as LaTeX: one ``aligned`` block per section."""
+        blocks = [f"% M-step of a Gaussian mixture, {self.covariance_type} covariance"]
+        for stage, steps in self.sections():
+            blocks.append(f"% {SECTIONS.get(stage, stage)}")
+            rows = []
+            for s, start in _with_starts(steps):
+                if start:
+                    rows.append(f"& {_label(s.lhs)} = {to_latex(s.before)}")
+                rows.append(f"& {_line_latex(s)} && \\text{{({_escape(s.rule)})}}")
+            blocks.append("\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}")
+        return "\n".join(blocks)
+
+    def markdown(self, heading: str = "##") -> str:
+        """The derivation as Markdown with LaTeX math (one numbered list per section)."""
+        out = [f"{heading} {self.covariance_type.capitalize()} covariance", ""]
+        number = 0
+        for stage, steps in self.sections():
+            out += [f"{heading}# {SECTIONS.get(stage, stage)}", ""]
+            for step, start in _with_starts(steps):
+                if start:
+                    out.append(f"   ${_label(step.lhs)} = {to_latex(step.before)}$")
+                    out.append("")
+                number += 1
+                rule = _why(step)
+                name, _, identity = rule.partition(": ")
+                why = f"*{name}*" + (f": `{identity}`" if identity else "")
+                out.append(f"{number}. ${_line_latex(step)}$  ")
+                out.append(f"   {why}")
+            out.append("")
+        return "\n".join(out).rstrip() + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The derivation as plain data (for JSON)."""
+        return {
+            "covariance_type": self.covariance_type,
+            "updates": {k: to_text(v) for k, v in self.updates.items()},
+            "definitions": {k: to_text(v) for k, v in self.definitions.items()},
+            "steps": [
+                {
+                    "section": s.stage,
+                    "rule": s.rule,
+                    "identity": s.identity,
+                    "line": _line(s),
+                    "latex": _line_latex(s),
+                }
+                for s in self.steps
+            ],
+        }
+
+
+_SIMPLIFY = frozenset(r.name for r in RULES)
+
+
+def _why(step: Step) -> str:
+    """The rule, with its identity unless it is a simplification (whose name says enough)."""
+    if step.identity and (step.rule not in _SIMPLIFY or step.stage == "surrogate"):
+        return f"{step.rule}: {step.identity}"
+    return step.rule
+
+
+def _with_starts(steps: list[Step]) -> list[tuple[Step, bool]]:
+    """Each step, and whether it starts a differential (its 'before' is shown first)."""
+    out = []
+    previous = ""
+    for s in steps:
+        out.append((s, s.lhs.startswith("d") and s.lhs != previous))
+        previous = s.lhs
+    return out
+
+
+def _label(lhs: str) -> str:
+    return {"dQ": "\\mathrm{d}Q", "dL": "\\mathrm{d}L"}.get(lhs, lhs)
+
+
+def _line(step: Step) -> str:
+    after = to_text(step.after)
+    return after if step.after.op is Op.EQ or not step.lhs else f"{step.lhs} = {after}"
+
+
+def _line_latex(step: Step) -> str:
+    after = to_latex(step.after)
+    if step.after.op is Op.EQ or not step.lhs:
+        return after
+    return f"{_label(step.lhs)} = {after}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("_", "\\_").replace("&", "\\&").replace("#", "\\#")
+
+
+# --- the derivation -----------------------------------------------------------------------------
+
+
+def _symbol(name: str, kind: str = "positive") -> Expr:
+    """A variable named in the derivation (N_k, Sigma_k), parsed with the problem's indices."""
+    return parse(name, {name.split("_")[0]: kind}, indices=INDICES)
+
+
+def _variable(e: Expr, full_name: str) -> Expr:
+    for node in e.walk():
+        if node.op is Op.VAR and node.full_name == full_name:
+            return node
+    raise CalculusError(f"{full_name} does not occur in {to_text(e)}")
+
+
+def _relabel(steps: tuple[Step, ...], stage: str, function: str = "Q") -> list[Step]:
+    names = {"df": f"d{function}", "G": "G"}
+    return [
+        Step(s.rule, s.before, s.after, s.identity, names.get(s.lhs, s.lhs), stage) for s in steps
+    ]
+
+
+def _inputs(structure: Structure) -> tuple[Expr, Expr, list[Step]]:
+    """The surrogate with the structured precision, its dimension named D."""
+    kinds = {**KINDS, **structure.kinds}
+    template = parse(SURROGATE, kinds, indices=INDICES)
+    precision_var = _variable(template, "P_k")
+    precision = parse(
+        structure.precision, kinds, indices=INDICES, context=template, shape=precision_var.shape
+    )
+    feature = _variable(template, "x_n").shape[0]
+
+    def named(e: Expr) -> Expr:
+        return map_dims(e, lambda d: "D" if d == feature else d)
+
+    template, precision = named(template), named(precision)
+    q = substitute(template, precision_var, precision)
+    steps = [
+        Step(
+            "surrogate",
+            template,
+            template,
+            "expected complete-data log-likelihood, q_kn held fixed, constants dropped",
+            "Q",
+            "surrogate",
+        ),
+        Step(
+            "structure",
+            template,
+            q,
+            f"{structure.name} covariance: P_k = {structure.precision}",
+            "Q",
+            "surrogate",
+        ),
+    ]
+    tidied, tidy_steps = rewrite(q, TIDY_RULES, lhs="Q", stage="surrogate")
+    steps += tidy_steps
+    return tidied, precision, steps
+
+
+def _facts(q: Expr, structure: Structure) -> Facts:
+    facts = Facts()
+    kinds = {**KINDS, **structure.kinds}
+    sum_q = parse(RESPONSIBILITIES[0], kinds, indices=INDICES, context=q)
+    facts.identities.append(Identity("responsibilities sum to one", sum_q, num(1)))
+    count = _symbol(SOFT_COUNT[0])
+    definition = parse(SOFT_COUNT[1], kinds, indices=INDICES, context=q)
+    facts.definitions.append(Identity("soft count", count, definition))
+    facts.nonzero.add(count)
+    if structure.positive_entries:
+        facts.positive_vectors.add(_variable(q, structure.parameter))
+    return facts
+
+
+def derive_gmm(covariance_type: str = "full") -> GMMDerivation:
+    """Derive the M-step of a Gaussian mixture for a covariance type.
+
+    Parameters
+    ----------
+    covariance_type : {"full", "diag", "spherical", "tied"}
+
+    Returns
+    -------
+    GMMDerivation
+        ``.steps`` (the derivation as data), ``.updates`` (closed forms of the weights, means
+        and covariances), ``.mstep(X, resp)`` (those closed forms evaluated with numpy),
+        ``.text()``, ``.latex()``, ``.markdown()``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown covariance type.
+    """
+    if covariance_type not in STRUCTURES:
+        raise ValueError(
+            f"unknown covariance type {covariance_type!r}; use one of {', '.join(STRUCTURES)}"
+        )
+    structure = STRUCTURES[covariance_type]
+    d = GMMDerivation(covariance_type, structure)
+    q, _, steps = _inputs(structure)
+    d.surrogate = q
+    d.steps += steps
+    facts = _facts(q, structure)
+    d.definitions[SOFT_COUNT[0]] = facts.definitions[0].rhs
+
+    # The means: the gradient, then the stationary equation, affine in mu_k.
+    mu = _variable(q, "mu_k")
+    d.parameters["mu_k"] = mu
+    derivation = differentiate(q, mu)
+    d.gradients["mu_k"] = derivation.gradient
+    d.steps += _relabel(derivation.steps, "means")
+    solver = Solver(facts, "means")
+    final, _, _ = solver.solve(solver.stationary(derivation.gradient), mu)
+    d.steps += solver.steps
+    d.updates["means"] = final.args[1]
+    d.solutions["mu_k"] = final.args[1]
+
+    # The precision: the stationary equation is affine in its inverse, the covariance.
+    theta = _variable(q, structure.parameter)
+    d.parameters[structure.parameter] = theta
+    derivation = differentiate(q, theta)
+    d.gradients[structure.parameter] = derivation.gradient
+    d.steps += _relabel(derivation.steps, "precisions")
+    solver = Solver(facts, "precisions")
+    final, u, u_value = solver.solve(solver.stationary(derivation.gradient), theta)
+    kind = "positive" if theta.is_scalar else "vector" if theta.is_vector else "symmetric"
+    covariance = _symbol(structure.covariance, kind)
+    solver.steps.append(
+        Step(
+            "covariance",
+            equation(u, u_value),
+            equation(covariance, u_value),
+            f"the covariance is the inverse of the precision: {to_text(covariance)} = {to_text(u)}",
+            "",
+            "precisions",
+        )
+    )
+    d.steps += solver.steps
+    d.updates["covariances"] = u_value
+    d.solutions[structure.parameter] = final.args[1]
+
+    # The weights: a Lagrange multiplier for the simplex constraint.
+    kinds = {**KINDS, **structure.kinds}
+    pi = _variable(q, "pi_k")
+    constraint = parse(CONSTRAINT[0], kinds, indices=INDICES, context=q)
+    multiplier = parse(MULTIPLIER, {MULTIPLIER: "scalar"})
+    lagrangian = add(q, mul(multiplier, sub(constraint, parse(CONSTRAINT[1]))))
+    d.lagrangian = lagrangian
+    d.parameters["pi_k"] = pi
+    d.parameters[MULTIPLIER] = multiplier
+    d.steps.append(
+        Step(
+            "Lagrangian",
+            q,
+            lagrangian,
+            f"L = Q + {MULTIPLIER}*({CONSTRAINT[0]} - {CONSTRAINT[1]}) for the "
+            f"constraint {CONSTRAINT[0]} = {CONSTRAINT[1]}",
+            "L",
+            "weights",
+        )
+    )
+    by_pi = differentiate(lagrangian, pi)
+    by_multiplier = differentiate(lagrangian, multiplier)
+    d.gradients["pi_k"] = by_pi.gradient
+    d.gradients[MULTIPLIER] = by_multiplier.gradient
+    d.steps += _relabel(by_pi.steps, "weights", "L")
+    solver = Solver(facts, "weights")
+    pi_solution, _, _ = solver.solve(solver.stationary(by_pi.gradient), pi)
+    d.steps += solver.steps
+    d.steps += _relabel(by_multiplier.steps, "weights", "L")
+    solver = Solver(facts, "weights")
+    eq = solver.stationary(by_multiplier.gradient)
+    eq = solver.substitute(
+        eq,
+        pi,
+        pi_solution.args[1],
+        f"pi_k = {to_text(pi_solution.args[1])} from the first equation",
+    )
+    eq = solver.count(eq)
+    lam_solution, _, _ = solver.solve(eq, multiplier)
+    weights = solver.substitute(
+        pi_solution,
+        multiplier,
+        lam_solution.args[1],
+        f"{MULTIPLIER} = {to_text(lam_solution.args[1])}",
+    )
+    d.steps += solver.steps
+    d.updates["weights"] = weights.args[1]
+    d.solutions["pi_k"] = weights.args[1]
+    d.solutions[MULTIPLIER] = lam_solution.args[1]
+
+    # The M-step, collected.
+    for name, target in (("weights", pi), ("means", mu), ("covariances", covariance)):
+        line = equation(target, d.updates[name])
+        d.steps.append(Step("update", line, line, _UPDATE_NOTES[name], "", "m-step"))
+    for symbol, definition in d._definition_vars():
+        line = equation(symbol, definition)
+        d.steps.append(
+            Step("definition", line, line, "the soft count of component k", "", "m-step")
+        )
+    return d
+
+
+_UPDATE_NOTES = {
+    "weights": "the weight of component k",
+    "means": "the responsibility-weighted mean",
+    "covariances": "at the new mean mu_k: the stationary equations are solved together",
+}

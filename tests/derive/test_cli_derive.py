@@ -1,0 +1,48 @@
+"""``gaussmix derive gmm``, in-process."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner, Result
+
+import gaussmix.cli.main  # noqa: F401  (registers every command)
+from gaussmix.cli.app import app
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(app, ["derive", "gmm", *args])
+
+
+def test_text_for_full() -> None:
+    result = run()
+    assert result.exit_code == 0
+    out = result.stdout
+    assert out.startswith("M-step of a Gaussian mixture, full covariance")
+    assert out.index("Jacobi (log-determinant)") < out.index("trace trick", out.index("Jacobi"))
+    assert "Lagrangian" in out
+    tail = out[out.index("The M-step") :]
+    assert "pi_k = N_k/N" in tail and "mu_k = sum_n(q_kn*x_n)/N_k" in tail
+
+
+def test_other_formats() -> None:
+    data = json.loads(run("--covariance", "spherical", "--json").stdout)
+    assert data["covariance_type"] == "spherical"
+    assert data["updates"]["covariances"] == "sum_n(q_kn*(x_n - mu_k)'*(x_n - mu_k))/(D*N_k)"
+    latex = run("--covariance", "tied", "--latex").stdout
+    assert "\\begin{aligned}" in latex
+    markdown = run("--markdown").stdout
+    assert markdown.startswith("# Where the M-step comes from")
+    assert all(f"## {t} covariance" in markdown for t in ("Full", "Diag", "Spherical", "Tied"))
+    one = run("--markdown", "--covariance", "diag").stdout
+    assert "## Diag covariance" in one and "## Full covariance" not in one
+
+
+def test_errors_are_one_line() -> None:
+    result = run("--covariance", "ful")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: unknown covariance type 'ful'; use one of full, diag, spherical, tied"
+    )
+    both = run("--latex", "--json")
+    assert both.exit_code == 1 and "choose one" in both.stderr
