@@ -61,7 +61,7 @@ def _header(r: Gradient) -> str:
 @app.command("grad")
 def grad_command(
     expression: Annotated[
-        str, typer.Argument(help="The expression, e.g. \"x'*A*x\" or \"log(det(X))\".")
+        str, typer.Argument(help='The expression, e.g. "x\'*A*x" or "log(det(X))".')
     ],
     wrt: Annotated[str, typer.Option("--wrt", help="The variable, e.g. X.")],
     types: Annotated[
@@ -78,7 +78,7 @@ def grad_command(
         bool, typer.Option("--check", help="Check the gradient against finite differences.")
     ] = False,
     claim: Annotated[
-        str | None, typer.Option("--claim", help="A claimed gradient to judge, e.g. \"x*x'\".")
+        str | None, typer.Option("--claim", help='A claimed gradient to judge, e.g. "x*x\'".')
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
     indices: Annotated[
