@@ -213,7 +213,12 @@ class Gradient:
         if isinstance(claim, Expr):
             c = claim
         else:
-            c = parse(claim, self._types, indices=self._indices, context=self.expr)
+            try:
+                c = parse(claim, self._types, indices=self._indices, context=self.expr)
+            except CalculusError as exc:
+                raise CalculusError(
+                    f"in the claim: {exc.message}", source=exc.source, position=exc.position
+                ) from None
         text = to_text(c)
         if c.is_scalar != self.wrt.is_scalar or (c.shape[1] == 1) != (self.wrt.shape[1] == 1):
             return Agreement(
