@@ -110,7 +110,8 @@ def _find(
     e: Expr, rules: Sequence[Rule], normal: dict[int, Expr]
 ) -> tuple[Rule, list[int], Expr] | None:
     """The first rule (in list order) that applies somewhere, its position and result."""
-    by_op: dict[Op, list[tuple[list[int], Expr]]] = {}
+    by_op: dict[Op, list[tuple[int, list[int], Expr]]] = {}
+    position = 0
     stack: list[tuple[Expr, list[int], bool]] = [(e, [], False)]
     # Post-order: children before parents, so inner redexes are found first.
     while stack:
@@ -122,15 +123,20 @@ def _find(
             for i in reversed(range(len(node.args))):
                 stack.append((node.args[i], [*path, i], False))
             continue
-        by_op.setdefault(node.op, []).append((path, node))
+        by_op.setdefault(node.op, []).append((position, path, node))
+        position += 1
     for rule in rules:
-        for op in rule.ops:
-            for path, node in by_op.get(op, ()):
-                out = rule.apply(node)
-                if out is not None and out != node:
-                    return rule, path, out
+        # Candidates in post-order whatever the set of operators: the same input must give the
+        # same derivation in every process (sets of enum members iterate in hash order).
+        candidates = sorted(
+            (entry for op in rule.ops for entry in by_op.get(op, ())), key=lambda t: t[0]
+        )
+        for _, path, node in candidates:
+            out = rule.apply(node)
+            if out is not None and out != node:
+                return rule, path, out
     for nodes in by_op.values():
-        for _, node in nodes:
+        for _, _, node in nodes:
             normal[id(node)] = node  # no rule applies: skip it (and keep it alive) from now on
     return None
 
