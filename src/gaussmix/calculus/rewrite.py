@@ -19,7 +19,9 @@ from gaussmix.calculus.expr import Expr, Op, rebuild
 __all__ = ["Rule", "Step", "rewrite"]
 
 REWRITE_CAP = 400
-"""Most rewrite steps one simplification may take."""
+"""Rewrite steps one simplification may take, plus :data:`STEPS_PER_NODE` per node of the input."""
+
+STEPS_PER_NODE = 20
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def rewrite(
     e: Expr,
     rules: Sequence[Rule],
     *,
-    cap: int = REWRITE_CAP,
+    cap: int | None = None,
     lhs: str = "",
     record: bool = True,
     stage: str = "simplify",
@@ -168,8 +170,8 @@ def rewrite(
     e : Expr
     rules : sequence of Rule
         In priority order.
-    cap : int
-        Most steps before giving up with a CalculusError.
+    cap : int, optional
+        Most steps before giving up with a CalculusError (by default grows with the input).
     lhs : str
         Label of the recorded steps.
     record : bool
@@ -186,6 +188,8 @@ def rewrite(
     """
     steps: list[Step] = []
     normal: dict[int, Expr] = {}
+    if cap is None:
+        cap = REWRITE_CAP + STEPS_PER_NODE * sum(1 for _ in e.walk())
     for _ in range(cap):
         found = _find(e, rules, normal)
         if found is None:
