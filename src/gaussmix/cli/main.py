@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gaussmix.cli import commands_em  # noqa: F401  (demo, fit, predict)
-from gaussmix.cli import derive  # noqa: F401  (derive gmm)
-from gaussmix.cli import grad  # noqa: F401  (grad)
+from gaussmix.cli import derive as _derive  # noqa: F401  (derive gmm)
+from gaussmix.cli import grad as _grad  # noqa: F401  (grad)
 from gaussmix.cli.app import app
 
 
