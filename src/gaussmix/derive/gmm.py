@@ -135,6 +135,8 @@ class GMMDerivation:
     Attributes
     ----------
     covariance_type : str
+    structure : Structure
+        The structure of the precision it was derived for.
     steps : list of Step
         The derivation, in order; ``step.stage`` names its section (surrogate, means,
         precisions, weights, m-step).
@@ -151,6 +153,8 @@ class GMMDerivation:
         The gradient of the surrogate (of the Lagrangian for pi_k and lambda) in each parameter.
     parameters : dict of str to Expr
         The parameters as variables (``mu_k``, the precision parameter, ``pi_k``, ``lambda``).
+    solutions : dict of str to Expr
+        What each parameter was solved for (the precision itself, and the multiplier ``-N``).
     """
 
     covariance_type: str
