@@ -9,6 +9,7 @@ lower bound in ``lower_bounds_``, re-seeds collapsed components, and saves to a 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -25,15 +26,20 @@ from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from gaussmix.data.sources import ArraySource, default_chunk_size
+from gaussmix.data.sources import (
+    ArraySource,
+    DataSource,
+    check_finite_blocks,
+    default_chunk_size,
+    open_source,
+)
 from gaussmix.em import (
     ALIASES,
     INIT_METHODS,
     REGISTRY,
-    Covariance,
     EMResult,
     Params,
     get_covariance,
@@ -45,6 +51,13 @@ from gaussmix.em.parallel import BlockMap, block_map
 from gaussmix.validation import check_precisions, check_sample_weight, validate_rows
 
 Array = NDArray[np.float64]
+# What fit and predict take: an array-like, a path to a .npy or Parquet file, or a data source.
+Data = Any
+
+
+def _is_source(X: object) -> bool:
+    return all(hasattr(X, name) for name in ("chunks", "take", "n_samples", "n_features"))
+
 
 __all__ = ["GaussianMixture", "iteration_hook"]
 
@@ -126,6 +139,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_threads : int or None, default=None
         Threads that share the blocks of the E-step; None uses every available core. Set 1
         when fitting several models in parallel.
+    init_sample_size : int or None, default=100_000
+        The initialisation (k-means, k-means++, random) sees a uniform sample of this many rows
+        when there are more; None shows it every row. Up to this size the draws are
+        scikit-learn's; beyond it, initialisation costs O(init_sample_size), not O(n_samples).
+    dtype : {numpy.float64, numpy.float32}, default=numpy.float64
+        Precision of the E-step's GEMMs and softmax. float32 is about twice as fast for full
+        covariances; its block sums are still added, and the M-step done, in float64, and a
+        component further than ~30 standard deviations from the mixture mean falls back to
+        float64 for that iteration. Fitted parameters are float64 either way.
 
     Attributes
     ----------
@@ -164,6 +186,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "init_sample_size": [Interval(Integral, 1, None, closed="left"), None],
+        "dtype": [Options(type, {np.float64, np.float32})],
     }
 
     def __init__(
@@ -185,6 +209,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose_interval: int = 10,
         chunk_size: int | None = None,
         n_threads: int | None = None,
+        init_sample_size: int | None = 100_000,
+        dtype: type[np.floating] = np.float64,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -202,10 +228,39 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose_interval = verbose_interval
         self.chunk_size = chunk_size
         self.n_threads = n_threads
+        self.init_sample_size = init_sample_size
+        self.dtype = dtype
 
     # ------------------------------------------------------------------ validation
-    def _validate_X(self, X: ArrayLike, *, reset: bool, min_rows: int = 1) -> NDArray[np.floating]:
-        return validate_rows(self, X, reset=reset, ensure_min_samples=min_rows)
+    def _source(
+        self, X: Data, sample_weight: ArrayLike | None = None, *, reset: bool, min_rows: int = 1
+    ) -> DataSource:
+        """Validated rows as a data source: arrays via scikit-learn's validation, paths (.npy,
+        .parquet) and data sources by one blockwise pass that checks every value is finite."""
+        if isinstance(X, (str, os.PathLike)) or _is_source(X):
+            source = open_source(X) if isinstance(X, (str, os.PathLike)) else X
+            self._check_n_features_of(source, reset)
+            check_finite_blocks(source, self._chunk_rows(source.n_features))
+        else:
+            source = ArraySource(validate_rows(self, X, reset=reset, ensure_min_samples=min_rows))
+        if source.n_samples < min_rows:
+            raise ValueError(
+                f"Found {source.n_samples} sample(s) while a minimum of {min_rows} is required "
+                "by GaussianMixture"
+            )
+        weights = check_sample_weight(sample_weight, source.n_samples)
+        return source.with_weights(weights) if weights is not None else source
+
+    def _check_n_features_of(self, source: DataSource, reset: bool) -> None:
+        if reset:
+            self.n_features_in_ = source.n_features
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif source.n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {source.n_features} features, but GaussianMixture is expecting "
+                f"{self.n_features_in_} features as input."
+            )
 
     def _validate_inits(self, n_features: int) -> dict[str, Array | None]:
         K = self.n_components
@@ -229,13 +284,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def fit(
-        self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
+        self, X: Data, y: object = None, sample_weight: ArrayLike | None = None
     ) -> GaussianMixture:
         """Estimate the parameters with EM.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), or a ``numpy.memmap``.
+        X : array-like of shape (n_samples, n_features); a ``numpy.memmap``; a path to a
+            ``.npy`` or Parquet file (read block by block on every iteration, never whole); or
+            a ``gaussmix.data`` source (e.g. ``ParquetSource.open(path, columns=[...])``).
         y : ignored.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; an integer weight counts a row that many times.
@@ -244,33 +301,46 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         self
         """
-        self.fit_predict(X, y, sample_weight=sample_weight)
+        source = self._fit(X, sample_weight)
+        # a final E-step: the log-likelihood of the final parameters (BIC without the data)
+        self.log_likelihood_ = self._total(source, self._map_blocks(source, _log_density))
         return self
 
     def fit_predict(
-        self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
+        self, X: Data, y: object = None, sample_weight: ArrayLike | None = None
     ) -> NDArray[np.intp]:
         """Fit, then return the component of each row (n_samples,)."""
+        source = self._fit(X, sample_weight)
+        # the final E-step of ``fit``, keeping the labels: they agree with fit(X).predict(X)
+        parts = self._map_blocks(source, _label_and_log_density)
+        self.log_likelihood_ = self._total(source, [part[1] for part in parts])
+        return np.concatenate([part[0] for part in parts])
+
+    def _total(self, source: DataSource, log_density: list[Array]) -> float:
+        """sum_n w_n log p(x_n) from the per-block log-densities."""
+        w = source.sample_weight
+        if w is None:
+            return float(sum(np.sum(part) for part in log_density))
+        total, start = 0.0, 0
+        for part in log_density:
+            total += float(w[start : start + part.shape[0]] @ part)
+            start += part.shape[0]
+        return total
+
+    def _fit(self, X: Data, sample_weight: ArrayLike | None) -> DataSource:
+        """Validate and run EM; returns the validated source."""
         self._validate_params()
-        X = self._validate_X(
-            X, reset=not (self.warm_start and hasattr(self, "converged_")), min_rows=2
-        )
-        n_samples, n_features = X.shape
-        if n_samples < self.n_components:
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        source = self._source(X, sample_weight, reset=do_init, min_rows=2)
+        if source.n_samples < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = "
-                f"{self.n_components}, n_samples = {n_samples}; use fewer components"
+                f"{self.n_components}, n_samples = {source.n_samples}; use fewer components"
             )
-        weights = check_sample_weight(sample_weight, n_samples)
-        inits = self._validate_inits(n_features)
-        covariance = get_covariance(self.covariance_type)
-        chunk = self._chunk_rows(n_features)
-        source = ArraySource(X, weights, chunk)
+        inits = self._validate_inits(source.n_features)
         rng = check_random_state(self.random_state)
-
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
         with block_map(self.n_threads) as map_blocks:
-            best = self._fit_inits(X, weights, source, covariance, inits, rng, do_init, map_blocks)
+            best = self._fit_inits(source, inits, rng, do_init, map_blocks)
         if not best.converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
@@ -285,21 +355,27 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bounds_ = list(best.lower_bounds)
         self.reinitialized_ = list(best.reinitialized)
         self.n_reinitialized_ = len(best.reinitialized)
-        self.n_samples_fit_ = n_samples
-        # a final E-step so that fit_predict(X) agrees with fit(X).predict(X); it also gives
-        # the log-likelihood of the final parameters (for BIC without the data, e.g. `info`)
-        labels, log_density = self._per_row(X, _label_and_log_density)
-        self.log_likelihood_ = float(
-            log_density.sum() if weights is None else weights @ log_density
-        )
-        return labels
+        self.n_samples_fit_ = source.n_samples
+        return source
+
+    def _init_rows(
+        self, source: DataSource, rng: np.random.RandomState
+    ) -> tuple[NDArray[np.floating], Array | None]:
+        """The rows the initialisation sees: all of them, or a uniform sample of
+        ``init_sample_size`` rows when there are more (and always for file sources)."""
+        n = source.n_samples
+        if self.init_sample_size is None or n <= self.init_sample_size:
+            if isinstance(source, ArraySource):
+                return source.X, source.sample_weight
+            everything = np.arange(n)
+            return source.take(everything), source.sample_weight
+        rows = np.sort(rng.choice(n, size=self.init_sample_size, replace=False))
+        w = source.sample_weight
+        return source.take(rows), None if w is None else w[rows]
 
     def _fit_inits(
         self,
-        X: NDArray[np.floating],
-        weights: Array | None,
-        source: ArraySource,
-        covariance: Covariance,
+        source: DataSource,
         inits: dict[str, Array | None],
         rng: np.random.RandomState,
         do_init: bool,
@@ -309,14 +385,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         best: EMResult | None = None
         for init in range(self.n_init if do_init else 1):
             if do_init:
+                X_init, w_init = self._init_rows(source, rng)
                 params = initial_params(
-                    X,
+                    X_init,
                     self.n_components,
-                    covariance,
+                    get_covariance(self.covariance_type),
                     method=self.init_params,
                     rng=rng,
                     reg_covar=self.reg_covar,
-                    sample_weight=weights,
+                    sample_weight=w_init,
                     weights_init=inits["weights"],
                     means_init=inits["means"],
                     precisions_init=inits["precisions"],
@@ -326,12 +403,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self._report(1, f"Initialization {init}")
             result = run_em(
                 source,
+                self._chunk_rows(source.n_features),
                 params,
                 tol=self.tol,
                 max_iter=self.max_iter,
                 reg_covar=self.reg_covar,
                 callback=self._progress(time.perf_counter()),
                 map_blocks=map_blocks,
+                dtype=self.dtype,
             )
             self._report(1, f"Initialization converged: {result.converged}")
             if best is None or result.lower_bound > best.lower_bound:
@@ -388,46 +467,40 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         nq = get_covariance(self.covariance_type).n_quadratic(n_features)
         return default_chunk_size(self.n_components, n_features, nq)
 
-    def _blocks(self, X: NDArray[np.floating]) -> list[slice]:
-        chunk = self._chunk_rows(X.shape[1])
-        return [slice(s, s + chunk) for s in range(0, X.shape[0], chunk)]
-
-    def _per_row(self, Xv: NDArray[np.floating], reduce: _BlockReduce) -> Any:
-        """Apply ``reduce`` to the (m, K) weighted log-probabilities of each block of rows and
-        concatenate its per-row outputs; only one block's log-probabilities exist at a time."""
+    def _map_blocks(self, source: DataSource, reduce: _BlockReduce) -> list[Any]:
+        """``reduce`` of the (m, K) weighted log-probabilities of each block of rows, in order;
+        only the blocks in flight have their log-probabilities in memory."""
         params = self._params()
         with block_map(self.n_threads) as map_blocks:
-            parts = list(
+            return list(
                 map_blocks(
-                    lambda rows: reduce(weighted_log_prob(np.asarray(Xv[rows]), params)),
-                    self._blocks(Xv),
+                    lambda block: reduce(weighted_log_prob(block[0], params, self.dtype)),
+                    source.chunks(self._chunk_rows(source.n_features)),
                 )
             )
-        if isinstance(parts[0], tuple):
-            return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
-        return np.concatenate(parts)
 
-    def _rows(self, X: ArrayLike) -> NDArray[np.floating]:
+    def _per_row(self, X: Data, reduce: _BlockReduce) -> Any:
+        """The per-row outputs of ``reduce`` over all blocks of the rows of X, concatenated."""
         check_is_fitted(self)
-        return self._validate_X(X, reset=False)
+        return np.concatenate(self._map_blocks(self._source(X, reset=False), reduce))
 
-    def score_samples(self, X: ArrayLike) -> Array:
+    def score_samples(self, X: Data) -> Array:
         """Log-density log p(x_n) of each row, shape (n_samples,)."""
-        result: Array = self._per_row(self._rows(X), _log_density)
+        result: Array = self._per_row(X, _log_density)
         return result
 
-    def score(self, X: ArrayLike, y: object = None) -> float:
+    def score(self, X: Data, y: object = None) -> float:
         """Mean log-likelihood of the rows."""
         return float(self.score_samples(X).mean())
 
-    def predict(self, X: ArrayLike) -> NDArray[np.intp]:
+    def predict(self, X: Data) -> NDArray[np.intp]:
         """The most probable component of each row, shape (n_samples,)."""
-        result: NDArray[np.intp] = self._per_row(self._rows(X), _label)
+        result: NDArray[np.intp] = self._per_row(X, _label)
         return result
 
-    def predict_proba(self, X: ArrayLike) -> Array:
+    def predict_proba(self, X: Data) -> Array:
         """Responsibilities q_kn, shape (n_samples, n_components)."""
-        result: Array = self._per_row(self._rows(X), _responsibilities)
+        result: Array = self._per_row(X, _responsibilities)
         return result
 
     def sample(self, n_samples: int = 1) -> tuple[Array, NDArray[np.intp]]:
@@ -446,13 +519,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         y = np.repeat(np.arange(self.n_components), counts)
         return X, y
 
-    def bic(self, X: ArrayLike) -> float:
+    def bic(self, X: Data) -> float:
         """Bayesian information criterion, -2 log L + p log n (lower is better)."""
         log_density = self.score_samples(X)
         n = log_density.shape[0]
         return float(-2 * log_density.sum() + self._n_parameters() * np.log(n))
 
-    def aic(self, X: ArrayLike) -> float:
+    def aic(self, X: Data) -> float:
         """Akaike information criterion, -2 log L + 2 p (lower is better)."""
         return float(-2 * self.score_samples(X).sum() + 2 * self._n_parameters())
 

@@ -1,14 +1,19 @@
 """Data sources: objects that hand the EM loop its rows one block at a time.
 
-The EM loop sees only ``n_features``, ``total_weight`` and ``chunks()``; an in-memory array, a
-``numpy.memmap`` or a file read in row groups all look the same to it, and the E-step kernel never
-holds more than one block of responsibilities.
+The EM loop sees only ``chunks(rows)``; an in-memory array, a ``numpy.memmap``, an ``.npy`` file
+read block by block and a Parquet file read in row groups all look the same to it. A file source
+holds no rows between blocks, so the memory of a fit does not grow with the data: a 2 GB ``.npy``
+file is fitted in a few hundred MB (benchmarks/README.md).
+
+A source is validated once, block by block (``check_finite_blocks``), and yields float64 blocks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -19,7 +24,7 @@ Array = NDArray[np.float64]
 # Working memory of one block of the natural-parameter kernel: rows x (nq + D + K) float64
 # values (features and responsibilities), about 6 MB. Measured (benchmarks/README.md): blocks
 # that stay in cache beat larger ones by up to 2x, and GEMMs need a few hundred rows to be
-# efficient. The reference kernel's (K, rows, D) arrays are then well under 32 MB.
+# efficient. The componentwise kernel's (K, rows, D) arrays are then well under 32 MB.
 WORKING_BYTES = 6 * 2**20
 MIN_ROWS, MAX_ROWS = 256, 65536
 
@@ -36,7 +41,7 @@ def default_chunk_size(n_components: int, n_features: int, n_quadratic: int | No
 
 
 class DataSource(Protocol):
-    """Rows in blocks: ``chunks()`` yields (X_block (m, D) float64, weights (m,) or None)."""
+    """Rows in blocks. ``chunks(rows)`` yields (X_block (m, D) float64, weights (m,) or None)."""
 
     @property
     def n_samples(self) -> int: ...
@@ -45,18 +50,43 @@ class DataSource(Protocol):
     def n_features(self) -> int: ...
 
     @property
-    def total_weight(self) -> float: ...
+    def sample_weight(self) -> Array | None: ...
 
-    def chunks(self) -> Iterator[tuple[Array, Array | None]]: ...
+    def chunks(self, rows: int) -> Iterator[tuple[NDArray[np.floating], Array | None]]: ...
+
+    def take(self, indices: NDArray[np.intp]) -> Array:
+        """The rows at sorted ``indices``, in memory (for initialising on a sample)."""
+        ...
+
+    def with_weights(self, sample_weight: Array | None) -> DataSource:
+        """The same rows with these sample weights."""
+        ...
+
+
+def total_weight(source: DataSource) -> float:
+    """sum_n w_n (n_samples without weights)."""
+    w = source.sample_weight
+    return float(source.n_samples if w is None else w.sum())
+
+
+def _weights_of(w: Array | None, start: int, stop: int) -> Array | None:
+    return None if w is None else w[start:stop]
+
+
+def as_float(block: NDArray[np.generic]) -> NDArray[np.floating]:
+    """float32 and float64 blocks as they are (the kernel computes in its own dtype), anything
+    else as float64."""
+    if block.dtype in (np.float32, np.float64):
+        return np.asarray(block)
+    return np.asarray(block, dtype=np.float64)
 
 
 @dataclass(frozen=True)
 class ArraySource:
-    """Rows of an array-like of shape (n, D): an ndarray or a ``numpy.memmap`` (read per block)."""
+    """Rows of an in-memory array (or a ``numpy.memmap``), read per block as float64."""
 
     X: NDArray[np.floating]
-    sample_weight: Array | None
-    chunk_size: int
+    sample_weight: Array | None = None
 
     @property
     def n_samples(self) -> int:
@@ -66,14 +96,214 @@ class ArraySource:
     def n_features(self) -> int:
         return int(self.X.shape[1])
 
-    @property
-    def total_weight(self) -> float:
-        if self.sample_weight is None:
-            return float(self.n_samples)
-        return float(self.sample_weight.sum())
+    def chunks(self, rows: int) -> Iterator[tuple[NDArray[np.floating], Array | None]]:
+        for start in range(0, self.n_samples, rows):
+            block = as_float(self.X[start : start + rows])
+            yield block, _weights_of(self.sample_weight, start, start + rows)
 
-    def chunks(self) -> Iterator[tuple[Array, Array | None]]:
-        for start in range(0, self.n_samples, self.chunk_size):
-            rows = slice(start, start + self.chunk_size)
-            block = np.asarray(self.X[rows], dtype=np.float64)
-            yield block, None if self.sample_weight is None else self.sample_weight[rows]
+    def with_weights(self, sample_weight: Array | None) -> DataSource:
+        return replace(self, sample_weight=sample_weight)
+
+    def take(self, indices: NDArray[np.intp]) -> Array:
+        return np.asarray(self.X[indices], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class NpySource:
+    """Rows of a C-ordered 2-D ``.npy`` file, read block by block with ``pread``.
+
+    Nothing is mapped into memory, so resident memory stays at the blocks in flight however
+    large the file is (a memory map would keep every page it touched resident).
+    """
+
+    path: Path
+    dtype: np.dtype
+    shape: tuple[int, int]
+    offset: int
+    sample_weight: Array | None = None
+
+    @classmethod
+    def open(cls, path: str | Path, sample_weight: Array | None = None) -> NpySource:
+        """Read the header of an ``.npy`` file; ValueError if it is not 2-D numeric C-order."""
+        path = Path(path)
+        with path.open("rb") as f:
+            try:
+                version = np.lib.format.read_magic(f)
+                read_header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, fortran, dtype = read_header(f)
+            except ValueError as exc:
+                raise ValueError(f"{path} is not a readable .npy file ({exc})") from None
+            offset = f.tell()
+        if len(shape) == 1:
+            shape = (shape[0], 1)
+        if len(shape) != 2 or fortran or dtype.kind not in "biuf" or dtype.hasobject:
+            raise ValueError(
+                f"{path} holds a {'Fortran-ordered ' if fortran else ''}{len(shape)}-D "
+                f"{dtype} array; gaussmix reads 2-D C-ordered numeric .npy files "
+                "(np.save(path, np.ascontiguousarray(X)))"
+            )
+        size = offset + shape[0] * shape[1] * dtype.itemsize
+        if path.stat().st_size < size:
+            raise ValueError(f"{path} is truncated: the header promises {shape} {dtype} values")
+        return cls(path, dtype, (int(shape[0]), int(shape[1])), offset, sample_weight)
+
+    @property
+    def n_samples(self) -> int:
+        return self.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.shape[1]
+
+    def _read(self, fd: int, start: int, stop: int) -> NDArray[np.floating]:
+        row_bytes = self.shape[1] * self.dtype.itemsize
+        data = os.pread(fd, (stop - start) * row_bytes, self.offset + start * row_bytes)
+        block = np.frombuffer(data, dtype=self.dtype).reshape(stop - start, self.shape[1])
+        return as_float(block)
+
+    def chunks(self, rows: int) -> Iterator[tuple[NDArray[np.floating], Array | None]]:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for start in range(0, self.n_samples, rows):
+                stop = min(start + rows, self.n_samples)
+                yield self._read(fd, start, stop), _weights_of(self.sample_weight, start, stop)
+        finally:
+            os.close(fd)
+
+    def with_weights(self, sample_weight: Array | None) -> DataSource:
+        return replace(self, sample_weight=sample_weight)
+
+    def take(self, indices: NDArray[np.intp]) -> Array:
+        return take_by_scan(self, indices)
+
+
+@dataclass(frozen=True)
+class ParquetSource:
+    """Rows of a Parquet file, read in batches on every pass (pyarrow)."""
+
+    path: Path
+    columns: list[str]
+    n_samples: int
+    sample_weight: Array | None = None
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        columns: Sequence[str] | None = None,
+        sample_weight: Array | None = None,
+    ) -> ParquetSource:
+        """Read the schema; ValueError for missing or non-numeric columns."""
+        from gaussmix.data.files import require_pyarrow
+
+        require_pyarrow()
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        try:
+            meta = pq.ParquetFile(path)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise ValueError(f"{path} is not a readable Parquet file ({exc})") from None
+        schema = meta.schema_arrow
+        names = list(columns) if columns else list(schema.names)
+        missing = [c for c in names if c not in schema.names]
+        if missing:
+            raise ValueError(
+                f"{path} has no column {', '.join(map(repr, missing))}; its columns are "
+                f"{', '.join(schema.names)}"
+            )
+        bad = [
+            c
+            for c in names
+            if not (
+                pa.types.is_integer(schema.field(c).type)
+                or pa.types.is_floating(schema.field(c).type)
+            )
+        ]
+        if bad:
+            raise ValueError(
+                f"{path}: column(s) {', '.join(map(repr, bad))} are not numeric; pick numeric "
+                "ones with columns=[...] (--columns)"
+            )
+        return cls(path, names, int(meta.metadata.num_rows), sample_weight)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.columns)
+
+    def chunks(self, rows: int) -> Iterator[tuple[NDArray[np.floating], Array | None]]:
+        import pyarrow.parquet as pq
+
+        start = 0
+        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=rows, columns=self.columns):
+            block = np.column_stack(
+                [batch.column(i).to_numpy(zero_copy_only=False) for i in range(batch.num_columns)]
+            ).astype(np.float64)
+            stop = start + block.shape[0]
+            yield block, _weights_of(self.sample_weight, start, stop)
+            start = stop
+
+    def with_weights(self, sample_weight: Array | None) -> DataSource:
+        return replace(self, sample_weight=sample_weight)
+
+    def take(self, indices: NDArray[np.intp]) -> Array:
+        return take_by_scan(self, indices)
+
+
+def take_by_scan(source: DataSource, indices: NDArray[np.intp], rows: int = 65536) -> Array:
+    """The rows at sorted ``indices``, gathered in one pass over the source's blocks."""
+    parts = []
+    start = 0
+    for block, _ in source.chunks(rows):
+        stop = start + block.shape[0]
+        inside = indices[(indices >= start) & (indices < stop)]
+        parts.append(block[inside - start])
+        start = stop
+    return np.vstack(parts)
+
+
+def check_finite_blocks(source: DataSource, rows: int, name: str = "X") -> None:
+    """One pass over the source: ValueError naming how many values are NaN or infinite and the
+    first row holding one (the same message as for in-memory arrays)."""
+    bad_total = 0
+    first = -1
+    start = 0
+    for block, _ in source.chunks(rows):
+        bad = ~np.isfinite(block)
+        count = int(bad.sum())
+        if count and first < 0:
+            first = start + int(np.argmax(bad.any(axis=1)))
+        bad_total += count
+        start += block.shape[0]
+    if bad_total:
+        raise ValueError(
+            f"Input {name} contains {bad_total} NaN or infinite value(s), the first in row "
+            f"{first}; remove or impute them before fitting"
+        )
+
+
+def open_source(
+    X: str | os.PathLike[str],
+    sample_weight: Array | None = None,
+    columns: Sequence[str] | None = None,
+) -> DataSource:
+    """A file source for a path: ``.npy`` (read by blocks) or ``.parquet``/``.pq``."""
+    path = Path(X)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        if columns:
+            raise ValueError(".npy files have no column names; select columns before saving")
+        return NpySource.open(path, sample_weight)
+    if suffix in (".parquet", ".pq"):
+        return ParquetSource.open(path, columns, sample_weight)
+    raise ValueError(
+        f"cannot stream {path.name}: fit() reads .npy and .parquet files from disk; load other "
+        "files into an array first (gaussmix.data.files.read_table)"
+    )

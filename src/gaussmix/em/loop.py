@@ -15,11 +15,11 @@ from functools import reduce
 import numpy as np
 
 from gaussmix.data.sources import DataSource
-from gaussmix.em.errors import ComponentCollapseWarning
+from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
 from gaussmix.em.mstep import mstep
 from gaussmix.em.parallel import BlockMap
 from gaussmix.em.params import Params
-from gaussmix.em.stats import SuffStats, chunk_stats, merge, zeros
+from gaussmix.em.stats import DType, SuffStats, chunk_stats, merge, zeros
 
 # A component whose weight pi_k falls below this has collapsed: it explains no data any more.
 COLLAPSED_WEIGHT = 1e-8
@@ -40,9 +40,18 @@ class EMResult:
         return self.lower_bounds[-1] if self.lower_bounds else -np.inf
 
 
-def data_stats(source: DataSource, params: Params, map_blocks: BlockMap = map) -> SuffStats:
-    """E-step over every block of the source (mapped by ``map_blocks``), merged in order."""
-    parts = map_blocks(lambda block: chunk_stats(block[0], params, block[1]), source.chunks())
+def data_stats(
+    source: DataSource,
+    rows: int,
+    params: Params,
+    map_blocks: BlockMap = map,
+    dtype: DType = np.float64,
+) -> SuffStats:
+    """E-step over every block of ``rows`` rows of the source (mapped by ``map_blocks``),
+    merged in order."""
+    parts = map_blocks(
+        lambda block: chunk_stats(block[0], params, block[1], dtype), source.chunks(rows)
+    )
     return reduce(merge, parts, zeros(params))
 
 
@@ -62,6 +71,7 @@ def reinitialize(params: Params, component: int, stats: SuffStats) -> Params:
 
 def run_em(
     source: DataSource,
+    rows: int,
     params: Params,
     *,
     tol: float,
@@ -69,18 +79,21 @@ def run_em(
     reg_covar: float,
     callback: Callable[[int, float], None] | None = None,
     map_blocks: BlockMap = map,
+    dtype: DType = np.float64,
 ) -> EMResult:
     """Iterate EM from ``params`` until the lower bound changes by less than ``tol``.
 
     Parameters
     ----------
-    source : the rows, in blocks.
+    source : the rows.
+    rows : rows per block.
     params : initial parameters.
     tol : convergence threshold on the change of the mean log-likelihood.
     max_iter : maximum number of iterations (0 returns ``params`` unchanged).
     reg_covar : added to the diagonal of every covariance.
     callback : called as callback(iteration, lower_bound) after every iteration.
     map_blocks : how blocks are mapped to ``chunk_stats`` (``parallel.block_map`` for threads).
+    dtype : the kernel's compute dtype (float64, or float32 for its GEMMs).
     """
     history: list[float] = []
     reinitialized: list[tuple[int, int]] = []
@@ -88,7 +101,7 @@ def run_em(
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        stats = data_stats(source, params, map_blocks)
+        stats = data_stats(source, rows, params, map_blocks, dtype)
         previous, lower_bound = lower_bound, stats.loglik / stats.n
         if not np.isfinite(lower_bound):
             raise ValueError(
@@ -96,7 +109,15 @@ def run_em(
                 "try scaling the data or a larger reg_covar"
             )
         history.append(lower_bound)
-        params = mstep(stats, params.covariance, reg_covar)
+        try:
+            new_params = mstep(stats, params.covariance, reg_covar)
+        except DegenerateCovarianceError:
+            if np.dtype(dtype) == np.float64:
+                raise
+            # single-precision sums lost a thin direction: redo this pass in float64
+            stats = data_stats(source, rows, params, map_blocks, np.float64)
+            new_params = mstep(stats, params.covariance, reg_covar)
+        params = new_params
         collapsed = np.flatnonzero(stats.nk < COLLAPSED_WEIGHT * stats.n)
         if collapsed.size and np.isfinite(stats.worst_loglik):
             k = int(collapsed[np.argmin(stats.nk[collapsed])])

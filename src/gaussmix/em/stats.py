@@ -25,6 +25,7 @@ from gaussmix.em.natural import FAST_SHIFT_LIMIT
 from gaussmix.em.params import Params
 
 Array = NDArray[np.float64]
+DType = type[np.floating] | np.dtype
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,29 +102,31 @@ def _log_weights(params: Params) -> Array:
         return np.log(params.weights)
 
 
-def uses_natural_kernel(params: Params) -> bool:
+def uses_natural_kernel(params: Params, dtype: DType = np.float64) -> bool:
     """Whether the natural-parameter kernel is the one to run: faster at this shape, and
     accurate for these parameters (no component too far from the mixture mean)."""
     if params.covariance.componentwise_preferred(params.n_components, params.n_features):
         return False
-    return params.natural.max_shift <= FAST_SHIFT_LIMIT
+    return params.natural.max_shift <= FAST_SHIFT_LIMIT[np.dtype(dtype).name]
 
 
-def _features(X: Array, params: Params) -> Array:
-    """T(X) features-major, shape (nq + D + 1, n): the quadratic features, X - c, and ones."""
+def _features(X: NDArray[np.floating], params: Params, dtype: DType = np.float64) -> Array:
+    """T(X) features-major, shape (nq + D + 1, n): the quadratic features, X - c, and ones,
+    in the compute dtype."""
     natural = params.natural
     nq, n_features = natural.n_quadratic, X.shape[1]
-    T = np.empty((nq + n_features + 1, X.shape[0]))
+    T = np.empty((nq + n_features + 1, X.shape[0]), dtype=dtype)
     Xct = T[nq : nq + n_features]
-    np.subtract(X.T, natural.center[:, None], out=Xct)
-    params.covariance.quadratic_features(Xct, params.precisions_cholesky, T[:nq])
+    np.subtract(X.T, natural.center[:, None], out=Xct, casting="same_kind")
+    prec_chol = params.precisions_cholesky.astype(dtype, copy=False)
+    params.covariance.quadratic_features(Xct, prec_chol, T[:nq])
     T[-1] = 1.0
     return T
 
 
-def log_prob_natural(X: Array, params: Params) -> Array:
+def log_prob_natural(X: NDArray[np.floating], params: Params, dtype: DType = np.float64) -> Array:
     """log pi_k + log N(x_n | mu_k, Sigma_k) = w_k' T(x_n), shape (K, n): one GEMM."""
-    return params.natural.weights_t @ _features(X, params)
+    return params.natural.weights_t.astype(dtype, copy=False) @ _features(X, params, dtype)
 
 
 def log_prob_componentwise(X: Array, params: Params, Z: Array | None = None) -> Array:
@@ -133,12 +136,13 @@ def log_prob_componentwise(X: Array, params: Params, Z: Array | None = None) -> 
     return log_gauss + _log_weights(params)[:, None]
 
 
-def weighted_log_prob(X: Array, params: Params) -> Array:
-    """log pi_k + log N(x_n | mu_k, Sigma_k) for a block of rows; shape (n, K)."""
-    X = np.asarray(X, dtype=np.float64)
-    if uses_natural_kernel(params):
-        return log_prob_natural(X, params).T
-    return log_prob_componentwise(X, params).T
+def weighted_log_prob(X: NDArray[np.floating], params: Params, dtype: DType = np.float64) -> Array:
+    """log pi_k + log N(x_n | mu_k, Sigma_k) for a block of rows; shape (n, K).
+
+    ``dtype`` float32 computes the natural kernel's GEMM in single precision."""
+    if uses_natural_kernel(params, dtype):
+        return log_prob_natural(X, params, dtype).T
+    return log_prob_componentwise(np.asarray(X, dtype=np.float64), params).T
 
 
 def _softmax_in_place(log_prob: Array) -> tuple[Array, Array]:
@@ -158,14 +162,18 @@ def _weighted_sums(
     """Weight the responsibilities in place; return the log-likelihood sum, the total weight and
     the log-densities of the rows that may be re-seeding candidates (weight > 0)."""
     if weights is None:
-        return float(log_norm.sum()), float(log_norm.shape[0]), log_norm
-    weights = np.asarray(weights, dtype=np.float64)
-    resp *= weights
+        return float(log_norm.sum(dtype=np.float64)), float(log_norm.shape[0]), log_norm
+    resp *= weights.astype(resp.dtype, copy=False)
     candidates = np.where(weights > 0, log_norm, np.inf)
-    return float(weights @ log_norm), float(weights.sum()), candidates
+    return float(weights @ log_norm.astype(np.float64)), float(weights.sum()), candidates
 
 
-def chunk_stats(X: Array, params: Params, weights: Array | None = None) -> SuffStats:
+def chunk_stats(
+    X: NDArray[np.floating],
+    params: Params,
+    weights: Array | None = None,
+    dtype: DType = np.float64,
+) -> SuffStats:
     """E-step and accumulation over one block of rows.
 
     Parameters
@@ -173,6 +181,8 @@ def chunk_stats(X: Array, params: Params, weights: Array | None = None) -> SuffS
     X : (n, D) the rows.
     params : the current parameters.
     weights : (n,) non-negative sample weights, or None for ones.
+    dtype : float64, or float32 for the natural kernel's GEMMs and softmax in single precision
+        (its block sums are then added, moved and merged in float64).
 
     Returns
     -------
@@ -186,29 +196,35 @@ def chunk_stats(X: Array, params: Params, weights: Array | None = None) -> SuffS
     kernel is faster at this shape, or a component sits so far from the mixture mean that its
     covariance would lose more than six digits in the natural one.
     """
-    X = np.asarray(X, dtype=np.float64)
     if X.shape[0] == 0:
         return zeros(params)
-    if uses_natural_kernel(params):
-        return chunk_stats_natural(X, params, weights)
+    if uses_natural_kernel(params, dtype):
+        return chunk_stats_natural(X, params, weights, dtype)
     return chunk_stats_componentwise(X, params, weights)
 
 
-def chunk_stats_natural(X: Array, params: Params, weights: Array | None = None) -> SuffStats:
+def chunk_stats_natural(
+    X: NDArray[np.floating],
+    params: Params,
+    weights: Array | None = None,
+    dtype: DType = np.float64,
+) -> SuffStats:
     """The natural-parameter kernel (see ``natural.py``); same contract as ``chunk_stats``."""
     natural = params.natural
     nq = natural.n_quadratic
-    T = _features(X, params)
-    resp, log_norm = _softmax_in_place(natural.weights_t @ T)
+    T = _features(X, params, dtype)
+    resp, log_norm = _softmax_in_place(natural.weights_t.astype(dtype, copy=False) @ T)
     loglik, count, candidates = _weighted_sums(resp, log_norm, weights)
-    G = T @ resp.T  # (nq + D + 1, K): every component's sums of the features about c, and N_k
+    # (nq + D + 1, K): every component's sums of the features about c, and N_k; from here on
+    # float64 whatever the compute dtype
+    G = np.asarray(T @ resp.T, dtype=np.float64)
     nk = G[-1]
     cov = params.covariance
     # move the sums from c to each component's mean mu_k = c + e_k (K D^2 work per block), so
     # that both kernels' statistics mean the same thing and merge with each other
     E = params.means - natural.center
     sx = G[nq:-1].T
-    sxx = cov.second_moment_from_features(G[:nq], T[nq:-1], resp)
+    sxx = np.asarray(cov.second_moment_from_features(G[:nq], T[nq:-1], resp), dtype=np.float64)
     worst = int(np.argmin(candidates))
     return SuffStats(
         n=count,
@@ -222,7 +238,9 @@ def chunk_stats_natural(X: Array, params: Params, weights: Array | None = None) 
     )
 
 
-def chunk_stats_componentwise(X: Array, params: Params, weights: Array | None = None) -> SuffStats:
+def chunk_stats_componentwise(
+    X: NDArray[np.floating], params: Params, weights: Array | None = None
+) -> SuffStats:
     """The componentwise kernel: statistics about each component's own mean.
 
     Same contract as ``chunk_stats``. It forms the (K, n, D) array of x_n - mu_k, so it moves
@@ -230,11 +248,11 @@ def chunk_stats_componentwise(X: Array, params: Params, weights: Array | None = 
     covariances with many features and few components, and it is exact however far the
     components lie from each other. It is also the reference the tests hold the natural kernel to.
     """
-    X = np.asarray(X, dtype=np.float64)
-    if X.shape[0] == 0:
+    X64: Array = np.asarray(X, dtype=np.float64)
+    if X64.shape[0] == 0:
         return zeros(params)
-    Z = centred(X, params)  # (K, n, D)
-    resp, log_norm = _softmax_in_place(log_prob_componentwise(X, params, Z))
+    Z = centred(X64, params)  # (K, n, D)
+    resp, log_norm = _softmax_in_place(log_prob_componentwise(X64, params, Z))
     loglik, count, candidates = _weighted_sums(resp, log_norm, weights)
     worst = int(np.argmin(candidates))
     return SuffStats(
@@ -245,5 +263,5 @@ def chunk_stats_componentwise(X: Array, params: Params, weights: Array | None = 
         sxx=params.covariance.second_moment(resp, Z),
         shift=params.means,
         worst_loglik=float(candidates[worst]),
-        worst_x=X[worst].copy(),
+        worst_x=X64[worst].copy(),
     )
