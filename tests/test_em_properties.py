@@ -170,3 +170,38 @@ def test_log_likelihood_is_that_of_the_final_parameters() -> None:
     assert unweighted.bic(X) == pytest.approx(
         -2 * unweighted.log_likelihood_ + unweighted._n_parameters() * np.log(len(X))
     )
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_float32_kernel_matches_float64(covariance_type: str) -> None:
+    X = mixture_data(12, n=4000, n_features=5, n_components=4)
+    kwargs = dict(covariance_type=covariance_type, random_state=0, tol=1e-5, max_iter=500)
+    single = GaussianMixture(4, dtype=np.float32, **kwargs).fit(X)
+    double = GaussianMixture(4, **kwargs).fit(X)
+    assert single.means_.dtype == np.float64
+    assert single.lower_bound_ == pytest.approx(double.lower_bound_, rel=1e-4)
+    np.testing.assert_allclose(single.means_, double.means_, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(single.covariances_, double.covariances_, rtol=1e-3, atol=1e-3)
+
+
+def test_float32_redoes_a_degenerate_m_step_in_float64(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An M-step from single-precision sums that is not positive definite is redone from
+    float64 sums; in float64 the same failure is the user's error."""
+    import gaussmix.em.loop as loop
+
+    real_mstep = loop.mstep
+    calls = {"n": 0}
+
+    def failing_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise DegenerateCovarianceError("not positive definite", component=0)
+        return real_mstep(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "mstep", failing_once)
+    X = mixture_data(13, n=500)
+    model = GaussianMixture(3, dtype=np.float32, random_state=0).fit(X)
+    assert calls["n"] >= 2 and np.isfinite(model.lower_bound_)
+    calls["n"] = 0
+    with pytest.raises(DegenerateCovarianceError):
+        GaussianMixture(3, random_state=0).fit(X)

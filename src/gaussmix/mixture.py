@@ -147,7 +147,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Precision of the E-step's GEMMs and softmax. float32 is about twice as fast for full
         covariances; its block sums are still added, and the M-step done, in float64, and a
         component further than ~30 standard deviations from the mixture mean falls back to
-        float64 for that iteration. Fitted parameters are float64 either way.
+        float64 for that iteration. Fitted parameters are float64 either way. The lower bound
+        is then accurate to about 1e-6 relative, so a ``tol`` below that cannot be met.
 
     Attributes
     ----------
