@@ -109,3 +109,12 @@ def test_newer_format_version_is_refused(tmp_path: Path) -> None:
     np.savez(path, **contents)
     with pytest.raises(ValueError, match="upgrade gaussmix"):
         GaussianMixture.load(path)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    path = GaussianMixture(2, random_state=0).fit(X).save(tmp_path / "m.npz")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

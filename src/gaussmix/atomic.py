@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     """Open a binary file that replaces ``path`` only when the block ends without error."""
@@ -22,6 +28,8 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot write {target}: no folder {folder}")
     handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    # mkstemp makes the file private (0600); give it the mode any new file would get
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         with os.fdopen(handle, "wb") as f:
             yield f
