@@ -465,8 +465,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _chunk_rows(self, n_features: int) -> int:
         if self.chunk_size:
             return int(self.chunk_size)
-        nq = get_covariance(self.covariance_type).n_quadratic(n_features)
-        return default_chunk_size(self.n_components, n_features, nq)
+        cov, K = get_covariance(self.covariance_type), self.n_components
+        if cov.componentwise_preferred(K, n_features):
+            per_row = K * n_features + K  # the (K, rows, D) centred rows, responsibilities
+        else:
+            per_row = cov.n_quadratic(n_features) + n_features + 1 + K  # features, resp
+        return default_chunk_size(per_row)
 
     def _map_blocks(self, source: DataSource, reduce: _BlockReduce) -> list[Any]:
         """``reduce`` of the (m, K) weighted log-probabilities of each block of rows, in order;

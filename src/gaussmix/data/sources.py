@@ -29,14 +29,10 @@ WORKING_BYTES = 6 * 2**20
 MIN_ROWS, MAX_ROWS = 256, 65536
 
 
-def default_chunk_size(n_components: int, n_features: int, n_quadratic: int | None = None) -> int:
-    """Rows per block so that the kernel's working arrays take about 6 MB.
-
-    ``n_quadratic`` is the covariance type's number of quadratic features (D (D + 1) / 2 for
-    full covariances, the default).
-    """
-    nq = n_features * (n_features + 1) // 2 if n_quadratic is None else n_quadratic
-    rows = WORKING_BYTES // (8 * (nq + n_features + n_components))
+def default_chunk_size(floats_per_row: int) -> int:
+    """Rows per block so that the kernel's working arrays (``floats_per_row`` float64 values for
+    each row) take about 6 MB."""
+    rows = WORKING_BYTES // (8 * max(1, floats_per_row))
     return int(min(MAX_ROWS, max(MIN_ROWS, rows)))
 
 
