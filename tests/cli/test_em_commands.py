@@ -115,3 +115,37 @@ def test_usage_errors_exit_2(gaussmix_cli, faithful_csv: Path) -> None:
     assert gaussmix_cli("fit", faithful_csv, "-k", 0).exit_code == 2
     assert gaussmix_cli("fit", faithful_csv).exit_code == 2
     assert gaussmix_cli("frobnicate").exit_code == 2
+
+
+def test_fit_and_predict_stream_npy_and_parquet(gaussmix_cli, tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    X = mixture_data(3, n=900, n_features=2)
+    np.save(tmp_path / "x.npy", X)
+    pq.write_table(
+        pa.table({"u": X[:, 0], "name": ["r"] * len(X), "v": X[:, 1]}), tmp_path / "x.parquet"
+    )
+    reference = GaussianMixture(2, random_state=0).fit(X)
+    as_json = gaussmix_cli("fit", tmp_path / "x.npy", "-k", 2, "--seed", 0, "--json")
+    fitted = json.loads(as_json.stdout)
+    np.testing.assert_allclose(fitted["means"], reference.means_, rtol=1e-10)
+    assert fitted["bic"] == pytest.approx(reference.bic(X), rel=1e-10)
+    model = tmp_path / "m.npz"
+    result = gaussmix_cli(
+        "fit",
+        tmp_path / "x.parquet",
+        "-k",
+        2,
+        "--seed",
+        0,
+        "--columns",
+        "u,v",
+        "--out",
+        model,
+        "--plot",
+        tmp_path / "p.png",
+    )
+    assert result.exit_code == 0, result.output
+    assert "mean u" in result.stdout and (tmp_path / "p.png").exists()
+    labels = gaussmix_cli("predict", model, tmp_path / "x.parquet").stdout.splitlines()[1:]
+    np.testing.assert_array_equal([int(v) for v in labels], reference.predict(X))

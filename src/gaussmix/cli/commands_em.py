@@ -21,6 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from gaussmix.cli.app import app, stderr_is_terminal
 from gaussmix.data.files import read_table, select_columns, standardize
+from gaussmix.data.sources import DataSource, ParquetSource, open_source
 from gaussmix.datasets import load_faithful
 from gaussmix.em import canonical_name
 from gaussmix.io import read_metadata
@@ -92,13 +93,15 @@ def components_table(model: GaussianMixture, columns: list[str], title: str) -> 
     return table
 
 
-def summary(model: GaussianMixture, X: NDArray[np.floating]) -> dict[str, Any]:
-    """The fitted parameters and criteria as plain JSON-ready values."""
-    log_lik = float(model.score_samples(X).sum())
+def summary(model: GaussianMixture) -> dict[str, Any]:
+    """The fitted parameters and criteria as plain JSON-ready values; BIC and AIC from the
+    log-likelihood of the fit's final pass (no second look at the data)."""
+    log_lik = float(model.log_likelihood_)
+    n, p = model.n_samples_fit_, model._n_parameters()
     return {
         "n_components": model.n_components,
         "covariance_type": canonical_name(model.covariance_type),
-        "n_samples": int(X.shape[0]),
+        "n_samples": int(n),
         "weights": model.weights_.tolist(),
         "means": model.means_.tolist(),
         "covariances": model.covariances_.tolist(),
@@ -106,13 +109,13 @@ def summary(model: GaussianMixture, X: NDArray[np.floating]) -> dict[str, Any]:
         "lower_bounds": list(model.lower_bounds_),
         "converged": bool(model.converged_),
         "n_iter": int(model.n_iter_),
-        "n_parameters": int(model._n_parameters()),
-        "bic": float(model.bic(X)),
-        "aic": float(model.aic(X)),
+        "n_parameters": int(p),
+        "bic": -2 * log_lik + p * float(np.log(n)),
+        "aic": -2 * log_lik + 2 * p,
     }
 
 
-def _fit_quietly(model: GaussianMixture, X: NDArray[np.floating]) -> list[str]:
+def _fit_quietly(model: GaussianMixture, X: Any) -> list[str]:
     """Fit, returning the warnings' messages (shown as one line each, not as tracebacks)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -186,10 +189,20 @@ def demo(
     console.print(f"\nwrote {out}")
 
 
+STREAMED = (".npy", ".parquet", ".pq")
+
+
 def _load_data(
     path: Path, columns: str | None, scale: bool
-) -> tuple[NDArray[np.floating], list[str], dict[str, list[float]] | None]:
+) -> tuple[NDArray[np.floating] | DataSource, list[str], dict[str, list[float]] | None]:
+    """The rows of a file: .npy and Parquet as a source read block by block on every pass
+    (unless --scale needs them in memory), other files as an array."""
     names = [c.strip() for c in columns.split(",")] if columns else None
+    if path.suffix.lower() in STREAMED and not scale:
+        source = open_source(path, columns=names)
+        if isinstance(source, ParquetSource):
+            return source, list(source.columns), None
+        return source, [f"x{i}" for i in range(source.n_features)], None
     table = read_table(path, names)
     X = table.X
     scaling = None
@@ -197,6 +210,14 @@ def _load_data(
         X, center, spread = standardize(X)
         scaling = {"center": center.tolist(), "scale": spread.tolist()}
     return X, table.columns, scaling
+
+
+def _rows_to_draw(X: NDArray[np.floating] | DataSource, most: int = 20_000) -> NDArray[np.floating]:
+    """The rows a picture shows: all of an array, an even sample of a file source."""
+    if isinstance(X, np.ndarray):
+        return X
+    step = max(1, X.n_samples // most)
+    return X.take(np.arange(0, X.n_samples, step))
 
 
 @app.command()
@@ -233,11 +254,11 @@ def fit(
         messages = _fit_quietly(model, X)
     for message in messages:
         stderr().print(f"warning: {message}")
-    result = summary(model, X) | {"columns": names, "scaling": scaling}
+    result = summary(model) | {"columns": names, "scaling": scaling}
     if out is not None:
         model.save(out, columns=names, scaling=scaling)
     if plot is not None:
-        save_figure(fit_figure(np.asarray(X), model, names), plot)
+        save_figure(fit_figure(_rows_to_draw(X), model, names), plot)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
         return
@@ -246,14 +267,33 @@ def fit(
         components_table(
             model,
             names,
-            f"{k} components ({result['covariance_type']}), {X.shape[0]} rows: log-likelihood "
-            f"{result['log_likelihood']:.3f}, BIC {result['bic']:.3f}, AIC {result['aic']:.3f}",
+            f"{k} components ({result['covariance_type']}), {result['n_samples']} rows: "
+            f"log-likelihood {result['log_likelihood']:.3f}, BIC {result['bic']:.3f}, "
+            f"AIC {result['aic']:.3f}",
         )
     )
     console.print(f"{model.n_iter_} iterations, converged: {model.converged_}")
     for path in (out, plot):
         if path is not None:
             console.print(f"wrote {path}")
+
+
+def _rows_to_predict(
+    path: Path, fitted_columns: list[str] | None, scaling: dict[str, list[float]] | None
+) -> NDArray[np.floating] | DataSource:
+    """The model's columns of a data file (streamed when possible), standardised as the
+    training data were."""
+    suffix = path.suffix.lower()
+    if suffix in STREAMED and not scaling:
+        if suffix == ".npy":
+            return open_source(path)
+        return ParquetSource.open(path, columns=fitted_columns or None)
+    table = read_table(path)
+    if fitted_columns and set(fitted_columns) <= set(table.columns):
+        table = select_columns(table, fitted_columns)
+    if not scaling:
+        return table.X
+    return (np.asarray(table.X, dtype=np.float64) - scaling["center"]) / scaling["scale"]
 
 
 @app.command()
@@ -270,13 +310,7 @@ def predict(
     model = GaussianMixture.load(model_path)
     meta, _ = read_metadata(model_path)
     fitted_columns = meta["fit"].get("columns")
-    table = read_table(file)
-    if fitted_columns and set(fitted_columns) <= set(table.columns):
-        table = select_columns(table, fitted_columns)
-    X = table.X
-    scaling = meta["fit"].get("scaling")
-    if scaling:
-        X = (np.asarray(X, dtype=np.float64) - scaling["center"]) / scaling["scale"]
+    X = _rows_to_predict(file, fitted_columns, meta["fit"].get("scaling"))
     writer = csv.writer(sys.stdout, lineterminator="\n")
     if proba:
         writer.writerow([f"p{k}" for k in range(model.n_components)])
