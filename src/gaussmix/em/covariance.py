@@ -166,6 +166,11 @@ class Covariance(ABC):
         """sum_n q_kn z_kn z_kn' in this type's layout, from the weighted responsibilities
         resp_t (K, n) and the centred rows Z (K, n, D)."""
 
+    def moments(self, resp_t: Array, Z: Array) -> tuple[Array, Array]:
+        """(sum_n q_kn z_kn (K, D), ``second_moment``) from the weighted responsibilities
+        resp_t (K, n) and the centred rows Z (K, n, D)."""
+        return np.einsum("kn,knd->kd", resp_t, Z), self.second_moment(resp_t, Z)
+
     def componentwise_preferred(self, n_components: int, n_features: int) -> bool:
         """Whether the componentwise kernel beats the natural-parameter one at this shape."""
         return False
@@ -316,12 +321,23 @@ class Full(_Matrix):
         return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
 
     def second_moment(self, resp_t: Array, Z: Array) -> Array:
-        # S_k = B_k' B_k with B_k = sqrt(q_k) z_k: SYRK computes one triangle, half a GEMM
-        S = np.empty((Z.shape[0], Z.shape[2], Z.shape[2]))
-        for k in range(Z.shape[0]):
-            B = Z[k] * np.sqrt(resp_t[k])[:, None]
-            S[k] = _symmetric_from_upper(dsyrk(1.0, B.T))
-        return S
+        return self.moments(resp_t, Z)[1]
+
+    def moments(self, resp_t: Array, Z: Array) -> tuple[Array, Array]:
+        # with B_k = sqrt(q_k) [z_k, 1], B_k' B_k = [[S_k, s_k], [s_k', N_k]]: one SYRK (one
+        # triangle, half a GEMM) per component gives the second moment and the sum together
+        n_components, n_rows, n_features = Z.shape
+        S = np.empty((n_components, n_features, n_features))
+        sx = np.empty((n_components, n_features))
+        B = np.empty((n_rows, n_features + 1))
+        for k in range(n_components):
+            root = np.sqrt(resp_t[k])
+            np.multiply(Z[k], root[:, None], out=B[:, :n_features])
+            B[:, n_features] = root
+            upper = dsyrk(1.0, B.T)  # B.T is the Fortran-ordered (D + 1, n) view
+            S[k] = _symmetric_from_upper(upper[:n_features, :n_features])
+            sx[k] = upper[:n_features, n_features]
+        return sx, S
 
     def componentwise_preferred(self, n_components: int, n_features: int) -> bool:
         # the natural kernel streams D(D+1)/2 quadratic features per row through two skinny

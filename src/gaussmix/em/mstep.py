@@ -75,12 +75,13 @@ def resp_stats(
     if X.shape[0] == 0:
         return zeros_at(covariance, shift)
     Z = X[None, :, :] - shift[:, None, :]
+    sx, sxx = covariance.moments(resp_t, Z)
     return SuffStats(
         n=float(X.shape[0] if weights is None else np.sum(weights)),
         loglik=0.0,
         nk=resp_t.sum(axis=1),
-        sx=np.einsum("kn,knd->kd", resp_t, Z),
-        sxx=covariance.second_moment(resp_t, Z),
+        sx=sx,
+        sxx=sxx,
         shift=shift,
         worst_loglik=np.inf,
         worst_x=np.zeros(shift.shape[1]),

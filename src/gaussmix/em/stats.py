@@ -255,12 +255,13 @@ def chunk_stats_componentwise(
     resp, log_norm = _softmax_in_place(log_prob_componentwise(X64, params, Z))
     loglik, count, candidates = _weighted_sums(resp, log_norm, weights)
     worst = int(np.argmin(candidates))
+    sx, sxx = params.covariance.moments(resp, Z)
     return SuffStats(
         n=count,
         loglik=loglik,
         nk=resp.sum(axis=1),
-        sx=np.einsum("kn,knd->kd", resp, Z),
-        sxx=params.covariance.second_moment(resp, Z),
+        sx=sx,
+        sxx=sxx,
         shift=params.means,
         worst_loglik=float(candidates[worst]),
         worst_x=X64[worst].copy(),
