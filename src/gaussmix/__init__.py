@@ -2,6 +2,7 @@
 
 from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
 from gaussmix.mixture import GaussianMixture
+from gaussmix.selection import SelectionResult, select
 
 __version__ = "0.1.0"
 
@@ -9,5 +10,7 @@ __all__ = [
     "ComponentCollapseWarning",
     "DegenerateCovarianceError",
     "GaussianMixture",
+    "SelectionResult",
     "__version__",
+    "select",
 ]

@@ -1,0 +1,577 @@
+"""Model selection: fit a grid of (K, covariance type) mixtures and rank them, as mclust does.
+
+``select`` fits one ``GaussianMixture`` per cell of the grid, in parallel (joblib), and ranks the
+fits by BIC, ICL or AIC. It exists as its own module because of one decision that the criteria
+alone cannot make: **degenerate fits are shown but never chosen.**
+
+Why. With ``reg_covar`` a component may sit on a set of rows that have no spread in some
+direction (on Old Faithful, 14 rows that all have ``waiting == 83``): its variance there is
+exactly ``reg_covar`` and the likelihood of those rows is as large as ``reg_covar`` is small.
+BIC then rewards the collapse, not the fit (diag K=5 wins on Old Faithful with a log-likelihood
+of -1043). mclust, which has no ``reg_covar``, finds such covariances singular and reports NA;
+gaussmix marks them ``degenerate`` and leaves them out of the ranking.
+
+The rule. Let S_k = Sigma_k - reg_covar I be component k's covariance with the regularisation
+taken back out, and s_d the standard deviation of feature d in the data. A fit is degenerate
+when, for some component,
+
+    min eigenvalue of  diag(1/s) S_k diag(1/s)  <=  singular_tol   (default 1e-8),
+
+i.e. when some direction has a variance below ``singular_tol`` times the data's variance, in
+units where every feature has unit variance (so the rule does not depend on the units of the
+columns). A collapse gives exactly 0 up to rounding (about 1e-16 here); the default leaves
+eight orders of magnitude between that and a genuine component, whose standard deviation would
+have to be 10^-4 of the data's in some direction to be flagged.
+
+Criteria and their signs. The API uses scikit-learn's convention, lower is better:
+
+    BIC = -2 log L + p log N,   AIC = -2 log L + 2 p,   ICL = BIC + 2 EN(t),
+
+with p free parameters, N rows and EN(t) = -sum_n sum_k t_nk log t_nk the classification
+entropy of the responsibilities t (Biernacki, Celeux and Govaert 2000, "Assessing a mixture
+model for clustering with the integrated completed likelihood", IEEE TPAMI 22(7)). mclust
+reports the same numbers with the opposite sign, higher is better: ``bic_mclust = 2 log L -
+p log N = -bic``, and ``icl_mclust = -icl``; both are in every record. (mclust's ``icl()``
+uses the hard MAP classification, sum_n log max_k t_nk, in place of the entropy; the two agree
+when the components are well separated.)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from numbers import Integral
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from joblib import Parallel, delayed
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import xlogy
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covariance
+from gaussmix.em.errors import ComponentCollapseWarning
+from gaussmix.mixture import GaussianMixture
+from gaussmix.validation import validate_rows
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = [
+    "COVARIANCE_TYPES",
+    "CRITERIA",
+    "SINGULAR_TOL",
+    "FitRecord",
+    "SelectionResult",
+    "classification_entropy",
+    "min_relative_variance",
+    "select",
+]
+
+CRITERIA = ("bic", "icl", "aic")
+COVARIANCE_TYPES = ("spherical", "diag", "tied", "full")
+SINGULAR_TOL = 1e-8
+
+# Rows per block when computing the entropy, so that no N x K matrix of responsibilities is held.
+_BLOCK_ROWS = 65536
+
+
+@dataclass(frozen=True)
+class FitRecord:
+    """One cell of the grid: a (K, covariance type) fit and its criteria.
+
+    Attributes
+    ----------
+    n_components : K.
+    covariance_type : scikit-learn name ('spherical', 'diag', 'tied', 'full').
+    mclust : mclust's name of the type ('VII', 'VVI', 'EEE', 'VVV').
+    log_likelihood : total log-likelihood log L of the data under the fit (NaN if it failed).
+    n_parameters : free parameters p (covariances, means, K - 1 weights).
+    entropy : classification entropy EN = -sum_n sum_k t_nk log t_nk (>= 0).
+    bic, aic, icl : the criteria, lower is better (NaN if the fit failed).
+    min_relative_variance : the smallest eigenvalue of any component's covariance without
+        reg_covar, in units of the data's variance (see the module's docstring).
+    degenerate : min_relative_variance <= singular_tol, or the fit failed; never chosen.
+    converged : whether the best initialisation converged.
+    n_iter : EM iterations of the best initialisation.
+    error : why the fit failed (a covariance became singular: only possible with
+        reg_covar = 0), or None; the criteria are then NaN, as mclust reports NA.
+    """
+
+    n_components: int
+    covariance_type: str
+    mclust: str
+    log_likelihood: float
+    n_parameters: int
+    entropy: float
+    bic: float
+    aic: float
+    icl: float
+    min_relative_variance: float
+    degenerate: bool
+    converged: bool
+    n_iter: int
+    error: str | None = None
+
+    @property
+    def bic_mclust(self) -> float:
+        """mclust's BIC, 2 log L - p log N = -bic (higher is better)."""
+        return -self.bic
+
+    @property
+    def icl_mclust(self) -> float:
+        """mclust's ICL, -icl (higher is better)."""
+        return -self.icl
+
+    @property
+    def aic_mclust(self) -> float:
+        """AIC with mclust's sign, 2 log L - 2 p = -aic (higher is better)."""
+        return -self.aic
+
+    @property
+    def eligible(self) -> bool:
+        """Whether the fit may be chosen: it ran, and it is not degenerate."""
+        return self.error is None and not self.degenerate and math.isfinite(self.bic)
+
+    @property
+    def model_name(self) -> str:
+        """mclust's label of the fit, e.g. 'EEE,3'."""
+        return f"{self.mclust},{self.n_components}"
+
+    def value(self, criterion: str) -> float:
+        """The criterion ('bic', 'icl' or 'aic'), lower is better."""
+        return float(getattr(self, _check_criterion(criterion)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values, with the mclust-signed criteria beside ours."""
+        out = asdict(self)
+        out |= {
+            "bic_mclust": self.bic_mclust,
+            "icl_mclust": self.icl_mclust,
+            "aic_mclust": self.aic_mclust,
+            "eligible": self.eligible,
+        }
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in out.items()
+        }
+
+
+class SelectionResult:
+    """The outcome of ``select``: every fit of the grid, its criteria, and the chosen model.
+
+    Attributes
+    ----------
+    best : GaussianMixture
+        The chosen model: the eligible fit with the lowest criterion (ties go to fewer
+        parameters, then to the earlier cell of the grid).
+    best_record : FitRecord
+        Its row of the table.
+    criterion : {'bic', 'icl', 'aic'}
+    n_components : tuple of int, the K of the grid (rows of ``grid``).
+    covariance_types : tuple of str, the types of the grid (columns of ``grid``).
+    records : tuple of FitRecord, one per cell: every K of the first type, then of the next.
+    models : dict (K, covariance_type) -> GaussianMixture or None (None where the fit failed).
+    n_samples, n_features : shape of the data.
+    singular_tol : the threshold of the degeneracy rule.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[FitRecord],
+        models: dict[tuple[int, str], GaussianMixture | None],
+        *,
+        criterion: str,
+        n_components: Sequence[int],
+        covariance_types: Sequence[str],
+        n_samples: int,
+        n_features: int,
+        singular_tol: float,
+    ) -> None:
+        self.records = tuple(records)
+        self.models = dict(models)
+        self.criterion = _check_criterion(criterion)
+        self.n_components = tuple(n_components)
+        self.covariance_types = tuple(covariance_types)
+        self.n_samples = n_samples
+        self.n_features = n_features
+        self.singular_tol = singular_tol
+        ranked = self.ranking()
+        if not ranked:
+            reasons = sorted({r.error or "degenerate" for r in self.records})
+            raise ValueError(
+                f"no fit of the grid can be chosen: every one is degenerate or failed "
+                f"({'; '.join(reasons)}); try fewer components, --scale, or removing "
+                "duplicated or constant columns"
+            )
+        self.best_record = ranked[0]
+        best = self.models[(self.best_record.n_components, self.best_record.covariance_type)]
+        if best is None:  # pragma: no cover - eligible records always have a model
+            raise RuntimeError("the chosen fit has no model")
+        self.best: GaussianMixture = best
+
+    def __repr__(self) -> str:
+        b = self.best_record
+        return (
+            f"SelectionResult({len(self.records)} fits, {self.criterion.upper()} chooses "
+            f"{b.covariance_type} ({b.mclust}) with K={b.n_components})"
+        )
+
+    def record(self, n_components: int, covariance_type: str) -> FitRecord:
+        """The record of one cell, by K and covariance type (either naming)."""
+        name = canonical_name(covariance_type)
+        for r in self.records:
+            if r.n_components == n_components and r.covariance_type == name:
+                return r
+        raise KeyError(f"no fit with K={n_components} and covariance_type={covariance_type!r}")
+
+    def ranking(self, criterion: str | None = None) -> list[FitRecord]:
+        """The eligible fits, best first, by ``criterion`` (default: the result's)."""
+        name = _check_criterion(criterion or self.criterion)
+        eligible = [(i, r) for i, r in enumerate(self.records) if r.eligible]
+        eligible.sort(key=lambda pair: (pair[1].value(name), pair[1].n_parameters, pair[0]))
+        return [r for _, r in eligible]
+
+    def grid(
+        self, criterion: str | None = None, *, mclust_sign: bool = False
+    ) -> NDArray[np.float64]:
+        """The criterion as a (len(n_components), len(covariance_types)) array.
+
+        Degenerate fits keep their value here (``degenerate_mask`` says which); failed fits are
+        NaN. ``mclust_sign=True`` gives mclust's sign (higher is better).
+        """
+        name = _check_criterion(criterion or self.criterion)
+        out = np.full((len(self.n_components), len(self.covariance_types)), np.nan)
+        for r in self.records:
+            i = self.n_components.index(r.n_components)
+            j = self.covariance_types.index(r.covariance_type)
+            out[i, j] = -r.value(name) if mclust_sign else r.value(name)
+        return out
+
+    def degenerate_mask(self) -> NDArray[np.bool_]:
+        """(len(n_components), len(covariance_types)): True where the fit is not eligible."""
+        out = np.zeros((len(self.n_components), len(self.covariance_types)), dtype=bool)
+        for r in self.records:
+            i = self.n_components.index(r.n_components)
+            j = self.covariance_types.index(r.covariance_type)
+            out[i, j] = not r.eligible
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole result as JSON-ready values: the choice, and one record per fit."""
+        b = self.best_record
+        return {
+            "criterion": self.criterion,
+            "best": {
+                "n_components": b.n_components,
+                "covariance_type": b.covariance_type,
+                "mclust": b.mclust,
+                "log_likelihood": b.log_likelihood,
+                "bic": b.bic,
+                "icl": b.icl,
+                "aic": b.aic,
+            },
+            "n_samples": self.n_samples,
+            "n_features": self.n_features,
+            "n_components": list(self.n_components),
+            "covariance_types": list(self.covariance_types),
+            "singular_tol": self.singular_tol,
+            "sign_convention": (
+                "bic, icl, aic: lower is better (scikit-learn); "
+                "bic_mclust, icl_mclust, aic_mclust: their negatives, higher is better (mclust)"
+            ),
+            "fits": [r.to_dict() for r in self.records],
+        }
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """One row per fit (needs pandas), with the mclust-signed criteria beside ours."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_pandas needs pandas: pip install pandas") from None
+        return pd.DataFrame([r.to_dict() for r in self.records])
+
+
+def _check_criterion(criterion: str) -> str:
+    name = str(criterion).lower()
+    if name not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; use one of {', '.join(CRITERIA)}")
+    return name
+
+
+def _rows(X: Any, start: int, stop: int) -> Any:
+    """Rows start:stop of an array or a DataFrame."""
+    iloc = getattr(X, "iloc", None)
+    return iloc[start:stop] if iloc is not None else X[start:stop]
+
+
+def classification_entropy(model: GaussianMixture, X: ArrayLike) -> float:
+    """EN(t) = -sum_n sum_k t_nk log t_nk of the responsibilities t of ``X``, shape (n, D).
+
+    Computed in blocks of rows, so no (n, K) matrix is held for large n.
+    """
+    n = int(np.shape(X)[0])
+    total = 0.0
+    for start in range(0, n, _BLOCK_ROWS):
+        resp = model.predict_proba(_rows(X, start, start + _BLOCK_ROWS))
+        total -= float(xlogy(resp, resp).sum())  # 0 log 0 = 0
+    return total
+
+
+def min_relative_variance(model: GaussianMixture, data_variance: ArrayLike) -> float:
+    """Smallest eigenvalue of diag(1/s) (Sigma_k - reg_covar I) diag(1/s) over the components.
+
+    Parameters
+    ----------
+    model : a fitted GaussianMixture.
+    data_variance : (D,) the variance s^2 of each feature in the data (all > 0).
+
+    Returns
+    -------
+    float : the smallest variance, in any direction and any component, of the fitted
+        covariances without the regularisation, in units of the data's variance.
+    """
+    K, D = model.means_.shape
+    cov = get_covariance(model.covariance_type)
+    matrices = np.asarray(cov.per_component(model.covariances_, K, D), dtype=np.float64)
+    if cov.name == "tied":
+        matrices = matrices[:1]  # one shared matrix
+    inv_sd = 1.0 / np.sqrt(np.asarray(data_variance, dtype=np.float64))
+    scaled = (matrices - model.reg_covar * np.eye(D)) * np.outer(inv_sd, inv_sd)
+    return float(np.linalg.eigvalsh(scaled)[:, 0].min())
+
+
+def _data_variance(X: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Per-feature variance, in blocks (a memmap is not loaded whole)."""
+    n = X.shape[0]
+    mean = np.zeros(X.shape[1])
+    for start in range(0, n, _BLOCK_ROWS):
+        mean += np.asarray(X[start : start + _BLOCK_ROWS], dtype=np.float64).sum(axis=0)
+    mean /= n
+    ss = np.zeros(X.shape[1])
+    for start in range(0, n, _BLOCK_ROWS):
+        ss += ((np.asarray(X[start : start + _BLOCK_ROWS], dtype=np.float64) - mean) ** 2).sum(0)
+    return ss / n
+
+
+def _fit_cell(
+    X: Any,
+    n_components: int,
+    covariance_type: str,
+    params: dict[str, Any],
+    random_state: Any,
+    data_variance: NDArray[np.float64],
+    singular_tol: float,
+) -> tuple[FitRecord, GaussianMixture | None]:
+    """Fit one cell of the grid and compute its record (runs in a joblib worker)."""
+    cov = get_covariance(covariance_type)
+    model = GaussianMixture(
+        n_components, covariance_type=covariance_type, random_state=random_state, **params
+    )
+    with warnings.catch_warnings():
+        # reported once for the whole grid by ``select``, from ``converged_``
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", ComponentCollapseWarning)
+        try:
+            model.fit(X)
+        except DegenerateCovarianceError as exc:
+            # mclust's NA: a covariance became singular (possible only with reg_covar = 0)
+            nan = float("nan")
+            record = FitRecord(
+                n_components=n_components,
+                covariance_type=cov.name,
+                mclust=cov.mclust,
+                log_likelihood=nan,
+                n_parameters=0,
+                entropy=nan,
+                bic=nan,
+                aic=nan,
+                icl=nan,
+                min_relative_variance=nan,
+                degenerate=True,
+                converged=False,
+                n_iter=0,
+                error=str(exc),
+            )
+            return record, None
+    n = model.n_samples_fit_
+    log_lik = float(model.log_likelihood_)
+    p = int(model._n_parameters())
+    entropy = classification_entropy(model, X)
+    bic = -2.0 * log_lik + p * math.log(n)
+    smallest = min_relative_variance(model, data_variance)
+    record = FitRecord(
+        n_components=n_components,
+        covariance_type=cov.name,
+        mclust=cov.mclust,
+        log_likelihood=log_lik,
+        n_parameters=p,
+        entropy=entropy,
+        bic=bic,
+        aic=-2.0 * log_lik + 2.0 * p,
+        icl=bic + 2.0 * entropy,
+        min_relative_variance=smallest,
+        degenerate=bool(smallest <= singular_tol),
+        converged=bool(model.converged_),
+        n_iter=int(model.n_iter_),
+    )
+    return record, model
+
+
+def _check_grid(
+    n_components: int | Iterable[int], covariance_types: str | Iterable[str]
+) -> tuple[list[int], list[str]]:
+    ks = [int(n_components)] if isinstance(n_components, (int, np.integer)) else list(n_components)
+    if not ks:
+        raise ValueError("n_components is empty; give at least one number of components")
+    for k in ks:
+        if not isinstance(k, Integral) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"n_components must hold integers >= 1; got {k!r}")
+    ks = sorted({int(k) for k in ks})
+    names = [covariance_types] if isinstance(covariance_types, str) else list(covariance_types)
+    if not names:
+        raise ValueError("covariance_types is empty; give at least one, e.g. 'full'")
+    types: list[str] = []
+    for name in names:
+        canonical = canonical_name(name)
+        if canonical not in types:
+            types.append(canonical)
+    return ks, types
+
+
+def _cost(cell: tuple[int, str]) -> tuple[int, int]:
+    # largest K and richest covariance first, so that the last task to finish is a short one
+    richness = {"spherical": 0, "diag": 1, "tied": 2, "full": 3}
+    return (-cell[0], -richness.get(cell[1], 0))
+
+
+def select(
+    X: ArrayLike,
+    n_components: int | Iterable[int] = range(1, 10),
+    covariance_types: str | Iterable[str] = COVARIANCE_TYPES,
+    criterion: str = "bic",
+    *,
+    n_init: int = 5,
+    tol: float = 1e-5,
+    max_iter: int = 1000,
+    reg_covar: float = 1e-6,
+    init_params: str = "kmeans",
+    random_state: int | np.random.RandomState | None = None,
+    singular_tol: float = SINGULAR_TOL,
+    n_jobs: int | None = -1,
+    progress: Callable[[FitRecord], None] | None = None,
+) -> SelectionResult:
+    """Fit a Gaussian mixture for every (K, covariance type) of a grid and choose one.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The data (an array, a DataFrame or a ``numpy.memmap``).
+    n_components : int or iterable of int, default=range(1, 10)
+        The numbers of components K to try.
+    covariance_types : str or iterable of str, default=('spherical', 'diag', 'tied', 'full')
+        The covariance structures to try, by scikit-learn or mclust name (VII, VVI, EEE, VVV).
+    criterion : {'bic', 'icl', 'aic'}, default='bic'
+        What chooses ``best``: lowest BIC, ICL or AIC (scikit-learn's sign).
+    n_init : int, default=5
+        Initialisations per fit (k-means from different seeds); the best is kept.
+    tol : float, default=1e-5
+        Convergence threshold on the change of the mean log-likelihood per row.
+    max_iter : int, default=1000
+        EM iterations per initialisation.
+    reg_covar : float, default=1e-6
+        Added to the diagonal of every covariance.
+    init_params : str, default='kmeans'
+        How initial responsibilities are drawn (see ``GaussianMixture``).
+    random_state : int, RandomState instance or None, default=None
+        An int gives every cell the same seed (results do not depend on the order in which
+        cells run); a RandomState draws one seed per cell before any fit starts.
+    singular_tol : float, default=1e-8
+        Threshold of the degeneracy rule (module docstring): a fit whose covariance without
+        reg_covar has a variance <= singular_tol times the data's, in some direction, is
+        marked degenerate and never chosen.
+    n_jobs : int or None, default=-1
+        Processes for the grid (joblib): -1 uses every core, 1 runs serially.
+    progress : callable, default=None
+        Called in this process with each ``FitRecord`` as its fit finishes (in any order).
+
+    Returns
+    -------
+    SelectionResult
+        ``best`` (the chosen fitted GaussianMixture), ``records`` (one FitRecord per cell),
+        ``grid(criterion)`` ((len(K), len(types)) array), ``to_dict()``, ``to_pandas()``.
+
+    Raises
+    ------
+    ValueError
+        For an empty or invalid grid, an unknown criterion, fewer rows than the largest K, a
+        constant column, or when every fit is degenerate.
+    """
+    criterion = _check_criterion(criterion)
+    ks, types = _check_grid(n_components, covariance_types)
+    if not singular_tol >= 0:
+        raise ValueError(f"singular_tol must be >= 0; got {singular_tol!r}")
+    Xv = validate_rows(GaussianMixture(), X, reset=True, ensure_min_samples=2)
+    n_samples, n_features = Xv.shape
+    if ks[-1] > n_samples:
+        raise ValueError(
+            f"the grid goes up to K={ks[-1]} components but the data has only {n_samples} "
+            "rows; use fewer components"
+        )
+    variance = _data_variance(Xv)
+    constant = np.flatnonzero(~(variance > 0))
+    if constant.size:
+        raise ValueError(
+            f"column {int(constant[0])} of the data is constant; every covariance would be "
+            "singular there: drop it"
+        )
+    data = X if hasattr(X, "iloc") else Xv  # a DataFrame keeps its column names in the models
+    params = {
+        "n_init": n_init,
+        "tol": tol,
+        "max_iter": max_iter,
+        "reg_covar": reg_covar,
+        "init_params": init_params,
+        "n_threads": 1,  # the grid is the parallel loop: one thread per fit
+    }
+    cells = sorted(((k, t) for t in types for k in ks), key=_cost)
+    seeds: dict[tuple[int, str], Any]
+    if random_state is None or isinstance(random_state, Integral):
+        seeds = dict.fromkeys(cells, random_state)
+    else:
+        rng = check_random_state(random_state)
+        draws = rng.randint(np.iinfo(np.int32).max, size=len(cells))
+        seeds = {cell: int(seed) for cell, seed in zip(sorted(cells), draws, strict=True)}
+    tasks = (
+        delayed(_fit_cell)(data, k, t, params, seeds[(k, t)], variance, singular_tol)
+        for k, t in cells
+    )
+    done: dict[tuple[int, str], tuple[FitRecord, GaussianMixture | None]] = {}
+    parallel = Parallel(n_jobs=n_jobs, prefer="processes", return_as="generator_unordered")
+    for record, model in parallel(tasks):
+        done[(record.n_components, record.covariance_type)] = (record, model)
+        if progress is not None:
+            progress(record)
+    records = [done[(k, t)][0] for t in types for k in ks]
+    models = {cell: pair[1] for cell, pair in done.items()}
+    not_converged = [r.model_name for r in records if r.error is None and not r.converged]
+    if not_converged:
+        warnings.warn(
+            f"{len(not_converged)} of {len(records)} fits did not converge within "
+            f"max_iter={max_iter} ({', '.join(not_converged)}); increase max_iter or tol",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return SelectionResult(
+        records,
+        models,
+        criterion=criterion,
+        n_components=ks,
+        covariance_types=types,
+        n_samples=n_samples,
+        n_features=n_features,
+        singular_tol=singular_tol,
+    )

@@ -1,0 +1,398 @@
+"""gaussmix.select: the grid, its criteria, the degeneracy rule, the Old Faithful choice, and
+the pictures of a selection."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from scipy.special import xlogy
+from sklearn.exceptions import ConvergenceWarning
+
+import gaussmix
+from gaussmix import GaussianMixture, SelectionResult, select
+from gaussmix.plotting import (
+    criterion_figure,
+    draw_criterion_curves,
+    fit_figure,
+    selection_figure,
+)
+from gaussmix.selection import classification_entropy, min_relative_variance
+from tests.conftest import mixture_data
+
+# Small fits for everything but the reference case: one initialisation, no worker processes.
+FAST = {"n_init": 1, "random_state": 0, "n_jobs": 1}
+
+
+@pytest.fixture(scope="module")
+def blobs() -> np.ndarray:
+    return mixture_data(3, n=300, n_features=2, n_components=3)
+
+
+@pytest.fixture(scope="module")
+def small(blobs: np.ndarray) -> SelectionResult:
+    return select(blobs, range(1, 4), ("spherical", "VVV"), **FAST)
+
+
+@pytest.fixture(scope="module")
+def faithful_selection(faithful: np.ndarray) -> SelectionResult:
+    # the defaults, both cores: nothing here is tuned for this data
+    return select(faithful, random_state=0)
+
+
+def collapsing_data() -> np.ndarray:
+    """A round blob and 30 rows that share one value of the second feature exactly (as
+    Old Faithful's integer waiting times do): a diagonal component can sit on them."""
+    rng = np.random.default_rng(0)
+    blob = rng.normal(size=(200, 2))
+    line = np.column_stack([rng.normal(4.0, 1.0, size=30), np.full(30, 5.0)])
+    return np.vstack([blob, line])
+
+
+# ------------------------------------------------------------------ the grid
+
+
+def test_grid_has_every_cell_in_order(small: SelectionResult) -> None:
+    cells = [(r.n_components, r.covariance_type) for r in small.records]
+    assert cells == [(k, t) for t in ("spherical", "full") for k in (1, 2, 3)]
+    assert [r.mclust for r in small.records] == ["VII"] * 3 + ["VVV"] * 3
+    assert small.grid().shape == (3, 2)
+    assert set(small.models) == set(cells)
+
+
+def test_each_cell_is_the_gaussian_mixture_fit(blobs: np.ndarray, small: SelectionResult) -> None:
+    for record in small.records:
+        alone = GaussianMixture(
+            record.n_components,
+            covariance_type=record.covariance_type,
+            n_init=1,
+            random_state=0,
+            tol=1e-5,
+            max_iter=1000,
+        ).fit(blobs)
+        assert record.log_likelihood == pytest.approx(alone.log_likelihood_, rel=1e-9)
+        assert record.n_parameters == alone._n_parameters()
+        assert record.bic == pytest.approx(alone.bic(blobs), rel=1e-9)
+        assert record.aic == pytest.approx(alone.aic(blobs), rel=1e-9)
+
+
+def test_sign_conventions(small: SelectionResult, blobs: np.ndarray) -> None:
+    n = blobs.shape[0]
+    for r in small.records:
+        assert r.bic == pytest.approx(-2 * r.log_likelihood + r.n_parameters * math.log(n))
+        assert r.bic_mclust == pytest.approx(2 * r.log_likelihood - r.n_parameters * math.log(n))
+        assert r.icl_mclust == -r.icl and r.aic_mclust == -r.aic
+    np.testing.assert_array_equal(small.grid("bic", mclust_sign=True), -small.grid("bic"))
+
+
+def test_best_is_the_lowest_eligible_criterion(small: SelectionResult) -> None:
+    for criterion in ("bic", "icl", "aic"):
+        ranked = small.ranking(criterion)
+        values = [r.value(criterion) for r in ranked]
+        assert values == sorted(values)
+        eligible = [r for r in small.records if r.eligible]
+        assert ranked[0].value(criterion) == min(r.value(criterion) for r in eligible)
+    best = small.best_record
+    assert small.best is small.models[(best.n_components, best.covariance_type)]
+    assert small.best.n_components == best.n_components
+    assert best.n_components == 3  # three well separated blobs
+
+
+def test_criterion_picks_the_best(blobs: np.ndarray) -> None:
+    by_aic = select(blobs, range(1, 4), ("spherical", "full"), criterion="aic", **FAST)
+    assert by_aic.best_record is by_aic.ranking("aic")[0]
+    assert by_aic.criterion == "aic"
+
+
+def test_to_dict_and_to_pandas(small: SelectionResult) -> None:
+    document = json.loads(json.dumps(small.to_dict()))
+    assert document["best"]["n_components"] == small.best_record.n_components
+    assert len(document["fits"]) == 6
+    first = document["fits"][0]
+    assert first["bic_mclust"] == pytest.approx(-first["bic"])
+    assert {"log_likelihood", "n_parameters", "icl", "aic", "degenerate", "mclust"} <= set(first)
+    frame = small.to_pandas()
+    assert len(frame) == 6
+    np.testing.assert_allclose(frame["bic"], [r.bic for r in small.records])
+    np.testing.assert_allclose(frame["icl_mclust"], [-r.icl for r in small.records])
+
+
+def test_dataframe_keeps_column_names(blobs: np.ndarray) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(blobs, columns=["a", "b"])
+    result = select(frame, [1, 2], "full", **FAST)
+    assert list(result.best.feature_names_in_) == ["a", "b"]
+
+
+def test_progress_is_called_once_per_fit(blobs: np.ndarray) -> None:
+    seen: list[str] = []
+    select(blobs, [1, 2], ("diag", "tied"), progress=lambda r: seen.append(r.model_name), **FAST)
+    assert sorted(seen) == ["EEE,1", "EEE,2", "VVI,1", "VVI,2"]
+
+
+def test_random_state_instance_is_reproducible(blobs: np.ndarray) -> None:
+    kwargs = {"n_init": 1, "n_jobs": 1}
+    a = select(blobs, [2, 3], "full", random_state=np.random.RandomState(5), **kwargs)
+    b = select(blobs, [2, 3], "full", random_state=np.random.RandomState(5), **kwargs)
+    assert [r.log_likelihood for r in a.records] == [r.log_likelihood for r in b.records]
+
+
+def test_processes_give_the_serial_result(blobs: np.ndarray) -> None:
+    serial = select(blobs, [1, 2, 3], "tied", n_init=1, random_state=0, n_jobs=1)
+    parallel = select(blobs, [1, 2, 3], "tied", n_init=1, random_state=0, n_jobs=2)
+    assert [r.bic for r in serial.records] == pytest.approx([r.bic for r in parallel.records])
+
+
+def test_non_convergence_is_one_warning(blobs: np.ndarray) -> None:
+    with pytest.warns(ConvergenceWarning, match="2 of 2 fits did not converge") as caught:
+        select(blobs, [2, 3], "full", max_iter=1, tol=0.0, **FAST)
+    assert len([w for w in caught if w.category is ConvergenceWarning]) == 1
+
+
+# ------------------------------------------------------------------ ICL
+
+
+def test_icl_is_bic_plus_twice_the_entropy_of_the_responsibilities(
+    blobs: np.ndarray, small: SelectionResult
+) -> None:
+    for record in small.records:
+        model = small.models[(record.n_components, record.covariance_type)]
+        assert model is not None
+        resp = model.predict_proba(blobs)
+        entropy = -sum(t * math.log(t) for t in resp.ravel() if t > 0)
+        assert record.entropy == pytest.approx(entropy, rel=1e-9, abs=1e-9)
+        assert record.icl == pytest.approx(record.bic + 2 * entropy, rel=1e-12)
+        assert record.icl >= record.bic
+    assert small.record(1, "full").entropy == 0.0  # one component: no doubt where a row belongs
+
+
+def test_entropy_in_blocks_equals_the_whole(
+    blobs: np.ndarray, small: SelectionResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = small.best
+    resp = model.predict_proba(blobs)
+    whole = -float(xlogy(resp, resp).sum())
+    monkeypatch.setattr("gaussmix.selection._BLOCK_ROWS", 7)
+    assert classification_entropy(model, blobs) == pytest.approx(whole, rel=1e-12)
+
+
+# ------------------------------------------------------------------ degenerate fits
+
+
+def _hand_model(covariance_type: str, covariances: np.ndarray, reg_covar: float) -> GaussianMixture:
+    model = GaussianMixture(2, covariance_type=covariance_type, reg_covar=reg_covar)
+    model.means_ = np.zeros((2, 2))
+    model.weights_ = np.array([0.5, 0.5])
+    model.covariances_ = covariances
+    return model
+
+
+@pytest.mark.parametrize(
+    ("covariance_type", "covariances", "expected"),
+    [
+        ("full", np.array([[[2.0, 0.0], [0.0, 0.5]], [[4.0, 0.0], [0.0, 1.0]]]), 0.5),
+        ("diag", np.array([[2.0, 0.5], [4.0, 3.0]]), 0.5),
+        ("spherical", np.array([1.0, 8.0]), 0.25),
+        ("tied", np.array([[2.0, 0.0], [0.0, 0.25]]), 0.25),
+    ],
+)
+def test_min_relative_variance_by_hand(
+    covariance_type: str, covariances: np.ndarray, expected: float
+) -> None:
+    # data variances 4 and 1: the smallest variance relative to the data's, after the
+    # regularisation is taken back out
+    reg = 1e-3
+    matrix_layout = covariance_type in ("full", "tied")
+    matrices = covariances + (reg * np.eye(2) if matrix_layout else reg)
+    model = _hand_model(covariance_type, matrices, reg)
+    assert min_relative_variance(model, np.array([4.0, 1.0])) == pytest.approx(expected)
+
+
+def test_min_relative_variance_does_not_depend_on_units() -> None:
+    cov = np.array([[[2.0, 0.3], [0.3, 0.5]], [[4.0, -1.0], [-1.0, 1.0]]])
+    units = np.array([1000.0, 0.01])
+    a = min_relative_variance(_hand_model("full", cov, 0.0), np.array([4.0, 1.0]))
+    b = min_relative_variance(
+        _hand_model("full", cov * np.outer(units, units), 0.0), np.array([4.0, 1.0]) * units**2
+    )
+    assert a == pytest.approx(b, rel=1e-9)
+
+
+def test_collapse_is_marked_degenerate_and_never_chosen() -> None:
+    X = collapsing_data()
+    result = select(X, [1, 2, 3], ("diag", "full"), **FAST)
+    degenerate = [r for r in result.records if r.degenerate]
+    assert degenerate, "a component should sit on the rows with x1 == 5"
+    for r in degenerate:
+        assert r.min_relative_variance <= result.singular_tol
+        assert not r.eligible
+        assert r not in result.ranking()
+    # the rule matters here: by plain BIC a degenerate fit would win
+    assert min(degenerate, key=lambda r: r.bic).bic < result.best_record.bic
+    assert not result.best_record.degenerate
+    assert result.best_record.min_relative_variance > 1e-3
+    assert result.degenerate_mask().sum() == len(degenerate)
+
+
+def test_singular_tol_is_the_threshold(blobs: np.ndarray, small: SelectionResult) -> None:
+    for r in small.records:
+        assert r.degenerate == (r.min_relative_variance <= small.singular_tol)
+    # below 10 times the data's variance, every fit "has no spread": none can be chosen
+    with pytest.raises(ValueError, match="no fit of the grid can be chosen"):
+        select(blobs, [1, 2], "full", singular_tol=10.0, **FAST)
+
+
+def test_singular_fits_without_reg_covar_fail_alone() -> None:
+    result = select(collapsing_data(), [1, 2], ("diag", "spherical"), reg_covar=0.0, **FAST)
+    failed = [r for r in result.records if r.error is not None]
+    assert [r.model_name for r in failed] == ["VVI,2"]
+    assert "not positive" in failed[0].error
+    assert math.isnan(failed[0].bic) and not failed[0].eligible
+    assert result.models[(2, "diag")] is None
+    assert np.isnan(result.grid()[1, 0]) and result.degenerate_mask()[1, 0]
+    assert result.to_dict()["fits"][1]["bic"] is None  # JSON has no NaN
+    assert result.best_record.error is None
+
+
+def test_nothing_eligible_is_an_error() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=100)
+    collinear = np.column_stack([x, 2.0 * x])
+    with pytest.raises(ValueError, match="no fit of the grid can be chosen"):
+        select(collinear, [1], "full", **FAST)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_components": []}, "n_components is empty"),
+        ({"n_components": [0, 1]}, "integers >= 1"),
+        ({"covariance_types": ["VEV"]}, "unknown covariance type 'VEV'"),
+        ({"covariance_types": []}, "covariance_types is empty"),
+        ({"criterion": "dic"}, "unknown criterion 'dic'"),
+        ({"n_components": [500]}, "only 300 rows"),
+        ({"singular_tol": -1.0}, "singular_tol must be >= 0"),
+    ],
+)
+def test_bad_arguments(blobs: np.ndarray, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        select(blobs, **({"n_jobs": 1} | kwargs))
+
+
+def test_constant_column_is_an_error(blobs: np.ndarray) -> None:
+    X = np.column_stack([blobs, np.full(len(blobs), 3.0)])
+    with pytest.raises(ValueError, match="column 2 of the data is constant"):
+        select(X, [1, 2], **FAST)
+
+
+# ------------------------------------------------------------------ the reference case
+
+
+def test_old_faithful_chooses_tied_with_three_components(
+    faithful_selection: SelectionResult, faithful: np.ndarray
+) -> None:
+    """mclust's choice on this data: EEE with K=3, log-likelihood about -1126.3."""
+    result = faithful_selection
+    best = result.best_record
+    assert (best.covariance_type, best.mclust, best.n_components) == ("tied", "EEE", 3)
+    assert best.log_likelihood == pytest.approx(-1126.3, abs=0.1)
+    assert result.best.log_likelihood_ == best.log_likelihood
+    assert best.bic == pytest.approx(result.best.bic(faithful), rel=1e-9)
+    assert best.bic_mclust == pytest.approx(-2314.3, abs=0.2)
+    assert len(result.records) == 36
+    # whatever plain BIC would pick instead of it is a degenerate fit
+    plain = min((r for r in result.records if r.error is None), key=lambda r: r.bic)
+    assert plain is best or plain.degenerate
+
+
+def test_old_faithful_degenerate_fits_have_no_spread(
+    faithful_selection: SelectionResult, faithful: np.ndarray
+) -> None:
+    for r in faithful_selection.records:
+        if not r.degenerate:
+            assert r.min_relative_variance > 1e-6  # a wide gap below which the rule cuts
+            continue
+        model = faithful_selection.models[(r.n_components, r.covariance_type)]
+        assert model is not None
+        labels = model.predict(faithful)
+        # some component's rows (a single row, at the extreme) share one value of a column
+        spreads = [
+            np.ptp(faithful[labels == k], axis=0).min()
+            for k in range(r.n_components)
+            if (labels == k).any()
+        ]
+        assert min(spreads) == 0.0
+
+
+# ------------------------------------------------------------------ pictures
+
+
+def _png(fig: Figure) -> bytes:
+    from io import BytesIO
+
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png", dpi=40)
+    return buffer.getvalue()
+
+
+def test_criterion_curves_ring_the_choice_and_cross_out_degenerate_fits() -> None:
+    result = select(collapsing_data(), [1, 2, 3], ("diag", "full"), **FAST)
+    fig = Figure()
+    ax = fig.subplots()
+    draw_criterion_curves(ax, result)
+    ring = [line for line in ax.lines if line.get_markersize() == 20]
+    assert len(ring) == 1
+    best = result.best_record
+    assert list(ring[0].get_xdata()) == [best.n_components]
+    assert list(ring[0].get_ydata()) == pytest.approx([-best.bic])
+    crosses = [
+        line for line in ax.lines if line.get_marker() == "x" and line.get_linestyle() == "None"
+    ]
+    crossed = sum(len(line.get_xdata()) for line in crosses)
+    # the others are arrows at the top edge
+    top = ax.get_ylim()[1]
+    above = [a for a in ax.texts if a.get_text() == "" and a.xy[1] == top]
+    degenerate = [r for r in result.records if r.degenerate]
+    assert degenerate and crossed + len(above) == len(degenerate)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "VVI (diag)" in labels and "VVV (full)" in labels
+
+
+def test_selection_figures(small: SelectionResult, blobs: np.ndarray) -> None:
+    assert _png(criterion_figure(small))[:4] == b"\x89PNG"
+    fig = selection_figure(blobs, small, ["a", "b"])
+    assert len(fig.axes) == 2
+    assert _png(fig)[:4] == b"\x89PNG"
+
+
+def test_pictures_for_one_and_three_features() -> None:
+    X3 = mixture_data(1, n=150, n_features=3)
+    result = select(X3, [1, 2], "full", **FAST)
+    fig = selection_figure(X3, result, ["p", "q", "r"])
+    # the curves, the 3 x 3 pairs plot and a hidden axis per histogram on its diagonal
+    assert len(fig.axes) == 1 + 9 + 3
+    assert _png(fig)[:4] == b"\x89PNG"
+    X1 = mixture_data(2, n=150, n_features=1)
+    model = GaussianMixture(2, random_state=0).fit(X1)
+    fig1 = fit_figure(X1, model, ["x"])
+    density_axis = fig1.axes[0]
+    assert density_axis.get_ylabel() == "density"
+    # the stacked bars are a density: their areas add up to one
+    heights = sum(p.get_height() * p.get_width() for p in density_axis.patches)
+    assert heights == pytest.approx(1.0)
+    assert _png(fit_figure(X3, result.best, ["p", "q", "r"]))[:4] == b"\x89PNG"
+
+
+def test_select_is_exported() -> None:
+    assert gaussmix.select is select
+    assert "select" in gaussmix.__all__ and "SelectionResult" in gaussmix.__all__
+
+
+def test_warnings_of_single_fits_do_not_leak(blobs: np.ndarray) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        select(blobs, [1, 2], "full", **FAST)
