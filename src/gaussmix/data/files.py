@@ -158,3 +158,35 @@ def standardize(
     scale = X.std(axis=0)
     scale[scale == 0] = 1.0
     return (X - center) / scale, center, scale
+
+
+def parse_columns(text: str | None) -> list[str] | None:
+    """Column names from a comma-separated option (``--columns a,b``); None when not given."""
+    if text is None:
+        return None
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names:
+        raise ValueError(f"--columns {text!r} names no column; give names separated by commas")
+    return names
+
+
+def read_data(
+    path: str | Path, columns: Sequence[str] | None = None, scale: bool = False
+) -> tuple[NDArray[np.floating], list[str], dict[str, list[float]] | None]:
+    """Read a data file for fitting: the rows (n, D), their column names and, with ``scale``,
+    the standardisation applied ({"center": (D,), "scale": (D,)}, as saved with a model)."""
+    table = read_table(path, columns)
+    if not scale:
+        return table.X, table.columns, None
+    X, center, spread = standardize(table.X)
+    return X, table.columns, {"center": center.tolist(), "scale": spread.tolist()}
+
+
+def unstandardize(
+    X: NDArray[np.floating], scaling: dict[str, list[float]] | None
+) -> NDArray[np.float64]:
+    """Undo ``standardize``: X * scale + center, shape (n, D); X itself when ``scaling`` is None."""
+    rows: NDArray[np.float64] = np.asarray(X, dtype=np.float64)
+    if not scaling:
+        return rows
+    return rows * np.asarray(scaling["scale"]) + np.asarray(scaling["center"])

@@ -1,0 +1,416 @@
+"""``gaussmix select``, ``gaussmix sample`` and ``gaussmix info``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from numpy.typing import NDArray
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+from sklearn.exceptions import ConvergenceWarning
+
+from gaussmix.cli.app import UserError, app, stderr_is_terminal
+from gaussmix.cli.commands_em import stderr
+from gaussmix.data.files import parse_columns, read_data, unstandardize
+from gaussmix.em import canonical_name, get_covariance
+from gaussmix.io import read_metadata
+from gaussmix.mixture import GaussianMixture
+from gaussmix.plotting import component_matrices, save_figure, selection_figure
+from gaussmix.selection import COVARIANCE_TYPES, CRITERIA, FitRecord, SelectionResult
+from gaussmix.selection import select as select_models
+
+# Most features shown in a parameter table; --json has them all.
+TABLE_FEATURES = 6
+
+
+def stdout() -> Console:
+    """Results go to stdout; tables keep their width when piped, lines are never wrapped (so
+    that they can be searched)."""
+    width = None if sys.stdout.isatty() else 120
+    return Console(file=sys.stdout, highlight=False, width=width, soft_wrap=True)
+
+
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.|-)\s*(\d+)\s*$")
+
+
+def parse_components(text: str) -> list[int]:
+    """``-k`` values: '1..9' (inclusive), '3', '2,3,5' or a mix such as '1..4,8'."""
+    ks: list[int] = []
+    for part in text.split(","):
+        match = _RANGE.match(part)
+        if match:
+            lo, hi = int(match[1]), int(match[2])
+            if lo > hi:
+                raise UserError(f"-k {text!r}: the range {part.strip()} is empty; write low..high")
+            ks.extend(range(lo, hi + 1))
+        elif part.strip().isdigit():
+            ks.append(int(part))
+        else:
+            raise UserError(
+                f"-k {text!r} is not a list of numbers of components; use e.g. 1..9, 3 or 2,3,5"
+            )
+    if not ks or min(ks) < 1:
+        raise UserError(f"-k {text!r}: numbers of components must be >= 1")
+    return sorted(set(ks))
+
+
+def parse_covariances(text: str) -> list[str]:
+    """``--covariance``: 'all', or names separated by commas (scikit-learn's or mclust's)."""
+    if text.strip().lower() == "all":
+        return list(COVARIANCE_TYPES)
+    names = [canonical_name(name.strip()) for name in text.split(",") if name.strip()]
+    if not names:
+        raise UserError("--covariance names no type; use all, or e.g. tied,full or EEE,VVV")
+    return list(dict.fromkeys(names))
+
+
+@contextmanager
+def grid_progress(total: int) -> Iterator[Callable[[FitRecord], None] | None]:
+    """A progress bar over the fits of the grid on stderr, only when stderr is a terminal."""
+    if not stderr_is_terminal():
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr(), transient=True) as progress:
+        task = progress.add_task("fitting the grid", total=total, last="")
+
+        def advance(record: FitRecord) -> None:
+            progress.update(task, advance=1, last=f"done {record.model_name}")
+
+        yield advance
+
+
+def _cell(record: FitRecord, value: float, best: FitRecord) -> str:
+    if record.error is not None:
+        return "[dim]failed[/]"
+    text = f"{value:.1f}"
+    if record is best:
+        return f"[bold reverse] {text} * [/]"
+    if record.degenerate:
+        return f"[dim]{text} ![/]"
+    return text
+
+
+def criterion_title(result: SelectionResult, mclust_sign: bool) -> str:
+    """What the numbers of ``criterion_table`` are."""
+    name = result.criterion.upper()
+    if mclust_sign:
+        return f"{name} in mclust's sign, higher is better (* chosen, ! degenerate)"
+    return (
+        f"{name}, lower is better; mclust reports -{name}, higher is better "
+        "(* chosen, ! degenerate)"
+    )
+
+
+def criterion_table(result: SelectionResult, mclust_sign: bool) -> RichTable:
+    """Rows K, columns covariance types; the chosen fit marked *, degenerate ones !."""
+    table = RichTable()
+    table.add_column("K", justify="right")
+    for covariance_type in result.covariance_types:
+        mclust = get_covariance(covariance_type).mclust
+        table.add_column(f"{covariance_type} ({mclust})", justify="right")
+    best = result.best_record
+    for K in result.n_components:
+        row = [str(K)]
+        for covariance_type in result.covariance_types:
+            record = result.record(K, covariance_type)
+            value = record.value(result.criterion)
+            row.append(_cell(record, -value if mclust_sign else value, best))
+        table.add_row(*row)
+    return table
+
+
+def _describe_choice(result: SelectionResult) -> list[str]:
+    b = result.best_record
+    name = result.criterion.upper()
+    lines = [
+        f"{name} chooses {b.covariance_type} ({b.mclust}) with K={b.n_components}: "
+        f"log-likelihood {b.log_likelihood:.2f}, {b.n_parameters} free parameters",
+        f"  BIC {b.bic:.2f}, ICL {b.icl:.2f}, AIC {b.aic:.2f} (lower is better); "
+        f"mclust's sign: BIC {b.bic_mclust:.2f}, ICL {b.icl_mclust:.2f}",
+        f"top 3 by {name}: "
+        + ", ".join(
+            f"{r.model_name} {r.value(result.criterion):.2f}" for r in result.ranking()[:3]
+        ),
+    ]
+    degenerate = [r.model_name for r in result.records if r.degenerate and r.error is None]
+    if degenerate:
+        lines += [
+            f"! degenerate: {', '.join(degenerate)}; shown, never chosen: a component has no "
+            "spread in some direction",
+            f"  (variance <= {result.singular_tol:g} x the data's once reg_covar is taken out)",
+        ]
+    failed = [r.model_name for r in result.records if r.error is not None]
+    if failed:
+        lines.append(f"failed fits: {', '.join(failed)}")
+    return lines
+
+
+@app.command("select")
+def select_command(
+    file: Annotated[
+        Path, typer.Argument(help="Data: .csv/.tsv (header detected), .npy, .parquet.")
+    ],
+    k: Annotated[
+        str, typer.Option("-k", "--components", help="Numbers of components: 1..9, 3, 2,3,5.")
+    ] = "1..9",
+    covariance: Annotated[
+        str,
+        typer.Option(
+            "--covariance",
+            "-c",
+            help="all, or a list: spherical,diag,tied,full or VII,VVI,EEE,VVV.",
+        ),
+    ] = "all",
+    criterion: Annotated[
+        str, typer.Option("--criterion", help="bic, icl or aic: what chooses the model.")
+    ] = "bic",
+    n_init: Annotated[int, typer.Option("--n-init", min=1, help="Initialisations per fit.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same for every fit).")] = 0,
+    max_iter: Annotated[int, typer.Option("--max-iter", min=1)] = 1000,
+    tol: Annotated[float, typer.Option("--tol", min=0.0)] = 1e-5,
+    reg_covar: Annotated[float, typer.Option("--reg-covar", min=0.0)] = 1e-6,
+    columns: Annotated[str | None, typer.Option("--columns", help="Comma-separated names.")] = None,
+    scale: Annotated[bool, typer.Option("--scale", help="Standardise columns first.")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", help="Processes; -1: every core.")] = -1,
+    mclust_sign: Annotated[
+        bool, typer.Option("--mclust-sign", help="Show the table in mclust's sign.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Save the chosen model (.npz).")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG: criterion curves and the choice.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every fit as JSON.")] = False,
+) -> None:
+    """Fit a grid of mixtures (K x covariance type) and choose one by BIC, ICL or AIC."""
+    ks = parse_components(k)
+    types = parse_covariances(covariance)
+    if criterion.lower() not in CRITERIA:
+        raise UserError(f"unknown criterion {criterion!r}; use one of {', '.join(CRITERIA)}")
+    if jobs == 0:
+        raise UserError("--jobs 0 runs nothing; use 1 for serial, -1 for every core")
+    X, names, scaling = read_data(file, parse_columns(columns), scale)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        with grid_progress(len(ks) * len(types)) as advance:
+            result = select_models(
+                X,
+                ks,
+                types,
+                criterion.lower(),
+                n_init=n_init,
+                tol=tol,
+                max_iter=max_iter,
+                reg_covar=reg_covar,
+                random_state=seed,
+                n_jobs=jobs,
+                progress=advance,
+            )
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            stderr().print(f"warning: {escape(str(w.message))}")
+    if out is not None:
+        result.best.save(out, columns=names, scaling=scaling)
+    if plot is not None:
+        save_figure(selection_figure(np.asarray(X), result, names), plot)
+    if as_json:
+        document = result.to_dict() | {"file": str(file), "columns": names, "scaling": scaling}
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return
+    console = stdout()
+    shape = f"{X.shape[0]} rows x {X.shape[1]} columns ({', '.join(names)})"
+    console.print(
+        escape(
+            f"{file.name}: {shape}{', standardised' if scaling else ''}; "
+            f"{len(result.records)} fits, {n_init} initialisations each"
+        )
+    )
+    console.print(criterion_title(result, mclust_sign))
+    console.print(criterion_table(result, mclust_sign))
+    for line in _describe_choice(result):
+        console.print(escape(line))
+    for path in (out, plot):
+        if path is not None:
+            console.print(escape(f"wrote {path}"))
+
+
+def _data_units(
+    model: GaussianMixture, scaling: dict[str, list[float]] | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Means (K, D) and covariance matrices (K, D, D) in the units of the data, undoing a
+    standardisation: mu = center + scale * mu', Sigma = diag(scale) Sigma' diag(scale)."""
+    means = np.asarray(model.means_, dtype=np.float64)
+    matrices = component_matrices(model)
+    if not scaling:
+        return means, matrices
+    spread = np.asarray(scaling["scale"], dtype=np.float64)
+    return unstandardize(means, scaling), matrices * np.outer(spread, spread)
+
+
+def parameters_table(
+    weights: NDArray[np.float64],
+    means: NDArray[np.float64],
+    matrices: NDArray[np.float64],
+    columns: list[str],
+    title: str,
+) -> RichTable:
+    """One row per component: weight, mean and standard deviation of the first few features,
+    and for two features their correlation."""
+    shown = columns[:TABLE_FEATURES]
+    table = RichTable(title=title, title_justify="left")
+    table.add_column("k", justify="right")
+    table.add_column("weight", justify="right")
+    for name in shown:
+        table.add_column(escape(f"mean {name}"), justify="right")
+    for name in shown:
+        table.add_column(escape(f"sd {name}"), justify="right")
+    two = len(columns) == 2
+    if two:
+        table.add_column("corr", justify="right")
+    for k, weight in enumerate(weights):
+        sd = np.sqrt(np.diag(matrices[k]))
+        cells = [str(k), f"{weight:.3f}"]
+        cells += [f"{v:.4g}" for v in means[k, : len(shown)]]
+        cells += [f"{v:.4g}" for v in sd[: len(shown)]]
+        if two:
+            cells.append(f"{matrices[k][0, 1] / (sd[0] * sd[1]):+.3f}")
+        table.add_row(*cells)
+    return table
+
+
+def _column_names(meta: dict[str, Any], n_features: int) -> list[str]:
+    names = meta["fit"].get("columns")
+    if names and len(names) == n_features:
+        return [str(c) for c in names]
+    return [f"x{i}" for i in range(n_features)]
+
+
+@app.command()
+def sample(
+    model_path: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="A model saved by fit or select --out.")
+    ],
+    n: Annotated[int, typer.Option("-n", "--n-samples", min=1, help="Rows to draw.")],
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    labels: Annotated[
+        bool, typer.Option("--labels", help="Add a column with each row's component.")
+    ] = False,
+) -> None:
+    """Draw rows from a saved model; CSV to stdout, in the data's units, in random order."""
+    model = GaussianMixture.load(model_path)
+    meta, _ = read_metadata(model_path)
+    rng = np.random.RandomState(seed)
+    model.random_state = rng
+    X, y = model.sample(n)
+    order = rng.permutation(n)  # sample() groups the rows by component
+    X = unstandardize(X[order], meta["fit"].get("scaling"))
+    y = y[order]
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    header = _column_names(meta, X.shape[1])
+    writer.writerow([*header, "component"] if labels else header)
+    for row, label in zip(X, y, strict=True):
+        cells = [f"{v:.10g}" for v in row]
+        writer.writerow([*cells, int(label)] if labels else cells)
+
+
+def model_summary(model: GaussianMixture, meta: dict[str, Any]) -> dict[str, Any]:
+    """What ``info`` reports, as JSON-ready values; BIC and AIC from the saved log-likelihood
+    and number of rows (None when the file does not record them)."""
+    fit = meta["fit"]
+    n_samples = int(fit.get("n_samples") or 0)
+    log_lik = fit.get("log_likelihood")
+    p = int(model._n_parameters())
+    known = n_samples > 0 and log_lik is not None and math.isfinite(float(log_lik))
+    cov = get_covariance(model.covariance_type)
+    return {
+        "n_components": int(model.n_components),
+        "covariance_type": cov.name,
+        "mclust": cov.mclust,
+        "n_samples": n_samples or None,
+        "n_features": int(model.n_features_in_),
+        "columns": _column_names(meta, int(model.n_features_in_)),
+        "scaling": fit.get("scaling"),
+        "log_likelihood": float(log_lik) if known else None,
+        "n_parameters": p,
+        "bic": -2.0 * float(log_lik) + p * math.log(n_samples) if known else None,
+        "aic": -2.0 * float(log_lik) + 2.0 * p if known else None,
+        "converged": bool(model.converged_),
+        "n_iter": int(model.n_iter_),
+        "params": meta["params"],
+        "weights": model.weights_.tolist(),
+        "means": model.means_.tolist(),
+        "covariances": model.covariances_.tolist(),
+    }
+
+
+@app.command()
+def info(
+    model_path: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="A model saved by fit or select --out.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Describe a saved model: its parameters, BIC and AIC, and the data it was fitted on."""
+    model = GaussianMixture.load(model_path)
+    meta, _ = read_metadata(model_path)
+    summary = model_summary(model, meta)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    console = stdout()
+    names: list[str] = summary["columns"]
+    rows = "an unknown number of" if summary["n_samples"] is None else str(summary["n_samples"])
+    scaled = ", standardised before fitting" if summary["scaling"] else ""
+    console.print(
+        escape(
+            f"{model_path.name}: {summary['n_components']} components, "
+            f"{summary['covariance_type']} ({summary['mclust']}) covariance\n"
+            f"fitted on {rows} rows x {summary['n_features']} columns ({', '.join(names)})"
+            f"{scaled}"
+        )
+    )
+    if summary["bic"] is None:
+        console.print(
+            f"{summary['n_parameters']} free parameters; BIC and AIC unknown (the file does "
+            "not record the log-likelihood and the number of rows)"
+        )
+    else:
+        console.print(
+            f"log-likelihood {summary['log_likelihood']:.3f}, {summary['n_parameters']} free "
+            f"parameters: BIC {summary['bic']:.3f}, AIC {summary['aic']:.3f} (lower is better; "
+            f"mclust's BIC {-summary['bic']:.3f})"
+        )
+    params = meta["params"]
+    console.print(
+        f"EM: {'converged' if summary['converged'] else 'did NOT converge'} after "
+        f"{summary['n_iter']} iterations (n_init {params.get('n_init')}, tol {params.get('tol')}, "
+        f"reg_covar {params.get('reg_covar')})"
+    )
+    means, matrices = _data_units(model, summary["scaling"])
+    units = " (in the data's units)" if summary["scaling"] else ""
+    more = len(names) > TABLE_FEATURES
+    title = f"components{units}" + (
+        f": first {TABLE_FEATURES} of {len(names)} features (--json for all)" if more else ""
+    )
+    console.print(parameters_table(model.weights_, means, matrices, names, title))
