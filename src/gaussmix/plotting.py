@@ -147,7 +147,7 @@ def draw_lower_bounds(ax: Axes, histories: dict[str, Sequence[float]]) -> None:
             color=color(idx),
             label=label,
         )
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     ax.set_xlabel("EM iteration")
     ax.set_ylabel("mean log-likelihood per row")
     ax.set_title("log-likelihood per iteration")
