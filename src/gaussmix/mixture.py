@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -45,9 +44,9 @@ from gaussmix.em import (
     get_covariance,
     initial_params,
     run_em,
-    weighted_log_prob,
 )
 from gaussmix.em.parallel import BlockMap, block_map
+from gaussmix.em.stats import log_density_in_place, log_prob, softmax_in_place
 from gaussmix.validation import check_precisions, check_sample_weight, validate_rows
 
 Array = NDArray[np.float64]
@@ -78,19 +77,20 @@ def iteration_hook(hook: Callable[[int, float], None]) -> Iterator[None]:
 
 
 # Per-block reductions of the (m, K) matrix of log pi_k + log N(x_n | mu_k, Sigma_k).
+# (K, m), components first; each may consume its argument.
 _BlockReduce = Callable[[Array], Any]
 
 
 def _log_density(log_prob: Array) -> Array:
-    return logsumexp(log_prob, axis=1)
+    return log_density_in_place(log_prob)
 
 
 def _label(log_prob: Array) -> NDArray[np.intp]:
-    return log_prob.argmax(axis=1)
+    return log_prob.argmax(axis=0)
 
 
 def _responsibilities(log_prob: Array) -> Array:
-    return np.exp(log_prob - logsumexp(log_prob, axis=1, keepdims=True))
+    return np.ascontiguousarray(softmax_in_place(log_prob)[0].T)
 
 
 def _label_and_log_density(log_prob: Array) -> tuple[NDArray[np.intp], Array]:
@@ -386,15 +386,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         best: EMResult | None = None
         for init in range(self.n_init if do_init else 1):
             if do_init:
-                X_init, w_init = self._init_rows(source, rng)
                 params = initial_params(
-                    X_init,
+                    lambda: self._init_rows(source, rng),
                     self.n_components,
                     get_covariance(self.covariance_type),
                     method=self.init_params,
                     rng=rng,
                     reg_covar=self.reg_covar,
-                    sample_weight=w_init,
                     weights_init=inits["weights"],
                     means_init=inits["means"],
                     precisions_init=inits["precisions"],
@@ -473,13 +471,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return default_chunk_size(per_row)
 
     def _map_blocks(self, source: DataSource, reduce: _BlockReduce) -> list[Any]:
-        """``reduce`` of the (m, K) weighted log-probabilities of each block of rows, in order;
+        """``reduce`` of the (K, m) weighted log-probabilities of each block of rows, in order;
         only the blocks in flight have their log-probabilities in memory."""
         params = self._params()
         with block_map(self.n_threads) as map_blocks:
             return list(
                 map_blocks(
-                    lambda block: reduce(weighted_log_prob(block[0], params, self.dtype)),
+                    lambda block: reduce(log_prob(block[0], params, self.dtype)),
                     source.chunks(self._chunk_rows(source.n_features)),
                 )
             )

@@ -62,14 +62,13 @@ INIT_METHODS: dict[str, InitMethod] = {
 
 
 def initial_params(
-    X: Data,
+    rows: Callable[[], tuple[Data, Array | None]],
     n_components: int,
     covariance: Covariance,
     *,
     method: str,
     rng: np.random.RandomState,
     reg_covar: float,
-    sample_weight: Array | None = None,
     weights_init: Array | None = None,
     means_init: Array | None = None,
     precisions_init: Array | None = None,
@@ -78,28 +77,30 @@ def initial_params(
 
     Parameters
     ----------
-    X : (n, D) data (an array or memmap).
+    rows : returns the rows the initialisation sees, (n, D) (an array or memmap), and their
+        (n,) sample weights or None; only called when the user did not give every parameter.
     n_components : K.  covariance : the covariance structure.
     method : one of ``INIT_METHODS``.  rng : the random state (consumed as scikit-learn does).
     reg_covar : added to the diagonal of the initial covariances.
-    sample_weight : (n,) or None.
     weights_init, means_init, precisions_init : user-given values that replace the computed ones.
     """
+    covariances: Array | None = None
     if weights_init is not None and means_init is not None and precisions_init is not None:
         weights, means = weights_init, means_init
-        covariances = None
     else:
+        X, sample_weight = rows()
         resp = INIT_METHODS[method](X, n_components, rng, sample_weight)
         stats = stats_from_resp(X, resp, covariance, sample_weight, n_components=n_components)
         weights, means, covariances = estimate(stats, covariance, reg_covar)
         weights = weights if weights_init is None else weights_init
         means = means if means_init is None else means_init
-    if precisions_init is None:
-        assert covariances is not None
-        prec_chol = covariance.precisions_cholesky(covariances)
-    else:
+    if precisions_init is not None:
         prec_chol = covariance.precisions_cholesky_from_precisions(precisions_init)
         covariances = None
+    elif covariances is not None:
+        prec_chol = covariance.precisions_cholesky(covariances)
+    else:  # pragma: no cover - the first branch needs precisions_init
+        raise ValueError("no precisions to start from")
     return Params(
         weights=np.asarray(weights, dtype=np.float64),
         means=np.asarray(means, dtype=np.float64),

@@ -14,9 +14,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import cache
 from typing import TypeVar
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -45,12 +46,20 @@ def _bounded_map(
         yield pending.popleft().result()
 
 
+@cache
+def _controller() -> ThreadpoolController:
+    """The native thread pools of the process (BLAS, OpenMP), looked up once."""
+    return ThreadpoolController()
+
+
 @contextmanager
 def block_map(n_threads: int | None = None) -> Iterator[BlockMap]:
     """A ``map`` over blocks that uses ``n_threads`` threads (default: every available core),
-    with BLAS limited to one thread meanwhile. With one thread it is the builtin ``map``."""
+    with BLAS limited to one thread meanwhile. With one thread it is the builtin ``map``, and
+    every native pool (OpenMP too, as in k-means) is limited to one thread, so that fits run
+    side by side in processes do not oversubscribe the cores."""
     n = n_threads or available_cores()
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _controller().limit(limits=1, user_api="blas" if n > 1 else None):
         if n <= 1:
             yield map
             return

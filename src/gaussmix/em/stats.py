@@ -136,16 +136,26 @@ def log_prob_componentwise(X: Array, params: Params, Z: Array | None = None) -> 
     return log_gauss + _log_weights(params)[:, None]
 
 
-def weighted_log_prob(X: NDArray[np.floating], params: Params, dtype: DType = np.float64) -> Array:
-    """log pi_k + log N(x_n | mu_k, Sigma_k) for a block of rows; shape (n, K).
+def log_prob(X: NDArray[np.floating], params: Params, dtype: DType = np.float64) -> Array:
+    """log pi_k + log N(x_n | mu_k, Sigma_k) for a block of rows, components first: (K, n).
 
     ``dtype`` float32 computes the natural kernel's GEMM in single precision."""
     if uses_natural_kernel(params, dtype):
-        return log_prob_natural(X, params, dtype).T
-    return log_prob_componentwise(np.asarray(X, dtype=np.float64), params).T
+        return log_prob_natural(X, params, dtype)
+    return log_prob_componentwise(np.asarray(X, dtype=np.float64), params)
 
 
-def _softmax_in_place(log_prob: Array) -> tuple[Array, Array]:
+def weighted_log_prob(X: NDArray[np.floating], params: Params, dtype: DType = np.float64) -> Array:
+    """log pi_k + log N(x_n | mu_k, Sigma_k) for a block of rows, shape (n, K)."""
+    return log_prob(X, params, dtype).T
+
+
+def log_density_in_place(log_prob: Array) -> Array:
+    """log p(x_n) = log sum_k exp(log_prob[k, n]), shape (n,); ``log_prob`` (K, n) is consumed."""
+    return softmax_in_place(log_prob)[1]
+
+
+def softmax_in_place(log_prob: Array) -> tuple[Array, Array]:
     """Responsibilities (K, n), computed in place over ``log_prob``, and log p(x_n) (n,):
     log-sum-exp over components, shifted by the row maximum so nothing overflows."""
     top = log_prob.max(axis=0)
@@ -213,7 +223,7 @@ def chunk_stats_natural(
     natural = params.natural
     nq = natural.n_quadratic
     T = _features(X, params, dtype)
-    resp, log_norm = _softmax_in_place(natural.weights_t.astype(dtype, copy=False) @ T)
+    resp, log_norm = softmax_in_place(natural.weights_t.astype(dtype, copy=False) @ T)
     loglik, count, candidates = _weighted_sums(resp, log_norm, weights)
     # (nq + D + 1, K): every component's sums of the features about c, and N_k; from here on
     # float64 whatever the compute dtype
@@ -252,7 +262,7 @@ def chunk_stats_componentwise(
     if X64.shape[0] == 0:
         return zeros(params)
     Z = centred(X64, params)  # (K, n, D)
-    resp, log_norm = _softmax_in_place(log_prob_componentwise(X64, params, Z))
+    resp, log_norm = softmax_in_place(log_prob_componentwise(X64, params, Z))
     loglik, count, candidates = _weighted_sums(resp, log_norm, weights)
     worst = int(np.argmin(candidates))
     sx, sxx = params.covariance.moments(resp, Z)
