@@ -145,10 +145,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         scikit-learn's; beyond it, initialisation costs O(init_sample_size), not O(n_samples).
     dtype : {numpy.float64, numpy.float32}, default=numpy.float64
         Precision of the E-step's GEMMs and softmax. float32 is about twice as fast for full
-        covariances; its block sums are still added, and the M-step done, in float64, and a
-        component further than ~30 standard deviations from the mixture mean falls back to
-        float64 for that iteration. Fitted parameters are float64 either way. The lower bound
-        is then accurate to about 1e-6 relative, so a ``tol`` below that cannot be met.
+        covariances (benchmarks/README.md); its block sums are still added, and the M-step
+        done, in float64; an iteration where a component lies more than ~300 standard
+        deviations from the mixture mean, or whose M-step is not positive definite, runs in
+        float64. Fitted parameters are float64 either way. The lower bound is accurate to
+        about 1e-5 relative, so a ``tol`` far below that cannot be met.
 
     Attributes
     ----------

@@ -6,11 +6,16 @@ PyTorch) walks its data in blocks, calls ``chunk_stats`` on each and folds the r
 is associative with ``zeros`` as its identity: the order and size of the blocks never changes the
 result beyond rounding. The M-step (``mstep.py``) is a pure function of the merged statistics.
 
-The sums are taken about shifts c_k (the current means, ``Params.means``):
-sx = sum_n q_kn (x_n - c_k) and the second moment sum_n q_kn (x_n - c_k)(x_n - c_k)' in the
-covariance type's layout, so the covariance is never formed as E[xx'] - mu mu' (which loses
-every digit when the data sit far from the origin). Responsibilities exist for one block at a
-time: the N x K matrix is never formed.
+The sums are about shifts c_k (the current means, ``Params.means``): sx = sum_n q_kn (x_n - c_k)
+and the second moment sum_n q_kn (x_n - c_k)(x_n - c_k)' in the covariance type's layout, so the
+covariance is never formed as E[xx'] - mu mu' (which loses every digit when the data sit far from
+the origin). Responsibilities exist for one block at a time: the N x K matrix is never formed.
+
+``chunk_stats`` is the kernel's one contract; two implementations stand behind it and the tests
+hold them to each other: the natural-parameter kernel (two GEMMs on shared features, see
+``natural.py``), and the componentwise kernel (the rows centred at every component's mean, with
+triangular BLAS), which wins for full covariances with many features and few components and is
+exact however far apart the components are.
 """
 
 from __future__ import annotations
