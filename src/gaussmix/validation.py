@@ -14,6 +14,7 @@ import scipy.sparse
 from numpy.typing import ArrayLike, NDArray
 from sklearn.utils.validation import validate_data
 
+from gaussmix.data.sources import ArraySource, check_finite_blocks
 from gaussmix.em.covariance import Covariance
 from gaussmix.em.errors import DegenerateCovarianceError
 
@@ -74,20 +75,8 @@ def check_finite(X: NDArray[np.floating], name: str) -> None:
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(np.sum(X)):
             return
-    bad_total = 0
-    first = -1
-    for start in range(0, X.shape[0], _BLOCK):
-        block = ~np.isfinite(np.asarray(X[start : start + _BLOCK]))
-        count = int(block.sum())
-        if count and first < 0:
-            rows = block.reshape(block.shape[0], -1).any(axis=1)
-            first = start + int(np.argmax(rows))
-        bad_total += count
-    if bad_total:
-        raise ValueError(
-            f"Input {name} contains {bad_total} NaN or infinite value(s), the first in row "
-            f"{first}; remove or impute them before fitting"
-        )
+    # something is not finite (or the sum overflowed): count and locate it block by block
+    check_finite_blocks(ArraySource(X), _BLOCK, name)
 
 
 def check_sample_weight(sample_weight: ArrayLike | None, n_samples: int) -> Array | None:

@@ -97,9 +97,9 @@ def merge(a: SuffStats, b: SuffStats) -> SuffStats:
     )
 
 
-def centred(X: Array, params: Params) -> Array:
-    """Z (K, n, D) with Z[k, n] = x_n - mu_k."""
-    return X[None, :, :] - params.means[:, None, :]
+def centred(X: Array, shift: Array) -> Array:
+    """Z (K, n, D) with Z[k, n] = x_n - c_k, for the rows X (n, D) and shifts (K, D)."""
+    return X[None, :, :] - shift[:, None, :]
 
 
 def _log_weights(params: Params) -> Array:
@@ -136,7 +136,7 @@ def log_prob_natural(X: NDArray[np.floating], params: Params, dtype: DType = np.
 
 def log_prob_componentwise(X: Array, params: Params, Z: Array | None = None) -> Array:
     """The same (K, n) from the centred rows Z[k, n] = x_n - mu_k of every component."""
-    Z = centred(X, params) if Z is None else Z
+    Z = centred(X, params.means) if Z is None else Z
     log_gauss = params.covariance.log_gauss(Z, params.precisions_cholesky)
     return log_gauss + _log_weights(params)[:, None]
 
@@ -266,7 +266,7 @@ def chunk_stats_componentwise(
     X64: Array = np.asarray(X, dtype=np.float64)
     if X64.shape[0] == 0:
         return zeros(params)
-    Z = centred(X64, params)  # (K, n, D)
+    Z = centred(X64, params.means)  # (K, n, D)
     resp, log_norm = softmax_in_place(log_prob_componentwise(X64, params, Z))
     loglik, count, candidates = _weighted_sums(resp, log_norm, weights)
     worst = int(np.argmin(candidates))
