@@ -466,7 +466,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             return int(self.chunk_size)
         cov, K = get_covariance(self.covariance_type), self.n_components
         if cov.componentwise_preferred(K, n_features):
-            per_row = K * n_features + K  # the (K, rows, D) centred rows, responsibilities
+            # one component's centred rows, and its weighted rows; the responsibilities
+            per_row = 3 * n_features + 2 * K
         else:
             per_row = cov.n_quadratic(n_features) + n_features + 1 + K  # features, resp
         return default_chunk_size(per_row)

@@ -30,13 +30,14 @@ cancellation, whatever the offset of the data.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.linalg.blas import dsyrk, dtrmm
 from scipy.linalg.lapack import dtrtri
 
+from gaussmix.em.blas import gram, times_upper_in_place
 from gaussmix.em.errors import DegenerateCovarianceError
 
 Array = NDArray[np.float64]
@@ -85,10 +86,33 @@ def _inverse_transpose_of_lower(chol: Array) -> Array:
     return np.swapaxes(inverse, -1, -2).reshape(chol.shape)
 
 
-def _symmetric_from_upper(upper: Array) -> Array:
-    """The symmetric matrix whose upper triangle BLAS computed (its lower one is garbage)."""
-    triangle = np.triu(upper)
-    return triangle + np.triu(triangle, 1).T
+def centred(X: Array, shift: Array) -> Array:
+    """Z (K, n, D) with Z[k, n] = x_n - c_k, for the rows X (n, D) and shifts (K, D)."""
+    return X[None, :, :] - shift[:, None, :]
+
+
+# A row whose responsibility for component k is below this fraction of the block's largest
+# one for k adds less to k's sums than rounding that largest term does (2^-53 is float64's unit
+# roundoff), so the componentwise kernel leaves such rows out of k's second moment.
+NEGLIGIBLE = 2.0**-53
+
+
+def _weighted_gram(rows: Array, centre: Array, resp: Array) -> tuple[Array, Array]:
+    """(sum_n q_n (x_n - c), sum_n q_n (x_n - c)(x_n - c)') for the rows (n, D), one centre
+    c (D,) and the responsibilities q (n,): with B = sqrt(q) [x - c, 1], B' B holds both, and
+    SYRK computes it in half a GEMM. Rows of negligible responsibility are left out."""
+    n_rows, n_features = rows.shape
+    top = resp.max(initial=0.0)
+    keep = np.flatnonzero(resp > top * NEGLIGIBLE)
+    if keep.size < n_rows // 2:  # a component owns few of the rows: gather them
+        rows, resp = rows[keep], resp[keep]
+    B = np.empty((rows.shape[0], n_features + 1))
+    np.subtract(rows, centre, out=B[:, :n_features])
+    root = np.sqrt(resp)
+    B[:, :n_features] *= root[:, None]
+    B[:, n_features] = root
+    product = gram(B)
+    return product[:n_features, n_features], product[:n_features, :n_features]
 
 
 def _check_positive(values: Array, shared: bool) -> None:
@@ -127,9 +151,14 @@ class Covariance(ABC):
 
     def log_gauss(self, Z: Array, prec_chol: Array) -> Array:
         """log N(x_n | mu_k, Sigma_k), shape (K, n), of the centred rows Z[k, n] = x_n - mu_k."""
-        n_components, _, n_features = Z.shape
-        maha = self.mahalanobis(Z, prec_chol)
-        log_det = self.log_det_precision_cholesky(prec_chol, n_components, n_features)
+        return self._log_gauss(self.mahalanobis(Z, prec_chol), prec_chol, Z.shape[-1])
+
+    def log_gauss_rows(self, X: Array, means: Array, prec_chol: Array) -> Array:
+        """The same (K, n) from the rows X (n, D) and the means (K, D)."""
+        return self.log_gauss(centred(X, means), prec_chol)
+
+    def _log_gauss(self, maha: Array, prec_chol: Array, n_features: int) -> Array:
+        log_det = self.log_det_precision_cholesky(prec_chol, maha.shape[0], n_features)
         return -0.5 * (n_features * LOG_2PI + maha) + log_det[:, None]
 
     # --- the same densities in natural-parameter form (the fast kernel, ``kernel.py``) -------
@@ -170,6 +199,11 @@ class Covariance(ABC):
         """(sum_n q_kn z_kn (K, D), ``second_moment``) from the weighted responsibilities
         resp_t (K, n) and the centred rows Z (K, n, D)."""
         return np.einsum("kn,knd->kd", resp_t, Z), self.second_moment(resp_t, Z)
+
+    def moments_rows(self, resp_t: Array, X: Array, shift: Array) -> tuple[Array, Array]:
+        """The same from the rows X (n, D) and the shifts (K, D): the sums of
+        q_kn (x_n - c_k) and of its second moment."""
+        return self.moments(resp_t, centred(X, shift))
 
     def componentwise_preferred(self, n_components: int, n_features: int) -> bool:
         """Whether the componentwise kernel beats the natural-parameter one at this shape."""
@@ -306,13 +340,29 @@ class Full(_Matrix):
         return n_components * n_features * (n_features + 1) // 2
 
     def mahalanobis(self, Z: Array, prec_chol: Array) -> Array:
-        # ||P_k' z||^2 with triangular P_k: TRMM does half the flops of a GEMM. Z[k].T is the
-        # Fortran-ordered (D, n) view of the C-ordered rows and P[k].T the lower factor P_k',
-        # so BLAS reads both in place.
-        maha = np.empty(Z.shape[:2])
-        for k in range(Z.shape[0]):
-            Yt = dtrmm(1.0, prec_chol[k].T, Z[k].T, lower=1)
-            np.einsum("dn,dn->n", Yt, Yt, out=maha[k])
+        return self._mahalanobis(lambda k, out: np.copyto(out, Z[k]), Z.shape[:2], prec_chol)
+
+    def log_gauss_rows(self, X: Array, means: Array, prec_chol: Array) -> Array:
+        # no (K, n, D) array: each component's centred rows are made in one scratch block
+        maha = self._mahalanobis(
+            lambda k, out: np.subtract(X, means[k], out=out),
+            (means.shape[0], X.shape[0]),
+            prec_chol,
+        )
+        return self._log_gauss(maha, prec_chol, X.shape[1])
+
+    @staticmethod
+    def _mahalanobis(
+        fill: Callable[[int, Array], object], shape: tuple[int, int], prec_chol: Array
+    ) -> Array:
+        # ||z P_k||^2 with triangular P_k: TRMM does half the flops of a GEMM and releases the
+        # GIL (blas.py). ``fill(k, out)`` writes component k's centred rows into the scratch.
+        maha = np.empty(shape)
+        Y = np.empty((shape[1], prec_chol.shape[-1]))
+        for k in range(shape[0]):
+            fill(k, Y)
+            times_upper_in_place(Y, prec_chol[k])
+            np.einsum("nd,nd->n", Y, Y, out=maha[k])
         return maha
 
     def log_det_precision_cholesky(
@@ -324,20 +374,15 @@ class Full(_Matrix):
         return self.moments(resp_t, Z)[1]
 
     def moments(self, resp_t: Array, Z: Array) -> tuple[Array, Array]:
-        # with B_k = sqrt(q_k) [z_k, 1], B_k' B_k = [[S_k, s_k], [s_k', N_k]]: one SYRK (one
-        # triangle, half a GEMM) per component gives the second moment and the sum together
-        n_components, n_rows, n_features = Z.shape
-        S = np.empty((n_components, n_features, n_features))
-        sx = np.empty((n_components, n_features))
-        B = np.empty((n_rows, n_features + 1))
-        for k in range(n_components):
-            root = np.sqrt(resp_t[k])
-            np.multiply(Z[k], root[:, None], out=B[:, :n_features])
-            B[:, n_features] = root
-            upper = dsyrk(1.0, B.T)  # B.T is the Fortran-ordered (D + 1, n) view
-            S[k] = _symmetric_from_upper(upper[:n_features, :n_features])
-            sx[k] = upper[:n_features, n_features]
-        return sx, S
+        origin = np.zeros(Z.shape[-1])
+        return self._moments([_weighted_gram(Z[k], origin, q) for k, q in enumerate(resp_t)])
+
+    def moments_rows(self, resp_t: Array, X: Array, shift: Array) -> tuple[Array, Array]:
+        return self._moments([_weighted_gram(X, c, q) for c, q in zip(shift, resp_t, strict=True)])
+
+    @staticmethod
+    def _moments(parts: list[tuple[Array, Array]]) -> tuple[Array, Array]:
+        return np.array([p[0] for p in parts]), np.array([p[1] for p in parts])
 
     def componentwise_preferred(self, n_components: int, n_features: int) -> bool:
         # the natural kernel streams D(D+1)/2 quadratic features per row through two skinny
@@ -413,9 +458,9 @@ class Tied(_Matrix):
         return n_features * (n_features + 1) // 2
 
     def mahalanobis(self, Z: Array, prec_chol: Array) -> Array:
-        stacked = Z.reshape(-1, Z.shape[-1])  # (K n, D): one TRMM for all components
-        Yt = dtrmm(1.0, prec_chol.T, stacked.T, lower=1)
-        return np.einsum("dn,dn->n", Yt, Yt).reshape(Z.shape[:2])
+        # (K n, D): one TRMM for all components
+        Y = times_upper_in_place(Z.reshape(-1, Z.shape[-1]).copy(), prec_chol)
+        return np.einsum("nd,nd->n", Y, Y).reshape(Z.shape[:2])
 
     def log_det_precision_cholesky(
         self, prec_chol: Array, n_components: int, n_features: int
@@ -425,7 +470,7 @@ class Tied(_Matrix):
     def second_moment(self, resp_t: Array, Z: Array) -> Array:
         # sum_k sum_n q_kn z_kn z_kn' as one SYRK over the stacked (K n, D) rows sqrt(q) z
         B = (Z * np.sqrt(resp_t)[:, :, None]).reshape(-1, Z.shape[-1])
-        return _symmetric_from_upper(dsyrk(1.0, B.T))
+        return gram(np.ascontiguousarray(B))
 
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         return np.zeros((n_features, n_features))

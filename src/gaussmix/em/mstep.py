@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from gaussmix.em.covariance import Covariance, get_covariance
 from gaussmix.em.params import Params
-from gaussmix.em.stats import SuffStats, centred, merge, zeros_at
+from gaussmix.em.stats import SuffStats, merge, zeros_at
 
 Array = NDArray[np.float64]
 
@@ -74,8 +74,7 @@ def resp_stats(
         resp_t = resp_t * weights
     if X.shape[0] == 0:
         return zeros_at(covariance, shift)
-    Z = centred(X, shift)
-    sx, sxx = covariance.moments(resp_t, Z)
+    sx, sxx = covariance.moments_rows(resp_t, X, shift)
     return SuffStats(
         n=float(X.shape[0] if weights is None else np.sum(weights)),
         loglik=0.0,

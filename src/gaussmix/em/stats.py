@@ -97,11 +97,6 @@ def merge(a: SuffStats, b: SuffStats) -> SuffStats:
     )
 
 
-def centred(X: Array, shift: Array) -> Array:
-    """Z (K, n, D) with Z[k, n] = x_n - c_k, for the rows X (n, D) and shifts (K, D)."""
-    return X[None, :, :] - shift[:, None, :]
-
-
 def _log_weights(params: Params) -> Array:
     with np.errstate(divide="ignore"):  # a zero weight gives log pi_k = -inf, as it should
         return np.log(params.weights)
@@ -136,8 +131,11 @@ def log_prob_natural(X: NDArray[np.floating], params: Params, dtype: DType = np.
 
 def log_prob_componentwise(X: Array, params: Params, Z: Array | None = None) -> Array:
     """The same (K, n) from the centred rows Z[k, n] = x_n - mu_k of every component."""
-    Z = centred(X, params.means) if Z is None else Z
-    log_gauss = params.covariance.log_gauss(Z, params.precisions_cholesky)
+    cov, prec_chol = params.covariance, params.precisions_cholesky
+    if Z is None:
+        log_gauss = cov.log_gauss_rows(X, params.means, prec_chol)
+    else:
+        log_gauss = cov.log_gauss(Z, prec_chol)
     return log_gauss + _log_weights(params)[:, None]
 
 
@@ -258,19 +256,20 @@ def chunk_stats_componentwise(
 ) -> SuffStats:
     """The componentwise kernel: statistics about each component's own mean.
 
-    Same contract as ``chunk_stats``. It forms the (K, n, D) array of x_n - mu_k, so it moves
-    K x D values per row where the natural kernel moves D (D + 1) / 2 + D: it wins for full
-    covariances with many features and few components, and it is exact however far the
-    components lie from each other. It is also the reference the tests hold the natural kernel to.
+    Same contract as ``chunk_stats``. It centres the rows at every component's mean, so it
+    moves K x D values per row where the natural kernel moves D (D + 1) / 2 + D: it wins for
+    full covariances with many features and few components (where it makes one component's
+    centred rows at a time, and leaves rows of negligible responsibility out of a component's
+    second moment, see ``covariance.NEGLIGIBLE``), and it is exact however far the components
+    lie from each other. It is also the reference the tests hold the natural kernel to.
     """
     X64: Array = np.asarray(X, dtype=np.float64)
     if X64.shape[0] == 0:
         return zeros(params)
-    Z = centred(X64, params.means)  # (K, n, D)
-    resp, log_norm = softmax_in_place(log_prob_componentwise(X64, params, Z))
+    resp, log_norm = softmax_in_place(log_prob_componentwise(X64, params))
     loglik, count, candidates = _weighted_sums(resp, log_norm, weights)
     worst = int(np.argmin(candidates))
-    sx, sxx = params.covariance.moments(resp, Z)
+    sx, sxx = params.covariance.moments_rows(resp, X64, params.means)
     return SuffStats(
         n=count,
         loglik=loglik,
