@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 
 from gaussmix import GaussianMixture
@@ -27,6 +28,7 @@ from gaussmix.em.stats import (
     chunk_stats_natural,
     log_prob_componentwise,
     log_prob_natural,
+    softmax_in_place,
 )
 from tests.conftest import COVARIANCE_TYPES, mixture_data
 
@@ -110,6 +112,23 @@ def test_responsibilities_sum_to_one_per_row() -> None:
     stats = chunk_stats(X, params)
     assert stats.nk.sum() == pytest.approx(50.0, rel=1e-12)
     assert stats.n == 50
+
+
+def test_softmax_floor_gives_exact_zeros_and_the_log_sum_exp() -> None:
+    """Terms far below a row's largest come out exactly 0 (a collapsed component's variance is
+    then exactly 0, as with the exact exp), the rest agree with the exact softmax to 1e-300
+    absolute, and the log-density is the log-sum-exp."""
+    log_prob = np.array(
+        [[0.0, -3.0, 5.0], [-1.0, -710.0, 5.0 - 2000.0], [-699.0, -3.5, 5.0 - 650.0]]
+    )
+    expected_log = logsumexp(log_prob, axis=0)
+    expected = np.exp(log_prob - expected_log)
+    resp, log_density = softmax_in_place(log_prob.copy())
+    np.testing.assert_allclose(log_density, expected_log, rtol=1e-15)
+    np.testing.assert_allclose(resp, expected, rtol=1e-15, atol=1e-300)
+    assert resp[1, 1] == 0.0 and resp[1, 2] == 0.0
+    assert resp[2, 0] > 0.0 and resp[2, 2] > 0.0  # above the floor: kept
+    np.testing.assert_allclose(resp.sum(axis=0), 1.0, rtol=1e-15)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
