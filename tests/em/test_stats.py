@@ -129,6 +129,10 @@ def test_softmax_floor_gives_exact_zeros_and_the_log_sum_exp() -> None:
     assert resp[1, 1] == 0.0 and resp[1, 2] == 0.0
     assert resp[2, 0] > 0.0 and resp[2, 2] > 0.0  # above the floor: kept
     np.testing.assert_allclose(resp.sum(axis=0), 1.0, rtol=1e-15)
+    # float32's floor sits above its subnormals (e^-87) in the same way
+    single, log_single = softmax_in_place(np.array([[0.0], [-50.0], [-100.0]], dtype=np.float32))
+    assert single.dtype == np.float32 and single[2, 0] == 0.0 and single[1, 0] > 0.0
+    assert log_single[0] == pytest.approx(logsumexp([0.0, -50.0, -100.0]), abs=1e-6)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

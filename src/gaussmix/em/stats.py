@@ -155,9 +155,8 @@ def weighted_log_prob(X: NDArray[np.floating], params: Params, dtype: DType = np
 
 # exp(-700) is about 1e-304, above the smallest normal float64 (2.2e-308): numpy's vectorised
 # exp keeps to its fast path only for results safely above it (measured: 4.5x slower per
-# element at -708 than at -705 or above)
-EXP_FLOOR = -700.0
-_EXP_AT_FLOOR = float(np.exp(EXP_FLOOR))
+# element at -708 than at -705 or above). In float32 the normals end at e^-87.3.
+EXP_FLOOR = {np.dtype(np.float64): -700.0, np.dtype(np.float32): -80.0}
 
 
 def log_density_in_place(log_prob: Array) -> Array:
@@ -173,11 +172,12 @@ def softmax_in_place(log_prob: Array) -> tuple[Array, Array]:
     # exp near or among the subnormals runs several times slower, so terms are raised to
     # EXP_FLOOR first, and exp(EXP_FLOOR) is taken off every term after: those below the floor
     # come out exactly 0 (as exp gives for the far ones, and as a collapsed component's
-    # zero variance needs to be seen), the others move by 1e-304, nothing next to the row's
-    # largest term, e^0 = 1
-    np.maximum(log_prob, EXP_FLOOR, out=log_prob)
+    # zero variance needs to be seen), the others move by 1e-304 (float32: 2e-35), nothing
+    # next to the row's largest term, e^0 = 1
+    floor = np.asarray(EXP_FLOOR[log_prob.dtype], dtype=log_prob.dtype)
+    np.maximum(log_prob, floor, out=log_prob)
     np.exp(log_prob, out=log_prob)
-    log_prob -= _EXP_AT_FLOOR
+    log_prob -= np.exp(floor)
     total = log_prob.sum(axis=0)
     log_prob *= 1.0 / total
     return log_prob, top + np.log(total)
