@@ -220,7 +220,7 @@ def main() -> None:
     parser.add_argument("workloads", nargs="*", default=list(WORKLOADS))
     parser.add_argument("--quick", action="store_true", help="a tenth of the rows")
     parser.add_argument("--iterations", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "bench_em.json"
     )
