@@ -100,7 +100,8 @@ NEGLIGIBLE = 2.0**-53
 def _weighted_gram(rows: Array, centre: Array, resp: Array) -> tuple[Array, Array]:
     """(sum_n q_n (x_n - c), sum_n q_n (x_n - c)(x_n - c)') for the rows (n, D), one centre
     c (D,) and the responsibilities q (n,): with B = sqrt(q) [x - c, 1], B' B holds both, and
-    SYRK computes it in half a GEMM. Rows of negligible responsibility are left out."""
+    SYRK computes it in half a GEMM. When fewer than half the rows have a responsibility
+    above ``NEGLIGIBLE`` times the largest, only those are gathered and summed."""
     n_rows, n_features = rows.shape
     top = resp.max(initial=0.0)
     keep = np.flatnonzero(resp > top * NEGLIGIBLE)

@@ -129,13 +129,9 @@ def log_prob_natural(X: NDArray[np.floating], params: Params, dtype: DType = np.
     return params.natural.weights_t.astype(dtype, copy=False) @ _features(X, params, dtype)
 
 
-def log_prob_componentwise(X: Array, params: Params, Z: Array | None = None) -> Array:
-    """The same (K, n) from the centred rows Z[k, n] = x_n - mu_k of every component."""
-    cov, prec_chol = params.covariance, params.precisions_cholesky
-    if Z is None:
-        log_gauss = cov.log_gauss_rows(X, params.means, prec_chol)
-    else:
-        log_gauss = cov.log_gauss(Z, prec_chol)
+def log_prob_componentwise(X: Array, params: Params) -> Array:
+    """The same (K, n) from the rows centred at every component's mean."""
+    log_gauss = params.covariance.log_gauss_rows(X, params.means, params.precisions_cholesky)
     return log_gauss + _log_weights(params)[:, None]
 
 
