@@ -44,6 +44,18 @@ def test_fit_csv_table_and_json(gaussmix_cli, faithful_csv: Path) -> None:
     assert fitted["log_likelihood"] == pytest.approx(reference.score(load_faithful().X) * 272)
 
 
+def test_fit_table_of_many_features_shows_the_first_ones(gaussmix_cli, tmp_path: Path) -> None:
+    """Two columns per feature would not fit a terminal: the table keeps the first three and
+    says where the rest are."""
+    data = tmp_path / "wide.npy"
+    np.save(data, mixture_data(0, n=200, n_features=12))
+    result = gaussmix_cli("fit", data, "-k", 2, "--seed", 0)
+    assert result.exit_code == 0, result.output
+    assert "the first 3 of 12 features" in " ".join(result.stdout.split())
+    assert "mean x2" in result.stdout and "mean x3" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+
+
 def test_fit_npy_with_mclust_name_and_save_then_predict(gaussmix_cli, tmp_path: Path) -> None:
     X = mixture_data(0, n=120, n_features=3)
     data = tmp_path / "x.npy"

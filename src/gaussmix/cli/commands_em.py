@@ -69,9 +69,20 @@ def iteration_progress(description: str, total: int) -> Iterator[None]:
             yield
 
 
+# a mean and a standard deviation column per feature: beyond this many features the table
+# would not fit a terminal, so it shows the first ones and says where the rest are
+SHOWN_FEATURES = 3
+
+
 def components_table(model: GaussianMixture, columns: list[str], title: str) -> RichTable:
-    """One row per component: weight, mean and standard deviation per feature, and for two
-    features their correlation."""
+    """One row per component: weight, mean and standard deviation per feature (the first
+    ``SHOWN_FEATURES`` of them), and for two features their correlation."""
+    if len(columns) > SHOWN_FEATURES:
+        title += (
+            f" (the first {SHOWN_FEATURES} of {len(columns)} features; "
+            "--json or --out has them all)"
+        )
+        columns = columns[:SHOWN_FEATURES]
     table = RichTable(title=title, title_justify="left")
     table.add_column("k", justify="right")
     table.add_column("weight", justify="right")
@@ -86,7 +97,8 @@ def components_table(model: GaussianMixture, columns: list[str], title: str) -> 
     for k in range(model.n_components):
         sd = np.sqrt(np.diag(matrices[k]))
         cells = [str(k), f"{model.weights_[k]:.3f}"]
-        cells += [f"{v:.4g}" for v in model.means_[k]] + [f"{v:.4g}" for v in sd]
+        shown = len(columns)
+        cells += [f"{v:.4g}" for v in model.means_[k, :shown]] + [f"{v:.4g}" for v in sd[:shown]]
         if two:
             cells.append(f"{matrices[k][0, 1] / (sd[0] * sd[1]):+.3f}")
         table.add_row(*cells)
