@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import partial
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from gaussmix.em import (
     initial_params,
     run_em,
 )
-from gaussmix.em.parallel import BlockMap, block_map
+from gaussmix.em.parallel import BlockMap, Workers, workers
 from gaussmix.em.stats import log_density_in_place, log_prob, softmax_in_place
 from gaussmix.validation import check_precisions, check_sample_weight, validate_rows
 
@@ -95,6 +96,36 @@ def _responsibilities(log_prob: Array) -> Array:
 
 def _label_and_log_density(log_prob: Array) -> tuple[NDArray[np.intp], Array]:
     return _label(log_prob), _log_density(log_prob)
+
+
+def _reduce_blocks(
+    params: Params,
+    rows: int,
+    dtype: Any,
+    reduce: _BlockReduce,
+    share: DataSource,
+    map_blocks: BlockMap[Any, Any],
+) -> list[Any]:
+    """``reduce`` of the (K, m) weighted log-probabilities of each block of a share of the rows,
+    in order; only the blocks in flight have their log-probabilities in memory."""
+    return list(
+        map_blocks(lambda block: reduce(log_prob(block[0], params, dtype)), share.chunks(rows))
+    )
+
+
+def _log_likelihood_of_share(
+    params: Params, rows: int, dtype: Any, share: DataSource, map_blocks: BlockMap[Any, Any]
+) -> float:
+    """sum_n w_n log p(x_n) over a share of the rows, summed block by block (nothing per row
+    is kept)."""
+
+    def block_sum(block: tuple[NDArray[np.floating], Array | None]) -> float:
+        log_density = log_density_in_place(log_prob(block[0], params, dtype))
+        if block[1] is None:
+            return float(log_density.sum(dtype=np.float64))
+        return float(block[1] @ log_density.astype(np.float64, copy=False))
+
+    return float(sum(map_blocks(block_sum, share.chunks(rows))))
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -303,18 +334,24 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         self
         """
-        source = self._fit(X, sample_weight)
-        # a final E-step: the log-likelihood of the final parameters (BIC without the data)
-        self.log_likelihood_ = self._total(source, self._map_blocks(source, _log_density))
+        with self._fitting(X, sample_weight) as (source, pool):
+            # a final E-step: the log-likelihood of the final parameters (BIC without the data)
+            task = partial(
+                _log_likelihood_of_share,
+                self._params(),
+                self._chunk_rows(source.n_features),
+                self.dtype,
+            )
+            self.log_likelihood_ = sum(pool.run(task))
         return self
 
     def fit_predict(
         self, X: Data, y: object = None, sample_weight: ArrayLike | None = None
     ) -> NDArray[np.intp]:
         """Fit, then return the component of each row (n_samples,)."""
-        source = self._fit(X, sample_weight)
-        # the final E-step of ``fit``, keeping the labels: they agree with fit(X).predict(X)
-        parts = self._map_blocks(source, _label_and_log_density)
+        with self._fitting(X, sample_weight) as (source, pool):
+            # the final E-step of ``fit``, keeping the labels: they agree with fit(X).predict(X)
+            parts = self._map_blocks(pool, _label_and_log_density)
         self.log_likelihood_ = self._total(source, [part[1] for part in parts])
         return np.concatenate([part[0] for part in parts])
 
@@ -329,8 +366,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             start += part.shape[0]
         return total
 
-    def _fit(self, X: Data, sample_weight: ArrayLike | None) -> DataSource:
-        """Validate and run EM; returns the validated source."""
+    @contextmanager
+    def _fitting(
+        self, X: Data, sample_weight: ArrayLike | None
+    ) -> Iterator[tuple[DataSource, Workers]]:
+        """Validate, run EM and set the fitted attributes; yields the validated source and the
+        workers that ran EM, still there for a final pass."""
         self._validate_params()
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         source = self._source(X, sample_weight, reset=do_init, min_rows=2)
@@ -341,24 +382,24 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         inits = self._validate_inits(source.n_features)
         rng = check_random_state(self.random_state)
-        with block_map(self.n_threads) as map_blocks:
-            best = self._fit_inits(source, inits, rng, do_init, map_blocks)
-        if not best.converged and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init "
-                "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        self._set_params(best.params)
-        self.converged_ = best.converged
-        self.n_iter_ = best.n_iter
-        self.lower_bound_ = best.lower_bound
-        self.lower_bounds_ = list(best.lower_bounds)
-        self.reinitialized_ = list(best.reinitialized)
-        self.n_reinitialized_ = len(best.reinitialized)
-        self.n_samples_fit_ = source.n_samples
-        return source
+        with workers(source, self._chunk_rows(source.n_features), self.n_threads) as pool:
+            best = self._fit_inits(source, inits, rng, do_init, pool)
+            if not best.converged and self.max_iter > 0:
+                warnings.warn(
+                    "Best performing initialization did not converge. Try different init "
+                    "parameters, or increase max_iter, tol, or check for degenerate data.",
+                    ConvergenceWarning,
+                    stacklevel=4,  # the caller of fit: here, contextlib, fit
+                )
+            self._set_params(best.params)
+            self.converged_ = best.converged
+            self.n_iter_ = best.n_iter
+            self.lower_bound_ = best.lower_bound
+            self.lower_bounds_ = list(best.lower_bounds)
+            self.reinitialized_ = list(best.reinitialized)
+            self.n_reinitialized_ = len(best.reinitialized)
+            self.n_samples_fit_ = source.n_samples
+            yield source, pool
 
     def _init_rows(
         self, source: DataSource, rng: np.random.RandomState
@@ -381,7 +422,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         inits: dict[str, Array | None],
         rng: np.random.RandomState,
         do_init: bool,
-        map_blocks: BlockMap,
+        pool: Workers,
     ) -> EMResult:
         """Run EM from each initialisation; the result with the best final lower bound."""
         best: EMResult | None = None
@@ -402,14 +443,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 params = self._params()
             self._report(1, f"Initialization {init}")
             result = run_em(
-                source,
+                pool,
                 self._chunk_rows(source.n_features),
                 params,
                 tol=self.tol,
                 max_iter=self.max_iter,
                 reg_covar=self.reg_covar,
                 callback=self._progress(time.perf_counter()),
-                map_blocks=map_blocks,
                 dtype=self.dtype,
             )
             self._report(1, f"Initialization converged: {result.converged}")
@@ -472,22 +512,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             per_row = cov.n_quadratic(n_features) + n_features + 1 + K  # features, resp
         return default_chunk_size(per_row)
 
-    def _map_blocks(self, source: DataSource, reduce: _BlockReduce) -> list[Any]:
-        """``reduce`` of the (K, m) weighted log-probabilities of each block of rows, in order;
-        only the blocks in flight have their log-probabilities in memory."""
-        params = self._params()
-        with block_map(self.n_threads) as map_blocks:
-            return list(
-                map_blocks(
-                    lambda block: reduce(log_prob(block[0], params, self.dtype)),
-                    source.chunks(self._chunk_rows(source.n_features)),
-                )
-            )
+    def _map_blocks(self, pool: Workers, reduce: _BlockReduce) -> list[Any]:
+        """``reduce`` of the (K, m) weighted log-probabilities of each block of rows, in order."""
+        rows = self._chunk_rows(self.n_features_in_)
+        task = partial(_reduce_blocks, self._params(), rows, self.dtype, reduce)
+        return [part for share in pool.run(task) for part in share]
 
     def _per_row(self, X: Data, reduce: _BlockReduce) -> Any:
-        """The per-row outputs of ``reduce`` over all blocks of the rows of X, concatenated."""
+        """The per-row outputs of ``reduce`` over all blocks of the rows of X, concatenated
+        (one pass: threads, as forking would not pay)."""
         check_is_fitted(self)
-        return np.concatenate(self._map_blocks(self._source(X, reset=False), reduce))
+        source = self._source(X, reset=False)
+        rows = self._chunk_rows(source.n_features)
+        with workers(source, rows, self.n_threads, fork=False) as pool:
+            return np.concatenate(self._map_blocks(pool, reduce))
 
     def score_samples(self, X: Data) -> Array:
         """Log-density log p(x_n) of each row, shape (n_samples,)."""

@@ -21,18 +21,22 @@ from numpy.typing import NDArray
 
 Array = NDArray[np.float64]
 
-# Working memory of one block of the natural-parameter kernel: rows x (nq + D + K) float64
-# values (features and responsibilities), about 6 MB. Measured (benchmarks/README.md): blocks
-# that stay in cache beat larger ones by up to 2x, and GEMMs need a few hundred rows to be
-# efficient. The componentwise kernel's (K, rows, D) arrays are then well under 32 MB.
-WORKING_BYTES = 6 * 2**20
+# Working memory of one block of the kernel: rows x (nq + D + K) float64 values for the
+# natural-parameter kernel (features and responsibilities). Measured on 2-core machines with
+# 2 MB of L2 cache per core (benchmarks/README.md): blocks of about 2 MB, which stay in one
+# core's cache, beat 6 MB ones by 10-20% once each core works through its own share of the
+# rows; but a GEMM over fewer than about 4096 rows runs slower, so a block grows to that
+# many rows as long as it stays under 6 MB.
+WORKING_BYTES = 2 * 2**20
+GEMM_ROWS, MAX_WORKING_BYTES = 4096, 6 * 2**20
 MIN_ROWS, MAX_ROWS = 256, 65536
 
 
 def default_chunk_size(floats_per_row: int) -> int:
-    """Rows per block so that the kernel's working arrays (``floats_per_row`` float64 values for
-    each row) take about 6 MB."""
-    rows = WORKING_BYTES // (8 * max(1, floats_per_row))
+    """Rows per block for a kernel whose working arrays take ``floats_per_row`` float64 values
+    for each row: about 2 MB of them, or up to 4096 rows while that stays under 6 MB."""
+    row_bytes = 8 * max(1, floats_per_row)
+    rows = max(WORKING_BYTES // row_bytes, min(GEMM_ROWS, MAX_WORKING_BYTES // row_bytes))
     return int(min(MAX_ROWS, max(MIN_ROWS, rows)))
 
 
@@ -99,6 +103,10 @@ class ArraySource:
 
     def with_weights(self, sample_weight: Array | None) -> DataSource:
         return replace(self, sample_weight=sample_weight)
+
+    def slice_rows(self, start: int, stop: int) -> ArraySource:
+        """Rows start to stop (a view: no row is copied)."""
+        return ArraySource(self.X[start:stop], _weights_of(self.sample_weight, start, stop))
 
     def take(self, indices: NDArray[np.intp]) -> Array:
         return np.asarray(self.X[indices], dtype=np.float64)
@@ -172,6 +180,16 @@ class NpySource:
 
     def with_weights(self, sample_weight: Array | None) -> DataSource:
         return replace(self, sample_weight=sample_weight)
+
+    def slice_rows(self, start: int, stop: int) -> NpySource:
+        """Rows start to stop of the file (nothing is read)."""
+        row_bytes = self.shape[1] * self.dtype.itemsize
+        return replace(
+            self,
+            shape=(stop - start, self.shape[1]),
+            offset=self.offset + start * row_bytes,
+            sample_weight=_weights_of(self.sample_weight, start, stop),
+        )
 
     def take(self, indices: NDArray[np.intp]) -> Array:
         return take_by_scan(self, indices)

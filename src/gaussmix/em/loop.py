@@ -10,14 +10,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import partial, reduce
 
 import numpy as np
 
 from gaussmix.data.sources import DataSource
 from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
 from gaussmix.em.mstep import mstep
-from gaussmix.em.parallel import BlockMap
+from gaussmix.em.parallel import BlockMap, Workers
 from gaussmix.em.params import Params
 from gaussmix.em.stats import DType, SuffStats, chunk_stats, merge, zeros
 
@@ -55,6 +55,17 @@ def data_stats(
     return reduce(merge, parts, zeros(params))
 
 
+def _share_stats(
+    rows: int, params: Params, dtype: DType, share: DataSource, map_blocks: BlockMap
+) -> SuffStats:
+    return data_stats(share, rows, params, map_blocks, dtype)
+
+
+def pass_stats(workers: Workers, rows: int, params: Params, dtype: DType = np.float64) -> SuffStats:
+    """E-step over every share of the rows (``parallel.workers``), merged in row order."""
+    return reduce(merge, workers.run(partial(_share_stats, rows, params, dtype)), zeros(params))
+
+
 def reinitialize(params: Params, component: int, stats: SuffStats) -> Params:
     """Re-seed a collapsed component at the worst-explained row, with a pooled covariance."""
     cov = params.covariance
@@ -70,7 +81,7 @@ def reinitialize(params: Params, component: int, stats: SuffStats) -> Params:
 
 
 def run_em(
-    source: DataSource,
+    workers: Workers,
     rows: int,
     params: Params,
     *,
@@ -78,21 +89,20 @@ def run_em(
     max_iter: int,
     reg_covar: float,
     callback: Callable[[int, float], None] | None = None,
-    map_blocks: BlockMap = map,
     dtype: DType = np.float64,
 ) -> EMResult:
     """Iterate EM from ``params`` until the lower bound changes by less than ``tol``.
 
     Parameters
     ----------
-    source : the rows.
+    workers : where the passes over the rows run (``parallel.workers``; ``parallel.InProcess``
+        for a source in this process alone).
     rows : rows per block.
     params : initial parameters.
     tol : convergence threshold on the change of the mean log-likelihood.
     max_iter : maximum number of iterations (0 returns ``params`` unchanged).
     reg_covar : added to the diagonal of every covariance.
     callback : called as callback(iteration, lower_bound) after every iteration.
-    map_blocks : how blocks are mapped to ``chunk_stats`` (``parallel.block_map`` for threads).
     dtype : the kernel's compute dtype (float64, or float32 for its GEMMs).
     """
     history: list[float] = []
@@ -101,7 +111,7 @@ def run_em(
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        stats = data_stats(source, rows, params, map_blocks, dtype)
+        stats = pass_stats(workers, rows, params, dtype)
         previous, lower_bound = lower_bound, stats.loglik / stats.n
         if not np.isfinite(lower_bound):
             raise ValueError(
@@ -115,7 +125,7 @@ def run_em(
             if np.dtype(dtype) == np.float64:
                 raise
             # single-precision sums lost a thin direction: redo this pass in float64
-            stats = data_stats(source, rows, params, map_blocks, np.float64)
+            stats = pass_stats(workers, rows, params, np.float64)
             new_params = mstep(stats, params.covariance, reg_covar)
         params = new_params
         collapsed = np.flatnonzero(stats.nk < COLLAPSED_WEIGHT * stats.n)
