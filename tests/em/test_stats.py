@@ -24,6 +24,9 @@ from gaussmix.em import (
 )
 from gaussmix.em.natural import FAST_SHIFT_LIMIT
 from gaussmix.em.stats import (
+    _tiled,
+    _times_transposed,
+    _weights_times,
     chunk_stats_componentwise,
     chunk_stats_natural,
     log_prob_componentwise,
@@ -133,6 +136,15 @@ def test_softmax_floor_gives_exact_zeros_and_the_log_sum_exp() -> None:
     single, log_single = softmax_in_place(np.array([[0.0], [-50.0], [-100.0]], dtype=np.float32))
     assert single.dtype == np.float32 and single[2, 0] == 0.0 and single[1, 0] > 0.0
     assert log_single[0] == pytest.approx(logsumexp([0.0, -50.0, -100.0]), abs=1e-6)
+
+
+@pytest.mark.parametrize("n_rows", [1024, 1025, 3000])
+def test_gemms_taken_1024_rows_at_a_time_equal_one_gemm(n_rows: int) -> None:
+    rng = np.random.default_rng(n_rows)
+    Wt, T, resp = rng.normal(size=(30, 40)), rng.normal(size=(40, n_rows)), rng.random((30, n_rows))
+    assert _tiled(n_rows, 40, 30) == (n_rows > 1024)  # 3000 x 40 x 30 is above 2^20
+    np.testing.assert_allclose(_weights_times(Wt, T), Wt @ T, rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(_times_transposed(T, resp), T @ resp.T, rtol=1e-13, atol=1e-11)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
