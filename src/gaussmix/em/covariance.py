@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from functools import cache
 from typing import ClassVar
 
 import numpy as np
@@ -84,6 +85,15 @@ def _inverse_transpose_of_lower(chol: Array) -> Array:
         if info != 0:  # a zero pivot: the Cholesky factor itself was singular
             raise _degenerate(None if chol.ndim == 2 else k, "singular")
     return np.swapaxes(inverse, -1, -2).reshape(chol.shape)
+
+
+@cache
+def _upper_triangle(n_features: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """np.triu_indices(n_features), made once per size (it costs more than the rest of the
+    natural kernel's per-block bookkeeping)."""
+    rows, cols = np.triu_indices(n_features)
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
 
 
 def centred(X: Array, shift: Array) -> Array:
@@ -422,7 +432,7 @@ class Full(_Matrix):
     def quadratic_weights(self, prec_chol: Array, n_components: int) -> Array:
         # x' Lambda x = sum_{i<=j} (2 - delta_ij) Lambda_ij x_i x_j
         n_features = prec_chol.shape[-1]
-        rows, cols = np.triu_indices(n_features)
+        rows, cols = _upper_triangle(n_features)
         precision = self.precisions(prec_chol)[:, rows, cols]  # (K, nq)
         return (-0.5 * np.where(rows == cols, 1.0, 2.0) * precision).T
 
@@ -440,7 +450,7 @@ class Full(_Matrix):
 
     def second_moment_from_features(self, Gq: Array, Xct: Array, resp_t: Array) -> Array:
         n_features = Xct.shape[0]
-        rows, cols = np.triu_indices(n_features)
+        rows, cols = _upper_triangle(n_features)
         out = np.empty((Gq.shape[1], n_features, n_features))
         out[:, rows, cols] = Gq.T
         out[:, cols, rows] = Gq.T
