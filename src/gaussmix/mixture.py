@@ -166,10 +166,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ``verbose_interval`` iterations (on stderr).
     verbose_interval : int, default=10
     chunk_size : int or None, default=None
-        Rows per block of the E-step; None keeps a block's working arrays near 6 MB (in cache).
+        Rows per block of the E-step; None keeps a block's working arrays near 2 MB (one
+        core's cache), or up to 4096 rows while they stay under 6 MB.
     n_threads : int or None, default=None
-        Threads that share the blocks of the E-step; None uses every available core. Set 1
-        when fitting several models in parallel.
+        Workers that share the rows; None uses every available core. On Linux, a fit of an
+        array, a memmap or a ``.npy`` file with at least 50,000 rows forks a worker process
+        per extra core, which sees the rows through shared pages (nothing is copied); other
+        fits, and ``predict``/``score_samples``, share blocks among threads. Set 1 when
+        fitting several models in parallel; ``GAUSSMIX_FORK=0`` in the environment keeps
+        every fit to threads.
     init_sample_size : int or None, default=100_000
         The initialisation (k-means, k-means++, random) sees a uniform sample of this many rows
         when there are more; None shows it every row. Up to this size the draws are
