@@ -24,7 +24,7 @@ from gaussmix.em import (
 )
 from gaussmix.em.natural import FAST_SHIFT_LIMIT
 from gaussmix.em.stats import (
-    _tiled,
+    _slice_rows,
     _times_transposed,
     _weights_times,
     chunk_stats_componentwise,
@@ -138,11 +138,22 @@ def test_softmax_floor_gives_exact_zeros_and_the_log_sum_exp() -> None:
     assert log_single[0] == pytest.approx(logsumexp([0.0, -50.0, -100.0]), abs=1e-6)
 
 
-@pytest.mark.parametrize("n_rows", [1024, 1025, 3000])
-def test_gemms_taken_1024_rows_at_a_time_equal_one_gemm(n_rows: int) -> None:
+@pytest.mark.parametrize(
+    ("n_rows", "n_features", "n_components", "slice_rows"),
+    [
+        (500, 20, 16, 500),  # under 2^20 multiply-adds: whole
+        (4000, 20, 16, 1024),  # 1024-row slices and a part, both GEMMs
+        (3000, 40, 30, 768),  # 768 x 1200 stays under 2^20; T q' runs whole
+    ],
+)
+def test_gemms_taken_a_slice_of_rows_at_a_time_equal_one_gemm(
+    n_rows: int, n_features: int, n_components: int, slice_rows: int
+) -> None:
     rng = np.random.default_rng(n_rows)
-    Wt, T, resp = rng.normal(size=(30, 40)), rng.normal(size=(40, n_rows)), rng.random((30, n_rows))
-    assert _tiled(n_rows, 40, 30) == (n_rows > 1024)  # 3000 x 40 x 30 is above 2^20
+    Wt = rng.normal(size=(n_components, n_features))
+    T = rng.normal(size=(n_features, n_rows))
+    resp = rng.random((n_components, n_rows))
+    assert _slice_rows(n_rows, n_features, n_components) == slice_rows
     np.testing.assert_allclose(_weights_times(Wt, T), Wt @ T, rtol=1e-13, atol=1e-12)
     np.testing.assert_allclose(_times_transposed(T, resp), T @ resp.T, rtol=1e-13, atol=1e-11)
 

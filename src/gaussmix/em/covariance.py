@@ -139,6 +139,8 @@ class Covariance(ABC):
     mclust: ClassVar[str]
     description: ClassVar[str]
     matrix_layout: ClassVar[bool]  # True when covariances are whole (symmetric) matrices
+    # the C loop (compiled.features) that builds this type's natural-kernel features, if any
+    features_kernel: ClassVar[str | None] = None
 
     # --- shapes and counting -------------------------------------------------------------
     @abstractmethod
@@ -343,6 +345,7 @@ class Full(_Matrix):
     name = "full"
     mclust = "VVV"
     description = "each component has its own general covariance matrix"
+    features_kernel = "full"
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components, n_features, n_features)
@@ -530,6 +533,7 @@ class Diag(_Scales):
     name = "diag"
     mclust = "VVI"
     description = "each component has its own diagonal covariance matrix"
+    features_kernel = "diag"
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components, n_features)
@@ -581,6 +585,7 @@ class Spherical(_Scales):
     name = "spherical"
     mclust = "VII"
     description = "each component has its own single variance"
+    features_kernel = "spherical"
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components,)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from gaussmix.em import compiled
 from gaussmix.em.covariance import Covariance
 from gaussmix.em.natural import FAST_SHIFT_LIMIT
 from gaussmix.em.params import Params
@@ -112,10 +113,19 @@ def uses_natural_kernel(params: Params, dtype: DType = np.float64) -> bool:
 
 def _features(X: NDArray[np.floating], params: Params, dtype: DType = np.float64) -> Array:
     """T(X) features-major, shape (nq + D + 1, n): the quadratic features, X - c, and ones,
-    in the compute dtype."""
+    in the compute dtype; by the C loop where it was built (``compiled.py``), else numpy."""
+    natural = params.natural
+    T = np.empty((natural.n_quadratic + X.shape[1] + 1, X.shape[0]), dtype=dtype)
+    if compiled.features(params.covariance.features_kernel, X, natural.center, T):
+        return T
+    return _features_numpy(X, params, T)
+
+
+def _features_numpy(X: NDArray[np.floating], params: Params, T: Array) -> Array:
+    """``_features`` in numpy, written into T (the reference for the C loop)."""
     natural = params.natural
     nq, n_features = natural.n_quadratic, X.shape[1]
-    T = np.empty((nq + n_features + 1, X.shape[0]), dtype=dtype)
+    dtype = T.dtype
     Xct = T[nq : nq + n_features]
     np.subtract(X.T, natural.center[:, None], out=Xct, casting="same_kind")
     prec_chol = params.precisions_cholesky.astype(dtype, copy=False)
@@ -124,33 +134,42 @@ def _features(X: NDArray[np.floating], params: Params, dtype: DType = np.float64
     return T
 
 
-# Measured on this project's machines (OpenBLAS): GEMMs with a few dozen features and
-# components run at 25-30 GFLOP/s over a block of 4000-8000 rows, but at 35-45 over 1024 of
-# them; below about 2^20 multiply-adds OpenBLAS takes a path without packing. So a block's
-# GEMMs above that size go 1024 rows at a time (fit: W2 and W6 10-12% faster, smaller GEMMs
-# as in W3 8% slower if cut).
+# Measured on this project's machines (OpenBLAS): a GEMM of up to about 2^20 multiply-adds
+# takes a path without packing that runs the kernel's skinny shapes up to twice as fast
+# (K = 16: F = 33 at 42 GFLOP/s over 1024 rows against 26-34 over 4096; F = 153 at 47 over
+# 384 rows against 38, in float32 97 against 50). So a block's GEMMs above that size go a
+# slice of rows at a time, each slice under it: W @ T in slices of up to 1024 rows, T q' in
+# slices of 1024 rows when those fit (with F = 153 whole blocks run as fast). Fits: W2 and W6
+# 10-12% faster; GEMMs under 2^20 whole (W3: cutting them cost 8%).
 GEMM_ROWS, SMALL_GEMM = 1024, 2**20
 
 
-def _tiled(n_rows: int, n_features: int, n_components: int) -> bool:
-    return n_rows > GEMM_ROWS and n_rows * n_features * n_components > SMALL_GEMM
+def _slice_rows(n_rows: int, n_features: int, n_components: int) -> int:
+    """Rows per slice for a GEMM over n_rows rows: all of them when the GEMM is small, else
+    up to GEMM_ROWS (a multiple of 128) keeping each slice under SMALL_GEMM."""
+    per_row = n_features * n_components
+    if n_rows * per_row <= SMALL_GEMM:
+        return n_rows
+    return max(128, min(GEMM_ROWS, SMALL_GEMM // per_row // 128 * 128))
 
 
 def _weights_times(Wt: Array, T: Array) -> Array:
-    """Wt @ T (K, n) for T (F, n), GEMM_ROWS columns of T at a time (see ``GEMM_ROWS``)."""
+    """Wt @ T (K, n) for T (F, n), in slices of rows (see ``GEMM_ROWS``)."""
     n = T.shape[1]
-    if not _tiled(n, *Wt.shape[::-1]):
+    step = _slice_rows(n, *Wt.shape[::-1])
+    if step >= n:
         return Wt @ T
     out = np.empty((Wt.shape[0], n), dtype=np.result_type(Wt, T))
-    for start in range(0, n, GEMM_ROWS):
-        np.matmul(Wt, T[:, start : start + GEMM_ROWS], out=out[:, start : start + GEMM_ROWS])
+    for start in range(0, n, step):
+        np.matmul(Wt, T[:, start : start + step], out=out[:, start : start + step])
     return out
 
 
 def _times_transposed(T: Array, resp: Array) -> Array:
-    """T @ resp.T (F, K) for T (F, n) and resp (K, n), summed GEMM_ROWS columns at a time."""
-    n = T.shape[1]
-    if not _tiled(n, T.shape[0], resp.shape[0]):
+    """T @ resp.T (F, K) for T (F, n) and resp (K, n), summed over slices of GEMM_ROWS rows
+    when each is under SMALL_GEMM (see ``GEMM_ROWS``)."""
+    n, per_row = T.shape[1], T.shape[0] * resp.shape[0]
+    if n * per_row <= SMALL_GEMM or GEMM_ROWS * per_row > SMALL_GEMM:
         return T @ resp.T
     out = T[:, :GEMM_ROWS] @ resp[:, :GEMM_ROWS].T
     for start in range(GEMM_ROWS, n, GEMM_ROWS):
@@ -198,7 +217,16 @@ def log_density_in_place(log_prob: Array) -> Array:
 
 def softmax_in_place(log_prob: Array) -> tuple[Array, Array]:
     """Responsibilities (K, n), computed in place over ``log_prob``, and log p(x_n) (n,):
-    log-sum-exp over components, shifted by the row maximum so nothing overflows."""
+    log-sum-exp over components, shifted by the row maximum so nothing overflows. By the C
+    loop where it was built (one sweep, ``compiled.py``), else by ``softmax_numpy``."""
+    log_density = compiled.softmax(log_prob, EXP_FLOOR[log_prob.dtype])
+    if log_density is not None:
+        return log_prob, log_density
+    return softmax_numpy(log_prob)
+
+
+def softmax_numpy(log_prob: Array) -> tuple[Array, Array]:
+    """``softmax_in_place`` in numpy (the reference for the C loop)."""
     top = log_prob.max(axis=0)
     log_prob -= top
     # exp near or among the subnormals runs several times slower, so terms are raised to

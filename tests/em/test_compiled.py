@@ -1,0 +1,119 @@
+"""The C loops (``_kernels.c``) against their numpy references in ``stats.py``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from gaussmix import GaussianMixture
+from gaussmix.em import compiled
+from gaussmix.em.stats import EXP_FLOOR, _features, _features_numpy, softmax_numpy
+from tests.conftest import COVARIANCE_TYPES, mixture_data
+
+needs_c = pytest.mark.skipif(not compiled.AVAILABLE, reason="the C loops were not built here")
+
+
+@pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and shutil.which("cc")),
+    reason="no C compiler: gaussmix runs the numpy loops",
+)
+def test_the_c_loops_are_built_where_there_is_a_compiler() -> None:
+    if os.environ.get("GAUSSMIX_COMPILED") == "0":
+        pytest.skip("GAUSSMIX_COMPILED=0")
+    assert compiled.AVAILABLE
+
+
+def _log_probs(K: int, n: int, dtype: type, seed: int = 0) -> np.ndarray:
+    """Log-probabilities as a well-separated mixture makes them: spread over hundreds of nats,
+    some components impossible (-inf), some terms below the floor."""
+    rng = np.random.default_rng(seed)
+    L = rng.normal(scale=300.0, size=(K, n)) - 50.0
+    if K > 1:
+        L[K // 2, : n // 3] = -np.inf
+    return L.astype(dtype)
+
+
+@needs_c
+@pytest.mark.parametrize(("dtype", "rtol"), [(np.float64, 1e-14), (np.float32, 2e-6)])
+@pytest.mark.parametrize(("K", "n"), [(16, 1300), (1, 7), (5, 512), (3, 0)])
+def test_softmax_equals_numpy(dtype: type, rtol: float, K: int, n: int) -> None:
+    L = _log_probs(K, n, dtype)
+    want, want_log = softmax_numpy(L.copy())
+    got = L.copy()
+    got_log = compiled.softmax(got, EXP_FLOOR[np.dtype(dtype)])
+    assert got_log is not None and got_log.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 1e-3)
+    np.testing.assert_allclose(got_log, want_log, rtol=rtol)
+    # far terms are exactly 0 in both, and every column sums to one
+    np.testing.assert_array_equal(got == 0, want == 0)
+    if n:
+        np.testing.assert_allclose(got.sum(axis=0), 1.0, rtol=10 * rtol)
+
+
+@needs_c
+def test_exp_to_a_few_ulp() -> None:
+    """With two components at 0 and x the responsibility of the second is e^x / (1 + e^x): the
+    C loop's polynomial exp against numpy's over the range it serves (up to -690: nearer the
+    floor -700, taking e^-700 off magnifies any rounding)."""
+    x = np.linspace(-690.0, 0.0, 200_001)
+    L = np.vstack([np.zeros_like(x), x])
+    want, want_log = softmax_numpy(L.copy())
+    got_log = compiled.softmax(L, EXP_FLOOR[np.dtype(np.float64)])
+    assert got_log is not None
+    assert np.max(np.abs(L[1] / want[1] - 1.0)) < 2e-15
+    # log(1 + e^x): an ulp of e^x can round 1 + e^x the other way, an absolute 2^-53
+    np.testing.assert_allclose(got_log, want_log, rtol=1e-15, atol=2.0**-52)
+
+
+@needs_c
+@pytest.mark.parametrize("kind", ["full", "diag", "spherical"])
+@pytest.mark.parametrize(("dtype", "rtol"), [(np.float64, 1e-13), (np.float32, 1e-6)])
+def test_features_equal_numpy(kind: str, dtype: type, rtol: float) -> None:
+    X = mixture_data(3, n=300, n_features=5) + 1e3  # 300 rows: two tiles and a part
+    model = GaussianMixture(3, covariance_type=kind, random_state=0, max_iter=3).fit(X)
+    params = model._params()
+    F = params.natural.n_quadratic + X.shape[1] + 1
+    want = _features_numpy(X, params, np.empty((F, len(X)), dtype=dtype))
+    got = np.empty_like(want)
+    assert compiled.features(kind, X, params.natural.center, got)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max() * 1e-3)
+
+
+@needs_c
+def test_what_the_c_loops_leave_to_numpy() -> None:
+    X = mixture_data(4, n=200, n_features=3)
+    params = GaussianMixture(2, random_state=0, max_iter=2).fit(X)._params()
+    T = np.empty((params.natural.n_quadratic + 4, 200))
+    assert compiled.features("full", X, params.natural.center, T)
+    for rows in (np.asfortranarray(X), X.astype(np.float32)):  # other layouts and dtypes
+        assert not compiled.features("full", rows, params.natural.center, T.copy())
+    np.testing.assert_allclose(_features(np.asfortranarray(X), params), T, rtol=1e-13)
+    assert not compiled.features(None, X, params.natural.center, T)  # tied: numpy's GEMM
+    with pytest.raises(ValueError, match="cannot go into"):
+        compiled.features("diag", X, params.natural.center, T)
+    L = _log_probs(4, 100, np.float64)
+    assert compiled.softmax(L[:, ::2], -700.0) is None  # not contiguous
+    assert compiled.softmax(L.astype(np.float16), -700.0) is None
+
+
+@needs_c
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_a_fit_with_the_c_loops_equals_the_numpy_fit(
+    monkeypatch: pytest.MonkeyPatch, covariance_type: str
+) -> None:
+    X = mixture_data(6, n=2000, n_features=4)
+
+    def fit() -> GaussianMixture:
+        return GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+
+    with_c = fit()
+    monkeypatch.setattr(compiled, "_LIB", None)
+    with_numpy = fit()
+    assert with_c.n_iter_ == with_numpy.n_iter_
+    np.testing.assert_allclose(with_c.lower_bounds_, with_numpy.lower_bounds_, rtol=1e-12)
+    np.testing.assert_allclose(with_c.means_, with_numpy.means_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(with_c.covariances_, with_numpy.covariances_, rtol=1e-9)
