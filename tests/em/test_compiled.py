@@ -98,6 +98,7 @@ def test_what_the_c_loops_leave_to_numpy() -> None:
     L = _log_probs(4, 100, np.float64)
     assert compiled.softmax(L[:, ::2], -700.0) is None  # not contiguous
     assert compiled.softmax(L.astype(np.float16), -700.0) is None
+    assert compiled.softmax(L.astype(np.float32), -700.0) is None  # below float's normals
 
 
 @needs_c

@@ -51,6 +51,8 @@ def _load() -> ctypes.CDLL | None:
 _LIB = _load()
 AVAILABLE = _LIB is not None
 _SUFFIX = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
+# the lowest floor each C exp serves with 2^k normal (_kernels.c: exp_nonpositive, expf_...)
+_LOWEST_FLOOR = {"f64": -700.0, "f32": -87.0}
 
 
 def softmax(log_prob: NDArray[Float], floor: float) -> NDArray[Float] | None:
@@ -59,7 +61,7 @@ def softmax(log_prob: NDArray[Float], floor: float) -> NDArray[Float] | None:
     suffix = _SUFFIX.get(log_prob.dtype)
     if _LIB is None or suffix is None or log_prob.ndim != 2 or not log_prob.flags.c_contiguous:
         return None
-    if not log_prob.flags.writeable or floor < -700.0:
+    if not log_prob.flags.writeable or floor < _LOWEST_FLOOR[suffix]:
         return None
     n_components, n = log_prob.shape
     log_density: NDArray[Float] = np.empty(n, dtype=log_prob.dtype)
