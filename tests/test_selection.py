@@ -373,8 +373,9 @@ def test_pictures_for_one_and_three_features() -> None:
     X3 = mixture_data(1, n=150, n_features=3)
     result = select(X3, [1, 2], "full", **FAST)
     fig = selection_figure(X3, result, ["p", "q", "r"])
-    # the curves, the 3 x 3 pairs plot and a hidden axis per histogram on its diagonal
-    assert len(fig.axes) == 1 + 9 + 3
+    # the curves, a 2 x 2 pairs plot of the first two discriminant coordinates and a hidden
+    # axis per histogram on its diagonal
+    assert len(fig.axes) == 1 + 4 + 2
     assert _png(fig)[:4] == b"\x89PNG"
     X1 = mixture_data(2, n=150, n_features=1)
     model = GaussianMixture(2, random_state=0).fit(X1)

@@ -27,14 +27,23 @@ from gaussmix.em import canonical_name
 from gaussmix.io import read_metadata
 from gaussmix.mixture import GaussianMixture, iteration_hook
 from gaussmix.plotting import (
+    DATA_UNITS,
+    PLOT_KINDS,
+    STANDARDISED,
+    check_plot,
     component_matrices,
     draw_classification,
     draw_lower_bounds,
-    fit_figure,
+    plot_figure,
     save_figure,
 )
 
 COVARIANCE_HELP = "full, diag, tied or spherical (mclust: VVV, VVI, EEE, VII)"
+PLOT_KIND_HELP = f"The picture --plot draws: {', '.join(PLOT_KINDS)}."
+PLOT_COLUMNS_HELP = (
+    "Columns --plot draws (comma-separated), instead of the directions that separate the "
+    "components; the fit is unchanged."
+)
 
 
 def stdout() -> Console:
@@ -248,11 +257,17 @@ def fit(
     scale: Annotated[bool, typer.Option("--scale", help="Standardise columns first.")] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Save the model (.npz).")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG picture.")] = None,
+    plot_kind: Annotated[str, typer.Option("--plot-kind", help=PLOT_KIND_HELP)] = "classification",
+    plot_columns: Annotated[
+        str | None, typer.Option("--plot-columns", help=PLOT_COLUMNS_HELP)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
 ) -> None:
     """Fit a Gaussian mixture to a data file."""
     covariance_type = canonical_name(covariance)
     X, names, scaling = _load_data(file, columns, scale)
+    if plot is not None:
+        check_plot(plot_kind, plot_columns, names)
     model = GaussianMixture(
         k,
         covariance_type=covariance_type,
@@ -270,7 +285,9 @@ def fit(
     if out is not None:
         model.save(out, columns=names, scaling=scaling)
     if plot is not None:
-        save_figure(fit_figure(_rows_to_draw(X), model, names), plot)
+        units = STANDARDISED if scaling else DATA_UNITS
+        picture = plot_figure(plot_kind, _rows_to_draw(X), model, names, None, plot_columns, units)
+        save_figure(picture, plot)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
         return

@@ -23,12 +23,19 @@ from rich.table import Table as RichTable
 from sklearn.exceptions import ConvergenceWarning
 
 from gaussmix.cli.app import UserError, app, stderr_is_terminal
-from gaussmix.cli.commands_em import stderr
+from gaussmix.cli.commands_em import PLOT_COLUMNS_HELP, PLOT_KIND_HELP, stderr
 from gaussmix.data.files import parse_columns, read_data, unstandardize
 from gaussmix.em import canonical_name, get_covariance
 from gaussmix.io import read_metadata
 from gaussmix.mixture import GaussianMixture
-from gaussmix.plotting import component_matrices, save_figure, selection_figure
+from gaussmix.plotting import (
+    DATA_UNITS,
+    STANDARDISED,
+    check_plot,
+    component_matrices,
+    plot_figure,
+    save_figure,
+)
 from gaussmix.selection import COVARIANCE_TYPES, CRITERIA, FitRecord, SelectionResult
 from gaussmix.selection import select as select_models
 
@@ -201,6 +208,10 @@ def select_command(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a PNG: criterion curves and the choice.")
     ] = None,
+    plot_kind: Annotated[str, typer.Option("--plot-kind", help=PLOT_KIND_HELP)] = "classification",
+    plot_columns: Annotated[
+        str | None, typer.Option("--plot-columns", help=PLOT_COLUMNS_HELP)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every fit as JSON.")] = False,
 ) -> None:
     """Fit a grid of mixtures (K x covariance type) and choose one by BIC, ICL or AIC."""
@@ -211,6 +222,8 @@ def select_command(
     if jobs == 0:
         raise UserError("--jobs 0 runs nothing; use 1 for serial, -1 for every core")
     X, names, scaling = read_data(file, parse_columns(columns), scale)
+    if plot is not None:
+        check_plot(plot_kind, plot_columns, names)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         with grid_progress(len(ks) * len(types)) as advance:
@@ -233,7 +246,11 @@ def select_command(
     if out is not None:
         result.best.save(out, columns=names, scaling=scaling)
     if plot is not None:
-        save_figure(selection_figure(np.asarray(X), result, names), plot)
+        units = STANDARDISED if scaling else DATA_UNITS
+        picture = plot_figure(
+            plot_kind, np.asarray(X), result.best, names, result, plot_columns, units
+        )
+        save_figure(picture, plot)
     if as_json:
         document = result.to_dict() | {"file": str(file), "columns": names, "scaling": scaling}
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
