@@ -16,10 +16,12 @@ from gaussmix.datasets import load_digits, load_wine
 from gaussmix.plotting import (
     TOP_CANDIDATES,
     _zoom,
+    draw_classification,
     draw_lower_bounds,
     draw_means,
     make_view,
     plot_column_indices,
+    uncertainty,
 )
 
 
@@ -95,3 +97,27 @@ def test_importing_the_pictures_does_not_import_matplotlib() -> None:
     code = "import sys, gaussmix.plotting; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_uncertainty_points_grow_with_the_uncertainty() -> None:
+    """mclust's uncertainty plot: a row's marker area grows with 1 - max_k p(k | x), from the
+    smallest (certain) to the largest (1 - 1/K)."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(120, 2))
+    X[60:, 0] += 2.5
+    model = GaussianMixture(2, random_state=0).fit(X)
+    fig = Figure()
+    ax = fig.subplots()
+    draw_classification(ax, X, model, ["a", "b"], show_uncertainty=True)
+    u = uncertainty(model, X)
+    assert np.all((u >= 0) & (u <= 0.5 + 1e-12)) and u.max() > 0.3
+    drawn_u, drawn_size = [], []
+    labels = model.predict(X)
+    for k, points in enumerate(ax.collections[:2]):
+        rows = np.flatnonzero(labels == k)
+        order = np.argsort(4.0 + 86.0 * u[rows] / 0.5)  # drawn in increasing size
+        drawn_u.append(u[rows][order])
+        drawn_size.append(points.get_sizes())
+    sizes, us = np.concatenate(drawn_size), np.concatenate(drawn_u)
+    np.testing.assert_allclose(sizes, 4.0 + 86.0 * us / 0.5)
+    assert "uncertainty" not in ax.get_title() and "(data units)" in ax.get_xlabel()

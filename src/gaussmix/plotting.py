@@ -1,7 +1,7 @@
 """Pictures of fitted mixtures (matplotlib, object API only: no pyplot state, no display needed).
 
-matplotlib is imported inside the functions that draw, so importing this module (and the
-command line that names it) stays cheap.
+matplotlib and the EM engine are imported inside the functions that need them, so importing
+this module (and the command line that names it) stays cheap.
 
 What a picture of a fit shows depends on the number of columns D:
 
@@ -33,7 +33,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gaussmix.atomic import atomic_write
-from gaussmix.em import get_covariance
 from gaussmix.projection import (
     Projection,
     direction_label,
@@ -73,6 +72,8 @@ COLORS = (
 
 def component_matrices(model: GaussianMixture) -> NDArray[np.float64]:
     """The (K, D, D) covariance matrices of a fitted model, whatever its covariance type."""
+    from gaussmix.em import get_covariance
+
     cov = get_covariance(model.covariance_type)
     K, D = model.means_.shape
     return np.asarray(cov.per_component(model.covariances_, K, D), dtype=np.float64)
@@ -232,7 +233,7 @@ def draw_classification(
     ]
     if draw_contours:
         handles.append(Line2D([], [], color="0.55", linewidth=0.7, label="mixture density"))
-    if show_uncertainty:
+    if show_uncertainty and K > 1:
         handles += _size_handles(model, 4.0, 90.0)
     ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.85)
     if title:
@@ -438,12 +439,12 @@ def draw_pairs(
         Line2D([], [], color="0.3", linestyle="-", label="1-sigma"),
         Line2D([], [], color="0.3", linestyle="--", label="2-sigma"),
     ]
-    if show_uncertainty:
+    if show_uncertainty and K > 1:
         handles += _size_handles(model, 2.0, 60.0)
     # about two inches per legend entry, across the width of the panels
     ncols = max(2, min(len(handles), int(_pairs_side(D) / 2.0)))
     container.legend(handles=handles, loc="outside lower center", ncols=ncols, fontsize=8)
-    heading = title or f"{K} components, {_type_label(model.covariance_type)} covariance"
+    heading = title or _model_title(model)
     if show_uncertainty:
         heading += ": classification uncertainty (points sized by 1 - max_k p(k | x))"
     container.suptitle(heading + f"\n{view.what}", fontsize=10)
@@ -612,8 +613,16 @@ def _two_subfigures(fig: Figure, width_ratios: list[float]) -> tuple[SubFigure, 
 
 
 def _type_label(covariance_type: str) -> str:
+    from gaussmix.em import get_covariance
+
     cov = get_covariance(covariance_type)
     return f"{cov.name} ({cov.mclust})"
+
+
+def _model_title(model: GaussianMixture) -> str:
+    """'3 components, full (VVV) covariance'."""
+    K = model.n_components
+    return f"{K} component{'' if K == 1 else 's'}, {_type_label(model.covariance_type)} covariance"
 
 
 def _draw_one_panel(
@@ -668,7 +677,7 @@ def fit_figure(
         return fig
     fig = Figure(figsize=(12, 5), layout="constrained")
     left, right = fig.subplots(1, 2, width_ratios=[1.3, 1])
-    title = f"{K} components, {_type_label(model.covariance_type)} covariance"
+    title = _model_title(model)
     _draw_one_panel(left, X, model, columns, title, units, False)
     draw_lower_bounds(right, history, units)
     return fig
@@ -735,6 +744,8 @@ def draw_criterion_curves(
     ``n_labelled`` best fits after the chosen one are labelled with their rank and value.
     """
     from matplotlib.lines import Line2D
+
+    from gaussmix.em import get_covariance
 
     name = (criterion or result.criterion).lower()
     label, formula = _CRITERION_TEXT[name]
@@ -896,7 +907,7 @@ def classification_figure(
     if _uses_pairs(X, plot_columns):
         view = make_view(X, model, columns, plot_columns, units)
         return pairs_figure(X, model, columns, view=view, show_uncertainty=show_uncertainty)
-    title = f"{model.n_components} components, {_type_label(model.covariance_type)} covariance"
+    title = _model_title(model)
     if show_uncertainty:
         title += ": classification uncertainty"
     fig = Figure(figsize=(8, 6), layout="constrained")
@@ -917,9 +928,7 @@ def selection_figure(
     from matplotlib.figure import Figure
 
     model = result.best
-    title = (
-        f"chosen: {model.n_components} components, {_type_label(model.covariance_type)} covariance"
-    )
+    title = "chosen: " + _model_title(model)
     if _uses_pairs(X, plot_columns):
         view = make_view(X, model, columns, plot_columns, units)
         side = _pairs_side(view.coords.shape[1])
@@ -977,8 +986,7 @@ def draw_fit_bic(ax: Axes, model: GaussianMixture, units: str = DATA_UNITS) -> N
     _plain_numbers(ax, "x")
     ax.set_xlabel(f"mclust's sign, higher is better (log-likelihood of the rows in {units})")
     ax.set_title(
-        f"BIC of one fit: {model.n_components} components, "
-        f"{_type_label(model.covariance_type)}; gaussmix select compares fits",
+        f"BIC of one fit: {_model_title(model)}; gaussmix select compares fits",
         fontsize=10,
     )
     ax.grid(alpha=0.3, axis="x")

@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 from numpy.typing import NDArray
 
 Array = NDArray[np.float64]
@@ -131,6 +130,8 @@ def discriminant_coordinates(means: Array, weights: Array, covariances: Array) -
     Projection
         All D directions, the ones separating the means first (see the module's text).
     """
+    import scipy.linalg  # only here: importing this module stays cheap
+
     means = np.atleast_2d(np.asarray(means, dtype=np.float64))
     covariances = np.asarray(covariances, dtype=np.float64)
     K, D = means.shape
