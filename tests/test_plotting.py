@@ -21,6 +21,7 @@ from gaussmix.plotting import (
     draw_means,
     make_view,
     plot_column_indices,
+    plot_figure,
     uncertainty,
 )
 
@@ -121,3 +122,16 @@ def test_uncertainty_points_grow_with_the_uncertainty() -> None:
     sizes, us = np.concatenate(drawn_size), np.concatenate(drawn_u)
     np.testing.assert_allclose(sizes, 4.0 + 86.0 * us / 0.5)
     assert "uncertainty" not in ax.get_title() and "(data units)" in ax.get_xlabel()
+
+
+def test_pairs_panels_print_plain_numbers() -> None:
+    """Columns near 1000 that vary in the third decimal: no offset (+1e3) on any panel."""
+    rng = np.random.default_rng(3)
+    X = 1000.0 + rng.normal(size=(120, 3)) * 1e-3
+    X[:60, 0] += 5e-3
+    model = GaussianMixture(2, random_state=0, reg_covar=1e-9).fit(X)
+    fig = plot_figure("classification", X, model, ["a", "b", "c"], plot_columns="a,b")
+    FigureCanvasAgg(fig).draw()
+    for ax in fig.axes:
+        assert ax.xaxis.get_offset_text().get_text() == ""
+        assert ax.yaxis.get_offset_text().get_text() == ""

@@ -224,6 +224,8 @@ def draw_classification(
         sub = matrices[k][np.ix_([i, j], [i, j])]
         _ellipses(ax, model.means_[k, [i, j]], sub, color(k))
         ax.plot(*model.means_[k, [i, j]], marker="x", color="black", markersize=7)
+    _plain_numbers(ax, "x")
+    _plain_numbers(ax, "y")
     ax.set_xlabel(f"{columns[i]} ({units})")
     ax.set_ylabel(f"{columns[j]} ({units})")
     handles, _ = ax.get_legend_handles_labels()
@@ -375,6 +377,7 @@ def draw_pairs(
     discriminant coordinates, ``make_view``); with ``show_uncertainty`` the points are sized
     by 1 - max_k p(k | x)."""
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     if view is None:
         view = make_view(X, model, columns, units=units, most=max_features)
@@ -391,6 +394,10 @@ def draw_pairs(
             ax = axes[a, b]
             ax.set_xlim(limits[b])
             ax.set_ylim(limits[a])
+            _plain_numbers(ax, "x")
+            _plain_numbers(ax, "y")
+            # plain numbers can be long (1000.002): at most four ticks fit a narrow panel
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
             if a == b:
                 # the counts get their own (hidden) scale, so that the left axis of the
                 # first row still reads in units of its feature, like the rest of the row
