@@ -704,12 +704,12 @@ _CRITERION_TEXT = {
 }
 
 
-# how many of the best fits the zoom keeps apart: they fill at least the top third of the axis
-TOP_CANDIDATES = 5
+# how many of the best fits the zoom keeps apart: they fill at least the top quarter of the axis
+TOP_CANDIDATES = 3
 
 
 def _zoom(usable: NDArray[np.float64], excluded_values: NDArray[np.float64]) -> tuple[float, float]:
-    """Vertical limits that keep the top of the curves readable: down to three times the
+    """Vertical limits that keep the top of the curves readable: down to four times the
     distance from the best value to the ``TOP_CANDIDATES``-th best (so that the candidates
     between which the choice is made fill the upper part of the axis rather than one band of
     pixels; 2.5 times the distance to the median when there are not that many; all of it when
@@ -720,7 +720,7 @@ def _zoom(usable: NDArray[np.float64], excluded_values: NDArray[np.float64]) -> 
     lowest = float(finite[-1])
     gap = best - float(finite[min(TOP_CANDIDATES, finite.size) - 1])
     if finite.size >= TOP_CANDIDATES and gap > 0:
-        depth = 3.0 * gap
+        depth = 4.0 * gap
     else:
         depth = 2.5 * (best - float(np.median(finite)))
     lower = lowest if depth <= 0 or best - depth <= lowest else best - depth
@@ -740,7 +740,7 @@ def draw_criterion_curves(
     criterion: str | None = None,
     zoom: bool = True,
     units: str = DATA_UNITS,
-    n_labelled: int = 3,
+    n_labelled: int = 2,
 ) -> None:
     """The criterion against K, one curve per covariance type, in mclust's sign (higher is
     better, as mclust draws it). The chosen model is ringed and labelled; degenerate fits are
@@ -840,7 +840,7 @@ def draw_criterion_curves(
             ax.annotate(
                 f"{rank}. {record.model_name} {value:.1f}",
                 xy=(record.n_components, value),
-                xytext=(7, -3 - 9 * (rank % 2)),
+                xytext=(7, 5 if rank % 2 == 0 else -12),
                 textcoords="offset points",
                 fontsize=7.5,
                 color="0.25",
@@ -866,7 +866,8 @@ def draw_criterion_curves(
                 Line2D([], [], color="0.3", marker=arrows[side], linestyle="", label=what)
             )
     if hidden:
-        handles.append(Line2D([], [], linestyle="", label="entirely below: " + ", ".join(hidden)))
+        below = "entirely below:\n" + "\n".join(hidden)
+        handles.append(Line2D([], [], linestyle="", label=below))
     ax.legend(
         handles=handles,
         loc="upper center",
