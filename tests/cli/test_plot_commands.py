@@ -37,9 +37,7 @@ def test_every_plot_kind_of_fit_writes_a_png(gaussmix_cli, tmp_path: Path, n_fea
 
 
 @pytest.mark.parametrize("n_features", [1, 2, 13, 64])
-def test_every_plot_kind_of_select_writes_a_png(
-    gaussmix_cli, tmp_path: Path, n_features
-) -> None:
+def test_every_plot_kind_of_select_writes_a_png(gaussmix_cli, tmp_path: Path, n_features) -> None:
     data = _csv(tmp_path, n_features)
     for kind in PLOT_KINDS:
         plot = tmp_path / f"{kind}.png"
