@@ -23,28 +23,23 @@ def _csv(tmp_path: Path, n_features: int, n: int = 90) -> Path:
     return path
 
 
-@pytest.mark.parametrize("n_features", [1, 2, 13, 64])
-def test_every_plot_kind_of_fit_writes_a_png(gaussmix_cli, tmp_path: Path, n_features) -> None:
-    data = _csv(tmp_path, n_features)
-    for kind in PLOT_KINDS:
-        plot = tmp_path / f"{kind}.png"
-        result = gaussmix_cli(
-            "fit", data, "-k", 2, "-c", "diag", "--seed", 0, "--max-iter", 15,
-            "--plot", plot, "--plot-kind", kind,
-        )  # fmt: skip
-        assert result.exit_code == 0, (kind, result.output)
-        assert plot.read_bytes()[:8] == PNG, kind
+COMMANDS = {
+    "fit": ("fit", "-k", 2, "-c", "diag", "--seed", 0, "--max-iter", 15),
+    "select": (
+        "select", "-k", "1..2", "-c", "VII,VVI", "--n-init", 1, "--jobs", 1, "--max-iter", 15,
+        "--scale",
+    ),
+}  # fmt: skip
 
 
+@pytest.mark.parametrize("command", list(COMMANDS))
 @pytest.mark.parametrize("n_features", [1, 2, 13, 64])
-def test_every_plot_kind_of_select_writes_a_png(gaussmix_cli, tmp_path: Path, n_features) -> None:
+def test_every_plot_kind_writes_a_png(gaussmix_cli, tmp_path: Path, command, n_features) -> None:
     data = _csv(tmp_path, n_features)
+    name, *options = COMMANDS[command]
     for kind in PLOT_KINDS:
         plot = tmp_path / f"{kind}.png"
-        result = gaussmix_cli(
-            "select", data, "-k", "1..2", "-c", "VII,VVI", "--n-init", 1, "--jobs", 1,
-            "--max-iter", 15, "--scale", "--plot", plot, "--plot-kind", kind,
-        )  # fmt: skip
+        result = gaussmix_cli(name, data, *options, "--plot", plot, "--plot-kind", kind)
         assert result.exit_code == 0, (kind, result.output)
         assert plot.read_bytes()[:8] == PNG, kind
 
