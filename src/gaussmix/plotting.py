@@ -18,7 +18,7 @@ curves for a selection), ``uncertainty`` (points sized by 1 - max_k p(k | x), mc
 uncertainty plot), ``means`` (a heatmap of the standardised component means, columns sorted by
 their weight in the first direction), ``bic`` (the criterion curves of a selection; for one fit,
 its BIC taken apart) and ``loglik`` (the mean log-likelihood per EM iteration). Every picture
-says its units: ``units`` names those of the columns ("data units", or "standardised" after
+says its units: ``units`` names those of the columns (``DATA_UNITS``, or ``STANDARDISED`` after
 ``--scale``).
 """
 
@@ -103,10 +103,15 @@ def uncertainty(model: GaussianMixture, X: NDArray[np.floating]) -> NDArray[np.f
     return np.asarray(1.0 - model.predict_proba(X).max(axis=1), dtype=np.float64)
 
 
+def _most_uncertain(model: GaussianMixture) -> float:
+    """The largest uncertainty a K-component mixture can give a row, 1 - 1/K."""
+    return 1.0 - 1.0 / model.n_components
+
+
 def _sizes(model: GaussianMixture, X: NDArray[np.floating], small: float, large: float) -> NDArray:
     """Marker areas growing with the uncertainty, from ``small`` (certain) to ``large`` (the
     most a K-component mixture can be uncertain, 1 - 1/K)."""
-    most = 1.0 - 1.0 / model.n_components
+    most = _most_uncertain(model)
     u = uncertainty(model, X)
     return small + (large - small) * (u / most if most > 0 else u)
 
@@ -143,8 +148,8 @@ def _scatter(
     alpha: float,
     weights: NDArray | None = None,
 ) -> None:
-    """Points coloured by component; with sizes per row (uncertainty) the uncertain rows are
-    drawn last, on top, with a dark edge."""
+    """Points coloured by component; with sizes per row (uncertainty) the uncertain rows of
+    each component are drawn last, on top."""
     sizes = np.broadcast_to(np.asarray(size, dtype=np.float64), x.shape)
     varying = np.ndim(size) > 0
     for k in range(K):
@@ -166,7 +171,7 @@ def _size_handles(model: GaussianMixture, small: float, large: float) -> list[Li
     """Legend entries for three marker sizes, labelled with the uncertainty they stand for."""
     from matplotlib.lines import Line2D
 
-    most = 1.0 - 1.0 / model.n_components
+    most = _most_uncertain(model)
     return [
         Line2D(
             [],
@@ -298,6 +303,7 @@ class View:
     means : (K, r) array
     covariances : (K, r, r) array
     names : list of r axis labels
+    short : list of r names for the diagonal panels
     what : str, a phrase naming the coordinates and their units, for the title
     """
 
@@ -305,6 +311,7 @@ class View:
     means: NDArray[np.float64]
     covariances: NDArray[np.float64]
     names: list[str]
+    short: list[str]
     what: str
 
 
@@ -344,18 +351,19 @@ def make_view(
             np.asarray(model.means_, dtype=np.float64)[:, idx],
             matrices[:, idx][:, :, idx],
             [f"{columns[d]} ({units})" for d in idx],
+            [str(columns[d]) for d in idx],
             f"{len(idx)} chosen of {len(columns)} columns, in {units}",
         )
     projection = model_projection(model)
     r = n_shown(projection, most)
     means, covariances = project_components(projection, model.means_, matrices, r)
-    kind = "discriminant" if projection.kind == "discriminant" else "principal"
     return View(
         project_rows(projection, X, r),
         means,
         covariances,
         [direction_label(projection, j, columns) for j in range(r)],
-        f"first {r} {kind} coordinates of {len(columns)} columns ({units}); "
+        [f"{projection.prefix}{j + 1}" for j in range(r)],
+        f"first {r} {projection.kind} coordinates of {len(columns)} columns ({units}); "
         f"axes in {projection.units}",
     )
 
@@ -388,7 +396,6 @@ def draw_pairs(
     limits = [_limits(Z[:, d]) for d in range(D)]
     K = model.n_components
     size: float | NDArray = _sizes(model, X, 2.0, 60.0) if show_uncertainty else 5.0
-    short = [name.split(":")[0].split(" (")[0] for name in view.names]
     for a in range(D):
         for b in range(D):
             ax = axes[a, b]
@@ -415,7 +422,7 @@ def draw_pairs(
                 hist_ax.text(
                     0.04,
                     0.95,
-                    short[a],
+                    view.short[a],
                     transform=hist_ax.transAxes,
                     fontsize=9,
                     fontweight="bold",
@@ -548,7 +555,7 @@ def draw_uncertainty_1d(
     labels = model.predict(X)
     _scatter(ax, x, uncertainty(model, X), labels, model.n_components, 14.0, 0.7, model.weights_)
     ax.set_xlim(lo, hi)
-    ax.set_ylim(-0.02, 1.0 - 1.0 / max(model.n_components, 2) + 0.05)
+    ax.set_ylim(-0.02, max(_most_uncertain(model), 0.5) + 0.05)
     ax.set_xlabel(f"{column} ({units})")
     ax.set_ylabel("uncertainty 1 - max_k p(k | x)")
     ax.legend(fontsize=8, framealpha=0.85)
