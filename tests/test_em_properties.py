@@ -172,7 +172,7 @@ def test_fit_predict_agrees_with_predict() -> None:
 def test_float32_input_is_accepted() -> None:
     X = mixture_data(7, n=300)
     a = GaussianMixture(3, random_state=0).fit(X.astype(np.float32))
-    assert a.means_.dtype == np.float64
+    assert a.means_.dtype == np.float32  # kept float32, as scikit-learn does
     assert np.isfinite(a.lower_bound_)
 
 

@@ -118,3 +118,52 @@ def test_saved_files_get_the_usual_permissions(tmp_path: Path) -> None:
     mask = os.umask(0o022)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_every_constructor_parameter_round_trips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each parameter set away from its default comes back from the file."""
+    K, D = 2, 3
+    rng = np.random.default_rng(0)
+    means = X[:K].copy()
+    given = {
+        "n_components": K,
+        "covariance_type": "diag",
+        "tol": 1e-4,
+        "reg_covar": 1e-5,
+        "max_iter": 50,
+        "n_init": 2,
+        "init_params": "random_from_data",
+        "weights_init": np.array([0.25, 0.75]),
+        "means_init": means,
+        "precisions_init": rng.uniform(0.5, 2.0, size=(K, D)),
+        "random_state": 7,
+        "warm_start": True,
+        "verbose": 1,
+        "verbose_interval": 5,
+        "chunk_size": 64,
+        "n_threads": 1,
+        "init_sample_size": 150,
+        "dtype": np.float32,
+    }
+    defaults = GaussianMixture().get_params()
+    assert set(given) == set(defaults)  # a new parameter must be added here, and to the format
+    for name, value in given.items():
+        assert not np.array_equal(np.asarray(value), np.asarray(defaults[name])), name
+    model = GaussianMixture(**given).fit(X)
+    assert "Initialization" in capsys.readouterr().err  # verbose=1 reports on stderr
+    loaded = GaussianMixture.load(model.save(tmp_path / "model.npz"))
+    for name, value in loaded.get_params().items():
+        if isinstance(given[name], np.ndarray):
+            np.testing.assert_array_equal(value, given[name])
+        else:
+            assert value == given[name], name
+    assert loaded.dtype is np.float32
+
+
+def test_float32_fit_round_trips(tmp_path: Path) -> None:
+    model = GaussianMixture(2, random_state=0).fit(X.astype(np.float32))
+    loaded = GaussianMixture.load(model.save(tmp_path / "model.npz"))
+    assert loaded.means_.dtype == np.float32
+    np.testing.assert_array_equal(loaded.covariances_, model.covariances_)

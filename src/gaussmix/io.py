@@ -1,9 +1,12 @@
 """Saving and loading fitted models without pickle.
 
-Format (version 1): a NumPy ``.npz`` archive read with ``allow_pickle=False``, holding the float64
-arrays ``weights``, ``means``, ``covariances``, ``precisions_cholesky``, ``lower_bounds`` and a
-string ``metadata``: JSON with ``format`` ("gaussmix-model"), ``format_version`` (1), the
-constructor parameters, the fit summary (converged, n_iter, lower_bound, n_reinitialized), the
+Format (version 1): a NumPy ``.npz`` archive read with ``allow_pickle=False``, holding the arrays
+``weights``, ``means``, ``covariances``, ``precisions_cholesky`` (float64, or float32 for a fit of
+float32 rows), ``lower_bounds``, the constructor's ``weights_init``, ``means_init`` and
+``precisions_init`` where given, and a string ``metadata``: JSON with ``format``
+("gaussmix-model"), ``format_version`` (1), the other constructor parameters (``dtype`` by name,
+``random_state`` when it is an integer; older files without ``dtype`` load with the default),
+the fit summary (converged, n_iter, lower_bound, n_reinitialized), the
 shape of the data it was fitted on and its column names. Writes go to a temporary file in the
 target's folder that is renamed over the target, so an interrupted save never leaves a
 half-written model under the target's name.
@@ -39,7 +42,10 @@ _PARAMS = (
     "verbose_interval",
     "chunk_size",
     "n_threads",
+    "init_sample_size",
 )
+# the array-valued constructor parameters, stored as optional arrays of the archive
+_INIT_ARRAYS = ("weights_init", "means_init", "precisions_init")
 
 
 def _json_random_state(value: Any) -> int | None:
@@ -67,7 +73,10 @@ def save_model(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "params": {name: getattr(model, name) for name in _PARAMS}
-        | {"random_state": _json_random_state(model.random_state)},
+        | {
+            "random_state": _json_random_state(model.random_state),
+            "dtype": np.dtype(model.dtype).name,
+        },
         "fit": {
             "converged": bool(model.converged_),
             "n_iter": int(model.n_iter_),
@@ -90,6 +99,9 @@ def save_model(
         "precisions_cholesky": model.precisions_cholesky_,
         "lower_bounds": np.asarray(model.lower_bounds_, dtype=np.float64),
     }
+    for name in _INIT_ARRAYS:
+        if getattr(model, name) is not None:
+            arrays[name] = np.asarray(getattr(model, name), dtype=np.float64)
     payload: dict[str, Any] = {"metadata": np.array(json.dumps(meta)), **arrays}
     with atomic_write(target) as f:
         np.savez(f, **payload)
@@ -133,9 +145,12 @@ def load_model(path: str | Path) -> GaussianMixture:
     from gaussmix.mixture import GaussianMixture
 
     meta, arrays = read_metadata(path)
-    params = meta["params"]
+    params = dict(meta["params"])
     fit = meta["fit"]
-    model = GaussianMixture(**params)
+    # files written before dtype was saved hold none: the default
+    params["dtype"] = np.dtype(params.get("dtype", "float64")).type
+    inits: dict[str, Any] = {name: arrays[name] for name in _INIT_ARRAYS if name in arrays}
+    model = GaussianMixture(**params, **inits)
     cov = get_covariance(model.covariance_type)
     K, D = int(params["n_components"]), int(fit["n_features"])
     shape = cov.shape(K, D)

@@ -59,6 +59,13 @@ def _is_source(X: object) -> bool:
     return all(hasattr(X, name) for name in ("chunks", "take", "n_samples", "n_features"))
 
 
+def _rows_dtype(source: DataSource) -> type[np.floating]:
+    """float32 for rows stored as float32 (an array, a .npy file), else float64: the dtype of
+    the fitted attributes and outputs, as scikit-learn keeps float32 input float32."""
+    stored = source.X.dtype if isinstance(source, ArraySource) else getattr(source, "dtype", None)
+    return np.float32 if stored == np.float32 else np.float64
+
+
 __all__ = ["GaussianMixture", "iteration_hook"]
 
 _ITERATION_HOOK: ContextVar[Callable[[int, float], None] | None] = ContextVar(
@@ -396,7 +403,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     ConvergenceWarning,
                     stacklevel=4,  # the caller of fit: here, contextlib, fit
                 )
-            self._set_params(best.params)
+            self._set_params(best.params, _rows_dtype(source))
             self.converged_ = best.converged
             self.n_iter_ = best.n_iter
             self.lower_bound_ = best.lower_bound
@@ -456,6 +463,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 reg_covar=self.reg_covar,
                 callback=self._progress(time.perf_counter()),
                 dtype=self.dtype,
+                lower_bound=-np.inf if do_init else self.lower_bound_,
             )
             self._report(1, f"Initialization converged: {result.converged}")
             if best is None or result.lower_bound > best.lower_bound:
@@ -483,22 +491,24 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             sys.stderr.write(message + "\n")
 
     # ------------------------------------------------------------------ parameters
-    def _set_params(self, params: Params) -> None:
+    def _set_params(self, params: Params, dtype: type[np.floating] = np.float64) -> None:
+        """The fitted attributes, in the dtype of the rows fitted (as scikit-learn's)."""
         cov = params.covariance
-        self.weights_ = params.weights
-        self.means_ = params.means
-        self.covariances_ = params.covariances
-        self.precisions_cholesky_ = params.precisions_cholesky
-        self.precisions_ = cov.precisions(params.precisions_cholesky)
+        self.weights_ = params.weights.astype(dtype, copy=False)
+        self.means_ = params.means.astype(dtype, copy=False)
+        self.covariances_ = params.covariances.astype(dtype, copy=False)
+        self.precisions_cholesky_ = params.precisions_cholesky.astype(dtype, copy=False)
+        self.precisions_ = cov.precisions(params.precisions_cholesky).astype(dtype, copy=False)
 
     def _params(self) -> Params:
+        """The fitted parameters in float64, whatever the attributes' dtype (the engine's)."""
         check_is_fitted(self)
         return Params(
-            weights=self.weights_,
-            means=self.means_,
-            precisions_cholesky=self.precisions_cholesky_,
+            weights=np.asarray(self.weights_, dtype=np.float64),
+            means=np.asarray(self.means_, dtype=np.float64),
+            precisions_cholesky=np.asarray(self.precisions_cholesky_, dtype=np.float64),
             covariance=get_covariance(self.covariance_type),
-            stored_covariances=self.covariances_,
+            stored_covariances=np.asarray(self.covariances_, dtype=np.float64),
         )
 
     def _n_parameters(self) -> int:
@@ -525,12 +535,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _per_row(self, X: Data, reduce: _BlockReduce) -> Any:
         """The per-row outputs of ``reduce`` over all blocks of the rows of X, concatenated
-        (one pass: threads, as forking would not pay)."""
+        (one pass: threads, as forking would not pay); real outputs in the dtype scikit-learn
+        gives, that of the rows and the fitted attributes together."""
         check_is_fitted(self)
         source = self._source(X, reset=False)
         rows = self._chunk_rows(source.n_features)
         with workers(source, rows, self.n_threads, fork=False) as pool:
-            return np.concatenate(self._map_blocks(pool, reduce))
+            result = np.concatenate(self._map_blocks(pool, reduce))
+        if result.dtype.kind != "f":
+            return result
+        return result.astype(np.result_type(_rows_dtype(source), self.means_.dtype), copy=False)
 
     def score_samples(self, X: Data) -> Array:
         """Log-density log p(x_n) of each row, shape (n_samples,)."""

@@ -126,6 +126,17 @@ def _weighted_gram(rows: Array, centre: Array, resp: Array) -> tuple[Array, Arra
     return product[:n_features, n_features], product[:n_features, :n_features]
 
 
+def _rounded_variance(variance: Array) -> Array:
+    """A variance that rounding made negative, as the size of that rounding error.
+
+    A variance is a mean of squares; computed as E[(x - c)^2] - d^2 it can come out a few ulps
+    below zero when a component sits on one row (-1.9e-17 with reg_covar=0). Its true value lies
+    within that error of zero, so the error's size stands for it: a tiny positive variance, as
+    scikit-learn's arithmetic happens to give. An exact zero (identical rows) stays zero and is
+    reported as degenerate."""
+    return np.abs(variance)
+
+
 def _check_positive(values: Array, shared: bool) -> None:
     bad = np.flatnonzero(~(values > 0.0).reshape(values.shape[0] if values.ndim else 1, -1).all(1))
     if bad.size:
@@ -557,7 +568,7 @@ class Diag(_Scales):
         return np.zeros((n_components, n_features))
 
     def covariances(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
-        return sxx / nk[:, None] - d * d + reg_covar
+        return _rounded_variance(sxx / nk[:, None] - d * d) + reg_covar
 
     def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
         return covariances[:, :, None] * np.eye(n_features)
@@ -610,7 +621,7 @@ class Spherical(_Scales):
     def covariances(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
         # the mean of the diagonal variances, as scikit-learn does
         n_features = d.shape[1]
-        return (sxx / nk - (d * d).sum(axis=1)) / n_features + reg_covar
+        return _rounded_variance(sxx / nk - (d * d).sum(axis=1)) / n_features + reg_covar
 
     def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
         return covariances[:, None, None] * np.eye(n_features)

@@ -90,6 +90,7 @@ def run_em(
     reg_covar: float,
     callback: Callable[[int, float], None] | None = None,
     dtype: DType = np.float64,
+    lower_bound: float = -np.inf,
 ) -> EMResult:
     """Iterate EM from ``params`` until the lower bound changes by less than ``tol``.
 
@@ -104,10 +105,12 @@ def run_em(
     reg_covar : added to the diagonal of every covariance.
     callback : called as callback(iteration, lower_bound) after every iteration.
     dtype : the kernel's compute dtype (float64, or float32 for its GEMMs).
+    lower_bound : what the first iteration's lower bound is compared with: -inf, or for a warm
+        start the previous fit's (as scikit-learn does, so a converged model refitted with
+        max_iter=1 converges).
     """
     history: list[float] = []
     reinitialized: list[tuple[int, int]] = []
-    lower_bound = -np.inf
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
