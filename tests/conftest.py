@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+# scikit-learn's array API dispatch needs scipy's, which is read when scipy is first imported
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings

@@ -42,10 +42,12 @@ from gaussmix.em import (
     REGISTRY,
     EMResult,
     Params,
+    device,
     get_covariance,
     initial_params,
     run_em,
 )
+from gaussmix.em.device import DeviceSource
 from gaussmix.em.parallel import BlockMap, Workers, workers
 from gaussmix.em.stats import log_density_in_place, log_prob, softmax_in_place
 from gaussmix.validation import check_precisions, check_sample_weight, validate_rows
@@ -57,6 +59,11 @@ Data = Any
 
 def _is_source(X: object) -> bool:
     return all(hasattr(X, name) for name in ("chunks", "take", "n_samples", "n_features"))
+
+
+def _on_host(a: Any) -> NDArray[np.floating]:
+    """A numpy array as it is; another library's array copied to the host."""
+    return a if isinstance(a, np.ndarray) else device.to_host(a)
 
 
 def _rows_dtype(source: DataSource) -> type[np.floating]:
@@ -99,6 +106,15 @@ def _label(log_prob: Array) -> NDArray[np.intp]:
 
 def _responsibilities(log_prob: Array) -> Array:
     return np.ascontiguousarray(softmax_in_place(log_prob)[0].T)
+
+
+# the same reductions on a device (``gaussmix.em.device.per_row``)
+_ON_DEVICE: dict[_BlockReduce, str] = {
+    _log_density: "log_density",
+    _label: "label",
+    _responsibilities: "responsibilities",
+}
+_FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
 
 
 def _label_and_log_density(log_prob: Array) -> tuple[NDArray[np.intp], Array]:
@@ -286,6 +302,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             source = open_source(X) if isinstance(X, (str, os.PathLike)) else X
             self._check_n_features_of(source, reset)
             check_finite_blocks(source, self._chunk_rows(source.n_features))
+        elif (located := device.namespace_of(X)) is not None:  # array API: rows stay on device
+            source = device.device_rows(self, X, located, reset=reset, min_rows=min_rows)
         else:
             source = ArraySource(validate_rows(self, X, reset=reset, ensure_min_samples=min_rows))
         if source.n_samples < min_rows:
@@ -311,20 +329,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         K = self.n_components
         out: dict[str, Array | None] = {"weights": None, "means": None, "precisions": None}
         if self.weights_init is not None:
-            w = np.asarray(self.weights_init, dtype=np.float64)
+            w = device.to_host(self.weights_init)
             if w.shape != (K,):
                 raise ValueError(f"weights_init has shape {w.shape}; expected ({K},)")
             if np.any(w < 0) or np.any(w > 1) or not np.isclose(w.sum(), 1.0, atol=1e-6):
                 raise ValueError("weights_init must lie in [0, 1] and sum to 1; normalise them")
             out["weights"] = w
         if self.means_init is not None:
-            m = np.asarray(self.means_init, dtype=np.float64)
+            m = device.to_host(self.means_init)
             if m.shape != (K, n_features):
                 raise ValueError(f"means_init has shape {m.shape}; expected ({K}, {n_features})")
             out["means"] = m
         if self.precisions_init is not None:
             cov = get_covariance(self.covariance_type)
-            out["precisions"] = check_precisions(self.precisions_init, cov, K, n_features)
+            P = device.to_host(self.precisions_init)
+            out["precisions"] = check_precisions(P, cov, K, n_features)
         return out
 
     # ------------------------------------------------------------------ fitting
@@ -348,6 +367,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         with self._fitting(X, sample_weight) as (source, pool):
             # a final E-step: the log-likelihood of the final parameters (BIC without the data)
+            if isinstance(source, DeviceSource):
+                rows = self._chunk_rows(source.n_features)
+                params = self._params()
+                self.log_likelihood_ = device.log_likelihood(source, params, rows, self.dtype)
+                return self
             task = partial(
                 _log_likelihood_of_share,
                 self._params(),
@@ -362,6 +386,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     ) -> NDArray[np.intp]:
         """Fit, then return the component of each row (n_samples,)."""
         with self._fitting(X, sample_weight) as (source, pool):
+            if isinstance(source, DeviceSource):
+                self.log_likelihood_ = device.log_likelihood(
+                    source, self._params(), self._chunk_rows(source.n_features), self.dtype
+                )
+                labels: NDArray[np.intp] = self._per_row(source, _label)
+                return labels
             # the final E-step of ``fit``, keeping the labels: they agree with fit(X).predict(X)
             parts = self._map_blocks(pool, _label_and_log_density)
         self.log_likelihood_ = self._total(source, [part[1] for part in parts])
@@ -404,6 +434,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     stacklevel=4,  # the caller of fit: here, contextlib, fit
                 )
             self._set_params(best.params, _rows_dtype(source))
+            if isinstance(source, DeviceSource):  # the fitted attributes live where the rows do
+                for name in _FITTED_ARRAYS:
+                    setattr(self, name, device.like(source.X, getattr(self, name)))
             self.converged_ = best.converged
             self.n_iter_ = best.n_iter
             self.lower_bound_ = best.lower_bound
@@ -494,7 +527,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _set_params(self, params: Params, dtype: type[np.floating] = np.float64) -> None:
         """The fitted attributes, in the dtype of the rows fitted (as scikit-learn's)."""
         cov = params.covariance
-        self.weights_ = params.weights.astype(dtype, copy=False)
+        self.weights_ = params.weights.astype(dtype, copy=False)  # (see _FITTED_ARRAYS)
         self.means_ = params.means.astype(dtype, copy=False)
         self.covariances_ = params.covariances.astype(dtype, copy=False)
         self.precisions_cholesky_ = params.precisions_cholesky.astype(dtype, copy=False)
@@ -504,11 +537,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """The fitted parameters in float64, whatever the attributes' dtype (the engine's)."""
         check_is_fitted(self)
         return Params(
-            weights=np.asarray(self.weights_, dtype=np.float64),
-            means=np.asarray(self.means_, dtype=np.float64),
-            precisions_cholesky=np.asarray(self.precisions_cholesky_, dtype=np.float64),
+            weights=device.to_host(self.weights_),
+            means=device.to_host(self.means_),
+            precisions_cholesky=device.to_host(self.precisions_cholesky_),
             covariance=get_covariance(self.covariance_type),
-            stored_covariances=np.asarray(self.covariances_, dtype=np.float64),
+            stored_covariances=device.to_host(self.covariances_),
         )
 
     def _n_parameters(self) -> int:
@@ -538,8 +571,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         (one pass: threads, as forking would not pay); real outputs in the dtype scikit-learn
         gives, that of the rows and the fitted attributes together."""
         check_is_fitted(self)
-        source = self._source(X, reset=False)
+        source = X if isinstance(X, DeviceSource) else self._source(X, reset=False)
         rows = self._chunk_rows(source.n_features)
+        if isinstance(source, DeviceSource):
+            out = device.per_row(source, self._params(), rows, self.dtype, _ON_DEVICE[reduce])
+            if reduce is _label:
+                return out
+            return source.xp.astype(out, source.X.dtype)
         with workers(source, rows, self.n_threads, fork=False) as pool:
             result = np.concatenate(self._map_blocks(pool, reduce))
         if result.dtype.kind != "f":
@@ -553,7 +591,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def score(self, X: Data, y: object = None) -> float:
         """Mean log-likelihood of the rows."""
-        return float(self.score_samples(X).mean())
+        return float(_on_host(self.score_samples(X)).mean())
 
     def predict(self, X: Data) -> NDArray[np.intp]:
         """The most probable component of each row, shape (n_samples,)."""
@@ -576,20 +614,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if n_samples < 1:
             raise ValueError(f"Invalid value for 'n_samples': {n_samples}; it must be >= 1")
         rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_)
-        X = params.covariance.sample(rng, self.means_, self.covariances_, counts)
+        counts = rng.multinomial(n_samples, params.weights)
+        X = params.covariance.sample(rng, params.means, params.covariances, counts)
         y = np.repeat(np.arange(self.n_components), counts)
-        return X, y
+        # in the namespace and on the device of the fitted attributes (numpy, for numpy fits)
+        return device.like(self.means_, X), device.like(self.means_, y)
 
     def bic(self, X: Data) -> float:
         """Bayesian information criterion, -2 log L + p log n (lower is better)."""
-        log_density = self.score_samples(X)
+        log_density = _on_host(self.score_samples(X))
         n = log_density.shape[0]
         return float(-2 * log_density.sum() + self._n_parameters() * np.log(n))
 
     def aic(self, X: Data) -> float:
         """Akaike information criterion, -2 log L + 2 p (lower is better)."""
-        return float(-2 * self.score_samples(X).sum() + 2 * self._n_parameters())
+        log_density = _on_host(self.score_samples(X))
+        return float(-2 * log_density.sum() + 2 * self._n_parameters())
 
     # ------------------------------------------------------------------ persistence
     def save(

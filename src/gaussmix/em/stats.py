@@ -11,8 +11,9 @@ and the second moment sum_n q_kn (x_n - c_k)(x_n - c_k)' in the covariance type'
 covariance is never formed as E[xx'] - mu mu' (which loses every digit when the data sit far from
 the origin). Responsibilities exist for one block at a time: the N x K matrix is never formed.
 
-``chunk_stats`` is the kernel's one contract; two implementations stand behind it and the tests
-hold them to each other: the natural-parameter kernel (two GEMMs on shared features, see
+``chunk_stats`` is the kernel's one contract; two numpy implementations stand behind it and the
+tests hold them to each other (a third, ``device.py``, takes rows of array-API libraries on their
+device): the natural-parameter kernel (two GEMMs on shared features, see
 ``natural.py``), and the componentwise kernel (the rows centred at every component's mean, with
 triangular BLAS), which wins for full covariances with many features and few components and is
 exact however far apart the components are.
@@ -283,9 +284,15 @@ def chunk_stats(
     Runs the natural-parameter kernel (``natural.py``: two GEMMs) unless the componentwise
     kernel is faster at this shape, or a component sits so far from the mixture mean that its
     covariance would lose more than six digits in the natural one.
+    Rows of another array library (PyTorch, CuPy, ...) go to ``device.py``'s kernel, which
+    computes on their device and returns the same statistics on the host.
     """
     if X.shape[0] == 0:
         return zeros(params)
+    if not isinstance(X, np.ndarray):  # rows of another array library, on its device
+        from gaussmix.em.device import chunk_stats_device
+
+        return chunk_stats_device(X, params, weights, dtype)
     if uses_natural_kernel(params, dtype):
         return chunk_stats_natural(X, params, weights, dtype)
     return chunk_stats_componentwise(X, params, weights)

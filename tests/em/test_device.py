@@ -1,0 +1,133 @@
+"""The array-API kernel (em/device.py): the same statistics as the numpy kernel, computed with
+the rows' own library on their device; GaussianMixture under scikit-learn's array API dispatch.
+
+array_api_strict's second device ("device1") stands for a GPU: anything that left the device
+or mixed devices would raise there. Skipped where a library is not installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import sklearn
+
+from gaussmix import GaussianMixture
+from gaussmix.em import Params, get_covariance, merge
+from gaussmix.em.stats import chunk_stats_componentwise, zeros
+from tests.conftest import COVARIANCE_TYPES, mixture_data
+
+
+def _strict(X: np.ndarray) -> Any:
+    xps = pytest.importorskip("array_api_strict")
+    return xps.asarray(X, device=xps.Device("device1"))
+
+
+def _torch(X: np.ndarray) -> Any:
+    torch = pytest.importorskip("torch")
+    return torch.asarray(X)
+
+
+LIBRARIES = [pytest.param(_strict, id="array_api_strict"), pytest.param(_torch, id="torch")]
+
+
+def _params(covariance_type: str, X: np.ndarray) -> Params:
+    cov = get_covariance(covariance_type)
+    model = GaussianMixture(3, covariance_type=covariance_type, max_iter=2, random_state=0)
+    model.fit(X)
+    return Params(model.weights_, model.means_ + 0.1, model.precisions_cholesky_, cov)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=2
+@pytest.mark.parametrize("to_device", LIBRARIES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_device_statistics_are_the_numpy_kernels(to_device: Any, covariance_type: str) -> None:
+    from gaussmix.em.device import chunk_stats_device
+
+    X = mixture_data(0, n=120)
+    params = _params(covariance_type, X)
+    w = np.random.default_rng(1).uniform(0.0, 2.0, size=len(X))
+    w[5] = 0.0
+    expected = chunk_stats_componentwise(X, params, w)
+    Xd = to_device(X)
+    # two blocks merged, as a pass over a device source does
+    got = merge(
+        merge(zeros(params), chunk_stats_device(Xd[:50, ...], params, w[:50])),
+        chunk_stats_device(Xd[50:, ...], params, w[50:]),
+    )
+    for name in ("nk", "sx", "sxx", "worst_x"):
+        np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-10)
+    assert got.loglik == pytest.approx(expected.loglik, rel=1e-12)
+    assert got.n == pytest.approx(expected.n)
+    assert got.worst_loglik == pytest.approx(expected.worst_loglik, rel=1e-12)
+
+
+@pytest.mark.parametrize("to_device", LIBRARIES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_fit_on_the_device_matches_numpy(to_device: Any, covariance_type: str) -> None:
+    from sklearn.utils._array_api import device, get_namespace, move_to
+
+    X = mixture_data(2, n=300)
+    ref = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    Xd = to_device(X)
+    with sklearn.config_context(array_api_dispatch=True):
+        model = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(Xd)
+        xp = get_namespace(Xd)[0]
+        outputs = {
+            "means_": model.means_,
+            "covariances_": model.covariances_,
+            "predict_proba": model.predict_proba(Xd),
+            "score_samples": model.score_samples(Xd),
+        }
+        labels = model.predict(Xd)
+        for value in [*outputs.values(), labels, model.sample(5)[0]]:
+            assert get_namespace(value)[0] is xp
+            assert device(value) == device(Xd)
+        assert isinstance(model.bic(Xd), float)
+    expected = {
+        "means_": ref.means_,
+        "covariances_": ref.covariances_,
+        "predict_proba": ref.predict_proba(X),
+        "score_samples": ref.score_samples(X),
+    }
+    for name, value in outputs.items():
+        np.testing.assert_allclose(
+            move_to(value, xp=np, device="cpu"), expected[name], rtol=1e-7, atol=1e-10
+        )
+    np.testing.assert_array_equal(move_to(labels, xp=np, device="cpu"), ref.predict(X))
+    assert model.n_iter_ == ref.n_iter_
+    assert model.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-10)
+
+
+@pytest.mark.parametrize("to_device", LIBRARIES)
+def test_float32_rows_stay_float32_on_the_device(to_device: Any) -> None:
+    from sklearn.utils._array_api import get_namespace
+
+    X = mixture_data(3, n=200).astype(np.float32)
+    Xd = to_device(X)
+    with sklearn.config_context(array_api_dispatch=True):
+        xp = get_namespace(Xd)[0]
+        model = GaussianMixture(2, random_state=0).fit(Xd)
+        assert model.means_.dtype == xp.float32
+        assert model.predict_proba(Xd).dtype == xp.float32
+
+
+def test_arrays_of_other_libraries_need_dispatch_on() -> None:
+    """Without dispatch a torch tensor is converted to numpy, as scikit-learn does."""
+    X = mixture_data(4, n=100)
+    model = GaussianMixture(2, random_state=0).fit(_torch(X))
+    assert isinstance(model.means_, np.ndarray)
+
+
+def test_unsupported_covariance_type_is_one_clear_line() -> None:
+    from gaussmix.em import REGISTRY
+    from gaussmix.em.device import _SCALED
+
+    others = sorted(set(REGISTRY) - set(_SCALED))
+    if not others:
+        pytest.skip("every covariance type runs on a device")
+    X = mixture_data(5, n=100)
+    with sklearn.config_context(array_api_dispatch=True):
+        with pytest.raises(ValueError, match="not available for arrays of other libraries"):
+            GaussianMixture(2, covariance_type=others[0], random_state=0).fit(_strict(X))
