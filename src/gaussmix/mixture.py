@@ -207,8 +207,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         covariances (benchmarks/README.md); its block sums are still added, and the M-step
         done, in float64; an iteration where a component lies more than ~300 standard
         deviations from the mixture mean, or whose M-step is not positive definite, runs in
-        float64. Fitted parameters are float64 either way. The lower bound is accurate to
-        about 1e-5 relative, so a ``tol`` far below that cannot be met.
+        float64. This is the precision of the computation only: the fitted attributes and
+        the outputs take the dtype of the rows (float32 rows give float32, as in
+        scikit-learn) whatever it is. The lower bound is accurate to about 1e-5 relative, so
+        a ``tol`` far below that cannot be met.
 
     Attributes
     ----------
@@ -311,6 +313,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"Found {source.n_samples} sample(s) while a minimum of {min_rows} is required "
                 "by GaussianMixture"
             )
+        if isinstance(source, DeviceSource) and sample_weight is not None:
+            sample_weight = device.to_host(sample_weight)  # weights live on the host
         weights = check_sample_weight(sample_weight, source.n_samples)
         return source.with_weights(weights) if weights is not None else source
 

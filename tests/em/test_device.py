@@ -131,3 +131,25 @@ def test_unsupported_covariance_type_is_one_clear_line() -> None:
     with sklearn.config_context(array_api_dispatch=True):
         with pytest.raises(ValueError, match="not available for arrays of other libraries"):
             GaussianMixture(2, covariance_type=others[0], random_state=0).fit(_strict(X))
+
+
+@pytest.mark.parametrize("to_device", LIBRARIES)
+def test_weights_warm_start_and_save_on_the_device(to_device: Any, tmp_path: Any) -> None:
+    from sklearn.utils._array_api import move_to
+
+    X = mixture_data(6, n=200)
+    w = np.random.default_rng(0).integers(1, 3, size=len(X)).astype(float)
+    ref = GaussianMixture(2, random_state=0, warm_start=True).fit(X, sample_weight=w)
+    Xd = to_device(X)
+    with sklearn.config_context(array_api_dispatch=True):
+        model = GaussianMixture(2, random_state=0, warm_start=True)
+        model.fit(Xd, sample_weight=w)
+        np.testing.assert_allclose(
+            move_to(model.means_, xp=np, device="cpu"), ref.means_, rtol=1e-7
+        )
+        model.fit(Xd, sample_weight=w)  # warm: starts from the device attributes
+        ref.fit(X, sample_weight=w)
+        assert model.n_iter_ == ref.n_iter_ and model.converged_ == ref.converged_
+    loaded = GaussianMixture.load(model.save(tmp_path / "model.npz"))
+    assert isinstance(loaded.means_, np.ndarray)
+    np.testing.assert_allclose(loaded.means_, ref.means_, rtol=1e-7)
