@@ -50,7 +50,7 @@ def _second_moment(name: str, xp: Any, parts: list[tuple[Any, Any]]) -> Any:
 def namespace_of(X: object) -> tuple[Any, Any] | None:
     """(namespace, device) of X when scikit-learn's array API dispatch is on and X is an array of
     another library than numpy; None otherwise (numpy, lists, data frames, dispatch off)."""
-    from sklearn import get_config
+    from sklearn._config import get_config  # (sklearn re-exports it lazily; mypy cannot see)
 
     if isinstance(X, np.ndarray) or not get_config()["array_api_dispatch"]:
         return None
