@@ -48,13 +48,6 @@ _PARAMS = (
 _INIT_ARRAYS = ("weights_init", "means_init", "precisions_init")
 
 
-def _on_host(a: Any) -> np.ndarray:
-    """numpy arrays as they are; those of a model fitted on a device, copied to the host."""
-    from gaussmix.em.device import to_host
-
-    return a if isinstance(a, np.ndarray) else to_host(a)
-
-
 def _json_random_state(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, np.integer)) else None
 
@@ -72,6 +65,8 @@ def save_model(
     a standardisation applied before fitting, which ``gaussmix predict`` applies again.
     """
     from sklearn.utils.validation import check_is_fitted
+
+    from gaussmix.em.device import on_host  # a model fitted on a device is saved from the host
 
     check_is_fitted(model)
     target = Path(path)
@@ -100,10 +95,10 @@ def save_model(
         },
     }
     arrays = {
-        "weights": _on_host(model.weights_),
-        "means": _on_host(model.means_),
-        "covariances": _on_host(model.covariances_),
-        "precisions_cholesky": _on_host(model.precisions_cholesky_),
+        "weights": on_host(model.weights_),
+        "means": on_host(model.means_),
+        "covariances": on_host(model.covariances_),
+        "precisions_cholesky": on_host(model.precisions_cholesky_),
         "lower_bounds": np.asarray(model.lower_bounds_, dtype=np.float64),
     }
     for name in _INIT_ARRAYS:

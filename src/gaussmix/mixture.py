@@ -61,11 +61,6 @@ def _is_source(X: object) -> bool:
     return all(hasattr(X, name) for name in ("chunks", "take", "n_samples", "n_features"))
 
 
-def _on_host(a: Any) -> NDArray[np.floating]:
-    """A numpy array as it is; another library's array copied to the host."""
-    return a if isinstance(a, np.ndarray) else device.to_host(a)
-
-
 def _rows_dtype(source: DataSource) -> type[np.floating]:
     """float32 for rows stored as float32 (an array, a .npy file), else float64: the dtype of
     the fitted attributes and outputs, as scikit-learn keeps float32 input float32."""
@@ -595,7 +590,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def score(self, X: Data, y: object = None) -> float:
         """Mean log-likelihood of the rows."""
-        return float(_on_host(self.score_samples(X)).mean())
+        return float(device.on_host(self.score_samples(X)).mean())
 
     def predict(self, X: Data) -> NDArray[np.intp]:
         """The most probable component of each row, shape (n_samples,)."""
@@ -626,13 +621,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def bic(self, X: Data) -> float:
         """Bayesian information criterion, -2 log L + p log n (lower is better)."""
-        log_density = _on_host(self.score_samples(X))
+        log_density = device.on_host(self.score_samples(X))
         n = log_density.shape[0]
         return float(-2 * log_density.sum() + self._n_parameters() * np.log(n))
 
     def aic(self, X: Data) -> float:
         """Akaike information criterion, -2 log L + 2 p (lower is better)."""
-        log_density = _on_host(self.score_samples(X))
+        log_density = device.on_host(self.score_samples(X))
         return float(-2 * log_density.sum() + 2 * self._n_parameters())
 
     # ------------------------------------------------------------------ persistence

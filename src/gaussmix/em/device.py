@@ -82,6 +82,11 @@ def to_host(a: Any) -> Array:
     return np.asarray(move_to(a, xp=np, device="cpu"), dtype=np.float64)
 
 
+def on_host(a: Any) -> NDArray[np.floating]:
+    """A numpy array as it is; an array of another library copied to the host (float64)."""
+    return a if isinstance(a, np.ndarray) else to_host(a)
+
+
 def like(reference: Any, a: NDArray[Any], dtype: Any = None) -> Any:
     """``a`` in the namespace and on the device of ``reference`` (as it is for numpy)."""
     located = _located(reference)
