@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gaussmix import GaussianMixture
+from gaussmix import GaussianMixture, GaussmixError
 from gaussmix.io import FORMAT_VERSION
 from tests.conftest import COVARIANCE_TYPES, mixture_data
 
@@ -80,8 +80,12 @@ def test_foreign_files(tmp_path: Path) -> None:
         GaussianMixture.load(other)
     text = tmp_path / "notes.npz"
     text.write_text("hello")
-    with pytest.raises(ValueError, match="not a readable gaussmix model"):
+    with pytest.raises(GaussmixError, match="is not a gaussmix model but a text file"):
         GaussianMixture.load(text)
+    zipped = tmp_path / "cut.npz"
+    zipped.write_bytes(other.read_bytes()[:40])
+    with pytest.raises(GaussmixError, match="not a readable gaussmix model"):
+        GaussianMixture.load(zipped)
     with pytest.raises(FileNotFoundError, match="no such model file"):
         GaussianMixture.load(tmp_path / "missing.npz")
 

@@ -1,15 +1,44 @@
-"""gaussmix: Gaussian mixture models fitted by EM, and the matrix calculus that derives them."""
+"""gaussmix: Gaussian mixture models fitted by EM, and the matrix calculus that derives them.
 
-from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
-from gaussmix.mixture import GaussianMixture
-from gaussmix.selection import SelectionResult, select
+The names below are imported on first use (PEP 562), so that ``import gaussmix.calculus`` and
+``gaussmix --help`` do not pay for scikit-learn, SciPy and the EM engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from gaussmix.errors import GaussmixError
+
+if TYPE_CHECKING:
+    from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
+    from gaussmix.mixture import GaussianMixture
+    from gaussmix.selection import SelectionResult, select
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_LAZY = {
+    "ComponentCollapseWarning": "gaussmix.em.errors",
+    "DegenerateCovarianceError": "gaussmix.em.errors",
+    "GaussianMixture": "gaussmix.mixture",
+    "SelectionResult": "gaussmix.selection",
+    "select": "gaussmix.selection",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gaussmix' has no attribute {name!r}")
+
 
 __all__ = [
     "ComponentCollapseWarning",
     "DegenerateCovarianceError",
     "GaussianMixture",
+    "GaussmixError",
     "SelectionResult",
     "__version__",
     "select",

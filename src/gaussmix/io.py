@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gaussmix.atomic import atomic_write
+from gaussmix.errors import GaussmixError
 
 if TYPE_CHECKING:
     from gaussmix.mixture import GaussianMixture
 
 FORMAT = "gaussmix-model"
 FORMAT_VERSION = 1
+ZIP_MAGIC = b"PK\x03\x04"  # an .npz archive is a zip file
 _ARRAYS = ("weights", "means", "covariances", "precisions_cholesky", "lower_bounds")
 _PARAMS = (
     "n_components",
@@ -111,33 +113,45 @@ def save_model(
 
 
 def read_metadata(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The metadata and arrays of a model file; ValueError if it is not one."""
+    """The metadata and arrays of a model file; GaussmixError if it is not one."""
     path = Path(path)
+    if path.is_dir():
+        raise GaussmixError(f"{path} is a folder, not a model file (.npz from fit --out)")
     if not path.exists():
         raise FileNotFoundError(f"no such model file: {path}")
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic != ZIP_MAGIC:
+        printable = magic and all(32 <= b < 127 or b in (9, 10, 13) for b in magic)
+        what = "a text file" if printable else "another kind of file"
+        raise GaussmixError(
+            f"{path} is not a gaussmix model but {what}; a model is the .npz file that "
+            "gaussmix fit --out or select --out writes"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             contents = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as exc:
-        raise ValueError(
-            f"{path} is not a readable gaussmix model (truncated or not a .npz file: {exc})"
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError):
+        raise GaussmixError(
+            f"{path} is not a readable gaussmix model (truncated or damaged); write it again "
+            "with gaussmix fit --out"
         ) from None
     if "metadata" not in contents:
-        raise ValueError(f"{path} is an .npz file but not a gaussmix model (no metadata)")
+        raise GaussmixError(f"{path} is an .npz file but not a gaussmix model (no metadata)")
     try:
         meta = json.loads(str(contents.pop("metadata")))
     except json.JSONDecodeError:
-        raise ValueError(f"{path} has unreadable gaussmix metadata") from None
+        raise GaussmixError(f"{path} has unreadable gaussmix metadata") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a gaussmix model file")
+        raise GaussmixError(f"{path} is not a gaussmix model file")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
+        raise GaussmixError(
             f"{path} has model format version {meta.get('format_version')}; this gaussmix "
             f"reads version {FORMAT_VERSION}: upgrade gaussmix"
         )
     missing = [name for name in _ARRAYS if name not in contents]
     if missing:
-        raise ValueError(f"{path} is an incomplete gaussmix model (missing {missing})")
+        raise GaussmixError(f"{path} is an incomplete gaussmix model (missing {missing})")
     return meta, contents
 
 
@@ -157,7 +171,7 @@ def load_model(path: str | Path) -> GaussianMixture:
     K, D = int(params["n_components"]), int(fit["n_features"])
     shape = cov.shape(K, D)
     if arrays["means"].shape != (K, D) or arrays["covariances"].shape != shape:
-        raise ValueError(f"{path} is a corrupt gaussmix model (array shapes do not match)")
+        raise GaussmixError(f"{path} is a corrupt gaussmix model (array shapes do not match)")
     model.weights_ = arrays["weights"]
     model.means_ = arrays["means"]
     model.covariances_ = arrays["covariances"]

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gaussmix.atomic import atomic_write
+from gaussmix.figures import figure_format
 from gaussmix.projection import (
     Projection,
     direction_label,
@@ -1066,7 +1067,8 @@ def plot_figure(
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write the figure as PNG atomically; returns the path."""
+    """Write the figure atomically in the format its suffix names (png, pdf, svg)."""
+    kind = figure_format(path)
     with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=dpi)
+        fig.savefig(f, format=kind, dpi=dpi)
     return Path(path)

@@ -54,6 +54,7 @@ from sklearn.utils import check_random_state
 
 from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covariance
 from gaussmix.em.errors import ComponentCollapseWarning
+from gaussmix.errors import GaussmixError
 from gaussmix.mixture import GaussianMixture
 from gaussmix.validation import validate_rows
 
@@ -202,7 +203,7 @@ class SelectionResult:
         ranked = self.ranking()
         if not ranked:
             reasons = sorted({r.error or "degenerate" for r in self.records})
-            raise ValueError(
+            raise GaussmixError(
                 f"no fit of the grid can be chosen: every one is degenerate or failed "
                 f"({'; '.join(reasons)}); try fewer components, --scale, or removing "
                 "duplicated or constant columns"
@@ -517,14 +518,14 @@ def select(
     Xv = validate_rows(GaussianMixture(), X, reset=True, ensure_min_samples=2)
     n_samples, n_features = Xv.shape
     if ks[-1] > n_samples:
-        raise ValueError(
+        raise GaussmixError(
             f"the grid goes up to K={ks[-1]} components but the data has only {n_samples} "
             "rows; use fewer components"
         )
     variance = _data_variance(Xv)
     constant = np.flatnonzero(~(variance > 0))
     if constant.size:
-        raise ValueError(
+        raise GaussmixError(
             f"column {int(constant[0])} of the data is constant; every covariance would be "
             "singular there: drop it"
         )

@@ -17,6 +17,7 @@ from sklearn.utils.validation import validate_data
 from gaussmix.data.sources import ArraySource, check_finite_blocks
 from gaussmix.em.covariance import Covariance
 from gaussmix.em.errors import DegenerateCovarianceError
+from gaussmix.errors import GaussmixError
 
 Array = NDArray[np.float64]
 
@@ -32,7 +33,7 @@ def validate_rows(
         if ndim is None:
             ndim = np.ndim(np.asarray(X, dtype=object))
         if ndim == 1:
-            raise ValueError(
+            raise GaussmixError(
                 "Expected 2D array, got 1D array instead. Reshape your data with "
                 "X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample"
             )
@@ -90,23 +91,23 @@ def check_sample_weight(sample_weight: ArrayLike | None, n_samples: int) -> Arra
     if w.ndim == 0:
         w = np.full(n_samples, float(w))
     if w.shape != (n_samples,):
-        raise ValueError(
+        raise GaussmixError(
             f"sample_weight has shape {w.shape}; expected ({n_samples},), one weight per row"
         )
     bad = np.flatnonzero(~np.isfinite(w))
     if bad.size:
-        raise ValueError(
+        raise GaussmixError(
             f"sample_weight contains {bad.size} NaN or infinite value(s), the first at row "
             f"{bad[0]}; weights must be finite"
         )
     negative = np.flatnonzero(w < 0)
     if negative.size:
-        raise ValueError(
+        raise GaussmixError(
             f"sample_weight has {negative.size} negative value(s), the first at row "
             f"{negative[0]}; weights must be >= 0"
         )
     if not w.sum() > 0:
-        raise ValueError("sample_weight sums to zero; give at least one row a positive weight")
+        raise GaussmixError("sample_weight sums to zero; give at least one row a positive weight")
     return w
 
 
@@ -117,18 +118,18 @@ def check_precisions(
     P = np.asarray(precisions, dtype=np.float64)
     expected = covariance.shape(n_components, n_features)
     if P.shape != expected:
-        raise ValueError(
+        raise GaussmixError(
             f"precisions_init has shape {P.shape}; a '{covariance.name}' model with "
             f"{n_components} components and {n_features} features expects {expected}"
         )
     if not np.all(np.isfinite(P)):
-        raise ValueError("precisions_init contains NaN or infinite values")
+        raise GaussmixError("precisions_init contains NaN or infinite values")
     if covariance.matrix_layout and not np.allclose(P, np.swapaxes(P, -1, -2)):
-        raise ValueError(f"'{covariance.name}' precisions_init must be symmetric")
+        raise GaussmixError(f"'{covariance.name}' precisions_init must be symmetric")
     try:
         covariance.precisions_cholesky_from_precisions(P)
     except DegenerateCovarianceError:
-        raise ValueError(
+        raise GaussmixError(
             f"'{covariance.name}' precisions_init must be positive definite (positive for "
             "diag and spherical)"
         ) from None

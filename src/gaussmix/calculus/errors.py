@@ -8,10 +8,12 @@ the source text and the position of the offending character, so that a caret can
 
 from __future__ import annotations
 
+from gaussmix.errors import GaussmixError
+
 __all__ = ["CalculusError", "ParseError"]
 
 
-class CalculusError(ValueError):
+class CalculusError(GaussmixError):
     """An expression the engine cannot parse, type, differentiate or evaluate.
 
     Parameters

@@ -1,4 +1,8 @@
-"""``gaussmix demo``, ``gaussmix fit`` and ``gaussmix predict``."""
+"""``gaussmix demo``, ``gaussmix fit`` and ``gaussmix predict``.
+
+scikit-learn, matplotlib, rich and the EM engine are imported inside the commands, so that
+``gaussmix --help`` and the commands that need none of them start fast.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +13,34 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
 from numpy.typing import NDArray
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table as RichTable
-from sklearn.exceptions import ConvergenceWarning
 
-from gaussmix.cli.app import app, stderr_is_terminal
-from gaussmix.data.files import read_table, select_columns, standardize
-from gaussmix.data.sources import DataSource, ParquetSource, open_source
-from gaussmix.datasets import load_faithful
-from gaussmix.em import canonical_name
-from gaussmix.io import read_metadata
-from gaussmix.mixture import GaussianMixture, iteration_hook
-from gaussmix.plotting import (
-    DATA_UNITS,
-    PLOT_KINDS,
-    STANDARDISED,
-    check_plot,
-    component_matrices,
-    draw_classification,
-    draw_lower_bounds,
-    plot_figure,
-    save_figure,
+from gaussmix.cli.app import UserError, app, on_closed_pipe, stderr_is_terminal
+from gaussmix.cli.options import (
+    DATA_HELP,
+    Columns,
+    Decimal,
+    Drop,
+    DropNa,
+    NaValues,
+    Sep,
+    data_name,
+    print_notes,
+    read_options,
 )
+from gaussmix.plotting import PLOT_KINDS  # light: matplotlib is imported when drawing
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    from gaussmix.data.files import ReadOptions
+    from gaussmix.data.sources import DataSource
+    from gaussmix.mixture import GaussianMixture
 
 COVARIANCE_HELP = "full, diag, tied or spherical (mclust: VVV, VVI, EEE, VII)"
 PLOT_KIND_HELP = f"The picture --plot draws: {', '.join(PLOT_KINDS)}."
@@ -48,11 +52,15 @@ PLOT_COLUMNS_HELP = (
 
 def stdout() -> Console:
     """Results go to stdout; tables keep their width when piped to a file."""
+    from rich.console import Console
+
     width = None if sys.stdout.isatty() else 120
-    return Console(file=sys.stdout, highlight=False, width=width)
+    return on_closed_pipe(Console(file=sys.stdout, highlight=False, width=width))
 
 
 def stderr() -> Console:
+    from rich.console import Console
+
     return Console(file=sys.stderr, highlight=False)
 
 
@@ -62,6 +70,10 @@ def iteration_progress(description: str, total: int) -> Iterator[None]:
     if not stderr_is_terminal():
         yield
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gaussmix.mixture import iteration_hook
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -86,6 +98,10 @@ SHOWN_FEATURES = 3
 def components_table(model: GaussianMixture, columns: list[str], title: str) -> RichTable:
     """One row per component: weight, mean and standard deviation per feature (the first
     ``SHOWN_FEATURES`` of them), and for two features their correlation."""
+    from rich.table import Table as RichTable
+
+    from gaussmix.plotting import component_matrices
+
     if len(columns) > SHOWN_FEATURES:
         title += (
             f" (the first {SHOWN_FEATURES} of {len(columns)} features; "
@@ -117,6 +133,8 @@ def components_table(model: GaussianMixture, columns: list[str], title: str) -> 
 def summary(model: GaussianMixture) -> dict[str, Any]:
     """The fitted parameters and criteria as plain JSON-ready values; BIC and AIC from the
     log-likelihood of the fit's final pass (no second look at the data)."""
+    from gaussmix.em import canonical_name
+
     log_lik = float(model.log_likelihood_)
     n, p = model.n_samples_fit_, model._n_parameters()
     return {
@@ -138,6 +156,8 @@ def summary(model: GaussianMixture) -> dict[str, Any]:
 
 def _fit_quietly(model: GaussianMixture, X: Any) -> list[str]:
     """Fit, returning the warnings' messages (shown as one line each, not as tracebacks)."""
+    from sklearn.exceptions import ConvergenceWarning
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         model.fit(X)
@@ -159,6 +179,14 @@ def demo(
     ),
 ) -> None:
     """Fit K=2 and K=3 full-covariance mixtures to the bundled Old Faithful data."""
+    from rich.table import Table as RichTable
+
+    from gaussmix.datasets import load_faithful
+    from gaussmix.figures import figure_format
+    from gaussmix.mixture import GaussianMixture
+    from gaussmix.plotting import draw_classification, draw_lower_bounds, save_figure
+
+    figure_format(out)
     data = load_faithful()
     console = stdout()
     console.print(
@@ -210,27 +238,32 @@ def demo(
     console.print(f"\nwrote {out}")
 
 
-STREAMED = (".npy", ".parquet", ".pq")
-
-
-def _load_data(
-    path: Path, columns: str | None, scale: bool
+def load_rows(
+    path: Path, options: ReadOptions, scale: bool
 ) -> tuple[NDArray[np.floating] | DataSource, list[str], dict[str, list[float]] | None]:
-    """The rows of a file: .npy and Parquet as a source read block by block on every pass
-    (unless --scale needs them in memory), other files as an array."""
-    names = [c.strip() for c in columns.split(",")] if columns else None
-    if path.suffix.lower() in STREAMED and not scale:
-        source = open_source(path, columns=names)
-        if isinstance(source, ParquetSource):
-            return source, list(source.columns), None
-        return source, [f"x{i}" for i in range(source.n_features)], None
-    table = read_table(path, names)
-    X = table.X
-    scaling = None
-    if scale:
-        X, center, spread = standardize(X)
-        scaling = {"center": center.tolist(), "scale": spread.tolist()}
-    return X, table.columns, scaling
+    """The rows of a data file (``gaussmix.data.files.open_data``: a source read block by block
+    for .npy, Parquet and large text files), with the reader's notes shown on stderr."""
+    from gaussmix.data.files import open_data
+
+    loaded = open_data(path, options, scale)
+    print_notes(loaded.notes)
+    return loaded.X, loaded.columns, loaded.scaling
+
+
+def n_rows(X: NDArray[np.floating] | DataSource) -> int:
+    return int(X.shape[0]) if isinstance(X, np.ndarray) else int(X.n_samples)
+
+
+def check_rows(X: NDArray[np.floating] | DataSource, largest_k: int, path: Path) -> None:
+    """Enough rows for the largest number of components (and at least two)."""
+    n = n_rows(X)
+    need = max(2, largest_k)
+    if n < need:
+        what = f"{largest_k} components need" if largest_k > 1 else "a fit needs"
+        raise UserError(
+            f"{data_name(path)} has {n} row{'s' if n != 1 else ''} of data; {what} at least "
+            f"{need}" + ("; use fewer components" if largest_k > n >= 2 else "")
+        )
 
 
 def _rows_to_draw(X: NDArray[np.floating] | DataSource, most: int = 20_000) -> NDArray[np.floating]:
@@ -241,32 +274,65 @@ def _rows_to_draw(X: NDArray[np.floating] | DataSource, most: int = 20_000) -> N
     return X.take(np.arange(0, X.n_samples, step))
 
 
+# The command line's fitting defaults, shared by fit and select: several initialisations and a
+# tolerance tight enough to leave the plateaus that scikit-learn's library defaults (n_init=1,
+# tol=1e-3, max_iter=100) stop on (Old Faithful, tied, K=3: -1140.5 there, -1126.3 here).
+N_INIT, TOL, MAX_ITER, SEED = 5, 1e-5, 1000, 0
+
+
 @app.command()
 def fit(
-    file: Annotated[
-        Path, typer.Argument(help="Data: .csv/.tsv (header detected), .npy, .parquet.")
-    ],
+    file: Annotated[Path, typer.Argument(help=DATA_HELP)],
     k: Annotated[int, typer.Option("-k", "--components", min=1, help="Number of components.")],
     covariance: Annotated[str, typer.Option("--covariance", "-c", help=COVARIANCE_HELP)] = "full",
-    n_init: Annotated[int, typer.Option("--n-init", min=1, help="Initialisations.")] = 1,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
-    max_iter: Annotated[int, typer.Option("--max-iter", min=0)] = 100,
-    tol: Annotated[float, typer.Option("--tol", min=0.0)] = 1e-3,
+    n_init: Annotated[
+        int, typer.Option("--n-init", min=1, help="Initialisations (select's default).")
+    ] = N_INIT,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = SEED,
+    max_iter: Annotated[int, typer.Option("--max-iter", min=0)] = MAX_ITER,
+    tol: Annotated[
+        float,
+        typer.Option(
+            "--tol", min=0.0, help="Stop when the log-likelihood per row gains less (select's "
+            "default; the library's is scikit-learn's 1e-3)."
+        ),
+    ] = TOL,
     reg_covar: Annotated[float, typer.Option("--reg-covar", min=0.0)] = 1e-6,
-    columns: Annotated[str | None, typer.Option("--columns", help="Comma-separated names.")] = None,
+    columns: Columns = None,
+    drop: Drop = None,
+    sep: Sep = None,
+    decimal: Decimal = None,
+    na_values: NaValues = None,
+    dropna: DropNa = False,
     scale: Annotated[bool, typer.Option("--scale", help="Standardise columns first.")] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Save the model (.npz).")] = None,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG picture.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a picture (.png, .pdf or .svg).")
+    ] = None,
     plot_kind: Annotated[str, typer.Option("--plot-kind", help=PLOT_KIND_HELP)] = "classification",
     plot_columns: Annotated[
         str | None, typer.Option("--plot-columns", help=PLOT_COLUMNS_HELP)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
 ) -> None:
-    """Fit a Gaussian mixture to a data file."""
+    """Fit a Gaussian mixture to a data file.
+
+    The defaults are select's (5 initialisations, tol 1e-5, up to 1000 iterations, seed 0),
+    not scikit-learn's looser library defaults, so that a fit leaves the plateaus EM can stall on.
+    """
+    from gaussmix.em import canonical_name
+    from gaussmix.figures import figure_format
+    from gaussmix.mixture import GaussianMixture
+
     covariance_type = canonical_name(covariance)
-    X, names, scaling = _load_data(file, columns, scale)
     if plot is not None:
+        figure_format(plot)
+    options = read_options(columns, drop, sep, decimal, na_values, dropna)
+    X, names, scaling = load_rows(file, options, scale)
+    check_rows(X, k, file)
+    if plot is not None:
+        from gaussmix.plotting import check_plot
+
         check_plot(plot_kind, plot_columns, names)
     model = GaussianMixture(
         k,
@@ -280,11 +346,13 @@ def fit(
     with iteration_progress(f"fitting K={k}", max_iter):
         messages = _fit_quietly(model, X)
     for message in messages:
-        stderr().print(f"warning: {message}")
+        sys.stderr.write(f"warning: {message}\n")
     result = summary(model) | {"columns": names, "scaling": scaling}
     if out is not None:
         model.save(out, columns=names, scaling=scaling)
     if plot is not None:
+        from gaussmix.plotting import DATA_UNITS, STANDARDISED, plot_figure, save_figure
+
         units = STANDARDISED if scaling else DATA_UNITS
         picture = plot_figure(plot_kind, _rows_to_draw(X), model, names, None, plot_columns, units)
         save_figure(picture, plot)
@@ -292,13 +360,15 @@ def fit(
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
         return
     console = stdout()
+    units = " (standardised columns: means and sd in sd units)" if scaling else ""
+    of_what = "log-likelihood of the standardised data" if scaling else "log-likelihood"
     console.print(
         components_table(
             model,
             names,
             f"{k} components ({result['covariance_type']}), {result['n_samples']} rows: "
-            f"log-likelihood {result['log_likelihood']:.3f}, BIC {result['bic']:.3f}, "
-            f"AIC {result['aic']:.3f}",
+            f"{of_what} {result['log_likelihood']:.3f}, BIC {result['bic']:.3f}, "
+            f"AIC {result['aic']:.3f}{units}",
         )
     )
     console.print(f"{model.n_iter_} iterations, converged: {model.converged_}")
@@ -307,22 +377,38 @@ def fit(
             console.print(f"wrote {path}")
 
 
-def _rows_to_predict(
-    path: Path, fitted_columns: list[str] | None, scaling: dict[str, list[float]] | None
+def rows_for_model(
+    path: Path,
+    options: ReadOptions,
+    model_path: Path,
+    fit_meta: dict[str, Any],
 ) -> NDArray[np.floating] | DataSource:
     """The model's columns of a data file (streamed when possible), standardised as the
-    training data were."""
-    suffix = path.suffix.lower()
-    if suffix in STREAMED and not scaling:
-        if suffix == ".npy":
-            return open_source(path)
-        return ParquetSource.open(path, columns=fitted_columns or None)
-    table = read_table(path)
-    if fitted_columns and set(fitted_columns) <= set(table.columns):
-        table = select_columns(table, fitted_columns)
+    training data were. Without --columns, the model's column names pick the file's columns
+    when the file has them all; otherwise the widths must agree, and an error names both sides."""
+    from dataclasses import replace
+
+    fitted: list[str] | None = fit_meta.get("columns")
+    n_features = int(fit_meta["n_features"])
+    scaling = fit_meta.get("scaling")
+    X, names, _ = load_rows(path, options, scale=False)
+    if not options.columns and fitted and names != fitted and set(fitted) <= set(names):
+        if isinstance(X, np.ndarray):
+            X = np.asarray(X[:, [names.index(c) for c in fitted]])
+        else:
+            X, names, _ = load_rows(path, replace(options, columns=tuple(fitted)), scale=False)
+        names = list(fitted)
+    if len(names) != n_features:
+        model_side = f"{n_features} columns" + (f" ({', '.join(fitted)})" if fitted else "")
+        raise UserError(
+            f"{model_path.name} was fitted on {model_side}; {data_name(path)} has "
+            f"{len(names)} numeric columns ({', '.join(names)}): choose the model's with "
+            "--columns"
+        )
     if not scaling:
-        return table.X
-    return (np.asarray(table.X, dtype=np.float64) - scaling["center"]) / scaling["scale"]
+        return X
+    rows = X if isinstance(X, np.ndarray) else X.take(np.arange(X.n_samples))
+    return (np.asarray(rows, dtype=np.float64) - scaling["center"]) / scaling["scale"]
 
 
 @app.command()
@@ -330,16 +416,28 @@ def predict(
     model_path: Annotated[
         Path, typer.Argument(metavar="MODEL", help="A model saved by fit --out.")
     ],
-    file: Annotated[Path, typer.Argument(help="Data with the model's columns.")],
+    file: Annotated[Path, typer.Argument(help="Data with the model's columns, or - for stdin.")],
     proba: Annotated[
         bool, typer.Option("--proba", help="Print probabilities per component.")
     ] = False,
+    columns: Columns = None,
+    drop: Drop = None,
+    sep: Sep = None,
+    decimal: Decimal = None,
+    na_values: NaValues = None,
+    dropna: DropNa = False,
 ) -> None:
-    """Write each row's component (or probabilities) as CSV to stdout."""
-    model = GaussianMixture.load(model_path)
+    """Write each row's component (or probabilities) as CSV to stdout.
+
+    A closed pipe (| head) ends quietly with exit code 0.
+    """
+    from gaussmix.io import read_metadata
+    from gaussmix.mixture import GaussianMixture
+
     meta, _ = read_metadata(model_path)
-    fitted_columns = meta["fit"].get("columns")
-    X = _rows_to_predict(file, fitted_columns, meta["fit"].get("scaling"))
+    model = GaussianMixture.load(model_path)
+    options = read_options(columns, drop, sep, decimal, na_values, dropna)
+    X = rows_for_model(file, options, model_path, meta["fit"])
     writer = csv.writer(sys.stdout, lineterminator="\n")
     if proba:
         writer.writerow([f"p{k}" for k in range(model.n_components)])

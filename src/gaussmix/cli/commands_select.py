@@ -1,4 +1,8 @@
-"""``gaussmix select``, ``gaussmix sample`` and ``gaussmix info``."""
+"""``gaussmix select``, ``gaussmix sample`` and ``gaussmix info``.
+
+Heavy modules (scikit-learn, joblib, matplotlib, the EM engine) are imported inside the
+commands; ``info`` without ``--data`` reads the model file and the covariance registry only.
+"""
 
 from __future__ import annotations
 
@@ -11,33 +15,42 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
 from numpy.typing import NDArray
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table as RichTable
-from sklearn.exceptions import ConvergenceWarning
 
-from gaussmix.cli.app import UserError, app, stderr_is_terminal
-from gaussmix.cli.commands_em import PLOT_COLUMNS_HELP, PLOT_KIND_HELP, stderr
-from gaussmix.data.files import parse_columns, read_data, unstandardize
-from gaussmix.em import canonical_name, get_covariance
-from gaussmix.io import read_metadata
-from gaussmix.mixture import GaussianMixture
-from gaussmix.plotting import (
-    DATA_UNITS,
-    STANDARDISED,
-    check_plot,
-    component_matrices,
-    plot_figure,
-    save_figure,
+from gaussmix.cli.app import UserError, app, on_closed_pipe, stderr_is_terminal
+from gaussmix.cli.commands_em import (
+    MAX_ITER,
+    N_INIT,
+    PLOT_COLUMNS_HELP,
+    PLOT_KIND_HELP,
+    SEED,
+    TOL,
+    check_rows,
+    load_rows,
+    rows_for_model,
+    stderr,
 )
-from gaussmix.selection import COVARIANCE_TYPES, CRITERIA, FitRecord, SelectionResult
-from gaussmix.selection import select as select_models
+from gaussmix.cli.options import (
+    DATA_HELP,
+    Columns,
+    Decimal,
+    Drop,
+    DropNa,
+    NaValues,
+    Sep,
+    data_name,
+    read_options,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    from gaussmix.selection import FitRecord, SelectionResult
 
 # Most features shown in a parameter table; --json has them all.
 TABLE_FEATURES = 6
@@ -46,8 +59,11 @@ TABLE_FEATURES = 6
 def stdout() -> Console:
     """Results go to stdout; tables keep their width when piped, lines are never wrapped (so
     that they can be searched)."""
+    from rich.console import Console
+
     width = None if sys.stdout.isatty() else 120
-    return Console(file=sys.stdout, highlight=False, width=width, soft_wrap=True)
+    console = Console(file=sys.stdout, highlight=False, width=width, soft_wrap=True)
+    return on_closed_pipe(console)
 
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.|-)\s*(\d+)\s*$")
@@ -76,6 +92,9 @@ def parse_components(text: str) -> list[int]:
 
 def parse_covariances(text: str) -> list[str]:
     """``--covariance``: 'all', or names separated by commas (scikit-learn's or mclust's)."""
+    from gaussmix.em import canonical_name
+    from gaussmix.selection import COVARIANCE_TYPES
+
     if text.strip().lower() == "all":
         return list(COVARIANCE_TYPES)
     names = [canonical_name(name.strip()) for name in text.split(",") if name.strip()]
@@ -90,6 +109,8 @@ def grid_progress(total: int) -> Iterator[Callable[[FitRecord], None] | None]:
     if not stderr_is_terminal():
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -130,6 +151,10 @@ def criterion_title(result: SelectionResult, mclust_sign: bool) -> str:
 
 def criterion_table(result: SelectionResult, mclust_sign: bool) -> RichTable:
     """Rows K, columns covariance types; the chosen fit marked *, degenerate ones !."""
+    from rich.table import Table as RichTable
+
+    from gaussmix.em import get_covariance
+
     table = RichTable()
     table.add_column("K", justify="right")
     for covariance_type in result.covariance_types:
@@ -174,9 +199,7 @@ def _describe_choice(result: SelectionResult) -> list[str]:
 
 @app.command("select")
 def select_command(
-    file: Annotated[
-        Path, typer.Argument(help="Data: .csv/.tsv (header detected), .npy, .parquet.")
-    ],
+    file: Annotated[Path, typer.Argument(help=DATA_HELP)],
     k: Annotated[
         str, typer.Option("-k", "--components", help="Numbers of components: 1..9, 3, 2,3,5.")
     ] = "1..9",
@@ -191,12 +214,19 @@ def select_command(
     criterion: Annotated[
         str, typer.Option("--criterion", help="bic, icl or aic: what chooses the model.")
     ] = "bic",
-    n_init: Annotated[int, typer.Option("--n-init", min=1, help="Initialisations per fit.")] = 5,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same for every fit).")] = 0,
-    max_iter: Annotated[int, typer.Option("--max-iter", min=1)] = 1000,
-    tol: Annotated[float, typer.Option("--tol", min=0.0)] = 1e-5,
+    n_init: Annotated[
+        int, typer.Option("--n-init", min=1, help="Initialisations per fit.")
+    ] = N_INIT,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same for every fit).")] = SEED,
+    max_iter: Annotated[int, typer.Option("--max-iter", min=1)] = MAX_ITER,
+    tol: Annotated[float, typer.Option("--tol", min=0.0)] = TOL,
     reg_covar: Annotated[float, typer.Option("--reg-covar", min=0.0)] = 1e-6,
-    columns: Annotated[str | None, typer.Option("--columns", help="Comma-separated names.")] = None,
+    columns: Columns = None,
+    drop: Drop = None,
+    sep: Sep = None,
+    decimal: Decimal = None,
+    na_values: NaValues = None,
+    dropna: DropNa = False,
     scale: Annotated[bool, typer.Option("--scale", help="Standardise columns first.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", help="Processes; -1: every core.")] = -1,
     mclust_sign: Annotated[
@@ -206,7 +236,8 @@ def select_command(
         Path | None, typer.Option("--out", "-o", help="Save the chosen model (.npz).")
     ] = None,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Write a PNG: criterion curves and the choice.")
+        Path | None,
+        typer.Option("--plot", help="Write a picture (.png, .pdf, .svg): criterion curves."),
     ] = None,
     plot_kind: Annotated[str, typer.Option("--plot-kind", help=PLOT_KIND_HELP)] = "classification",
     plot_columns: Annotated[
@@ -215,14 +246,28 @@ def select_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print every fit as JSON.")] = False,
 ) -> None:
     """Fit a grid of mixtures (K x covariance type) and choose one by BIC, ICL or AIC."""
+    from rich.markup import escape
+    from sklearn.exceptions import ConvergenceWarning
+
+    from gaussmix.figures import figure_format
+    from gaussmix.selection import CRITERIA
+    from gaussmix.selection import select as select_models
+
     ks = parse_components(k)
     types = parse_covariances(covariance)
     if criterion.lower() not in CRITERIA:
         raise UserError(f"unknown criterion {criterion!r}; use one of {', '.join(CRITERIA)}")
     if jobs == 0:
         raise UserError("--jobs 0 runs nothing; use 1 for serial, -1 for every core")
-    X, names, scaling = read_data(file, parse_columns(columns), scale)
     if plot is not None:
+        figure_format(plot)
+    options = read_options(columns, drop, sep, decimal, na_values, dropna)
+    rows, names, scaling = load_rows(file, options, scale)
+    X = rows if isinstance(rows, np.ndarray) else rows.take(np.arange(rows.n_samples))
+    check_rows(X, ks[-1], file)
+    if plot is not None:
+        from gaussmix.plotting import check_plot
+
         check_plot(plot_kind, plot_columns, names)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -242,10 +287,12 @@ def select_command(
             )
     for w in caught:
         if issubclass(w.category, UserWarning):
-            stderr().print(f"warning: {escape(str(w.message))}")
+            sys.stderr.write(f"warning: {w.message}\n")
     if out is not None:
         result.best.save(out, columns=names, scaling=scaling)
     if plot is not None:
+        from gaussmix.plotting import DATA_UNITS, STANDARDISED, plot_figure, save_figure
+
         units = STANDARDISED if scaling else DATA_UNITS
         picture = plot_figure(
             plot_kind, np.asarray(X), result.best, names, result, plot_columns, units
@@ -257,9 +304,10 @@ def select_command(
         return
     console = stdout()
     shape = f"{X.shape[0]} rows x {X.shape[1]} columns ({', '.join(names)})"
+    units = ", standardised (log-likelihoods and criteria of the standardised data)"
     console.print(
         escape(
-            f"{file.name}: {shape}{', standardised' if scaling else ''}; "
+            f"{data_name(file)}: {shape}{units if scaling else ''}; "
             f"{len(result.records)} fits, {n_init} initialisations each"
         )
     )
@@ -273,12 +321,15 @@ def select_command(
 
 
 def _data_units(
-    model: GaussianMixture, scaling: dict[str, list[float]] | None
+    weights: NDArray[np.float64],
+    means: NDArray[np.float64],
+    matrices: NDArray[np.float64],
+    scaling: dict[str, list[float]] | None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Means (K, D) and covariance matrices (K, D, D) in the units of the data, undoing a
     standardisation: mu = center + scale * mu', Sigma = diag(scale) Sigma' diag(scale)."""
-    means = np.asarray(model.means_, dtype=np.float64)
-    matrices = component_matrices(model)
+    from gaussmix.data.files import unstandardize
+
     if not scaling:
         return means, matrices
     spread = np.asarray(scaling["scale"], dtype=np.float64)
@@ -294,6 +345,9 @@ def parameters_table(
 ) -> RichTable:
     """One row per component: weight, mean and standard deviation of the first few features,
     and for two features their correlation."""
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
     shown = columns[:TABLE_FEATURES]
     table = RichTable(title=title, title_justify="left")
     table.add_column("k", justify="right")
@@ -335,8 +389,12 @@ def sample(
     ] = False,
 ) -> None:
     """Draw rows from a saved model; CSV to stdout, in the data's units, in random order."""
-    model = GaussianMixture.load(model_path)
+    from gaussmix.data.files import unstandardize
+    from gaussmix.io import read_metadata
+    from gaussmix.mixture import GaussianMixture
+
     meta, _ = read_metadata(model_path)
+    model = GaussianMixture.load(model_path)
     rng = np.random.RandomState(seed)
     model.random_state = rng
     X, y = model.sample(n)
@@ -351,33 +409,68 @@ def sample(
         writer.writerow([*cells, int(label)] if labels else cells)
 
 
-def model_summary(model: GaussianMixture, meta: dict[str, Any]) -> dict[str, Any]:
-    """What ``info`` reports, as JSON-ready values; BIC and AIC from the saved log-likelihood
-    and number of rows (None when the file does not record them)."""
+def model_summary(meta: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> dict[str, Any]:
+    """What ``info`` reports, as JSON-ready values, from a model file's metadata and arrays
+    (no estimator is built); BIC and AIC from the saved log-likelihood and number of rows
+    (None when the file does not record them)."""
+    from gaussmix.em.covariance import get_covariance
+    from gaussmix.em.params import Params
+
     fit = meta["fit"]
+    cov = get_covariance(meta["params"]["covariance_type"])
+    params = Params(arrays["weights"], arrays["means"], arrays["precisions_cholesky"], cov,
+                    arrays["covariances"])
     n_samples = int(fit.get("n_samples") or 0)
     log_lik = fit.get("log_likelihood")
-    p = int(model._n_parameters())
+    p = int(params.n_parameters())
     known = n_samples > 0 and log_lik is not None and math.isfinite(float(log_lik))
-    cov = get_covariance(model.covariance_type)
+    n_features = params.n_features
     return {
-        "n_components": int(model.n_components),
+        "n_components": params.n_components,
         "covariance_type": cov.name,
         "mclust": cov.mclust,
         "n_samples": n_samples or None,
-        "n_features": int(model.n_features_in_),
-        "columns": _column_names(meta, int(model.n_features_in_)),
+        "n_features": n_features,
+        "columns": _column_names(meta, n_features),
         "scaling": fit.get("scaling"),
         "log_likelihood": float(log_lik) if known else None,
         "n_parameters": p,
         "bic": -2.0 * float(log_lik) + p * math.log(n_samples) if known else None,
         "aic": -2.0 * float(log_lik) + 2.0 * p if known else None,
-        "converged": bool(model.converged_),
-        "n_iter": int(model.n_iter_),
+        "converged": bool(fit["converged"]),
+        "n_iter": int(fit["n_iter"]),
         "params": meta["params"],
-        "weights": model.weights_.tolist(),
-        "means": model.means_.tolist(),
-        "covariances": model.covariances_.tolist(),
+        "weights": params.weights.tolist(),
+        "means": params.means.tolist(),
+        "covariances": params.covariances.tolist(),
+    }
+
+
+def _matrices(meta: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> NDArray[np.float64]:
+    from gaussmix.em.covariance import get_covariance
+
+    cov = get_covariance(meta["params"]["covariance_type"])
+    K, D = arrays["means"].shape
+    return np.asarray(cov.per_component(arrays["covariances"], K, D), dtype=np.float64)
+
+
+def _score_data(
+    model_path: Path, meta: dict[str, Any], file: Path, options_args: tuple[Any, ...]
+) -> dict[str, Any]:
+    """The log-likelihood of a data file under the model (the rows chosen as predict does)."""
+    from gaussmix.mixture import GaussianMixture
+
+    model = GaussianMixture.load(model_path)
+    X = rows_for_model(file, read_options(*options_args), model_path, meta["fit"])
+    n = int(X.shape[0]) if isinstance(X, np.ndarray) else int(X.n_samples)
+    mean = float(model.score(X))
+    p = int(model._n_parameters())
+    return {
+        "file": str(file),
+        "n_samples": n,
+        "log_likelihood": mean * n,
+        "log_likelihood_per_row": mean,
+        "bic": -2.0 * mean * n + p * math.log(n),
     }
 
 
@@ -386,12 +479,29 @@ def info(
     model_path: Annotated[
         Path, typer.Argument(metavar="MODEL", help="A model saved by fit or select --out.")
     ],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Also score this data file under the model."),
+    ] = None,
+    columns: Columns = None,
+    drop: Drop = None,
+    sep: Sep = None,
+    decimal: Decimal = None,
+    na_values: NaValues = None,
+    dropna: DropNa = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Describe a saved model: its parameters, BIC and AIC, and the data it was fitted on."""
-    model = GaussianMixture.load(model_path)
-    meta, _ = read_metadata(model_path)
-    summary = model_summary(model, meta)
+    """Describe a saved model: its parameters, BIC and AIC, and the data it was fitted on;
+    with --data, the log-likelihood of another data file under it."""
+    from rich.markup import escape
+
+    from gaussmix.io import read_metadata
+
+    meta, arrays = read_metadata(model_path)
+    summary = model_summary(meta, arrays)
+    if data is not None:
+        options_args = (columns, drop, sep, decimal, na_values, dropna)
+        summary["data"] = _score_data(model_path, meta, data, options_args)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
@@ -407,6 +517,7 @@ def info(
             f"{scaled}"
         )
     )
+    of_what = "log-likelihood of the standardised data" if summary["scaling"] else "log-likelihood"
     if summary["bic"] is None:
         console.print(
             f"{summary['n_parameters']} free parameters; BIC and AIC unknown (the file does "
@@ -414,7 +525,7 @@ def info(
         )
     else:
         console.print(
-            f"log-likelihood {summary['log_likelihood']:.3f}, {summary['n_parameters']} free "
+            f"{of_what} {summary['log_likelihood']:.3f}, {summary['n_parameters']} free "
             f"parameters: BIC {summary['bic']:.3f}, AIC {summary['aic']:.3f} (lower is better; "
             f"mclust's BIC {-summary['bic']:.3f})"
         )
@@ -424,10 +535,23 @@ def info(
         f"{summary['n_iter']} iterations (n_init {params.get('n_init')}, tol {params.get('tol')}, "
         f"reg_covar {params.get('reg_covar')})"
     )
-    means, matrices = _data_units(model, summary["scaling"])
+    weights = np.asarray(arrays["weights"], dtype=np.float64)
+    means, matrices = _data_units(
+        weights, np.asarray(arrays["means"], dtype=np.float64), _matrices(meta, arrays),
+        summary["scaling"],
+    )
     units = " (in the data's units)" if summary["scaling"] else ""
     more = len(names) > TABLE_FEATURES
     title = f"components{units}" + (
         f": first {TABLE_FEATURES} of {len(names)} features (--json for all)" if more else ""
     )
-    console.print(parameters_table(model.weights_, means, matrices, names, title))
+    console.print(parameters_table(weights, means, matrices, names, title))
+    if data is not None:
+        scored = summary["data"]
+        console.print(
+            escape(
+                f"{data_name(data)}: {scored['n_samples']} rows, log-likelihood "
+                f"{scored['log_likelihood']:.3f} ({scored['log_likelihood_per_row']:.4f} per "
+                f"row), BIC {scored['bic']:.3f} under this model"
+            )
+        )

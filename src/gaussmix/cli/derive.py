@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from gaussmix.calculus.printing import to_latex, to_text
-from gaussmix.cli.app import app
+from gaussmix.cli.app import UserError, app
 from gaussmix.derive import COVARIANCE_TYPES, GMMDerivation, derive_gmm
 from gaussmix.derive.gmm import CONSTRAINT, SURROGATE
 
@@ -88,9 +88,9 @@ def gmm_command(
     Lagrangian of the constraint sum_k(pi_k) = 1.
     """
     if sum((latex, markdown, as_json)) > 1:
-        raise ValueError("choose one of --latex, --markdown and --json")
+        raise UserError("choose one of --latex, --markdown and --json")
     if covariance is not None and covariance not in COVARIANCE_TYPES:
-        raise ValueError(
+        raise UserError(
             f"unknown covariance type {covariance!r}; use one of {', '.join(COVARIANCE_TYPES)}"
         )
     if markdown:

@@ -1,90 +1,167 @@
-"""Reading data files: CSV and TSV (header detected), ``.npy`` (memory-mapped) and Parquet.
+"""Reading data files: text tables (CSV, TSV, whitespace), ``.npy`` and Parquet, or ``-``.
 
-Every reader returns a ``Table``: a 2-D float array and its column names. Errors name the file
-and say what to try; nothing here prints.
+This is the one place that looks at a file's suffix. ``.npy`` and ``.parquet``/``.pq`` have their
+own readers; ``-`` is standard input; every other file is read as a text table by
+``gaussmix.data.text`` (pyarrow's CSV reader, format sniffed from the first lines). Every reader
+returns a ``Table``: a 2-D float array, its column names and the notes a person should see
+(columns left out, rows dropped); ``open_data`` also returns a block-by-block source for files too
+large to hold (``.npy``, Parquet, and CSV files over ``STREAM_BYTES``). Columns are chosen
+(``--columns``) and removed (``--drop``) by name or 1-based number, the same way for every format.
+
+Missing values: ``MissingPolicy`` is decided in one place, ``DEFAULT_MISSING``. Until the library
+fits rows with missing values itself, the default is an error that counts them and names the
+first; ``"drop"`` drops the rows holding them, with a note. Errors are ``GaussmixError``s that
+name the file and say what to try; nothing here prints.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Sequence
-from dataclasses import dataclass
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from gaussmix.data import text
+from gaussmix.data.text import TextOptions, label
+from gaussmix.errors import GaussmixError
+
 SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".npy", ".parquet", ".pq")
+NPY, PARQUET = (".npy",), (".parquet", ".pq")
+
+MissingPolicy = Literal["error", "drop"]
+# THE policy on rows with missing values for readers and the command line. When the library fits
+# rows with missing values itself, a third policy ("fit") is added here and becomes the default.
+DEFAULT_MISSING: MissingPolicy = "error"
+
+# a text file larger than this is read block by block on every pass instead of held in memory
+STREAM_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
 class Table:
-    """Numeric data read from a file: ``X`` (n, D) and its ``columns`` (D names)."""
+    """Numeric data read from a file: ``X`` (n, D), its ``columns`` (D names) and the notes
+    on how it was read (columns left out, rows dropped)."""
 
     X: NDArray[np.floating]
     columns: list[str]
+    notes: tuple[str, ...] = ()
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a data file: ``columns`` to keep and ``drop`` to remove (names or 1-based
+    numbers, as text), the text format's options and the policy on missing values."""
+
+    columns: tuple[str, ...] | None = None
+    drop: tuple[str, ...] = ()
+    text: TextOptions = field(default_factory=TextOptions)
+    missing: MissingPolicy = DEFAULT_MISSING
 
 
-def _delimiter(path: Path, first_line: str) -> str | None:
-    if path.suffix.lower() in (".tsv", ".tab"):
-        return "\t"
-    if path.suffix.lower() == ".csv":
-        return ","
-    try:
-        return csv.Sniffer().sniff(first_line, delimiters=",\t;").delimiter
-    except csv.Error:
-        return None  # whitespace
+def resolve_columns(
+    names: Sequence[str],
+    columns: Sequence[str] | None,
+    drop: Sequence[str],
+    where: str,
+    candidates: Sequence[str] | None = None,
+) -> list[str]:
+    """The names chosen by ``columns`` (all ``candidates`` when None) less ``drop``; each entry
+    is a name or a 1-based column number of ``names`` (a name wins over a number)."""
+    names = list(names)
 
-
-def _read_text(path: Path) -> Table:
-    with path.open(encoding="utf-8-sig") as f:
-        text = f.read()
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise ValueError(f"{path} is empty; it needs a header line (optional) and rows of numbers")
-    delimiter = _delimiter(path, lines[0])
-    fields = next(csv.reader([lines[0]], delimiter=delimiter or " ", skipinitialspace=True))
-    fields = [f.strip() for f in fields if f.strip() or delimiter]
-    has_header = not all(_is_number(f) for f in fields)
-    body = lines[1:] if has_header else lines
-    if not body:
-        raise ValueError(f"{path} has a header but no rows of data")
-    try:
-        X = np.loadtxt(io.StringIO("\n".join(body)), delimiter=delimiter, ndmin=2)
-    except ValueError as exc:
-        raise ValueError(
-            f"{path}: {exc}; every value after the header must be a number "
-            "(use --columns to pick numeric columns)"
-        ) from None
-    columns = fields if has_header else [f"x{i}" for i in range(X.shape[1])]
-    if len(columns) != X.shape[1]:
-        raise ValueError(
-            f"{path} has {len(columns)} header fields but {X.shape[1]} columns of numbers"
+    def one(item: str) -> str:
+        item = item.strip()
+        if item in names:
+            return item
+        if item.isdigit() and 1 <= int(item) <= len(names):
+            return names[int(item) - 1]
+        raise GaussmixError(
+            f"{where} has no column {item!r}; its columns are {', '.join(names)} "
+            f"(or give their numbers, 1 to {len(names)})"
         )
-    return Table(X, columns)
+
+    chosen = [one(c) for c in columns] if columns else list(candidates or names)
+    dropped = {one(c) for c in drop}
+    chosen = list(dict.fromkeys(c for c in chosen if c not in dropped))
+    if not chosen:
+        raise GaussmixError(f"{where}: no column is left to fit; --drop removed every one")
+    return chosen
 
 
+def parse_list(text_value: str | None, option: str = "--columns") -> tuple[str, ...] | None:
+    """Names or numbers from a comma-separated option (``--columns a,3``); None when not given."""
+    if text_value is None:
+        return None
+    items = tuple(c.strip() for c in text_value.split(",") if c.strip())
+    if not items:
+        raise GaussmixError(
+            f"{option} {text_value!r} names no column; give names or 1-based numbers "
+            "separated by commas"
+        )
+    return items
+
+
+def parse_columns(text_value: str | None) -> list[str] | None:
+    """Column names from a comma-separated option (``--columns a,b``); None when not given."""
+    items = parse_list(text_value)
+    return None if items is None else list(items)
+
+
+# ------------------------------------------------------------------ missing values
+def apply_missing(
+    X: NDArray[np.float64],
+    missing: NDArray[np.bool_],
+    columns: Sequence[str],
+    policy: MissingPolicy,
+    where: str,
+) -> tuple[NDArray[np.float64], list[str]]:
+    """Rows with missing values: an error that counts them and names the first (``"error"``),
+    or dropped with a note (``"drop"``)."""
+    rows = missing.any(axis=1)
+    if not rows.any():
+        return X, []
+    if policy == "error":
+        r = int(np.argmax(rows))
+        c = int(np.argmax(missing[r]))
+        raise GaussmixError(
+            f"{where} has {int(missing.sum())} missing value(s) (empty, NA, NaN, null, ?) in "
+            f"{int(rows.sum())} row(s), the first in row {r + 1}, column {columns[c]!r}; "
+            "--dropna leaves those rows out (or fill the values in)"
+        )
+    kept = X[~rows]
+    return kept, [
+        f"dropped {int(rows.sum())} of {len(X)} rows with missing values "
+        f"({len(kept)} rows left)"
+    ]
+
+
+# ------------------------------------------------------------------ formats
 def _read_npy(path: Path) -> Table:
     try:
         X = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(f"{path} is not a readable numeric .npy file ({exc})") from None
+    except ValueError:
+        raise GaussmixError(
+            f"{path} is not a numeric .npy file (it holds Python objects or is damaged); save "
+            "numbers with np.save(path, X.astype(float))"
+        ) from None
     if X.ndim == 1:
         X = X.reshape(-1, 1)
     if X.ndim != 2:
-        raise ValueError(f"{path} holds a {X.ndim}-D array; gaussmix needs rows x features (2-D)")
+        raise GaussmixError(
+            f"{path} holds a {X.ndim}-D array; gaussmix needs rows x features (2-D)"
+        )
     if X.dtype.kind not in "biuf":
-        raise ValueError(f"{path} holds {X.dtype} values; gaussmix needs numbers")
-    return Table(X, [f"x{i}" for i in range(X.shape[1])])
+        raise GaussmixError(f"{path} holds {X.dtype} values; gaussmix needs numbers")
+    return Table(X, default_names(X.shape[1]))
+
+
+def default_names(n_features: int) -> list[str]:
+    """The names of columns a file does not name: x0, x1, ..."""
+    return [f"x{i}" for i in range(n_features)]
 
 
 def require_pyarrow() -> None:
@@ -92,61 +169,275 @@ def require_pyarrow() -> None:
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        raise ImportError(
-            "reading Parquet needs pyarrow: pip install 'gaussmix[parquet]'"
-        ) from None
+        raise ImportError("reading CSV and Parquet needs pyarrow: pip install pyarrow") from None
 
 
-def _read_parquet(path: Path, columns: Sequence[str] | None) -> Table:
-    require_pyarrow()
+def _parquet_schema(path: Path) -> Any:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path, columns=list(columns) if columns else None)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path} is not a readable Parquet file ({exc})") from None
-    names = list(table.column_names)
-    try:
-        X = np.column_stack([table.column(c).to_numpy().astype(np.float64) for c in names])
-    except (ValueError, TypeError) as exc:
-        raise ValueError(
-            f"{path} has non-numeric columns ({exc}); pick numeric ones with --columns"
+        return pq.ParquetFile(path).schema_arrow
+    except (OSError, pa.ArrowException):
+        raise GaussmixError(
+            f"{path} is not a readable Parquet file (damaged, or another format with a "
+            ".parquet suffix)"
         ) from None
-    return Table(X, names)
 
 
-def select_columns(table: Table, columns: Sequence[str] | None) -> Table:
-    """Keep the named columns, in the order given."""
-    if not columns:
-        return table
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"no column named {', '.join(map(repr, missing))}; the columns are "
-            f"{', '.join(table.columns)}"
+def _parquet_columns(path: Path, options: ReadOptions) -> tuple[list[str], list[str]]:
+    """The numeric columns chosen from a Parquet file, and the text ones left out."""
+    import pyarrow as pa
+
+    schema = _parquet_schema(path)
+    names = list(schema.names)
+
+    def numeric(name: str) -> bool:
+        kind = schema.field(name).type
+        return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
+
+    candidates = [n for n in names if numeric(n)]
+    chosen = resolve_columns(names, options.columns, options.drop, str(path), candidates)
+    _refuse_text(chosen, [n for n in names if not numeric(n)], str(path))
+    left_out = [n for n in names if not numeric(n) and n not in chosen]
+    return chosen, left_out
+
+
+def _refuse_text(chosen: Sequence[str], text_columns: Sequence[str], where: str) -> None:
+    asked = [c for c in chosen if c in text_columns]
+    if asked:
+        raise GaussmixError(
+            f"{where}: column(s) {', '.join(map(repr, asked))} hold text, not numbers; "
+            "gaussmix fits numeric columns only"
         )
-    index = [table.columns.index(c) for c in columns]
-    return Table(np.asarray(table.X[:, index]), list(columns))
 
 
-def read_table(path: str | Path, columns: Sequence[str] | None = None) -> Table:
-    """Read a data file by its suffix (.csv, .tsv, .txt, .npy, .parquet)."""
-    path = Path(path)
+def _left_out_note(left_out: Sequence[str]) -> list[str]:
+    if not left_out:
+        return []
+    plural = "s" if len(left_out) > 1 else ""
+    return [f"left out {len(left_out)} text column{plural}: {', '.join(left_out)}"]
+
+
+def _read_parquet(path: Path, options: ReadOptions) -> Table:
+    require_pyarrow()
+    import pyarrow.parquet as pq
+
+    chosen, left_out = _parquet_columns(path, options)
+    table = pq.read_table(path, columns=chosen)
+    X = np.column_stack(
+        [table.column(c).to_numpy().astype(np.float64) for c in chosen]
+    )
+    return Table(X, chosen, tuple(_left_out_note(left_out)))
+
+
+def _read_text(path: Path | str, options: ReadOptions, stdin: bytes | None = None) -> Table:
+    require_pyarrow()
+    where = label(path)
+    fmt, kinds = text.describe(path, options.text, stdin)
+    chosen = _text_columns(fmt, kinds, options, where)
+    X, missing = text.read_numeric(path, fmt, chosen, options.text, stdin)
+    X, dropped = apply_missing(X, missing, chosen, options.missing, where)
+    if X.shape[0] == 0:
+        raise GaussmixError(f"{where} has no rows of data left")
+    notes = text.text_notes(fmt, kinds, chosen) + dropped
+    return Table(X, chosen, tuple(notes))
+
+
+def _text_columns(
+    fmt: text.TextFormat, kinds: text.TextColumns, options: ReadOptions, where: str
+) -> list[str]:
+    names = [n for n in kinds.names if n != kinds.row_names]
+    chosen = resolve_columns(names, options.columns, options.drop, where, kinds.numeric)
+    _refuse_text(chosen, kinds.left_out, where)
+    return chosen
+
+
+def _check_path(path: Path) -> None:
+    if path.is_dir():
+        raise GaussmixError(
+            f"{path} is a folder; give a data file ({', '.join(SUFFIXES)}, or - for standard "
+            "input)"
+        )
     if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise GaussmixError(f"no such file: {path}")
+
+
+def _looks_binary(path: Path) -> bool:
+    with path.open("rb") as f:
+        return b"\0" in f.read(4096)
+
+
+def read_table(
+    path: str | Path,
+    columns: Sequence[str] | None = None,
+    options: ReadOptions | None = None,
+) -> Table:
+    """Read a data file into memory: ``.npy``, ``.parquet``/``.pq``, ``-`` (standard input) or
+    a text table (any other name). ``columns`` (names or 1-based numbers) overrides
+    ``options.columns``."""
+    options = options or ReadOptions()
+    if columns is not None:
+        options = replace(options, columns=tuple(columns))
+    if str(path) == "-":
+        return _read_text("-", options, text.read_stdin())
+    path = Path(path)
+    _check_path(path)
     suffix = path.suffix.lower()
-    if suffix == ".npy":
+    if suffix in NPY:
         table = _read_npy(path)
-    elif suffix in (".parquet", ".pq"):
-        table = _read_parquet(path, columns)
-    elif suffix in (".csv", ".tsv", ".tab", ".txt", ""):
-        table = _read_text(path)
-    else:
-        raise ValueError(
-            f"cannot read {path.name}: unknown file type {suffix!r}; use one of "
+        chosen = resolve_columns(table.columns, options.columns, options.drop, str(path))
+        index = [table.columns.index(c) for c in chosen]
+        if index != list(range(len(table.columns))):
+            table = Table(np.asarray(table.X[:, index]), chosen)
+        return table
+    if suffix in PARQUET:
+        return _read_parquet(path, options)
+    if suffix == ".npz":
+        raise GaussmixError(
+            f"{path} is a NumPy archive (a saved model?), not a data table; give the data "
+            "as .csv, .npy or .parquet"
+        )
+    if _looks_binary(path):
+        raise GaussmixError(
+            f"{path} is not a text table (it holds binary data); gaussmix reads "
             f"{', '.join(SUFFIXES)}"
         )
-    return select_columns(table, columns)
+    return _read_text(path, options)
+
+
+# ------------------------------------------------------------------ streaming text
+@dataclass(frozen=True)
+class CsvSource:
+    """Rows of a text table, parsed block by block on every pass (pyarrow's ``open_csv``);
+    rows with missing values are dropped on every pass when the policy says so."""
+
+    path: Path
+    fmt: text.TextFormat
+    columns: list[str]
+    options: TextOptions
+    n_samples: int
+    drop_missing: bool
+    sample_weight: NDArray[np.float64] | None = None
+
+    @classmethod
+    def open(cls, path: Path, options: ReadOptions) -> tuple[CsvSource, list[str]]:
+        """One pass to count the rows and check for missing values; the source and its notes."""
+        where = label(path)
+        fmt, kinds = text.describe(path, options.text)
+        chosen = _text_columns(fmt, kinds, options, where)
+        n = n_dropped = n_missing = 0
+        first: tuple[int, int] | None = None
+        for X, missing in text.stream_numeric(path, fmt, chosen, options.text):
+            rows = missing.any(axis=1)
+            if rows.any() and first is None:
+                r = int(np.argmax(rows))
+                first = (n + r, int(np.argmax(missing[r])))
+            n_missing += int(missing.sum())
+            n_dropped += int(rows.sum())
+            n += len(X)
+        notes = text.text_notes(fmt, kinds, chosen)
+        if first is not None:
+            if options.missing == "error":
+                raise GaussmixError(
+                    f"{where} has {n_missing} missing value(s) (empty, NA, NaN, null, ?) in "
+                    f"{n_dropped} row(s), the first in row {first[0] + 1}, column "
+                    f"{chosen[first[1]]!r}; --dropna leaves those rows out (or fill the "
+                    "values in)"
+                )
+            notes.append(
+                f"dropped {n_dropped} of {n} rows with missing values ({n - n_dropped} rows left)"
+            )
+        notes.append(f"{where} is read block by block on every pass (larger than "
+                     f"{STREAM_BYTES >> 20} MiB)")
+        source = cls(path, fmt, chosen, options.text, n - n_dropped, options.missing == "drop")
+        return source, notes
+
+    @property
+    def n_features(self) -> int:
+        return len(self.columns)
+
+    def _blocks(self) -> Iterator[NDArray[np.float64]]:
+        for X, missing in text.stream_numeric(self.path, self.fmt, self.columns, self.options):
+            yield X[~missing.any(axis=1)] if self.drop_missing else X
+
+    def chunks(
+        self, rows: int
+    ) -> Iterator[tuple[NDArray[np.floating], NDArray[np.float64] | None]]:
+        start = 0
+        pending: list[NDArray[np.float64]] = []
+        size = 0
+        for block in self._blocks():
+            pending.append(block)
+            size += len(block)
+            while size >= rows:
+                joined = np.concatenate(pending)
+                out, rest = joined[:rows], joined[rows:]
+                yield out, self._weights(start, start + rows)
+                start += rows
+                pending, size = [rest], len(rest)
+        if size:
+            yield np.concatenate(pending), self._weights(start, start + size)
+
+    def _weights(self, start: int, stop: int) -> NDArray[np.float64] | None:
+        return None if self.sample_weight is None else self.sample_weight[start:stop]
+
+    def with_weights(self, sample_weight: NDArray[np.float64] | None) -> CsvSource:
+        return replace(self, sample_weight=sample_weight)
+
+    def take(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
+        from gaussmix.data.sources import take_by_scan
+
+        return take_by_scan(self, indices)
+
+
+# ------------------------------------------------------------------ for fitting
+@dataclass(frozen=True)
+class Loaded:
+    """Data opened for fitting: rows in memory or a block-by-block source, column names, the
+    standardisation applied (None without --scale) and the notes to show."""
+
+    X: Any  # NDArray[np.floating] or a DataSource
+    columns: list[str]
+    scaling: dict[str, list[float]] | None
+    notes: tuple[str, ...]
+
+
+def open_data(path: str | Path, options: ReadOptions | None = None, scale: bool = False) -> Loaded:
+    """The rows of a data file for fitting. ``.npy`` and Parquet files, and text files over
+    ``STREAM_BYTES``, are sources read block by block on every pass (unless ``scale`` needs
+    the rows in memory, or ``.npy`` columns are chosen); everything else is an array."""
+    options = options or ReadOptions()
+    if str(path) != "-" and not scale:
+        path = Path(path)
+        _check_path(path)
+        suffix = path.suffix.lower()
+        if suffix in NPY and not options.columns and not options.drop:
+            from gaussmix.data.sources import NpySource
+
+            source = NpySource.open(path)
+            return Loaded(source, default_names(source.n_features), None, ())
+        if suffix in PARQUET:
+            from gaussmix.data.sources import ParquetSource
+
+            require_pyarrow()
+            chosen, left_out = _parquet_columns(path, options)
+            parquet = ParquetSource.open(path, columns=chosen)
+            return Loaded(parquet, chosen, None, tuple(_left_out_note(left_out)))
+        if (
+            suffix not in NPY + PARQUET + (".npz",)
+            and os.path.getsize(path) > STREAM_BYTES
+            and not _looks_binary(path)
+        ):
+            require_pyarrow()
+            csv_source, notes = CsvSource.open(path, options)
+            return Loaded(csv_source, csv_source.columns, None, tuple(notes))
+    table = read_table(path, options=options)
+    if not scale:
+        return Loaded(table.X, table.columns, None, table.notes)
+    X, center, spread = standardize(table.X)
+    scaling = {"center": center.tolist(), "scale": spread.tolist()}
+    return Loaded(X, table.columns, scaling, table.notes)
 
 
 def standardize(
@@ -160,21 +451,11 @@ def standardize(
     return (X - center) / scale, center, scale
 
 
-def parse_columns(text: str | None) -> list[str] | None:
-    """Column names from a comma-separated option (``--columns a,b``); None when not given."""
-    if text is None:
-        return None
-    names = [c.strip() for c in text.split(",") if c.strip()]
-    if not names:
-        raise ValueError(f"--columns {text!r} names no column; give names separated by commas")
-    return names
-
-
 def read_data(
     path: str | Path, columns: Sequence[str] | None = None, scale: bool = False
 ) -> tuple[NDArray[np.floating], list[str], dict[str, list[float]] | None]:
-    """Read a data file for fitting: the rows (n, D), their column names and, with ``scale``,
-    the standardisation applied ({"center": (D,), "scale": (D,)}, as saved with a model)."""
+    """Read a data file into memory for fitting: the rows (n, D), their column names and, with
+    ``scale``, the standardisation applied ({"center": (D,), "scale": (D,)})."""
     table = read_table(path, columns)
     if not scale:
         return table.X, table.columns, None

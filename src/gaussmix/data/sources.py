@@ -19,6 +19,8 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from gaussmix.errors import GaussmixError
+
 Array = NDArray[np.float64]
 
 # Working memory of one block of the kernel: rows x (nq + D + K) float64 values for the
@@ -140,20 +142,22 @@ class NpySource:
                     else np.lib.format.read_array_header_2_0
                 )
                 shape, fortran, dtype = read_header(f)
-            except ValueError as exc:
-                raise ValueError(f"{path} is not a readable .npy file ({exc})") from None
+            except ValueError:
+                raise GaussmixError(
+                    f"{path} is not a readable .npy file (no NumPy header)"
+                ) from None
             offset = f.tell()
         if len(shape) == 1:
             shape = (shape[0], 1)
         if len(shape) != 2 or fortran or dtype.kind not in "biuf" or dtype.hasobject:
-            raise ValueError(
+            raise GaussmixError(
                 f"{path} holds a {'Fortran-ordered ' if fortran else ''}{len(shape)}-D "
                 f"{dtype} array; gaussmix reads 2-D C-ordered numeric .npy files "
                 "(np.save(path, np.ascontiguousarray(X)))"
             )
         size = offset + shape[0] * shape[1] * dtype.itemsize
         if path.stat().st_size < size:
-            raise ValueError(f"{path} is truncated: the header promises {shape} {dtype} values")
+            raise GaussmixError(f"{path} is truncated: the header promises {shape} {dtype} values")
         return cls(path, dtype, (int(shape[0]), int(shape[1])), offset, sample_weight)
 
     @property
@@ -222,13 +226,13 @@ class ParquetSource:
         path = Path(path)
         try:
             meta = pq.ParquetFile(path)
-        except (OSError, ValueError, pa.ArrowException) as exc:
-            raise ValueError(f"{path} is not a readable Parquet file ({exc})") from None
+        except (OSError, ValueError, pa.ArrowException):
+            raise GaussmixError(f"{path} is not a readable Parquet file") from None
         schema = meta.schema_arrow
         names = list(columns) if columns else list(schema.names)
         missing = [c for c in names if c not in schema.names]
         if missing:
-            raise ValueError(
+            raise GaussmixError(
                 f"{path} has no column {', '.join(map(repr, missing))}; its columns are "
                 f"{', '.join(schema.names)}"
             )
@@ -241,7 +245,7 @@ class ParquetSource:
             )
         ]
         if bad:
-            raise ValueError(
+            raise GaussmixError(
                 f"{path}: column(s) {', '.join(map(repr, bad))} are not numeric; pick numeric "
                 "ones with columns=[...] (--columns)"
             )
@@ -296,7 +300,7 @@ def check_finite_blocks(source: DataSource, rows: int, name: str = "X") -> None:
         bad_total += count
         start += block.shape[0]
     if bad_total:
-        raise ValueError(
+        raise GaussmixError(
             f"Input {name} contains {bad_total} NaN or infinite value(s), the first in row "
             f"{first}; remove or impute them before fitting"
         )
@@ -314,11 +318,11 @@ def open_source(
     suffix = path.suffix.lower()
     if suffix == ".npy":
         if columns:
-            raise ValueError(".npy files have no column names; select columns before saving")
+            raise GaussmixError(".npy files have no column names; select columns before saving")
         return NpySource.open(path, sample_weight)
     if suffix in (".parquet", ".pq"):
         return ParquetSource.open(path, columns, sample_weight)
-    raise ValueError(
+    raise GaussmixError(
         f"cannot stream {path.name}: fit() reads .npy and .parquet files from disk; load other "
         "files into an array first (gaussmix.data.files.read_table)"
     )

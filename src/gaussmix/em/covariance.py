@@ -40,6 +40,7 @@ from scipy.linalg.lapack import dtrtri
 
 from gaussmix.em.blas import gram, times_upper_in_place
 from gaussmix.em.errors import DegenerateCovarianceError
+from gaussmix.errors import GaussmixError
 
 Array = NDArray[np.float64]
 
@@ -656,7 +657,7 @@ def get_covariance(name: str) -> Covariance:
         return REGISTRY[key]
     except KeyError:
         known = ", ".join([*REGISTRY, *ALIASES])
-        raise ValueError(f"unknown covariance type {name!r}; use one of {known}") from None
+        raise GaussmixError(f"unknown covariance type {name!r}; use one of {known}") from None
 
 
 def canonical_name(name: str) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from gaussmix.errors import GaussmixError
 
-class DegenerateCovarianceError(ValueError):
+
+class DegenerateCovarianceError(GaussmixError):
     """A covariance is not positive definite even after ``reg_covar`` was added.
 
     ``component`` is the index of the offending component (None for a tied covariance).

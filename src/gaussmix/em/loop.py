@@ -20,6 +20,7 @@ from gaussmix.em.mstep import mstep
 from gaussmix.em.parallel import BlockMap, Workers
 from gaussmix.em.params import Params
 from gaussmix.em.stats import DType, SuffStats, chunk_stats, merge, zeros
+from gaussmix.errors import GaussmixError
 
 # A component whose weight pi_k falls below this has collapsed: it explains no data any more.
 COLLAPSED_WEIGHT = 1e-8
@@ -117,7 +118,7 @@ def run_em(
         stats = pass_stats(workers, rows, params, dtype)
         previous, lower_bound = lower_bound, stats.loglik / stats.n
         if not np.isfinite(lower_bound):
-            raise ValueError(
+            raise GaussmixError(
                 "the log-likelihood is not finite; the data may hold extreme values: "
                 "try scaling the data or a larger reg_covar"
             )
