@@ -134,3 +134,34 @@ def check_precisions(
             "diag and spherical)"
         ) from None
     return P
+
+
+def degenerate_columns(X: NDArray[np.floating], columns: list[str]) -> list[str]:
+    """One message per constant column and per column that duplicates an earlier one: along
+    either, every covariance of a mixture is singular (fit and select say the same)."""
+    X = np.asarray(X, dtype=np.float64)
+    messages = []
+    if X.shape[0] < 2:
+        return messages
+    spread = np.ptp(X, axis=0)
+    constant = [columns[j] for j in np.flatnonzero(~(spread > 0))]
+    if constant:
+        messages.append(
+            f"constant column(s) {', '.join(map(repr, constant))}: every covariance is "
+            f"singular along them; leave them out (--drop {','.join(constant)})"
+        )
+    seen: dict[bytes, str] = {}
+    twins = []
+    for j in np.flatnonzero(spread > 0):
+        key = X[:, j].tobytes()
+        if key in seen:
+            twins.append(f"{columns[j]!r} = {seen[key]!r}")
+        else:
+            seen[key] = columns[j]
+    if twins:
+        dropped = ",".join(t.split(" = ")[0].strip("'") for t in twins)
+        messages.append(
+            f"duplicated column(s) {', '.join(twins)}: full and tied covariances are singular "
+            f"along their difference; leave the copies out (--drop {dropped})"
+        )
+    return messages

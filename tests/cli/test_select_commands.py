@@ -287,7 +287,7 @@ def test_info_of_a_scaled_model_shows_the_data_units(
         (("select", "{csv}", "--columns", "speed"), "has no column 'speed'"),
         (("select", "{csv}", "--columns", ","), "names no column"),
         (("select", "{csv}", "--jobs", "0"), "--jobs 0 runs nothing"),
-        (("select", "{constant}", "-k", "1..2"), "column 1 of the data is constant"),
+        (("select", "{constant}", "-k", "1..2"), "constant column(s) 'b': every covariance"),
         (("sample", "{csv}", "-n", "5"), "is not a gaussmix model but a text file"),
         (("sample", "missing.npz", "-n", "5"), "no such model file"),
         (("info", "{csv}"), "is not a gaussmix model but a text file"),

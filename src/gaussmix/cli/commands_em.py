@@ -266,6 +266,25 @@ def check_rows(X: NDArray[np.floating] | DataSource, largest_k: int, path: Path)
         )
 
 
+def warn_degenerate(
+    X: NDArray[np.floating] | DataSource, names: list[str], refuse_constant: bool = False
+) -> None:
+    """The words fit and select both use for constant and duplicated columns (in-memory data):
+    a warning each; with ``refuse_constant`` (select, where no fit could be chosen) a constant
+    column is the error instead."""
+    from gaussmix.validation import degenerate_columns
+
+    if not isinstance(X, np.ndarray):
+        return
+    messages = degenerate_columns(X, names)
+    refused = [m for m in messages if refuse_constant and m.startswith("constant")]
+    for message in messages:
+        if message not in refused:
+            sys.stderr.write(f"warning: {message}\n")
+    if refused:
+        raise UserError(f"no fit could be chosen: {refused[0]}")
+
+
 def _rows_to_draw(X: NDArray[np.floating] | DataSource, most: int = 20_000) -> NDArray[np.floating]:
     """The rows a picture shows: all of an array, an even sample of a file source."""
     if isinstance(X, np.ndarray):
@@ -334,6 +353,7 @@ def fit(
         from gaussmix.plotting import check_plot
 
         check_plot(plot_kind, plot_columns, names)
+    warn_degenerate(X, names)
     model = GaussianMixture(
         k,
         covariance_type=covariance_type,

@@ -33,6 +33,7 @@ from gaussmix.cli.commands_em import (
     load_rows,
     rows_for_model,
     stderr,
+    warn_degenerate,
 )
 from gaussmix.cli.options import (
     DATA_HELP,
@@ -269,6 +270,7 @@ def select_command(
         from gaussmix.plotting import check_plot
 
         check_plot(plot_kind, plot_columns, names)
+    warn_degenerate(X, names, refuse_constant=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         with grid_progress(len(ks) * len(types)) as advance:

@@ -240,7 +240,7 @@ def _read_text(path: Path | str, options: ReadOptions, stdin: bytes | None = Non
     X, dropped = apply_missing(X, missing, chosen, options.missing, where)
     if X.shape[0] == 0:
         raise GaussmixError(f"{where} has no rows of data left")
-    notes = text.text_notes(fmt, kinds, chosen) + dropped
+    notes = text.text_notes(fmt, kinds, chosen, bool(options.columns)) + dropped
     return Table(X, chosen, tuple(notes))
 
 
@@ -336,7 +336,7 @@ class CsvSource:
             n_missing += int(missing.sum())
             n_dropped += int(rows.sum())
             n += len(X)
-        notes = text.text_notes(fmt, kinds, chosen)
+        notes = text.text_notes(fmt, kinds, chosen, bool(options.columns))
         if first is not None:
             if options.missing == "error":
                 raise GaussmixError(

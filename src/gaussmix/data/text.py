@@ -373,12 +373,14 @@ def describe(path: Path | str, options: TextOptions, stdin: bytes | None = None,
     return fmt, _column_kinds(head, complete, fmt, options, where)
 
 
-def text_notes(fmt: TextFormat, columns: TextColumns, chosen: Sequence[str]) -> list[str]:
-    """The notes on what was detected and left out (only columns that were not asked for)."""
+def text_notes(fmt: TextFormat, columns: TextColumns, chosen: Sequence[str],
+               asked: bool = False) -> list[str]:
+    """The notes on what was detected and left out; text columns only when the columns were
+    not ``asked`` for by name (--columns)."""
     notes = list(fmt.notes)
-    if columns.row_names is not None:
+    if columns.row_names is not None and not asked:
         notes.append("left out the unnamed first column (R's row names)")
-    text = [c for c in columns.left_out if c not in chosen]
+    text = [] if asked else [c for c in columns.left_out if c not in chosen]
     if text:
         plural = "s" if len(text) > 1 else ""
         notes.append(f"left out {len(text)} text column{plural}: {', '.join(text)}")

@@ -1,0 +1,153 @@
+"""Everyday files through the command line (tests/data/messy): what it prints and its exit code.
+
+Each file either fits, with the notes it should print on stderr, or fails with one line that
+names the file, the row or line, the column, and what to try.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gaussmix.cli.app import app
+
+MESSY = Path(__file__).parent.parent / "data" / "messy"
+# every readable file of the set holds the same 40 rows of x and y
+REFERENCE = np.loadtxt(MESSY / "tabs.tsv", delimiter="\t", skiprows=1)
+
+
+def _fit(*args: str, stdin: str | None = None):
+    runner = CliRunner()
+    return runner.invoke(app, ["fit", *map(str, args), "-k", "2", "--json"], input=stdin)
+
+
+def _means(result) -> np.ndarray:
+    return np.asarray(sorted(json.loads(result.stdout)["means"]))
+
+
+def _expected_means() -> np.ndarray:
+    from gaussmix import GaussianMixture
+
+    model = GaussianMixture(2, n_init=5, tol=1e-5, max_iter=1000, random_state=0)
+    return np.asarray(sorted(model.fit(REFERENCE).means_.tolist()))
+
+
+@pytest.mark.parametrize(
+    ("name", "extra", "note"),
+    [
+        ("text_column.csv", (), "note: left out 1 text column: id\n"),
+        ("label_column.csv", (), "note: left out 1 text column: species\n"),
+        (
+            "semicolon_decimal_comma.csv",
+            (),
+            "note: read decimal commas (1,5 as 1.5) in this ';'-separated file\n",
+        ),
+        ("semicolon_decimal_comma.csv", ("--sep", ";", "--decimal", ","), ""),
+        ("bom.csv", (), ""),
+        ("crlf.csv", (), ""),
+        ("r_row_names.csv", (), "note: left out the unnamed first column (R's row names)\n"),
+        ("comments_blank_quoted.csv", (), ""),
+        ("tabs.tsv", (), ""),
+        ("whitespace.txt", (), ""),
+        ("label_column.csv", ("--columns", "1,y"), ""),
+        ("constant_column.csv", ("--drop", "c"), ""),
+    ],
+)
+def test_file_fits_with_its_notes(name: str, extra: tuple[str, ...], note: str) -> None:
+    result = _fit(MESSY / name, *extra)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == note
+    np.testing.assert_allclose(_means(result), _expected_means(), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "extra", "message"),
+    [
+        (
+            "missing.csv",
+            (),
+            "missing.csv has 2 missing value(s) (empty, NA, NaN, null, ?) in 2 row(s), the "
+            "first in row 3, column 'y'; --dropna leaves those rows out",
+        ),
+        (
+            "ragged.csv",
+            (),
+            "ragged.csv, line 6: 1 field(s) where the header has 2 ('-0.536'); every row needs "
+            "the same number of fields",
+        ),
+        ("header_only.csv", (), "header_only.csv has a header (x, y) but no rows of data"),
+        ("one_row.csv", (), "one_row.csv has 1 row of data; 2 components need at least 2"),
+        ("folder", (), "folder is a folder; give a data file"),
+        ("label_column.csv", ("--columns", "species"), "'species' hold text, not numbers"),
+        ("label_column.csv", ("--columns", "4"), "has no column '4'; its columns are x, y, "),
+        ("tabs.tsv", ("--decimal", ";"), "--decimal: ';': use . or ,"),
+    ],
+)
+def test_file_fails_with_one_line(name: str, extra: tuple[str, ...], message: str) -> None:
+    result = _fit(MESSY / name, *extra)
+    assert result.exit_code in (1, 2), result.output
+    assert message in " ".join(result.stderr.split())
+    if result.exit_code == 1:
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert result.stdout == ""
+
+
+def test_missing_values_dropped_with_a_note() -> None:
+    result = _fit(MESSY / "missing.csv", "--dropna")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "note: dropped 2 of 40 rows with missing values (38 rows left)\n"
+    assert json.loads(result.stdout)["n_samples"] == 38
+
+
+def test_more_missing_spellings(tmp_path: Path) -> None:
+    path = tmp_path / "dots.csv"
+    path.write_text("a,b\n1,2\n.,4\n5,6\n7,-999\n9,1\n")
+    result = _fit(path, "--na-values", ".,-999", "--dropna")
+    assert result.exit_code == 0, result.output
+    assert "dropped 2 of 5 rows" in result.stderr
+
+
+def test_stdin_is_read_with_a_dash() -> None:
+    result = _fit("-", stdin=(MESSY / "label_column.csv").read_text())
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "note: left out 1 text column: species\n"
+    np.testing.assert_allclose(_means(result), _expected_means(), rtol=1e-6)
+
+
+def test_empty_stdin() -> None:
+    result = _fit("-", stdin="")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: standard input is empty")
+
+
+def test_a_typo_deep_in_a_numeric_column_names_line_and_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gaussmix.data.text.SAMPLE_BYTES", 64)  # the typo after the sample
+    path = tmp_path / "typo.csv"
+    path.write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(30)) + "7,x1\n")
+    result = _fit(path)
+    assert result.exit_code == 1, result.output
+    assert "typo.csv, line 32, column 'b': 'x1' is not a number" in result.stderr
+    assert "--na-values 'x1'" in result.stderr and "--drop 'b'" in result.stderr
+
+
+def test_fit_and_select_name_the_same_degenerate_columns(tmp_path: Path) -> None:
+    runner = CliRunner()
+    path = tmp_path / "twins.csv"
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=50)
+    rows = "".join(f"{a},{b},{a},3\n" for a, b in zip(x, rng.normal(size=50), strict=True))
+    path.write_text("x,y,x_again,c\n" + rows)
+    fitted = runner.invoke(app, ["fit", str(path), "-k", "1", "--n-init", "1"])
+    selected = runner.invoke(app, ["select", str(path), "-k", "1", "-c", "diag", "--jobs", "1"])
+    for result in (fitted, selected):
+        text = " ".join(result.stderr.split())
+        assert "constant column(s) 'c'" in text
+        assert "duplicated column(s) 'x_again' = 'x'" in text
+    assert fitted.exit_code == 0, fitted.output
+    assert selected.exit_code == 1 and "error: no fit could be chosen" in selected.stderr
