@@ -248,6 +248,12 @@ def _text_columns(
     fmt: text.TextFormat, kinds: text.TextColumns, options: ReadOptions, where: str
 ) -> list[str]:
     names = [n for n in kinds.names if n != kinds.row_names]
+    if not kinds.numeric and not options.columns:
+        shown = "'" + (fmt.delimiter if not fmt.whitespace else "whitespace") + "'"
+        raise GaussmixError(
+            f"{where} has no numeric column ({', '.join(names)} read as text, split on "
+            f"{shown} with decimal mark '{fmt.decimal}'); check --sep and --decimal"
+        )
     chosen = resolve_columns(names, options.columns, options.drop, where, kinds.numeric)
     _refuse_text(chosen, kinds.left_out, where)
     return chosen

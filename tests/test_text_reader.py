@@ -1,0 +1,96 @@
+"""gaussmix.data: the text reader (pyarrow's CSV reader with sniffing around it), column choice
+by name or number, the missing-value policy, and CSV files streamed block by block."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gaussmix import GaussianMixture, GaussmixError
+from gaussmix.data import files, text
+from gaussmix.data.files import CsvSource, ReadOptions, open_data, read_table
+
+MESSY = Path(__file__).parent / "data" / "messy"
+EXAMPLE = Path(__file__).parent.parent / "docs" / "faithful-messy.csv"
+
+
+def test_every_spelling_of_the_same_table_reads_the_same() -> None:
+    reference = read_table(MESSY / "tabs.tsv")
+    for name in ("bom.csv", "crlf.csv", "comments_blank_quoted.csv", "r_row_names.csv",
+                 "semicolon_decimal_comma.csv", "text_column.csv", "label_column.csv"):
+        table = read_table(MESSY / name)
+        np.testing.assert_array_equal(table.X, reference.X, err_msg=name)
+        assert table.columns == ["x", "y"], name
+
+
+def test_headerless_whitespace_file_gets_generated_names() -> None:
+    table = read_table(MESSY / "whitespace.txt")
+    assert table.columns == ["x0", "x1"]
+    np.testing.assert_array_equal(table.X, read_table(MESSY / "tabs.tsv").X)
+
+
+def test_columns_and_drop_by_name_or_number() -> None:
+    path = MESSY / "constant_column.csv"
+    assert read_table(path, ["3", "x"]).columns == ["c", "x"]
+    assert read_table(path, options=ReadOptions(drop=("2",))).columns == ["x", "c"]
+    with pytest.raises(GaussmixError, match="no column is left"):
+        read_table(path, options=ReadOptions(drop=("x", "y", "c")))
+
+
+def test_separator_override() -> None:
+    # read as commas, the header "x;y" is one field and every row, with its decimal comma, three
+    with pytest.raises(GaussmixError, match="line 2: 3 field.s. where the header has 1"):
+        read_table(MESSY / "semicolon_decimal_comma.csv",
+                   options=ReadOptions(text=text.TextOptions(sep=",")))
+    with pytest.raises(GaussmixError, match=r"no numeric column \(x, y read as text, split on "
+                       r"';' with decimal mark '.'\); check --sep and --decimal"):
+        read_table(MESSY / "semicolon_decimal_comma.csv",
+                   options=ReadOptions(text=text.TextOptions(sep=";", decimal=".")))
+
+
+def test_missing_policy_is_one_setting() -> None:
+    assert files.DEFAULT_MISSING == "error"
+    with pytest.raises(GaussmixError, match="the first in row 3, column 'y'"):
+        read_table(MESSY / "missing.csv")
+    kept = read_table(MESSY / "missing.csv", options=ReadOptions(missing="drop"))
+    assert kept.X.shape == (38, 2) and not np.isnan(kept.X).any()
+
+
+def test_duplicate_header_names_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "twice.csv"
+    path.write_text("a,a\n1,2\n3,4\n")
+    with pytest.raises(GaussmixError, match="names 'a' more than once"):
+        read_table(path)
+
+
+def test_binary_file_is_not_read_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "blob.dat"
+    path.write_bytes(b"\x00\x01\x02" * 10)
+    with pytest.raises(GaussmixError, match="binary data"):
+        read_table(path)
+
+
+def test_a_large_csv_streams_and_fits_as_the_array_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files, "STREAM_BYTES", 1000)
+    monkeypatch.setattr(text, "BLOCK_BYTES", 2048)  # many pyarrow blocks, cut mid-line
+    options = ReadOptions(missing="drop")
+    loaded = open_data(EXAMPLE, options)
+    assert isinstance(loaded.X, CsvSource) and loaded.X.n_samples == 270
+    assert loaded.columns == ["eruptions", "waiting"]
+    assert any("block by block" in note for note in loaded.notes)
+    assert [len(block) for block, _ in loaded.X.chunks(100)] == [100, 100, 70]
+    in_memory = read_table(EXAMPLE, options=options).X
+    np.testing.assert_array_equal(loaded.X.take(np.arange(270)), in_memory)
+    streamed = GaussianMixture(2, random_state=0).fit(loaded.X)
+    held = GaussianMixture(2, random_state=0).fit(in_memory)
+    np.testing.assert_allclose(streamed.means_, held.means_, rtol=1e-10)
+
+
+def test_a_large_csv_with_missing_values_is_refused_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(files, "STREAM_BYTES", 1000)
+    with pytest.raises(GaussmixError, match="2 missing value.*row 5, column 'waiting'"):
+        open_data(EXAMPLE)
