@@ -41,7 +41,7 @@ def test_columns_and_drop_by_name_or_number() -> None:
 
 def test_separator_override() -> None:
     # read as commas, the header "x;y" is one field and every row, with its decimal comma, three
-    with pytest.raises(GaussmixError, match="line 2: 3 field.s. where the header has 1"):
+    with pytest.raises(GaussmixError, match=r"line 2: 3 field\(s\) where the header has 1"):
         read_table(MESSY / "semicolon_decimal_comma.csv",
                    options=ReadOptions(text=text.TextOptions(sep=",")))
     with pytest.raises(GaussmixError, match=r"no numeric column \(x, y read as text, split on "
@@ -92,5 +92,5 @@ def test_a_large_csv_with_missing_values_is_refused_by_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(files, "STREAM_BYTES", 1000)
-    with pytest.raises(GaussmixError, match="2 missing value.*row 5, column 'waiting'"):
+    with pytest.raises(GaussmixError, match=r"2 missing value.*row 5, column 'waiting'"):
         open_data(EXAMPLE)

@@ -140,7 +140,7 @@ def degenerate_columns(X: NDArray[np.floating], columns: list[str]) -> list[str]
     """One message per constant column and per column that duplicates an earlier one: along
     either, every covariance of a mixture is singular (fit and select say the same)."""
     X = np.asarray(X, dtype=np.float64)
-    messages = []
+    messages: list[str] = []
     if X.shape[0] < 2:
         return messages
     spread = np.ptp(X, axis=0)

@@ -8,14 +8,14 @@ made of: all four covariance types unless ``--covariance`` picks one.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gaussmix.calculus.printing import to_latex, to_text
 from gaussmix.cli.app import UserError, app
-from gaussmix.derive import COVARIANCE_TYPES, GMMDerivation, derive_gmm
-from gaussmix.derive.gmm import CONSTRAINT, SURROGATE
+
+if TYPE_CHECKING:  # the calculus is imported when a derivation runs (gaussmix --help is quick)
+    from gaussmix.derive import GMMDerivation
 
 __all__ = ["derive_app", "gmm_command", "markdown_document"]
 
@@ -31,6 +31,9 @@ app.add_typer(derive_app, name="derive")
 
 def markdown_document(derivations: list[GMMDerivation]) -> str:
     """The Markdown document of docs/derivation.md: every derivation, with a contents list."""
+    from gaussmix.calculus.printing import to_latex, to_text
+    from gaussmix.derive.gmm import CONSTRAINT, SURROGATE
+
     first = derivations[0]
     surrogate = first.steps[0].after
     out = [
@@ -87,6 +90,8 @@ def gmm_command(
     quadratic form), the stationary equations and their solution, and for the weights the
     Lagrangian of the constraint sum_k(pi_k) = 1.
     """
+    from gaussmix.derive import COVARIANCE_TYPES, derive_gmm
+
     if sum((latex, markdown, as_json)) > 1:
         raise UserError("choose one of --latex, --markdown and --json")
     if covariance is not None and covariance not in COVARIANCE_TYPES:

@@ -10,14 +10,16 @@ the offending character, and exit code 1. Exit code 1 also when ``--check`` fail
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
 
-from gaussmix.calculus import CalculusError, Gradient, grad
-from gaussmix.calculus.gradient import CHECK_TOLERANCE, Agreement
 from gaussmix.cli.app import ExitCode, app
+
+if TYPE_CHECKING:  # the calculus is imported when the command runs (gaussmix --help is quick)
+    from gaussmix.calculus import CalculusError, Gradient
+    from gaussmix.calculus.gradient import Agreement
 
 __all__ = ["grad_command"]
 
@@ -91,6 +93,8 @@ def grad_command(
     Examples: gaussmix grad "x'*A*x" --wrt x; gaussmix grad "log(det(X))" --wrt X --steps;
     gaussmix grad "(x - m)'*inv(S)*(x - m)" --wrt m --types S:symmetric --check.
     """
+    from gaussmix.calculus import CalculusError, grad
+    from gaussmix.calculus.gradient import CHECK_TOLERANCE
     try:
         r = grad(expression, wrt, types or None, indices=indices)
         error = r.check(seed) if check else None
