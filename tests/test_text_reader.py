@@ -94,3 +94,13 @@ def test_a_large_csv_with_missing_values_is_refused_by_default(
     monkeypatch.setattr(files, "STREAM_BYTES", 1000)
     with pytest.raises(GaussmixError, match=r"2 missing value.*row 5, column 'waiting'"):
         open_data(EXAMPLE)
+
+
+def test_the_estimator_fits_a_csv_path_block_by_block(tmp_path: Path) -> None:
+    path = tmp_path / "faithful.csv"
+    path.write_text(EXAMPLE.read_text().replace(";NA;", ";70;"))
+    by_path = GaussianMixture(2, random_state=0).fit(str(path))
+    held = GaussianMixture(2, random_state=0).fit(
+        read_table(path, options=ReadOptions()).X
+    )
+    np.testing.assert_allclose(by_path.means_, held.means_, rtol=1e-10)

@@ -311,7 +311,8 @@ def open_source(
     sample_weight: Array | None = None,
     columns: Sequence[str] | None = None,
 ) -> DataSource:
-    """A file source for a path: ``.npy`` (read by blocks) or ``.parquet``/``.pq``."""
+    """A file source for a path: ``.npy`` (read by blocks), ``.parquet``/``.pq``, or a text table
+    (``.csv``, ``.tsv``, ``.txt``: ``gaussmix.data.files.CsvSource``, missing values an error)."""
     path = Path(X)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
@@ -322,7 +323,13 @@ def open_source(
         return NpySource.open(path, sample_weight)
     if suffix in (".parquet", ".pq"):
         return ParquetSource.open(path, columns, sample_weight)
+    if suffix in (".csv", ".tsv", ".tab", ".txt"):
+        from gaussmix.data.files import CsvSource, ReadOptions
+
+        options = ReadOptions(columns=tuple(columns) if columns else None)
+        source, _ = CsvSource.open(path, options)  # text tables parsed block by block
+        return source.with_weights(sample_weight)
     raise GaussmixError(
-        f"cannot stream {path.name}: fit() reads .npy and .parquet files from disk; load other "
-        "files into an array first (gaussmix.data.files.read_table)"
+        f"cannot stream {path.name}: fit() reads .npy, .parquet and text tables (.csv, .tsv, "
+        ".txt) from disk; load other files into an array first (gaussmix.data.files.read_table)"
     )
