@@ -161,6 +161,15 @@ class FitRecord:
         }
 
 
+class NoFitChosen(GaussmixError):
+    """Every fit of the grid is degenerate or failed; ``result`` still holds every record (its
+    ``best`` is not set), so that the table and the JSON can be shown."""
+
+    def __init__(self, message: str, result: SelectionResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class SelectionResult:
     """The outcome of ``select``: every fit of the grid, its criteria, and the chosen model.
 
@@ -203,10 +212,12 @@ class SelectionResult:
         ranked = self.ranking()
         if not ranked:
             reasons = sorted({r.error or "degenerate" for r in self.records})
-            raise GaussmixError(
+            # neither scaling nor reg_covar can help: the rule is unit-free and takes reg_covar out
+            raise NoFitChosen(
                 f"no fit of the grid can be chosen: every one is degenerate or failed "
-                f"({'; '.join(reasons)}); try fewer components, --scale, or removing "
-                "duplicated or constant columns"
+                f"({'; '.join(reasons)}); a component sits on rows with no spread in some "
+                "direction: try fewer components",
+                self,
             )
         self.best_record = ranked[0]
         best = self.models[(self.best_record.n_components, self.best_record.covariance_type)]
@@ -262,11 +273,14 @@ class SelectionResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """The whole result as JSON-ready values: the choice, and one record per fit."""
-        b = self.best_record
+        """The whole result as JSON-ready values: the choice (None when no fit could be chosen),
+        and one record per fit."""
+        b: FitRecord | None = getattr(self, "best_record", None)
         return {
             "criterion": self.criterion,
-            "best": {
+            "best": None
+            if b is None
+            else {
                 "n_components": b.n_components,
                 "covariance_type": b.covariance_type,
                 "mclust": b.mclust,

@@ -151,3 +151,20 @@ def test_fit_and_select_name_the_same_degenerate_columns(tmp_path: Path) -> None
         assert "duplicated column(s) 'x_again' = 'x'" in text
     assert fitted.exit_code == 0, fitted.output
     assert selected.exit_code == 1 and "error: no fit could be chosen" in selected.stderr
+
+
+def test_select_shows_the_whole_grid_when_every_fit_is_degenerate() -> None:
+    # x takes three values only: with 3 or 4 components each one sits on rows of one x
+    runner = CliRunner()
+    args = ["select", str(MESSY / "ties.csv"), "-k", "3..4", "-c", "diag,full", "--jobs", "1"]
+    table = runner.invoke(app, args)
+    assert table.exit_code == 1
+    assert "│ 3 │   -573.8 ! │" in table.stdout and "* chosen" in table.stdout
+    error = " ".join(table.stderr.split())
+    assert error.startswith("error: no fit of the grid can be chosen")
+    assert "try fewer components; they have no spread in column(s) 'x'" in error
+    as_json = runner.invoke(app, [*args, "--json"])
+    assert as_json.exit_code == 1
+    document = json.loads(as_json.stdout)
+    assert document["best"] is None and len(document["fits"]) == 4
+    assert all(fit["degenerate"] for fit in document["fits"])

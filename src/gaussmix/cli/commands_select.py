@@ -128,7 +128,7 @@ def grid_progress(total: int) -> Iterator[Callable[[FitRecord], None] | None]:
         yield advance
 
 
-def _cell(record: FitRecord, value: float, best: FitRecord) -> str:
+def _cell(record: FitRecord, value: float, best: FitRecord | None) -> str:
     if record.error is not None:
         return "[dim]failed[/]"
     text = f"{value:.1f}"
@@ -161,7 +161,7 @@ def criterion_table(result: SelectionResult, mclust_sign: bool) -> RichTable:
     for covariance_type in result.covariance_types:
         mclust = get_covariance(covariance_type).mclust
         table.add_column(f"{covariance_type} ({mclust})", justify="right")
-    best = result.best_record
+    best = getattr(result, "best_record", None)  # None when no fit could be chosen
     for K in result.n_components:
         row = [str(K)]
         for covariance_type in result.covariance_types:
@@ -251,7 +251,7 @@ def select_command(
     from sklearn.exceptions import ConvergenceWarning
 
     from gaussmix.figures import figure_format
-    from gaussmix.selection import CRITERIA
+    from gaussmix.selection import CRITERIA, NoFitChosen
     from gaussmix.selection import select as select_models
 
     ks = parse_components(k)
@@ -271,25 +271,34 @@ def select_command(
 
         check_plot(plot_kind, plot_columns, names)
     warn_degenerate(X, names, refuse_constant=True)
+    no_choice: NoFitChosen | None = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         with grid_progress(len(ks) * len(types)) as advance:
-            result = select_models(
-                X,
-                ks,
-                types,
-                criterion.lower(),
-                n_init=n_init,
-                tol=tol,
-                max_iter=max_iter,
-                reg_covar=reg_covar,
-                random_state=seed,
-                n_jobs=jobs,
-                progress=advance,
-            )
+            try:
+                result = select_models(
+                    X,
+                    ks,
+                    types,
+                    criterion.lower(),
+                    n_init=n_init,
+                    tol=tol,
+                    max_iter=max_iter,
+                    reg_covar=reg_covar,
+                    random_state=seed,
+                    n_jobs=jobs,
+                    progress=advance,
+                )
+            except NoFitChosen as exc:  # the whole table and JSON are shown, then exit 1
+                no_choice, result = exc, exc.result
     for w in caught:
         if issubclass(w.category, UserWarning):
             sys.stderr.write(f"warning: {w.message}\n")
+    if no_choice is not None:
+        _show_grid(result, file, X, names, scaling, n_init, mclust_sign, as_json)
+        flat = _flat_columns(result, X, names, reg_covar)
+        where = f"; they have no spread in column(s) {', '.join(map(repr, flat))}" if flat else ""
+        raise UserError(f"{no_choice}{where}")
     if out is not None:
         result.best.save(out, columns=names, scaling=scaling)
     if plot is not None:
@@ -300,10 +309,52 @@ def select_command(
             plot_kind, np.asarray(X), result.best, names, result, plot_columns, units
         )
         save_figure(picture, plot)
+    console = _show_grid(result, file, X, names, scaling, n_init, mclust_sign, as_json)
+    if console is None:
+        return
+    for line in _describe_choice(result):
+        console.print(escape(line))
+    for path in (out, plot):
+        if path is not None:
+            console.print(escape(f"wrote {path}"))
+
+
+def _flat_columns(
+    result: SelectionResult, X: NDArray[np.floating], names: list[str], reg_covar: float
+) -> list[str]:
+    """The columns along which some component of a degenerate fit has (all but) no variance,
+    by the selection's own rule applied per column."""
+    from gaussmix.plotting import component_matrices
+
+    spread = np.var(np.asarray(X, dtype=np.float64), axis=0)
+    flat: set[int] = set()
+    for record in result.records:
+        model = result.models.get((record.n_components, record.covariance_type))
+        if model is None or not record.degenerate:
+            continue
+        variances = np.diagonal(component_matrices(model), axis1=1, axis2=2) - reg_covar
+        flat |= set(np.flatnonzero((variances <= result.singular_tol * spread).any(axis=0)))
+    return [names[j] for j in sorted(flat)]
+
+
+def _show_grid(
+    result: SelectionResult,
+    file: Path,
+    X: NDArray[np.floating],
+    names: list[str],
+    scaling: dict[str, list[float]] | None,
+    n_init: int,
+    mclust_sign: bool,
+    as_json: bool,
+) -> Console | None:
+    """The JSON document (then None), or the heading and the criterion table (then the
+    console, for the lines that follow)."""
+    from rich.markup import escape
+
     if as_json:
         document = result.to_dict() | {"file": str(file), "columns": names, "scaling": scaling}
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
-        return
+        return None
     console = stdout()
     shape = f"{X.shape[0]} rows x {X.shape[1]} columns ({', '.join(names)})"
     units = ", standardised (log-likelihoods and criteria of the standardised data)"
@@ -315,11 +366,7 @@ def select_command(
     )
     console.print(criterion_title(result, mclust_sign))
     console.print(criterion_table(result, mclust_sign))
-    for line in _describe_choice(result):
-        console.print(escape(line))
-    for path in (out, plot):
-        if path is not None:
-            console.print(escape(f"wrote {path}"))
+    return console
 
 
 def _data_units(
