@@ -104,3 +104,19 @@ def test_the_estimator_fits_a_csv_path_block_by_block(tmp_path: Path) -> None:
         read_table(path, options=ReadOptions()).X
     )
     np.testing.assert_allclose(by_path.means_, held.means_, rtol=1e-10)
+
+
+def test_the_library_warns_about_constant_and_duplicated_columns() -> None:
+    import pandas as pd
+
+    from gaussmix import DegenerateDataWarning, select
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=60)
+    frame = pd.DataFrame({"x": x, "y": rng.normal(size=60), "x2": x})
+    with pytest.warns(DegenerateDataWarning, match=r"duplicated column\(s\) 'x2' = 'x'"):
+        GaussianMixture(1).fit(frame)
+    with pytest.warns(DegenerateDataWarning, match=r"duplicated column\(s\) 'x2' = 'x'"):
+        select(frame, [1], ["diag"], n_jobs=1)
+    with pytest.warns(DegenerateDataWarning, match=r"constant column\(s\) '2'"):
+        GaussianMixture(1).fit(np.c_[x, np.ones(60)])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from gaussmix.errors import GaussmixError
+from gaussmix.errors import DegenerateDataWarning, GaussmixError
 
 if TYPE_CHECKING:
     from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
@@ -37,6 +37,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ComponentCollapseWarning",
     "DegenerateCovarianceError",
+    "DegenerateDataWarning",
     "GaussianMixture",
     "GaussmixError",
     "SelectionResult",

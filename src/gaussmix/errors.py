@@ -10,8 +10,13 @@ traceback.
 
 from __future__ import annotations
 
-__all__ = ["GaussmixError"]
+__all__ = ["DegenerateDataWarning", "GaussmixError"]
 
 
 class GaussmixError(ValueError):
     """An error caused by the user's input; its message is one line that says what to try."""
+
+
+class DegenerateDataWarning(UserWarning):
+    """The data has constant or duplicated columns: along them every covariance of a mixture
+    is singular (held up only by ``reg_covar``), so the log-likelihood means little."""

@@ -50,7 +50,12 @@ from gaussmix.em import (
 from gaussmix.em.device import DeviceSource
 from gaussmix.em.parallel import BlockMap, Workers, workers
 from gaussmix.em.stats import log_density_in_place, log_prob, softmax_in_place
-from gaussmix.validation import check_precisions, check_sample_weight, validate_rows
+from gaussmix.validation import (
+    check_precisions,
+    check_sample_weight,
+    validate_rows,
+    warn_degenerate_columns,
+)
 
 Array = NDArray[np.float64]
 # What fit and predict take: an array-like, a path to a .npy or Parquet file, or a data source.
@@ -416,6 +421,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._validate_params()
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         source = self._source(X, sample_weight, reset=do_init, min_rows=2)
+        if isinstance(source, ArraySource):  # constant or duplicated columns: a warning
+            names = getattr(self, "feature_names_in_", None)
+            warn_degenerate_columns(source.X, None if names is None else list(names), 5)
         if source.n_samples < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = "

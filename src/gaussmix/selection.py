@@ -56,7 +56,7 @@ from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covarianc
 from gaussmix.em.errors import ComponentCollapseWarning
 from gaussmix.errors import GaussmixError
 from gaussmix.mixture import GaussianMixture
-from gaussmix.validation import validate_rows
+from gaussmix.validation import validate_rows, warn_degenerate_columns
 
 if TYPE_CHECKING:
     import pandas
@@ -543,6 +543,8 @@ def select(
             f"column {int(constant[0])} of the data is constant; every covariance would be "
             "singular there: drop it"
         )
+    names = getattr(X, "columns", None)
+    warn_degenerate_columns(Xv, None if names is None else [str(c) for c in names])
     data = X if hasattr(X, "iloc") else Xv  # a DataFrame keeps its column names in the models
     params = {
         "n_init": n_init,

@@ -7,6 +7,7 @@ values, NaN/inf (how many, and the first row), sample weights and user-given pre
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn.utils.validation import validate_data
 from gaussmix.data.sources import ArraySource, check_finite_blocks
 from gaussmix.em.covariance import Covariance
 from gaussmix.em.errors import DegenerateCovarianceError
-from gaussmix.errors import GaussmixError
+from gaussmix.errors import DegenerateDataWarning, GaussmixError
 
 Array = NDArray[np.float64]
 
@@ -136,32 +137,49 @@ def check_precisions(
     return P
 
 
-def degenerate_columns(X: NDArray[np.floating], columns: list[str]) -> list[str]:
-    """One message per constant column and per column that duplicates an earlier one: along
-    either, every covariance of a mixture is singular (fit and select say the same)."""
-    X = np.asarray(X, dtype=np.float64)
+def degenerate_columns(
+    X: NDArray[np.floating], columns: list[str], drop_hint: bool = True
+) -> list[str]:
+    """One message per kind: the constant columns, and the columns that duplicate an earlier
+    one; along either, every covariance of a mixture is singular (fit and select say the
+    same). ``drop_hint`` adds the command line's ``--drop`` option to the advice."""
+    X = np.asarray(X)
     messages: list[str] = []
     if X.shape[0] < 2:
         return messages
     spread = np.ptp(X, axis=0)
     constant = [columns[j] for j in np.flatnonzero(~(spread > 0))]
     if constant:
+        hint = f" (--drop {','.join(constant)})" if drop_hint else ""
         messages.append(
             f"constant column(s) {', '.join(map(repr, constant))}: every covariance is "
-            f"singular along them; leave them out (--drop {','.join(constant)})"
+            f"singular along them; leave them out{hint}"
         )
-    seen: dict[bytes, str] = {}
-    twins = []
-    for j in np.flatnonzero(spread > 0):
-        key = X[:, j].tobytes()
-        if key in seen:
-            twins.append(f"{columns[j]!r} = {seen[key]!r}")
-        else:
-            seen[key] = columns[j]
+    # duplicates: only columns with equal sums and sums of squares can be equal
+    sums = X.sum(axis=0)
+    squares = np.einsum("ij,ij->j", X, X)
+    twins: list[tuple[str, str]] = []
+    varying = np.flatnonzero(spread > 0)
+    for a, j in enumerate(varying):
+        for i in varying[:a]:
+            if sums[i] == sums[j] and squares[i] == squares[j] and np.array_equal(X[:, i], X[:, j]):
+                twins.append((columns[j], columns[i]))
+                break
     if twins:
-        dropped = ",".join(t.split(" = ")[0].strip("'") for t in twins)
+        hint = f" (--drop {','.join(copy for copy, _ in twins)})" if drop_hint else ""
+        pairs = ", ".join(f"{copy!r} = {first!r}" for copy, first in twins)
         messages.append(
-            f"duplicated column(s) {', '.join(twins)}: full and tied covariances are singular "
-            f"along their difference; leave the copies out (--drop {dropped})"
+            f"duplicated column(s) {pairs}: full and tied covariances are singular along their "
+            f"difference; leave the copies out{hint}"
         )
     return messages
+
+
+def warn_degenerate_columns(
+    X: NDArray[np.floating], columns: list[str] | None, stacklevel: int = 3
+) -> None:
+    """A ``DegenerateDataWarning`` per kind of degenerate column (``degenerate_columns``);
+    columns are named by ``columns`` or by 1-based number."""
+    names = columns if columns is not None else [str(j + 1) for j in range(X.shape[1])]
+    for message in degenerate_columns(X, names, drop_hint=False):
+        warnings.warn(message, DegenerateDataWarning, stacklevel=stacklevel)

@@ -158,8 +158,11 @@ def _fit_quietly(model: GaussianMixture, X: Any) -> list[str]:
     """Fit, returning the warnings' messages (shown as one line each, not as tracebacks)."""
     from sklearn.exceptions import ConvergenceWarning
 
+    from gaussmix.errors import DegenerateDataWarning
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("ignore", DegenerateDataWarning)  # said with names: warn_degenerate
         model.fit(X)
     return [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
 

@@ -250,6 +250,7 @@ def select_command(
     from rich.markup import escape
     from sklearn.exceptions import ConvergenceWarning
 
+    from gaussmix.errors import DegenerateDataWarning
     from gaussmix.figures import figure_format
     from gaussmix.selection import CRITERIA, NoFitChosen
     from gaussmix.selection import select as select_models
@@ -274,6 +275,7 @@ def select_command(
     no_choice: NoFitChosen | None = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("ignore", DegenerateDataWarning)  # said with names above
         with grid_progress(len(ks) * len(types)) as advance:
             try:
                 result = select_models(
