@@ -42,7 +42,9 @@ def cases(model: Path) -> dict[str, list[str]]:
         "info": _gaussmix("info", str(model)),
         "import gaussmix.calculus": [sys.executable, "-c", "import gaussmix.calculus"],
         "import gaussmix (GaussianMixture)": [
-            sys.executable, "-c", "from gaussmix import GaussianMixture",
+            sys.executable,
+            "-c",
+            "from gaussmix import GaussianMixture",
         ],
     }
 

@@ -83,9 +83,9 @@ def test_bad_files(tmp_path: Path) -> None:
     np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="3-D"):
         _fit(tmp_path / "cube.npy")
-    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match=r"reads \.npy and \.parquet"):
-        _fit(tmp_path / "x.csv")
+    (tmp_path / "x.json").write_text("[[1, 2]]")
+    with pytest.raises(ValueError, match=r"reads \.npy, \.parquet and text tables"):
+        _fit(tmp_path / "x.json")
     np.save(tmp_path / "short.npy", X)
     data = (tmp_path / "short.npy").read_bytes()
     (tmp_path / "short.npy").write_bytes(data[:-100])

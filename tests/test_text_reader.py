@@ -18,8 +18,15 @@ EXAMPLE = Path(__file__).parent.parent / "docs" / "faithful-messy.csv"
 
 def test_every_spelling_of_the_same_table_reads_the_same() -> None:
     reference = read_table(MESSY / "tabs.tsv")
-    for name in ("bom.csv", "crlf.csv", "comments_blank_quoted.csv", "r_row_names.csv",
-                 "semicolon_decimal_comma.csv", "text_column.csv", "label_column.csv"):
+    for name in (
+        "bom.csv",
+        "crlf.csv",
+        "comments_blank_quoted.csv",
+        "r_row_names.csv",
+        "semicolon_decimal_comma.csv",
+        "text_column.csv",
+        "label_column.csv",
+    ):
         table = read_table(MESSY / name)
         np.testing.assert_array_equal(table.X, reference.X, err_msg=name)
         assert table.columns == ["x", "y"], name
@@ -42,12 +49,19 @@ def test_columns_and_drop_by_name_or_number() -> None:
 def test_separator_override() -> None:
     # read as commas, the header "x;y" is one field and every row, with its decimal comma, three
     with pytest.raises(GaussmixError, match=r"line 2: 3 field\(s\) where the header has 1"):
-        read_table(MESSY / "semicolon_decimal_comma.csv",
-                   options=ReadOptions(text=text.TextOptions(sep=",")))
-    with pytest.raises(GaussmixError, match=r"no numeric column \(x, y read as text, split on "
-                       r"';' with decimal mark '.'\); check --sep and --decimal"):
-        read_table(MESSY / "semicolon_decimal_comma.csv",
-                   options=ReadOptions(text=text.TextOptions(sep=";", decimal=".")))
+        read_table(
+            MESSY / "semicolon_decimal_comma.csv",
+            options=ReadOptions(text=text.TextOptions(sep=",")),
+        )
+    with pytest.raises(
+        GaussmixError,
+        match=r"no numeric column \(x, y read as text, split on "
+        r"';' with decimal mark '.'\); check --sep and --decimal",
+    ):
+        read_table(
+            MESSY / "semicolon_decimal_comma.csv",
+            options=ReadOptions(text=text.TextOptions(sep=";", decimal=".")),
+        )
 
 
 def test_missing_policy_is_one_setting() -> None:
@@ -100,9 +114,7 @@ def test_the_estimator_fits_a_csv_path_block_by_block(tmp_path: Path) -> None:
     path = tmp_path / "faithful.csv"
     path.write_text(EXAMPLE.read_text().replace(";NA;", ";70;"))
     by_path = GaussianMixture(2, random_state=0).fit(str(path))
-    held = GaussianMixture(2, random_state=0).fit(
-        read_table(path, options=ReadOptions()).X
-    )
+    held = GaussianMixture(2, random_state=0).fit(read_table(path, options=ReadOptions()).X)
     np.testing.assert_allclose(by_path.means_, held.means_, rtol=1e-10)
 
 

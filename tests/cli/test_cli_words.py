@@ -68,8 +68,9 @@ def test_closed_pipe_of_a_real_process(model: Path, faithful_csv: Path) -> None:
     assert done.stderr.strip() == "status=0"
 
 
-@pytest.mark.parametrize(("suffix", "magic"), [(".pdf", b"%PDF"), (".svg", b"<?xml"),
-                                               (".png", b"\x89PNG")])
+@pytest.mark.parametrize(
+    ("suffix", "magic"), [(".pdf", b"%PDF"), (".svg", b"<?xml"), (".png", b"\x89PNG")]
+)
 def test_plot_writes_the_format_its_suffix_names(
     faithful_csv: Path, tmp_path: Path, suffix: str, magic: bytes
 ) -> None:
@@ -149,3 +150,14 @@ def test_info_scores_a_data_file(model: Path, faithful_csv: Path) -> None:
     scored = json.loads(result.stdout)
     assert scored["data"]["n_samples"] == 272
     assert scored["data"]["log_likelihood"] == pytest.approx(scored["log_likelihood"], rel=1e-6)
+
+
+def test_a_scaled_fit_says_so(faithful_csv: Path) -> None:
+    table = _run("fit", faithful_csv, "-k", 2, "--n-init", 1, "--scale")
+    assert "log-likelihood of the standardised data" in " ".join(table.stdout.split())
+    as_json = json.loads(
+        _run("fit", faithful_csv, "-k", 2, "--n-init", 1, "--scale", "--json").stdout
+    )
+    assert as_json["units"].startswith("standardised") and as_json["scaling"] is not None
+    plain = json.loads(_run("fit", faithful_csv, "-k", 2, "--n-init", 1, "--json").stdout)
+    assert plain["units"] == "data"

@@ -129,7 +129,8 @@ def test_a_typo_deep_in_a_numeric_column_names_line_and_column(
 ) -> None:
     monkeypatch.setattr("gaussmix.data.text.SAMPLE_BYTES", 64)  # the typo after the sample
     path = tmp_path / "typo.csv"
-    path.write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(30)) + "7,x1\n")
+    rows = "".join(f"s{i},{i},{i % 3}\n" for i in range(30))
+    path.write_text("id,a,b\n" + rows + "s30,7,x1\n")  # the text column is not counted
     result = _fit(path)
     assert result.exit_code == 1, result.output
     assert "typo.csv, line 32, column 'b': 'x1' is not a number" in result.stderr

@@ -296,6 +296,13 @@ def _rows_to_draw(X: NDArray[np.floating] | DataSource, most: int = 20_000) -> N
     return X.take(np.arange(0, X.n_samples, step))
 
 
+def units_of(scaling: dict[str, list[float]] | None) -> str:
+    """What the numbers of a fit's JSON are in: the data's units, or standardised ones."""
+    if scaling is None:
+        return "data"
+    return "standardised: x' = (x - scaling.center) / scaling.scale, log-likelihood of x'"
+
+
 # The command line's fitting defaults, shared by fit and select: several initialisations and a
 # tolerance tight enough to leave the plateaus that scikit-learn's library defaults (n_init=1,
 # tol=1e-3, max_iter=100) stop on (Old Faithful, tied, K=3: -1140.5 there, -1126.3 here).
@@ -370,7 +377,7 @@ def fit(
         messages = _fit_quietly(model, X)
     for message in messages:
         sys.stderr.write(f"warning: {message}\n")
-    result = summary(model) | {"columns": names, "scaling": scaling}
+    result = summary(model) | {"columns": names, "scaling": scaling, "units": units_of(scaling)}
     if out is not None:
         model.save(out, columns=names, scaling=scaling)
     if plot is not None:

@@ -33,6 +33,7 @@ from gaussmix.cli.commands_em import (
     load_rows,
     rows_for_model,
     stderr,
+    units_of,
     warn_degenerate,
 )
 from gaussmix.cli.options import (
@@ -354,7 +355,12 @@ def _show_grid(
     from rich.markup import escape
 
     if as_json:
-        document = result.to_dict() | {"file": str(file), "columns": names, "scaling": scaling}
+        document = result.to_dict() | {
+            "file": str(file),
+            "columns": names,
+            "scaling": scaling,
+            "units": units_of(scaling),
+        }
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return None
     console = stdout()

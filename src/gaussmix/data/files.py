@@ -134,8 +134,7 @@ def apply_missing(
         )
     kept = X[~rows]
     return kept, [
-        f"dropped {int(rows.sum())} of {len(X)} rows with missing values "
-        f"({len(kept)} rows left)"
+        f"dropped {int(rows.sum())} of {len(X)} rows with missing values ({len(kept)} rows left)"
     ]
 
 
@@ -225,9 +224,7 @@ def _read_parquet(path: Path, options: ReadOptions) -> Table:
 
     chosen, left_out = _parquet_columns(path, options)
     table = pq.read_table(path, columns=chosen)
-    X = np.column_stack(
-        [table.column(c).to_numpy().astype(np.float64) for c in chosen]
-    )
+    X = np.column_stack([table.column(c).to_numpy().astype(np.float64) for c in chosen])
     return Table(X, chosen, tuple(_left_out_note(left_out)))
 
 
@@ -262,8 +259,7 @@ def _text_columns(
 def _check_path(path: Path) -> None:
     if path.is_dir():
         raise GaussmixError(
-            f"{path} is a folder; give a data file ({', '.join(SUFFIXES)}, or - for standard "
-            "input)"
+            f"{path} is a folder; give a data file ({', '.join(SUFFIXES)}, or - for standard input)"
         )
     if not path.exists():
         raise GaussmixError(f"no such file: {path}")
@@ -354,8 +350,9 @@ class CsvSource:
             notes.append(
                 f"dropped {n_dropped} of {n} rows with missing values ({n - n_dropped} rows left)"
             )
-        notes.append(f"{where} is read block by block on every pass (larger than "
-                     f"{STREAM_BYTES >> 20} MiB)")
+        notes.append(
+            f"{where} is read block by block on every pass (larger than {STREAM_BYTES >> 20} MiB)"
+        )
         source = cls(path, fmt, chosen, options.text, n - n_dropped, options.missing == "drop")
         return source, notes
 

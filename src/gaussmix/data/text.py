@@ -216,9 +216,7 @@ def sniff(head: bytes, complete: bool, options: TextOptions, where: str) -> Text
     header = not all(_is_number(f, decimal) for f in first)
     names = tuple(first) if header else tuple(f"x{i}" for i in range(len(first)))
     if header and len(lines) == 1:
-        raise GaussmixError(
-            f"{where} has a header ({', '.join(first)}) but no rows of data"
-        )
+        raise GaussmixError(f"{where} has a header ({', '.join(first)}) but no rows of data")
     return TextFormat(delimiter, header, decimal, names, tuple(notes))
 
 
@@ -248,8 +246,9 @@ def _arrow_options(
     return read, parse, convert
 
 
-def _column_kinds(sample: bytes, complete: bool, fmt: TextFormat, options: TextOptions,
-                  where: str) -> TextColumns:
+def _column_kinds(
+    sample: bytes, complete: bool, fmt: TextFormat, options: TextOptions, where: str
+) -> TextColumns:
     """Numeric and text columns, judged on the sample; R's row names recognised."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -297,8 +296,7 @@ _PARSE = re.compile(r"Expected (\d+) columns, got (\d+)")
 _CONVERT = re.compile(r"In CSV column #(\d+): .*invalid value '(.*)'", re.S)
 
 
-def explain(exc: Exception, data: bytes | Path, fmt: TextFormat, where: str,
-            include: Sequence[str] | None = None) -> GaussmixError:
+def explain(exc: Exception, data: bytes | Path, fmt: TextFormat, where: str) -> GaussmixError:
     """pyarrow's complaint about a text file, in our words, with the line it is about."""
     message = str(exc)
     ragged = _PARSE.search(message)
@@ -312,7 +310,7 @@ def explain(exc: Exception, data: bytes | Path, fmt: TextFormat, where: str,
         )
     bad = _CONVERT.search(message)
     if bad:
-        names = list(include) if include is not None else list(fmt.names)
+        names = list(fmt.names)  # pyarrow counts the file's columns, included or not
         column = names[int(bad[1])] if int(bad[1]) < len(names) else f"#{int(bad[1]) + 1}"
         value = bad[2]
         position = fmt.names.index(column) if column in fmt.names else -1
@@ -361,8 +359,11 @@ class TextTable:
     notes: tuple[str, ...]
 
 
-def describe(path: Path | str, options: TextOptions, stdin: bytes | None = None,
-             ) -> tuple[TextFormat, TextColumns]:
+def describe(
+    path: Path | str,
+    options: TextOptions,
+    stdin: bytes | None = None,
+) -> tuple[TextFormat, TextColumns]:
     """Sniff a text file's format and judge its columns from its first MiB."""
     where = label(path)
     with _open_bytes(path, stdin) as f:
@@ -373,8 +374,9 @@ def describe(path: Path | str, options: TextOptions, stdin: bytes | None = None,
     return fmt, _column_kinds(head, complete, fmt, options, where)
 
 
-def text_notes(fmt: TextFormat, columns: TextColumns, chosen: Sequence[str],
-               asked: bool = False) -> list[str]:
+def text_notes(
+    fmt: TextFormat, columns: TextColumns, chosen: Sequence[str], asked: bool = False
+) -> list[str]:
     """The notes on what was detected and left out; text columns only when the columns were
     not ``asked`` for by name (--columns)."""
     notes = list(fmt.notes)
@@ -411,7 +413,7 @@ def read_numeric(
             )
     except pa.ArrowInvalid as exc:
         source: bytes | Path = stdin if stdin is not None else Path(path)
-        raise explain(exc, source, fmt, where, include) from None
+        raise explain(exc, source, fmt, where) from None
     return _to_numpy(table)
 
 
@@ -447,4 +449,4 @@ def stream_numeric(
             for batch in reader:
                 yield _to_numpy(batch)
         except pa.ArrowInvalid as exc:
-            raise explain(exc, path, fmt, label(path), include) from None
+            raise explain(exc, path, fmt, label(path)) from None
