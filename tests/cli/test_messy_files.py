@@ -50,6 +50,7 @@ def _expected_means() -> np.ndarray:
         ("bom.csv", (), ""),
         ("crlf.csv", (), ""),
         ("r_row_names.csv", (), "note: left out the unnamed first column (R's row names)\n"),
+        ("r_write_table.txt", (), "note: left out the unnamed first column (R's row names)\n"),
         ("comments_blank_quoted.csv", (), ""),
         ("tabs.tsv", (), ""),
         ("whitespace.txt", (), ""),

@@ -59,6 +59,12 @@ class TextFormat:
     decimal: str
     names: tuple[str, ...]  # every column of the file, in order (x0, x1, ... without a header)
     notes: tuple[str, ...] = ()
+    short_header: bool = False  # R's write.table: the header lacks the row names' field
+
+    @property
+    def given_names(self) -> bool:
+        """Whether pyarrow is told the names (no header, or a header one field short)."""
+        return not self.header or self.short_header
 
     @property
     def whitespace(self) -> bool:
@@ -99,9 +105,10 @@ class _Cleaned(io.RawIOBase):
     """A binary stream with ``#`` comment lines blanked (their newline kept, so that line
     numbers stay the file's) and, for whitespace-separated text, runs of blanks squeezed."""
 
-    def __init__(self, raw: IO[bytes], whitespace: bool) -> None:
+    def __init__(self, raw: IO[bytes], whitespace: bool, blank_header: bool = False) -> None:
         self._raw = raw
         self._whitespace = whitespace
+        self._blank_header = blank_header  # the header line is blanked too (names are given)
         self._pending = b""  # cleaned bytes not yet handed out
         self._tail = b""  # an unfinished line, cleaned with the next block
         self._done = False
@@ -129,6 +136,9 @@ class _Cleaned(io.RawIOBase):
             cut = data.rfind(b"\n") + 1
             self._tail = data[cut:]
             self._pending = self._clean(data[:cut])
+            if self._blank_header and self._pending:
+                self._pending, found = _blank_first_line(self._pending)
+                self._blank_header = not found
 
     def readinto(self, buffer: Any) -> int:
         self._fill()
@@ -136,6 +146,18 @@ class _Cleaned(io.RawIOBase):
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
+
+
+def _blank_first_line(data: bytes) -> tuple[bytes, bool]:
+    """``data`` with its first non-blank line emptied (newline kept), and whether there was one."""
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        if data[start:end].strip().removeprefix(b"\xef\xbb\xbf"):
+            return data[:start] + data[end:], True
+        start = end + 1
+    return data, False
 
 
 def _open_bytes(path: Path | str, stdin: bytes | None) -> IO[bytes]:
@@ -170,14 +192,20 @@ def _is_number(text: str, decimal: str) -> bool:
     return bool(_NUMBER.match(text))
 
 
-def _guess_delimiter(lines: Sequence[str]) -> str:
-    for delimiter in ("\t", ";", ","):
+def _consistent(lines: Sequence[str]) -> str | None:
+    """The first separator that splits every line into the same number (> 1) of fields."""
+    for delimiter in ("\t", ";", ",", WHITESPACE):
         counts = {len(_split(line, delimiter)) for line in lines}
         if len(counts) == 1 and counts.pop() > 1:
             return delimiter
-    counts = {len(line.split()) for line in lines}
-    if len(counts) == 1 and counts.pop() > 1:
-        return WHITESPACE
+    return None
+
+
+def _guess_delimiter(lines: Sequence[str]) -> str:
+    # every line alike, or else the rows alike (a header one field short: R's row names)
+    found = _consistent(lines) or (_consistent(lines[1:]) if len(lines) > 2 else None)
+    if found is not None:
+        return found
     # no separator splits every line alike (a ragged file): the one most lines agree on
     for delimiter in ("\t", ";", ","):
         if any(len(_split(line, delimiter)) > 1 for line in lines):
@@ -217,7 +245,11 @@ def sniff(head: bytes, complete: bool, options: TextOptions, where: str) -> Text
     names = tuple(first) if header else tuple(f"x{i}" for i in range(len(first)))
     if header and len(lines) == 1:
         raise GaussmixError(f"{where} has a header ({', '.join(first)}) but no rows of data")
-    return TextFormat(delimiter, header, decimal, names, tuple(notes))
+    # R's write.table: every row one field longer than the header, the first being a row name
+    short = header and {len(_split(line, delimiter)) for line in lines[1:]} == {len(first) + 1}
+    if short:
+        names = ("", *names)
+    return TextFormat(delimiter, header, decimal, names, tuple(notes), short)
 
 
 # ------------------------------------------------------------------ pyarrow
@@ -231,7 +263,7 @@ def _arrow_options(
 
     read = pacsv.ReadOptions(
         block_size=BLOCK_BYTES,
-        column_names=None if fmt.header else list(fmt.names),
+        column_names=list(fmt.names) if fmt.given_names else None,
         autogenerate_column_names=False,
     )
     parse = pacsv.ParseOptions(delimiter=fmt.delimiter, ignore_empty_lines=True)
@@ -258,7 +290,7 @@ def _column_kinds(
     read, parse, convert = _arrow_options(fmt, options)
     try:
         table = pacsv.read_csv(
-            _Cleaned(io.BytesIO(sample), fmt.whitespace),
+            _Cleaned(io.BytesIO(sample), fmt.whitespace, fmt.short_header),
             read_options=read,
             parse_options=parse,
             convert_options=convert,
@@ -406,7 +438,7 @@ def read_numeric(
     try:
         with _open_bytes(path, stdin) as f:
             table = pacsv.read_csv(
-                _Cleaned(f, fmt.whitespace),
+                _Cleaned(f, fmt.whitespace, fmt.short_header),
                 read_options=read,
                 parse_options=parse,
                 convert_options=convert,
@@ -441,7 +473,7 @@ def stream_numeric(
     with path.open("rb") as f:
         try:
             reader = pacsv.open_csv(
-                _Cleaned(f, fmt.whitespace),
+                _Cleaned(f, fmt.whitespace, fmt.short_header),
                 read_options=read,
                 parse_options=parse,
                 convert_options=convert,
