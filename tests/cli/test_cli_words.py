@@ -161,3 +161,12 @@ def test_a_scaled_fit_says_so(faithful_csv: Path) -> None:
     assert as_json["units"].startswith("standardised") and as_json["scaling"] is not None
     plain = json.loads(_run("fit", faithful_csv, "-k", 2, "--n-init", 1, "--json").stdout)
     assert plain["units"] == "data"
+
+
+def test_predict_reads_standard_input(model: Path, faithful_csv: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["predict", str(model), "-"], input=faithful_csv.read_text()
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "component"
+    assert len(result.stdout.splitlines()) == 273
