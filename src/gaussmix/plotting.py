@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gaussmix.atomic import atomic_write
+from gaussmix.errors import GaussmixError
 from gaussmix.figures import figure_format
 from gaussmix.projection import (
     Projection,
@@ -326,11 +327,11 @@ def plot_column_indices(columns: Sequence[str], wanted: str | Sequence[str]) -> 
     unknown = [name for name in wanted if name not in position]
     if unknown:
         known = ", ".join(columns[:12]) + (", ..." if len(columns) > 12 else "")
-        raise ValueError(
+        raise GaussmixError(
             f"--plot-columns: no column named {', '.join(unknown)}; the fitted columns are {known}"
         )
     if not wanted:
-        raise ValueError("--plot-columns names no column; give names separated by commas")
+        raise GaussmixError("--plot-columns names no column; give names separated by commas")
     return [position[name] for name in dict.fromkeys(wanted)]
 
 
@@ -1012,7 +1013,7 @@ def check_plot(kind: str, plot_columns: str | Sequence[str] | None, columns: Seq
     """A ValueError, in the command line's words, for an unknown ``--plot-kind`` or a
     ``--plot-columns`` name that is not a fitted column (checked before anything is fitted)."""
     if kind not in PLOT_KINDS:
-        raise ValueError(f"unknown --plot-kind {kind!r}; use one of {', '.join(PLOT_KINDS)}")
+        raise GaussmixError(f"unknown --plot-kind {kind!r}; use one of {', '.join(PLOT_KINDS)}")
     if plot_columns is not None:
         plot_column_indices(columns, plot_columns)
 
