@@ -126,16 +126,23 @@ def apply_missing(
         return X, []
     if policy == "error":
         r = int(np.argmax(rows))
-        c = int(np.argmax(missing[r]))
-        raise GaussmixError(
-            f"{where} has {int(missing.sum())} missing value(s) (empty, NA, NaN, null, ?) in "
-            f"{int(rows.sum())} row(s), the first in row {r + 1}, column {columns[c]!r}; "
-            "--dropna leaves those rows out (or fill the values in)"
-        )
-    kept = X[~rows]
-    return kept, [
-        f"dropped {int(rows.sum())} of {len(X)} rows with missing values ({len(kept)} rows left)"
-    ]
+        first = (r, columns[int(np.argmax(missing[r]))])
+        raise missing_error(where, int(missing.sum()), int(rows.sum()), first)
+    return X[~rows], [dropped_note(int(rows.sum()), len(X))]
+
+
+def missing_error(where: str, values: int, rows: int, first: tuple[int, str]) -> GaussmixError:
+    """The error of the "error" policy: how many, and the first (0-based row, column name)."""
+    return GaussmixError(
+        f"{where} has {values} missing value(s) (empty, NA, NaN, null, ?) in {rows} row(s), "
+        f"the first in row {first[0] + 1}, column {first[1]!r}; --dropna leaves those rows out "
+        "(or fill the values in)"
+    )
+
+
+def dropped_note(dropped: int, n_rows: int) -> str:
+    """The note of the "drop" policy."""
+    return f"dropped {dropped} of {n_rows} rows with missing values ({n_rows - dropped} rows left)"
 
 
 # ------------------------------------------------------------------ formats
@@ -341,15 +348,8 @@ class CsvSource:
         notes = text.text_notes(fmt, kinds, chosen, bool(options.columns))
         if first is not None:
             if options.missing == "error":
-                raise GaussmixError(
-                    f"{where} has {n_missing} missing value(s) (empty, NA, NaN, null, ?) in "
-                    f"{n_dropped} row(s), the first in row {first[0] + 1}, column "
-                    f"{chosen[first[1]]!r}; --dropna leaves those rows out (or fill the "
-                    "values in)"
-                )
-            notes.append(
-                f"dropped {n_dropped} of {n} rows with missing values ({n - n_dropped} rows left)"
-            )
+                raise missing_error(where, n_missing, n_dropped, (first[0], chosen[first[1]]))
+            notes.append(dropped_note(n_dropped, n))
         notes.append(
             f"{where} is read block by block on every pass (larger than {STREAM_BYTES >> 20} MiB)"
         )
