@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from gaussmix.calculus import expr as E
 from gaussmix.calculus.expr import Expr, Kind, Op
+from gaussmix.calculus.ops import apply
 
 N = "n"
 TYPES = {"S": "symmetric"}
@@ -32,7 +33,7 @@ matrix_leaves = st.sampled_from([A, B, S, E.eye(N)])
 
 
 def _unary(op: Op):  # type: ignore[no-untyped-def]
-    return lambda u: E.apply(op, u)
+    return lambda u: apply(op, u)
 
 
 def scalars(depth: int) -> st.SearchStrategy[Expr]:
@@ -51,7 +52,7 @@ def scalars(depth: int) -> st.SearchStrategy[Expr]:
         st.builds(E.div, s, st.sampled_from([a, b, E.num(2)])),
         st.builds(_unary(Op.NORM2), v),
         st.builds(lambda u: E.power(u, E.num(2)), s),
-        st.builds(lambda u: E.apply(Op.TANH, u), s),
+        st.builds(lambda u: apply(Op.TANH, u), s),
         st.builds(E.transpose, s),
     )
 
@@ -69,7 +70,7 @@ def vectors(depth: int) -> st.SearchStrategy[Expr]:
         st.builds(E.mul, m, v),
         st.builds(E.neg, v),
         st.builds(E.hadamard, v, v),
-        st.builds(lambda u: E.ediv(u, E.apply(Op.EXP, x)), v),
+        st.builds(lambda u: E.ediv(u, apply(Op.EXP, x)), v),
         st.builds(_unary(Op.DIAGV), m),
         st.builds(lambda u: E.transpose(E.transpose(u)), v),
         st.builds(lambda u: E.epower(u, E.num(2)), v),

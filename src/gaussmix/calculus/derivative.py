@@ -30,11 +30,11 @@ from gaussmix.calculus.expr import (
     div,
     is_zero,
     mul,
-    rebuild,
     sumidx,
     transpose,
     zero,
 )
+from gaussmix.calculus.ops import rebuild
 from gaussmix.calculus.printing import to_text
 from gaussmix.calculus.rewrite import Step, rewrite
 from gaussmix.calculus.rules.canonical import CANONICAL_RULES, Term, trace_of

@@ -28,8 +28,6 @@ from typing import Union
 from gaussmix.calculus.errors import CalculusError
 
 __all__ = [
-    "ELEMENTWISE",
-    "FUNCTIONS",
     "MAX_DEPTH",
     "SCALAR",
     "STRICT",
@@ -73,7 +71,8 @@ class Kind(str, enum.Enum):
 
 
 class Op(enum.Enum):
-    """The operators. Printing, differentiation and evaluation each have one entry per member."""
+    """The operators. Every fact about one (shape rule, printing, numbers, differentials,
+    symmetry) is its entry in :data:`gaussmix.calculus.ops.OPS`."""
 
     NUM = "number"  # value: a non-negative Fraction
     VAR = "variable"  # name, kind, indices
@@ -114,31 +113,6 @@ class Op(enum.Enum):
     SUMIDX = "indexed sum"  # name: the index; sum over the index of args[0]
     EQ = "="  # an equation lhs = rhs (a line of a derivation; not an expression of the syntax)
 
-
-ELEMENTWISE: frozenset[Op] = frozenset(
-    {Op.LOG, Op.EXP, Op.SQRT, Op.SIN, Op.COS, Op.TANH, Op.ABS, Op.SIGN}
-)
-"""Functions applied entry by entry to vectors and matrices."""
-
-FUNCTIONS: dict[str, Op] = {
-    "tr": Op.TR,
-    "det": Op.DET,
-    "logdet": Op.LOGDET,
-    "inv": Op.INV,
-    "diag": Op.DIAGM,  # or DIAGV, chosen by the argument's shape
-    "sum": Op.SUM,
-    "norm1": Op.NORM1,
-    "norm2": Op.NORM2,
-    "log": Op.LOG,
-    "exp": Op.EXP,
-    "sqrt": Op.SQRT,
-    "sin": Op.SIN,
-    "cos": Op.COS,
-    "tanh": Op.TANH,
-    "abs": Op.ABS,
-    "sign": Op.SIGN,
-}
-"""The function names of the input syntax."""
 
 CONSTANTS = ("eye", "ones")
 """Reserved names: the identity matrix and the vector of ones (sizes inferred from context)."""
@@ -361,7 +335,8 @@ def describe(e: Expr) -> str:
     return to_text(e)
 
 
-def _shape_word(e: Expr, dims: Dims) -> str:
+def shape_word(e: Expr, dims: Dims) -> str:
+    """``x is a scalar`` / ``A is n×m``: an operand and its shape, for error messages."""
     if e.is_scalar:
         return f"{describe(e)} is a scalar"
     return f"{describe(e)} is {dims.show(e.shape)}"
@@ -369,7 +344,7 @@ def _shape_word(e: Expr, dims: Dims) -> str:
 
 def _unify_shapes(a: Expr, b: Expr, dims: Dims, what: str) -> None:
     def why() -> str:
-        return f"{_shape_word(a, dims)} and {_shape_word(b, dims)}; {what}"
+        return f"{shape_word(a, dims)} and {shape_word(b, dims)}; {what}"
 
     if a.is_scalar != b.is_scalar:
         raise CalculusError(why())
@@ -377,9 +352,10 @@ def _unify_shapes(a: Expr, b: Expr, dims: Dims, what: str) -> None:
     dims.unify(a.shape[1], b.shape[1], why)
 
 
-def _require_square(a: Expr, dims: Dims, fname: str) -> None:
+def require_square(a: Expr, dims: Dims, fname: str) -> None:
+    """Check that ``a`` is a square matrix (an argument of ``fname``)."""
     def why() -> str:
-        return f"{fname} needs a square matrix, but {_shape_word(a, dims)}"
+        return f"{fname} needs a square matrix, but {shape_word(a, dims)}"
 
     if (a.shape[0] == 1) != (a.shape[1] == 1):
         raise CalculusError(why())
@@ -541,7 +517,7 @@ def mul(a: Expr, b: Expr, dims: Dims = STRICT) -> Expr:
 
     def why() -> str:
         return (
-            f"{_shape_word(a, dims)} and {_shape_word(b, dims)}; a product needs the columns "
+            f"{shape_word(a, dims)} and {shape_word(b, dims)}; a product needs the columns "
             "of the left factor to match the rows of the right one (transpose a factor, or use "
             ".* for an elementwise product)"
         )
@@ -619,7 +595,7 @@ def power(a: Expr, p: Expr, dims: Dims = STRICT) -> Expr:
             f"a matrix power needs a non-negative integer exponent, not {describe(p)}; "
             "use inv(...) for an inverse or .^ for an elementwise power"
         )
-    _require_square(a, dims, "a matrix power")
+    require_square(a, dims, "a matrix power")
     return Expr(Op.MPOW, (a, p), a.shape)
 
 
@@ -635,27 +611,6 @@ def epower(a: Expr, p: Expr, dims: Dims = STRICT) -> Expr:
 def transpose(a: Expr) -> Expr:
     """a'."""
     return Expr(Op.TRANSPOSE, (a,), (a.shape[1], a.shape[0]))
-
-
-def apply(op: Op, a: Expr, dims: Dims = STRICT) -> Expr:
-    """A function of the input syntax applied to ``a`` (``op`` from :data:`FUNCTIONS`)."""
-    if op in ELEMENTWISE:
-        return Expr(op, (a,), a.shape)
-    if op in (Op.SUM, Op.NORM1, Op.NORM2):
-        return Expr(op, (a,), SCALAR)
-    if op in (Op.DIAGM, Op.DIAGV):
-        if a.is_vector:
-            return Expr(Op.DIAGM, (a,), (a.shape[0], a.shape[0]))
-        if a.shape[0] == 1:
-            raise CalculusError(
-                f"diag needs a column vector or a square matrix, but {_shape_word(a, dims)}"
-            )
-        _require_square(a, dims, "diag")
-        return Expr(Op.DIAGV, (a,), (a.shape[0], 1))
-    _require_square(a, dims, op.value)
-    if op is Op.INV:
-        return Expr(Op.INV, (a,), a.shape)
-    return Expr(op, (a,), SCALAR)  # tr, det, logdet
 
 
 def sumidx(index: str, body: Expr) -> Expr:
@@ -702,32 +657,7 @@ def map_dims(e: Expr, mapping: Callable[[Dim], Dim]) -> Expr:
 
 
 def rebuild(e: Expr, args: Sequence[Expr]) -> Expr:
-    """Rebuild ``e`` with new operands through the smart constructors (shapes re-inferred)."""
-    op = e.op
-    if op is Op.ADD:
-        return add_all(list(args), e.shape)
-    if op is Op.MATMUL:
-        return mul_all(list(args))
-    builders: dict[Op, Callable[..., Expr]] = {
-        Op.NEG: neg,
-        Op.SCALE: mul,
-        Op.DIV: div,
-        Op.HADAMARD: hadamard,
-        Op.EDIV: ediv,
-        Op.POW: power,
-        Op.MPOW: power,
-        Op.EPOW: epower,
-        Op.TRANSPOSE: transpose,
-        Op.D: d,
-    }
-    if op in builders:
-        return builders[op](*args)
-    if op is Op.SUMIDX:
-        return sumidx(e.name, args[0])
-    if op is Op.EQ:
-        return equation(args[0], args[1])
-    if op is Op.DIFF:
-        return e
-    if not args:
-        return e
-    return apply(op, args[0])
+    """Rebuild ``e`` with new operands through its shape rule (the operator table's)."""
+    from gaussmix.calculus.ops import OPS  # the table builds on this module
+
+    return OPS[e.op].rebuild(e, list(args))

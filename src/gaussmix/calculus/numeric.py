@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gaussmix.calculus.errors import CalculusError
 from gaussmix.calculus.expr import Dim, Expr, Kind, Op, VarKey
+from gaussmix.calculus.ops import OPS
 
 __all__ = [
     "Point",
@@ -49,6 +50,40 @@ class _Env:
     values: dict[str, Array]  # base name -> array (leading axes for indices, then rows, cols)
     sizes: dict[str, int]  # dimension symbol or index name -> size
     differentials: dict[str, Array] = field(default_factory=dict)
+
+    # -- what the operator table's evaluations ask for (ops.EvalEnv) ----------------------------
+    def size(self, d: object) -> int:
+        if d == 1:
+            return 1
+        if str(d) not in self.sizes:
+            raise CalculusError(
+                f"cannot tell the size of dimension {d} from the values (eye or ones alone?)"
+            )
+        return self.sizes[str(d)]
+
+    def dim_size(self, name: str) -> int:
+        """The value of a named dimension: D (a size), or N, the number of terms of index n."""
+        if name not in self.sizes and count_key(name.lower()) in self.sizes:
+            return self.sizes[count_key(name.lower())]
+        return self.size(name)
+
+    def variable(self, e: Expr) -> Array:
+        arr = self.values[e.name]
+        if e.indices:
+            try:
+                arr = arr[tuple(self.sizes[f"@{i}"] for i in e.indices)]
+            except KeyError:
+                raise CalculusError(f"{e.full_name} is used outside a sum over its index") from None
+        return arr
+
+    def differential(self, e: Expr) -> Array:
+        name = e.args[0].name
+        if name not in self.differentials:
+            raise CalculusError(f"no value for the differential d{name}")
+        arr = self.differentials[name]
+        if e.args[0].indices:
+            arr = arr[tuple(self.sizes[f"@{i}"] for i in e.args[0].indices)]
+        return arr
 
 
 def _as_array(name: str, value: Any, v: Expr) -> Array:
@@ -139,110 +174,6 @@ def count_key(index: str) -> str:
     return f"#{index}"
 
 
-def _size(env: _Env, d: Dim) -> int:
-    if d == 1:
-        return 1
-    if str(d) not in env.sizes:
-        raise CalculusError(
-            f"cannot tell the size of dimension {d} from the values (eye or ones alone?)"
-        )
-    return env.sizes[str(d)]
-
-
-def _dim_size(env: _Env, name: str) -> int:
-    """The value of a named dimension: D (a size), or N, the number of terms of the index n."""
-    if name not in env.sizes and count_key(name.lower()) in env.sizes:
-        return env.sizes[count_key(name.lower())]
-    return _size(env, name)
-
-
-def _elementwise(fn: Any) -> Any:
-    return lambda env, e, a: fn(a[0])
-
-
-def _logdet(a: Array) -> Array:
-    sign, logabs = np.linalg.slogdet(a)
-    return np.array([[logabs if sign > 0 else np.nan]])
-
-
-def _inv(a: Array) -> Array:
-    try:
-        return np.asarray(np.linalg.inv(a), dtype=float)
-    except np.linalg.LinAlgError:
-        raise CalculusError("a matrix to invert is singular at these values") from None
-
-
-def _mpow(a: Array, k: Array) -> Array:
-    return np.linalg.matrix_power(a, int(k[0, 0]))
-
-
-def _var(env: _Env, e: Expr) -> Array:
-    arr = env.values[e.name]
-    if e.indices:
-        try:
-            arr = arr[tuple(env.sizes[f"@{i}"] for i in e.indices)]
-        except KeyError:
-            raise CalculusError(f"{e.full_name} is used outside a sum over its index") from None
-    return arr
-
-
-def _diff(env: _Env, e: Expr) -> Array:
-    name = e.args[0].name
-    if name not in env.differentials:
-        raise CalculusError(f"no value for the differential d{name}")
-    arr = env.differentials[name]
-    if e.args[0].indices:
-        arr = arr[tuple(env.sizes[f"@{i}"] for i in e.args[0].indices)]
-    return arr
-
-
-EVAL: dict[Op, Any] = {
-    Op.NUM: lambda env, e, a: np.array([[float(e.value)]]),
-    Op.VAR: lambda env, e, a: _var(env, e),
-    Op.EYE: lambda env, e, a: np.eye(_size(env, e.shape[0])),
-    Op.ONES: lambda env, e, a: np.ones((_size(env, e.shape[0]), 1)),
-    Op.ZERO: lambda env, e, a: np.zeros((_size(env, e.shape[0]), _size(env, e.shape[1]))),
-    Op.DIM: lambda env, e, a: np.array([[float(_dim_size(env, e.name))]]),
-    Op.DIFF: lambda env, e, a: _diff(env, e),
-    Op.ADD: lambda env, e, a: sum(a[1:], a[0]),
-    Op.NEG: lambda env, e, a: -a[0],
-    Op.MATMUL: lambda env, e, a: _chain(a),
-    Op.SCALE: lambda env, e, a: a[0][0, 0] * a[1],
-    Op.DIV: lambda env, e, a: a[0] / a[1][0, 0],
-    Op.HADAMARD: lambda env, e, a: a[0] * a[1],
-    Op.EDIV: lambda env, e, a: a[0] / a[1],
-    Op.POW: lambda env, e, a: np.power(a[0], a[1][0, 0]),
-    Op.MPOW: lambda env, e, a: _mpow(a[0], a[1]),
-    Op.EPOW: lambda env, e, a: np.power(a[0], a[1][0, 0]),
-    Op.TRANSPOSE: lambda env, e, a: a[0].T,
-    Op.TR: lambda env, e, a: np.array([[np.trace(a[0])]]),
-    Op.DET: lambda env, e, a: np.array([[np.linalg.det(a[0])]]),
-    Op.LOGDET: lambda env, e, a: _logdet(a[0]),
-    Op.INV: lambda env, e, a: _inv(a[0]),
-    Op.DIAGM: lambda env, e, a: np.diag(a[0][:, 0]),
-    Op.DIAGV: lambda env, e, a: np.diag(a[0]).copy()[:, None],
-    Op.SUM: lambda env, e, a: np.array([[a[0].sum()]]),
-    Op.NORM1: lambda env, e, a: np.array([[np.abs(a[0]).sum()]]),
-    Op.NORM2: lambda env, e, a: np.array([[np.sqrt((a[0] ** 2).sum())]]),
-    Op.LOG: _elementwise(np.log),
-    Op.EXP: _elementwise(np.exp),
-    Op.SQRT: _elementwise(np.sqrt),
-    Op.SIN: _elementwise(np.sin),
-    Op.COS: _elementwise(np.cos),
-    Op.TANH: _elementwise(np.tanh),
-    Op.ABS: _elementwise(np.abs),
-    Op.SIGN: _elementwise(np.sign),
-}
-"""One numpy evaluation per operator, on 2-D arrays (D and SUMIDX are handled by the walker)."""
-
-
-def _chain(arrays: list[Array]) -> Array:
-    out = arrays[0]
-    for a in arrays[1:]:
-        out = out @ a
-    return out
-
-
 def _eval(e: Expr, env: _Env) -> Array:
     memo: dict[tuple[int, tuple[int, ...]], Array] = {}
     index_keys = sorted(k for k in env.sizes if k.startswith("@"))
@@ -259,7 +190,10 @@ def _eval(e: Expr, env: _Env) -> Array:
         elif node.op is Op.EQ:
             raise CalculusError("an equation has no value; evaluate its sides")
         else:
-            out = EVAL[node.op](env, node, [go(a) for a in node.args])
+            evaluate = OPS[node.op].evaluate
+            if evaluate is None:
+                raise CalculusError(f"internal error: {node.op.value} has no numeric value")
+            out = evaluate(env, node, [go(a) for a in node.args])
         memo[key] = out
         return out
 
@@ -283,7 +217,7 @@ def _eval(e: Expr, env: _Env) -> Array:
         else:
             env.sizes[slot] = saved
         if total is None:
-            return np.zeros((_size(env, node.shape[0]), _size(env, node.shape[1])))
+            return np.zeros((env.size(node.shape[0]), env.size(node.shape[1])))
         return total
 
     with np.errstate(all="ignore"):
@@ -360,19 +294,13 @@ SIZES = (3, 2, 4, 5, 6, 7)
 """Sizes given to the symbolic dimensions of an expression, in order: distinct, so that a
 missing transpose shows up as a shape error or a wrong number."""
 
-_NEEDS_POSITIVE = frozenset({Op.LOG, Op.SQRT})
-
-
 def _positive_variables(e: Expr) -> set[str]:
-    """Variables that appear under a log, a square root, a power, or in a denominator."""
+    """Variables in an operand that the table keeps positive (under a log, a square root, a
+    power, in a denominator)."""
     out: set[str] = set()
     for node in e.walk():
-        if node.op in _NEEDS_POSITIVE or node.op in (Op.POW, Op.EPOW):
-            out |= {k[0] for k in node.args[0].free}
-        if node.op in (Op.DIV, Op.EDIV):
-            out |= {k[0] for k in node.args[1].free}
-        if node.op is Op.POW:
-            out |= {k[0] for k in node.args[1].free}
+        for i in OPS[node.op].positive:
+            out |= {k[0] for k in node.args[i].free}
     return out
 
 
@@ -507,7 +435,7 @@ def _well_conditioned(
     e: Expr, values: Mapping[str, Any], sizes: Mapping[str, int], index_env: Mapping[str, int]
 ) -> bool:
     for node in e.walk():
-        if node.op not in (Op.INV, Op.LOGDET, Op.DET, Op.MPOW):
+        if not OPS[node.op].conditioned:
             continue
         arg = node.args[0]
         if any(index not in index_env for _, indices in arg.free for index in indices):

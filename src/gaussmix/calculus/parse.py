@@ -27,7 +27,8 @@ import lark
 
 from gaussmix.calculus import expr as E
 from gaussmix.calculus.errors import CalculusError, ParseError
-from gaussmix.calculus.expr import CONSTANTS, FUNCTIONS, MAX_DEPTH, Dim, Dims, Expr, Kind, Op
+from gaussmix.calculus.expr import CONSTANTS, MAX_DEPTH, Dim, Dims, Expr, Kind, Op
+from gaussmix.calculus.ops import FUNCTIONS, apply
 
 __all__ = ["KIND_NAMES", "MAX_LENGTH", "as_kind", "convention_kind", "parse", "parse_kinds"]
 
@@ -262,7 +263,7 @@ class _Builder:
                 position=token.start_pos,
             )
         self._one_argument(fname, token, args)
-        return E.apply(FUNCTIONS[fname], args[0], self.dims)
+        return apply(FUNCTIONS[fname], args[0], self.dims)
 
     def _one_argument(self, fname: str, token: lark.Token, args: list[Expr]) -> None:
         if len(args) != 1:

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from gaussmix.calculus.errors import CalculusError
-from gaussmix.calculus.expr import Expr, Op, rebuild
+from gaussmix.calculus.expr import Expr, Op
+from gaussmix.calculus.ops import rebuild
 
 __all__ = ["Rule", "Step", "rewrite"]
 

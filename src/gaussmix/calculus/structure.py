@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections import Counter
 from functools import lru_cache
 
-from gaussmix.calculus.expr import ELEMENTWISE, Expr, Op, transpose
+from gaussmix.calculus.expr import Expr, Op, transpose
+from gaussmix.calculus.ops import OPS
 
 __all__ = ["is_symmetric", "transposed"]
-
-_KEEPS_SYMMETRY = frozenset({Op.INV, Op.TRANSPOSE, Op.NEG, Op.MPOW, Op.EPOW, *ELEMENTWISE})
 
 
 def is_symmetric(e: Expr) -> bool:
@@ -30,24 +29,22 @@ def _is_symmetric(e: Expr, shape: tuple[object, object]) -> bool:
         return False
     if rows == 1:
         return True
-    op = e.op
-    if op is Op.VAR:
-        return e.kind is not None and e.kind.is_symmetric
-    if op in (Op.EYE, Op.ZERO, Op.DIAGM):
+    rule = OPS[e.op].symmetry  # what the operator table says about the operator
+    if rule == "always":
         return True
-    if op in _KEEPS_SYMMETRY:
+    if rule == "declared":
+        return e.kind is not None and e.kind.is_symmetric
+    if rule == "operand":
         return is_symmetric(e.args[0])
-    if op is Op.SCALE:
+    if rule == "scaled":
         return is_symmetric(e.args[1])
-    if op in (Op.DIV, Op.SUMIDX):
-        return is_symmetric(e.args[0])
-    if op in (Op.HADAMARD, Op.EDIV):
+    if rule == "operands":
         return all(is_symmetric(a) for a in e.args)
-    if op is Op.ADD:
+    if rule == "terms":
         # A sum is symmetric when transposing permutes its terms: A + A', S + T.
         terms = Counter(e.args)
         return terms == Counter(transposed(t) for t in e.args)
-    if op is Op.MATMUL:
+    if rule == "palindrome":
         # A product F1 ... Fk is symmetric when Fi' = F(k+1-i) and the middle factor is
         # symmetric: x*x', A*S*A', inv(S)*v*v'*inv(S).
         factors = e.args

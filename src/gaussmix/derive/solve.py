@@ -30,7 +30,6 @@ from gaussmix.calculus.expr import (
     Kind,
     Op,
     add_all,
-    apply,
     div,
     ediv,
     equation,
@@ -41,11 +40,11 @@ from gaussmix.calculus.expr import (
     mul_all,
     neg,
     number_value,
-    rebuild,
     substitute,
     sumidx,
     zero,
 )
+from gaussmix.calculus.ops import apply, rebuild
 from gaussmix.calculus.printing import to_text
 from gaussmix.calculus.rewrite import Rule, Step, rewrite
 from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES

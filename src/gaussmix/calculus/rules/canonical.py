@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from gaussmix.calculus.expr import (
     Expr,
     Op,
-    apply,
     div,
     ediv,
     eye,
@@ -27,6 +26,7 @@ from gaussmix.calculus.expr import (
     ones,
     transpose,
 )
+from gaussmix.calculus.ops import apply
 
 __all__ = ["CANONICAL_RULES", "CanonicalRule", "Term", "trace_of"]
 

@@ -24,7 +24,6 @@ from gaussmix.calculus.expr import (
     Expr,
     Op,
     add_all,
-    apply,
     broadcast,
     dim,
     div,
@@ -44,6 +43,7 @@ from gaussmix.calculus.expr import (
     transpose,
     zero,
 )
+from gaussmix.calculus.ops import apply
 from gaussmix.calculus.rewrite import Rule
 from gaussmix.calculus.structure import is_symmetric, transposed
 
