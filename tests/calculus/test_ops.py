@@ -12,7 +12,7 @@ from gaussmix.calculus.structure import is_symmetric
 
 # Operators that are not differentiated by a rule of their own: constants (d c = 0), the
 # differentials themselves, and equations (lines of a derivation).
-NO_RULE = {Op.NUM, Op.EYE, Op.ONES, Op.ZERO, Op.DIM, Op.DIFF, Op.D, Op.EQ}
+NO_RULE = {Op.NUM, Op.EYE, Op.ONES, Op.ZERO, Op.DIM, Op.DIFF, Op.D, Op.EQ, Op.TERM}
 
 
 def test_every_operator_has_one_entry() -> None:

@@ -181,3 +181,33 @@ def test_bad_input() -> None:
     d = derive_gmm("diag")
     with pytest.raises(ValueError, match="resp"):
         d.mstep(np.ones((4, 2)), np.ones((3, 2)))
+
+
+def test_every_equation_of_the_derivation_holds_at_the_solution(
+    derivation: GMMDerivation,
+) -> None:
+    # The numeric test of the solver's rules: each rewrites an equation into one with the same
+    # solutions, so every equation written on the way holds at the derived M-step.
+    from gaussmix.calculus.expr import Op
+
+    X, resp = _data(6)
+    values = _parameter_values(derivation, X, resp)
+    soft_count = resp.sum(axis=0)
+    checked = 0
+    for step in derivation.steps:
+        eq = step.after
+        if eq.op is not Op.EQ or step.stage not in ("means", "precisions", "weights"):
+            continue
+        lhs, rhs = eq.args
+        names = {name for name, _ in eq.free}
+        if "Sigma" in names or "sigma2" in names:
+            continue  # the covariance is named only in the last line of its section
+        point = dict(values, N=soft_count)
+        for k in range(N_COMPONENTS):
+            where = {"index_env": {"k": k}, "counts": {"n": len(X)}, "sizes": {"D": N_FEATURES}}
+            a = np.asarray(evaluate(lhs, point, **where))  # type: ignore[arg-type]
+            b = np.asarray(evaluate(rhs, point, **where))  # type: ignore[arg-type]
+            scale = max(1.0, float(np.max(np.abs(a))), float(np.max(np.abs(b))))
+            assert np.max(np.abs(a - b)) <= 1e-9 * scale, (step.rule, to_text(eq))
+        checked += 1
+    assert checked >= 10

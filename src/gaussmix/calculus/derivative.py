@@ -21,43 +21,32 @@ from gaussmix.calculus.errors import CalculusError
 from gaussmix.calculus.expr import (
     NUM_TWO,
     ONE,
-    SCALAR,
     Expr,
     Op,
     add,
-    add_all,
     d,
     div,
     is_zero,
-    mul,
-    sumidx,
     transpose,
     zero,
 )
-from gaussmix.calculus.ops import rebuild
 from gaussmix.calculus.printing import to_text
-from gaussmix.calculus.rewrite import Step, rewrite
-from gaussmix.calculus.rules.canonical import CANONICAL_RULES, Term, trace_of
-from gaussmix.calculus.rules.diff import DiffContext, DiffRule, rule_for
+from gaussmix.calculus.rewrite import P, Rule, Step, rewrite
+from gaussmix.calculus.rules.canonical import CANONICAL_RULES, COLLECT, IDENTIFY, display, term
+from gaussmix.calculus.rules.diff import DIFF_RULES, DiffContext
 from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES
 from gaussmix.calculus.structure import is_symmetric
 
-__all__ = ["SYMMETRIC_RULE", "Derivation", "differentiate", "identify_rule", "tidy"]
+__all__ = ["SYMMETRIC", "Derivation", "differentiate", "tidy"]
 
-SYMMETRIC_RULE = (
+SYMMETRIC = Rule(
     "symmetric gradient",
     "G_sym = (G + G')/2 for a symmetric variable (Srinivasan and Panda)",
+    P(name="G", where=lambda e: not is_symmetric(e)),
+    lambda m: div(add(m["G"], transpose(m["G"])), NUM_TWO),
+    kind="calculus",
 )
-
-
-def identify_rule(wrt: Expr) -> tuple[str, str]:
-    """Name and identity of the identification step for a variable of this shape."""
-    name = wrt.full_name
-    if wrt.is_scalar:
-        return "identify", f"df = g*d{name} gives the derivative g"
-    if wrt.shape[1] == 1:
-        return "identify", f"df = g'*d{name} gives the gradient g"
-    return "identify", f"df = tr(G'*d{name}) gives the gradient G"
+"""The gradient for a symmetric variable; a gradient that is symmetric already is left as it is."""
 
 
 @dataclass(frozen=True)
@@ -90,77 +79,24 @@ def tidy(e: Expr) -> Expr:
     return rewrite(e, TIDY_RULES, record=False)[0]
 
 
-def _first_d(e: Expr) -> Expr | None:
-    for node in e.walk():
-        if node.op is Op.D:
-            return node
-    return None
-
-
-def _expand(e: Expr, rule_name: str, ctx: DiffContext) -> Expr:
-    """Apply the rule named ``rule_name`` at every d(...) it differentiates."""
-    if e.op is Op.D:
-        rule, out = _rule(e.args[0], ctx)
-        return out if rule.name == rule_name else e
-    if not e.has_diff:
-        return e
-    args = [_expand(a, rule_name, ctx) for a in e.args]
-    if all(a is b for a, b in zip(args, e.args, strict=True)):
-        return e
-    return rebuild(e, args)
-
-
-def _rule(e: Expr, ctx: DiffContext) -> tuple[DiffRule, Expr]:
-    try:
-        return rule_for(e, ctx)
-    except KeyError:
-        raise CalculusError(
-            f"there is no rule to differentiate {to_text(e)} with respect to {ctx.wrt.full_name}"
-        ) from None
-
-
 def _differential(f: Expr, wrt: Expr) -> tuple[Expr, list[Step]]:
-    ctx = DiffContext(wrt)
-    expr = d(f)
-    steps: list[Step] = []
-    while (node := _first_d(expr)) is not None:
-        rule, _ = _rule(node.args[0], ctx)
-        after = _expand(expr, rule.name, ctx)
-        steps.append(Step(rule.name, expr, after, rule.identity, "df", "differential"))
-        expr = after
-    return expr, steps
-
-
-def _display(terms: list[Term]) -> Expr:
-    parts = []
-    for t in terms:
-        inner = trace_of(tidy(mul(t.weight, t.body)))
-        for index in reversed(t.sums):
-            inner = sumidx(index, inner)
-        parts.append(inner)
-    return add_all(parts, SCALAR)
-
-
-def _canonical(df: Expr) -> tuple[list[Term], list[Step]]:
-    terms = [Term((), ONE, df)]
-    steps: list[Step] = []
-    while True:
-        pending = next((i for i, t in enumerate(terms) if t.body.op is not Op.DIFF), None)
-        if pending is None:
-            return terms, steps
-        term = terms[pending]
-        rule = CANONICAL_RULES.get(term.body.op)
-        if rule is None:
+    """d(f) worked out top down: each step applies one rule at every d(...) it fits."""
+    df, steps = rewrite(
+        d(f),
+        DIFF_RULES,
+        ctx=DiffContext(wrt),
+        by_position=True,
+        everywhere=True,
+        lhs="df",
+        stage="differential",
+    )
+    for node in df.walk():
+        if node.op is Op.D:
             raise CalculusError(
-                f"internal error: the differential {to_text(term.body)} is not linear in the "
-                "differential; please report the expression"
+                f"there is no rule to differentiate {to_text(node.args[0])} with respect to "
+                f"{wrt.full_name}"
             )
-        new = [Term(t.sums, tidy(t.weight), t.body) for t in rule.apply(term)]
-        after = [*terms[:pending], *new, *terms[pending + 1 :]]
-        before_text, after_text = _display(terms), _display(after)
-        if before_text != after_text:  # bookkeeping that does not change the line is not shown
-            steps.append(Step(rule.name, before_text, after_text, rule.identity, "df", "canonical"))
-        terms = after
+    return df, steps
 
 
 def differentiate(f: Expr, wrt: Expr) -> Derivation:
@@ -194,56 +130,38 @@ def differentiate(f: Expr, wrt: Expr) -> Derivation:
         gradient = zero(wrt.shape)
         canonical = df
     else:
-        terms, canonical_steps = _canonical(df)
+        terms, canonical_steps = rewrite(
+            term(ONE, df),
+            CANONICAL_RULES,
+            by_position=True,
+            show=display,
+            lhs="df",
+            stage="canonical",
+        )
         steps.extend(canonical_steps)
-        canonical = _display(terms)
-        if len(terms) > 1:
-            weights = []
-            for t in terms:
-                w = t.weight
-                for index in reversed(t.sums):
-                    w = sumidx(index, w)
-                weights.append(w)
-            collected = trace_of(tidy(mul(add_all(weights, weights[0].shape), terms[0].body)))
-            steps.append(
-                Step(
-                    "collect",
-                    canonical,
-                    collected,
-                    "tr(A*dX) + tr(B*dX) = tr((A + B)*dX)",
-                    "df",
-                    "canonical",
-                )
+        if any(node.op is Op.TERM and node.args[1].op is not Op.DIFF for node in terms.walk()):
+            raise CalculusError(
+                f"internal error: the differential {to_text(df)} is not linear in the "
+                "differential; please report the expression"
             )
-        raw = []
-        for t in terms:
-            g = transpose(t.weight)
-            for index in reversed(t.sums):
-                g = sumidx(index, g)
-            raw.append(g)
-        gradient = add_all(raw, wrt.shape)
-        name, identity = identify_rule(wrt)
-        steps.append(Step(name, canonical, gradient, identity, "G", "identify"))
+        canonical = display(terms)
+        collected = COLLECT.apply(terms)
+        if collected is not None:
+            steps.append(
+                Step(COLLECT.name, canonical, display(collected), COLLECT.identity, "df",
+                     "canonical", COLLECT.kind)
+            )
+        gradient, identified = rewrite(
+            terms, IDENTIFY, everywhere=True, show=display, lhs="G", stage="identify"
+        )
+        steps.extend(identified)
         gradient, simplified = rewrite(gradient, RULES, lhs="G")
         steps.extend(simplified)
     if wrt.kind is not None and wrt.kind.is_symmetric and not wrt.is_scalar:
-        if is_symmetric(gradient):
-            # (G + G')/2 = G: said once, rather than shown as a round trip through the rules
-            steps.append(
-                Step(
-                    SYMMETRIC_RULE[0],
-                    gradient,
-                    gradient,
-                    "G is symmetric, so (G + G')/2 = G",
-                    "G",
-                    "symmetric",
-                )
-            )
-        else:
-            sym = div(add(gradient, transpose(gradient)), NUM_TWO)
-            steps.append(
-                Step(SYMMETRIC_RULE[0], gradient, sym, SYMMETRIC_RULE[1], "G", "symmetric")
-            )
+        sym = SYMMETRIC.apply(gradient)
+        if sym is not None:
+            steps.append(Step(SYMMETRIC.name, gradient, sym, SYMMETRIC.identity, "G",
+                              "symmetric", SYMMETRIC.kind))
             gradient, simplified = rewrite(sym, RULES, lhs="G")
             steps.extend(simplified)
     return Derivation(f, wrt, canonical, gradient, tuple(steps))

@@ -112,6 +112,7 @@ class Op(enum.Enum):
     SIGN = "sign"
     SUMIDX = "indexed sum"  # name: the index; sum over the index of args[0]
     EQ = "="  # an equation lhs = rhs (a line of a derivation; not an expression of the syntax)
+    TERM = "weighted term"  # args (M, E): tr(M*E), a term of a differential on its way to tr(G'*dX)
 
 
 CONSTANTS = ("eye", "ones")

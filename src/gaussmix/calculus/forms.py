@@ -310,6 +310,14 @@ def sumidx_form(e: Expr, p: Printer) -> str:
     return f"sum_{e.name}({p.show(e.args[0])})"
 
 
+def term_form(e: Expr, p: Printer) -> str:
+    """A weighted term tr(M*E) of the canonical form, written as such."""
+    weight, body = e.args
+    if p.latex:
+        return f"\\operatorname{{tr}}\\left({p.wrap(weight, PRODUCT)} {p.wrap(body, POWER)}\\right)"
+    return f"tr({p.wrap(weight, PRODUCT)}*{p.wrap(body, POWER)})"
+
+
 def equation_form(e: Expr, p: Printer) -> str:
     return f"{p.show(e.args[0])} = {p.show(e.args[1])}"
 

@@ -453,6 +453,9 @@ _ENTRIES: list[OpSpec] = [
            evaluate=lambda env, e, a: env.differential(e)),
     OpSpec(Op.D, 1, F.d_form, F.d_form, build=d),
     OpSpec(Op.EQ, 2, F.equation_form, F.equation_form, precedence=F.EQUATION, build=equation),
+    # tr(M*E): a term of the canonical form, weight M and body E linear in the differential
+    OpSpec(Op.TERM, 2, F.term_form, F.term_form, build=lambda m, b: Expr(Op.TERM, (m, b), SCALAR),
+           evaluate=lambda env, e, a: _scalar(np.trace(a[0] @ a[1]))),
     # --- sums and products ------------------------------------------------------------------
     OpSpec(Op.ADD, -1, F.add_form, F.add_form, precedence=F.SUM, build=add,
            evaluate=lambda env, e, a: sum(a[1:], a[0]), symmetry="terms",

@@ -523,7 +523,7 @@ def derive_gmm(covariance_type: str = "full") -> GMMDerivation:
         pi_solution.args[1],
         f"pi_k = {to_text(pi_solution.args[1])} from the first equation",
     )
-    eq = solver.count(eq)
+    eq = solver.count(eq, multiplier)
     lam_solution, _, _ = solver.solve(eq, multiplier)
     weights = solver.substitute(
         pi_solution,

@@ -44,12 +44,12 @@ from gaussmix.calculus.expr import (
     sumidx,
     zero,
 )
-from gaussmix.calculus.ops import apply, rebuild
+from gaussmix.calculus.ops import apply
 from gaussmix.calculus.printing import to_text
-from gaussmix.calculus.rewrite import Rule, Step, rewrite
+from gaussmix.calculus.rewrite import Match, P, Rule, Step, rewrite
 from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES
 
-__all__ = ["SOLVE_RULES", "Facts", "Identity", "Solver", "expand_rules"]
+__all__ = ["SOLVE_RULES", "Context", "Facts", "Identity", "Solver", "expand_rules"]
 
 
 @dataclass(frozen=True)
@@ -135,36 +135,21 @@ class Facts:
 
 
 # ---------------------------------------------------------------------------------------------
-# The rules
+# The rules: each a Rule on an equation (or on a node inside one); the context is the unknown and
+# the facts of the problem
 # ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class SolveRule:
-    """A named step on an equation ``lhs = rhs``."""
+class Context:
+    """What the solver's rules may use: the facts, the unknown, a variable to substitute."""
 
-    name: str
-    identity: str
+    facts: Facts
+    unknown: Expr
+    replace: tuple[Expr, Expr] | None = None
 
 
-SOLVE_RULES: dict[str, SolveRule] = {
-    r.name: r
-    for r in [
-        SolveRule("stationary point", "a maximum of a smooth function has gradient 0"),
-        SolveRule("factor out of the sum", "sum_n(M*A_n) = M*sum_n(A_n) for M free of n"),
-        SolveRule("cancel a nonzero factor", "c*A = 0 with c != 0 gives A = 0"),
-        SolveRule("cancel an invertible factor", "M*A = 0 with M invertible gives A = 0"),
-        SolveRule("expand", "sum_n(A_n + B_n) = sum_n(A_n) + sum_n(B_n), c*(A + B) = c*A + c*B"),
-        SolveRule("identity", "a fact of the problem"),
-        SolveRule("abbreviate", "write the definition's name for its expression"),
-        SolveRule("isolate", "c*U + B = 0 gives c*U = -B"),
-        SolveRule("divide", "c*U = B with c != 0 gives U = B/c"),
-        SolveRule("invert", "inv(A) = B gives A = inv(B); 1/a = b gives a = 1/b"),
-        SolveRule("substitute", "replace a variable by what it was solved for"),
-        SolveRule("swap sums", "sum_k(sum_n(A)) = sum_n(sum_k(A))"),
-    ]
-}
-"""The steps the solver takes, by name, with the identity each one uses."""
+ZERO_P = P(where=is_zero)
 
 
 def _split_sum(e: Expr) -> Expr | None:
@@ -190,32 +175,225 @@ def _distribute(e: Expr) -> Expr | None:
     return None
 
 
+def _stationary(m: Match) -> Expr | None:
+    return None if m.node.op is Op.EQ else equation(m.node, zero(m.node.shape))
+
+
+def _cancel_nonzero(m: Match) -> Expr | None:
+    ctx: Context = m.ctx
+    c = m["c"]
+    if not ctx.facts.is_nonzero(c) or c.depends_on(ctx.unknown):
+        return None
+    m.note = ctx.facts.why(c)
+    return equation(m["A"], m.node.args[1])
+
+
+def _cancel_divisor(m: Match) -> Expr | None:
+    ctx: Context = m.ctx
+    c = m["c"]
+    if not ctx.facts.is_nonzero(c):
+        return None
+    m.note = ctx.facts.why(c)
+    return equation(m["A"], m.node.args[1])
+
+
+def _cancel_invertible(m: Match) -> Expr | None:
+    ctx: Context = m.ctx
+    head = m["A"].args[0]
+    if not head.is_square or head.depends_on(ctx.unknown) or not ctx.facts.is_invertible(head):
+        return None
+    m.note = ctx.facts.why(head)
+    return equation(mul_all(m["A"].args[1:]), m.node.args[1])
+
+
+def _factor_out(m: Match) -> Expr | None:
+    pulled = _factor_out_of_sum(m["A"])
+    return None if pulled is None else equation(pulled, m.node.args[1])
+
+
+def _split(m: Match) -> Expr | None:
+    return _split_sum(m.node) if m.node.args[0].depends_on(m.ctx.unknown) else None
+
+
+def _distribute_over(m: Match) -> Expr | None:
+    e = m.node
+    inner = e.args[-1] if e.op is not Op.NEG else e.args[0]
+    return _distribute(e) if inner.depends_on(m.ctx.unknown) else None
+
+
+def _use_identity(m: Match) -> Expr | None:
+    for fact in m.ctx.facts.identities:
+        if m.node == fact.lhs and m.node.shape == fact.lhs.shape:
+            m.note = f"{fact.name}: {fact.text}"
+            return fact.rhs
+    return None
+
+
+def _abbreviate(m: Match) -> Expr | None:
+    for definition in m.ctx.facts.definitions:
+        if m.node == definition.rhs and m.node.shape == definition.rhs.shape:
+            m.note = f"{definition.name}: {definition.text}"
+            return definition.lhs
+    return None
+
+
+def _write_out(m: Match) -> Expr | None:
+    for definition in m.ctx.facts.definitions:
+        e = m.node
+        if e.name in definition.lhs.indices and e.args[0].depends_on(definition.lhs):
+            m.note = f"{definition.name}: {definition.text}, written out"
+            return sumidx(e.name, substitute(e.args[0], definition.lhs, definition.rhs))
+    return None
+
+
+def _swap(m: Match) -> Expr | None:
+    e = m.node
+    inner = sumidx(e.name, e.args[0].args[0])
+    if any(inner == fact.lhs for fact in m.ctx.facts.identities):
+        return sumidx(e.args[0].name, inner)
+    return None
+
+
+def _terms_in(eq: Expr, unknown: Expr) -> tuple[list[tuple[Expr, Expr]], list[Expr]]:
+    lhs = eq.args[0]
+    with_u: list[tuple[Expr, Expr]] = []
+    others: list[Expr] = []
+    for t in lhs.args if lhs.op is Op.ADD else (lhs,):
+        found = _coefficient(t, unknown)
+        if found is None:
+            others.append(t)
+        else:
+            with_u.append(found)
+    return with_u, others
+
+
+def _isolate(m: Match) -> Expr | None:
+    eq, unknown = m.node, m.ctx.unknown
+    with_u, others = _terms_in(eq, unknown)
+    lhs, rhs = eq.args
+    if len({u for _, u in with_u}) != 1 or not (others or not is_zero(rhs)):
+        return None
+    u = with_u[0][1]
+    coeff = _sum_scalars([c for c, _ in with_u])
+    sign = 1
+    if coeff.op is Op.NEG:  # -c*U + B = R is written c*U = B - R
+        coeff, sign = coeff.args[0], -1
+    moved_terms = [*([] if is_zero(rhs) else [rhs]), *[neg(t) for t in others]]
+    if sign < 0:
+        moved_terms = [neg(t) for t in moved_terms]
+    moved = rewrite(add_all(moved_terms, lhs.shape), TIDY_RULES, record=False)[0]
+    return equation(_times(coeff, u), moved)
+
+
+def _divide(m: Match) -> Expr | None:
+    eq, unknown, facts = m.node, m.ctx.unknown, m.ctx.facts
+    with_u, others = _terms_in(eq, unknown)
+    if len(with_u) != 1 or others:
+        return None
+    coeff, u = _sum_scalars([with_u[0][0]]), with_u[0][1]
+    if is_number(coeff, 1) or not facts.is_nonzero(coeff):
+        return None
+    return equation(u, div(eq.args[1], coeff))
+
+
+def _invert(m: Match) -> Expr | None:
+    u, rhs = m.node.args
+    unknown = m.ctx.unknown
+    if u.op is Op.INV and u.args[0] == unknown:
+        return equation(unknown, apply(Op.INV, rhs))
+    if u.op is Op.EDIV and u.args[1] == unknown:
+        return equation(unknown, ediv(ONE, rhs))
+    if u.op is Op.DIV and u.args[1] == unknown and is_number(u.args[0], 1):
+        return equation(unknown, div(ONE, rhs))
+    return None
+
+
+def _substitute(m: Match) -> Expr | None:
+    if m.ctx.replace is None:
+        return None
+    variable, value = m.ctx.replace
+    return substitute(m.node, variable, value) if m.node.depends_on(variable) else None
+
+
+A, C = P(name="A"), P(name="c")
+
+STATIONARY = Rule(
+    "stationary point", "a maximum of a smooth function has gradient 0", P(), _stationary,
+    kind="calculus",
+)
+CANCEL: list[Rule] = [
+    # c*A = 0 with c != 0 gives A = 0
+    Rule("cancel a nonzero factor", "c*A = 0 with c != 0 gives A = 0",
+         P(Op.EQ, P(Op.SCALE, C, A), ZERO_P), _cancel_nonzero),
+    # A/c = 0 with c != 0 gives A = 0
+    Rule("cancel a nonzero divisor", "A/c = 0 with c != 0 gives A = 0",
+         P(Op.EQ, P(Op.DIV, A, C), ZERO_P), _cancel_divisor),
+    # M*A = 0 with M invertible gives A = 0
+    Rule("cancel an invertible factor", "M*A = 0 with M invertible gives A = 0",
+         P(Op.EQ, P(Op.MATMUL, name="A"), ZERO_P), _cancel_invertible, kind="calculus"),
+    # sum_n(M*A_n) = M*sum_n(A_n) for M free of n
+    Rule("factor out of the sum", "sum_n(M*A_n) = M*sum_n(A_n) for M free of n",
+         P(Op.EQ, A, ZERO_P), _factor_out),
+]
+"""Nonzero and invertible factors taken off ``lhs = 0``."""
+
+EXPAND: list[Rule] = [
+    # sum_n(A_n + B_n) = sum_n(A_n) + sum_n(B_n), where the terms hold the unknown
+    Rule("split the sum", "sum_n(A_n + B_n) = sum_n(A_n) + sum_n(B_n)", P(Op.SUMIDX), _split),
+    # c*(A + B) = c*A + c*B, where the sum holds the unknown
+    Rule("expand the product", "c*(A + B) = c*A + c*B",
+         P(frozenset({Op.SCALE, Op.MATMUL, Op.NEG})), _distribute_over),
+]
+"""The sums and products that contain the unknown, taken apart."""
+
+FACTS: list[Rule] = [
+    # a fact of the problem, left to right (sum_k(q_kn) = 1)
+    Rule("identity", "a fact of the problem", P(), _use_identity, kind="calculus"),
+]
+ABBREVIATE = Rule(
+    "abbreviate", "write the definition's name for its expression", P(), _abbreviate,
+    kind="calculus",
+)
+COUNT: list[Rule] = [
+    # sum_k(N_k) = sum_k(sum_n(q_kn)): an abbreviation summed over its own index
+    Rule("write out", "write the definition out where it is summed over its own index",
+         P(Op.SUMIDX), _write_out),
+    # sum_k(sum_n(A)) = sum_n(sum_k(A)), towards a fact of the problem
+    Rule("swap sums", "sum_k(sum_n(A)) = sum_n(sum_k(A))", P(Op.SUMIDX, P(Op.SUMIDX)), _swap),
+]
+ISOLATE = Rule("isolate", "c*U + B = 0 gives c*U = -B", P(Op.EQ), _isolate)
+DIVIDE = Rule("divide", "c*U = B with c != 0 gives U = B/c", P(Op.EQ), _divide)
+INVERT = Rule(
+    "invert", "inv(A) = B gives A = inv(B); 1/a = b gives a = 1/b", P(Op.EQ), _invert,
+    kind="calculus",
+)
+SUBSTITUTE = Rule(
+    "substitute", "replace a variable by what it was solved for", P(Op.EQ), _substitute,
+    kind="calculus",
+)
+
+SOLVE_RULES: list[Rule] = [
+    STATIONARY, *CANCEL, *EXPAND, *FACTS, ABBREVIATE, *COUNT, ISOLATE, DIVIDE, INVERT, SUBSTITUTE,
+]
+"""Every rule of the solver."""
+
 _UNDO_EXPANSION = {
     "merge sums",
     "common scalar factor",
+    "common number",
+    "common denominator",
     "common right factor",
     "common left factor",
 }
 
+NO_FACTORING: list[Rule] = [r for r in RULES if r.name not in _UNDO_EXPANSION]
+"""Simplification without its factoring rules (which would undo the expansion)."""
 
-def expand_rules(unknown: Expr) -> list[Rule]:
-    """Simplification without its factoring rules, plus expansion of the sums and products
-    that contain the unknown: its terms come apart, the others stay as they are."""
 
-    def split(e: Expr) -> Expr | None:
-        return _split_sum(e) if e.args[0].depends_on(unknown) else None
-
-    def distribute(e: Expr) -> Expr | None:
-        inner = e.args[-1] if e.op is not Op.NEG else e.args[0]
-        return _distribute(e) if inner.depends_on(unknown) else None
-
-    return [
-        Rule("expand", "sum_n(A_n + B_n) = sum_n(A_n) + sum_n(B_n)", frozenset({Op.SUMIDX}), split),
-        Rule(
-            "expand", "c*(A + B) = c*A + c*B", frozenset({Op.SCALE, Op.MATMUL, Op.NEG}), distribute
-        ),
-        *[r for r in RULES if r.name not in _UNDO_EXPANSION],
-    ]
+def expand_rules() -> list[Rule]:
+    """Expansion of the sums and products that contain the unknown (the context's), then
+    simplification without factoring: the unknown's terms come apart, the others stay."""
+    return [*EXPAND, *NO_FACTORING]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +403,7 @@ def expand_rules(unknown: Expr) -> list[Rule]:
 
 @dataclass
 class Solver:
-    """Solves equations step by step, recording every step.
+    """Solves equations with the rules above, recording every step.
 
     Parameters
     ----------
@@ -238,159 +416,68 @@ class Solver:
     stage: str
     steps: list[Step] = field(default_factory=list)
 
-    def record(self, rule: str, before: Expr, after: Expr, identity: str | None = None) -> Expr:
-        if before != after:
-            text = identity if identity is not None else SOLVE_RULES[rule].identity
-            self.steps.append(Step(rule, before, after, text, "", self.stage))
-        return after
+    def run(
+        self,
+        eq: Expr,
+        rules: Sequence[Rule],
+        unknown: Expr,
+        *,
+        everywhere: bool = False,
+        replace: tuple[Expr, Expr] | None = None,
+    ) -> Expr:
+        """Apply rules to a fixed point, recording the steps."""
+        out, steps = rewrite(
+            eq,
+            rules,
+            ctx=Context(self.facts, unknown, replace),
+            everywhere=everywhere,
+            stage=self.stage,
+        )
+        self.steps.extend(steps)
+        return out
 
-    def simplify(self, eq: Expr, rules: Sequence[Rule] = RULES, left: bool = True) -> Expr:
+    def simplify(
+        self,
+        eq: Expr,
+        rules: Sequence[Rule] = RULES,
+        left: bool = True,
+        unknown: Expr | None = None,
+    ) -> Expr:
         """Simplify both sides (or the right one only), recording the steps."""
-        lhs, left_steps = rewrite(eq.args[0], rules, stage=self.stage) if left else (eq.args[0], [])
-        rhs, right_steps = rewrite(eq.args[1], rules, stage=self.stage)
+        ctx = Context(self.facts, unknown if unknown is not None else eq)
+        lhs, left_steps = (
+            rewrite(eq.args[0], rules, stage=self.stage, ctx=ctx) if left else (eq.args[0], [])
+        )
+        rhs, right_steps = rewrite(eq.args[1], rules, stage=self.stage, ctx=ctx)
         current = eq
         for s in left_steps:
             new = equation(s.after, current.args[1])
-            self.steps.append(Step(s.rule, current, new, s.identity, "", self.stage))
+            self.steps.append(Step(s.rule, current, new, s.identity, "", self.stage, s.kind))
             current = new
         for s in right_steps:
             new = equation(current.args[0], s.after)
-            self.steps.append(Step(s.rule, current, new, s.identity, "", self.stage))
+            self.steps.append(Step(s.rule, current, new, s.identity, "", self.stage, s.kind))
             current = new
         return equation(lhs, rhs)
 
     # -- the phases ---------------------------------------------------------------------------
     def stationary(self, gradient: Expr) -> Expr:
         """``gradient = 0``."""
-        eq = equation(gradient, zero(gradient.shape))
+        eq = STATIONARY.apply(gradient)
+        assert eq is not None  # a gradient is never an equation
         self.steps.append(
-            Step(
-                "stationary point",
-                gradient,
-                eq,
-                SOLVE_RULES["stationary point"].identity,
-                "",
-                self.stage,
-            )
+            Step(STATIONARY.name, gradient, eq, STATIONARY.identity, "", self.stage,
+                 STATIONARY.kind)
         )
         return eq
 
-    def cancel(self, eq: Expr, unknown: Expr) -> Expr:
-        """Take nonzero and invertible factors off ``lhs = 0``."""
-        while is_zero(eq.args[1]):
-            lhs = eq.args[0]
-            nonzero = SOLVE_RULES["cancel a nonzero factor"].identity
-            invertible = SOLVE_RULES["cancel an invertible factor"].identity
-            if (
-                lhs.op is Op.SCALE
-                and self.facts.is_nonzero(lhs.args[0])
-                and not lhs.args[0].depends_on(unknown)
-            ):
-                eq = self.record(
-                    "cancel a nonzero factor",
-                    eq,
-                    equation(lhs.args[1], eq.args[1]),
-                    f"{nonzero}; {self.facts.why(lhs.args[0])}",
-                )
-                continue
-            if lhs.op is Op.DIV and self.facts.is_nonzero(lhs.args[1]):
-                eq = self.record(
-                    "cancel a nonzero factor",
-                    eq,
-                    equation(lhs.args[0], eq.args[1]),
-                    f"{nonzero}; {self.facts.why(lhs.args[1])}",
-                )
-                continue
-            if (
-                lhs.op is Op.MATMUL
-                and lhs.args[0].is_square
-                and not lhs.args[0].depends_on(unknown)
-                and self.facts.is_invertible(lhs.args[0])
-            ):
-                rest = mul_all(lhs.args[1:])
-                eq = self.record(
-                    "cancel an invertible factor",
-                    eq,
-                    equation(rest, eq.args[1]),
-                    f"{invertible}; {self.facts.why(lhs.args[0])}",
-                )
-                continue
-            pulled = _factor_out_of_sum(lhs)
-            if pulled is not None:
-                eq = self.record("factor out of the sum", eq, equation(pulled, eq.args[1]))
-                continue
-            return eq
-        return eq
-
-    def expand(self, eq: Expr, unknown: Expr) -> Expr:
-        """Split sums and distribute products over the unknown, so that its terms come apart."""
-        return self.simplify(eq, expand_rules(unknown))
-
-    def use_facts(self, eq: Expr) -> Expr:
+    def use_facts(self, eq: Expr, unknown: Expr) -> Expr:
         """Apply the identities (left to right), then the abbreviations (right to left)."""
-        for fact in self.facts.identities:
-            new = _replace_all(eq, fact.lhs, fact.rhs)
-            if new != eq:
-                eq = self.record("identity", eq, new, f"{fact.name}: {fact.text}")
-                eq = self.simplify(eq, [r for r in RULES if r.name not in _UNDO_EXPANSION])
-        for definition in self.facts.definitions:
-            new = _replace_all(eq, definition.rhs, definition.lhs)
-            if new != eq:
-                eq = self.record("abbreviate", eq, new, f"{definition.name}: {definition.text}")
-        return eq
-
-    def isolate(self, eq: Expr, unknown: Expr) -> tuple[Expr, Expr]:
-        """``c*U + B = R`` -> ``U = (R - B)/c``; returns the equation and U."""
-        lhs, rhs = eq.args
-        terms = lhs.args if lhs.op is Op.ADD else (lhs,)
-        with_u: list[tuple[Expr, Expr]] = []
-        others: list[Expr] = []
-        for t in terms:
-            found = _coefficient(t, unknown)
-            if found is None:
-                others.append(t)
-            else:
-                with_u.append(found)
-        forms = {u for _, u in with_u}
-        if len(forms) != 1:
-            raise CalculusError(
-                f"the equation {to_text(eq)} is not affine in {unknown.full_name} or in its "
-                "inverse; the solver cannot isolate it"
-            )
-        u = forms.pop()
-        coeff = _sum_scalars([c for c, _ in with_u])
-        sign = 1
-        if coeff.op is Op.NEG:  # -c*U + B = R is written c*U = B - R
-            coeff, sign = coeff.args[0], -1
-        if others or not is_zero(rhs):
-            moved_terms = [*([] if is_zero(rhs) else [rhs]), *[neg(t) for t in others]]
-            if sign < 0:
-                moved_terms = [neg(t) for t in moved_terms]
-            moved = rewrite(add_all(moved_terms, lhs.shape), TIDY_RULES, record=False)[0]
-            eq = self.record("isolate", eq, equation(_times(coeff, u), moved))
-            eq = self.simplify(eq, left=False)
-        if not is_number(coeff, 1):
-            if not self.facts.is_nonzero(coeff):
-                raise CalculusError(
-                    f"cannot divide by {to_text(coeff)}: it is not known to be nonzero"
-                )
-            eq = self.record("divide", eq, equation(u, div(eq.args[1], coeff)))
-            eq = self.simplify(eq, left=False)
-        return eq, u
-
-    def invert(self, eq: Expr, unknown: Expr, u: Expr) -> Expr:
-        """``inv(A) = B`` -> ``A = inv(B)`` (and the elementwise and scalar kin)."""
-        if u == unknown:
-            return eq
-        rhs = eq.args[1]
-        if u.op is Op.INV:
-            solved = apply(Op.INV, rhs)
-        elif u.op is Op.EDIV:
-            solved = ediv(ONE, rhs)
-        else:
-            solved = div(ONE, rhs)
-        eq = self.record("invert", eq, equation(unknown, solved))
-        return self.simplify(eq)
+        before = eq
+        eq = self.run(eq, FACTS, unknown, everywhere=True)
+        if eq is not before:
+            eq = self.simplify(eq, NO_FACTORING)
+        return self.run(eq, [ABBREVIATE], unknown, everywhere=True)
 
     def solve(self, eq: Expr, unknown: Expr) -> tuple[Expr, Expr, Expr]:
         """Solve ``eq`` for ``unknown``.
@@ -404,80 +491,50 @@ class Solver:
         Expr
             The value of U (before inverting): the covariance when U is an inverse precision.
         """
-        eq = self.cancel(eq, unknown)
-        eq = self.expand(eq, unknown)
-        eq = self.use_facts(eq)
-        eq = self.cancel(eq, unknown)
-        eq, u = self.isolate(eq, unknown)
+        eq = self.run(eq, CANCEL, unknown)
+        eq = self.simplify(eq, expand_rules(), unknown=unknown)
+        eq = self.use_facts(eq, unknown)
+        eq = self.run(eq, CANCEL, unknown)
+        with_u, _ = _terms_in(eq, unknown)
+        if len({u for _, u in with_u}) != 1:
+            raise CalculusError(
+                f"the equation {to_text(eq)} is not affine in {unknown.full_name} or in its "
+                "inverse; the solver cannot isolate it"
+            )
+        u = with_u[0][1]
+        isolated = self.run(eq, [ISOLATE], unknown)
+        if isolated is not eq:
+            eq = self.simplify(isolated, left=False)
+        coeff = _sum_scalars([c for c, _ in _terms_in(eq, unknown)[0]])
+        if not is_number(coeff, 1) and not self.facts.is_nonzero(coeff):
+            raise CalculusError(f"cannot divide by {to_text(coeff)}: it is not known to be nonzero")
+        divided = self.run(eq, [DIVIDE], unknown)
+        if divided is not eq:
+            eq = self.simplify(divided, left=False)
         u_value = eq.args[1]
-        return self.invert(eq, unknown, u), u, u_value
+        inverted = self.run(eq, [INVERT], unknown)
+        if inverted is not eq:
+            eq = self.simplify(inverted)
+        return eq, u, u_value
 
-    def count(self, eq: Expr) -> Expr:
+    def count(self, eq: Expr, unknown: Expr) -> Expr:
         """Sums of an abbreviation over its own index, counted with the identities:
         sum_k(N_k) = sum_k(sum_n(q_kn)) = sum_n(sum_k(q_kn)) = sum_n(1) = N."""
-        for definition in self.facts.definitions:
-            expanded = _expand_in_sums(eq, definition)
-            if expanded == eq:
-                continue
-            eq = self.record(
-                "abbreviate", eq, expanded, f"{definition.name}: {definition.text}, written out"
-            )
-            for fact in self.facts.identities:
-                swapped = _swap_towards(eq, fact.lhs)
-                if swapped != eq:
-                    eq = self.record("swap sums", eq, swapped)
-            eq = self.use_facts(eq)
-            eq = self.simplify(eq)
-        return eq
+        counted = self.run(eq, COUNT, unknown)
+        if counted is eq:
+            return eq
+        eq = self.use_facts(counted, unknown)
+        return self.simplify(eq)
 
     def substitute(self, eq: Expr, variable: Expr, value: Expr, note: str) -> Expr:
         """Replace a variable by its value in both sides, recorded."""
-        new = equation(
-            substitute(eq.args[0], variable, value), substitute(eq.args[1], variable, value)
-        )
-        eq = self.record("substitute", eq, new, note)
-        return self.simplify(eq)
-
-
-def _replace_all(e: Expr, old: Expr, new: Expr) -> Expr:
-    """Every subexpression equal to ``old`` replaced by ``new``."""
-    if e == old and e.shape == old.shape:
-        return new
-    if not e.args:
-        return e
-    args = [_replace_all(a, old, new) for a in e.args]
-    if all(a is b for a, b in zip(args, e.args, strict=True)):
-        return e
-    return rebuild(e, args)
-
-
-def _expand_in_sums(e: Expr, definition: Identity) -> Expr:
-    """Write out an abbreviation where it is summed over its own index (sum_k(N_k))."""
-    index = definition.lhs.indices
-    if e.op is Op.SUMIDX and e.name in index and e.args[0].depends_on(definition.lhs):
-        return sumidx(e.name, substitute(e.args[0], definition.lhs, definition.rhs))
-    if not e.args:
-        return e
-    args = [_expand_in_sums(a, definition) for a in e.args]
-    if all(a is b for a, b in zip(args, e.args, strict=True)):
-        return e
-    return rebuild(e, args)
-
-
-def _swap_towards(e: Expr, target: Expr) -> Expr:
-    """sum_k(sum_n(A)) -> sum_n(sum_k(A)) where that makes ``target`` appear."""
-    if (
-        e.op is Op.SUMIDX
-        and e.args[0].op is Op.SUMIDX
-        and sumidx(e.name, e.args[0].args[0]) == target
-    ):
-        return sumidx(e.args[0].name, sumidx(e.name, e.args[0].args[0]))
-    if not e.args:
-        return e
-    args = [_swap_towards(a, target) for a in e.args]
-    if all(a is b for a, b in zip(args, e.args, strict=True)):
-        return e
-    return rebuild(e, args)
+        before = len(self.steps)
+        out = self.run(eq, [SUBSTITUTE], variable, replace=(variable, value))
+        for i in range(before, len(self.steps)):
+            s = self.steps[i]
+            self.steps[i] = Step(s.rule, s.before, s.after, f"{s.identity}: {note}", s.lhs,
+                                 s.stage, s.kind)
+        return self.simplify(out)
 
 
 def _factor_out_of_sum(e: Expr) -> Expr | None:

@@ -1,21 +1,28 @@
 """The rules that bring a differential to the canonical form tr(G'*dX), g'*dx or g*dc.
 
-A scalar differential, linear in dX, is kept as a sum of terms ``tr(M*E)``: M a weight free of dX
-(of the shape of E transposed), E an expression linear in dX. Each rule below rewrites one term
-by the operator at the top of E, moving everything that is not dX into the weight with trace
-cyclicity, transposition, the Hadamard identity tr(A'(B.*C)) = tr((A.*B)'C) and their kin, until
-E is dX itself. Then ``df = sum_i tr(M_i*dX) = tr(G'*dX)`` with ``G = sum_i M_i'``: the gradient is
-read off (the identification theorem: df = tr(G' dX) for all dX determines G).
+A scalar differential, linear in dX, is kept as a sum of weighted terms ``tr(M*E)`` (nodes of
+operator ``TERM``): M a weight free of dX (of the shape of E transposed), E an expression linear
+in dX. Each rule below rewrites one term by the operator at the top of E, moving everything that
+is not dX into the weight with trace cyclicity, transposition, the Hadamard identity
+tr(A'(B.*C)) = tr((A.*B)'C) and their kin, until E is dX itself. Then
+``df = sum_i tr(M_i*dX) = tr(G'*dX)`` with ``G = sum_i M_i'``: the gradient is read off (the
+identification theorem: df = tr(G' dX) for all dX determines G), by the rules ``IDENTIFY``.
+
+A reader sees each term as ``tr(M*E)`` with M*E tidied (a scalar is its own trace), see
+:func:`display`; a rule whose step would not change that line is applied but not shown. Where the
+term is a scalar no trace is written, so the rules for sums and sums over an index come in two
+forms, each naming the identity the reader sees.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from gaussmix.calculus.expr import (
+    SCALAR,
     Expr,
     Op,
+    add_all,
     div,
     ediv,
     eye,
@@ -24,40 +31,16 @@ from gaussmix.calculus.expr import (
     mul_all,
     neg,
     ones,
+    sumidx,
     transpose,
 )
-from gaussmix.calculus.ops import apply
+from gaussmix.calculus.ops import apply, rebuild
+from gaussmix.calculus.rewrite import Match, P, Pat, Rule, rewrite
+from gaussmix.calculus.rules.simplify import TIDY_RULES
 
-__all__ = ["CANONICAL_RULES", "CanonicalRule", "Term", "trace_of"]
+__all__ = ["CANONICAL_RULES", "IDENTIFY", "display", "term", "terms_of", "trace_of"]
 
-
-@dataclass(frozen=True)
-class Term:
-    """``sum over sums of tr(weight * body)``, body linear in the differential."""
-
-    sums: tuple[str, ...]
-    weight: Expr
-    body: Expr
-
-
-@dataclass(frozen=True)
-class CanonicalRule:
-    """A named step towards tr(G'*dX): a term whose body has operator ``op`` -> new terms."""
-
-    name: str
-    identity: str
-    op: Op
-    apply: Callable[[Term], list[Term]] = field(compare=False, repr=False)
-
-
-CANONICAL_RULES: dict[Op, CanonicalRule] = {}
-
-
-def _rule(op: Op, name: str, identity: str) -> Callable[[Callable[[Term], list[Term]]], None]:
-    def register(fn: Callable[[Term], list[Term]]) -> None:
-        CANONICAL_RULES[op] = CanonicalRule(name, identity, op, fn)
-
-    return register
+M = P(name="M")
 
 
 def trace_of(e: Expr) -> Expr:
@@ -65,89 +48,181 @@ def trace_of(e: Expr) -> Expr:
     return e if e.is_scalar else apply(Op.TR, e)
 
 
-@_rule(Op.ADD, "linearity", "tr(M*(A + B)) = tr(M*A) + tr(M*B)")
-def _add(t: Term) -> list[Term]:
-    return [Term(t.sums, t.weight, b) for b in t.body.args]
+def tidy(e: Expr) -> Expr:
+    """Neutral elements and signs cleaned up, without recording."""
+    return rewrite(e, TIDY_RULES, record=False)[0]
 
 
-@_rule(Op.NEG, "sign", "tr(M*(-A)) = tr((-M)*A)")
-def _neg(t: Term) -> list[Term]:
-    return [Term(t.sums, neg(t.weight), t.body.args[0])]
+def term(weight: Expr, body: Expr) -> Expr:
+    """The weighted term tr(weight*body), its weight tidied."""
+    return Expr(Op.TERM, (tidy(weight), body), SCALAR)
 
 
-@_rule(Op.SCALE, "scalar factor", "tr(M*(c*A)) = tr((c*M)*A); tr(M*(dc*A)) = tr(M*A)*dc")
-def _scale(t: Term) -> list[Term]:
-    c, a = t.body.args
-    if a.has_diff:
-        return [Term(t.sums, mul(c, t.weight), a)]
-    # the scalar carries the differential: tr(M (dc A)) = tr(M A) dc
-    return [Term(t.sums, trace_of(mul(t.weight, a)), c)]
+def display(e: Expr) -> Expr:
+    """What a reader sees: every weighted term written as the trace tr(M*E) (or M*E)."""
+    if e.op is Op.TERM:
+        return trace_of(tidy(mul(e.args[0], e.args[1])))
+    if not e.args or not any(a.op is Op.TERM or a.args for a in e.args):
+        return e
+    return rebuild(e, [display(a) for a in e.args])
 
 
-@_rule(Op.DIV, "scalar divisor", "tr(M*(A/c)) = tr((M/c)*A)")
-def _div(t: Term) -> list[Term]:
-    a, c = t.body.args
-    return [Term(t.sums, div(t.weight, c), a)]
+def terms_of(e: Expr, sums: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Expr, Expr]]:
+    """The terms of a canonical sum: (indices summed over, weight, body)."""
+    if e.op is Op.TERM:
+        return [(sums, e.args[0], e.args[1])]
+    if e.op is Op.ADD:
+        return [t for a in e.args for t in terms_of(a, sums)]
+    if e.op is Op.SUMIDX:
+        return terms_of(e.args[0], (*sums, e.name))
+    raise ValueError(f"not a sum of weighted terms: {e.op.value}")
 
 
-@_rule(Op.MATMUL, "trace trick", "tr(M*A*dX*B) = tr(B*M*A*dX); a scalar x'*dX*y = tr(y*x'*dX)")
-def _matmul(t: Term) -> list[Term]:
-    factors = t.body.args
+def body(op: Op, where: Callable[[Expr], bool] | None = None) -> Pat:
+    """A weighted term whose body has operator ``op``."""
+    return P(Op.TERM, M, P(op, name="E"), where=where)
+
+
+def _scalar_term(e: Expr) -> bool:
+    return e.args[1].is_scalar and e.args[0].is_scalar
+
+
+def _sum_as_trace(m: Match) -> Expr:
+    a = m["E"].args[0]
+    rows, cols = a.shape
+    w = m["M"]
+    if a.is_scalar:
+        weight = w
+    elif cols == 1:
+        weight = mul(w, transpose(ones(rows)))
+    elif rows == 1:
+        weight = mul(w, ones(cols))
+    else:
+        weight = mul(w, mul(ones(cols), transpose(ones(rows))))
+    return term(weight, a)
+
+
+def _trace_trick(m: Match) -> Expr:
+    factors = m["E"].args
     i = next(j for j, f in enumerate(factors) if f.has_diff)
     before, after = factors[:i], factors[i + 1 :]
-    return [Term(t.sums, mul_all([*after, t.weight, *before]), factors[i])]
+    return term(mul_all([*after, m["M"], *before]), factors[i])
 
 
-@_rule(Op.TRANSPOSE, "transpose in a trace", "tr(M*A') = tr(A*M') = tr(M'*A)")
-def _transpose(t: Term) -> list[Term]:
-    return [Term(t.sums, transpose(t.weight), t.body.args[0])]
+def _scale(m: Match) -> Expr | None:
+    c, a = m["E"].args
+    return term(mul(c, m["M"]), a) if a.has_diff else None
 
 
-@_rule(Op.TR, "trace of a trace", "m*tr(A) = tr(m*eye*A)")
-def _trace(t: Term) -> list[Term]:
-    a = t.body.args[0]
-    return [Term(t.sums, mul(t.weight, eye(a.shape[0])), a)]
+def _scalar_differential(m: Match) -> Expr | None:
+    # the scalar carries the differential: tr(M (dc A)) = tr(M A) dc
+    c, a = m["E"].args
+    return None if a.has_diff else term(trace_of(mul(m["M"], a)), c)
 
 
-@_rule(Op.HADAMARD, "Hadamard in a trace", "tr(M*(A.*C)) = tr((M'.*C)'*A)")
-def _hadamard(t: Term) -> list[Term]:
-    a, b = t.body.args
+def _hadamard(m: Match) -> Expr:
+    a, b = m["E"].args
     u, c = (a, b) if a.has_diff else (b, a)
-    return [Term(t.sums, transpose(hadamard(transpose(t.weight), c)), u)]
+    return term(transpose(hadamard(transpose(m["M"]), c)), u)
 
 
-@_rule(Op.EDIV, "elementwise quotient in a trace", "tr(M*(A./C)) = tr((M'./C)'*A)")
-def _ediv(t: Term) -> list[Term]:
-    a, c = t.body.args
-    return [Term(t.sums, transpose(ediv(transpose(t.weight), c)), a)]
+CANONICAL_RULES: list[Rule] = [
+    # tr(M*(A + B)) = tr(M*A) + tr(M*B)
+    Rule("linearity of the trace", "tr(M*(A + B)) = tr(M*A) + tr(M*B)",
+         body(Op.ADD, where=lambda e: not _scalar_term(e)),
+         lambda m: add_all([term(m["M"], b) for b in m["E"].args], SCALAR), kind="calculus"),
+    # m*(a + b) = m*a + m*b for scalars
+    Rule("distribute", "m*(a + b) = m*a + m*b", body(Op.ADD, where=_scalar_term),
+         lambda m: add_all([term(m["M"], b) for b in m["E"].args], SCALAR)),
+    # tr(M*(-A)) = tr((-M)*A)
+    Rule("sign into the weight", "tr(M*(-A)) = tr((-M)*A)", body(Op.NEG),
+         lambda m: term(neg(m["M"]), m["E"].args[0])),
+    # tr(M*(c*A)) = tr((c*M)*A)
+    Rule("scalar factor", "tr(M*(c*A)) = tr((c*M)*A)", body(Op.SCALE), _scale),
+    # tr(M*(dc*A)) = tr(M*A)*dc
+    Rule("scalar differential", "tr(M*(dc*A)) = tr(M*A)*dc", body(Op.SCALE),
+         _scalar_differential),
+    # tr(M*(A/c)) = tr((M/c)*A)
+    Rule("scalar divisor", "tr(M*(A/c)) = tr((M/c)*A)", body(Op.DIV),
+         lambda m: term(div(m["M"], m["E"].args[1]), m["E"].args[0])),
+    # tr(M*A*dX*B) = tr(B*M*A*dX): the trace is invariant under cyclic permutations
+    Rule("trace trick", "tr(M*A*dX*B) = tr(B*M*A*dX); a scalar x'*dX*y = tr(y*x'*dX)",
+         body(Op.MATMUL), _trace_trick, kind="calculus"),
+    # tr(M*A') = tr(A*M') = tr(M'*A)
+    Rule("transpose in a trace", "tr(M*A') = tr(A*M') = tr(M'*A)", body(Op.TRANSPOSE),
+         lambda m: term(transpose(m["M"]), m["E"].args[0]), kind="calculus"),
+    # m*tr(A) = tr(m*eye*A)
+    Rule("trace of a trace", "m*tr(A) = tr(m*eye*A)", body(Op.TR),
+         lambda m: term(mul(m["M"], eye(m["E"].args[0].shape[0])), m["E"].args[0])),
+    # tr(M*(A.*C)) = tr((M'.*C)'*A)
+    Rule("Hadamard in a trace", "tr(M*(A.*C)) = tr((M'.*C)'*A)", body(Op.HADAMARD), _hadamard,
+         kind="calculus"),
+    # tr(M*(A./C)) = tr((M'./C)'*A)
+    Rule("elementwise quotient in a trace", "tr(M*(A./C)) = tr((M'./C)'*A)", body(Op.EDIV),
+         lambda m: term(transpose(ediv(transpose(m["M"]), m["E"].args[1])), m["E"].args[0]),
+         kind="calculus"),
+    # tr(M*diag(u)) = diag(M)'*u
+    Rule("diag in a trace", "tr(M*diag(u)) = diag(M)'*u", body(Op.DIAGM),
+         lambda m: term(transpose(apply(Op.DIAGV, m["M"])), m["E"].args[0]), kind="calculus"),
+    # m'*diag(A) = tr(diag(m)*A)
+    Rule("diagonal in a product", "m'*diag(A) = tr(diag(m)*A)", body(Op.DIAGV),
+         lambda m: term(apply(Op.DIAGM, transpose(m["M"])), m["E"].args[0]), kind="calculus"),
+    # m*sum(A) = tr(m*ones*ones'*A)
+    Rule("sum as a trace", "m*sum(A) = tr(m*ones*ones'*A)", body(Op.SUM), _sum_as_trace,
+         kind="calculus"),
+    # tr(M*sum_n(A_n)) = sum_n(tr(M*A_n))
+    Rule("sum out of a trace", "tr(M*sum_n(A_n)) = sum_n(tr(M*A_n))",
+         body(Op.SUMIDX, where=lambda e: not _scalar_term(e)),
+         lambda m: sumidx(m["E"].name, term(m["M"], m["E"].args[0]))),
+    # m*sum_n(a_n) = sum_n(m*a_n) for scalars
+    Rule("factor into the sum", "m*sum_n(a_n) = sum_n(m*a_n)",
+         body(Op.SUMIDX, where=_scalar_term),
+         lambda m: sumidx(m["E"].name, term(m["M"], m["E"].args[0]))),
+]
+"""Towards tr(G'*dX), one term at a time (the first term not yet of the form tr(M*dX))."""
 
 
-@_rule(Op.DIAGM, "diag in a trace", "tr(M*diag(u)) = diag(M)'*u")
-def _diagm(t: Term) -> list[Term]:
-    return [Term(t.sums, transpose(apply(Op.DIAGV, t.weight)), t.body.args[0])]
+def _identity_for(e: Expr) -> bool:
+    return e.args[1].op is Op.DIFF
 
 
-@_rule(Op.DIAGV, "diagonal in a product", "m'*diag(A) = tr(diag(m)*A)")
-def _diagv(t: Term) -> list[Term]:
-    return [Term(t.sums, apply(Op.DIAGM, transpose(t.weight)), t.body.args[0])]
+IDENTIFY: list[Rule] = [
+    # df = tr(G'*dX) for every dX determines G
+    Rule("identify", "df = tr(G'*dX) gives the gradient G",
+         P(Op.TERM, M, P(Op.DIFF, where=lambda e: not e.is_scalar and e.shape[1] != 1)),
+         lambda m: transpose(m["M"]), kind="calculus"),
+    # df = g'*dx for every dx determines g
+    Rule("identify the gradient", "df = g'*dx gives the gradient g",
+         P(Op.TERM, M, P(Op.DIFF, where=lambda e: e.is_vector)),
+         lambda m: transpose(m["M"]), kind="calculus"),
+    # df = g*dc for every dc determines the derivative g
+    Rule("identify the derivative", "df = g*dc gives the derivative g",
+         P(Op.TERM, M, P(Op.DIFF, where=lambda e: e.is_scalar)),
+         lambda m: transpose(m["M"]), kind="calculus"),
+]
+"""The identification theorem, for a matrix, a vector and a scalar variable."""
 
 
-@_rule(Op.SUM, "sum as a trace", "m*sum(A) = tr(m*ones*ones'*A)")
-def _sum(t: Term) -> list[Term]:
-    a = t.body.args[0]
-    rows, cols = a.shape
-    m = t.weight
-    if a.is_scalar:
-        weight = m
-    elif cols == 1:
-        weight = mul(m, transpose(ones(rows)))
-    elif rows == 1:
-        weight = mul(m, ones(cols))
-    else:
-        weight = mul(m, mul(ones(cols), transpose(ones(rows))))
-    return [Term(t.sums, weight, a)]
+def _collect(m: Match) -> Expr | None:
+    try:
+        parts = terms_of(m.node)
+    except ValueError:
+        return None
+    bodies = {b for _, _, b in parts}
+    if len(parts) < 2 or len(bodies) != 1 or next(iter(bodies)).op is not Op.DIFF:
+        return None
+    weights = []
+    for sums, w, _ in parts:
+        for index in reversed(sums):
+            w = sumidx(index, w)
+        weights.append(w)
+    return term(add_all(weights, weights[0].shape), parts[0][2])
 
 
-@_rule(Op.SUMIDX, "sum out of a trace", "tr(M*sum_n(A_n)) = sum_n(tr(M*A_n))")
-def _sumidx(t: Term) -> list[Term]:
-    return [Term((*t.sums, t.body.name), t.weight, t.body.args[0])]
+COLLECT = Rule(
+    "collect",
+    "tr(A*dX) + tr(B*dX) = tr((A + B)*dX)",
+    P(Op.ADD),
+    _collect,
+)
+"""The terms of the canonical form, collected into one (shown before the gradient is read off)."""

@@ -1,57 +1,51 @@
-"""The differential rules, read from the operator table.
+"""The differential rules, as rules on ``d(...)`` nodes, read from the operator table.
 
 Magnus and Neudecker's method: the differential of an expression is built from the differentials
-of its parts, one local rule per operator. The rules themselves live with their operators in
-:mod:`~gaussmix.calculus.ops`; this module lists them in the order they are tried.
+of its parts, one local rule per operator. The rules live with their operators in
+:mod:`~gaussmix.calculus.ops`; here each becomes a :class:`~gaussmix.calculus.rewrite.Rule`
+whose pattern is ``d(op(...))``, and whose context is the variable (a
+:class:`~gaussmix.calculus.ops.DiffContext`). ``constant`` comes first: anything free of the
+variable has differential 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from gaussmix.calculus.expr import Op, zero
+from gaussmix.calculus.ops import OPS, DiffContext, Differential, Example
+from gaussmix.calculus.rewrite import P, Rule
 
-from gaussmix.calculus.expr import Expr, Op, zero
-from gaussmix.calculus.ops import OPS, DiffContext, Example
-
-__all__ = ["CONSTANT", "DIFF_RULES", "DiffContext", "DiffRule", "Example", "rule_for"]
+__all__ = ["CONSTANT", "DIFF_RULES", "EXAMPLES", "DiffContext", "Example"]
 
 
-@dataclass(frozen=True)
-class DiffRule:
-    """A differential rule of the table, with the operator it differentiates."""
-
-    name: str
-    identity: str
-    op: Op
-    apply: Callable[[Expr, DiffContext], Expr | None] = field(compare=False, repr=False)
-    examples: tuple[Example, ...] = ()
+def _from_table(op: Op, r: Differential) -> Rule:
+    return Rule(
+        r.name,
+        r.identity,
+        P(Op.D, P(op, name="u")),
+        lambda m: r.apply(m["u"], m.ctx),
+        kind="calculus",
+    )
 
 
 # d c = 0 for anything that does not depend on the variable (numbers, eye, other variables).
-CONSTANT = DiffRule(
-    "constant", "d(c) = 0 for c free of the variable", Op.NUM, lambda e, ctx: zero(e.shape)
+CONSTANT = Rule(
+    "constant",
+    "d(c) = 0 for c free of the variable",
+    P(Op.D, P(name="u")),
+    lambda m: None if m["u"].depends_on(m.ctx.wrt) else zero(m["u"].shape),
+    kind="calculus",
 )
 
-DIFF_RULES: list[DiffRule] = [
-    DiffRule(r.name, r.identity, spec.op, r.apply, r.examples)
-    for spec in OPS.values()
-    for r in spec.diff
+DIFF_RULES: list[Rule] = [
+    CONSTANT,
+    *(_from_table(spec.op, r) for spec in OPS.values() for r in spec.diff),
 ]
+"""The differential rules: ``constant``, then the table's, operator by operator."""
 
+EXAMPLES: dict[str, tuple[Example, ...]] = {
+    r.name: r.examples for spec in OPS.values() for r in spec.diff
+}
+"""For each rule, the expressions whose derivations use it (its tests)."""
 
-def rule_for(e: Expr, ctx: DiffContext) -> tuple[DiffRule, Expr]:
-    """The rule that differentiates ``e`` and its result.
-
-    Raises
-    ------
-    KeyError
-        When no rule of the table applies (the caller turns it into a CalculusError).
-    """
-    if not e.depends_on(ctx.wrt):
-        return CONSTANT, CONSTANT.apply(e, ctx)  # type: ignore[return-value]
-    for rule in DIFF_RULES:
-        if rule.op is e.op:
-            out = rule.apply(e, ctx)
-            if out is not None:
-                return rule, out
-    raise KeyError(e.op)
+RULE_OPS: dict[str, Op] = {r.name: spec.op for spec in OPS.values() for r in spec.diff}
+"""The operator each rule differentiates."""

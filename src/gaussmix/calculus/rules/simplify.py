@@ -1,22 +1,23 @@
-"""The simplification rules, in the order they are tried.
+"""The simplification rules: one identity each, in the order they are tried.
 
-Each rule is a small function from a node to its rewrite (or None), registered with a stable name
-and the identity it implements; :func:`gaussmix.calculus.rewrite.rewrite` applies the list to a
-fixed point and records every step. Earlier rules have priority: arithmetic and neutral elements
-are cleaned up first, transposes are pushed to the leaves, negations and scalars move outwards,
-and only then are like terms collected and common factors pulled out. No rule distributes a
-product over a sum, so the list cannot cycle: factoring is the only direction.
+Each entry is a :class:`~gaussmix.calculus.rewrite.Rule`: a pattern (an operator and conditions
+on its operands, in the manner of tinygrad's pattern tables), the rewrite, the identity in the
+input syntax, and an example the test suite rewrites to check that both sides agree at random
+values. :func:`~gaussmix.calculus.rewrite.rewrite` applies the list to a fixed point and records
+every step. Earlier rules have priority: arithmetic and neutral elements are cleaned up first,
+transposes are pushed to the leaves, negations and scalars move outwards, and only then are like
+terms collected and common factors pulled out. No rule distributes a product over a sum, so the
+list cannot cycle: factoring is the only direction.
 
 Together they turn raw gradients into the forms a textbook prints: ``(A + A')*x`` rather than
 ``A*x + A'*x``, ``2*x`` rather than ``x + x``, ``inv(X)'`` for X^{-T}, ``x*x'`` for the outer
 product, and ``-2*inv(S)*(x - m)`` once ``inv(S)' = inv(S)`` is known from ``S`` being symmetric.
-Every rule preserves the value (tests check it on random expressions).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 
 from gaussmix.calculus.expr import (
@@ -43,30 +44,19 @@ from gaussmix.calculus.expr import (
     transpose,
     zero,
 )
-from gaussmix.calculus.ops import apply
-from gaussmix.calculus.rewrite import Rule
+from gaussmix.calculus.ops import apply, rebuild
+from gaussmix.calculus.rewrite import Match, P, Pat, Rule
 from gaussmix.calculus.structure import is_symmetric, transposed
 
 __all__ = ["RULES", "TIDY_RULES", "split_coefficient", "with_coefficient"]
 
-RULES: list[Rule] = []
+# --- pattern pieces ---------------------------------------------------------------------------
+
+A, B, C = P(name="A"), P(name="B"), P(name="C")
 
 
-def _rule(name: str, identity: str, *ops: Op) -> Callable[[Callable[[Expr], Expr | None]], Rule]:
-    def register(fn: Callable[[Expr], Expr | None]) -> Rule:
-        rule = Rule(name, identity, frozenset(ops), fn)
-        RULES.append(rule)
-        return rule
-
-    return register
-
-
-def _rebuild_unary(e: Expr, arg: Expr) -> Expr:
-    if e.op is Op.SUMIDX:
-        return sumidx(e.name, arg)
-    if e.op is Op.TRANSPOSE:
-        return transpose(arg)
-    return apply(e.op, arg)
+def _ops(*ops: Op) -> frozenset[Op]:
+    return frozenset(ops)
 
 
 def _is_ones(e: Expr) -> bool:
@@ -82,168 +72,73 @@ def _index_free(c: Expr, index: str) -> bool:
     return all(index not in indices for _, indices in c.free)
 
 
-# --- arithmetic and neutral elements ----------------------------------------------------------
+NUMBER = Pat(where=is_number)
+ZERO = Pat(where=is_zero)
+ONE_P = Pat(where=lambda e: is_number(e, 1))
+ALL_ONES = Pat(where=_is_ones)
+SCALAR_P = Pat(where=lambda e: e.is_scalar)
 
 
-@_rule("arithmetic", "2 + 3 = 5, 2*3 = 6, 6/4 = 3/2, 2^3 = 8", Op.ADD, Op.SCALE, Op.DIV, Op.POW)
-def _arithmetic(e: Expr) -> Expr | None:
-    if e.op is Op.ADD:
-        numbers = [t for t in e.args if is_number(t)]
-        if len(numbers) < 2:
-            return None
-        total = sum((number_value(t) for t in numbers), Fraction(0))
-        rest = [t for t in e.args if not is_number(t)]
-        return add_all([*rest, num(total)] if total != 0 or not rest else rest, e.shape)
-    a, b = e.args
-    if not (is_number(a) and is_number(b)):
+def number(name: str) -> Pat:
+    return P(where=is_number, name=name)
+
+
+def one_arg(op: Op | frozenset[Op], inner: Pat) -> Pat:
+    return Pat(op, (inner,))
+
+
+LINEAR = _ops(Op.TR, Op.SUM, Op.DIAGM, Op.DIAGV, Op.SUMIDX)
+"""Linear maps of one operand: f(c*A) = c*f(A), f(-A) = -f(A), f(A/c) = f(A)/c."""
+
+PRODUCTS = _ops(Op.MATMUL, Op.SCALE, Op.DIV, Op.HADAMARD, Op.EDIV)
+
+
+# --- rewrites with more than one line ----------------------------------------------------------
+
+
+def _sum_numbers(m: Match) -> Expr | None:
+    e = m.node
+    numbers = [t for t in e.args if is_number(t)]
+    if len(numbers) < 2:
         return None
-    x, y = number_value(a), number_value(b)
-    if e.op is Op.SCALE:
-        return num(x * y)
-    if e.op is Op.DIV:
-        return num(x / y) if y != 0 else None
+    total = sum((number_value(t) for t in numbers), Fraction(0))
+    rest = [t for t in e.args if not is_number(t)]
+    return add_all([*rest, num(total)] if total != 0 or not rest else rest, e.shape)
+
+
+def _power_of_numbers(m: Match) -> Expr | None:
+    x, y = number_value(m["a"]), number_value(m["b"])
     if y.denominator == 1 and abs(y) <= 16 and (x != 0 or y > 0):
         return num(x ** int(y))
     return None
 
 
-@_rule(
-    "zero",
-    "A + 0 = A, 0*A = A*0 = 0, 0/c = 0, -0 = 0, 0' = 0, tr(0) = 0",
-    Op.ADD,
-    Op.MATMUL,
-    Op.SCALE,
-    Op.HADAMARD,
-    Op.DIV,
-    Op.EDIV,
-    Op.NEG,
-    Op.TRANSPOSE,
-    Op.TR,
-    Op.SUM,
-    Op.DIAGM,
-    Op.DIAGV,
-    Op.SUMIDX,
-    Op.NORM1,
-    Op.NORM2,
-)
-def _zero(e: Expr) -> Expr | None:
-    if e.op is Op.ADD:
-        keep = [t for t in e.args if not is_zero(t)]
-        return add_all(keep, e.shape) if len(keep) < len(e.args) else None
-    if e.op in (Op.MATMUL, Op.SCALE, Op.HADAMARD):
-        return zero(e.shape) if any(is_zero(a) for a in e.args) else None
-    return zero(e.shape) if is_zero(e.args[0]) else None
+def _drop_zero_terms(m: Match) -> Expr | None:
+    e = m.node
+    keep = [t for t in e.args if not is_zero(t)]
+    return add_all(keep, e.shape) if len(keep) < len(e.args) else None
 
 
-@_rule(
-    "one",
-    "1*A = A, A/1 = A, A*eye = A, A.*ones = A, a^1 = a, A^0 = eye, inv(eye) = eye",
-    Op.SCALE,
-    Op.DIV,
-    Op.MATMUL,
-    Op.HADAMARD,
-    Op.EDIV,
-    Op.POW,
-    Op.EPOW,
-    Op.MPOW,
-    Op.INV,
-)
-def _one(e: Expr) -> Expr | None:
-    op = e.op
-    if op is Op.SCALE:
-        c, a = e.args
-        if is_number(c, 1):
-            return a
-        return c if a.is_scalar and is_number(a, 1) else None
-    if op is Op.DIV:
-        return e.args[0] if is_number(e.args[1], 1) else None
-    if op is Op.MATMUL:
-        rest = [f for f in e.args if f.op is not Op.EYE]
-        if len(rest) == len(e.args):
-            return None
-        return mul_all(rest) if rest else eye(e.shape[0])
-    if op is Op.HADAMARD:
-        a, b = e.args
-        return b if _is_ones(a) else a if _is_ones(b) else None
-    if op is Op.EDIV:
-        return e.args[0] if _is_ones(e.args[1]) else None
-    if op is Op.INV:
-        return e.args[0] if e.args[0].op is Op.EYE else None
-    base, p = e.args
-    if is_number(p, 1):
-        return base
-    if is_number(p, 0):
-        return eye(e.shape[0]) if op is Op.MPOW else broadcast(ONE, e.shape)
-    return None
-
-
-@_rule("reciprocal", "(1./A).*B = B./A", Op.HADAMARD)
-def _reciprocal(e: Expr) -> Expr | None:
-    a, b = e.args
-    if a.op is Op.EDIV and _is_ones(a.args[0]):
-        return ediv(b, a.args[1])
-    if b.op is Op.EDIV and _is_ones(b.args[0]):
-        return ediv(a, b.args[1])
-    return None
-
-
-@_rule("double negation", "-(-A) = A", Op.NEG)
-def _double_negation(e: Expr) -> Expr | None:
-    return e.args[0].args[0] if e.args[0].op is Op.NEG else None
-
-
-@_rule("double transpose", "(A')' = A", Op.TRANSPOSE)
-def _double_transpose(e: Expr) -> Expr | None:
-    return e.args[0].args[0] if e.args[0].op is Op.TRANSPOSE else None
-
-
-@_rule("scalar transpose", "a' = a for a scalar a", Op.TRANSPOSE)
-def _scalar_transpose(e: Expr) -> Expr | None:
-    return e.args[0] if e.is_scalar else None
-
-
-@_rule("symmetric transpose", "S' = S for symmetric S (inv(S), x*x', A + A', ...)", Op.TRANSPOSE)
-def _symmetric_transpose(e: Expr) -> Expr | None:
-    return e.args[0] if is_symmetric(e.args[0]) else None
-
-
-# --- transposes to the leaves -----------------------------------------------------------------
-
-
-@_rule("transpose of a product", "(A*B)' = B'*A'", Op.TRANSPOSE)
-def _transpose_product(e: Expr) -> Expr | None:
-    a = e.args[0]
-    if a.op is not Op.MATMUL:
+def _drop_eye(m: Match) -> Expr | None:
+    e = m.node
+    rest = [f for f in e.args if f.op is not Op.EYE]
+    if len(rest) == len(e.args):
         return None
-    return mul_all([transpose(f) for f in reversed(a.args)])
+    return mul_all(rest) if rest else eye(e.shape[0])
 
 
-@_rule(
-    "powers",
-    "A*A = A^2, A*A^k = A^(k + 1), (A^k)' = (A')^k, a*a = a^2, x.*x = x.^2",
-    Op.MATMUL,
-    Op.TRANSPOSE,
-    Op.SCALE,
-    Op.HADAMARD,
-)
-def _powers(e: Expr) -> Expr | None:
-    if e.op is Op.TRANSPOSE:
-        a = e.args[0]
-        return power(transpose(a.args[0]), a.args[1]) if a.op is Op.MPOW else None
-    if e.op is Op.SCALE:
-        a, b = e.args
-        return power(a, num(2)) if a == b and b.is_scalar and not is_number(a) else None
-    if e.op is Op.HADAMARD:
-        a, b = e.args
-        return epower(a, num(2)) if a == b else None
+def _zeroth_power(m: Match) -> Expr:
+    e = m.node
+    return eye(e.shape[0]) if e.op is Op.MPOW else broadcast(ONE, e.shape)
 
+
+def _product_of_powers(m: Match) -> Expr | None:
     def split(f: Expr) -> tuple[Expr, int]:
-        if f.op is Op.MPOW:
-            assert f.args[1].value is not None  # matrix powers have integer exponents
+        if f.op is Op.MPOW and f.args[1].value is not None:
             return f.args[0], int(f.args[1].value)
         return f, 1
 
-    fs = e.args
+    fs = m.node.args
     for i in range(len(fs) - 1):
         (a, j), (b, k) = split(fs[i]), split(fs[i + 1])
         if a == b and a.shape == b.shape:
@@ -253,83 +148,18 @@ def _powers(e: Expr) -> Expr | None:
     return None
 
 
-@_rule(
-    "transpose through scalars",
-    "(c*A)' = c*A', (A/c)' = A'/c, (-A)' = -A', (A.*B)' = A'.*B', sum_n(A)' = sum_n(A')",
-    Op.TRANSPOSE,
-)
-def _transpose_through(e: Expr) -> Expr | None:
-    a = e.args[0]
-    if a.op is Op.SCALE:
-        return mul(a.args[0], transpose(a.args[1]))
-    if a.op is Op.DIV:
-        return div(transpose(a.args[0]), a.args[1])
-    if a.op is Op.NEG:
-        return neg(transpose(a.args[0]))
-    if a.op is Op.HADAMARD:
-        return hadamard(transpose(a.args[0]), transpose(a.args[1]))
-    if a.op is Op.SUMIDX:
-        return sumidx(a.name, transpose(a.args[0]))
-    return None
-
-
-# --- negations and scalars outwards -----------------------------------------------------------
-
-
-@_rule(
-    "negation out",
-    "(-A)*B = A*(-B) = -(A*B), tr(-A) = -tr(A), inv(-A) = -inv(A)",
-    Op.MATMUL,
-    Op.SCALE,
-    Op.DIV,
-    Op.HADAMARD,
-    Op.EDIV,
-    Op.TR,
-    Op.SUM,
-    Op.DIAGM,
-    Op.DIAGV,
-    Op.SUMIDX,
-    Op.INV,
-)
-def _negation_out(e: Expr) -> Expr | None:
-    args = e.args
-    if not any(a.op is Op.NEG for a in args):
+def _negation_out_of_product(m: Match) -> Expr | None:
+    e = m.node
+    if not any(a.op is Op.NEG for a in e.args):
         return None
-    if e.op in (Op.MATMUL, Op.SCALE, Op.DIV, Op.HADAMARD, Op.EDIV):
-        flips = sum(a.op is Op.NEG for a in args)
-        inner = [a.args[0] if a.op is Op.NEG else a for a in args]
-        builders: dict[Op, Callable[[Expr, Expr], Expr]] = {
-            Op.SCALE: mul,
-            Op.DIV: div,
-            Op.HADAMARD: hadamard,
-            Op.EDIV: ediv,
-        }
-        out = mul_all(inner) if e.op is Op.MATMUL else builders[e.op](inner[0], inner[1])
-        return neg(out) if flips % 2 else out
-    return neg(_rebuild_unary(e, args[0].args[0]))
+    flips = sum(a.op is Op.NEG for a in e.args)
+    inner = [a.args[0] if a.op is Op.NEG else a for a in e.args]
+    out = mul_all(inner) if e.op is Op.MATMUL else rebuild(e, inner)
+    return neg(out) if flips % 2 else out
 
 
-@_rule("scalars together", "a*(b*A) = (a*b)*A, written a*b*A", Op.SCALE)
-def _scalars_together(e: Expr) -> Expr | None:
-    c, a = e.args
-    return mul(mul(c, a.args[0]), a.args[1]) if a.op is Op.SCALE else None
-
-
-@_rule("numbers first", "a*2 = 2*a, A/2 = 1/2*A", Op.SCALE, Op.DIV)
-def _numbers_first(e: Expr) -> Expr | None:
-    if e.op is Op.DIV:
-        c = e.args[1]
-        if is_number(c) and number_value(c) != 0:
-            return mul(num(1 / number_value(c)), e.args[0])
-        return None
-    c, a = e.args
-    if a.is_scalar and is_number(a) and not is_number(c):
-        return mul(a, c)
-    return None
-
-
-@_rule("merge sums", "sum_n(A_n) + sum_n(B_n) = sum_n(A_n + B_n)", Op.ADD)
-def _merge_sums(e: Expr) -> Expr | None:
+def _merge_sums(m: Match) -> Expr | None:
+    e = m.node
     groups: dict[str, list[int]] = {}
     for i, t in enumerate(e.args):
         inner = t.args[0] if t.op is Op.NEG else t
@@ -352,43 +182,439 @@ def _merge_sums(e: Expr) -> Expr | None:
     return None
 
 
-@_rule("diag of an outer product", "diag(x*y') = x.*y", Op.DIAGV)
-def _diag_outer(e: Expr) -> Expr | None:
-    a = e.args[0]
-    if a.op is Op.MATMUL and len(a.args) == 2 and a.args[0].shape[1] == 1:
+def _diag_outer(m: Match) -> Expr | None:
+    a = m["A"]
+    if len(a.args) == 2 and a.args[0].shape[1] == 1:
         return hadamard(a.args[0], transposed(a.args[1]))
     return None
 
 
-@_rule(
-    "scalar out",
-    "tr(c*A) = c*tr(A), sum(c*A) = c*sum(A), (c*A).*B = c*(A.*B), sum_n(c*A) = c*sum_n(A) "
-    "for c free of n",
-    Op.TR,
-    Op.SUM,
-    Op.DIAGM,
-    Op.DIAGV,
-    Op.HADAMARD,
-    Op.EDIV,
-    Op.SUMIDX,
-)
-def _scalar_out(e: Expr) -> Expr | None:
-    if e.op in (Op.HADAMARD, Op.EDIV):
-        a, b = e.args
-        if a.op is Op.SCALE:
-            return mul(a.args[0], _binary(e.op, a.args[1], b))
-        if b.op is Op.SCALE and e.op is Op.HADAMARD:
-            return mul(b.args[0], _binary(e.op, a, b.args[1]))
-        return None
-    a = e.args[0]
-    if a.op is not Op.SCALE:
-        return None
-    c, rest = a.args
-    if e.op is Op.SUMIDX:
-        return _sum_scalar_out(e.name, a)
-    return mul(c, _rebuild_unary(e, rest))
+def _scalar_out_of_sum(m: Match) -> Expr | None:
+    # sum_n(c*a_n*A_n) = c*sum_n(a_n*A_n) for c free of n
+    e = m.node
+    factors, rest = _scalar_factors(e.args[0])
+    free = [f for f in factors if _index_free(f, e.name)]
+    bound = [f for f in factors if not _index_free(f, e.name)]
+    if free and (bound or (rest is not None and not _index_free(rest, e.name))):
+        inner = mul_all([*bound, *([rest] if rest is not None else [])])
+        return mul(mul_all(free), sumidx(e.name, inner))
+    return None
 
 
+def _matrix_out_of_sum(m: Match) -> Expr | None:
+    # sum_n(c_n*A) = sum_n(c_n)*A for A free of n
+    e = m.node
+    factors, rest = _scalar_factors(e.args[0])
+    free = [f for f in factors if _index_free(f, e.name)]
+    bound = [f for f in factors if not _index_free(f, e.name)]
+    if not free and rest is not None and _index_free(rest, e.name):
+        return mul(sumidx(e.name, mul_all(bound)), rest)
+    return None
+
+
+def _division_out_of_matmul(m: Match) -> Expr | None:
+    e = m.node
+    for i, f in enumerate(e.args):
+        if f.op is Op.DIV:
+            inner = [*e.args[:i], f.args[0], *e.args[i + 1 :]]
+            return div(mul_all(inner), f.args[1])
+    return None
+
+
+def _division_out_of_map(m: Match) -> Expr | None:
+    e, a = m.node, m["A"]
+    if e.op is Op.SUMIDX and not _index_free(a.args[1], e.name):
+        return None
+    return div(rebuild(e, [a.args[0]]), a.args[1])
+
+
+def _cancel(m: Match) -> Expr | None:
+    top, bottom = m.node.args
+    num_factors, rest = _scalar_factors(top)
+    den_factors, _ = _scalar_factors(bottom)
+    common = Counter(num_factors) & Counter(den_factors)
+    if not common:
+        return None
+    num_left = list((Counter(num_factors) - common).elements())
+    den_left = list((Counter(den_factors) - common).elements())
+    upper = mul_all([*num_left, *([rest] if rest is not None else [])])
+    return div(upper, mul_all(den_left)) if den_left else upper
+
+
+def _inverse_pair(m: Match) -> Expr | None:
+    e = m.node
+    fs = e.args
+    for i in range(len(fs) - 1):
+        a, b = fs[i], fs[i + 1]
+        if (a.op is Op.INV and a.args[0] == b) or (b.op is Op.INV and b.args[0] == a):
+            rest = [*fs[:i], *fs[i + 2 :]]
+            return mul_all(rest) if rest else eye(e.shape[0])
+    return None
+
+
+def _trace_of_outer(m: Match) -> Expr | None:
+    a = m["A"]
+    if a.args[0].shape[1] == 1:
+        return mul_all([*a.args[1:], a.args[0]])
+    return None
+
+
+def _named(d: object) -> bool:
+    return isinstance(d, str) and d[:1].isupper()
+
+
+def _like_terms(m: Match) -> Expr | None:
+    e = m.node
+    groups: dict[Expr | None, Fraction] = {}
+    order: list[Expr | None] = []
+    for t in e.args:
+        c, rest = split_coefficient(t)
+        if rest not in groups:
+            order.append(rest)
+            groups[rest] = Fraction(0)
+        groups[rest] += c
+    if len(order) == len(e.args):
+        return None
+    terms = [with_coefficient(groups[r], r, e.shape) for r in order if groups[r] != 0]
+    return add_all(terms, e.shape)
+
+
+def _common_denominator(m: Match) -> Expr | None:
+    e = m.node
+    if all(t.op is Op.DIV for t in e.args) and len({t.args[1] for t in e.args}) == 1:
+        return div(add_all([t.args[0] for t in e.args], e.shape), e.args[0].args[1])
+    return None
+
+
+def _common_number(m: Match) -> Expr | None:
+    e = m.node
+    parts = [_term_parts(t) for t in e.args]
+    magnitudes = {abs(c) for c, _, _, _ in parts}
+    if len(magnitudes) == 1 and (mag := magnitudes.pop()) not in (0, 1):
+        terms = [with_coefficient(c / mag, _rest(f, r, d), e.shape) for c, f, r, d in parts]
+        return mul(num(mag), add_all(terms, e.shape))
+    return None
+
+
+def _common_scalar(m: Match) -> Expr | None:
+    e = m.node
+    parts = [_term_parts(t) for t in e.args]
+    common = Counter(f for f in parts[0][1] if not is_number(f))
+    for _, factors, _, _ in parts[1:]:
+        common &= Counter(factors)
+    if not common:
+        return None
+    terms = []
+    for c, factors, matrix, den in parts:
+        left = list((Counter(factors) - common).elements())
+        terms.append(with_coefficient(c, _rest(left, matrix, den), e.shape))
+    return mul(mul_all(list(common.elements())), add_all(terms, e.shape))
+
+
+def _order(m: Match) -> Expr | None:
+    e = m.node
+    if e.args[0].op is not Op.NEG:
+        return None
+    first = next((i for i, t in enumerate(e.args) if t.op is not Op.NEG), None)
+    if first is None:
+        return None
+    return add_all([e.args[first], *e.args[:first], *e.args[first + 1 :]], e.shape)
+
+
+# --- the table ---------------------------------------------------------------------------------
+# Rule(name, identity, pattern, rewrite, kind, example): the pattern says where the identity
+# applies; the example is rewritten by the tests, which check that both sides agree.
+
+S = {"S": "symmetric"}
+
+RULES: list[Rule] = [
+    # --- arithmetic and neutral elements ------------------------------------------------------
+    # 2 + 3 = 5 among the terms of a sum
+    Rule("sum of numbers", "2 + 3 = 5", P(Op.ADD), _sum_numbers, example="a + 2 + 3"),
+    # 2*3 = 6
+    Rule("product of numbers", "2*3 = 6", P(Op.SCALE, number("a"), number("b")),
+         lambda m: num(number_value(m["a"]) * number_value(m["b"])), example="2*3 + a"),
+    # 6/4 = 3/2
+    Rule("quotient of numbers", "6/4 = 3/2",
+         P(Op.DIV, number("a"), P(where=lambda e: is_number(e) and number_value(e) != 0, name="b")),
+         lambda m: num(number_value(m["a"]) / number_value(m["b"])), example="6/(-4) + a"),
+    # 2^3 = 8 (small integer exponents)
+    Rule("power of numbers", "2^3 = 8", P(Op.POW, number("a"), number("b")), _power_of_numbers,
+         example="2^3 + a"),
+    # A + 0 = A
+    Rule("zero term", "A + 0 = A", P(Op.ADD), _drop_zero_terms, example="a + 0"),
+    # 0*A = A*0 = 0, 0.*A = 0
+    Rule("zero factor", "0*A = A*0 = 0, 0.*A = 0", P(_ops(Op.MATMUL, Op.SCALE, Op.HADAMARD)),
+         lambda m: zero(m.node.shape) if any(is_zero(a) for a in m.node.args) else None,
+         example="0*x + x"),
+    # 0/c = 0, 0./B = 0
+    Rule("zero numerator", "0/c = 0, 0./B = 0", P(_ops(Op.DIV, Op.EDIV), ZERO, B),
+         lambda m: zero(m.node.shape), example="0/a + b"),
+    # f(0) = 0 for f linear, a norm, or a sign change
+    Rule("zero operand", "-0 = 0, 0' = 0, tr(0) = 0, sum(0) = 0, norm2(0) = 0",
+         one_arg(_ops(Op.NEG, Op.TRANSPOSE, Op.TR, Op.SUM, Op.DIAGM, Op.DIAGV, Op.SUMIDX,
+                      Op.NORM1, Op.NORM2), ZERO),
+         lambda m: zero(m.node.shape), example="-0 + a"),
+    # 1*A = A
+    Rule("unit factor", "1*A = A", P(Op.SCALE, ONE_P, A), lambda m: m["A"], example="1*A"),
+    # a*1 = a
+    Rule("times one", "a*1 = a", P(Op.SCALE, P(name="a"), ONE_P), lambda m: m["a"],
+         example="b*1"),
+    # A/1 = A
+    Rule("over one", "A/1 = A", P(Op.DIV, A, ONE_P), lambda m: m["A"], example="A/1"),
+    # A*eye = eye*A = A
+    Rule("identity factor", "A*eye = eye*A = A", P(Op.MATMUL), _drop_eye, example="A*eye"),
+    # A.*ones = ones.*A = A
+    Rule("Hadamard by ones", "A.*ones = A",
+         P(Op.HADAMARD, name="e", where=lambda e: _is_ones(e.args[0]) or _is_ones(e.args[1])),
+         lambda m: m.node.args[1] if _is_ones(m.node.args[0]) else m.node.args[0],
+         example="x.*ones"),
+    # A./ones = A
+    Rule("over ones", "A./ones = A", P(Op.EDIV, A, ALL_ONES), lambda m: m["A"],
+         example="x./ones"),
+    # a^1 = a, A^1 = A, A.^1 = A
+    Rule("first power", "a^1 = a, A.^1 = A", P(_ops(Op.POW, Op.EPOW, Op.MPOW), A, ONE_P),
+         lambda m: m["A"], example="x.^1"),
+    # a^0 = 1, A.^0 = ones, A^0 = eye
+    Rule("zeroth power", "a^0 = 1, A^0 = eye",
+         P(_ops(Op.POW, Op.EPOW, Op.MPOW), A, P(where=lambda e: is_number(e, 0))),
+         _zeroth_power, example="A^0 + B"),
+    # inv(eye) = eye
+    Rule("inverse of eye", "inv(eye) = eye", P(Op.INV, P(Op.EYE, name="I")), lambda m: m["I"],
+         example="inv(eye) + A"),
+    # (1./A).*B = B./A
+    Rule("reciprocal", "(1./A).*B = B./A",
+         P(Op.HADAMARD, where=lambda e: any(a.op is Op.EDIV and _is_ones(a.args[0])
+                                            for a in e.args)),
+         lambda m: (ediv(m.node.args[1], m.node.args[0].args[1])
+                    if m.node.args[0].op is Op.EDIV and _is_ones(m.node.args[0].args[0])
+                    else ediv(m.node.args[0], m.node.args[1].args[1])),
+         example="(1./x).*y"),
+    # -(-A) = A
+    Rule("double negation", "-(-A) = A", P(Op.NEG, P(Op.NEG, A)), lambda m: m["A"],
+         example="-(-x)"),
+    # (A')' = A
+    Rule("double transpose", "(A')' = A", P(Op.TRANSPOSE, P(Op.TRANSPOSE, A)), lambda m: m["A"],
+         example="(A')'"),
+    # a' = a for a scalar
+    Rule("scalar transpose", "a' = a for a scalar a",
+         P(Op.TRANSPOSE, A, where=lambda e: e.is_scalar),
+         lambda m: m["A"], example="(x'*y)'"),
+    # S' = S when S is symmetric by its structure
+    Rule("symmetric transpose", "S' = S for symmetric S (inv(S), x*x', A + A', ...)",
+         P(Op.TRANSPOSE, P(name="A", where=is_symmetric)), lambda m: m["A"], kind="calculus",
+         example="inv(S)'", types=S),
+    # --- transposes to the leaves -------------------------------------------------------------
+    # (A*B)' = B'*A'
+    Rule("transpose of a product", "(A*B)' = B'*A'", P(Op.TRANSPOSE, P(Op.MATMUL, name="A")),
+         lambda m: mul_all([transpose(f) for f in reversed(m["A"].args)]), example="(A*B)'"),
+    # A*A = A^2, A*A^k = A^(k + 1)
+    Rule("product of powers", "A*A = A^2, A*A^k = A^(k + 1)", P(Op.MATMUL), _product_of_powers,
+         example="A*A*B"),
+    # (A^k)' = (A')^k
+    Rule("transpose of a power", "(A^k)' = (A')^k", P(Op.TRANSPOSE, P(Op.MPOW, A, B)),
+         lambda m: power(transpose(m["A"]), m["B"]), example="(A^2)'"),
+    # a*a = a^2
+    Rule("square", "a*a = a^2", P(Op.SCALE, P(name="a", where=lambda e: not is_number(e)),
+                                  P(name="a", where=lambda e: e.is_scalar)),
+         lambda m: power(m["a"], num(2)), example="b*b"),
+    # x.*x = x.^2
+    Rule("elementwise square", "x.*x = x.^2", P(Op.HADAMARD, A, A),
+         lambda m: epower(m["A"], num(2)), example="x.*x"),
+    # (c*A)' = c*A'
+    Rule("transpose of a scaling", "(c*A)' = c*A'", P(Op.TRANSPOSE, P(Op.SCALE, C, A)),
+         lambda m: mul(m["C"], transpose(m["A"])), example="(a*A)'"),
+    # (A/c)' = A'/c
+    Rule("transpose of a quotient", "(A/c)' = A'/c", P(Op.TRANSPOSE, P(Op.DIV, A, C)),
+         lambda m: div(transpose(m["A"]), m["C"]), example="(A/a)'"),
+    # (-A)' = -A'
+    Rule("transpose of a negation", "(-A)' = -A'", P(Op.TRANSPOSE, P(Op.NEG, A)),
+         lambda m: neg(transpose(m["A"])), example="(-A)'"),
+    # (A.*B)' = A'.*B'
+    Rule("transpose of a Hadamard product", "(A.*B)' = A'.*B'",
+         P(Op.TRANSPOSE, P(Op.HADAMARD, A, B)),
+         lambda m: hadamard(transpose(m["A"]), transpose(m["B"])), example="(A.*B)'"),
+    # sum_n(A_n)' = sum_n(A_n')
+    Rule("transpose of an indexed sum", "sum_n(A_n)' = sum_n(A_n')",
+         P(Op.TRANSPOSE, P(Op.SUMIDX, name="A")),
+         lambda m: sumidx(m["A"].name, transpose(m["A"].args[0])), example="sum_n(A_n)'"),
+    # --- negations and scalars outwards -------------------------------------------------------
+    # (-A)*B = A*(-B) = -(A*B), and likewise for c*A, A/c, A.*B, A./B
+    Rule("negation out of a product", "(-A)*B = A*(-B) = -(A*B)", P(PRODUCTS),
+         _negation_out_of_product, example="(-A)*B"),
+    # tr(-A) = -tr(A), sum(-A) = -sum(A), diag(-A) = -diag(A), sum_n(-A_n) = -sum_n(A_n)
+    Rule("negation out of a linear map", "tr(-A) = -tr(A)", one_arg(LINEAR, P(Op.NEG, A)),
+         lambda m: neg(rebuild(m.node, [m["A"]])), example="tr(-A)"),
+    # inv(-A) = -inv(A)
+    Rule("inverse of a negation", "inv(-A) = -inv(A)", P(Op.INV, P(Op.NEG, A)),
+         lambda m: neg(apply(Op.INV, m["A"])), example="inv(-A)"),
+    # a*(b*A) = (a*b)*A, written a*b*A
+    Rule("scalars together", "a*(b*A) = (a*b)*A, written a*b*A", P(Op.SCALE, C, P(Op.SCALE, B, A)),
+         lambda m: mul(mul(m["C"], m["B"]), m["A"]), example="a*(b*A)"),
+    # a*2 = 2*a
+    Rule("number first", "a*2 = 2*a", P(Op.SCALE, P(name="a", where=lambda e: not is_number(e)),
+                                        P(name="b", where=lambda e: e.is_scalar and is_number(e))),
+         lambda m: mul(m["b"], m["a"]), example="a*2"),
+    # A/2 = 1/2*A
+    Rule("division by a number", "A/2 = 1/2*A",
+         P(Op.DIV, A, P(name="c", where=lambda e: is_number(e) and number_value(e) != 0)),
+         lambda m: mul(num(1 / number_value(m["c"])), m["A"]), example="A/2"),
+    # sum_n(A_n) + sum_n(B_n) = sum_n(A_n + B_n)
+    Rule("merge sums", "sum_n(A_n) + sum_n(B_n) = sum_n(A_n + B_n)", P(Op.ADD), _merge_sums,
+         example="sum_n(x_n) + sum_n(y_n)"),
+    # diag(x*y') = x.*y
+    Rule("diag of an outer product", "diag(x*y') = x.*y", P(Op.DIAGV, P(Op.MATMUL, name="A")),
+         _diag_outer, example="diag(x*y')"),
+    # tr(c*A) = c*tr(A), sum(c*A) = c*sum(A), diag(c*A) = c*diag(A)
+    Rule("scalar out of a linear map", "tr(c*A) = c*tr(A)",
+         one_arg(_ops(Op.TR, Op.SUM, Op.DIAGM, Op.DIAGV), P(Op.SCALE, C, A)),
+         lambda m: mul(m["C"], rebuild(m.node, [m["A"]])), example="tr(a*A)"),
+    # (c*A).*B = A.*(c*B) = c*(A.*B)
+    Rule("scalar out of a Hadamard product", "(c*A).*B = A.*(c*B) = c*(A.*B)",
+         P(Op.HADAMARD, where=lambda e: any(a.op is Op.SCALE for a in e.args)),
+         lambda m: (mul(m.node.args[0].args[0], hadamard(m.node.args[0].args[1], m.node.args[1]))
+                    if m.node.args[0].op is Op.SCALE
+                    else mul(m.node.args[1].args[0],
+                             hadamard(m.node.args[0], m.node.args[1].args[1]))),
+         example="(a*x).*y"),
+    # (c*A)./B = c*(A./B)
+    Rule("scalar out of an elementwise quotient", "(c*A)./B = c*(A./B)",
+         P(Op.EDIV, P(Op.SCALE, C, A), B), lambda m: mul(m["C"], ediv(m["A"], m["B"])),
+         example="(a*x)./y"),
+    # sum_n(c*A_n) = c*sum_n(A_n) for c free of n
+    Rule("scalar out of an indexed sum", "sum_n(c*A_n) = c*sum_n(A_n) for c free of n",
+         P(Op.SUMIDX, P(Op.SCALE)), _scalar_out_of_sum, example="sum_n(a*x_n)"),
+    # sum_n(c_n*A) = sum_n(c_n)*A for A free of n
+    Rule("matrix out of an indexed sum", "sum_n(c_n*A) = sum_n(c_n)*A for A free of n",
+         P(Op.SUMIDX, P(Op.SCALE)), _matrix_out_of_sum, example="sum_n(a_n*x)"),
+    # A*(B/c) = (A*B)/c
+    Rule("division out of a product", "A*(B/c) = (A*B)/c", P(Op.MATMUL), _division_out_of_matmul,
+         example="A*(B/a)"),
+    # a*(B/c) = (a*B)/c
+    Rule("division out of a scaling", "a*(B/c) = (a*B)/c", P(Op.SCALE, C, P(Op.DIV, A, B)),
+         lambda m: div(mul(m["C"], m["A"]), m["B"]), example="a*(B/b)"),
+    # (a/c)*B = (a*B)/c
+    Rule("scaling by a quotient", "(a/c)*B = (a*B)/c", P(Op.SCALE, P(Op.DIV, A, C), B),
+         lambda m: div(mul(m["A"], m["B"]), m["C"]), example="(a/b)*B"),
+    # (a/b)/c = a/(b*c)
+    Rule("quotient of a quotient", "(a/b)/c = a/(b*c)", P(Op.DIV, P(Op.DIV, A, B), C),
+         lambda m: div(m["A"], mul(m["B"], m["C"])), example="(A/a)/b"),
+    # a/(b/c) = a*c/b
+    Rule("division by a quotient", "a/(b/c) = a*c/b", P(Op.DIV, A, P(Op.DIV, B, C)),
+         lambda m: div(mul(m["A"], m["C"]), m["B"]), example="A/(a/b)"),
+    # (A/c).*B = A.*(B/c) = (A.*B)/c
+    Rule("division out of a Hadamard product", "(A/c).*B = (A.*B)/c",
+         P(Op.HADAMARD, where=lambda e: any(a.op is Op.DIV for a in e.args)),
+         lambda m: (div(hadamard(m.node.args[0].args[0], m.node.args[1]), m.node.args[0].args[1])
+                    if m.node.args[0].op is Op.DIV
+                    else div(hadamard(m.node.args[0], m.node.args[1].args[0]),
+                             m.node.args[1].args[1])),
+         example="(x/a).*y"),
+    # tr(A/c) = tr(A)/c, and for sum, diag and sum_n (c free of n)
+    Rule("division out of a linear map", "tr(A/c) = tr(A)/c", one_arg(LINEAR, P(Op.DIV, name="A")),
+         _division_out_of_map, example="tr(A/a)"),
+    # sign(a)*a = a*sign(a) = abs(a)
+    Rule("sign times value", "sign(a)*a = abs(a) for a scalar a",
+         P(Op.SCALE, where=lambda e: e.args[1].is_scalar and (
+             (e.args[0].op is Op.SIGN and e.args[0].args[0] == e.args[1])
+             or (e.args[1].op is Op.SIGN and e.args[1].args[0] == e.args[0]))),
+         lambda m: apply(Op.ABS, m.node.args[1] if m.node.args[0].op is Op.SIGN
+                         else m.node.args[0]),
+         example="sign(a)*a"),
+    # u*A/u = A, a/a = 1
+    Rule("cancel", "u*A/u = A, a/a = 1", P(Op.DIV), _cancel, example="a*A/a"),
+    # --- inverses, traces, sums ---------------------------------------------------------------
+    # inv(inv(A)) = A
+    Rule("inverse of an inverse", "inv(inv(A)) = A", P(Op.INV, P(Op.INV, A)), lambda m: m["A"],
+         example="inv(inv(A))"),
+    # inv(c*A) = inv(A)/c
+    Rule("inverse of a scaling", "inv(c*A) = inv(A)/c", P(Op.INV, P(Op.SCALE, C, A)),
+         lambda m: div(apply(Op.INV, m["A"]), m["C"]), example="inv(a*A)"),
+    # inv(diag(v)) = diag(1./v)
+    Rule("inverse of a diagonal", "inv(diag(v)) = diag(1./v)", P(Op.INV, P(Op.DIAGM, A)),
+         lambda m: apply(Op.DIAGM, ediv(ONE, m["A"])), example="inv(diag(x))"),
+    # diag(diag(v)) = v
+    Rule("diagonal of a diagonal matrix", "diag(diag(v)) = v", P(Op.DIAGV, P(Op.DIAGM, A)),
+         lambda m: m["A"], example="diag(diag(x))"),
+    # A*inv(A) = inv(A)*A = eye
+    Rule("inverse pair", "A*inv(A) = inv(A)*A = eye", P(Op.MATMUL), _inverse_pair,
+         example="A*inv(A)*B"),
+    # tr(a) = a for a scalar
+    Rule("trace of a scalar", "tr(a) = a for a scalar a",
+         P(Op.TR, P(name="A", where=lambda e: e.is_scalar)),
+         lambda m: m["A"], example="tr(x'*y)"),
+    # tr(x*y') = y'*x, the trace of an outer product
+    Rule("trace of an outer product", "tr(x*y') = y'*x", P(Op.TR, P(Op.MATMUL, name="A")),
+         _trace_of_outer, kind="calculus", example="tr(x*y')"),
+    # tr(eye) = D for a named dimension D
+    Rule("trace of the identity", "tr(eye) = D, the dimension",
+         P(Op.TR, P(Op.EYE, where=lambda e: _named(e.shape[0]), name="I")),
+         lambda m: dim(m["I"].shape[0]), example="tr(eye) + tr(A)"),
+    # sum(ones) = D
+    Rule("sum of ones", "sum(ones) = D, the dimension",
+         P(Op.SUM, P(Op.ONES, where=lambda e: _named(e.shape[0]), name="I")),
+         lambda m: dim(m["I"].shape[0]), example="sum(ones) + sum(x)"),
+    # sum_n(c) = N*c for c free of n
+    Rule("sum of a constant", "sum_n(c) = N*c for c free of n",
+         P(Op.SUMIDX, where=lambda e: _index_free(e.args[0], e.name)),
+         lambda m: mul(dim(m.node.name.upper()), m.node.args[0]), example="sum_n(a)"),
+    # --- collecting and factoring -------------------------------------------------------------
+    # A + A = 2*A, 3*A - A = 2*A, A - A = 0
+    Rule("like terms", "A + A = 2*A, 3*A - A = 2*A, A - A = 0", P(Op.ADD), _like_terms,
+         example="3*A - A + B"),
+    # A*x + B*x = (A + B)*x
+    Rule("common right factor", "A*x + B*x = (A + B)*x", P(Op.ADD),
+         lambda m: _factor(m.node, right=True), example="A*x + B*x"),
+    # x'*A + x'*B = x'*(A + B)
+    Rule("common left factor", "x'*A + x'*B = x'*(A + B)", P(Op.ADD),
+         lambda m: _factor(m.node, right=False), example="x'*A + x'*B"),
+    # a/c + b/c = (a + b)/c
+    Rule("common denominator", "a/c + b/c = (a + b)/c", P(Op.ADD), _common_denominator,
+         example="A/a + B/a"),
+    # 2*A + 2*B = 2*(A + B), 1/2*A - 1/2*B = 1/2*(A - B)
+    Rule("common number", "1/2*A - 1/2*B = 1/2*(A - B)", P(Op.ADD), _common_number,
+         example="1/2*A - 1/2*B"),
+    # c*A + c*B = c*(A + B)
+    Rule("common scalar factor", "c*A + c*B = c*(A + B)", P(Op.ADD), _common_scalar,
+         example="a*A + a*B"),
+    # -A + B = B - A
+    Rule("order of terms", "-A + B = B - A", P(Op.ADD), _order, example="-A + B"),
+]
+
+TIDY_RULES: list[Rule] = [
+    r
+    for r in RULES
+    if r.name
+    in (
+        "sum of numbers",
+        "product of numbers",
+        "quotient of numbers",
+        "power of numbers",
+        "zero term",
+        "zero factor",
+        "zero numerator",
+        "zero operand",
+        "unit factor",
+        "times one",
+        "over one",
+        "identity factor",
+        "Hadamard by ones",
+        "over ones",
+        "first power",
+        "zeroth power",
+        "inverse of eye",
+        "double negation",
+        "double transpose",
+        "scalar transpose",
+        "negation out of a product",
+        "negation out of a linear map",
+        "inverse of a negation",
+        "scalars together",
+        "number first",
+        "division by a number",
+    )
+]
+"""The few rules that tidy intermediate lines of a derivation without changing their form."""
 def _sum_scalar_out(index: str, body: Expr) -> Expr | None:
     factors, rest = _scalar_factors(body)
     free = [f for f in factors if _index_free(f, index)]
@@ -407,57 +633,6 @@ def _binary(op: Op, a: Expr, b: Expr) -> Expr:
     return hadamard(a, b) if op is Op.HADAMARD else ediv(a, b)
 
 
-@_rule(
-    "division out",
-    "A*(B/c) = (A*B)/c, a*(B/c) = (a*B)/c, tr(A/c) = tr(A)/c, (a/b)/c = a/(b*c), "
-    "(1/c)*A = A/c, a/(b/c) = a*c/b",
-    Op.MATMUL,
-    Op.SCALE,
-    Op.TR,
-    Op.SUM,
-    Op.HADAMARD,
-    Op.DIV,
-    Op.SUMIDX,
-    Op.DIAGM,
-    Op.DIAGV,
-)
-def _division_out(e: Expr) -> Expr | None:
-    op = e.op
-    if op is Op.MATMUL:
-        for i, f in enumerate(e.args):
-            if f.op is Op.DIV:
-                inner = [*e.args[:i], f.args[0], *e.args[i + 1 :]]
-                return div(mul_all(inner), f.args[1])
-        return None
-    if op is Op.SCALE:
-        c, a = e.args
-        if a.op is Op.DIV:
-            return div(mul(c, a.args[0]), a.args[1])
-        if c.op is Op.DIV:
-            return div(mul(c.args[0], a), c.args[1])
-        return None
-    if op is Op.DIV:
-        a, c = e.args
-        if a.op is Op.DIV:
-            return div(a.args[0], mul(a.args[1], c))
-        if c.op is Op.DIV:
-            return div(mul(a, c.args[1]), c.args[0])
-        return None
-    if op is Op.HADAMARD:
-        a, b = e.args
-        if a.op is Op.DIV:
-            return div(hadamard(a.args[0], b), a.args[1])
-        if b.op is Op.DIV:
-            return div(hadamard(a, b.args[0]), b.args[1])
-        return None
-    a = e.args[0]
-    if a.op is not Op.DIV:
-        return None
-    if op is Op.SUMIDX and not _index_free(a.args[1], e.name):
-        return None
-    return div(_rebuild_unary(e, a.args[0]), a.args[1])
-
-
 def _scalar_factors(e: Expr) -> tuple[list[Expr], Expr | None]:
     """Split a product into its scalar factors and its non-scalar rest: c*d*A -> [c, d], A."""
     factors: list[Expr] = []
@@ -473,98 +648,6 @@ def _scalar_factors(e: Expr) -> tuple[list[Expr], Expr | None]:
         factors.append(rest)
         rest = None
     return factors, rest
-
-
-@_rule("sign", "sign(a)*a = a*sign(a) = abs(a) for a scalar a", Op.SCALE)
-def _sign(e: Expr) -> Expr | None:
-    a, b = e.args
-    if not b.is_scalar:
-        return None
-    if (a.op is Op.SIGN and a.args[0] == b) or (b.op is Op.SIGN and b.args[0] == a):
-        return apply(Op.ABS, b if a.op is Op.SIGN else a)
-    return None
-
-
-@_rule("cancel", "u*A/u = A, a/a = 1", Op.DIV)
-def _cancel(e: Expr) -> Expr | None:
-    top, bottom = e.args
-    num_factors, rest = _scalar_factors(top)
-    den_factors, _ = _scalar_factors(bottom)
-    common = Counter(num_factors) & Counter(den_factors)
-    if not common:
-        return None
-    num_left = list((Counter(num_factors) - common).elements())
-    den_left = list((Counter(den_factors) - common).elements())
-    upper = mul_all([*num_left, *([rest] if rest is not None else [])])
-    return div(upper, mul_all(den_left)) if den_left else upper
-
-
-# --- inverses, traces, sums -------------------------------------------------------------------
-
-
-@_rule(
-    "inverse",
-    "inv(inv(A)) = A, A*inv(A) = inv(A)*A = eye, inv(c*A) = inv(A)/c, "
-    "diag(diag(v)) = v, inv(diag(v)) = diag(1./v)",
-    Op.INV,
-    Op.MATMUL,
-    Op.DIAGV,
-)
-def _inverse(e: Expr) -> Expr | None:
-    if e.op is Op.INV:
-        a = e.args[0]
-        if a.op is Op.INV:
-            return a.args[0]
-        if a.op is Op.SCALE:
-            return div(apply(Op.INV, a.args[1]), a.args[0])
-        if a.op is Op.DIAGM:
-            return apply(Op.DIAGM, ediv(ONE, a.args[0]))
-        return None
-    if e.op is Op.DIAGV:
-        a = e.args[0]
-        return a.args[0] if a.op is Op.DIAGM else None
-    fs = e.args
-    for i in range(len(fs) - 1):
-        a, b = fs[i], fs[i + 1]
-        if (a.op is Op.INV and a.args[0] == b) or (b.op is Op.INV and b.args[0] == a):
-            rest = [*fs[:i], *fs[i + 2 :]]
-            return mul_all(rest) if rest else eye(e.shape[0])
-    return None
-
-
-@_rule("trace of a scalar", "tr(a) = a for a scalar; tr(x*y') = y'*x", Op.TR)
-def _trace_scalar(e: Expr) -> Expr | None:
-    a = e.args[0]
-    if a.is_scalar:
-        return a
-    if a.op is Op.MATMUL and a.args[0].shape[1] == 1:
-        return mul_all([*a.args[1:], a.args[0]])
-    return None
-
-
-def _named(d: object) -> bool:
-    return isinstance(d, str) and d[:1].isupper()
-
-
-@_rule(
-    "dimension",
-    "tr(eye) = D, sum(ones) = D, sum_n(c) = N*c for c free of n (D, N: named dimensions)",
-    Op.TR,
-    Op.SUM,
-    Op.SUMIDX,
-)
-def _dimension(e: Expr) -> Expr | None:
-    a = e.args[0]
-    if e.op is Op.TR and a.op is Op.EYE and _named(a.shape[0]):
-        return dim(a.shape[0])
-    if e.op is Op.SUM and a.op is Op.ONES and _named(a.shape[0]):
-        return dim(a.shape[0])
-    if e.op is Op.SUMIDX and _index_free(a, e.name):
-        return mul(dim(e.name.upper()), a)
-    return None
-
-
-# --- collecting and factoring -----------------------------------------------------------------
 
 
 def split_coefficient(e: Expr) -> tuple[Fraction, Expr | None]:
@@ -600,22 +683,6 @@ def with_coefficient(c: Fraction, rest: Expr | None, shape: tuple[object, object
     if c == -1:
         return neg(rest)
     return neg(mul(num(-c), rest)) if c < 0 else mul(num(c), rest)
-
-
-@_rule("like terms", "A + A = 2*A, 3*A - A = 2*A, A - A = 0", Op.ADD)
-def _like_terms(e: Expr) -> Expr | None:
-    groups: dict[Expr | None, Fraction] = {}
-    order: list[Expr | None] = []
-    for t in e.args:
-        c, rest = split_coefficient(t)
-        if rest not in groups:
-            order.append(rest)
-            groups[rest] = Fraction(0)
-        groups[rest] += c
-    if len(order) == len(e.args):
-        return None
-    terms = [with_coefficient(groups[r], r, e.shape) for r in order if groups[r] != 0]
-    return add_all(terms, e.shape)
 
 
 def _split_end(t: Expr, right: bool) -> tuple[Expr, Expr] | None:
@@ -657,16 +724,6 @@ def _factor(e: Expr, right: bool) -> Expr | None:
     return None
 
 
-@_rule("common right factor", "A*x + B*x = (A + B)*x", Op.ADD)
-def _common_right(e: Expr) -> Expr | None:
-    return _factor(e, right=True)
-
-
-@_rule("common left factor", "x'*A + x'*B = x'*(A + B)", Op.ADD)
-def _common_left(e: Expr) -> Expr | None:
-    return _factor(e, right=False)
-
-
 _Parts = tuple[Fraction, list[Expr], Expr | None, Expr | None]
 
 
@@ -682,31 +739,6 @@ def _term_parts(t: Expr) -> _Parts:
     return c, factors, matrix, None
 
 
-@_rule(
-    "common scalar factor",
-    "c*A + c*B = c*(A + B), 1/2*A - 1/2*B = 1/2*(A - B), a/c + b/c = (a + b)/c",
-    Op.ADD,
-)
-def _common_scalar(e: Expr) -> Expr | None:
-    if all(t.op is Op.DIV for t in e.args) and len({t.args[1] for t in e.args}) == 1:
-        return div(add_all([t.args[0] for t in e.args], e.shape), e.args[0].args[1])
-    parts = [_term_parts(t) for t in e.args]
-    magnitudes = {abs(c) for c, _, _, _ in parts}
-    if len(magnitudes) == 1 and (m := magnitudes.pop()) not in (0, 1):
-        terms = [with_coefficient(c / m, _rest(f, r, d), e.shape) for c, f, r, d in parts]
-        return mul(num(m), add_all(terms, e.shape))
-    common = Counter(f for f in parts[0][1] if not is_number(f))
-    for _, factors, _, _ in parts[1:]:
-        common &= Counter(factors)
-    if not common:
-        return None
-    terms = []
-    for c, factors, matrix, den in parts:
-        left = list((Counter(factors) - common).elements())
-        terms.append(with_coefficient(c, _rest(left, matrix, den), e.shape))
-    return mul(mul_all(list(common.elements())), add_all(terms, e.shape))
-
-
 def _rest(factors: Sequence[Expr], matrix: Expr | None, den: Expr | None = None) -> Expr | None:
     items = [*factors, *([matrix] if matrix is not None else [])]
     if den is not None:
@@ -714,30 +746,3 @@ def _rest(factors: Sequence[Expr], matrix: Expr | None, den: Expr | None = None)
     return mul_all(items) if items else None
 
 
-@_rule("order of terms", "-A + B = B - A", Op.ADD)
-def _order(e: Expr) -> Expr | None:
-    if e.args[0].op is not Op.NEG:
-        return None
-    first = next((i for i, t in enumerate(e.args) if t.op is not Op.NEG), None)
-    if first is None:
-        return None
-    return add_all([e.args[first], *e.args[:first], *e.args[first + 1 :]], e.shape)
-
-
-TIDY_RULES: list[Rule] = [
-    r
-    for r in RULES
-    if r.name
-    in (
-        "arithmetic",
-        "zero",
-        "one",
-        "double negation",
-        "double transpose",
-        "scalar transpose",
-        "negation out",
-        "scalars together",
-        "numbers first",
-    )
-]
-"""The few rules that tidy intermediate lines of a derivation without changing their form."""
