@@ -144,6 +144,10 @@ def _prepare(
     env = _Env({}, dict(sizes or {}), {})
     for v in _variables(e).values():
         if v.name in env.values:
+            # the same array under other indices (x_m beside x_n): their counts too
+            lead = env.values[v.name].shape[: len(v.indices)]
+            for index, n in zip(v.indices, lead, strict=True):
+                _bind(env.sizes, count_key(index), n, f"index {index} of {v.name}")
             continue
         if v.name not in values:
             needed = sorted({x.name for x in _variables(e).values()})

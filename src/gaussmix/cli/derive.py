@@ -35,7 +35,7 @@ def markdown_document(derivations: list[GMMDerivation]) -> str:
     from gaussmix.derive.gmm import CONSTRAINT, SURROGATE
 
     first = derivations[0]
-    surrogate = first.steps[0].after
+    surrogate = first.template
     out = [
         "# Where the M-step comes from",
         "",
@@ -46,7 +46,7 @@ def markdown_document(derivations: list[GMMDerivation]) -> str:
         "held fixed, in the precision `P_k`), the structure of the precision, and the",
         "constraint on the weights:",
         "",
-        f"$$Q = {to_latex(surrogate)}$$",
+        f"$$Q = {to_latex(surrogate) if surrogate is not None else SURROGATE}$$",
         "",
         f"Surrogate: `{SURROGATE}`; constraint: `{CONSTRAINT[0]} = {CONSTRAINT[1]}`.",
         "Every line below is a step of the engine, with the rule it applied; the test suite",
@@ -56,7 +56,7 @@ def markdown_document(derivations: list[GMMDerivation]) -> str:
         "|---|---|---|---|---|",
     ]
     for d in derivations:
-        structure = d.steps[1].identity.split(": ", 1)[-1]
+        structure = f"P_k = {d.structure.precision}"
         cells = [f"[{d.covariance_type}](#{d.covariance_type}-covariance)", f"`{structure}`"]
         cells += [f"${to_latex(d.updates[k])}$" for k in ("weights", "means", "covariances")]
         out.append("| " + " | ".join(cells) + " |")

@@ -38,11 +38,13 @@ from gaussmix.calculus.expr import (
     num,
     sub,
     substitute,
+    sumidx,
 )
 from gaussmix.calculus.numeric import evaluate
+from gaussmix.calculus.ops import rebuild
 from gaussmix.calculus.parse import parse
 from gaussmix.calculus.printing import to_latex, to_text
-from gaussmix.calculus.rewrite import Step, rewrite
+from gaussmix.calculus.rewrite import P, Rule, Step, rewrite
 from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES
 from gaussmix.derive.solve import Facts, Identity, Solver
 
@@ -155,6 +157,13 @@ class GMMDerivation:
         The parameters as variables (``mu_k``, the precision parameter, ``pi_k``, ``lambda``).
     solutions : dict of str to Expr
         What each parameter was solved for (the precision itself, and the multiplier ``-N``).
+    symbols : dict of str to Expr
+        The names updates go by where the parameter is not itself the update (``Sigma_k``).
+    evaluated : dict of str to Expr
+        Updates with the other parameters' new values substituted (the covariance at the new
+        mean): what the M-step evaluates.
+    template : Expr
+        The surrogate as written, in the precision P_k.
     """
 
     covariance_type: str
@@ -167,11 +176,15 @@ class GMMDerivation:
     gradients: dict[str, Expr] = field(default_factory=dict)
     parameters: dict[str, Expr] = field(default_factory=dict)
     solutions: dict[str, Expr] = field(default_factory=dict)
+    symbols: dict[str, Expr] = field(default_factory=dict)
+    evaluated: dict[str, Expr] = field(default_factory=dict)
+    template: Expr | None = None
 
     # -- numbers -------------------------------------------------------------------------------
     def expanded(self, name: str) -> Expr:
-        """An update with its abbreviations written out (``N_k`` as ``sum_n(q_kn)``)."""
-        e = self.updates[name]
+        """An update as the M-step evaluates it: other parameters at their new values, and
+        abbreviations written out (``N_k`` as ``sum_n(q_kn)``)."""
+        e = self.evaluated.get(name, self.updates[name])
         for symbol, definition in self._definition_vars():
             e = substitute(e, symbol, definition)
         return e
@@ -197,7 +210,8 @@ class GMMDerivation:
         covariances : ndarray
             In scikit-learn's layout: (n_components, n_features, n_features) for full,
             (n_components, n_features) for diag, (n_features, n_features) for tied,
-            (n_components,) for spherical.
+            (n_components,) for spherical: an update indexed by k gives one value per
+            component, one free of k a single value.
         """
         X = np.asarray(X, dtype=float)
         resp = np.asarray(resp, dtype=float)
@@ -206,29 +220,18 @@ class GMMDerivation:
                 f"X must be (n_samples, n_features) and resp (n_samples, n_components); got "
                 f"{X.shape} and {resp.shape}"
             )
-        n_components = resp.shape[1]
         values: dict[str, Any] = {"x": X, "q": resp.T}
-        weights = np.array(
-            [
-                evaluate(self.expanded("weights"), values, index_env={"k": k})
-                for k in range(n_components)
-            ]
-        )
-        means = np.array(
-            [
-                evaluate(self.expanded("means"), values, index_env={"k": k})
-                for k in range(n_components)
-            ]
-        )
-        values["mu"] = means
-        cov = self.expanded("covariances")
-        if self.covariance_type == "tied":
-            covariances = np.asarray(evaluate(cov, values), dtype=float)
-        else:
-            covariances = np.array(
-                [evaluate(cov, values, index_env={"k": k}) for k in range(n_components)]
-            )
-        return weights, means, covariances
+        out = []
+        for name in ("weights", "means", "covariances"):
+            e = self.expanded(name)
+            if "k" in _free_indices(e):
+                value = np.array(
+                    [evaluate(e, values, index_env={"k": k}) for k in range(resp.shape[1])]
+                )
+            else:
+                value = np.asarray(evaluate(e, values), dtype=float)
+            out.append(value)
+        return out[0], out[1], out[2]
 
     # -- printing ------------------------------------------------------------------------------
     def sections(self) -> list[tuple[str, list[Step]]]:
@@ -238,6 +241,19 @@ class GMMDerivation:
             if not out or out[-1][0] != step.stage:
                 out.append((step.stage, []))
             out[-1][1].append(step)
+        return out
+
+    def results(self) -> list[Expr]:
+        """The M-step as equations: each update (as derived) and the abbreviations it uses."""
+        targets = {
+            "weights": self.parameters.get("pi_k"),
+            "means": self.parameters.get("mu_k"),
+            "covariances": self.symbols.get(
+                "covariances", self.parameters.get(self.structure.parameter)
+            ),
+        }
+        out = [equation(t, self.updates[name]) for name, t in targets.items() if t is not None]
+        out += [equation(symbol, definition) for symbol, definition in self._definition_vars()]
         return out
 
     def text(self) -> str:
@@ -252,6 +268,7 @@ class GMMDerivation:
                 number += 1
                 lines.append(f"{number:>4}. {_line(step)}")
                 lines.append(f"        [{_why(step)}]")
+        lines += ["", "   The updates:"] + [f"      {to_text(eq)}" for eq in self.results()]
         return "\n".join(lines)
 
     def latex(self) -> str:
@@ -264,6 +281,8 @@ class GMMDerivation:
                 if start:
                     rows.append(f"& {_label(s.lhs)} = {to_latex(s.before)}")
                 rows.append(f"& {_line_latex(s)} && \\text{{({_escape(s.rule)})}}")
+            if stage == "m-step":
+                rows += [f"& {to_latex(eq)} && \\text{{(update)}}" for eq in self.results()]
             blocks.append("\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}")
         return "\n".join(blocks)
 
@@ -284,6 +303,7 @@ class GMMDerivation:
                 out.append(f"{number}. ${_line_latex(step)}$  ")
                 out.append(f"   {why}")
             out.append("")
+        out += ["The updates:", ""] + [f"- ${to_latex(eq)}$" for eq in self.results()]
         return "\n".join(out).rstrip() + "\n"
 
     def to_dict(self) -> dict[str, Any]:
@@ -348,6 +368,29 @@ def _escape(text: str) -> str:
 # --- the derivation -----------------------------------------------------------------------------
 
 
+def _rename_index(e: Expr, old: str, new: str) -> Expr:
+    """``e`` with the summation index ``old`` called ``new`` (bound and in the variables)."""
+    if e.op is Op.VAR:
+        if old not in e.indices:
+            return e
+        return Expr(Op.VAR, (), e.shape, name=e.name, kind=e.kind,
+                    indices=tuple(new if i == old else i for i in e.indices))
+    if not e.args:
+        return e
+    args = [_rename_index(a, old, new) for a in e.args]
+    if e.op is Op.SUMIDX and e.name == old:
+        return sumidx(new, args[0])
+    return rebuild(e, args)
+
+
+def _free_indices(e: Expr) -> set[str]:
+    """The indices of ``e`` that no sum over them binds (``k`` in ``sum_n(q_kn*x_n)``)."""
+    if e.op is Op.VAR:
+        return set(e.indices)
+    inner = set().union(*(_free_indices(a) for a in e.args)) if e.args else set()
+    return inner - {e.name} if e.op is Op.SUMIDX else inner
+
+
 def _symbol(name: str, kind: str = "positive") -> Expr:
     """A variable named in the derivation (N_k, Sigma_k), parsed with the problem's indices."""
     return parse(name, {name.split("_")[0]: kind}, indices=INDICES)
@@ -363,12 +406,14 @@ def _variable(e: Expr, full_name: str) -> Expr:
 def _relabel(steps: tuple[Step, ...], stage: str, function: str = "Q") -> list[Step]:
     names = {"df": f"d{function}", "G": "G"}
     return [
-        Step(s.rule, s.before, s.after, s.identity, names.get(s.lhs, s.lhs), stage) for s in steps
+        Step(s.rule, s.before, s.after, s.identity, names.get(s.lhs, s.lhs), stage, s.kind)
+        for s in steps
     ]
 
 
-def _inputs(structure: Structure) -> tuple[Expr, Expr, list[Step]]:
-    """The surrogate with the structured precision, its dimension named D."""
+def _template(structure: Structure) -> tuple[Expr, Expr, Expr]:
+    """The surrogate as written (in P_k), the structured precision, and P_k; the dimension of
+    the data is named D."""
     kinds = {**KINDS, **structure.kinds}
     template = parse(SURROGATE, kinds, indices=INDICES)
     precision_var = _variable(template, "P_k")
@@ -380,29 +425,7 @@ def _inputs(structure: Structure) -> tuple[Expr, Expr, list[Step]]:
     def named(e: Expr) -> Expr:
         return map_dims(e, lambda d: "D" if d == feature else d)
 
-    template, precision = named(template), named(precision)
-    q = substitute(template, precision_var, precision)
-    steps = [
-        Step(
-            "surrogate",
-            template,
-            template,
-            "expected complete-data log-likelihood, q_kn held fixed, constants dropped",
-            "Q",
-            "surrogate",
-        ),
-        Step(
-            "structure",
-            template,
-            q,
-            f"{structure.name} covariance: P_k = {structure.precision}",
-            "Q",
-            "surrogate",
-        ),
-    ]
-    tidied, tidy_steps = rewrite(q, TIDY_RULES, lhs="Q", stage="surrogate")
-    steps += tidy_steps
-    return tidied, precision, steps
+    return named(template), named(precision), named(precision_var)
 
 
 def _facts(q: Expr, structure: Structure) -> Facts:
@@ -417,6 +440,145 @@ def _facts(q: Expr, structure: Structure) -> Facts:
     if structure.positive_entries:
         facts.positive_vectors.add(_variable(q, structure.parameter))
     return facts
+
+
+# --- the plan: what the derivation does, section by section; every line is an engine step ------
+
+
+@dataclass
+class _State:
+    """What the plan's actions share: the derivation so far and the facts of the problem."""
+
+    d: GMMDerivation
+    facts: Facts
+    kinds: dict[str, str]
+
+
+def _structure(state: _State, stage: str) -> None:
+    """Q in the structured precision: substitute P_k := the structure's form."""
+    d = state.d
+    template, precision, precision_var = _template(d.structure)
+    d.template = template
+    solver = Solver(state.facts, stage)
+    q = solver.substitute(
+        template, precision_var, precision, f"{d.structure.name} covariance: P_k = "
+        f"{d.structure.precision}", simplify=False,
+    )
+    q, tidy_steps = rewrite(q, TIDY_RULES, stage=stage)
+    d.steps += [_lhs(s, "Q") for s in solver.steps] + [_lhs(s, "Q") for s in tidy_steps]
+    d.surrogate = q
+
+
+def _stationary(state: _State, stage: str, name: str, update: str) -> None:
+    """The gradient in a parameter, its stationary equation and the solution (affine in the
+    parameter or in its inverse: the covariance, named when the structure names it)."""
+    d = state.d
+    assert d.surrogate is not None  # the plan starts with the structure
+    theta = _variable(d.surrogate, name)
+    d.parameters[name] = theta
+    derivation = differentiate(d.surrogate, theta)
+    d.gradients[name] = derivation.gradient
+    d.steps += _relabel(derivation.steps, stage)
+    solver = Solver(state.facts, stage)
+    final, u, u_value = solver.solve(solver.stationary(derivation.gradient), theta)
+    d.solutions[name] = final.args[1]
+    if u == theta:
+        d.updates[update] = final.args[1]
+    else:
+        # the inverse of the precision is the covariance: inv(Lambda_k) = S is Sigma_k = S
+        kind = "positive" if theta.is_scalar else "vector" if theta.is_vector else "symmetric"
+        covariance = _symbol(d.structure.covariance, kind)
+        d.symbols[update] = covariance
+        named = solver.substitute(
+            equation(u, u_value), u, covariance,
+            f"{to_text(covariance)} := {to_text(u)}, the covariance", simplify=False,
+        )
+        d.updates[update] = named.args[1]
+    d.steps += solver.steps
+
+
+def _lagrangian(state: _State, stage: str, name: str, update: str) -> None:
+    """The weights: the Lagrangian of the simplex constraint, its stationary equations in the
+    weight and in the multiplier, and their solution."""
+    d = state.d
+    assert d.surrogate is not None
+    q = d.surrogate
+    pi = _variable(q, name)
+    constraint = parse(CONSTRAINT[0], state.kinds, indices=INDICES, context=q)
+    multiplier = parse(MULTIPLIER, {MULTIPLIER: "scalar"})
+    lagrangian = LAGRANGIAN.apply(q, (multiplier, sub(constraint, parse(CONSTRAINT[1]))))
+    assert lagrangian is not None  # Q is never an equation
+    d.lagrangian = lagrangian
+    d.parameters[name] = pi
+    d.parameters[MULTIPLIER] = multiplier
+    d.steps.append(
+        Step(LAGRANGIAN.name, q, lagrangian,
+             f"{LAGRANGIAN.identity} for the constraint {CONSTRAINT[0]} = {CONSTRAINT[1]}",
+             "L", stage, LAGRANGIAN.kind)
+    )
+    by_pi = differentiate(lagrangian, pi)
+    by_multiplier = differentiate(lagrangian, multiplier)
+    d.gradients[name] = by_pi.gradient
+    d.gradients[MULTIPLIER] = by_multiplier.gradient
+    d.steps += _relabel(by_pi.steps, stage, "L")
+    solver = Solver(state.facts, stage)
+    pi_solution, _, _ = solver.solve(solver.stationary(by_pi.gradient), pi)
+    d.steps += solver.steps
+    d.steps += _relabel(by_multiplier.steps, stage, "L")
+    solver = Solver(state.facts, stage)
+    eq = solver.stationary(by_multiplier.gradient)
+    eq = solver.substitute(
+        eq, pi, pi_solution.args[1],
+        f"{name} = {to_text(pi_solution.args[1])} from the first equation",
+    )
+    eq = solver.count(eq, multiplier)
+    lam_solution, _, _ = solver.solve(eq, multiplier)
+    weights = solver.substitute(
+        pi_solution, multiplier, lam_solution.args[1],
+        f"{MULTIPLIER} = {to_text(lam_solution.args[1])}",
+    )
+    d.steps += solver.steps
+    d.updates[update] = weights.args[1]
+    d.solutions[name] = weights.args[1]
+    d.solutions[MULTIPLIER] = lam_solution.args[1]
+
+
+def _at_the_new(state: _State, stage: str, parameter: str, update: str, into: str) -> None:
+    """The stationary equations are solved together: an update written in terms of another
+    parameter (the covariance, in the mean) is evaluated at that parameter's new value."""
+    d = state.d
+    target = d.symbols.get(into, d.parameters.get(into))
+    assert target is not None
+    solver = Solver(state.facts, stage)
+    line = equation(target, d.updates[into])
+    # the new value's own sums get an index of their own: sum_m(q_km*x_m)/N_k inside sum_n
+    value = _rename_index(d.updates[update], "n", "m")
+    out = solver.substitute(
+        line, d.parameters[parameter], value,
+        f"{parameter} = {to_text(d.updates[update])}, the new {update.rstrip('s')}",
+        simplify=False,
+    )
+    d.steps += solver.steps
+    d.evaluated[into] = out.args[1]
+
+
+PLAN = [
+    ("surrogate", _structure, {}),
+    ("means", _stationary, {"name": "mu_k", "update": "means"}),
+    ("precisions", _stationary, {"name": "<precision>", "update": "covariances"}),
+    ("weights", _lagrangian, {"name": "pi_k", "update": "weights"}),
+    ("m-step", _at_the_new, {"parameter": "mu_k", "update": "means", "into": "covariances"}),
+]
+"""The derivation, section by section: (section, action, its arguments)."""
+
+LAGRANGIAN = Rule(
+    "Lagrangian",
+    "L = Q + lambda*(g - c) for a constraint g = c",
+    P(where=lambda e: e.is_scalar and e.op is not Op.EQ),
+    lambda m: add(m.node, mul(m.ctx[0], m.ctx[1])),
+    kind="calculus",
+)
+"""A constrained maximum is a stationary point of the Lagrangian."""
 
 
 def derive_gmm(covariance_type: str = "full") -> GMMDerivation:
@@ -444,112 +606,17 @@ def derive_gmm(covariance_type: str = "full") -> GMMDerivation:
         )
     structure = STRUCTURES[covariance_type]
     d = GMMDerivation(covariance_type, structure)
-    q, _, steps = _inputs(structure)
-    d.surrogate = q
-    d.steps += steps
-    facts = _facts(q, structure)
-    d.definitions[SOFT_COUNT[0]] = facts.definitions[0].rhs
-
-    # The means: the gradient, then the stationary equation, affine in mu_k.
-    mu = _variable(q, "mu_k")
-    d.parameters["mu_k"] = mu
-    derivation = differentiate(q, mu)
-    d.gradients["mu_k"] = derivation.gradient
-    d.steps += _relabel(derivation.steps, "means")
-    solver = Solver(facts, "means")
-    final, _, _ = solver.solve(solver.stationary(derivation.gradient), mu)
-    d.steps += solver.steps
-    d.updates["means"] = final.args[1]
-    d.solutions["mu_k"] = final.args[1]
-
-    # The precision: the stationary equation is affine in its inverse, the covariance.
-    theta = _variable(q, structure.parameter)
-    d.parameters[structure.parameter] = theta
-    derivation = differentiate(q, theta)
-    d.gradients[structure.parameter] = derivation.gradient
-    d.steps += _relabel(derivation.steps, "precisions")
-    solver = Solver(facts, "precisions")
-    final, u, u_value = solver.solve(solver.stationary(derivation.gradient), theta)
-    kind = "positive" if theta.is_scalar else "vector" if theta.is_vector else "symmetric"
-    covariance = _symbol(structure.covariance, kind)
-    solver.steps.append(
-        Step(
-            "covariance",
-            equation(u, u_value),
-            equation(covariance, u_value),
-            f"the covariance is the inverse of the precision: {to_text(covariance)} = {to_text(u)}",
-            "",
-            "precisions",
-        )
-    )
-    d.steps += solver.steps
-    d.updates["covariances"] = u_value
-    d.solutions[structure.parameter] = final.args[1]
-
-    # The weights: a Lagrange multiplier for the simplex constraint.
     kinds = {**KINDS, **structure.kinds}
-    pi = _variable(q, "pi_k")
-    constraint = parse(CONSTRAINT[0], kinds, indices=INDICES, context=q)
-    multiplier = parse(MULTIPLIER, {MULTIPLIER: "scalar"})
-    lagrangian = add(q, mul(multiplier, sub(constraint, parse(CONSTRAINT[1]))))
-    d.lagrangian = lagrangian
-    d.parameters["pi_k"] = pi
-    d.parameters[MULTIPLIER] = multiplier
-    d.steps.append(
-        Step(
-            "Lagrangian",
-            q,
-            lagrangian,
-            f"L = Q + {MULTIPLIER}*({CONSTRAINT[0]} - {CONSTRAINT[1]}) for the "
-            f"constraint {CONSTRAINT[0]} = {CONSTRAINT[1]}",
-            "L",
-            "weights",
-        )
-    )
-    by_pi = differentiate(lagrangian, pi)
-    by_multiplier = differentiate(lagrangian, multiplier)
-    d.gradients["pi_k"] = by_pi.gradient
-    d.gradients[MULTIPLIER] = by_multiplier.gradient
-    d.steps += _relabel(by_pi.steps, "weights", "L")
-    solver = Solver(facts, "weights")
-    pi_solution, _, _ = solver.solve(solver.stationary(by_pi.gradient), pi)
-    d.steps += solver.steps
-    d.steps += _relabel(by_multiplier.steps, "weights", "L")
-    solver = Solver(facts, "weights")
-    eq = solver.stationary(by_multiplier.gradient)
-    eq = solver.substitute(
-        eq,
-        pi,
-        pi_solution.args[1],
-        f"pi_k = {to_text(pi_solution.args[1])} from the first equation",
-    )
-    eq = solver.count(eq, multiplier)
-    lam_solution, _, _ = solver.solve(eq, multiplier)
-    weights = solver.substitute(
-        pi_solution,
-        multiplier,
-        lam_solution.args[1],
-        f"{MULTIPLIER} = {to_text(lam_solution.args[1])}",
-    )
-    d.steps += solver.steps
-    d.updates["weights"] = weights.args[1]
-    d.solutions["pi_k"] = weights.args[1]
-    d.solutions[MULTIPLIER] = lam_solution.args[1]
-
-    # The M-step, collected.
-    for name, target in (("weights", pi), ("means", mu), ("covariances", covariance)):
-        line = equation(target, d.updates[name])
-        d.steps.append(Step("update", line, line, _UPDATE_NOTES[name], "", "m-step"))
-    for symbol, definition in d._definition_vars():
-        line = equation(symbol, definition)
-        d.steps.append(
-            Step("definition", line, line, "the soft count of component k", "", "m-step")
-        )
+    state = _State(d, Facts(), kinds)
+    for stage, action, arguments in PLAN:
+        args = {k: structure.parameter if v == "<precision>" else v for k, v in arguments.items()}
+        action(state, stage, **args)  # type: ignore[operator]
+        if stage == "surrogate":
+            assert d.surrogate is not None
+            state.facts = _facts(d.surrogate, structure)
+            d.definitions[SOFT_COUNT[0]] = state.facts.definitions[0].rhs
     return d
 
 
-_UPDATE_NOTES = {
-    "weights": "the weight of component k",
-    "means": "the responsibility-weighted mean",
-    "covariances": "at the new mean mu_k: the stationary equations are solved together",
-}
+def _lhs(step: Step, lhs: str) -> Step:
+    return Step(step.rule, step.before, step.after, step.identity, lhs, step.stage, step.kind)

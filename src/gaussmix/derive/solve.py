@@ -44,12 +44,20 @@ from gaussmix.calculus.expr import (
     sumidx,
     zero,
 )
-from gaussmix.calculus.ops import apply
+from gaussmix.calculus.ops import apply, rebuild
 from gaussmix.calculus.printing import to_text
 from gaussmix.calculus.rewrite import Match, P, Rule, Step, rewrite
 from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES
 
-__all__ = ["SOLVE_RULES", "Context", "Facts", "Identity", "Solver", "expand_rules"]
+__all__ = [
+    "SOLVE_RULES",
+    "Context",
+    "Facts",
+    "Identity",
+    "Solver",
+    "expand_rules",
+    "replace_all",
+]
 
 
 @dataclass(frozen=True)
@@ -308,11 +316,26 @@ def _invert(m: Match) -> Expr | None:
     return None
 
 
+def replace_all(e: Expr, old: Expr, new: Expr) -> Expr:
+    """``e`` with the variable (or subexpression) ``old`` replaced by ``new`` everywhere."""
+    if old.op is Op.VAR:
+        return substitute(e, old, new)
+    if e == old and e.shape == old.shape:
+        return new
+    if not e.args:
+        return e
+    args = [replace_all(a, old, new) for a in e.args]
+    if all(a is b for a, b in zip(args, e.args, strict=True)):
+        return e
+    return rebuild(e, args)
+
+
 def _substitute(m: Match) -> Expr | None:
     if m.ctx.replace is None:
         return None
-    variable, value = m.ctx.replace
-    return substitute(m.node, variable, value) if m.node.depends_on(variable) else None
+    old, new = m.ctx.replace
+    out = replace_all(m.node, old, new)
+    return None if out is m.node else out
 
 
 A, C = P(name="A"), P(name="c")
@@ -368,8 +391,7 @@ INVERT = Rule(
     kind="calculus",
 )
 SUBSTITUTE = Rule(
-    "substitute", "replace a variable by what it was solved for", P(Op.EQ), _substitute,
-    kind="calculus",
+    "substitute", "replace a symbol by what it stands for", P(), _substitute, kind="calculus"
 )
 
 SOLVE_RULES: list[Rule] = [
@@ -526,15 +548,17 @@ class Solver:
         eq = self.use_facts(counted, unknown)
         return self.simplify(eq)
 
-    def substitute(self, eq: Expr, variable: Expr, value: Expr, note: str) -> Expr:
-        """Replace a variable by its value in both sides, recorded."""
+    def substitute(
+        self, eq: Expr, variable: Expr, value: Expr, note: str, simplify: bool = True
+    ) -> Expr:
+        """Replace a variable (or subexpression) by its value, recorded."""
         before = len(self.steps)
-        out = self.run(eq, [SUBSTITUTE], variable, replace=(variable, value))
+        out = self.run(eq, [SUBSTITUTE], variable, everywhere=True, replace=(variable, value))
         for i in range(before, len(self.steps)):
             s = self.steps[i]
             self.steps[i] = Step(s.rule, s.before, s.after, f"{s.identity}: {note}", s.lhs,
                                  s.stage, s.kind)
-        return self.simplify(out)
+        return self.simplify(out) if simplify and out.op is Op.EQ else out
 
 
 def _factor_out_of_sum(e: Expr) -> Expr | None:
