@@ -321,6 +321,113 @@ def _order(m: Match) -> Expr | None:
     return add_all([e.args[first], *e.args[:first], *e.args[first + 1 :]], e.shape)
 
 
+def _quotient_times_divisor(m: Match) -> Expr | None:
+    a, b = m.node.args
+    if a.op is Op.EDIV and a.args[1] == b:
+        return a.args[0]
+    if b.op is Op.EDIV and b.args[1] == a:
+        return b.args[0]
+    return None
+
+
+def _cancel_factor(m: Match) -> Expr | None:
+    x, y = m["A"].args
+    return x if y == m["B"] else y
+
+
+def _exponent(e: Expr) -> tuple[Expr, Fraction]:
+    """A factor as (base, numeric exponent): a^p -> (a, p), a -> (a, 1)."""
+    if e.op in (Op.POW, Op.EPOW) and is_number(e.args[1]):
+        return e.args[0], number_value(e.args[1])
+    return e, Fraction(1)
+
+
+def _raise(base: Expr, p: Fraction, elementwise: bool) -> Expr:
+    if p == 1:
+        return base
+    return epower(base, num(p)) if elementwise else power(base, num(p))
+
+
+def _cancel_elementwise_power(m: Match) -> Expr | None:
+    top, bottom = m.node.args
+    (a, p), (b, q) = _exponent(top), _exponent(bottom)
+    if a != b or a.shape != b.shape or p == q or not (top.op is Op.EPOW or bottom.op is Op.EPOW):
+        return None
+    if p > q:
+        return _raise(a, p - q, True)
+    return ediv(ONE, _raise(a, q - p, True))
+
+
+def _quotient_against_divisor(m: Match) -> Expr | None:
+    fs = m.node.args
+    for i in range(len(fs) - 1):
+        f, g = fs[i], fs[i + 1]
+        if (
+            f.op is Op.TRANSPOSE
+            and f.args[0].op is Op.EDIV
+            and f.args[0].args[1] == g
+            and g.shape[1] == 1
+        ):
+            total = apply(Op.SUM, f.args[0].args[0])
+            rest = [*fs[:i], *fs[i + 2 :]]
+            return mul(total, mul_all(rest)) if rest else total
+    return None
+
+
+def _powers_of_one_base(m: Match) -> Expr | None:
+    factors, _ = _scalar_factors(m.node)
+    order: list[Expr] = []
+    exponents: dict[Expr, Fraction] = {}
+    for f in factors:
+        base, p = _exponent(f)
+        if is_number(base):
+            base, p = f, Fraction(1)
+        if base not in exponents:
+            order.append(base)
+            exponents[base] = Fraction(0)
+        exponents[base] += p
+    if len(order) == len(factors):
+        return None
+    kept = [_raise(b, exponents[b], False) for b in order if exponents[b] != 0]
+    return mul_all(kept) if kept else ONE
+
+
+def _cancel_power(m: Match) -> Expr | None:
+    top, bottom = m.node.args
+    num_factors, rest = _scalar_factors(top)
+    den_factors, den_rest = _scalar_factors(bottom)
+    if den_rest is not None:
+        return None
+    for i, f in enumerate(num_factors):
+        a, p = _exponent(f)
+        for j, g in enumerate(den_factors):
+            b, q = _exponent(g)
+            if a == b and not is_number(a) and (f.op is Op.POW or g.op is Op.POW):
+                ups = [x for k, x in enumerate(num_factors) if k != i]
+                downs = [x for k, x in enumerate(den_factors) if k != j]
+                if p > q:
+                    ups.append(_raise(a, p - q, False))
+                elif q > p:
+                    downs.append(_raise(a, q - p, False))
+                upper = mul_all([*ups, *([rest] if rest is not None else [])])
+                return div(upper, mul_all(downs)) if downs else upper
+    return None
+
+
+def _diag_sandwich(m: Match) -> Expr | None:
+    fs = list(m["A"].args)
+    left = fs.pop(0) if fs[0].op is Op.DIAGM else None
+    right = fs.pop() if fs and fs[-1].op is Op.DIAGM else None
+    if (left is None and right is None) or not fs:
+        return None
+    out = apply(Op.DIAGV, mul_all(fs))
+    if left is not None:
+        out = hadamard(left.args[0], out)
+    if right is not None:
+        out = hadamard(out, right.args[0])
+    return out
+
+
 # --- the table ---------------------------------------------------------------------------------
 # Rule(name, identity, pattern, rewrite, kind, example): the pattern says where the identity
 # applies; the example is rewritten by the tests, which check that both sides agree.
@@ -558,6 +665,55 @@ RULES: list[Rule] = [
     Rule("sum of a constant", "sum_n(c) = N*c for c free of n",
          P(Op.SUMIDX, where=lambda e: _index_free(e.args[0], e.name)),
          lambda m: mul(dim(m.node.name.upper()), m.node.args[0]), example="sum_n(a)"),
+    # --- textbook forms: inverses of functions, elementwise cancellation, powers -------------
+    # exp(log(A)) = A (where log is defined)
+    Rule("exp of a log", "exp(log(A)) = A", P(Op.EXP, P(Op.LOG, A)), lambda m: m["A"],
+         example="sum(exp(log(x)))"),
+    # log(exp(A)) = A
+    Rule("log of an exp", "log(exp(A)) = A", P(Op.LOG, P(Op.EXP, A)), lambda m: m["A"],
+         example="sum(log(exp(x)))"),
+    # A./A = ones
+    Rule("elementwise cancel", "A./A = 1", P(Op.EDIV, A, A),
+         lambda m: broadcast(ONE, m.node.shape), example="x./x + y"),
+    # (A./B).*B = B.*(A./B) = A
+    Rule("quotient times its divisor", "(A./B).*B = A",
+         P(Op.HADAMARD, where=lambda e: any(
+             a.op is Op.EDIV and a.args[1] == b for a, b in (e.args, e.args[::-1]))),
+         _quotient_times_divisor, example="(x./y).*y"),
+    # (A.*B)./A = B, (A.*B)./B = A
+    Rule("elementwise cancel a factor", "(A.*B)./B = A",
+         P(Op.EDIV, P(Op.HADAMARD, name="A"), B,
+           where=lambda e: e.args[1] in e.args[0].args), _cancel_factor,
+         example="(x.*y)./y"),
+    # A./(B./C) = (A.*C)./B
+    Rule("elementwise quotient by a quotient", "A./(B./C) = (A.*C)./B",
+         P(Op.EDIV, A, P(Op.EDIV, B, C)),
+         lambda m: ediv(hadamard(m["A"], m["C"]), m["B"]), example="x./(y./z)"),
+    # (A./B)./C = A./(B.*C)
+    Rule("quotient of an elementwise quotient", "(A./B)./C = A./(B.*C)",
+         P(Op.EDIV, P(Op.EDIV, A, B), C),
+         lambda m: ediv(m["A"], hadamard(m["B"], m["C"])), example="(x./y)./z"),
+    # A./(B/c) = c*(A./B)
+    Rule("elementwise quotient by a scaled quotient", "A./(B/c) = c*(A./B)",
+         P(Op.EDIV, A, P(Op.DIV, B, C)), lambda m: mul(m["C"], ediv(m["A"], m["B"])),
+         example="x./(y/a)"),
+    # A./A.^p = 1./A.^(p - 1), A.^p./A = A.^(p - 1)
+    Rule("cancel an elementwise power", "A./A.^p = 1./A.^(p - 1)", P(Op.EDIV),
+         _cancel_elementwise_power, example="x./x.^3"),
+    # (a./b)'*b = sum(a): sum_i (a_i/b_i)*b_i
+    Rule("quotient against its divisor", "(a./b)'*b = sum(a)", P(Op.MATMUL),
+         _quotient_against_divisor, example="(x./y)'*y"),
+    # a^p*a^q = a^(p + q) in a product of scalars (det(X)^(-2/3)*det(X) = det(X)^(1/3))
+    Rule("powers of one base", "a^p*a^q = a^(p + q), a^p*a = a^(p + 1)",
+         P(Op.SCALE, where=lambda e: e.is_scalar), _powers_of_one_base,
+         example="b^2*(a*b^3)"),
+    # a^p/a^q = a^(p - q)
+    Rule("cancel a power", "a^p/a^q = a^(p - q), a/a^2 = 1/a", P(Op.DIV), _cancel_power,
+         example="a*b/b^3"),
+    # diag(diag(u)*B*diag(v)) = u.*diag(B).*v
+    Rule("diagonal of a diagonal sandwich", "diag(diag(u)*B*diag(v)) = u.*diag(B).*v",
+         P(Op.DIAGV, P(Op.MATMUL, name="A")), _diag_sandwich, kind="calculus",
+         example="diag(diag(x)*A*diag(y))"),
     # --- collecting and factoring -------------------------------------------------------------
     # A + A = 2*A, 3*A - A = 2*A, A - A = 0
     Rule("like terms", "A + A = 2*A, 3*A - A = 2*A, A - A = 0", P(Op.ADD), _like_terms,
