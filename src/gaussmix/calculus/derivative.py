@@ -34,7 +34,7 @@ from gaussmix.calculus.printing import to_text
 from gaussmix.calculus.rewrite import P, Rule, Step, rewrite
 from gaussmix.calculus.rules.canonical import CANONICAL_RULES, COLLECT, IDENTIFY, display, term
 from gaussmix.calculus.rules.diff import DIFF_RULES, DiffContext
-from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES
+from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES, Sizes
 from gaussmix.calculus.structure import is_symmetric
 
 __all__ = ["SYMMETRIC", "Derivation", "differentiate", "tidy"]
@@ -124,7 +124,8 @@ def differentiate(f: Expr, wrt: Expr) -> Derivation:
             "(try tr(...), sum(...) or norm2(...))"
         )
     df, steps = _differential(f, wrt)
-    df, simplified = rewrite(df, RULES, lhs="df")
+    sizes = Sizes(f)
+    df, simplified = rewrite(df, RULES, lhs="df", ctx=sizes)
     steps.extend(simplified)
     if is_zero(df):
         gradient = zero(wrt.shape)
@@ -155,13 +156,13 @@ def differentiate(f: Expr, wrt: Expr) -> Derivation:
             terms, IDENTIFY, everywhere=True, show=display, lhs="G", stage="identify"
         )
         steps.extend(identified)
-        gradient, simplified = rewrite(gradient, RULES, lhs="G")
+        gradient, simplified = rewrite(gradient, RULES, lhs="G", ctx=sizes)
         steps.extend(simplified)
     if wrt.kind is not None and wrt.kind.is_symmetric and not wrt.is_scalar:
         sym = SYMMETRIC.apply(gradient)
         if sym is not None:
             steps.append(Step(SYMMETRIC.name, gradient, sym, SYMMETRIC.identity, "G",
                               "symmetric", SYMMETRIC.kind))
-            gradient, simplified = rewrite(sym, RULES, lhs="G")
+            gradient, simplified = rewrite(sym, RULES, lhs="G", ctx=sizes)
             steps.extend(simplified)
     return Derivation(f, wrt, canonical, gradient, tuple(steps))

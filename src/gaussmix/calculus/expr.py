@@ -110,6 +110,7 @@ class Op(enum.Enum):
     TANH = "tanh"
     ABS = "abs"
     SIGN = "sign"
+    ROWS = "rows"  # the number of rows of args[0], as a scalar
     SUMIDX = "indexed sum"  # name: the index; sum over the index of args[0]
     EQ = "="  # an equation lhs = rhs (a line of a derivation; not an expression of the syntax)
     TERM = "weighted term"  # args (M, E): tr(M*E), a term of a differential on its way to tr(G'*dX)

@@ -319,7 +319,24 @@ def term_form(e: Expr, p: Printer) -> str:
 
 
 def equation_form(e: Expr, p: Printer) -> str:
-    return f"{p.show(e.args[0])} = {p.show(e.args[1])}"
+    """``lhs = rhs``; a zero right side is written 0 whatever its shape (the left side's)."""
+    rhs = "0" if e.args[1].op is Op.ZERO else p.show(e.args[1])
+    return f"{p.show(e.args[0])} = {rhs}"
+
+
+def zero_form(e: Expr, p: Printer) -> str:
+    """A zero vector or matrix: ``0*ones``, ``0*eye``, ``0*ones*ones'`` (which parse back to a
+    zero of that shape, sized by the context), and 0 in LaTeX."""
+    if p.latex:
+        return "0"
+    rows, cols = e.shape
+    if cols == 1:
+        return "0*ones"
+    if rows == 1:
+        return "0*ones'"
+    if rows == cols:
+        return "0*eye"
+    return "0*ones*ones'"
 
 
 GREEK = frozenset(

@@ -445,7 +445,7 @@ _ENTRIES: list[OpSpec] = [
            evaluate=lambda env, e, a: np.eye(env.size(e.shape[0])), symmetry="always"),
     OpSpec(Op.ONES, 0, F.literal("ones", "\\mathbf{1}"), F.literal("ones", "\\mathbf{1}"),
            evaluate=lambda env, e, a: np.ones((env.size(e.shape[0]), 1))),
-    OpSpec(Op.ZERO, 0, F.literal("0"), F.literal("0"), symmetry="always",
+    OpSpec(Op.ZERO, 0, F.zero_form, F.zero_form, precedence=F.PRODUCT, symmetry="always",
            evaluate=lambda env, e, a: np.zeros((env.size(e.shape[0]), env.size(e.shape[1])))),
     OpSpec(Op.DIM, 0, lambda e, p: e.name, lambda e, p: e.name,
            evaluate=lambda env, e, a: _scalar(env.dim_size(e.name)), symmetry="always"),
@@ -547,6 +547,12 @@ _ENTRIES: list[OpSpec] = [
                R("sum over an index", "d(sum_n(f_n)) = sum_n(d(f_n))", _d_sumidx,
                  (X("sum_n(x_n'*y)", "y", {}, "n"), X("y'*sum_n(A_n*x)", "x", {}, "n"))),
            )),
+    # the number of rows: a size, so that tr(eye) can be written in the terms of a variable
+    OpSpec(Op.ROWS, 1, F.call("rows"), F.call("rows"), syntax="rows", build=_to_scalar(Op.ROWS),
+           evaluate=lambda env, e, a: _scalar(a[0].shape[0]), symmetry="always",
+           # a size does not change when the entries do: d rows(A) = 0
+           diff=(R("size", "d(rows(A)) = 0", lambda e, ctx: zero(e.shape),
+                   (X("rows(X)*tr(X)", "X"),)),)),
     # --- matrix functions -------------------------------------------------------------------
     OpSpec(Op.DET, 1, F.call("det", "\\det"), F.call("det", "\\det"), syntax="det",
            build=_square(Op.DET, True), evaluate=lambda env, e, a: _scalar(np.linalg.det(a[0])),

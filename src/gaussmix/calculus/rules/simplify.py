@@ -48,7 +48,7 @@ from gaussmix.calculus.ops import apply, rebuild
 from gaussmix.calculus.rewrite import Match, P, Pat, Rule
 from gaussmix.calculus.structure import is_symmetric, transposed
 
-__all__ = ["RULES", "TIDY_RULES", "split_coefficient", "with_coefficient"]
+__all__ = ["RULES", "TIDY_RULES", "Sizes", "split_coefficient", "with_coefficient"]
 
 # --- pattern pieces ---------------------------------------------------------------------------
 
@@ -257,6 +257,28 @@ def _trace_of_outer(m: Match) -> Expr | None:
     if a.args[0].shape[1] == 1:
         return mul_all([*a.args[1:], a.args[0]])
     return None
+
+
+class Sizes:
+    """The context that lets a size be written in the terms of a variable: rows(X)."""
+
+    def __init__(self, e: Expr) -> None:
+        self.variables = [n for n in e.walk() if n.op is Op.VAR and not n.indices]
+
+    def rows_of(self, d: object) -> Expr | None:
+        """rows(X), or rows(X') for a dimension that is X's number of columns."""
+        for v in self.variables:
+            if v.shape[0] == d:
+                return apply(Op.ROWS, v)
+        for v in self.variables:
+            if v.shape[1] == d:
+                return apply(Op.ROWS, transpose(v))
+        return None
+
+
+def _size_of(m: Match, d: object) -> Expr | None:
+    sizes = m.ctx if isinstance(m.ctx, Sizes) else None
+    return sizes.rows_of(d) if sizes is not None and not _named(d) else None
 
 
 def _named(d: object) -> bool:
@@ -657,6 +679,10 @@ RULES: list[Rule] = [
     Rule("trace of the identity", "tr(eye) = D, the dimension",
          P(Op.TR, P(Op.EYE, where=lambda e: _named(e.shape[0]), name="I")),
          lambda m: dim(m["I"].shape[0]), example="tr(eye) + tr(A)"),
+    # tr(eye) = rows(X) for the size of a variable X of the expression
+    Rule("trace of the identity as a size", "tr(eye) = rows(X) for eye of the size of X",
+         P(Op.TR, P(Op.EYE, name="I")), lambda m: _size_of(m, m["I"].shape[0]),
+         example=""),
     # sum(ones) = D
     Rule("sum of ones", "sum(ones) = D, the dimension",
          P(Op.SUM, P(Op.ONES, where=lambda e: _named(e.shape[0]), name="I")),
