@@ -333,6 +333,16 @@ def _common_scalar(m: Match) -> Expr | None:
     return mul(mul_all(list(common.elements())), add_all(terms, e.shape))
 
 
+def _transpose_last(m: Match) -> Expr | None:
+    terms = list(m.node.args)
+    for i, t in enumerate(terms):
+        if t.op is Op.TRANSPOSE and t.args[0] in terms[i + 1 :]:
+            j = terms.index(t.args[0], i + 1)
+            terms[i], terms[j] = terms[j], terms[i]
+            return add_all(terms, m.node.shape)
+    return None
+
+
 def _order(m: Match) -> Expr | None:
     e = m.node
     if e.args[0].op is not Op.NEG:
@@ -759,6 +769,8 @@ RULES: list[Rule] = [
     # c*A + c*B = c*(A + B)
     Rule("common scalar factor", "c*A + c*B = c*(A + B)", P(Op.ADD), _common_scalar,
          example="a*A + a*B"),
+    # A' + A = A + A': a matrix before its transpose, as a textbook writes a symmetric part
+    Rule("transpose last", "A' + A = A + A'", P(Op.ADD), _transpose_last, example="A' + A"),
     # -A + B = B - A
     Rule("order of terms", "-A + B = B - A", P(Op.ADD), _order, example="-A + B"),
 ]
