@@ -61,8 +61,9 @@ def test_simplified_expressions_round_trip(e: Expr) -> None:
     # a zero vector or matrix prints as 0*ones, 0*eye or 0*ones*ones': it reads back as an
     # expression with the same value, sized by the context
     back = parse(to_text(simplified), TYPES, context=simplified, shape=simplified.shape)
-    point = random_point(simplified, 0)
-    np.testing.assert_allclose(_value(back, point), _value(simplified, point))
+    point = _point(simplified)
+    if point is not None:
+        np.testing.assert_allclose(_value(back, point), _value(simplified, point))
 
 
 def test_textbook_rewrites() -> None:

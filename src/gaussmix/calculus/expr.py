@@ -115,6 +115,11 @@ class Op(enum.Enum):
     EQ = "="  # an equation lhs = rhs (a line of a derivation; not an expression of the syntax)
     TERM = "weighted term"  # args (M, E): tr(M*E), a term of a differential on its way to tr(G'*dX)
 
+    # Enum's own __hash__ runs Python code on every dictionary lookup, and the rewriter looks
+    # operators up constantly; members are singletons, so identity is the right hash (string
+    # hashes differ between processes too: nothing may depend on hash order).
+    __hash__ = object.__hash__
+
 
 CONSTANTS = ("eye", "ones")
 """Reserved names: the identity matrix and the vector of ones (sizes inferred from context)."""

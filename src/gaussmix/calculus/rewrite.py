@@ -63,16 +63,20 @@ class Pat:
     where: Callable[[Expr], bool] | None = field(default=None, compare=False)
     name: str = ""
 
+    def __post_init__(self) -> None:
+        ops = None if self.op is None else (
+            self.op if isinstance(self.op, frozenset) else frozenset({self.op})
+        )
+        object.__setattr__(self, "_ops", ops)  # matching is the hot path: computed once
+
     @property
     def ops(self) -> frozenset[Op] | None:
         """The operators at the root (None: any)."""
-        if self.op is None:
-            return None
-        return self.op if isinstance(self.op, frozenset) else frozenset({self.op})
+        return self._ops  # type: ignore[attr-defined]
 
     def match(self, e: Expr, bindings: dict[str, Expr]) -> bool:
         """Whether ``e`` matches, binding names in ``bindings`` (left partly filled if not)."""
-        ops = self.ops
+        ops = self._ops  # type: ignore[attr-defined]
         if ops is not None and e.op not in ops:
             return False
         if self.args is not None:
@@ -280,11 +284,13 @@ def _find(
         everything.append(entry)
         position += 1
     for rule in rules:
-        ops = rule.ops
+        ops = rule.pattern._ops  # type: ignore[attr-defined]
         # Candidates in post-order whatever the set of operators: the same input must give the
         # same derivation in every process (sets of enum members iterate in hash order).
         if ops is None:
             candidates = everything
+        elif len(ops) == 1:
+            candidates = by_op.get(next(iter(ops)), [])
         else:
             candidates = sorted(
                 (entry for op in ops for entry in by_op.get(op, ())), key=lambda t: t[0]
@@ -325,14 +331,6 @@ def _everywhere(e: Expr, rule: Rule, rules: Sequence[Rule], ctx: Any) -> Expr:
     if all(a is b for a, b in zip(args, e.args, strict=True)):
         return e
     return rebuild(e, args)
-
-
-def same_print(a: Expr, b: Expr) -> bool:
-    """Whether two expressions print alike, in text or in LaTeX (a step between them would show
-    nothing happening)."""
-    from gaussmix.calculus.printing import to_latex, to_text
-
-    return to_text(a) == to_text(b) or to_latex(a) == to_latex(b)
 
 
 def rewrite(
@@ -379,10 +377,13 @@ def rewrite(
     list of Step
         The steps taken, in order; never one that prints like its input.
     """
+    from gaussmix.calculus.printing import to_latex, to_text
+
     steps: list[Step] = []
     normal: dict[int, Expr] = {}
     if cap is None:
         cap = REWRITE_CAP + STEPS_PER_NODE * sum(1 for _ in e.walk())
+    printed: tuple[Expr, str, str] | None = None  # the line shown last, and how it prints
     for _ in range(cap):
         found = _find(e, rules, normal, ctx, by_position)
         if found is None:
@@ -392,10 +393,15 @@ def rewrite(
         if record:
             before_shown = show(e) if show is not None else e
             after_shown = show(after) if show is not None else after
-            if not same_print(before_shown, after_shown):
+            if printed is None or printed[0] is not before_shown:
+                printed = (before_shown, to_text(before_shown), to_latex(before_shown))
+            text, latex = to_text(after_shown), to_latex(after_shown)
+            # a step that prints like its input (in text or in LaTeX) is not shown
+            if text != printed[1] and latex != printed[2]:
                 steps.append(
                     Step(rule.name, before_shown, after_shown, identity, lhs, stage, rule.kind)
                 )
+            printed = (after_shown, text, latex)
         e = after
     raise CalculusError(
         f"simplification did not settle within {cap} steps; please report the expression"

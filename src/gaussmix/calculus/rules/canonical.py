@@ -48,9 +48,19 @@ def trace_of(e: Expr) -> Expr:
     return e if e.is_scalar else apply(Op.TR, e)
 
 
+_TIDY: dict[tuple[Expr, tuple[object, ...]], Expr] = {}
+
+
 def tidy(e: Expr) -> Expr:
-    """Neutral elements and signs cleaned up, without recording."""
-    return rewrite(e, TIDY_RULES, record=False)[0]
+    """Neutral elements and signs cleaned up, without recording (remembered: the canonical
+    form tidies the same weights many times)."""
+    key = (e, tuple(n.shape for n in e.walk()))  # equal nodes may differ in their shapes
+    hit = _TIDY.get(key)
+    if hit is None:
+        if len(_TIDY) > 4096:
+            _TIDY.clear()
+        hit = _TIDY[key] = rewrite(e, TIDY_RULES, record=False)[0]
+    return hit
 
 
 def term(weight: Expr, body: Expr) -> Expr:
