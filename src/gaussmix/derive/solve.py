@@ -47,7 +47,7 @@ from gaussmix.calculus.expr import (
 from gaussmix.calculus.ops import apply, rebuild
 from gaussmix.calculus.printing import to_text
 from gaussmix.calculus.rewrite import Match, P, Rule, Step, rewrite
-from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES
+from gaussmix.calculus.rules.simplify import FACTORING_RULES, RULES, TIDY_RULES
 
 __all__ = [
     "SOLVE_RULES",
@@ -399,16 +399,7 @@ SOLVE_RULES: list[Rule] = [
 ]
 """Every rule of the solver."""
 
-_UNDO_EXPANSION = {
-    "merge sums",
-    "common scalar factor",
-    "common number",
-    "common denominator",
-    "common right factor",
-    "common left factor",
-}
-
-NO_FACTORING: list[Rule] = [r for r in RULES if r.name not in _UNDO_EXPANSION]
+NO_FACTORING: list[Rule] = [r for r in RULES if r not in FACTORING_RULES]
 """Simplification without its factoring rules (which would undo the expansion)."""
 
 

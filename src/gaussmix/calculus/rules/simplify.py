@@ -48,7 +48,14 @@ from gaussmix.calculus.ops import apply, rebuild
 from gaussmix.calculus.rewrite import Match, P, Pat, Rule
 from gaussmix.calculus.structure import is_symmetric, transposed
 
-__all__ = ["RULES", "TIDY_RULES", "Sizes", "split_coefficient", "with_coefficient"]
+__all__ = [
+    "FACTORING_RULES",
+    "RULES",
+    "TIDY_RULES",
+    "Sizes",
+    "split_coefficient",
+    "with_coefficient",
+]
 
 # --- pattern pieces ---------------------------------------------------------------------------
 
@@ -466,7 +473,7 @@ def _diag_sandwich(m: Match) -> Expr | None:
 
 S = {"S": "symmetric"}
 
-RULES: list[Rule] = [
+NEUTRAL: list[Rule] = [
     # --- arithmetic and neutral elements ------------------------------------------------------
     # 2 + 3 = 5 among the terms of a sum
     Rule("sum of numbers", "2 + 3 = 5", P(Op.ADD), _sum_numbers, example="a + 2 + 3"),
@@ -521,6 +528,10 @@ RULES: list[Rule] = [
     # inv(eye) = eye
     Rule("inverse of eye", "inv(eye) = eye", P(Op.INV, P(Op.EYE, name="I")), lambda m: m["I"],
          example="inv(eye) + A"),
+]
+"""Neutral elements and arithmetic."""
+
+RECIPROCAL: list[Rule] = [
     # (1./A).*B = B./A
     Rule("reciprocal", "(1./A).*B = B./A",
          P(Op.HADAMARD, where=lambda e: any(a.op is Op.EDIV and _is_ones(a.args[0])
@@ -529,6 +540,10 @@ RULES: list[Rule] = [
                     if m.node.args[0].op is Op.EDIV and _is_ones(m.node.args[0].args[0])
                     else ediv(m.node.args[0], m.node.args[1].args[1])),
          example="(1./x).*y"),
+]
+"""A reciprocal as a quotient."""
+
+SIGNS: list[Rule] = [
     # -(-A) = A
     Rule("double negation", "-(-A) = A", P(Op.NEG, P(Op.NEG, A)), lambda m: m["A"],
          example="-(-x)"),
@@ -539,6 +554,10 @@ RULES: list[Rule] = [
     Rule("scalar transpose", "a' = a for a scalar a",
          P(Op.TRANSPOSE, A, where=lambda e: e.is_scalar),
          lambda m: m["A"], example="(x'*y)'"),
+]
+"""Double signs and scalar transposes."""
+
+TRANSPOSES: list[Rule] = [
     # S' = S when S is symmetric by its structure
     Rule("symmetric transpose", "S' = S for symmetric S (inv(S), x*x', A + A', ...)",
          P(Op.TRANSPOSE, P(name="A", where=is_symmetric)), lambda m: m["A"], kind="calculus",
@@ -560,6 +579,10 @@ RULES: list[Rule] = [
     # x.*x = x.^2
     Rule("elementwise square", "x.*x = x.^2", P(Op.HADAMARD, A, A),
          lambda m: epower(m["A"], num(2)), example="x.*x"),
+]
+"""Transposes to the leaves, powers."""
+
+TRANSPOSE_SCALARS: list[Rule] = [
     # (c*A)' = c*A'
     Rule("transpose of a scaling", "(c*A)' = c*A'", P(Op.TRANSPOSE, P(Op.SCALE, C, A)),
          lambda m: mul(m["C"], transpose(m["A"])), example="(a*A)'"),
@@ -569,6 +592,10 @@ RULES: list[Rule] = [
     # (-A)' = -A'
     Rule("transpose of a negation", "(-A)' = -A'", P(Op.TRANSPOSE, P(Op.NEG, A)),
          lambda m: neg(transpose(m["A"])), example="(-A)'"),
+]
+"""A transpose through scalars and signs."""
+
+TRANSPOSE_PRODUCTS: list[Rule] = [
     # (A.*B)' = A'.*B'
     Rule("transpose of a Hadamard product", "(A.*B)' = A'.*B'",
          P(Op.TRANSPOSE, P(Op.HADAMARD, A, B)),
@@ -577,6 +604,10 @@ RULES: list[Rule] = [
     Rule("transpose of an indexed sum", "sum_n(A_n)' = sum_n(A_n')",
          P(Op.TRANSPOSE, P(Op.SUMIDX, name="A")),
          lambda m: sumidx(m["A"].name, transpose(m["A"].args[0])), example="sum_n(A_n)'"),
+]
+"""A transpose through elementwise products and sums."""
+
+NEGATION: list[Rule] = [
     # --- negations and scalars outwards -------------------------------------------------------
     # (-A)*B = A*(-B) = -(A*B), and likewise for c*A, A/c, A.*B, A./B
     Rule("negation out of a product", "(-A)*B = A*(-B) = -(A*B)", P(PRODUCTS),
@@ -587,6 +618,10 @@ RULES: list[Rule] = [
     # inv(-A) = -inv(A)
     Rule("inverse of a negation", "inv(-A) = -inv(A)", P(Op.INV, P(Op.NEG, A)),
          lambda m: neg(apply(Op.INV, m["A"])), example="inv(-A)"),
+]
+"""Negations outwards."""
+
+SCALAR_ORDER: list[Rule] = [
     # a*(b*A) = (a*b)*A, written a*b*A
     Rule("scalars together", "a*(b*A) = (a*b)*A, written a*b*A", P(Op.SCALE, C, P(Op.SCALE, B, A)),
          lambda m: mul(mul(m["C"], m["B"]), m["A"]), example="a*(b*A)"),
@@ -598,9 +633,17 @@ RULES: list[Rule] = [
     Rule("division by a number", "A/2 = 1/2*A",
          P(Op.DIV, A, P(name="c", where=lambda e: is_number(e) and number_value(e) != 0)),
          lambda m: mul(num(1 / number_value(m["c"])), m["A"]), example="A/2"),
+]
+"""Scalars together, numbers first."""
+
+MERGE: list[Rule] = [
     # sum_n(A_n) + sum_n(B_n) = sum_n(A_n + B_n)
     Rule("merge sums", "sum_n(A_n) + sum_n(B_n) = sum_n(A_n + B_n)", P(Op.ADD), _merge_sums,
          example="sum_n(x_n) + sum_n(y_n)"),
+]
+"""Sums over one index merged."""
+
+OUTWARDS: list[Rule] = [
     # diag(x*y') = x.*y
     Rule("diag of an outer product", "diag(x*y') = x.*y", P(Op.DIAGV, P(Op.MATMUL, name="A")),
          _diag_outer, example="diag(x*y')"),
@@ -750,10 +793,18 @@ RULES: list[Rule] = [
     Rule("diagonal of a diagonal sandwich", "diag(diag(u)*B*diag(v)) = u.*diag(B).*v",
          P(Op.DIAGV, P(Op.MATMUL, name="A")), _diag_sandwich, kind="calculus",
          example="diag(diag(x)*A*diag(y))"),
+]
+"""Scalars and divisions outwards, inverses, traces, sizes, cancellation."""
+
+LIKE: list[Rule] = [
     # --- collecting and factoring -------------------------------------------------------------
     # A + A = 2*A, 3*A - A = 2*A, A - A = 0
     Rule("like terms", "A + A = 2*A, 3*A - A = 2*A, A - A = 0", P(Op.ADD), _like_terms,
          example="3*A - A + B"),
+]
+"""Like terms."""
+
+FACTORING: list[Rule] = [
     # A*x + B*x = (A + B)*x
     Rule("common right factor", "A*x + B*x = (A + B)*x", P(Op.ADD),
          lambda m: _factor(m.node, right=True), example="A*x + B*x"),
@@ -769,49 +820,39 @@ RULES: list[Rule] = [
     # c*A + c*B = c*(A + B)
     Rule("common scalar factor", "c*A + c*B = c*(A + B)", P(Op.ADD), _common_scalar,
          example="a*A + a*B"),
+]
+"""Common factors."""
+
+ORDER: list[Rule] = [
     # A' + A = A + A': a matrix before its transpose, as a textbook writes a symmetric part
     Rule("transpose last", "A' + A = A + A'", P(Op.ADD), _transpose_last, example="A' + A"),
     # -A + B = B - A
     Rule("order of terms", "-A + B = B - A", P(Op.ADD), _order, example="-A + B"),
 ]
+"""The order of terms."""
 
-TIDY_RULES: list[Rule] = [
-    r
-    for r in RULES
-    if r.name
-    in (
-        "sum of numbers",
-        "product of numbers",
-        "quotient of numbers",
-        "power of numbers",
-        "zero term",
-        "zero factor",
-        "zero numerator",
-        "zero operand",
-        "unit factor",
-        "times one",
-        "over one",
-        "identity factor",
-        "Hadamard by ones",
-        "over ones",
-        "first power",
-        "zeroth power",
-        "inverse of eye",
-        "double negation",
-        "double transpose",
-        "scalar transpose",
-        "transpose of a scaling",
-        "transpose of a quotient",
-        "transpose of a negation",
-        "negation out of a product",
-        "negation out of a linear map",
-        "inverse of a negation",
-        "scalars together",
-        "number first",
-        "division by a number",
-    )
+RULES: list[Rule] = [
+    *NEUTRAL,
+    *RECIPROCAL,
+    *SIGNS,
+    *TRANSPOSES,
+    *TRANSPOSE_SCALARS,
+    *TRANSPOSE_PRODUCTS,
+    *NEGATION,
+    *SCALAR_ORDER,
+    *MERGE,
+    *OUTWARDS,
+    *LIKE,
+    *FACTORING,
+    *ORDER,
 ]
+"""The simplification rules, in the order they are tried."""
+
+TIDY_RULES: list[Rule] = [*NEUTRAL, *SIGNS, *TRANSPOSE_SCALARS, *NEGATION, *SCALAR_ORDER]
 """The few rules that tidy intermediate lines of a derivation without changing their form."""
+
+FACTORING_RULES: list[Rule] = [*MERGE, *FACTORING]
+"""The rules that factor (the equation solver leaves them out: they would undo its expansion)."""
 def _sum_scalar_out(index: str, body: Expr) -> Expr | None:
     factors, rest = _scalar_factors(body)
     free = [f for f in factors if _index_free(f, index)]
