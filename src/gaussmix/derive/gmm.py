@@ -20,6 +20,7 @@ are positive definite (or positive), and ``N_k = sum_n(q_kn)`` abbreviates the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -467,6 +468,9 @@ def _structure(state: _State, stage: str) -> None:
     q, tidy_steps = rewrite(q, TIDY_RULES, stage=stage)
     d.steps += [_lhs(s, "Q") for s in solver.steps] + [_lhs(s, "Q") for s in tidy_steps]
     d.surrogate = q
+    # the facts of the problem, stated in the surrogate's variables
+    state.facts = _facts(q, d.structure)
+    d.definitions[SOFT_COUNT[0]] = state.facts.definitions[0].rhs
 
 
 def _stationary(state: _State, stage: str, name: str, update: str) -> None:
@@ -474,6 +478,7 @@ def _stationary(state: _State, stage: str, name: str, update: str) -> None:
     parameter or in its inverse: the covariance, named when the structure names it)."""
     d = state.d
     assert d.surrogate is not None  # the plan starts with the structure
+    name = name or d.structure.parameter
     theta = _variable(d.surrogate, name)
     d.parameters[name] = theta
     derivation = differentiate(d.surrogate, theta)
@@ -562,10 +567,10 @@ def _at_the_new(state: _State, stage: str, parameter: str, update: str, into: st
     d.evaluated[into] = out.args[1]
 
 
-PLAN = [
+PLAN: list[tuple[str, Callable[..., None], dict[str, str]]] = [
     ("surrogate", _structure, {}),
     ("means", _stationary, {"name": "mu_k", "update": "means"}),
-    ("precisions", _stationary, {"name": "<precision>", "update": "covariances"}),
+    ("precisions", _stationary, {"name": "", "update": "covariances"}),  # "": the structure's
     ("weights", _lagrangian, {"name": "pi_k", "update": "weights"}),
     ("m-step", _at_the_new, {"parameter": "mu_k", "update": "means", "into": "covariances"}),
 ]
@@ -609,12 +614,7 @@ def derive_gmm(covariance_type: str = "full") -> GMMDerivation:
     kinds = {**KINDS, **structure.kinds}
     state = _State(d, Facts(), kinds)
     for stage, action, arguments in PLAN:
-        args = {k: structure.parameter if v == "<precision>" else v for k, v in arguments.items()}
-        action(state, stage, **args)  # type: ignore[operator]
-        if stage == "surrogate":
-            assert d.surrogate is not None
-            state.facts = _facts(d.surrogate, structure)
-            d.definitions[SOFT_COUNT[0]] = state.facts.definitions[0].rhs
+        action(state, stage, **arguments)
     return d
 
 
