@@ -34,10 +34,10 @@ from gaussmix.calculus.printing import to_text
 from gaussmix.calculus.rewrite import P, Rule, Step, rewrite
 from gaussmix.calculus.rules.canonical import CANONICAL_RULES, COLLECT, IDENTIFY, display, term
 from gaussmix.calculus.rules.diff import DIFF_RULES, DiffContext
-from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES, Sizes
+from gaussmix.calculus.rules.simplify import RULES, Sizes
 from gaussmix.calculus.structure import is_symmetric
 
-__all__ = ["SYMMETRIC", "Derivation", "differentiate", "tidy"]
+__all__ = ["SYMMETRIC", "Derivation", "differentiate"]
 
 SYMMETRIC = Rule(
     "symmetric gradient",
@@ -72,11 +72,6 @@ class Derivation:
     differential: Expr
     gradient: Expr
     steps: tuple[Step, ...]
-
-
-def tidy(e: Expr) -> Expr:
-    """Neutral elements and signs cleaned up, without recording (for intermediate lines)."""
-    return rewrite(e, TIDY_RULES, record=False)[0]
 
 
 def _differential(f: Expr, wrt: Expr) -> tuple[Expr, list[Step]]:

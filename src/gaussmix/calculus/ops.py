@@ -297,7 +297,10 @@ def _d_matmul(e: Expr, ctx: DiffContext) -> Expr | None:
 def _d_scale(e: Expr, ctx: DiffContext) -> Expr | None:
     c, a = e.args
     dc, da = ctx.d(c), ctx.d(a)
-    return _sum([mul(dc, a) if dc else None, mul(c, da) if da else None], e.shape)
+    return _sum(
+        [mul(dc, a) if dc is not None else None, mul(c, da) if da is not None else None],
+        e.shape,
+    )
 
 
 def _d_div(e: Expr, ctx: DiffContext) -> Expr | None:
@@ -315,7 +318,10 @@ def _d_div(e: Expr, ctx: DiffContext) -> Expr | None:
 def _d_hadamard(e: Expr, ctx: DiffContext) -> Expr | None:
     a, b = e.args
     da, db = ctx.d(a), ctx.d(b)
-    return _sum([hadamard(da, b) if da else None, hadamard(a, db) if db else None], e.shape)
+    return _sum(
+        [hadamard(da, b) if da is not None else None, hadamard(a, db) if db is not None else None],
+        e.shape,
+    )
 
 
 def _d_ediv(e: Expr, ctx: DiffContext) -> Expr | None:

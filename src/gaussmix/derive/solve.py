@@ -229,20 +229,22 @@ def _distribute_over(m: Match) -> Expr | None:
     return _distribute(e) if inner.depends_on(m.ctx.unknown) else None
 
 
-def _use_identity(m: Match) -> Expr | None:
-    for fact in m.ctx.facts.identities:
-        if m.node == fact.lhs and m.node.shape == fact.lhs.shape:
+def _replace_by(m: Match, facts: list[Identity], forward: bool) -> Expr | None:
+    """The other side of the first fact one side of which is the node (lhs -> rhs forward)."""
+    for fact in facts:
+        this, other = (fact.lhs, fact.rhs) if forward else (fact.rhs, fact.lhs)
+        if m.node == this and m.node.shape == this.shape:
             m.note = f"{fact.name}: {fact.text}"
-            return fact.rhs
+            return other
     return None
+
+
+def _use_identity(m: Match) -> Expr | None:
+    return _replace_by(m, m.ctx.facts.identities, forward=True)
 
 
 def _abbreviate(m: Match) -> Expr | None:
-    for definition in m.ctx.facts.definitions:
-        if m.node == definition.rhs and m.node.shape == definition.rhs.shape:
-            m.note = f"{definition.name}: {definition.text}"
-            return definition.lhs
-    return None
+    return _replace_by(m, m.ctx.facts.definitions, forward=False)
 
 
 def _write_out(m: Match) -> Expr | None:
