@@ -629,6 +629,12 @@ SCALAR_ORDER: list[Rule] = [
     Rule("number first", "a*2 = 2*a", P(Op.SCALE, P(name="a", where=lambda e: not is_number(e)),
                                         P(name="b", where=lambda e: e.is_scalar and is_number(e))),
          lambda m: mul(m["b"], m["a"]), example="a*2"),
+    # f(A)*b = b*f(A): a name or a size before a function's value, as a textbook writes it
+    Rule("name before a function", "f(A)*b = b*f(A) for a scalar name or size b",
+         P(Op.SCALE, P(frozenset({Op.EXP, Op.LOG, Op.DET, Op.LOGDET, Op.TR, Op.SUM, Op.SQRT,
+                                  Op.NORM1, Op.NORM2}), name="f"),
+           P(frozenset({Op.VAR, Op.ROWS, Op.DIM}), name="b", where=lambda e: e.is_scalar)),
+         lambda m: mul(m["b"], m["f"]), example="exp(a*b)*b"),
     # A/2 = 1/2*A
     Rule("division by a number", "A/2 = 1/2*A",
          P(Op.DIV, A, P(name="c", where=lambda e: is_number(e) and number_value(e) != 0)),
