@@ -13,6 +13,7 @@ from gaussmix.errors import DegenerateDataWarning, GaussmixError
 
 if TYPE_CHECKING:
     from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
+    from gaussmix.impute import GaussianMixtureImputer
     from gaussmix.mixture import GaussianMixture
     from gaussmix.selection import SelectionResult, select
 
@@ -23,6 +24,7 @@ _LAZY = {
     "ComponentCollapseWarning": "gaussmix.em.errors",
     "DegenerateCovarianceError": "gaussmix.em.errors",
     "GaussianMixture": "gaussmix.mixture",
+    "GaussianMixtureImputer": "gaussmix.impute",
     "SelectionResult": "gaussmix.selection",
     "select": "gaussmix.selection",
 }
@@ -39,6 +41,7 @@ __all__ = [
     "DegenerateCovarianceError",
     "DegenerateDataWarning",
     "GaussianMixture",
+    "GaussianMixtureImputer",
     "GaussmixError",
     "SelectionResult",
     "__version__",

@@ -33,6 +33,7 @@ from gaussmix.data.sources import (
     ArraySource,
     DataSource,
     check_finite_blocks,
+    check_missing_blocks,
     default_chunk_size,
     open_source,
 )
@@ -48,8 +49,9 @@ from gaussmix.em import (
     run_em,
 )
 from gaussmix.em.device import DeviceSource
+from gaussmix.em.missing import fill_for_init, log_prob_observed
 from gaussmix.em.parallel import BlockMap, Workers, workers
-from gaussmix.em.stats import log_density_in_place, log_prob, softmax_in_place
+from gaussmix.em.stats import log_density_in_place, softmax_in_place
 from gaussmix.validation import (
     check_precisions,
     check_sample_weight,
@@ -132,7 +134,9 @@ def _reduce_blocks(
     """``reduce`` of the (K, m) weighted log-probabilities of each block of a share of the rows,
     in order; only the blocks in flight have their log-probabilities in memory."""
     return list(
-        map_blocks(lambda block: reduce(log_prob(block[0], params, dtype)), share.chunks(rows))
+        map_blocks(
+            lambda block: reduce(log_prob_observed(block[0], params, dtype)), share.chunks(rows)
+        )
     )
 
 
@@ -143,7 +147,7 @@ def _log_likelihood_of_share(
     is kept)."""
 
     def block_sum(block: tuple[NDArray[np.floating], Array | None]) -> float:
-        log_density = log_density_in_place(log_prob(block[0], params, dtype))
+        log_density = log_density_in_place(log_prob_observed(block[0], params, dtype))
         if block[1] is None:
             return float(log_density.sum(dtype=np.float64))
         return float(block[1] @ log_density.astype(np.float64, copy=False))
@@ -211,6 +215,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         the outputs take the dtype of the rows (float32 rows give float32, as in
         scikit-learn) whatever it is. The lower bound is accurate to about 1e-5 relative, so
         a ``tol`` far below that cannot be met.
+    missing : {'error', 'em'}, default='error'
+        What a NaN in X means. 'error': a NaN is refused (as scikit-learn does), since it is
+        often a mistake upstream (a failed parse, 0/0) rather than a value known to be absent.
+        'em': NaN marks a missing entry, integrated out exactly (``gaussmix.em.missing``): the
+        E-step uses the marginal density of each row's observed part, the M-step the expected
+        statistics E[x_m | x_o, k] and E[x_m x_m' | x_o, k], so the fit is the maximum
+        likelihood estimate when values are missing at random (the chance of a value being
+        missing may depend on the observed values, not on the missing one). Rows without NaN
+        go through the same kernel as with 'error' (no NaN: the same fit). ``lower_bounds_``,
+        ``score``, ``score_samples``, ``bic`` and ``aic`` are then the observed-data
+        log-likelihood, and ``predict``/``predict_proba`` use the observed part of each row.
+        A row or a column with every value missing is refused in ``fit``. Opt-in, so that
+        scikit-learn's estimator checks (which expect an error on NaN unless the estimator's
+        ``allow_nan`` tag says otherwise) hold for the default; with 'em' the tag is set.
+        Infinite values are refused either way. To fill the holes, see
+        ``gaussmix.GaussianMixtureImputer``.
 
     Attributes
     ----------
@@ -229,6 +249,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     log_likelihood_ : float, total (weighted) log-likelihood of the training rows under the
         final parameters (what BIC and AIC are computed from).
     n_samples_fit_ : int, rows of the training data.
+    n_missing_ : int, missing entries (NaN) in the training data (0 unless missing='em').
     n_features_in_ : int.  feature_names_in_ : (D,) when X had string column names.
     """
 
@@ -251,6 +272,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "init_sample_size": [Interval(Integral, 1, None, closed="left"), None],
         "dtype": [Options(type, {np.float64, np.float32})],
+        "missing": [StrOptions({"error", "em"})],
     }
 
     def __init__(
@@ -274,6 +296,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_threads: int | None = None,
         init_sample_size: int | None = 100_000,
         dtype: type[np.floating] = np.float64,
+        missing: str = "error",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -293,21 +316,45 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.n_threads = n_threads
         self.init_sample_size = init_sample_size
         self.dtype = dtype
+        self.missing = missing
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "em"
+        return tags
 
     # ------------------------------------------------------------------ validation
     def _source(
-        self, X: Data, sample_weight: ArrayLike | None = None, *, reset: bool, min_rows: int = 1
+        self,
+        X: Data,
+        sample_weight: ArrayLike | None = None,
+        *,
+        reset: bool,
+        min_rows: int = 1,
+        fitting: bool = False,
     ) -> DataSource:
         """Validated rows as a data source: arrays via scikit-learn's validation, paths (.npy,
-        .parquet) and data sources by one blockwise pass that checks every value is finite."""
+        .parquet) and data sources by one blockwise pass that checks every value is finite
+        (with missing='em', that none is infinite; ``fitting`` sets ``n_missing_``)."""
+        allow_nan = self.missing == "em"
         if isinstance(X, (str, os.PathLike)) or _is_source(X):
             source = open_source(X) if isinstance(X, (str, os.PathLike)) else X
             self._check_n_features_of(source, reset)
-            check_finite_blocks(source, self._chunk_rows(source.n_features))
+            if not allow_nan:
+                check_finite_blocks(source, self._chunk_rows(source.n_features))
         elif (located := device.namespace_of(X)) is not None:  # array API: rows stay on device
             source = device.device_rows(self, X, located, reset=reset, min_rows=min_rows)
         else:
-            source = ArraySource(validate_rows(self, X, reset=reset, ensure_min_samples=min_rows))
+            X_valid = validate_rows(
+                self, X, reset=reset, ensure_min_samples=min_rows, allow_nan=allow_nan
+            )
+            source = ArraySource(X_valid)
+        n_missing = 0
+        if allow_nan and not isinstance(source, DeviceSource):  # device rows: validated finite
+            rows = self._chunk_rows(source.n_features)
+            n_missing = check_missing_blocks(source, rows, fitting=fitting)
+        if fitting:
+            self.n_missing_ = n_missing
         if source.n_samples < min_rows:
             raise ValueError(
                 f"Found {source.n_samples} sample(s) while a minimum of {min_rows} is required "
@@ -420,7 +467,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         workers that ran EM, still there for a final pass."""
         self._validate_params()
         do_init = not (self.warm_start and hasattr(self, "converged_"))
-        source = self._source(X, sample_weight, reset=do_init, min_rows=2)
+        source = self._source(X, sample_weight, reset=do_init, min_rows=2, fitting=True)
         if isinstance(source, ArraySource):  # constant or duplicated columns: a warning
             names = getattr(self, "feature_names_in_", None)
             warn_degenerate_columns(source.X, None if names is None else list(names), 5)
@@ -468,6 +515,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         w = source.sample_weight
         return source.take(rows), None if w is None else w[rows]
 
+    def _init_rows_filled(
+        self, source: DataSource, rng: np.random.RandomState
+    ) -> tuple[NDArray[np.floating], Array | None]:
+        """``_init_rows`` with missing entries filled by column means (a start for k-means)."""
+        X, weights = self._init_rows(source, rng)
+        return fill_for_init(X), weights
+
     def _fit_inits(
         self,
         source: DataSource,
@@ -481,7 +535,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         for init in range(self.n_init if do_init else 1):
             if do_init:
                 params = initial_params(
-                    lambda: self._init_rows(source, rng),
+                    lambda: self._init_rows_filled(source, rng),
                     self.n_components,
                     get_covariance(self.covariance_type),
                     method=self.init_params,
@@ -504,6 +558,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 callback=self._progress(time.perf_counter()),
                 dtype=self.dtype,
                 lower_bound=-np.inf if do_init else self.lower_bound_,
+                missing=self.n_missing_ > 0,
             )
             self._report(1, f"Initialization converged: {result.converged}")
             if best is None or result.lower_bound > best.lower_bound:

@@ -26,9 +26,15 @@ _BLOCK = 1 << 16
 
 
 def validate_rows(
-    estimator: Any, X: ArrayLike, *, reset: bool, ensure_min_samples: int = 1
+    estimator: Any,
+    X: ArrayLike,
+    *,
+    reset: bool,
+    ensure_min_samples: int = 1,
+    allow_nan: bool = False,
 ) -> NDArray[np.floating]:
-    """A 2-D float array of finite values (float64 or float32); memmaps are not copied."""
+    """A 2-D float array of finite values (float64 or float32); memmaps are not copied.
+    ``allow_nan``: NaN (missing values) are let through, for ``check_missing_blocks``."""
     if not scipy.sparse.issparse(X):
         ndim = getattr(X, "ndim", None)
         if ndim is None:
@@ -47,7 +53,8 @@ def validate_rows(
         ensure_min_samples=ensure_min_samples,
         ensure_all_finite=False,
     )
-    check_finite(X_valid, "X")
+    if not allow_nan:
+        check_finite(X_valid, "X")
     return X_valid
 
 
@@ -147,7 +154,8 @@ def degenerate_columns(
     messages: list[str] = []
     if X.shape[0] < 2:
         return messages
-    spread = np.ptp(X, axis=0)
+    # over the observed values: a column with holes (missing='em') is not constant for them
+    spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0)
     constant = [columns[j] for j in np.flatnonzero(~(spread > 0))]
     if constant:
         hint = f" (--drop {','.join(constant)})" if drop_hint else ""

@@ -306,6 +306,48 @@ def check_finite_blocks(source: DataSource, rows: int, name: str = "X") -> None:
         )
 
 
+def check_missing_blocks(
+    source: DataSource, rows: int, name: str = "X", fitting: bool = True
+) -> int:
+    """One pass over a source whose NaN are missing entries: ValueError for an infinite value,
+    and, when ``fitting``, for a row or a column with no observed value (EM cannot estimate
+    anything from it). Returns the number of missing entries."""
+    infinite = missing = 0
+    first_infinite = first_empty = -1
+    observed = np.zeros(source.n_features, dtype=np.int64)
+    start = 0
+    for block, _ in source.chunks(rows):
+        nan = np.isnan(block)
+        inf = np.isinf(block)
+        if inf.any():
+            if first_infinite < 0:
+                first_infinite = start + int(np.argmax(inf.any(axis=1)))
+            infinite += int(inf.sum())
+        missing += int(nan.sum())
+        observed += block.shape[0] - nan.sum(axis=0)
+        empty = nan.all(axis=1)
+        if fitting and first_empty < 0 and empty.any():
+            first_empty = start + int(np.argmax(empty))
+        start += block.shape[0]
+    if infinite:
+        raise ValueError(
+            f"Input {name} contains {infinite} infinite value(s), the first in row "
+            f"{first_infinite}; NaN marks a missing value, infinity is not one"
+        )
+    if fitting and first_empty >= 0:
+        raise ValueError(
+            f"Input {name} has a row with every value missing (row {first_empty}); such rows "
+            "carry no information: drop them before fitting"
+        )
+    unobserved = np.flatnonzero(observed == 0)
+    if fitting and unobserved.size:
+        raise ValueError(
+            f"Input {name} has {unobserved.size} column(s) with every value missing (the first "
+            f"is column {unobserved[0]}); drop them before fitting"
+        )
+    return missing
+
+
 def open_source(
     X: str | os.PathLike[str],
     sample_weight: Array | None = None,

@@ -16,6 +16,7 @@ import numpy as np
 
 from gaussmix.data.sources import DataSource
 from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
+from gaussmix.em.missing import block_stats, regroup
 from gaussmix.em.mstep import mstep
 from gaussmix.em.parallel import BlockMap, Workers
 from gaussmix.em.params import Params
@@ -47,24 +48,42 @@ def data_stats(
     params: Params,
     map_blocks: BlockMap = map,
     dtype: DType = np.float64,
+    missing: bool = False,
 ) -> SuffStats:
     """E-step over every block of ``rows`` rows of the source (mapped by ``map_blocks``),
-    merged in order."""
-    parts = map_blocks(
-        lambda block: chunk_stats(block[0], params, block[1], dtype), source.chunks(rows)
-    )
+    merged in order. ``missing``: the rows may hold NaN, integrated out (``missing.py``)."""
+    if missing:
+        parts = map_blocks(
+            lambda block: block_stats(block, params, dtype), regroup(source.chunks(rows))
+        )
+    else:
+        parts = map_blocks(
+            lambda block: chunk_stats(block[0], params, block[1], dtype), source.chunks(rows)
+        )
     return reduce(merge, parts, zeros(params))
 
 
 def _share_stats(
-    rows: int, params: Params, dtype: DType, share: DataSource, map_blocks: BlockMap
+    rows: int,
+    params: Params,
+    dtype: DType,
+    missing: bool,
+    share: DataSource,
+    map_blocks: BlockMap,
 ) -> SuffStats:
-    return data_stats(share, rows, params, map_blocks, dtype)
+    return data_stats(share, rows, params, map_blocks, dtype, missing)
 
 
-def pass_stats(workers: Workers, rows: int, params: Params, dtype: DType = np.float64) -> SuffStats:
+def pass_stats(
+    workers: Workers,
+    rows: int,
+    params: Params,
+    dtype: DType = np.float64,
+    missing: bool = False,
+) -> SuffStats:
     """E-step over every share of the rows (``parallel.workers``), merged in row order."""
-    return reduce(merge, workers.run(partial(_share_stats, rows, params, dtype)), zeros(params))
+    task = partial(_share_stats, rows, params, dtype, missing)
+    return reduce(merge, workers.run(task), zeros(params))
 
 
 def reinitialize(params: Params, component: int, stats: SuffStats) -> Params:
@@ -92,6 +111,7 @@ def run_em(
     callback: Callable[[int, float], None] | None = None,
     dtype: DType = np.float64,
     lower_bound: float = -np.inf,
+    missing: bool = False,
 ) -> EMResult:
     """Iterate EM from ``params`` until the lower bound changes by less than ``tol``.
 
@@ -109,13 +129,15 @@ def run_em(
     lower_bound : what the first iteration's lower bound is compared with: -inf, or for a warm
         start the previous fit's (as scikit-learn does, so a converged model refitted with
         max_iter=1 converges).
+    missing : the rows may hold NaN (missing entries), integrated out exactly; the lower
+        bound is then the observed-data log-likelihood (``missing.py``).
     """
     history: list[float] = []
     reinitialized: list[tuple[int, int]] = []
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        stats = pass_stats(workers, rows, params, dtype)
+        stats = pass_stats(workers, rows, params, dtype, missing)
         previous, lower_bound = lower_bound, stats.loglik / stats.n
         if not np.isfinite(lower_bound):
             raise GaussmixError(
@@ -129,7 +151,7 @@ def run_em(
             if np.dtype(dtype) == np.float64:
                 raise
             # single-precision sums lost a thin direction: redo this pass in float64
-            stats = pass_stats(workers, rows, params, np.float64)
+            stats = pass_stats(workers, rows, params, np.float64, missing)
             new_params = mstep(stats, params.covariance, reg_covar)
         params = new_params
         collapsed = np.flatnonzero(stats.nk < COLLAPSED_WEIGHT * stats.n)
