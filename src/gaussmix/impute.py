@@ -58,6 +58,7 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
     Attributes
     ----------
     mixture_ : the fitted ``GaussianMixture``.
+    n_iter_ : int, EM iterations of the fit.
     n_features_in_ : int.  feature_names_in_ : (D,) when X had string column names.
     """
 
@@ -118,6 +119,7 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
             missing="em",
         ).fit(X)
         self.n_features_in_ = self.mixture_.n_features_in_
+        self.n_iter_ = self.mixture_.n_iter_
         if hasattr(self.mixture_, "feature_names_in_"):
             self.feature_names_in_ = self.mixture_.feature_names_in_
         return self
