@@ -17,7 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from gaussmix import ComponentCollapseWarning, GaussianMixture
 from gaussmix.em import Params, get_covariance, parallel
-from gaussmix.em.missing import incomplete_stats, log_prob_observed, regroup
+from gaussmix.em.missing import _lower_inverse, incomplete_stats, log_prob_observed, regroup
 from tests.conftest import COVARIANCE_TYPES, mixture_data
 from tests.test_em_properties import _regularisation_slack
 
@@ -122,16 +122,31 @@ def test_no_nan_gives_the_same_fit(covariance_type: str) -> None:
 
 
 def test_regroup_passes_complete_blocks_on_untouched() -> None:
-    X = mixture_data(1, n=300, n_features=3)
+    X = mixture_data(1, n=400, n_features=3)
     H = X.copy()
-    H[[5, 150, 151], 1] = np.nan
-    blocks = [(X[:100], None), (H[100:200], None), (X[200:], None)]
+    H[[105, 150, 151, 250], 1] = np.nan
+    blocks = [(X[:100], None), (H[100:200], None), (H[200:300], None), (X[300:], None)]
     out = list(regroup(iter(blocks), group_rows=1000))
-    assert out[0][0] is X[:100] or np.shares_memory(out[0][0], X)
-    assert out[0][2] is None and out[2][2] is None
-    assert out[1][0].shape[0] == 98  # block 2's complete rows
-    assert out[-1][2] is not None and out[-1][0].shape[0] == 2  # the incomplete ones, at the end
-    assert sum(b[0].shape[0] for b in out) == 300
+    assert out[0][0] is blocks[0][0] and out[0][2] is None  # untouched
+    # the complete rows of the two holed blocks gathered into one block of the first's size
+    assert out[1][2] is None and out[1][0].shape[0] == 100
+    assert out[2][0] is blocks[3][0]
+    rest = out[3:]  # at the end: the 96 complete rows left, then the 4 incomplete ones
+    assert [b[2] is None for b in rest] == [True, False]
+    assert rest[0][0].shape[0] == 96
+    assert rest[1][0].shape[0] == 4 and np.isnan(rest[1][0]).any(axis=1).all()
+    assert sum(b[0].shape[0] for b in out) == 400
+    np.testing.assert_array_equal(
+        np.sort(np.concatenate([b[0] for b in out if b[2] is None]), axis=0),
+        np.sort(X[~np.isnan(H).any(axis=1)], axis=0),
+    )
+
+
+def test_lower_inverse() -> None:
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(5, 3, 6, 6))
+    L = np.linalg.cholesky(A @ np.swapaxes(A, -1, -2) + np.eye(6))
+    np.testing.assert_allclose(_lower_inverse(L), np.linalg.inv(L), rtol=1e-12, atol=1e-12)
 
 
 def _observed_loglik(X: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
