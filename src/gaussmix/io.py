@@ -45,6 +45,7 @@ _PARAMS = (
     "chunk_size",
     "n_threads",
     "init_sample_size",
+    "missing",
 )
 # the array-valued constructor parameters, stored as optional arrays of the archive
 _INIT_ARRAYS = ("weights_init", "means_init", "precisions_init")

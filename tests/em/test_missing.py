@@ -364,3 +364,22 @@ def test_forked_workers_give_the_in_process_fit(monkeypatch: pytest.MonkeyPatch)
     forked = GaussianMixture(3, n_threads=2, **kwargs).fit(H)
     np.testing.assert_allclose(forked.means_, alone.means_, rtol=1e-9)
     np.testing.assert_allclose(forked.lower_bounds_, alone.lower_bounds_, rtol=1e-11)
+
+
+def test_saved_model_keeps_taking_missing_values(tmp_path: Path) -> None:
+    H = _holes(mixture_data(3, n=300, n_features=3), 0.2, seed=8)
+    model = GaussianMixture(2, missing="em", random_state=0).fit(H)
+    loaded = GaussianMixture.load(model.save(tmp_path / "m.npz"))
+    assert loaded.missing == "em"
+    np.testing.assert_allclose(loaded.score_samples(H), model.score_samples(H), rtol=1e-12)
+
+
+def test_float32_rows_with_holes() -> None:
+    H = _holes(mixture_data(4, n=600, n_features=3), 0.2, seed=9)
+    kwargs = dict(random_state=0, missing="em", tol=0.0, max_iter=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        single = GaussianMixture(3, dtype=np.float32, **kwargs).fit(H.astype(np.float32))
+        double = GaussianMixture(3, **kwargs).fit(H)
+    np.testing.assert_allclose(single.means_, double.means_, rtol=1e-4, atol=1e-4)
+    assert single.lower_bound_ == pytest.approx(double.lower_bound_, rel=1e-5)
