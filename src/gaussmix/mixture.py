@@ -49,7 +49,7 @@ from gaussmix.em import (
     run_em,
 )
 from gaussmix.em.device import DeviceSource
-from gaussmix.em.missing import fill_for_init, log_prob_observed
+from gaussmix.em.missing import Block, fill_for_init, log_prob_observed, regroup
 from gaussmix.em.parallel import BlockMap, Workers, workers
 from gaussmix.em.stats import log_density_in_place, softmax_in_place
 from gaussmix.validation import (
@@ -144,15 +144,15 @@ def _log_likelihood_of_share(
     params: Params, rows: int, dtype: Any, share: DataSource, map_blocks: BlockMap[Any, Any]
 ) -> float:
     """sum_n w_n log p(x_n) over a share of the rows, summed block by block (nothing per row
-    is kept)."""
+    is kept; rows with missing values gathered by ``regroup``, as order does not matter)."""
 
-    def block_sum(block: tuple[NDArray[np.floating], Array | None]) -> float:
+    def block_sum(block: Block) -> float:
         log_density = log_density_in_place(log_prob_observed(block[0], params, dtype))
         if block[1] is None:
             return float(log_density.sum(dtype=np.float64))
         return float(block[1] @ log_density.astype(np.float64, copy=False))
 
-    return float(sum(map_blocks(block_sum, share.chunks(rows))))
+    return float(sum(map_blocks(block_sum, regroup(share.chunks(rows)))))
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):

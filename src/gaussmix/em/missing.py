@@ -11,26 +11,30 @@ by their conditional expectations given x_o and k:
     Cov[x_m | x_o, k]    = Sigma_mm - Sigma_mo Sigma_oo^{-1} Sigma_om     (the Schur complement)
     E[z z' | x_o, k]     = zhat zhat' + [0, 0; 0, Cov[x_m | x_o, k]]      for z = x - c_k,
 
-where zhat is the row with its missing part replaced by the regression. So the statistics of a
-block of incomplete rows are ordinary ``SuffStats`` about the same shifts c_k = mu_k: the
-imputed centred rows zhat pass through the covariance type's own ``moments`` (so diag and
-spherical keep only the diagonal, tied sums over components, and each type's M-step reads them
-unchanged), and the conditional covariances are added as *pseudo-rows*: with
-Cov = L_mm L_mm' the columns of L_mm (zero on o), each weighted by the pattern's
-sum_n q_kn w_n, add exactly that weight times Cov through ``second_moment``. ``merge`` and
-``mstep`` are the existing ones.
+where zhat is the row with its missing part replaced by the regression. So the statistics of
+incomplete rows are ordinary ``SuffStats`` about the same shifts c_k = mu_k, in the covariance
+type's layout: ``merge`` and ``mstep`` are the existing ones (diag and spherical keep only the
+diagonal, tied sums over components, each type's M-step reads them unchanged).
+
+Rows are grouped by missingness pattern, and each pattern's rows go through today's kernel
+(``stats.chunk_stats``, the natural-parameter GEMMs) on their observed coordinates under the
+*marginal* mixture (pi_k, mu_k,o, Sigma_k,oo): that gives the responsibilities, the
+observed-data log-likelihood and the sums of x_o and x_o x_o' about mu_k,o. Since zhat is
+linear in x_o, the expected statistics in all D coordinates follow from those sums by a few
+K x D x D products per pattern (``incomplete_stats``), with no second pass over the rows; the
+per-component D x D results are put in the type's layout by the type's own ``second_moment``
+(``_in_layout``).
 
 One Cholesky factor gives every conditional quantity of a pattern: with the coordinates
-permuted to (o, m), Sigma = L L' with L = [L_oo 0; L_mo L_mm]; then L_oo whitens the observed
-part (the marginal's Mahalanobis distance and log-determinant), Sigma_oo^{-1} Sigma_om =
-L_oo^{-T} L_mo' is the regression and L_mm L_mm' is the Schur complement. These are computed
-once per pattern and component for each parameter set (``_patterns_terms``, cached per
-``Params``), not per row. Rows are grouped by missingness pattern: ``regroup`` passes blocks
-without NaN on unchanged (today's kernel, ``stats.chunk_stats``, sees exactly the blocks it
-would see without missing values) and collects the incomplete rows of consecutive blocks into
-larger blocks of up to ``GROUP_ROWS`` rows, where rows of one pattern are many, so the
-per-pattern work is a few batched matrix products rather than per-row arithmetic. Everything
-here computes in float64.
+permuted to (o, m), Sigma = L L' with L = [L_oo 0; L_mo L_mm]; then L_oo^{-T} is the marginal's
+precision Cholesky factor, Sigma_oo^{-1} Sigma_om = L_oo^{-T} L_mo' the regression and
+L_mm L_mm' the Schur complement. These are computed once per pattern and component for each
+parameter set (``_patterns_terms``, batched over patterns, cached per ``Params``), not per
+row. ``regroup`` passes blocks without NaN on unchanged (today's kernel sees exactly the blocks
+it would see without missing values), gathers the complete rows of blocks with NaN into blocks
+of the same size, and collects the incomplete rows of consecutive blocks into groups of up to
+``GROUP_ROWS`` rows, where the rows of one pattern are many. Everything here computes in
+float64.
 """
 
 from __future__ import annotations
@@ -44,14 +48,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gaussmix.em.covariance import LOG_2PI
+from gaussmix.em.covariance import Covariance, get_covariance
 from gaussmix.em.params import Params
 from gaussmix.em.stats import (
     DType,
     SuffStats,
     chunk_stats,
     log_prob,
-    merge,
     softmax_in_place,
     zeros,
 )
@@ -62,15 +65,8 @@ Mask = NDArray[np.bool_]
 # Incomplete rows of consecutive blocks are gathered into blocks of up to this many rows
 # (for D = 16 a few MB), so that each pattern's rows are handled together.
 GROUP_ROWS = 65536
-# A group's rows are worked through in slices whose (K, rows, D) imputed centred rows take
-# about 8 MB: measured on W1's shape (K = D = 16), slices of 4096 rows ran 1.25x faster than
-# 1024 and 2x faster than 512 (fewer calls per component).
-SLICE_FLOATS = 2**20
-
-
-def _slice_rows(n_components: int, n_features: int) -> int:
-    return int(np.clip(SLICE_FLOATS // (n_components * n_features), 256, 4096))
-
+# Rows of one pattern go through today's kernel at most this many at a time.
+PATTERN_ROWS = 4096
 
 # A block as the missing-data pass sees it: rows, weights, and the NaN mask of the rows
 # (None when they are complete: today's kernel takes them).
@@ -84,22 +80,23 @@ class PatternTerms:
     Attributes
     ----------
     observed, missing : indices of the observed (no,) and missing (nm,) coordinates.
-    whiten : (K, D, no) A_k = L_oo,k^{-T} on the observed rows, zero on the missing ones: a
-        centred row z (its missing entries anything finite) whitens to z A_k = z_o L_oo,k^{-T}.
-    log_const : (K,) log pi_k + 1/2 log det Sigma_oo,k^{-1} - no/2 log 2 pi.
-    regression : (K, no, nm) L_mo,k': x_m - mu_m = (z A_k) L_mo,k' is the regression
-        E[x_m | x_o, k] - mu_m (rows), i.e. Sigma_mo Sigma_oo^{-1} (x_o - mu_o).
+    marginal : the mixture of the observed coordinates (weights pi_k, means mu_k,o, the
+        covariances Sigma_k,oo as 'full', precision Cholesky factors L_oo,k^{-T}).
+    regression : (K, no, nm) L_oo,k^{-T} L_mo,k' = Sigma_oo^{-1} Sigma_om: the regression
+        E[x_m | x_o, k] - mu_m = (x_o - mu_o) @ regression[k] (rows).
     lower_mm : (K, nm, nm) L_mm,k, the Cholesky factor of Cov[x_m | x_o, k].
-    pseudo_rows : (K, nm, D) the columns of L_mm,k embedded in D coordinates (zero on o).
     """
 
     observed: NDArray[np.intp]
     missing: NDArray[np.intp]
-    whiten: Array
-    log_const: Array
+    marginal: Params
     regression: Array
     lower_mm: Array
-    pseudo_rows: Array
+
+    @property
+    def conditional_covariance(self) -> Array:
+        """(K, nm, nm) Cov[x_m | x_o, k] = L_mm L_mm'."""
+        return np.matmul(self.lower_mm, np.swapaxes(self.lower_mm, 1, 2))
 
 
 _cache: weakref.WeakKeyDictionary[Params, dict[bytes, PatternTerms]] = weakref.WeakKeyDictionary()
@@ -122,44 +119,45 @@ def _patterns_terms(params: Params, patterns: Mask) -> list[PatternTerms]:
         found = [table.get(key) for key in keys]
     new = [i for i, terms in enumerate(found) if terms is None]
     if new:
-        computed = _compute_terms(_full_covariances(params), _log_weights(params), patterns[new])
+        computed = _compute_terms(params, patterns[new])
         with _cache_lock:
             for i, terms in zip(new, computed, strict=True):
                 table[keys[i]] = found[i] = terms
     return [terms for terms in found if terms is not None]
 
 
-def _compute_terms(covariances: Array, log_weights: Array, patterns: Mask) -> list[PatternTerms]:
-    """``PatternTerms`` of the patterns (P, D) under the covariances (K, D, D): one batched
-    Cholesky factorisation and one batched inverse for all P x K permuted matrices."""
-    k, d = covariances.shape[0], covariances.shape[1]
+def _compute_terms(params: Params, patterns: Mask) -> list[PatternTerms]:
+    """``PatternTerms`` of the patterns (P, D): one batched Cholesky factorisation and one
+    batched triangular inverse for all P x K permuted covariance matrices."""
+    covariances = _full_covariances(params)
     # each pattern's coordinates reordered observed first: (P, D)
     orders = np.argsort(patterns, axis=1, kind="stable")
     permuted = covariances[:, orders[:, :, None], orders[:, None, :]]  # (K, P, D, D)
-    lower = np.linalg.cholesky(np.swapaxes(permuted, 0, 1))  # (P, K, D, D): Sigma = L L'
+    lower = np.asarray(np.linalg.cholesky(np.swapaxes(permuted, 0, 1)), dtype=np.float64)
     # (L^{-1})_oo = (L_oo)^{-1} for a lower-triangular L
-    inverse_t = np.swapaxes(_lower_inverse(np.asarray(lower, dtype=np.float64)), 2, 3)
+    inverse_t = np.swapaxes(_lower_inverse(lower), 2, 3)
+    full = get_covariance("full")
     out = []
     for p, pattern in enumerate(patterns):
         missing = np.flatnonzero(pattern)
         observed = np.flatnonzero(~pattern)
         no = observed.size
         L = lower[p]
-        whiten = np.zeros((k, d, no))
-        whiten[:, observed] = inverse_t[p, :, :no, :no]
-        log_det = -np.log(np.diagonal(L, axis1=1, axis2=2)[:, :no]).sum(axis=1)
-        lower_mm = np.ascontiguousarray(L[:, no:, no:])
-        pseudo = np.zeros((k, missing.size, d))
-        pseudo[:, :, missing] = np.swapaxes(lower_mm, 1, 2)  # row j is column j of L_mm
+        prec_chol = np.ascontiguousarray(inverse_t[p, :, :no, :no])  # upper: L_oo^{-T}
+        marginal = Params(
+            weights=params.weights,
+            means=np.ascontiguousarray(params.means[:, observed]),
+            precisions_cholesky=prec_chol,
+            covariance=full,
+            stored_covariances=np.ascontiguousarray(permuted[:, p, :no, :no]),
+        )
         out.append(
             PatternTerms(
                 observed=observed,
                 missing=missing,
-                whiten=whiten,
-                log_const=log_weights + log_det - 0.5 * no * LOG_2PI,
-                regression=np.ascontiguousarray(np.swapaxes(L[:, no:, :no], 1, 2)),
-                lower_mm=lower_mm,
-                pseudo_rows=pseudo,
+                marginal=marginal,
+                regression=np.matmul(prec_chol, np.swapaxes(L[:, no:, :no], 1, 2)),
+                lower_mm=np.ascontiguousarray(L[:, no:, no:]),
             )
         )
     return out
@@ -180,25 +178,17 @@ def _lower_inverse(lower: Array) -> Array:
     return inverse
 
 
+def _marginal_log_prob(X: Array, terms: PatternTerms) -> Array:
+    """log pi_k + log N(x_o | mu_k,o, Sigma_k,oo), shape (K, n), for rows X (n, D) of the
+    pattern: today's kernel on the observed coordinates (log pi_k when none is observed)."""
+    if terms.observed.size == 0:
+        return np.repeat(_log_weights(terms.marginal)[:, None], X.shape[0], axis=1)
+    return log_prob(np.ascontiguousarray(X[:, terms.observed]), terms.marginal)
+
+
 def _log_weights(params: Params) -> Array:
     with np.errstate(divide="ignore"):  # a zero weight gives log pi_k = -inf, as it should
         return np.log(params.weights)
-
-
-def _whitened(Z: Array, terms: PatternTerms) -> tuple[Array, Array]:
-    """For the centred rows Z (K, n, D) of one pattern (missing entries finite, any value):
-    the whitened observed parts Y = Z A (K, n, no) and
-    log pi_k + log N(x_o | mu_o,k, Sigma_oo,k), shape (K, n)."""
-    Y = np.matmul(Z, terms.whiten)
-    log_prob = np.einsum("knd,knd->kn", Y, Y)
-    log_prob *= -0.5
-    log_prob += terms.log_const[:, None]
-    return Y, log_prob
-
-
-def _centred_filled(X: Array, params: Params) -> Array:
-    """Z (K, n, D) = x_n - mu_k with NaN taken as 0 first (so every entry is finite)."""
-    return np.nan_to_num(X, nan=0.0)[None, :, :] - params.means[:, None, :]
 
 
 def _groups(mask: Mask) -> tuple[Mask, NDArray[np.intp], NDArray[np.intp]]:
@@ -240,8 +230,7 @@ def log_prob_observed(X: NDArray[np.floating], params: Params, dtype: DType = np
     patterns, order, starts = _groups(mask[rows])
     for p, terms in enumerate(_patterns_terms(params, patterns)):
         members = order[starts[p] : starts[p + 1]]
-        Z = _centred_filled(X64[members], params)
-        _, out[:, rows[members]] = _whitened(Z, terms)
+        out[:, rows[members]] = _marginal_log_prob(X64[members], terms)
     return out
 
 
@@ -279,10 +268,10 @@ def conditional(
     patterns, order, starts = _groups(mask[rows])
     for p, terms in enumerate(_patterns_terms(params, patterns)):
         members = rows[order[starts[p] : starts[p + 1]]]
-        m = terms.missing
-        Y, log_prob_p = _whitened(_centred_filled(X64[members], params), terms)
-        resp = softmax_in_place(log_prob_p)[0]  # (K, n_p)
-        means_k = params.means[:, None, m] + np.matmul(Y, terms.regression)
+        m, o = terms.missing, terms.observed
+        resp = softmax_in_place(_marginal_log_prob(X64[members], terms))[0]  # (K, n_p)
+        Zo = X64[members][:, o][None, :, :] - params.means[:, None, o]
+        means_k = params.means[:, None, m] + np.matmul(Zo, terms.regression)  # (K, n_p, nm)
         if rng is None:
             mean = np.einsum("kn,knj->nj", resp, means_k)
             within = np.einsum("kij,kij->ki", terms.lower_mm, terms.lower_mm)  # diag of L L'
@@ -380,67 +369,81 @@ def incomplete_stats(
     SuffStats about the current means (as ``stats.chunk_stats``): loglik is the observed-data
     log-likelihood sum_n w_n log p(x_n^o); sx and sxx are the expected sums given each row's
     observed part (see the module docstring); worst_x is the worst-explained row with its
-    missing entries filled by their conditional mean.
+    missing entries filled by the components' regressions, weighted by pi_k.
+
+    Notes
+    -----
+    Each pattern's rows go through today's kernel (``stats.chunk_stats``) on their observed
+    coordinates under the marginal mixture, which gives q_kn, the log-likelihood and the
+    statistics of x_o about mu_k,o: N_kp, s_kp = sum q (x_o - mu_o) and
+    S_kp = sum q (x_o - mu_o)(x_o - mu_o)'. With B = Sigma_mo Sigma_oo^{-1} the expected
+    statistics in D coordinates follow per component, without another pass over the rows:
+
+        sum q zhat           = [s; B s]
+        sum q E[z z' | x_o]  = [S, S B'; B S, B S B' + N_kp Cov[x_m | x_o, k]].
     """
     if X.shape[0] == 0:
         return zeros(params)
-    cov, K = params.covariance, params.n_components
+    cov, K, D = params.covariance, params.n_components, params.n_features
     patterns, order, starts = _groups(mask)
-    terms = _patterns_terms(params, patterns)
-    pattern_of = np.repeat(np.arange(patterns.shape[0]), np.diff(starts))  # per sorted row
-    total = zeros(params)
-    pattern_nk = np.zeros((patterns.shape[0], K))  # sum_n q_kn w_n per pattern
-    step = _slice_rows(K, params.n_features)
-    for start in range(0, X.shape[0], step):
-        stop = min(start + step, X.shape[0])
-        rows = order[start:stop]
-        # the imputed rows minus the means (the shifts): observed entries first, then each
-        # pattern's missing ones from the regression on its observed ones
-        Z = _centred_filled(X[rows], params)
-        log_prob = np.empty((K, stop - start))
-        present = np.arange(pattern_of[start], pattern_of[stop - 1] + 1)
-        bounds = np.clip(starts[present[0] : present[-1] + 2], start, stop) - start
-        for p, lo, hi in zip(present, bounds[:-1], bounds[1:], strict=True):
-            t = terms[p]
-            Y, log_prob[:, lo:hi] = _whitened(Z[:, lo:hi], t)
-            Z[:, lo:hi, t.missing] = np.matmul(Y, t.regression)
-        resp, log_norm = softmax_in_place(log_prob)
-        w = None if weights is None else weights[rows]
-        candidates = log_norm if w is None else np.where(w > 0, log_norm, np.inf)
-        worst = int(np.argmin(candidates))
-        worst_x = np.einsum("k,kd->d", resp[:, worst], Z[:, worst] + params.means)
-        if w is not None:
-            resp *= w
-        pattern_nk[present] += np.add.reduceat(resp, bounds[:-1], axis=1).T
-        sx, sxx = cov.moments(resp, Z)
-        total = merge(
-            total,
-            SuffStats(
-                n=float(stop - start if w is None else w.sum()),
-                loglik=float(log_norm.sum() if w is None else w @ log_norm),
-                nk=resp.sum(axis=1),
-                sx=sx,
-                sxx=sxx,
-                shift=params.means,
-                worst_loglik=float(candidates[worst]),
-                worst_x=worst_x,
-            ),
-        )
-    # the conditional covariances: pattern p adds sum_n q_kn w_n Cov_p,k = sum_j of its
-    # pseudo-rows (columns of L_mm,k) weighted by that sum
-    pseudo = np.concatenate([t.pseudo_rows for t in terms], axis=1)  # (K, sum nm, D)
-    n_missing = [t.missing.size for t in terms]
-    pseudo_weights = np.ascontiguousarray(np.repeat(pattern_nk, n_missing, axis=0).T)
-    correction = cov.second_moment(pseudo_weights, pseudo)
+    sx = np.zeros((K, D))
+    second = np.zeros((K, D, D))  # the expected second moments about mu_k, as full matrices
+    n, loglik, nk = 0.0, 0.0, np.zeros(K)
+    worst_loglik, worst_x = np.inf, np.zeros(D)
+    for p, terms in enumerate(_patterns_terms(params, patterns)):
+        o, m = terms.observed, terms.missing
+        members = order[starts[p] : starts[p + 1]]
+        for start in range(0, members.size, PATTERN_ROWS):
+            rows = members[start : start + PATTERN_ROWS]
+            part = chunk_stats(
+                np.ascontiguousarray(X[rows][:, o]),
+                terms.marginal,
+                None if weights is None else weights[rows],
+            )
+            R = terms.regression  # (K, no, nm); B = R'
+            s_o, S = part.sx, part.sxx
+            sx[:, o] += s_o
+            sx[:, m] += np.einsum("kom,ko->km", R, s_o)
+            SR = np.matmul(S, R)  # S B' (K, no, nm)
+            second[:, o[:, None], o] += S
+            second[:, o[:, None], m] += SR
+            second[:, m[:, None], o] += np.swapaxes(SR, 1, 2)
+            second[:, m[:, None], m] += (
+                np.matmul(np.swapaxes(R, 1, 2), SR)
+                + part.nk[:, None, None] * terms.conditional_covariance
+            )
+            n, loglik, nk = n + part.n, loglik + part.loglik, nk + part.nk
+            if part.worst_loglik < worst_loglik:
+                worst_loglik = part.worst_loglik
+                worst_x = np.empty(D)
+                worst_x[o] = part.worst_x
+                shifted = part.worst_x - params.means[:, o]
+                fills = params.means[:, m] + np.einsum("ko,kom->km", shifted, R)
+                worst_x[m] = params.weights @ fills
     return SuffStats(
-        n=total.n,
-        loglik=total.loglik,
-        nk=total.nk,
-        sx=total.sx,
-        sxx=total.sxx + correction,
-        shift=total.shift,
-        worst_loglik=total.worst_loglik,
-        worst_x=total.worst_x,
+        n=n,
+        loglik=loglik,
+        nk=nk,
+        sx=sx,
+        sxx=_in_layout(second, cov),
+        shift=params.means,
+        worst_loglik=worst_loglik,
+        worst_x=worst_x,
+    )
+
+
+def _in_layout(second: Array, cov: Covariance) -> Array:
+    """Per-component second moments (K, D, D) in the covariance type's layout: the matrices
+    themselves when the layout is (K, D, D); otherwise through the type's own
+    ``second_moment``, fed each matrix as its eigenvectors weighted by its eigenvalues
+    (M = sum_i lambda_i v_i v_i'), so every type reduces them by its own rule."""
+    K, D = second.shape[0], second.shape[1]
+    second = 0.5 * (second + np.swapaxes(second, 1, 2))
+    if cov.zero_second_moment(K, D).shape == second.shape:
+        return second
+    values, vectors = np.linalg.eigh(second)
+    return np.asarray(
+        cov.second_moment(np.maximum(values, 0.0), np.ascontiguousarray(np.swapaxes(vectors, 1, 2)))
     )
 
 
