@@ -67,6 +67,8 @@ Mask = NDArray[np.bool_]
 GROUP_ROWS = 65536
 # Rows of one pattern go through today's kernel at most this many at a time.
 PATTERN_ROWS = 4096
+# Patterns whose terms are computed together (one batched Cholesky factorisation).
+TERMS_BATCH = 64
 
 # A block as the missing-data pass sees it: rows, weights, and the NaN mask of the rows
 # (None when they are complete: today's kernel takes them).
@@ -118,10 +120,12 @@ def _patterns_terms(params: Params, patterns: Mask) -> list[PatternTerms]:
         table = _cache.setdefault(params, {})
         found = [table.get(key) for key in keys]
     new = [i for i, terms in enumerate(found) if terms is None]
-    if new:
-        computed = _compute_terms(params, patterns[new])
+    # in batches, so that the batched arrays (K x batch x D x D) stay a few MB
+    for start in range(0, len(new), TERMS_BATCH):
+        batch = new[start : start + TERMS_BATCH]
+        computed = _compute_terms(params, patterns[batch])
         with _cache_lock:
-            for i, terms in zip(new, computed, strict=True):
+            for i, terms in zip(batch, computed, strict=True):
                 table[keys[i]] = found[i] = terms
     return [terms for terms in found if terms is not None]
 
