@@ -53,6 +53,7 @@ from gaussmix.em.params import Params
 from gaussmix.em.stats import (
     DType,
     SuffStats,
+    _log_weights,
     chunk_stats,
     log_prob,
     softmax_in_place,
@@ -190,11 +191,6 @@ def _marginal_log_prob(X: Array, terms: PatternTerms) -> Array:
     return log_prob(np.ascontiguousarray(X[:, terms.observed]), terms.marginal)
 
 
-def _log_weights(params: Params) -> Array:
-    with np.errstate(divide="ignore"):  # a zero weight gives log pi_k = -inf, as it should
-        return np.log(params.weights)
-
-
 def _groups(mask: Mask) -> tuple[Mask, NDArray[np.intp], NDArray[np.intp]]:
     """Distinct rows of ``mask`` (P, D), the row indices sorted by pattern (n,), and where
     each pattern's rows start in that order (P + 1,)."""
@@ -325,8 +321,10 @@ def regroup(
             if n_complete >= size:
                 X_c, w_c = _joined(complete_rows)
                 yield X_c[:size], None if w_c is None else w_c[:size], None
-                complete_rows = [(X_c[size:], None if w_c is None else w_c[size:])]
                 n_complete -= size
+                complete_rows = []
+                if n_complete:
+                    complete_rows.append((X_c[size:], None if w_c is None else w_c[size:]))
         waiting.append((X[incomplete], None if w is None else w[incomplete], mask[incomplete]))
         n_waiting += waiting[-1][0].shape[0]
         if n_waiting >= group_rows:
