@@ -9,17 +9,16 @@ conditional quantities come from the engine (``missing.conditional``).
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from gaussmix.em import ALIASES, INIT_METHODS, REGISTRY
 from gaussmix.em.missing import conditional
 from gaussmix.mixture import GaussianMixture
 
@@ -62,16 +61,19 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
     n_features_in_ : int.  feature_names_in_ : (D,) when X had string column names.
     """
 
-    _parameter_constraints: dict[str, list[Any]] = {  # noqa: RUF012  (scikit-learn's protocol)
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "covariance_type": [StrOptions(set(REGISTRY) | set(ALIASES))],
-        "tol": [Interval(Real, 0.0, None, closed="left")],
-        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [StrOptions(set(INIT_METHODS))],
-        "random_state": ["random_state"],
-    }
+    # the mixture's own constraints for the parameters passed on to it (one place)
+    _parameter_constraints: dict[str, list[Any]] = {
+        name: GaussianMixture._parameter_constraints[name]
+        for name in (
+            "n_components",
+            "covariance_type",
+            "tol",
+            "reg_covar",
+            "n_init",
+            "init_params",
+            "random_state",
+        )
+    } | {"max_iter": [Interval(Integral, 1, None, closed="left")]}
 
     def __init__(
         self,
