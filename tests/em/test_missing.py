@@ -383,3 +383,11 @@ def test_float32_rows_with_holes() -> None:
         double = GaussianMixture(3, **kwargs).fit(H)
     np.testing.assert_allclose(single.means_, double.means_, rtol=1e-4, atol=1e-4)
     assert single.lower_bound_ == pytest.approx(double.lower_bound_, rel=1e-5)
+
+
+def test_fit_predict_with_holes_agrees_with_predict() -> None:
+    H = _holes(mixture_data(6, n=400, n_features=3), 0.2, seed=10)
+    model = GaussianMixture(3, missing="em", random_state=0)
+    labels = model.fit_predict(H)
+    np.testing.assert_array_equal(labels, model.predict(H))
+    assert model.log_likelihood_ == pytest.approx(model.score_samples(H).sum(), rel=1e-10)
