@@ -109,3 +109,10 @@ def test_refuses_what_it_cannot_use() -> None:
     bad[0, 0] = np.inf
     with pytest.raises(ValueError, match="infinite"):
         imputer.transform(bad)
+
+
+def test_float32_rows_give_float32_values() -> None:
+    _, H = _gaussian_holes(n=200)
+    filled, std = GaussianMixtureImputer().fit(H).transform(H.astype(np.float32), return_std=True)
+    assert filled.dtype == np.float32 and std.dtype == np.float32
+    assert not np.isnan(filled).any()

@@ -150,6 +150,7 @@ def test_every_constructor_parameter_round_trips(
         "n_threads": 1,
         "init_sample_size": 150,
         "dtype": np.float32,
+        "missing": "em",
     }
     defaults = GaussianMixture().get_params()
     assert set(given) == set(defaults)  # a new parameter must be added here, and to the format

@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from gaussmix.data.sources import ArraySource
 from gaussmix.em.missing import conditional
 from gaussmix.mixture import GaussianMixture
 
@@ -99,6 +100,7 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
     def fit(self, X: ArrayLike, y: object = None) -> GaussianMixtureImputer:
@@ -155,7 +157,8 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
 
         Returns
         -------
-        X_filled : (n_samples, n_features) float64.  std : same shape (with ``return_std``).
+        X_filled : (n_samples, n_features), float32 for float32 rows, else float64.
+        std : same shape and dtype (with ``return_std``).
         """
         check_is_fitted(self)
         model = self.mixture_
@@ -165,6 +168,9 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         if sample:
             rng = check_random_state(self.random_state if random_state is None else random_state)
         result = conditional(rows, model._params(), rng)
+        # float32 rows give float32 values, as scikit-learn's imputers do (computed in float64)
+        dtype = source.X.dtype if isinstance(source, ArraySource) else np.dtype(np.float64)
+        filled = result.mean.astype(dtype, copy=False)
         if return_std:
-            return result.mean, result.std
-        return result.mean
+            return filled, result.std.astype(dtype, copy=False)
+        return filled
