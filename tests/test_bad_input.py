@@ -87,7 +87,7 @@ def test_bad_sample_weights(weights: object, pattern: str) -> None:
     ("kwargs", "pattern"),
     [
         ({"n_components": 0}, "n_components"),
-        ({"covariance_type": "VEV"}, "covariance_type"),
+        ({"covariance_type": "VXV"}, "covariance_type"),
         ({"weights_init": [0.2, 0.2]}, "sum to 1"),
         ({"means_init": np.zeros((3, 2))}, "means_init has shape"),
         ({"precisions_init": -np.ones((2, 2, 2))}, "positive definite"),

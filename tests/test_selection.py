@@ -271,7 +271,7 @@ def test_nothing_eligible_is_an_error() -> None:
     [
         ({"n_components": []}, "n_components is empty"),
         ({"n_components": [0, 1]}, "integers >= 1"),
-        ({"covariance_types": ["VEV"]}, "unknown covariance type 'VEV'"),
+        ({"covariance_types": ["VXV"]}, "unknown covariance type 'VXV'"),
         ({"covariance_types": []}, "covariance_types is empty"),
         ({"criterion": "dic"}, "unknown criterion 'dic'"),
         ({"n_components": [500]}, "only 300 rows"),

@@ -168,9 +168,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     ----------
     n_components : int, default=1
         Number of mixture components K.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'} or mclust's
-        {'VVV', 'EEE', 'VVI', 'VII'}, default='full'
-        Covariance structure of the components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'} or one of mclust's models
+        {'EII', 'VII', 'EEI', 'VEI', 'EVI', 'VVI', 'EEE', 'VEE', 'EVE', 'VVE', 'EEV', 'VEV',
+        'EVV', 'VVV'} ('E', 'V' for one feature), default='full'
+        Covariance structure of the components; 'full', 'diag', 'tied' and 'spherical' are
+        mclust's VVV, VVI, EEE and VII.
     tol : float, default=1e-3
         Convergence threshold on the change of the mean log-likelihood per iteration.
     reg_covar : float, default=1e-6
@@ -378,6 +380,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _validate_inits(self, n_features: int) -> dict[str, Array | None]:
         K = self.n_components
+        get_covariance(self.covariance_type).check_n_features(n_features)
         out: dict[str, Array | None] = {"weights": None, "means": None, "precisions": None}
         if self.weights_init is not None:
             w = device.to_host(self.weights_init)

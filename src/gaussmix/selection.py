@@ -352,7 +352,7 @@ def min_relative_variance(model: GaussianMixture, data_variance: ArrayLike) -> f
     K, D = model.means_.shape
     cov = get_covariance(model.covariance_type)
     matrices = np.asarray(cov.per_component(model.covariances_, K, D), dtype=np.float64)
-    if cov.name == "tied":
+    if cov.shared_layout:
         matrices = matrices[:1]  # one shared matrix
     inv_sd = 1.0 / np.sqrt(np.asarray(data_variance, dtype=np.float64))
     scaled = (matrices - model.reg_covar * np.eye(D)) * np.outer(inv_sd, inv_sd)

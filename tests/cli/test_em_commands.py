@@ -94,7 +94,7 @@ def test_scaled_fit_predicts_on_raw_data(gaussmix_cli, faithful_csv: Path, tmp_p
     ("args", "message"),
     [
         (("fit", "missing.csv", "-k", "2"), "no such file: missing.csv"),
-        (("fit", "{csv}", "-k", "2", "--covariance", "VEV"), "unknown covariance type 'VEV'"),
+        (("fit", "{csv}", "-k", "2", "--covariance", "VXV"), "unknown covariance type 'VXV'"),
         (("fit", "{csv}", "-k", "2", "--columns", "speed"), "has no column 'speed'"),
         (("fit", "{csv}", "-k", "500"), "500 components need at least 500"),
         (("predict", "{csv}", "{csv}"), "is not a gaussmix model but a text file"),

@@ -282,7 +282,7 @@ def test_info_of_a_scaled_model_shows_the_data_units(
         (("select", "{csv}", "-k", "5..2"), "the range 5..2 is empty"),
         (("select", "{csv}", "-k", "0"), "must be >= 1"),
         (("select", "{csv}", "-k", "1..500"), "272 rows of data; 500 components need at least 500"),
-        (("select", "{csv}", "-c", "VEV"), "unknown covariance type 'VEV'"),
+        (("select", "{csv}", "-c", "VXV"), "unknown covariance type 'VXV'"),
         (("select", "{csv}", "--criterion", "dic"), "unknown criterion 'dic'"),
         (("select", "{csv}", "--columns", "speed"), "has no column 'speed'"),
         (("select", "{csv}", "--columns", ","), "names no column"),

@@ -201,11 +201,11 @@ def test_offset_by_a_million_gives_the_same_covariances(
 
 
 def test_registry_and_mclust_aliases() -> None:
-    assert set(REGISTRY) == set(COVARIANCE_TYPES)
+    assert set(COVARIANCE_TYPES) <= set(REGISTRY)
     for alias, name in {"VVV": "full", "VVI": "diag", "EEE": "tied", "VII": "spherical"}.items():
         assert get_covariance(alias) is REGISTRY[name]
-    with pytest.raises(ValueError, match="unknown covariance type 'VEV'"):
-        get_covariance("VEV")
+    with pytest.raises(ValueError, match="unknown covariance type 'VXV'"):
+        get_covariance("VXV")
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

@@ -17,6 +17,11 @@ tied        EEE            (D, D)             (D, D)
 spherical   VII            (K,)               (K,)
 =========== ============== ================== =====================================
 
+mclust's other ten models and its two for one feature keep their covariances in one of these
+layouts and differ only in their M-step (``constrain``, from ``constrained.py``): EII, E and V
+in the spherical one, EEI, VEI and EVI in the diagonal one, VEE, EVE, VVE, EEV, VEV and EVV in
+the full one. Their names are their own (``name == mclust``).
+
 ``precisions_cholesky`` P satisfies Sigma^{-1} = P P'. From a covariance Sigma = C C' (C lower)
 it is P = C^{-T}, so that (x - mu)' Sigma^{-1} (x - mu) = ||(x - mu)' P||^2 and
 log det Sigma^{-1} = 2 sum log diag P.
@@ -31,13 +36,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg.lapack import dtrtri
 
+from gaussmix.em import constrained
 from gaussmix.em.blas import gram, times_upper_in_place
 from gaussmix.em.errors import DegenerateCovarianceError
 from gaussmix.errors import GaussmixError
@@ -151,6 +157,7 @@ class Covariance(ABC):
     mclust: ClassVar[str]
     description: ClassVar[str]
     matrix_layout: ClassVar[bool]  # True when covariances are whole (symmetric) matrices
+    shared_layout: ClassVar[bool] = False  # True when one stored matrix serves every component
     # the C loop (compiled.features) that builds this type's natural-kernel features, if any
     features_kernel: ClassVar[str | None] = None
 
@@ -239,17 +246,37 @@ class Covariance(ABC):
         """The zero of ``second_moment`` (the statistic of no rows)."""
 
     # --- M-step ----------------------------------------------------------------------------
-    @abstractmethod
-    def covariances(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
-        """Covariances from the shifted statistic.
+    def covariances(
+        self, sxx: Array, nk: Array, d: Array, reg_covar: float, start: Array | None = None
+    ) -> Array:
+        """Covariances from the shifted statistic: the model's M-step (``constrain``) applied to
+        the layout's regularised scatter (``scatter``).
 
         Parameters
         ----------
         sxx : second moment about the shifts, as returned by ``second_moment`` summed over chunks.
         nk : (K,) effective counts N_k.
         d : (K, D) the mean's move from the shift, d_k = mu_k - c_k.
-        reg_covar : added to the diagonal.
+        reg_covar : added to the diagonal (as N_k reg_covar I to each scatter W_k).
+        start : the previous covariances (this layout), where an iterative M-step starts.
         """
+        return self.constrain(self.scatter(sxx, nk, d, reg_covar), nk, start)
+
+    @abstractmethod
+    def scatter(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
+        """The scatter about the means, W_k + N_k reg_covar I with
+        W_k = sum_n q_kn (x_n - mu_k)(x_n - mu_k)', in this layout: (K, D, D) whole, (K, D) the
+        diagonals, (D, D) their sum over k, or (K,) the mean of each diagonal."""
+
+    @abstractmethod
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        """The model's M-step: covariances (this layout) maximising
+        -1/2 sum_k [N_k log det Sigma_k + tr(W_k Sigma_k^{-1})] over the model, from ``scatter``
+        (``scatter``'s layout), the counts nk (K,) and, for iterative M-steps, a start."""
+
+    def check_n_features(self, n_features: int) -> None:
+        """Raise ValueError when the model does not apply to data with ``n_features`` columns."""
+        return None  # every model but mclust's univariate E and V applies to any number
 
     @abstractmethod
     def precisions_cholesky(self, covariances: Array) -> Array:
@@ -419,13 +446,16 @@ class Full(_Matrix):
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         return np.zeros((n_components, n_features, n_features))
 
-    def covariances(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
+    def scatter(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
         # sum_n q (x - mu)(x - mu)' = S - N d d'   since x - mu = z - d
-        cov = sxx / nk[:, None, None] - d[:, :, None] * d[:, None, :]
-        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
-        n_features = cov.shape[-1]
-        cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
-        return cov
+        W = sxx - nk[:, None, None] * d[:, :, None] * d[:, None, :]
+        W = 0.5 * (W + np.swapaxes(W, 1, 2))
+        n_features = W.shape[-1]
+        W[:, np.arange(n_features), np.arange(n_features)] += (nk * reg_covar)[:, None]
+        return W
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return scatter / nk[:, None, None]
 
     def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
         return covariances
@@ -476,6 +506,7 @@ class Tied(_Matrix):
     name = "tied"
     mclust = "EEE"
     description = "all components share one general covariance matrix"
+    shared_layout = True
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_features, n_features)
@@ -501,12 +532,15 @@ class Tied(_Matrix):
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         return np.zeros((n_features, n_features))
 
-    def covariances(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
+    def scatter(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
         # sum_k sum_n q (x - mu_k)(x - mu_k)' = S - sum_k N_k d_k d_k'
-        cov = (sxx - (nk[:, None] * d).T @ d) / nk.sum()
-        cov = 0.5 * (cov + cov.T)
-        cov.flat[:: cov.shape[0] + 1] += reg_covar
-        return cov
+        W = sxx - (nk[:, None] * d).T @ d
+        W = 0.5 * (W + W.T)
+        W.flat[:: W.shape[0] + 1] += nk.sum() * reg_covar
+        return W
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return scatter / nk.sum()
 
     def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
         return np.broadcast_to(covariances, (n_components, *covariances.shape))
@@ -568,8 +602,11 @@ class Diag(_Scales):
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         return np.zeros((n_components, n_features))
 
-    def covariances(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
-        return _rounded_variance(sxx / nk[:, None] - d * d) + reg_covar
+    def scatter(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
+        return nk[:, None] * (_rounded_variance(sxx / nk[:, None] - d * d) + reg_covar)
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return scatter / nk[:, None]
 
     def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
         return covariances[:, :, None] * np.eye(n_features)
@@ -619,10 +656,14 @@ class Spherical(_Scales):
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         return np.zeros(n_components)
 
-    def covariances(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
-        # the mean of the diagonal variances, as scikit-learn does
+    def scatter(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
+        # the mean of the scatter's diagonal (scikit-learn's variance is its mean over N_k)
         n_features = d.shape[1]
-        return _rounded_variance(sxx / nk - (d * d).sum(axis=1)) / n_features + reg_covar
+        variance = _rounded_variance(sxx / nk - (d * d).sum(axis=1)) / n_features
+        return nk * (variance + reg_covar)
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return scatter / nk
 
     def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
         return covariances[:, None, None] * np.eye(n_features)
@@ -646,8 +687,191 @@ class Spherical(_Scales):
         return Gq[0].copy()
 
 
-REGISTRY: dict[str, Covariance] = {cls.name: cls() for cls in (Full, Diag, Tied, Spherical)}
-ALIASES: dict[str, str] = {cov.mclust: name for name, cov in REGISTRY.items()}
+# --- mclust's other models ---------------------------------------------------------------
+# Each stores its covariances in one of the four layouts above, so the E-step kernels serve it
+# unchanged, and brings its own M-step from the layout's scatter (``constrained.py``): closed
+# form where one exists, else the monotone iterations there. Counts are mclust's nVarParams.
+
+
+class EII(Spherical):
+    name = mclust = "EII"
+    description = "all components share one single variance"
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return 1
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return np.full_like(scatter, scatter.sum() / nk.sum())
+
+
+class _Univariate(Covariance):
+    """mclust's names for one feature (E: equal variance, V: variable variance)."""
+
+    def check_n_features(self, n_features: int) -> None:
+        if n_features != 1:
+            raise ValueError(
+                f"covariance_type {self.name!r} is for one feature and the data have "
+                f"{n_features}; use {self.multivariate!r} for several"
+            )
+
+    multivariate: ClassVar[str]
+
+
+class E(_Univariate, EII):
+    name = mclust = "E"
+    multivariate = "EII"
+    description = "one feature, one variance shared by all components"
+
+
+class V(_Univariate, Spherical):
+    name = mclust = "V"
+    multivariate = "VII"
+    description = "one feature, each component has its own variance"
+
+
+class EEI(Diag):
+    name = mclust = "EEI"
+    description = "all components share one diagonal covariance matrix"
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return n_features
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return constrained.eei(scatter, nk)
+
+
+class VEI(Diag):
+    name = mclust = "VEI"
+    description = "diagonal, each component has its own volume, all share one shape"
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return n_components + n_features - 1
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return constrained.vei(scatter, nk, start)
+
+
+class EVI(Diag):
+    name = mclust = "EVI"
+    description = "diagonal, all share one volume, each component has its own shape"
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return 1 + n_components * (n_features - 1)
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return constrained.evi(scatter, nk)
+
+
+def _n_rotations(n_features: int) -> int:
+    """Free parameters of an orientation (a D x D orthogonal matrix): D(D - 1)/2."""
+    return n_features * (n_features - 1) // 2
+
+
+class VEE(Full):
+    name = mclust = "VEE"
+    description = "each component has its own volume; all share one shape and orientation"
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return n_components + n_features - 1 + _n_rotations(n_features)
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return constrained.vee(scatter, nk, start)
+
+
+class EVE(Full):
+    name = mclust = "EVE"
+    description = "all share one volume and orientation; each component has its own shape"
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return 1 + n_components * (n_features - 1) + _n_rotations(n_features)
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return constrained.common_orientation(scatter, nk, constrained.evi, self.name, start)
+
+
+class VVE(Full):
+    name = mclust = "VVE"
+    description = "all share one orientation; each component has its own volume and shape"
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return n_components * n_features + _n_rotations(n_features)
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return constrained.common_orientation(scatter, nk, constrained.vvi, self.name, start)
+
+
+class EEV(Full):
+    name = mclust = "EEV"
+    description = "all share one volume and shape; each component has its own orientation"
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return n_features + n_components * _n_rotations(n_features)
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return constrained.free_orientation(scatter, nk, constrained.eei)
+
+
+class VEV(Full):
+    name = mclust = "VEV"
+    description = "all share one shape; each component has its own volume and orientation"
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return n_components + n_features - 1 + n_components * _n_rotations(n_features)
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return constrained.free_orientation(scatter, nk, partial(constrained.vei, model="VEV"))
+
+
+class EVV(Full):
+    name = mclust = "EVV"
+    description = "all share one volume; each component has its own shape and orientation"
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return 1 - n_components + n_components * n_features * (n_features + 1) // 2
+
+    def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
+        return constrained.free_orientation(scatter, nk, constrained.evi)
+
+
+_TYPES: tuple[type[Covariance], ...] = (
+    Full,
+    Diag,
+    Tied,
+    Spherical,
+    EII,
+    EEI,
+    VEI,
+    EVI,
+    VEE,
+    EVE,
+    VVE,
+    EEV,
+    VEV,
+    EVV,
+    E,
+    V,
+)
+REGISTRY: dict[str, Covariance] = {cls.name: cls() for cls in _TYPES}
+ALIASES: dict[str, str] = {cov.mclust: name for name, cov in REGISTRY.items() if cov.mclust != name}
+
+# mclust's fourteen models in its order (its tables' columns), and its two for one feature
+MCLUST_MODELS: tuple[str, ...] = (
+    "EII",
+    "VII",
+    "EEI",
+    "VEI",
+    "EVI",
+    "VVI",
+    "EEE",
+    "VEE",
+    "EVE",
+    "VVE",
+    "EEV",
+    "VEV",
+    "EVV",
+    "VVV",
+)
+UNIVARIATE_MODELS: tuple[str, ...] = ("E", "V")
 
 
 def get_covariance(name: str) -> Covariance:

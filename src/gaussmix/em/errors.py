@@ -18,3 +18,7 @@ class DegenerateCovarianceError(GaussmixError):
 
 class ComponentCollapseWarning(UserWarning):
     """A component's weight collapsed and it was re-initialised at the worst-explained point."""
+
+
+class InnerIterationWarning(UserWarning):
+    """An iterative M-step (VEI, VEE, EVE, VVE, VEV) stopped at its cap of inner iterations."""

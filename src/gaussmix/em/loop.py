@@ -146,13 +146,13 @@ def run_em(
             )
         history.append(lower_bound)
         try:
-            new_params = mstep(stats, params.covariance, reg_covar)
+            new_params = mstep(stats, params.covariance, reg_covar, params.covariances)
         except DegenerateCovarianceError:
             if np.dtype(dtype) == np.float64:
                 raise
             # single-precision sums lost a thin direction: redo this pass in float64
             stats = pass_stats(workers, rows, params, np.float64, missing)
-            new_params = mstep(stats, params.covariance, reg_covar)
+            new_params = mstep(stats, params.covariance, reg_covar, params.covariances)
         params = new_params
         collapsed = np.flatnonzero(stats.nk < COLLAPSED_WEIGHT * stats.n)
         if collapsed.size and np.isfinite(stats.worst_loglik):

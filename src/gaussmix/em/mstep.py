@@ -31,25 +31,32 @@ _NK_FLOOR = 10.0 * np.finfo(np.float64).eps
 
 
 def estimate(
-    stats: SuffStats, covariance: Covariance, reg_covar: float
+    stats: SuffStats, covariance: Covariance, reg_covar: float, start: Array | None = None
 ) -> tuple[Array, Array, Array]:
-    """Weights (K,), means (K, D) and covariances (type layout) from merged statistics."""
+    """Weights (K,), means (K, D) and covariances (type layout) from merged statistics; an
+    iterative M-step starts from the covariances ``start`` (type layout) when given."""
     nk = stats.nk + _NK_FLOOR
     d = stats.sx / nk[:, None]  # mu_k - c_k
     weights = nk / nk.sum()  # pi_k = N_k / N
-    return weights, stats.shift + d, covariance.covariances(stats.sxx, nk, d, reg_covar)
+    return weights, stats.shift + d, covariance.covariances(stats.sxx, nk, d, reg_covar, start)
 
 
-def mstep(stats: SuffStats, covariance: Covariance, reg_covar: float) -> Params:
+def mstep(
+    stats: SuffStats, covariance: Covariance, reg_covar: float, start: Array | None = None
+) -> Params:
     """New parameters from the merged statistics of all rows.
+
+    The means maximise the surrogate whatever the covariances are, so the covariances are the
+    covariance model's M-step at those means (``Covariance.constrain``).
 
     Parameters
     ----------
     stats : statistics of the whole data set, taken about shifts c_k.
     covariance : the covariance structure.
     reg_covar : non-negative number added to the diagonal of every covariance.
+    start : the current covariances, where an iterative M-step starts (so EM stays monotone).
     """
-    weights, means, covariances = estimate(stats, covariance, reg_covar)
+    weights, means, covariances = estimate(stats, covariance, reg_covar, start)
     return Params(
         weights=weights,
         means=means,
@@ -146,13 +153,14 @@ def mstep_from_resp(
     Parameters
     ----------
     X : (n, D) data.  resp : (n, K) responsibilities q_kn.
-    covariance_type : 'full', 'diag', 'tied', 'spherical' or an mclust alias.
+    covariance_type : a name of the covariance registry ('full', 'diag', 'tied', 'spherical',
+        or one of mclust's models 'EII' ... 'VVV', 'E', 'V').
     reg_covar : added to the diagonal.  weights : (n,) sample weights or None.
 
     Returns
     -------
-    weights (K,), means (K, D), covariances (full (K, D, D), diag (K, D), tied (D, D),
-    spherical (K,)).
+    weights (K,), means (K, D), covariances in the type's layout (full (K, D, D), diag (K, D),
+    tied (D, D), spherical (K,); ``gaussmix.em.covariance``).
     """
     X = np.asarray(X, dtype=np.float64)
     resp = np.asarray(resp, dtype=np.float64)

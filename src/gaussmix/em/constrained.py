@@ -1,0 +1,228 @@
+"""M-steps of the constrained covariance models Sigma_k = lambda_k D_k A_k D_k'.
+
+Banfield and Raftery (1993) write a covariance as volume lambda_k (a number), shape A_k
+(diagonal, det A_k = 1) and orientation D_k (orthogonal); each of the three is either the same
+for every component (E), free per component (V), or, for shape and orientation, the identity (I).
+With the responsibilities fixed, the covariance part of the surrogate is, to maximise,
+
+    Q(Sigma) = -1/2 sum_k [N_k log det Sigma_k + tr(W_k Sigma_k^{-1})]
+
+with W_k = sum_n q_kn (x_n - mu_k)(x_n - mu_k)' the weighted scatter (plus N_k reg_covar I, which
+is how ``reg_covar`` enters: for the unconstrained models it is the same as adding it to the
+covariance, and for the others it keeps the result inside the model).
+
+One decomposition serves all fourteen models: the *eigenvalue* structure (the four diagonal
+models EEI, VEI, EVI, VVI) is solved on diagonal statistics S (K, D), and the orientation decides
+which statistics those are:
+
+- I (axis-aligned): S_k = diag(W_k);
+- V (free orientation): S_k = the eigenvalues of W_k (descending) and D_k its eigenvectors, optimal
+  for any eigenvalues by von Neumann's trace inequality (Celeux and Govaert 1995);
+- E (common orientation): S_k = diag(D' W_k D) for the common D, which has no closed form except
+  for EEE. D is improved by the two majorise-minimise steps of Browne and McNicholas (2014), each
+  an orthogonal Procrustes problem, alternated with the exact eigenvalue step; VEE instead
+  alternates the exact updates of C = D A D' and the volumes (Celeux and Govaert 1995).
+
+Every iteration maximises Q over one block of parameters, or a minorant of it that touches at the
+current point, so Q never decreases; an iteration stops when Q changes by less than
+``INNER_TOL`` relatively, or at ``INNER_MAX_ITER`` with an ``InnerIterationWarning`` naming the
+model and the change left. VEI's problem is convex in the logarithms of volumes and shapes, so
+its iteration finds the maximum; VEE's and the common-orientation ones start from the previous
+parameters when given (so EM stays monotone) or from the pooled scatter's eigenvectors.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gaussmix.em.errors import InnerIterationWarning
+
+Array = NDArray[np.float64]
+
+INNER_MAX_ITER = 500
+INNER_TOL = 1e-13
+
+# An eigenvalue solver: diagonal statistics S (K, D) and counts N (K,) -> variances (K, D),
+# optionally warm-started from earlier variances (K, D).
+EigenSolver = Callable[[Array, Array, "Array | None"], Array]
+
+
+def diag_objective(S: Array, nk: Array, variances: Array) -> float:
+    """-2 Q for diagonal covariances: sum_k [N_k sum_j log v_kj + sum_j S_kj / v_kj]."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float((nk[:, None] * np.log(variances) + S / variances).sum())
+
+
+def _geometric_mean(values: Array) -> Array:
+    with np.errstate(divide="ignore"):
+        return np.asarray(np.exp(np.log(values).mean(axis=-1)))
+
+
+def _cap_reached(model: str, change: float) -> None:
+    warnings.warn(
+        f"the {model} M-step stopped at its cap of {INNER_MAX_ITER} inner iterations with the "
+        f"surrogate still changing by {change:.1e} (relative); the fit may be slightly off",
+        InnerIterationWarning,
+        stacklevel=4,
+    )
+
+
+def _converged(previous: float, current: float) -> bool:
+    if not np.isfinite(current):
+        return True  # a degenerate fit: the caller's positivity check says so
+    return abs(previous - current) <= INNER_TOL * (1.0 + abs(current))
+
+
+# --- the four eigenvalue structures --------------------------------------------------------
+def vvi(S: Array, nk: Array, start: Array | None = None) -> Array:
+    """Free volume and shape: v_k = S_k / N_k."""
+    return S / nk[:, None]
+
+
+def eei(S: Array, nk: Array, start: Array | None = None) -> Array:
+    """Common volume and shape: v_k = sum_k S_k / N for every k."""
+    return np.broadcast_to(S.sum(axis=0) / nk.sum(), S.shape).copy()
+
+
+def evi(S: Array, nk: Array, start: Array | None = None) -> Array:
+    """Common volume, free shape: A_k = S_k / g(S_k), lambda = sum_k g(S_k) / N (g: geometric
+    mean, so det A_k = 1)."""
+    g = _geometric_mean(S)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return S / g[:, None] * (g.sum() / nk.sum())
+
+
+def vei(S: Array, nk: Array, start: Array | None = None, model: str = "VEI") -> Array:
+    """Free volume, common shape, by alternating the exact updates
+    A = sum_k S_k / lambda_k normalised to det 1, lambda_k = sum_j S_kj / A_j / (D N_k)
+    (``model`` names the model in the cap's warning)."""
+    n_features = S.shape[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        volume = S.mean(axis=1) / nk if start is None else _geometric_mean(start)  # (K,)
+        shape = np.ones(n_features)
+        variances = volume[:, None] * shape
+        objective = diag_objective(S, nk, variances)
+        for _ in range(INNER_MAX_ITER):
+            shape = (S / volume[:, None]).sum(axis=0)
+            shape = shape / _geometric_mean(shape)
+            volume = (S / shape).sum(axis=1) / (n_features * nk)
+            variances = volume[:, None] * shape
+            previous, objective = objective, diag_objective(S, nk, variances)
+            if _converged(previous, objective):
+                return variances
+    _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
+    return variances
+
+
+# --- orientations ------------------------------------------------------------------------
+def free_orientation(W: Array, nk: Array, solve: EigenSolver) -> Array:
+    """Sigma_k = L_k diag(v_k) L_k' with W_k = L_k diag(omega_k) L_k' (omega descending) and
+    v = solve(omega, N): the EEV, VEV, EVV (and VVV) models. W (K, D, D) -> (K, D, D)."""
+    omega, vectors = np.linalg.eigh(W)
+    omega, vectors = omega[:, ::-1], vectors[:, :, ::-1]  # descending, paired with each other
+    variances = solve(np.clip(omega, 0.0, None), nk, None)
+    return _assemble(vectors, variances)
+
+
+def _assemble(vectors: Array, variances: Array) -> Array:
+    """D_k diag(v_k) D_k' for D (D, D) shared or (K, D, D), v (K, D)."""
+    scaled = vectors * variances[:, None, :]
+    cov = np.matmul(scaled, np.swapaxes(np.broadcast_to(vectors, scaled.shape), -1, -2))
+    return np.asarray(0.5 * (cov + np.swapaxes(cov, -1, -2)))
+
+
+def _rotated_diagonals(W: Array, D: Array) -> Array:
+    """diag(D' W_k D) for every k, shape (K, D)."""
+    return np.einsum("ji,kjl,li->ki", D, W, D)
+
+
+def _common_start(W: Array, start: Array | None) -> list[Array]:
+    """Candidate orientations: the pooled scatter's eigenvectors, and the previous one (the
+    eigenvectors of a generic combination of the previous covariances, which share them)."""
+    candidates = [np.linalg.eigh(W.sum(axis=0))[1]]
+    if start is not None:
+        weights = np.arange(1.0, start.shape[0] + 1.0)
+        candidates.append(np.linalg.eigh(np.einsum("k,kij->ij", weights, start))[1])
+    return candidates
+
+
+def _procrustes(F: Array) -> Array:
+    """The orthogonal D maximising tr(D' F): P R' for F = P S R'."""
+    P, _, Rt = np.linalg.svd(F)
+    return np.asarray(P @ Rt)
+
+
+def common_orientation(
+    W: Array, nk: Array, solve: EigenSolver, model: str, start: Array | None = None
+) -> Array:
+    """Sigma_k = D diag(v_k) D' with one orientation D for every k: the EVE and VVE models.
+
+    D is improved by Browne and McNicholas's two MM steps. With M_k = diag(1 / v_k) fixed,
+    tr(W_k D M_k D') is concave in D after subtracting omega_k tr(M_k) (omega_k >= the largest
+    eigenvalue of W_k), so it lies below its tangent; minimising the tangent is the Procrustes
+    problem max tr(D' sum_k (omega_k I - W_k) D_0 M_k). The second step does the same with the
+    roles of W_k and M_k exchanged (in D'). The eigenvalues are then solved exactly for the new D.
+    W (K, D, D) -> covariances (K, D, D).
+    """
+    n_features = W.shape[-1]
+    identity = np.eye(n_features)
+    omega = np.linalg.eigvalsh(W)[:, -1]  # largest eigenvalue of each W_k
+
+    starts = []
+    for D0 in _common_start(W, start):
+        v0 = solve(_rotated_diagonals(W, D0), nk, None)
+        starts.append((diag_objective(_rotated_diagonals(W, D0), nk, v0), D0, v0))
+    objective, D, variances = min(starts, key=lambda candidate: candidate[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(INNER_MAX_ITER):
+            M = 1.0 / variances  # (K, D): the diagonals of the inverse eigenvalue matrices
+            F = sum(((omega[k] * identity - W[k]) @ D) * M[k] for k in range(W.shape[0]))
+            D = _procrustes(np.asarray(F))
+            # second step, in E = D': max tr(E' sum_k (m_k I - M_k) E_0 W_k), m_k = max M_k
+            E = D.T
+            G = sum((M[k].max() - M[k])[:, None] * (E @ W[k]) for k in range(W.shape[0]))
+            D = _procrustes(np.asarray(G)).T
+            S = _rotated_diagonals(W, D)
+            variances = solve(S, nk, variances)
+            previous, objective = objective, diag_objective(S, nk, variances)
+            if _converged(previous, objective):
+                return _assemble(D, variances)
+    _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
+    return _assemble(D, variances)
+
+
+def vee(W: Array, nk: Array, start: Array | None = None) -> Array:
+    """Sigma_k = lambda_k C with det C = 1, by alternating the exact updates
+    C = sum_k W_k / lambda_k normalised to det 1 and lambda_k = tr(W_k C^{-1}) / (D N_k).
+    W (K, D, D) -> covariances (K, D, D)."""
+    n_features = W.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if start is None:
+            volume = np.trace(W, axis1=1, axis2=2) / (n_features * nk)
+        else:
+            volume = np.exp(np.linalg.slogdet(start)[1] / n_features)
+        objective = np.inf
+        C = np.full((n_features, n_features), np.nan)
+        for _ in range(INNER_MAX_ITER):
+            C = np.einsum("k,kij->ij", 1.0 / volume, W)
+            sign, logdet = np.linalg.slogdet(C)
+            if sign <= 0:  # a singular scatter: degenerate, the caller's check says so
+                C = np.full_like(C, np.nan)
+                break
+            C = C / np.exp(logdet / n_features)
+            C_inv = np.linalg.inv(C)
+            traces = np.einsum("kij,ji->k", W, C_inv)
+            volume = traces / (n_features * nk)
+            # -2Q = sum_k N_k D log lambda_k + tr(W_k C^{-1}) / lambda_k   (det C = 1)
+            previous = objective
+            objective = float((nk * n_features * np.log(volume) + traces / volume).sum())
+            if _converged(previous, objective):
+                break
+        else:
+            _cap_reached("VEE", abs(previous - objective) / (1.0 + abs(objective)))
+        cov = volume[:, None, None] * C
+    return np.asarray(0.5 * (cov + np.swapaxes(cov, 1, 2)))
