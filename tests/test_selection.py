@@ -40,8 +40,9 @@ def small(blobs: np.ndarray) -> SelectionResult:
 
 @pytest.fixture(scope="module")
 def faithful_selection(faithful: np.ndarray) -> SelectionResult:
-    # the defaults, both cores: nothing here is tuned for this data
-    return select(faithful, random_state=0)
+    # the defaults but the four scikit-learn types, both cores: nothing here is tuned for this
+    # data (all fourteen models: tests/em/test_covariance_models.py and the benchmark)
+    return select(faithful, covariance_types=("spherical", "diag", "tied", "full"), random_state=0)
 
 
 def collapsing_data() -> np.ndarray:
@@ -69,7 +70,8 @@ def test_each_cell_is_the_gaussian_mixture_fit(blobs: np.ndarray, small: Selecti
         alone = GaussianMixture(
             record.n_components,
             covariance_type=record.covariance_type,
-            n_init=1,
+            n_init=1,  # select's first start is mclust's hierarchical one
+            init_params="hc",
             random_state=0,
             tol=1e-5,
             max_iter=1000,

@@ -53,6 +53,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covariance
+from gaussmix.em.covariance import MCLUST_MODELS, UNIVARIATE_MODELS
 from gaussmix.em.errors import ComponentCollapseWarning
 from gaussmix.errors import GaussmixError
 from gaussmix.mixture import GaussianMixture
@@ -87,8 +88,9 @@ class FitRecord:
     Attributes
     ----------
     n_components : K.
-    covariance_type : scikit-learn name ('spherical', 'diag', 'tied', 'full').
-    mclust : mclust's name of the type ('VII', 'VVI', 'EEE', 'VVV').
+    covariance_type : the registry's name ('spherical', 'diag', 'tied', 'full', or mclust's
+        for its other models, e.g. 'VEV').
+    mclust : mclust's name of the type ('VII', 'VVI', 'EEE', 'VVV', 'VEV', ...).
     log_likelihood : total log-likelihood log L of the data under the fit (NaN if it failed).
     n_parameters : free parameters p (covariances, means, K - 1 weights).
     entropy : classification entropy EN = -sum_n sum_k t_nk log t_nk (>= 0).
@@ -383,16 +385,28 @@ def _fit_cell(
 ) -> tuple[FitRecord, GaussianMixture | None]:
     """Fit one cell of the grid and compute its record (runs in a joblib worker)."""
     cov = get_covariance(covariance_type)
-    model = GaussianMixture(
-        n_components, covariance_type=covariance_type, random_state=random_state, **params
-    )
+    plan = _starts(params["init_params"], params["n_init"], n_components)
+    model: GaussianMixture | None = None
+    failure: DegenerateCovarianceError | None = None
     with warnings.catch_warnings():
         # reported once for the whole grid by ``select``, from ``converged_``
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", ComponentCollapseWarning)
-        try:
-            model.fit(X)
-        except DegenerateCovarianceError as exc:
+        for method, n_init in plan:
+            candidate = GaussianMixture(
+                n_components,
+                covariance_type=covariance_type,
+                random_state=random_state,
+                **(params | {"init_params": method, "n_init": n_init}),
+            )
+            try:
+                candidate.fit(X)
+            except DegenerateCovarianceError as exc:
+                failure = exc
+                continue
+            if model is None or candidate.log_likelihood_ > model.log_likelihood_:
+                model = candidate
+        if model is None:
             # mclust's NA: a covariance became singular (possible only with reg_covar = 0)
             nan = float("nan")
             record = FitRecord(
@@ -409,7 +423,7 @@ def _fit_cell(
                 degenerate=True,
                 converged=False,
                 n_iter=0,
-                error=str(exc),
+                error=str(failure),
             )
             return record, None
     n = model.n_samples_fit_
@@ -436,8 +450,43 @@ def _fit_cell(
     return record, model
 
 
+# select's default starts: mclust's hierarchical one, and k-means on standardised columns
+MCLUST_STARTS = "hc+kmeans"
+# methods whose every start is the same for one component (all rows in one cluster)
+_ONE_CLUSTER_STARTS = {MCLUST_STARTS, "hc", "kmeans", "kmeans_standardised"}
+
+
+def _starts(init_params: str, n_init: int, n_components: int) -> list[tuple[str, int]]:
+    """(init method, initialisations) of one cell: ``MCLUST_STARTS`` is the hierarchical start
+    and n_init - 1 standardised k-means ones; with one component these coincide, and run once."""
+    if n_components == 1 and init_params in _ONE_CLUSTER_STARTS:
+        return [("kmeans", 1)]
+    if init_params == MCLUST_STARTS:
+        return [("hc", 1)] + ([("kmeans_standardised", n_init - 1)] if n_init > 1 else [])
+    return [(init_params, n_init)]
+
+
+def expand_covariance_types(names: str | Iterable[str], n_features: int) -> list[str]:
+    """The registry names of a grid's covariance types: ``'all'`` is mclust's fourteen models
+    (its two, E and V, for one feature); other names are canonicalised, duplicates dropped."""
+    listed = [names] if isinstance(names, str) else list(names)
+    if not listed:
+        raise ValueError("covariance_types is empty; give at least one, e.g. 'full' or 'all'")
+    types: list[str] = []
+    for name in listed:
+        if name == "all":
+            expanded = list(UNIVARIATE_MODELS if n_features == 1 else MCLUST_MODELS)
+        else:
+            expanded = [name]
+        for one in expanded:
+            canonical = canonical_name(one)
+            if canonical not in types:
+                types.append(canonical)
+    return types
+
+
 def _check_grid(
-    n_components: int | Iterable[int], covariance_types: str | Iterable[str]
+    n_components: int | Iterable[int], covariance_types: str | Iterable[str], n_features: int
 ) -> tuple[list[int], list[str]]:
     ks = [int(n_components)] if isinstance(n_components, (int, np.integer)) else list(n_components)
     if not ks:
@@ -446,34 +495,25 @@ def _check_grid(
         if not isinstance(k, Integral) or isinstance(k, bool) or k < 1:
             raise ValueError(f"n_components must hold integers >= 1; got {k!r}")
     ks = sorted({int(k) for k in ks})
-    names = [covariance_types] if isinstance(covariance_types, str) else list(covariance_types)
-    if not names:
-        raise ValueError("covariance_types is empty; give at least one, e.g. 'full'")
-    types: list[str] = []
-    for name in names:
-        canonical = canonical_name(name)
-        if canonical not in types:
-            types.append(canonical)
-    return ks, types
+    return ks, expand_covariance_types(covariance_types, n_features)
 
 
-def _cost(cell: tuple[int, str]) -> tuple[int, int]:
+def _cost(cell: tuple[int, str], n_features: int) -> tuple[int, int]:
     # largest K and richest covariance first, so that the last task to finish is a short one
-    richness = {"spherical": 0, "diag": 1, "tied": 2, "full": 3}
-    return (-cell[0], -richness.get(cell[1], 0))
+    return (-cell[0], -get_covariance(cell[1]).n_parameters(cell[0], n_features))
 
 
 def select(
     X: ArrayLike,
     n_components: int | Iterable[int] = range(1, 10),
-    covariance_types: str | Iterable[str] = COVARIANCE_TYPES,
+    covariance_types: str | Iterable[str] = "all",
     criterion: str = "bic",
     *,
-    n_init: int = 5,
+    n_init: int = 3,
     tol: float = 1e-5,
     max_iter: int = 1000,
     reg_covar: float = 1e-6,
-    init_params: str = "kmeans",
+    init_params: str = MCLUST_STARTS,
     random_state: int | np.random.RandomState | None = None,
     singular_tol: float = SINGULAR_TOL,
     n_jobs: int | None = -1,
@@ -487,20 +527,24 @@ def select(
         The data (an array, a DataFrame or a ``numpy.memmap``).
     n_components : int or iterable of int, default=range(1, 10)
         The numbers of components K to try.
-    covariance_types : str or iterable of str, default=('spherical', 'diag', 'tied', 'full')
-        The covariance structures to try, by scikit-learn or mclust name (VII, VVI, EEE, VVV).
+    covariance_types : str or iterable of str, default='all'
+        The covariance structures to try, by scikit-learn or mclust name; 'all' is mclust's
+        fourteen models EII ... VVV (E and V for one feature).
     criterion : {'bic', 'icl', 'aic'}, default='bic'
         What chooses ``best``: lowest BIC, ICL or AIC (scikit-learn's sign).
-    n_init : int, default=5
-        Initialisations per fit (k-means from different seeds); the best is kept.
+    n_init : int, default=3
+        Initialisations per fit; the best is kept. With the default ``init_params`` one is
+        mclust's hierarchical start and the others k-means on standardised columns.
     tol : float, default=1e-5
         Convergence threshold on the change of the mean log-likelihood per row.
     max_iter : int, default=1000
         EM iterations per initialisation.
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance.
-    init_params : str, default='kmeans'
-        How initial responsibilities are drawn (see ``GaussianMixture``).
+    init_params : str, default='hc+kmeans'
+        How initial responsibilities are drawn: 'hc+kmeans' as for ``n_init``, or one method of
+        ``GaussianMixture`` for every initialisation. With one component every start of
+        'hc+kmeans', 'hc' and the k-means ones is the same, and one is run.
     random_state : int, RandomState instance or None, default=None
         An int gives every cell the same seed (results do not depend on the order in which
         cells run); a RandomState draws one seed per cell before any fit starts.
@@ -526,11 +570,11 @@ def select(
         constant column, or when every fit is degenerate.
     """
     criterion = _check_criterion(criterion)
-    ks, types = _check_grid(n_components, covariance_types)
     if not singular_tol >= 0:
         raise ValueError(f"singular_tol must be >= 0; got {singular_tol!r}")
     Xv = validate_rows(GaussianMixture(), X, reset=True, ensure_min_samples=2)
     n_samples, n_features = Xv.shape
+    ks, types = _check_grid(n_components, covariance_types, n_features)
     if ks[-1] > n_samples:
         raise GaussmixError(
             f"the grid goes up to K={ks[-1]} components but the data has only {n_samples} "
@@ -554,7 +598,7 @@ def select(
         "init_params": init_params,
         "n_threads": 1,  # the grid is the parallel loop: one thread per fit
     }
-    cells = sorted(((k, t) for t in types for k in ks), key=_cost)
+    cells = sorted(((k, t) for t in types for k in ks), key=lambda c: _cost(c, n_features))
     seeds: dict[tuple[int, str], Any]
     if random_state is None or isinstance(random_state, Integral):
         seeds = dict.fromkeys(cells, random_state)

@@ -43,6 +43,31 @@ def saved_models(faithful_csv: Path) -> dict[str, Path]:
     return out
 
 
+def test_select_all_shows_mclusts_fourteen_models_in_two_blocks(
+    gaussmix_cli, faithful_csv: Path
+) -> None:
+    result = gaussmix_cli(
+        "select",
+        faithful_csv,
+        "-k",
+        "1..2",
+        "-c",
+        "all",
+        "--n-init",
+        "1",
+        "--jobs",
+        "1",
+        "--mclust-sign",
+    )
+    assert result.exit_code == 0, result.output
+    headers = [line for line in result.stdout.splitlines() if line.startswith("┃")]
+    assert len(headers) == 2  # seven models per block, as mclust prints them
+    for name in ("EII", "VEI", "EVI", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV (full)"):
+        assert name in "".join(headers)
+    assert "28 fits" in result.stdout
+    assert "BIC in mclust's sign, higher is better" in result.stdout
+
+
 def json_of(result) -> dict:
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
@@ -56,12 +81,14 @@ def test_select_old_faithful_table_choice_and_pictures(
 ) -> None:
     plot = tmp_path / "select.png"
     model = tmp_path / "best.npz"
-    result = gaussmix_cli("select", faithful_csv, "--plot", plot, "--out", model)
+    result = gaussmix_cli(
+        "select", faithful_csv, "-c", "spherical,diag,tied,full", "--plot", plot, "--out", model
+    )
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "BIC chooses tied (EEE) with K=3: log-likelihood -1126.3" in out
-    header = next(line for line in out.splitlines() if "spherical (VII)" in line)
-    assert all(name in header for name in ("diag (VVI)", "tied (EEE)", "full (VVV)"))
+    header = next(line for line in out.splitlines() if "VII (spherical)" in line)
+    assert all(name in header for name in ("VVI (diag)", "EEE (tied)", "VVV (full)"))
     # nine rows K = 1..9, the chosen cell marked with *, in the EEE column of the row K = 3
     rows = [line for line in out.splitlines() if line.startswith("│")]
     assert [row.split("│")[1].strip() for row in rows] == [str(k) for k in range(1, 10)]

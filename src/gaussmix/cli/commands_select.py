@@ -24,7 +24,6 @@ from numpy.typing import NDArray
 from gaussmix.cli.app import UserError, app, on_closed_pipe, stderr_is_terminal
 from gaussmix.cli.commands_em import (
     MAX_ITER,
-    N_INIT,
     PLOT_COLUMNS_HELP,
     PLOT_KIND_HELP,
     SEED,
@@ -49,7 +48,7 @@ from gaussmix.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, Group
     from rich.table import Table as RichTable
 
     from gaussmix.selection import FitRecord, SelectionResult
@@ -93,15 +92,17 @@ def parse_components(text: str) -> list[int]:
 
 
 def parse_covariances(text: str) -> list[str]:
-    """``--covariance``: 'all', or names separated by commas (scikit-learn's or mclust's)."""
+    """``--covariance``: names separated by commas (scikit-learn's or mclust's); 'all' among
+    them stands for mclust's fourteen models (E and V for one column), expanded by ``select``."""
     from gaussmix.em import canonical_name
-    from gaussmix.selection import COVARIANCE_TYPES
 
-    if text.strip().lower() == "all":
-        return list(COVARIANCE_TYPES)
-    names = [canonical_name(name.strip()) for name in text.split(",") if name.strip()]
+    names = [
+        "all" if name.strip().lower() == "all" else canonical_name(name.strip())
+        for name in text.split(",")
+        if name.strip()
+    ]
     if not names:
-        raise UserError("--covariance names no type; use all, or e.g. tied,full or EEE,VVV")
+        raise UserError("--covariance names no type; use all, or e.g. tied,full or EEE,VEV")
     return list(dict.fromkeys(names))
 
 
@@ -151,26 +152,40 @@ def criterion_title(result: SelectionResult, mclust_sign: bool) -> str:
     )
 
 
-def criterion_table(result: SelectionResult, mclust_sign: bool) -> RichTable:
-    """Rows K, columns covariance types; the chosen fit marked *, degenerate ones !."""
+# select's starts per fit: mclust's hierarchical one and two k-means ones (selection.select)
+SELECT_N_INIT = 3
+
+# columns per table block: mclust prints its fourteen models in two blocks of seven
+_BLOCK_COLUMNS = 7
+
+
+def criterion_table(result: SelectionResult, mclust_sign: bool) -> Group:
+    """Rows K, columns covariance types by mclust's names, in blocks of at most seven columns;
+    the chosen fit marked *, degenerate ones !."""
+    from rich.console import Group
     from rich.table import Table as RichTable
 
     from gaussmix.em import get_covariance
 
-    table = RichTable()
-    table.add_column("K", justify="right")
-    for covariance_type in result.covariance_types:
-        mclust = get_covariance(covariance_type).mclust
-        table.add_column(f"{covariance_type} ({mclust})", justify="right")
+    types = result.covariance_types
     best = getattr(result, "best_record", None)  # None when no fit could be chosen
-    for K in result.n_components:
-        row = [str(K)]
-        for covariance_type in result.covariance_types:
-            record = result.record(K, covariance_type)
-            value = record.value(result.criterion)
-            row.append(_cell(record, -value if mclust_sign else value, best))
-        table.add_row(*row)
-    return table
+    blocks = []
+    for start in range(0, len(types), _BLOCK_COLUMNS):
+        table = RichTable()
+        table.add_column("K", justify="right")
+        for covariance_type in types[start : start + _BLOCK_COLUMNS]:
+            cov = get_covariance(covariance_type)
+            label = cov.mclust if cov.name == cov.mclust else f"{cov.mclust} ({cov.name})"
+            table.add_column(label, justify="right")
+        for K in result.n_components:
+            row = [str(K)]
+            for covariance_type in types[start : start + _BLOCK_COLUMNS]:
+                record = result.record(K, covariance_type)
+                value = record.value(result.criterion)
+                row.append(_cell(record, -value if mclust_sign else value, best))
+            table.add_row(*row)
+        blocks.append(table)
+    return Group(*blocks)
 
 
 def _describe_choice(result: SelectionResult) -> list[str]:
@@ -210,15 +225,19 @@ def select_command(
         typer.Option(
             "--covariance",
             "-c",
-            help="all, or a list: spherical,diag,tied,full or VII,VVI,EEE,VVV.",
+            help="all (mclust's 14 models), or a list: EII,VII,EEI,VEI,EVI,VVI,EEE,VEE,EVE,"
+            "VVE,EEV,VEV,EVV,VVV, or spherical,diag,tied,full (VII,VVI,EEE,VVV).",
         ),
     ] = "all",
     criterion: Annotated[
         str, typer.Option("--criterion", help="bic, icl or aic: what chooses the model.")
     ] = "bic",
     n_init: Annotated[
-        int, typer.Option("--n-init", min=1, help="Initialisations per fit.")
-    ] = N_INIT,
+        int,
+        typer.Option(
+            "--n-init", min=1, help="Starts per fit: mclust's hierarchical one, the rest k-means."
+        ),
+    ] = SELECT_N_INIT,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same for every fit).")] = SEED,
     max_iter: Annotated[int, typer.Option("--max-iter", min=1)] = MAX_ITER,
     tol: Annotated[float, typer.Option("--tol", min=0.0)] = TOL,
@@ -475,8 +494,13 @@ def model_summary(meta: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> dict
 
     fit = meta["fit"]
     cov = get_covariance(meta["params"]["covariance_type"])
-    params = Params(arrays["weights"], arrays["means"], arrays["precisions_cholesky"], cov,
-                    arrays["covariances"])
+    params = Params(
+        arrays["weights"],
+        arrays["means"],
+        arrays["precisions_cholesky"],
+        cov,
+        arrays["covariances"],
+    )
     n_samples = int(fit.get("n_samples") or 0)
     log_lik = fit.get("log_likelihood")
     p = int(params.n_parameters())
@@ -594,7 +618,9 @@ def info(
     )
     weights = np.asarray(arrays["weights"], dtype=np.float64)
     means, matrices = _data_units(
-        weights, np.asarray(arrays["means"], dtype=np.float64), _matrices(meta, arrays),
+        weights,
+        np.asarray(arrays["means"], dtype=np.float64),
+        _matrices(meta, arrays),
         summary["scaling"],
     )
     units = " (in the data's units)" if summary["scaling"] else ""

@@ -44,7 +44,7 @@ from gaussmix.em.errors import InnerIterationWarning
 Array = NDArray[np.float64]
 
 INNER_MAX_ITER = 500
-INNER_TOL = 1e-13
+INNER_TOL = 1e-10
 
 # An eigenvalue solver: diagonal statistics S (K, D) and counts N (K,) -> variances (K, D),
 # optionally warm-started from earlier variances (K, D).
@@ -119,12 +119,14 @@ def vei(S: Array, nk: Array, start: Array | None = None, model: str = "VEI") -> 
 
 
 # --- orientations ------------------------------------------------------------------------
-def free_orientation(W: Array, nk: Array, solve: EigenSolver) -> Array:
+def free_orientation(W: Array, nk: Array, solve: EigenSolver, start: Array | None = None) -> Array:
     """Sigma_k = L_k diag(v_k) L_k' with W_k = L_k diag(omega_k) L_k' (omega descending) and
-    v = solve(omega, N): the EEV, VEV, EVV (and VVV) models. W (K, D, D) -> (K, D, D)."""
+    v = solve(omega, N): the EEV, VEV, EVV (and VVV) models. W (K, D, D) -> (K, D, D); an
+    iterative solver starts from the eigenvalues of the previous covariances ``start``."""
     omega, vectors = np.linalg.eigh(W)
     omega, vectors = omega[:, ::-1], vectors[:, :, ::-1]  # descending, paired with each other
-    variances = solve(np.clip(omega, 0.0, None), nk, None)
+    previous = None if start is None else np.asarray(np.linalg.eigvalsh(start)[:, ::-1], np.float64)
+    variances = solve(np.clip(omega, 0.0, None), nk, previous)
     return _assemble(vectors, variances)
 
 

@@ -819,7 +819,8 @@ class VEV(Full):
         return n_components + n_features - 1 + n_components * _n_rotations(n_features)
 
     def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
-        return constrained.free_orientation(scatter, nk, partial(constrained.vei, model="VEV"))
+        vei = partial(constrained.vei, model="VEV")
+        return constrained.free_orientation(scatter, nk, vei, start)
 
 
 class EVV(Full):

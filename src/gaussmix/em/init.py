@@ -1,7 +1,8 @@
 """Initial parameters, drawn the way scikit-learn draws them.
 
 Each method gives initial responsibilities (hard labels for k-means, k-means++ and
-random_from_data; a random soft matrix for random), from which one M-step gives the
+random_from_data; a random soft matrix for random; mclust's hierarchical agglomeration for hc,
+``hc.py``), from which one M-step gives the
 parameters; user-given weights, means and precisions replace the computed ones. With the same
 ``random_state`` the draws match scikit-learn's, so both libraries start from the same point.
 """
@@ -15,6 +16,7 @@ from numpy.typing import NDArray
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from gaussmix.em.covariance import Covariance
+from gaussmix.em.hc import hc_resp
 from gaussmix.em.mstep import estimate, stats_from_resp
 from gaussmix.em.params import Params
 
@@ -26,6 +28,16 @@ InitMethod = Callable[[Data, int, np.random.RandomState, "Array | None"], NDArra
 
 def _kmeans(X: Data, k: int, rng: np.random.RandomState, w: Array | None) -> NDArray[np.number]:
     return KMeans(n_clusters=k, n_init=1, random_state=rng).fit(X, sample_weight=w).labels_
+
+
+def _kmeans_standardised(
+    X: Data, k: int, rng: np.random.RandomState, w: Array | None
+) -> NDArray[np.number]:
+    # k-means on columns of unit variance: on raw columns one large-scale feature (diabetes'
+    # insulin) decides every start alone
+    X = np.asarray(X, dtype=np.float64)
+    sd = X.std(axis=0)
+    return _kmeans((X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0), k, rng, w)
 
 
 def _kmeans_plusplus(
@@ -47,6 +59,12 @@ def _random_from_data(
     return _one_hot_rows(X.shape[0], k, indices)
 
 
+def _hc(X: Data, k: int, rng: np.random.RandomState, w: Array | None) -> NDArray[np.number]:
+    # deterministic, and the same tree for every K and model of a data set (hc.py); mclust's
+    # agglomeration has no sample weights, so they enter only through the M-step
+    return hc_resp(X, k)
+
+
 def _one_hot_rows(n_rows: int, k: int, indices: NDArray[np.intp]) -> Array:
     resp = np.zeros((n_rows, k))
     resp[indices, np.arange(k)] = 1.0
@@ -55,9 +73,11 @@ def _one_hot_rows(n_rows: int, k: int, indices: NDArray[np.intp]) -> Array:
 
 INIT_METHODS: dict[str, InitMethod] = {
     "kmeans": _kmeans,
+    "kmeans_standardised": _kmeans_standardised,
     "k-means++": _kmeans_plusplus,
     "random": _random,
     "random_from_data": _random_from_data,
+    "hc": _hc,
 }
 
 

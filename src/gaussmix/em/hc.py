@@ -1,0 +1,195 @@
+"""mclust's initialisation: model-based hierarchical agglomeration (Fraley 1998).
+
+Every row starts as its own cluster (identical rows start together); the two clusters whose
+merge raises the classification criterion least are merged, until one is left. mclust's
+default criterion is its unconstrained (VVV) one, made finite for clusters too small for a
+covariance: a cluster of n rows with scatter W costs
+
+    n log( det(W / n) + beta (tr W + alpha) / n )      (n > D and tr W > 0)
+    n log( beta (tr W + alpha) / n )                   (n <= D, or a singular W)
+
+(mclust's hcvvv), with beta = 1 and alpha = tr(scatter of the data) / (N D), and a merge costs
+the merged cluster's term minus its parts'.
+It runs on the data standardised and rotated to their principal axes, each axis divided by the
+square root of its singular value (mclust's ``hcUse = "SVD"``).
+
+The tree depends on the data alone, so it is computed once per data set and kept (keyed by the
+rows' bytes) for every (K, model) of a grid, as mclust does: ``hc_resp(X, k)`` cuts it at k
+clusters. Above ``HC_MAX_ROWS`` rows it is grown on a random subset of that many (mclust's
+``subset`` option) and the other rows take no part in the first M-step.
+
+The merge loop keeps the full matrix of merge costs and each row's minimum; a merge recomputes
+one row of costs (batched over the clusters) and the minima that pointed at the merged pair, so
+a tree of N rows costs O(N^2) determinants of D x D matrices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
+
+HC_MAX_ROWS = 2000
+
+
+def svd_scaled(X: Array) -> Array:
+    """The rows standardised (sd with N - 1), rotated to their principal axes and each axis
+    divided by the square root of its singular value; constant columns are dropped."""
+    X = np.asarray(X, dtype=np.float64)
+    sd = X.std(axis=0, ddof=1) if X.shape[0] > 1 else np.ones(X.shape[1])
+    keep = sd > 0
+    Z = (X[:, keep] - X[:, keep].mean(axis=0)) / sd[keep]
+    _, s, Vt = np.linalg.svd(Z, full_matrices=False)
+    s = s[s > 0]
+    return np.asarray((Z @ Vt[: s.size].T) / np.sqrt(s))
+
+
+def _terms(n: Array, trace: Array, W: Array, alpha: float, n_features: int) -> Array:
+    """The criterion's term of clusters of n (m,) rows, tr W (m,) and scatter W (m, D, D)."""
+    small = (n <= n_features) | (trace <= 0)
+    out = np.log((trace + alpha) / n)
+    big = np.flatnonzero(~small)
+    if big.size:
+        sign, logdet = np.linalg.slogdet(W[big] / n[big, None, None])
+        out[big] = np.logaddexp(np.where(sign > 0, logdet, -np.inf), out[big])
+    return n * out
+
+
+def _pair_terms(
+    n: Array,
+    means: Array,
+    W: Array,
+    trace: Array,
+    i: int,
+    others: NDArray[np.intp],
+    alpha: float,
+) -> tuple[Array, Array, Array, Array]:
+    """(terms, n, tr, W) of cluster i merged with each of ``others``."""
+    n_ij = n[i] + n[others]
+    diff = means[others] - means[i]
+    scale = n[i] * n[others] / n_ij
+    # W_ij = W_i + W_j + n_i n_j / n_ij (m_i - m_j)(m_i - m_j)'
+    W_ij = W[i] + W[others] + scale[:, None, None] * diff[:, :, None] * diff[:, None, :]
+    tr_ij = trace[i] + trace[others] + scale * np.einsum("md,md->m", diff, diff)
+    return _terms(n_ij, tr_ij, W_ij, alpha, means.shape[1]), n_ij, tr_ij, W_ij
+
+
+def hc_tree(Z: Array) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """The merge sequence of the agglomeration of the rows Z (n, D) (already scaled).
+
+    Returns
+    -------
+    groups : (n,) the initial cluster of each row (identical rows share one), numbered 0..m-1.
+    merges : (m - 1, 2) the pairs of initial-cluster ids merged, in order; a merged cluster keeps
+        the smaller id.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    n_rows, n_features = Z.shape
+    _, first, groups = np.unique(Z, axis=0, return_index=True, return_inverse=True)
+    groups = np.asarray(groups).reshape(-1)
+    m = first.size
+    n = np.bincount(groups, minlength=m).astype(np.float64)
+    means = Z[first].copy()
+    W = np.zeros((m, n_features, n_features))
+    trace = np.zeros(m)
+    alpha = max(float(((Z - Z.mean(axis=0)) ** 2).sum()) / (n_rows * n_features), 2.0**-52)
+    term = _terms(n, trace, W, alpha, n_features)
+
+    cost = np.full((m, m), np.inf)
+    for i in range(m - 1):  # row by row: memory O(m D^2) at a time
+        others = np.arange(i + 1, m)
+        merged = _pair_terms(n, means, W, trace, i, others, alpha)[0]
+        cost[i, others] = merged - term[i] - term[others]
+        cost[others, i] = cost[i, others]
+    active = np.ones(m, dtype=bool)
+    row_arg = np.argmin(cost, axis=1)
+    row_min = cost[np.arange(m), row_arg]
+    merges = np.empty((max(m - 1, 0), 2), dtype=np.intp)
+    for step in range(m - 1):
+        a = int(np.argmin(row_min))
+        b = int(row_arg[a])
+        i, j = min(a, b), max(a, b)
+        merges[step] = (i, j)
+        others = np.flatnonzero(active)
+        others = others[(others != i) & (others != j)]
+        pair = np.array([j])
+        new_term, n_ij, tr_ij, W_ij = _pair_terms(n, means, W, trace, i, pair, alpha)
+        means[i] = (n[i] * means[i] + n[j] * means[j]) / n_ij[0]
+        n[i], trace[i], W[i], term[i] = n_ij[0], tr_ij[0], W_ij[0], new_term[0]
+        active[j] = False
+        cost[j, :] = cost[:, j] = np.inf
+        row_min[j] = np.inf
+        if others.size:
+            merged = _pair_terms(n, means, W, trace, i, others, alpha)[0]
+            cost[i, others] = merged - term[i] - term[others]
+        else:
+            cost[i, :] = np.inf
+        cost[others, i] = cost[i, others]
+        row_arg[i] = int(np.argmin(cost[i]))
+        row_min[i] = cost[i, row_arg[i]]
+        # rows whose best partner was i or j look again; the others may now prefer i
+        stale = others[(row_arg[others] == i) | (row_arg[others] == j)]
+        for r in stale:
+            row_arg[r] = int(np.argmin(cost[r]))
+            row_min[r] = cost[r, row_arg[r]]
+        fresh = others[cost[others, i] < row_min[others]]
+        row_arg[fresh] = i
+        row_min[fresh] = cost[fresh, i]
+    return groups, merges
+
+
+def cut(groups: NDArray[np.intp], merges: NDArray[np.intp], k: int) -> NDArray[np.intp]:
+    """Labels 0..k-1 of the rows at the level of the tree with k clusters."""
+    m = merges.shape[0] + 1
+    parent = np.arange(m)
+    for i, j in merges[: max(m - k, 0)]:
+        parent[parent == j] = i
+    _, labels = np.unique(parent[groups], return_inverse=True)
+    return np.asarray(labels).reshape(-1)
+
+
+# the trees of the last few data sets, by a digest of their rows' bytes
+_TREES: OrderedDict[bytes, tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]] = (
+    OrderedDict()
+)
+_KEEP_TREES = 8
+
+
+def _tree(X: Array) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
+    """(rows the tree was grown on, groups, merges) for the rows X, from the cache if there."""
+    key = hashlib.blake2b(X.tobytes(), digest_size=16).digest() + repr(X.shape).encode()
+    if key in _TREES:
+        _TREES.move_to_end(key)
+        return _TREES[key]
+    n_rows = X.shape[0]
+    if n_rows > HC_MAX_ROWS:  # a fixed subset, so that the tree is the data's alone
+        rows = np.sort(np.random.RandomState(0).choice(n_rows, HC_MAX_ROWS, replace=False))
+    else:
+        rows = np.arange(n_rows)
+    groups, merges = hc_tree(svd_scaled(X[rows]))
+    _TREES[key] = (rows, groups, merges)
+    if len(_TREES) > _KEEP_TREES:
+        _TREES.popitem(last=False)
+    return _TREES[key]
+
+
+def hc_resp(X: NDArray[np.floating], k: int) -> Array:
+    """The hierarchical start with k clusters for the rows X (n, D), as one-hot
+    responsibilities (n, k); rows left out of a subsampled tree have none. The tree is grown
+    once per data set (module docstring)."""
+    data = np.ascontiguousarray(X, dtype=np.float64)
+    rows, groups, merges = _tree(data)
+    labels = cut(groups, merges, k)
+    n_clusters = int(labels.max()) + 1 if labels.size else 0
+    if n_clusters < k:
+        raise ValueError(
+            f"init_params='hc' needs {k} distinct rows to start {k} components; the data have "
+            f"{n_clusters}: use fewer components"
+        )
+    resp = np.zeros((data.shape[0], k))
+    resp[rows, labels] = 1.0
+    return resp
