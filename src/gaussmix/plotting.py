@@ -700,12 +700,6 @@ def fit_figure(
 
 
 # mclust's plot symbols and colours per model, in the order of the default grid
-_TYPE_STYLE = {
-    "spherical": ("o", "#1f77b4"),
-    "diag": ("s", "#ff7f0e"),
-    "tied": ("^", "#2ca02c"),
-    "full": ("D", "#d62728"),
-}
 _CRITERION_TEXT = {
     "bic": ("BIC", "2 log L - p log N"),
     "icl": ("ICL", "2 log L - p log N - 2 EN"),
@@ -776,8 +770,8 @@ def draw_criterion_curves(
     off_axis = {"below": False, "above": False}
     crossed = False
     for j, covariance_type in enumerate(result.covariance_types):
-        marker, c = _TYPE_STYLE.get(covariance_type, ("o", color(j)))
-        mclust = get_covariance(covariance_type).mclust
+        cov = get_covariance(covariance_type)
+        marker, c = cov.plot_style
         ax.plot(
             ks,
             usable[:, j],
@@ -785,7 +779,7 @@ def draw_criterion_curves(
             color=c,
             markersize=6,
             linewidth=1.6,
-            label=f"{mclust} ({covariance_type})",
+            label=cov.mclust if cov.mclust == cov.name else f"{cov.mclust} ({cov.name})",
         )
         bad = excluded[:, j] & np.isfinite(values[:, j]) & (values[:, j] <= upper)
         crossed |= bool(bad.any())
@@ -881,7 +875,7 @@ def draw_criterion_curves(
         handles=handles,
         loc="upper center",
         bbox_to_anchor=(0.5, -0.13),
-        ncols=3,
+        ncols=3 if n_types <= 4 else 6,  # mclust's fourteen models and the notes: three rows
         fontsize=8,
         frameon=False,
     )

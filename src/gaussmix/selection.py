@@ -54,7 +54,7 @@ from sklearn.utils import check_random_state
 
 from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covariance
 from gaussmix.em.covariance import MCLUST_MODELS, UNIVARIATE_MODELS
-from gaussmix.em.errors import ComponentCollapseWarning
+from gaussmix.em.errors import ComponentCollapseWarning, InnerIterationWarning
 from gaussmix.errors import GaussmixError
 from gaussmix.mixture import GaussianMixture
 from gaussmix.validation import validate_rows, warn_degenerate_columns
@@ -392,6 +392,7 @@ def _fit_cell(
         # reported once for the whole grid by ``select``, from ``converged_``
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", ComponentCollapseWarning)
+        warnings.simplefilter("ignore", InnerIterationWarning)  # a capped inner M-step
         for method, n_init in plan:
             candidate = GaussianMixture(
                 n_components,

@@ -44,7 +44,7 @@ from gaussmix.em.errors import InnerIterationWarning
 Array = NDArray[np.float64]
 
 INNER_MAX_ITER = 500
-INNER_TOL = 1e-10
+INNER_TOL = 1.5e-8  # mclust's inner tolerance, sqrt(machine epsilon)
 
 # An eigenvalue solver: diagonal statistics S (K, D) and counts N (K,) -> variances (K, D),
 # optionally warm-started from earlier variances (K, D).

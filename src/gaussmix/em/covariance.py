@@ -158,6 +158,7 @@ class Covariance(ABC):
     description: ClassVar[str]
     matrix_layout: ClassVar[bool]  # True when covariances are whole (symmetric) matrices
     shared_layout: ClassVar[bool] = False  # True when one stored matrix serves every component
+    plot_style: ClassVar[tuple[str, str]]  # (matplotlib marker, colour) of its curve in pictures
     # the C loop (compiled.features) that builds this type's natural-kernel features, if any
     features_kernel: ClassVar[str | None] = None
 
@@ -385,6 +386,7 @@ class Full(_Matrix):
     mclust = "VVV"
     description = "each component has its own general covariance matrix"
     features_kernel = "full"
+    plot_style = ("D", "#d62728")
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components, n_features, n_features)
@@ -507,6 +509,7 @@ class Tied(_Matrix):
     mclust = "EEE"
     description = "all components share one general covariance matrix"
     shared_layout = True
+    plot_style = ("^", "#2ca02c")
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_features, n_features)
@@ -580,6 +583,7 @@ class Diag(_Scales):
     mclust = "VVI"
     description = "each component has its own diagonal covariance matrix"
     features_kernel = "diag"
+    plot_style = ("s", "#ff7f0e")
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components, n_features)
@@ -635,6 +639,7 @@ class Spherical(_Scales):
     mclust = "VII"
     description = "each component has its own single variance"
     features_kernel = "spherical"
+    plot_style = ("o", "#1f77b4")
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components,)
@@ -696,6 +701,7 @@ class Spherical(_Scales):
 class EII(Spherical):
     name = mclust = "EII"
     description = "all components share one single variance"
+    plot_style = ("o", "#9ecae1")
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return 1
@@ -732,6 +738,7 @@ class V(_Univariate, Spherical):
 class EEI(Diag):
     name = mclust = "EEI"
     description = "all components share one diagonal covariance matrix"
+    plot_style = ("s", "#fdae6b")
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_features
@@ -743,6 +750,7 @@ class EEI(Diag):
 class VEI(Diag):
     name = mclust = "VEI"
     description = "diagonal, each component has its own volume, all share one shape"
+    plot_style = ("P", "#8c564b")
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_components + n_features - 1
@@ -754,6 +762,7 @@ class VEI(Diag):
 class EVI(Diag):
     name = mclust = "EVI"
     description = "diagonal, all share one volume, each component has its own shape"
+    plot_style = ("X", "#c49c94")
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return 1 + n_components * (n_features - 1)
@@ -770,6 +779,7 @@ def _n_rotations(n_features: int) -> int:
 class VEE(Full):
     name = mclust = "VEE"
     description = "each component has its own volume; all share one shape and orientation"
+    plot_style = ("v", "#9467bd")
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_components + n_features - 1 + _n_rotations(n_features)
@@ -781,6 +791,7 @@ class VEE(Full):
 class EVE(Full):
     name = mclust = "EVE"
     description = "all share one volume and orientation; each component has its own shape"
+    plot_style = ("<", "#c5b0d5")
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return 1 + n_components * (n_features - 1) + _n_rotations(n_features)
@@ -792,6 +803,7 @@ class EVE(Full):
 class VVE(Full):
     name = mclust = "VVE"
     description = "all share one orientation; each component has its own volume and shape"
+    plot_style = (">", "#e377c2")
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_components * n_features + _n_rotations(n_features)
@@ -803,6 +815,7 @@ class VVE(Full):
 class EEV(Full):
     name = mclust = "EEV"
     description = "all share one volume and shape; each component has its own orientation"
+    plot_style = ("p", "#7f7f7f")
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_features + n_components * _n_rotations(n_features)
@@ -814,6 +827,7 @@ class EEV(Full):
 class VEV(Full):
     name = mclust = "VEV"
     description = "all share one shape; each component has its own volume and orientation"
+    plot_style = ("h", "#bcbd22")
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_components + n_features - 1 + n_components * _n_rotations(n_features)
@@ -826,6 +840,7 @@ class VEV(Full):
 class EVV(Full):
     name = mclust = "EVV"
     description = "all share one volume; each component has its own shape and orientation"
+    plot_style = ("*", "#17becf")
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return 1 - n_components + n_components * n_features * (n_features + 1) // 2
