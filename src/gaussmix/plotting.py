@@ -699,7 +699,6 @@ def fit_figure(
     return fig
 
 
-# mclust's plot symbols and colours per model, in the order of the default grid
 _CRITERION_TEXT = {
     "bic": ("BIC", "2 log L - p log N"),
     "icl": ("ICL", "2 log L - p log N - 2 EN"),

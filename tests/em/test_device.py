@@ -122,9 +122,11 @@ def test_arrays_of_other_libraries_need_dispatch_on() -> None:
 
 def test_unsupported_covariance_type_is_one_clear_line() -> None:
     from gaussmix.em import REGISTRY
+    from gaussmix.em.covariance import UNIVARIATE_MODELS
     from gaussmix.em.device import _SCALED
 
-    others = sorted(set(REGISTRY) - set(_SCALED))
+    # mclust's E and V refuse three columns before anything else: leave them out
+    others = sorted(set(REGISTRY) - set(_SCALED) - set(UNIVARIATE_MODELS))
     if not others:
         pytest.skip("every covariance type runs on a device")
     X = mixture_data(5, n=100)

@@ -2,9 +2,9 @@
 
 Each method gives initial responsibilities (hard labels for k-means, k-means++ and
 random_from_data; a random soft matrix for random; mclust's hierarchical agglomeration for hc,
-``hc.py``), from which one M-step gives the
-parameters; user-given weights, means and precisions replace the computed ones. With the same
-``random_state`` the draws match scikit-learn's, so both libraries start from the same point.
+``hc.py``), from which one M-step gives the parameters; user-given weights, means and precisions
+replace the computed ones. With the same ``random_state`` the draws match scikit-learn's, so
+both libraries start from the same point.
 """
 
 from __future__ import annotations
