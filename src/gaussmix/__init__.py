@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING, Any
 from gaussmix.errors import DegenerateDataWarning, GaussmixError
 
 if TYPE_CHECKING:
-    from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
+    from gaussmix.em.errors import (
+        ComponentCollapseWarning,
+        DegenerateCovarianceError,
+        InnerIterationWarning,
+    )
     from gaussmix.impute import GaussianMixtureImputer
     from gaussmix.mixture import GaussianMixture
     from gaussmix.selection import SelectionResult, select
@@ -23,6 +27,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "ComponentCollapseWarning": "gaussmix.em.errors",
     "DegenerateCovarianceError": "gaussmix.em.errors",
+    "InnerIterationWarning": "gaussmix.em.errors",
     "GaussianMixture": "gaussmix.mixture",
     "GaussianMixtureImputer": "gaussmix.impute",
     "SelectionResult": "gaussmix.selection",
@@ -43,6 +48,7 @@ __all__ = [
     "GaussianMixture",
     "GaussianMixtureImputer",
     "GaussmixError",
+    "InnerIterationWarning",
     "SelectionResult",
     "__version__",
     "select",

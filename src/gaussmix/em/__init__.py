@@ -10,8 +10,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gaussmix.em.covariance import ALIASES, REGISTRY, Covariance, canonical_name, get_covariance
-    from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
+    from gaussmix.em.covariance import (
+        ALIASES,
+        MCLUST_MODELS,
+        REGISTRY,
+        UNIVARIATE_MODELS,
+        Covariance,
+        canonical_name,
+        get_covariance,
+    )
+    from gaussmix.em.errors import (
+        ComponentCollapseWarning,
+        DegenerateCovarianceError,
+        InnerIterationWarning,
+    )
     from gaussmix.em.init import INIT_METHODS, initial_params
     from gaussmix.em.loop import EMResult, data_stats, run_em
     from gaussmix.em.mstep import estimate, mstep, mstep_from_resp, stats_from_resp
@@ -22,11 +34,14 @@ if TYPE_CHECKING:
 _LAZY = {
     "ALIASES": "gaussmix.em.covariance",
     "REGISTRY": "gaussmix.em.covariance",
+    "MCLUST_MODELS": "gaussmix.em.covariance",
+    "UNIVARIATE_MODELS": "gaussmix.em.covariance",
     "Covariance": "gaussmix.em.covariance",
     "canonical_name": "gaussmix.em.covariance",
     "get_covariance": "gaussmix.em.covariance",
     "ComponentCollapseWarning": "gaussmix.em.errors",
     "DegenerateCovarianceError": "gaussmix.em.errors",
+    "InnerIterationWarning": "gaussmix.em.errors",
     "INIT_METHODS": "gaussmix.em.init",
     "initial_params": "gaussmix.em.init",
     "EMResult": "gaussmix.em.loop",
@@ -54,11 +69,14 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ALIASES",
     "INIT_METHODS",
+    "MCLUST_MODELS",
     "REGISTRY",
+    "UNIVARIATE_MODELS",
     "ComponentCollapseWarning",
     "Covariance",
     "DegenerateCovarianceError",
     "EMResult",
+    "InnerIterationWarning",
     "Params",
     "SuffStats",
     "canonical_name",
