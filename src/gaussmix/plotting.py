@@ -632,7 +632,7 @@ def _type_label(covariance_type: str) -> str:
     from gaussmix.em import get_covariance
 
     cov = get_covariance(covariance_type)
-    return f"{cov.name} ({cov.mclust})"
+    return cov.label
 
 
 def _model_title(model: GaussianMixture) -> str:
@@ -778,7 +778,7 @@ def draw_criterion_curves(
             color=c,
             markersize=6,
             linewidth=1.6,
-            label=cov.mclust if cov.mclust == cov.name else f"{cov.mclust} ({cov.name})",
+            label=cov.mclust_label,
         )
         bad = excluded[:, j] & np.isfinite(values[:, j]) & (values[:, j] <= upper)
         crossed |= bool(bad.any())

@@ -231,7 +231,7 @@ class SelectionResult:
         b = self.best_record
         return (
             f"SelectionResult({len(self.records)} fits, {self.criterion.upper()} chooses "
-            f"{b.covariance_type} ({b.mclust}) with K={b.n_components})"
+            f"{get_covariance(b.covariance_type).label} with K={b.n_components})"
         )
 
     def record(self, n_components: int, covariance_type: str) -> FitRecord:

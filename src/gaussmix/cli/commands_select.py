@@ -174,9 +174,7 @@ def criterion_table(result: SelectionResult, mclust_sign: bool) -> Group:
         table = RichTable()
         table.add_column("K", justify="right")
         for covariance_type in types[start : start + _BLOCK_COLUMNS]:
-            cov = get_covariance(covariance_type)
-            label = cov.mclust if cov.name == cov.mclust else f"{cov.mclust} ({cov.name})"
-            table.add_column(label, justify="right")
+            table.add_column(get_covariance(covariance_type).mclust_label, justify="right")
         for K in result.n_components:
             row = [str(K)]
             for covariance_type in types[start : start + _BLOCK_COLUMNS]:
@@ -192,7 +190,7 @@ def _describe_choice(result: SelectionResult) -> list[str]:
     b = result.best_record
     name = result.criterion.upper()
     lines = [
-        f"{name} chooses {b.covariance_type} ({b.mclust}) with K={b.n_components}: "
+        f"{name} chooses {get_covariance(b.covariance_type).label} with K={b.n_components}: "
         f"log-likelihood {b.log_likelihood:.2f}, {b.n_parameters} free parameters",
         f"  BIC {b.bic:.2f}, ICL {b.icl:.2f}, AIC {b.aic:.2f} (lower is better); "
         f"mclust's sign: BIC {b.bic_mclust:.2f}, ICL {b.icl_mclust:.2f}",
@@ -593,7 +591,7 @@ def info(
     console.print(
         escape(
             f"{model_path.name}: {summary['n_components']} components, "
-            f"{summary['covariance_type']} ({summary['mclust']}) covariance\n"
+            f"{get_covariance(summary['covariance_type']).label} covariance\n"
             f"fitted on {rows} rows x {summary['n_features']} columns ({', '.join(names)})"
             f"{scaled}"
         )

@@ -275,6 +275,16 @@ class Covariance(ABC):
         -1/2 sum_k [N_k log det Sigma_k + tr(W_k Sigma_k^{-1})] over the model, from ``scatter``
         (``scatter``'s layout), the counts nk (K,) and, for iterative M-steps, a start."""
 
+    @property
+    def label(self) -> str:
+        """The name in sentences: 'tied (EEE)' for scikit-learn's four, 'VEV' for the others."""
+        return self.name if self.name == self.mclust else f"{self.name} ({self.mclust})"
+
+    @property
+    def mclust_label(self) -> str:
+        """The name in mclust's tables and legends: 'EEE (tied)', 'VEV'."""
+        return self.mclust if self.name == self.mclust else f"{self.mclust} ({self.name})"
+
     def check_n_features(self, n_features: int) -> None:
         """Raise ValueError when the model does not apply to data with ``n_features`` columns."""
         return None  # every model but mclust's univariate E and V applies to any number
