@@ -218,3 +218,26 @@ def test_em_is_monotone_for_every_model(
     steps = np.delete(steps, [i for i in reseeded if i < steps.size])
     if steps.size:
         assert steps.min() >= -1e-9, f"{model}: the log-likelihood fell by {-steps.min():.3g}"
+
+
+@pytest.mark.parametrize("model", MCLUST_MODELS)
+def test_a_singular_scatter_is_a_degenerate_covariance_or_a_fit(model: str) -> None:
+    # component 1 has no spread along the second axis: each model either pools it away or says
+    # so as DegenerateCovarianceError, never with a numpy error or a warning
+    W = np.stack([np.diag([1.0, 2.0, 3.0]), np.diag([1.0, 0.0, 2.0])])
+    nk = np.array([3.0, 2.0])
+    cov = get_covariance(model)
+    layout = {
+        (2, 3, 3): W,
+        (2, 3): np.diagonal(W, axis1=1, axis2=2).copy(),
+        (3, 3): W.sum(axis=0),
+        (2,): np.trace(W, axis1=1, axis2=2) / 3,
+    }[cov.shape(2, 3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        covariances = cov.constrain(layout, nk, None)
+        try:
+            cov.precisions_cholesky(covariances)
+        except DegenerateCovarianceError:
+            return
+    assert np.all(np.isfinite(covariances))

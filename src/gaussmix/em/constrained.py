@@ -132,8 +132,9 @@ def free_orientation(W: Array, nk: Array, solve: EigenSolver, start: Array | Non
 
 def _assemble(vectors: Array, variances: Array) -> Array:
     """D_k diag(v_k) D_k' for D (D, D) shared or (K, D, D), v (K, D)."""
-    scaled = vectors * variances[:, None, :]
-    cov = np.matmul(scaled, np.swapaxes(np.broadcast_to(vectors, scaled.shape), -1, -2))
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite: the caller's check
+        scaled = vectors * variances[:, None, :]
+        cov = np.matmul(scaled, np.swapaxes(np.broadcast_to(vectors, scaled.shape), -1, -2))
     return np.asarray(0.5 * (cov + np.swapaxes(cov, -1, -2)))
 
 
@@ -179,6 +180,8 @@ def common_orientation(
         v0 = solve(_rotated_diagonals(W, D0), nk, None)
         starts.append((diag_objective(_rotated_diagonals(W, D0), nk, v0), D0, v0))
     objective, D, variances = min(starts, key=lambda candidate: candidate[0])
+    if not np.isfinite(objective):  # a zero variance: degenerate, the caller's check says so
+        return _assemble(D, variances)
     with np.errstate(divide="ignore", invalid="ignore"):
         for _ in range(INNER_MAX_ITER):
             M = 1.0 / variances  # (K, D): the diagonals of the inverse eigenvalue matrices

@@ -64,10 +64,11 @@ def _degenerate(component: int | None, what: str) -> DegenerateCovarianceError:
 
 def _cholesky_lower(matrices: Array, shared: bool) -> Array:
     """Batched lower Cholesky factors; a clear error naming the first failing component."""
-    try:
-        return np.asarray(np.linalg.cholesky(matrices), dtype=np.float64)
-    except np.linalg.LinAlgError:
-        pass
+    if np.isfinite(matrices).all():  # LAPACK lets NaN through without an error
+        try:
+            return np.asarray(np.linalg.cholesky(matrices), dtype=np.float64)
+        except np.linalg.LinAlgError:
+            pass
     stack = matrices[None] if shared else matrices
     for k, m in enumerate(stack):
         if not np.all(np.isfinite(m)):
