@@ -187,6 +187,8 @@ def criterion_table(result: SelectionResult, mclust_sign: bool) -> Group:
 
 
 def _describe_choice(result: SelectionResult) -> list[str]:
+    from gaussmix.em.covariance import get_covariance
+
     b = result.best_record
     name = result.criterion.upper()
     lines = [
@@ -584,6 +586,8 @@ def info(
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
+    from gaussmix.em.covariance import get_covariance
+
     console = stdout()
     names: list[str] = summary["columns"]
     rows = "an unknown number of" if summary["n_samples"] is None else str(summary["n_samples"])
