@@ -19,7 +19,10 @@ def test_plain_output_is_the_gradient() -> None:
     result = run("x'*A*x", "--wrt", "A")
     assert result.exit_code == 0
     assert result.stdout == "x*x'\n"
-    assert result.stderr == ""
+    # the kinds assumed for undeclared names go to stderr, so that stdout stays pipeable
+    assert result.stderr == "assuming: x vector; A matrix\n"
+    declared = run("x'*A*x", "--wrt", "A", "--types", "x:vector,A:matrix")
+    assert (declared.stdout, declared.stderr) == ("x*x'\n", "")
 
 
 def test_log_det_steps_read_like_the_lecture() -> None:
@@ -27,7 +30,8 @@ def test_log_det_steps_read_like_the_lecture() -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert "denominator layout" in lines[1]
-    assert lines[2].strip() == "df = d(log(det(X)))"
+    assert lines[2] == "assuming: X matrix"
+    assert lines[3].strip() == "df = d(log(det(X)))"
     body = "\n".join(lines)
     assert body.index("[log:") < body.index("[Jacobi:") < body.index("[identify:")
     assert lines[-1] == "gradient: inv(X)'"
@@ -56,7 +60,9 @@ def test_check_and_claims() -> None:
     lines = ok.stdout.splitlines()
     assert lines[0] == "-2*inv(S)*(x - m)"
     assert lines[1].startswith("check: relative error") and lines[1].endswith("(ok)")
-    assert lines[2].startswith("claim -2*inv(S)*(x - m): agrees")
+    assert lines[2].startswith("definition: f(m + t*H) = f(m) + t*<G, H> + o(t)")
+    assert lines[-2] == "  difference/t goes to zero with t"
+    assert lines[-1].startswith("claim -2*inv(S)*(x - m): agrees")
     wrong = run("x'*A*x", "--wrt", "x", "--claim", "2*A*x")
     assert wrong.exit_code == 1
     assert "does not agree" in wrong.stdout

@@ -18,11 +18,12 @@ def _vars(e):  # type: ignore[no-untyped-def]
 
 
 def test_kinds_follow_the_convention_and_types_override_it() -> None:
-    v = _vars(parse("alpha*x'*A*hat + Sigma1*x"))
+    v = _vars(parse("alpha*x'*A*hat + Sigma1*x + Gamma1*x"))
     assert v["alpha"].kind is Kind.SCALAR and v["alpha"].is_scalar
     assert v["x"].kind is Kind.VECTOR and v["x"].is_vector
     assert v["hat"].kind is Kind.VECTOR
-    assert v["A"].kind is Kind.MATRIX and v["Sigma1"].kind is Kind.MATRIX
+    assert v["A"].kind is Kind.MATRIX and v["Gamma1"].kind is Kind.MATRIX
+    assert v["Sigma1"].kind is Kind.SYMMETRIC  # a covariance, as a student writes it
     v = _vars(parse("x'*S*x + c", {"S": "symmetric", "x": "vector", "c": "positive"}))
     assert v["S"].kind is Kind.SYMMETRIC and v["S"].shape[0] == v["S"].shape[1]
     assert v["c"].kind is Kind.POSITIVE

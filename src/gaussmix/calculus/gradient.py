@@ -17,9 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from gaussmix.calculus.claims import diagnose
 from gaussmix.calculus.derivative import Derivation, differentiate
+from gaussmix.calculus.display import gradient_markdown
 from gaussmix.calculus.errors import CalculusError
 from gaussmix.calculus.expr import Expr, Kind, Op
+from gaussmix.calculus.firstorder import FirstOrder, first_order
+from gaussmix.calculus.kinds import assumed_kinds, describe_kinds
 from gaussmix.calculus.numeric import (
     directional_error,
     evaluate,
@@ -70,7 +74,10 @@ class Agreement:
     claimed, expected : ndarray or float or None
         The claim's and the gradient's values at the counterexample.
     reason : str
-        One line explaining the verdict.
+        One line explaining the verdict; for a known slip (a factor, a sign, a transpose, the
+        symmetric convention, a term counted the wrong number of times) it says which.
+    slip : str
+        The kind of slip (see :mod:`~gaussmix.calculus.claims`), or '' when none is known.
     """
 
     agrees: bool
@@ -80,6 +87,7 @@ class Agreement:
     counterexample: dict[str, Any] | None = field(default=None, repr=False)
     claimed: Any = field(default=None, repr=False)
     expected: Any = field(default=None, repr=False)
+    slip: str = ""
 
     def __bool__(self) -> bool:
         return self.agrees
@@ -100,11 +108,21 @@ class Gradient:
         The derivation; each step has ``.rule``, ``.before``, ``.after``, ``.text``, ``.latex``.
     differential : Expr
         df in canonical form.
+    assumed : dict of str to Kind
+        The kinds of the names nobody declared, as written (``{"pi_k": Kind.SCALAR}``),
+        inferred from the expression and the letter convention.
     """
 
-    def __init__(self, derivation: Derivation, types: Mapping[str, Kind], indices: str = ""):
+    def __init__(
+        self,
+        derivation: Derivation,
+        types: Mapping[str, Kind],
+        indices: str = "",
+        assumed: Mapping[str, Kind] | None = None,
+    ):
         self._derivation = derivation
         self._types = dict(types)
+        self.assumed: dict[str, Kind] = dict(assumed or {})
         self._indices = indices
         self.expr = derivation.expr
         self.wrt = derivation.wrt
@@ -128,6 +146,15 @@ class Gradient:
     def convention(self) -> str:
         """The convention the gradient follows."""
         return convention(self.wrt)
+
+    @property
+    def assumptions(self) -> str:
+        """The kinds assumed for undeclared names: ``pi_k, lambda scalars; x_n vector``."""
+        return describe_kinds(self.assumed)
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the gradient, its convention, the kinds assumed and the derivation."""
+        return gradient_markdown(self)
 
     def _repr_latex_(self) -> str:
         name = to_latex(self.wrt)
@@ -196,6 +223,17 @@ class Gradient:
         """
         return directional_error(self.expr, self.gradient, self.wrt, seed=seed)
 
+    def first_order(self, seed: int = 0) -> FirstOrder:
+        """The first-order definition at a random point: f(X + tH) - f(X) against t<G, H>.
+
+        Returns
+        -------
+        FirstOrder
+            ``.rows``: for t = 1e-1 ... 1e-5, the change, t<G, H> and their difference over t,
+            which goes to zero.
+        """
+        return first_order(self.expr, self.gradient, self.wrt, seed)
+
     def agrees_with(self, claim: str | Expr, seed: int = 0) -> Agreement:
         """Whether a claimed gradient equals this one, at random points of the right structure.
 
@@ -226,6 +264,16 @@ class Gradient:
                 text,
                 float("inf"),
                 f"the claim is {_kind_word(c)} but {self.wrt.full_name} is {_kind_word(self.wrt)}",
+            )
+        rows, cols = self.wrt.shape
+        if c.shape == (cols, rows) != (rows, cols):
+            return Agreement(
+                False,
+                text,
+                float("inf"),
+                f"the claim has the shape of {self.wrt.full_name}' (the numerator layout); "
+                f"the gradient has the shape of {self.wrt.full_name}: transpose the claim",
+                slip="transpose",
             )
         if not isinstance(claim, Expr):
             try:
@@ -277,31 +325,20 @@ class Gradient:
             error = float(np.linalg.norm(claimed - expected)) / scale
             worst = max(worst, error)
             if error > AGREE_TOLERANCE:
+                found = diagnose(self.expr, self.gradient, self.wrt, c, seed)
                 return Agreement(
                     False,
                     text,
                     error,
-                    self._why_not(claimed, expected),
+                    found.reason
+                    if found
+                    else "the claim differs from the gradient at a random point",
                     point.values,
                     claimed,
                     expected,
+                    found.slip if found else "",
                 )
         return Agreement(True, text, worst, f"agrees with {self} at 3 random points")
-
-    def _why_not(self, claimed: Any, expected: Any) -> str:
-        if self.wrt.kind is not None and self.wrt.kind.is_symmetric and expected.ndim == 2:
-            cookbook = 2 * expected - np.diag(np.diag(expected))
-            if np.allclose(claimed, cookbook, rtol=1e-8, atol=1e-12):
-                return (
-                    "the claim is the Matrix Cookbook's G + G' - G.*eye; for a symmetric "
-                    "variable this engine gives the symmetric gradient (G + G')/2"
-                )
-            if np.allclose((claimed + claimed.T) / 2, expected, rtol=1e-8, atol=1e-12):
-                return (
-                    "the claim has the right symmetric part but is not symmetric; the "
-                    "gradient for a symmetric variable is (G + G')/2"
-                )
-        return "the claim differs from the gradient at a random point"
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain data (for JSON)."""
@@ -309,6 +346,7 @@ class Gradient:
             "expression": to_text(self.expr),
             "wrt": self.wrt.full_name,
             "types": {k: v.value for k, v in sorted(self._types.items())},
+            "assumed": {k: v.value for k, v in self.assumed.items()},
             "gradient": str(self),
             "latex": self.latex,
             "convention": self.convention,
@@ -400,7 +438,10 @@ def grad(
         The variable, e.g. ``"A"`` (``"mu_k"`` for an indexed variable).
     types : mapping of str to str, or str, optional
         Kinds of names: ``{"x": "vector", "S": "symmetric"}`` or ``"x:vector,S:symmetric"``.
-        Undeclared names: a-g scalars, h-z vectors, A-Z matrices.
+        Undeclared names take the kinds that make the expression a well-formed scalar; the
+        letter convention (a-g scalars, h-z vectors, A-Z matrices, ``mu`` a vector, ``Sigma``
+        and ``Lambda`` symmetric, other Greek names scalars) decides what that leaves open, and
+        one-letter names always follow it. ``r.assumed`` says what was assumed.
     indices : str, optional
         Index letters for indexed names and sums (``"nk"`` for ``x_n``, ``sum_n(...)``).
 
@@ -420,9 +461,9 @@ def grad(
     """
     kinds = parse_kinds(types) if isinstance(types, str) else dict(types or {})
     typed = {name: as_kind(name, kind) for name, kind in kinds.items()}
-    f = expr if isinstance(expr, Expr) else parse(expr, typed, indices=indices)
+    f = expr if isinstance(expr, Expr) else parse(expr, typed, indices=indices, infer=True)
     if not isinstance(expr, Expr):
-        names = {node.name for node in f.walk() if node.op is Op.VAR}
+        names = {n for node in f.walk() if node.op is Op.VAR for n in (node.name, node.full_name)}
         unused = sorted(set(typed) - names)
         if unused:
             raise CalculusError(
@@ -436,4 +477,4 @@ def grad(
         raise CalculusError(
             "the expression is too deeply nested to differentiate; split it into parts"
         ) from None
-    return Gradient(derivation, typed, indices)
+    return Gradient(derivation, typed, indices, assumed_kinds(f, typed))

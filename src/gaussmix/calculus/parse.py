@@ -9,8 +9,11 @@ under it; unknown function names get the nearest known name as a suggestion, and
 deeper than :data:`~gaussmix.calculus.expr.MAX_DEPTH` is refused with a clean error.
 
 Kinds of undeclared names follow matrixcalculus.org: a-g scalars, h-z vectors, A-Z matrices
-(multi-letter names by their first letter). ``eye`` is the identity matrix and ``ones`` the
-vector of ones, their sizes inferred from the context.
+(multi-letter names by their first letter), with the Greek names of
+:mod:`~gaussmix.calculus.kinds`; ``parse(..., infer=True)`` infers them from the expression
+where the convention leaves them open. Dimension symbols never reuse a letter of the text typed.
+``eye`` is the identity matrix and ``ones`` the vector of ones, their sizes inferred from the
+context.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import lark
 from gaussmix.calculus import expr as E
 from gaussmix.calculus.errors import CalculusError, ParseError
 from gaussmix.calculus.expr import CONSTANTS, MAX_DEPTH, Dim, Dims, Expr, Kind, Op
+from gaussmix.calculus.kinds import convention_kind, infer_kinds
 from gaussmix.calculus.ops import FUNCTIONS, apply
 
 __all__ = ["KIND_NAMES", "MAX_LENGTH", "as_kind", "convention_kind", "parse", "parse_kinds"]
@@ -57,14 +61,6 @@ ALIASES: dict[str, str] = {
 def _parser() -> lark.Lark:
     grammar = importlib.resources.files("gaussmix.calculus").joinpath("grammar.lark").read_text()
     return lark.Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
-
-
-def convention_kind(name: str) -> Kind:
-    """matrixcalculus.org's convention: a-g scalars, h-z vectors, A-Z matrices."""
-    first = name[0]
-    if first.isupper():
-        return Kind.MATRIX
-    return Kind.SCALAR if first <= "g" else Kind.VECTOR
 
 
 def parse_kinds(spec: str) -> dict[str, Kind]:
@@ -103,20 +99,23 @@ def as_kind(name: str, kind: str | Kind) -> Kind:
 # Dimensions: union-find over symbols, errors pointing into the source
 # ---------------------------------------------------------------------------------------------
 
-_DIM_NAMES = "nmpqrstuvw"
+_DIM_NAMES = "nmpqrstuvwabcdefghijklozy"
 
 
 class _SourceDims(Dims):
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, avoid: frozenset[str] = frozenset()) -> None:
         self.text = text
         self.parent: dict[str, str] = {}
         self.order: dict[str, int] = {}
         self.span = (0, len(text))
+        # Letters of the text typed (any case): "lambda is q×1" must not read as a name.
+        self.letters = [c for c in _DIM_NAMES if c not in avoid] or list(_DIM_NAMES)
 
     def fresh(self) -> Dim:
         i = len(self.order)
+        letters = self.letters
         while True:
-            name = _DIM_NAMES[i % len(_DIM_NAMES)] + (str(i // len(_DIM_NAMES)) if i >= 10 else "")
+            name = letters[i % len(letters)] + (str(i // len(letters)) if i >= len(letters) else "")
             if name not in self.parent:
                 break
             i += 1
@@ -201,7 +200,7 @@ class _Builder:
         self.text = text
         self.types = types
         self.indices = indices
-        self.dims = _SourceDims(text)
+        self.dims = _SourceDims(text, frozenset(re.sub(r"[^a-z]", "", text.lower())))
         self.variables: dict[str, Expr] = {}
         for node in context.walk() if context is not None else ():
             if node.op is Op.VAR and node.name not in self.variables:
@@ -390,6 +389,7 @@ def parse(
     indices: Iterable[str] = (),
     context: Expr | None = None,
     shape: tuple[Dim, Dim] | None = None,
+    infer: bool = False,
 ) -> Expr:
     """Parse an expression.
 
@@ -408,6 +408,10 @@ def parse(
         read a claimed gradient in the terms of the expression it is the gradient of).
     shape : (Dim, Dim), optional
         A shape the result must have (dimensions of ``context``).
+    infer : bool
+        Infer the kinds of undeclared names from the expression, which must be a well-formed
+        scalar (a function to differentiate); the letter convention decides only what it
+        leaves open (see :mod:`~gaussmix.calculus.kinds`).
 
     Returns
     -------
@@ -440,6 +444,8 @@ def parse(
     except lark.exceptions.UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
     builder = _Builder(text, kinds, frozenset(indices), context)
+    if infer:
+        return _inferred(text, tree, kinds, frozenset(indices), context)
     out = builder.build(tree)
     if shape is not None:
         dims = builder.dims
@@ -453,6 +459,46 @@ def parse(
         dims.unify(out.shape[0], shape[0], why)
         dims.unify(out.shape[1], shape[1], why)
     return builder.resolve(out)
+
+
+def _inferred(
+    text: str,
+    tree: lark.Tree[Any] | lark.Token,
+    kinds: Mapping[str, Kind],
+    indices: frozenset[str],
+    context: Expr | None,
+) -> Expr:
+    """Build ``tree`` with the kinds :func:`~gaussmix.calculus.kinds.infer_kinds` settles on."""
+    probe = _Builder(text, kinds, indices, context)
+    tokens = [tree] if isinstance(tree, lark.Token) else []
+    if isinstance(tree, lark.Tree):
+        tokens += [t.children[0] for t in tree.iter_subtrees_topdown() if t.data == "name"]
+    names: dict[str, str] = {}
+    declared: dict[str, Kind] = {}
+    for token in tokens:
+        written = str(token)
+        if written in CONSTANTS or written in FUNCTIONS:
+            continue
+        base, _ = probe.split_name(written)
+        if base in probe.variables:
+            continue  # a variable of the context keeps its kind
+        kind = kinds.get(base) or kinds.get(written)
+        if kind is not None:
+            declared[base] = kind
+        else:
+            names.setdefault(base, written)
+    last: list[_Builder] = []
+
+    def build(assignment: Mapping[str, Kind]) -> Expr:
+        builder = _Builder(text, {**kinds, **assignment}, indices, context)
+        last[:] = [builder]
+        return builder.build(tree)
+
+    def describe(e: Expr) -> str:
+        return _describe_shape(e, last[0].dims)
+
+    out = infer_kinds(list(names.items()), declared, build, describe)
+    return last[0].resolve(out)
 
 
 def _describe_shape(e: Expr, dims: Dims) -> str:

@@ -217,6 +217,8 @@ class Step:
         from gaussmix.calculus.printing import to_text
 
         why = f"{self.rule}: {self.identity}" if self.identity else self.rule
+        if self.stage == "identify":  # before is df, after the gradient: not an equation
+            return f"df = {to_text(self.before)}, so {self.lhs} = {to_text(self.after)}   [{why}]"
         lhs = f"{self.lhs} = " if self.lhs else ""
         return f"{lhs}{to_text(self.before)} = {to_text(self.after)}   [{why}]"
 
@@ -225,10 +227,14 @@ class Step:
         """The step in LaTeX: ``before = after \\quad \\text{(rule)}``."""
         from gaussmix.calculus.printing import to_latex
 
-        return (
-            f"{to_latex(self.before)} = {to_latex(self.after)}"
-            f" \\quad \\text{{({_latex_escape(self.rule)})}}"
-        )
+        rule = f" \\quad \\text{{({_latex_escape(self.rule)})}}"
+        if self.stage == "identify":  # before is df, after the gradient: not an equation
+            lhs = _latex_escape(self.lhs)
+            return (
+                f"\\mathrm{{d}}f = {to_latex(self.before)}, \\text{{ so }} "
+                f"{lhs} = {to_latex(self.after)}{rule}"
+            )
+        return f"{to_latex(self.before)} = {to_latex(self.after)}{rule}"
 
 
 def _latex_escape(text: str) -> str:

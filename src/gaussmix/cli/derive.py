@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gaussmix.cli.app import UserError, app
+from gaussmix.cli.grad import first_order_lines
 
 if TYPE_CHECKING:  # the calculus is imported when a derivation runs (gaussmix --help is quick)
     from gaussmix.derive import GMMDerivation
 
-__all__ = ["derive_app", "gmm_command", "markdown_document"]
+__all__ = ["check_lines", "derive_app", "gmm_command", "markdown_document"]
 
 derive_app = typer.Typer(
     name="derive",
@@ -83,6 +84,15 @@ def gmm_command(
         bool, typer.Option("--markdown", help="Print the Markdown document (docs/derivation.md).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the derivation as JSON.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Also show the first-order definition f(X + tH) = f(X) + t<G, H> + o(t) at a "
+            "random point, for the gradient in each parameter.",
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random point.")] = 0,
 ) -> None:
     """Derive the M-step of a Gaussian mixture from the EM surrogate, step by step.
 
@@ -109,3 +119,22 @@ def gmm_command(
         typer.echo(d.latex())
     else:
         typer.echo(d.text())
+    if check:
+        typer.echo("\n".join(check_lines(d, seed)))
+
+
+def check_lines(d: GMMDerivation, seed: int = 0) -> list[str]:
+    """The first-order definition at a random point, for the gradient in each parameter."""
+    from gaussmix.calculus.firstorder import first_order
+    from gaussmix.derive.gmm import MULTIPLIER
+
+    lines = ["", "The first-order definition, numerically (G is each gradient derived above)"]
+    for name, gradient in d.gradients.items():
+        on_lagrangian = name in ("pi_k", MULTIPLIER)
+        function = d.lagrangian if on_lagrangian else d.surrogate
+        if function is None:
+            continue
+        table = first_order(function, gradient, d.parameters[name], seed)
+        lines.append("")
+        lines.extend(first_order_lines(table, "L" if on_lagrangian else "Q"))
+    return lines

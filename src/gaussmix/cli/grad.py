@@ -19,9 +19,10 @@ from gaussmix.cli.app import ExitCode, app
 
 if TYPE_CHECKING:  # the calculus is imported when the command runs (gaussmix --help is quick)
     from gaussmix.calculus import CalculusError, Gradient
+    from gaussmix.calculus.firstorder import FirstOrder
     from gaussmix.calculus.gradient import Agreement
 
-__all__ = ["grad_command"]
+__all__ = ["first_order_lines", "grad_command"]
 
 
 def _fail(exc: CalculusError) -> typer.Exit:
@@ -39,7 +40,7 @@ def _short(value: Any) -> str:
     return " ".join(text.split())
 
 
-def _claim_lines(verdict: Agreement) -> list[str]:
+def _claim_lines(verdict: Agreement, r: Gradient) -> list[str]:
     if verdict:
         return [f"claim {verdict.claim}: agrees ({verdict.reason})"]
     lines = [f"claim {verdict.claim}: does not agree: {verdict.reason}"]
@@ -49,15 +50,39 @@ def _claim_lines(verdict: Agreement) -> list[str]:
         if verdict.claimed is not None:
             lines.append(f"  claim gives    {_short(verdict.claimed)}")
             lines.append(f"  gradient gives {_short(verdict.expected)}")
+    lines.append(f"  corrected claim: {r}")
+    return lines
+
+
+def first_order_lines(table: FirstOrder, function: str = "f") -> list[str]:
+    """The first-order definition as a table: t, the change, t<G, H>, their difference over t."""
+    x = table.variable
+    change = f"{function}({x} + t*H) - {function}({x})"
+    lines = [
+        f"definition: {function}({x} + t*H) = {function}({x}) + t*<G, H> + o(t), "
+        f"at a random {x} and unit direction H:",
+        f"  {'t':>7}  {change:>24}  {'t*<G, H>':>14}  {'difference/t':>13}",
+    ]
+    for row in table.rows:
+        lines.append(
+            f"  {row.t:>7.0e}  {row.change:>24.9e}  {row.linear:>14.9e}  {row.remainder:>13.2e}"
+        )
+    verdict = (
+        "goes to zero with t" if table.converges else "does NOT go to zero: G is not the gradient"
+    )
+    lines.append(f"  difference/t {verdict}")
     return lines
 
 
 def _header(r: Gradient) -> str:
     kind = r.wrt.kind.value if r.wrt.kind is not None else "variable"
-    return (
-        f"gradient of {r.to_dict()['expression']} with respect to {r.wrt.full_name} ({kind})\n"
-        f"convention: {r.convention}"
-    )
+    lines = [
+        f"gradient of {r.to_dict()['expression']} with respect to {r.wrt.full_name} ({kind})",
+        f"convention: {r.convention}",
+    ]
+    if r.assumed:
+        lines.append(f"assuming: {r.assumptions}")
+    return "\n".join(lines)
 
 
 @app.command("grad")
@@ -71,7 +96,9 @@ def grad_command(
         typer.Option(
             "--types",
             help="Kinds of names, e.g. x:vector,S:symmetric (scalar, positive, vector, matrix, "
-            "symmetric, spd). Undeclared: a-g scalars, h-z vectors, A-Z matrices.",
+            "symmetric, spd). Undeclared names take the kinds that make the expression a "
+            "scalar; what it leaves open follows a-g scalars, h-z vectors, A-Z matrices, mu a "
+            "vector, Sigma and Lambda symmetric, other Greek names scalars.",
         ),
     ] = "",
     steps: Annotated[bool, typer.Option("--steps", help="Print the numbered derivation.")] = False,
@@ -98,6 +125,7 @@ def grad_command(
     try:
         r = grad(expression, wrt, types or None, indices=indices)
         error = r.check(seed) if check else None
+        table = r.first_order(seed) if check else None
         verdict = r.agrees_with(claim, seed) if claim is not None else None
     except CalculusError as exc:
         raise _fail(exc) from None
@@ -106,14 +134,28 @@ def grad_command(
     )
     if as_json:
         out = r.to_dict()
-        if error is not None:
-            out["check"] = {"relative_error": error, "ok": error <= CHECK_TOLERANCE}
+        if error is not None and table is not None:
+            out["check"] = {
+                "relative_error": error,
+                "ok": error <= CHECK_TOLERANCE,
+                "first_order": [
+                    {
+                        "t": row.t,
+                        "change": row.change,
+                        "linear": row.linear,
+                        "difference_over_t": row.remainder,
+                    }
+                    for row in table.rows
+                ],
+            }
         if verdict is not None:
             out["claim"] = {
                 "claim": verdict.claim,
                 "agrees": verdict.agrees,
                 "relative_error": verdict.error if np.isfinite(verdict.error) else None,
                 "reason": verdict.reason,
+                "slip": verdict.slip or None,
+                "corrected": None if verdict else str(r),
                 "counterexample": None
                 if verdict.counterexample is None
                 else {k: np.asarray(v).tolist() for k, v in verdict.counterexample.items()},
@@ -127,14 +169,17 @@ def grad_command(
             lines.append(f"gradient: {r.latex if latex else r}")
         else:
             lines.append(r.latex if latex else str(r))
-        if error is not None:
+            if r.assumed:
+                typer.echo(f"assuming: {r.assumptions}", err=True)
+        if error is not None and table is not None:
             ok = "ok" if error <= CHECK_TOLERANCE else "FAILED"
             lines.append(
                 f"check: relative error {error:.1e} against central finite differences "
                 f"at random points ({ok})"
             )
+            lines.extend(first_order_lines(table))
         if verdict is not None:
-            lines.extend(_claim_lines(verdict))
+            lines.extend(_claim_lines(verdict, r))
         typer.echo("\n".join(lines))
     if failed:
         raise typer.Exit(ExitCode.FAILURE)

@@ -307,6 +307,15 @@ class GMMDerivation:
         out += ["The updates:", ""] + [f"- ${to_latex(eq)}$" for eq in self.results()]
         return "\n".join(out).rstrip() + "\n"
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the derivation as Markdown with LaTeX math."""
+        return self.markdown(heading="###")
+
+    def _repr_latex_(self) -> str:
+        """Jupyter: the derivation's ``aligned`` blocks, one display equation per section."""
+        blocks = self.latex().split("\n% ")[1:]
+        return "\n".join(f"$${block.split(chr(10), 1)[1]}$$" for block in blocks)
+
     def to_dict(self) -> dict[str, Any]:
         """The derivation as plain data (for JSON)."""
         return {

@@ -1,0 +1,73 @@
+"""How results render in Jupyter: Markdown with LaTeX math, built from the recorded steps.
+
+IPython asks an object for ``_repr_markdown_`` and ``_repr_latex_`` and the notebook shows the
+richest it can. A gradient shows as Markdown (the gradient, its convention, the kinds assumed
+and the numbered derivation, each line an engine step with its rule) and as LaTeX (the gradient
+alone, an equation). Nothing here is typed by hand: every line comes from a :class:`Step`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gaussmix.calculus.printing import to_latex
+from gaussmix.calculus.rewrite import Step
+
+if TYPE_CHECKING:
+    from gaussmix.calculus.gradient import Gradient
+
+__all__ = ["gradient_markdown", "step_markdown"]
+
+_LABELS = {"df": "\\mathrm{d}f", "dQ": "\\mathrm{d}Q", "dL": "\\mathrm{d}L"}
+
+
+def _label(lhs: str) -> str:
+    return _LABELS.get(lhs, lhs)
+
+
+def _code(text: str) -> str:
+    return f"`{text.replace('`', '')}`"
+
+
+def step_markdown(step: Step) -> str:
+    """One step as a Markdown line: ``$lhs = after$ — *rule*: `identity```.
+
+    An identification step reads ``df = ..., so G = ...`` (its two sides are not equal).
+    """
+    after = to_latex(step.after)
+    if step.stage == "identify":
+        df = to_latex(step.before)
+        math = f"\\mathrm{{d}}f = {df}, \\text{{ so }} {_label(step.lhs)} = {after}"
+    elif step.lhs:
+        math = f"{_label(step.lhs)} = {after}"
+    else:
+        math = after
+    why = f"*{step.rule}*" + (f": {_code(step.identity)}" if step.identity else "")
+    return f"${math}$ — {why}"
+
+
+def gradient_markdown(r: Gradient) -> str:
+    """A gradient and its derivation as Markdown (what a notebook shows for ``r``).
+
+    Parameters
+    ----------
+    r : Gradient
+
+    Returns
+    -------
+    str
+    """
+    wrt = to_latex(r.wrt)
+    lines = [
+        f"$\\nabla_{{{wrt}}}\\, f = {r.latex}$ for $f = {to_latex(r.expr)}$",
+        "",
+        f"*convention*: {r.convention}  ",
+    ]
+    if r.assumed:
+        lines.append(f"*assuming*: {r.assumptions}")
+    lines.append("")
+    if r.steps:
+        first = r.steps[0]
+        lines.append(f"0. ${_label(first.lhs)} = {to_latex(first.before)}$")
+        lines += [f"{i}. {step_markdown(s)}" for i, s in enumerate(r.steps, start=1)]
+    return "\n".join(lines) + "\n"
