@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -115,3 +116,91 @@ def test_errors_are_one_line_and_a_caret(
 
 def test_missing_wrt_is_a_usage_error() -> None:
     assert run("x'*x").exit_code == 2
+
+
+def test_the_weights_lagrangian_as_the_student_typed_it() -> None:
+    lagrangian = "sum_k(N_k*log(pi_k)) + lambda*(sum_k(pi_k) - 1)"
+    result = run(lagrangian, "--wrt", "pi_k", "--indices", "k")
+    assert result.exit_code == 0
+    assert result.stdout == "N_k/pi_k + lambda\n"
+    assert result.stderr == "assuming: N_k, pi_k, lambda scalars\n"
+    steps = run(lagrangian, "--wrt", "pi_k", "--indices", "k", "--steps").stdout.splitlines()
+    assert steps[2] == "assuming: N_k, pi_k, lambda scalars"
+    data = json.loads(run(lagrangian, "--wrt", "lambda", "--indices", "k", "--json").stdout)
+    assert data["assumed"] == {"N_k": "scalar", "pi_k": "scalar", "lambda": "scalar"}
+    assert data["gradient"] == "sum_k(pi_k) - 1"
+
+
+def test_an_error_says_the_kinds_assumed_and_the_types_that_fix_it() -> None:
+    text = "sum_k(n_k*log(p_k)) + l*(sum_k(p_k) - 1)"
+    result = run(text, "--wrt", "p_k", "--indices", "k")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("error: ") and "(in 'n_k*log(p_k)')" in first
+    assert "(assuming: n_k, p_k, l vectors)" in first
+    assert first.endswith("--types l:scalar would make it a scalar")
+    fixed = run(text, "--wrt", "p_k", "--indices", "k", "--types", "l:scalar")
+    assert (fixed.exit_code, fixed.stdout) == (0, "n_k/p_k + l\n")
+
+
+def test_check_prints_the_first_order_definition() -> None:
+    result = run("log(det(X))", "--wrt", "X", "--check", "--seed", "2")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    start = lines.index(
+        "definition: f(X + t*H) = f(X) + t*<G, H> + o(t), at a random X and unit direction H:"
+    )
+    assert lines[start + 1].split() == [
+        "t",
+        "f(X",
+        "+",
+        "t*H)",
+        "-",
+        "f(X)",
+        "t*<G,",
+        "H>",
+        "difference/t",
+    ]
+    rows = [line.split() for line in lines[start + 2 : start + 7]]
+    assert [r[0] for r in rows] == ["1e-01", "1e-02", "1e-03", "1e-04", "1e-05"]
+    remainders = [abs(float(r[3])) for r in rows]
+    assert all(b < a / 5 for a, b in itertools.pairwise(remainders))
+    assert lines[start + 7] == "  difference/t goes to zero with t"
+    data = json.loads(run("log(det(X))", "--wrt", "X", "--check", "--json").stdout)
+    assert [row["t"] for row in data["check"]["first_order"]] == [1e-1, 1e-2, 1e-3, 1e-4, 1e-5]
+
+
+def test_the_forums_slip_is_diagnosed() -> None:
+    result = run(
+        "logdet(P) - 1/2*(x-m)'*P*(x-m)",
+        "--wrt",
+        "P",
+        "--types",
+        "P:symmetric",
+        "--claim",
+        "inv(P) - (x-m)*(x-m)'",
+    )
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[1] == (
+        "claim inv(P) - (x - m)*(x - m)': does not agree: the claim is the gradient with the "
+        "term 1/2*(x - m)'*P*(x - m) counted twice; equivalently, twice the gradient of "
+        "1/2*logdet(P) - 1/2*(x - m)'*P*(x - m)"
+    )
+    assert lines[2].startswith("  counterexample: P = [[")
+    assert lines[-1] == "  corrected claim: inv(P) - 1/2*(x - m)*(x - m)'"
+    data = json.loads(
+        run(
+            "logdet(P) - 1/2*(x-m)'*P*(x-m)",
+            "--wrt",
+            "P",
+            "--types",
+            "P:symmetric",
+            "--claim",
+            "inv(P) - (x-m)*(x-m)'",
+            "--json",
+        ).stdout
+    )
+    assert data["claim"]["slip"] == "term"
+    assert data["claim"]["corrected"] == "inv(P) - 1/2*(x - m)*(x - m)'"

@@ -46,3 +46,16 @@ def test_errors_are_one_line() -> None:
     )
     both = run("--latex", "--json")
     assert both.exit_code == 1 and "choose one" in both.stderr
+
+
+def test_check_shows_the_first_order_definition_for_each_gradient() -> None:
+    result = run("--covariance", "diag", "--check")
+    assert result.exit_code == 0
+    out = result.stdout
+    tail = out[out.index("The first-order definition, numerically") :]
+    headers = [line for line in tail.splitlines() if line.startswith("definition: ")]
+    assert [h.split("(")[0] for h in headers] == ["definition: Q", "definition: Q"] + [
+        "definition: L"
+    ] * 2
+    assert headers[0].startswith("definition: Q(mu_k + t*H) = Q(mu_k) + t*<G, H> + o(t)")
+    assert tail.count("difference/t goes to zero with t") == 4

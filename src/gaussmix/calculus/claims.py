@@ -77,10 +77,13 @@ def additive_terms(f: Expr) -> list[Expr]:
         return [t for a in f.args for t in additive_terms(a)]
     if op is Op.NEG:
         return [neg(t) for t in additive_terms(f.args[0])]
-    if op is Op.SCALE:
+    if op is Op.SCALE:  # c*(a + b) and (a + b)*A both distribute
         c, a = f.args
         parts = additive_terms(a)
-        return [mul(c, t) for t in parts] if len(parts) > 1 else [f]
+        if len(parts) > 1:
+            return [mul(c, t) for t in parts]
+        weights = additive_terms(c)
+        return [mul(w, a) for w in weights] if len(weights) > 1 else [f]
     if op is Op.DIV:
         parts = additive_terms(f.args[0])
         return [div(t, f.args[1]) for t in parts] if len(parts) > 1 else [f]

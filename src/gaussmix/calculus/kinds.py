@@ -197,8 +197,11 @@ def infer_kinds(
     if pinned:
         relaxed = _search(build, start, [*free, *dict.fromkeys(pinned)], MAX_ASSIGNMENTS)
         if relaxed.found is not None:
-            changed = {b: k for b, k in relaxed.found.items() if start.get(b) is not k}
-            if sum(1 for b in changed if b in pinned) <= 1:
+            # Only the pinned names need declaring: the others are inferred again after.
+            changed = {
+                b: k for b, k in relaxed.found.items() if b in pinned and start.get(b) is not k
+            }
+            if len(changed) == 1:
                 spec = ",".join(f"{written.get(b, b)}:{k.value}" for b, k in changed.items())
                 fix = f"; --types {spec} would make it a scalar"
     where = f" (assuming: {assumed})" if assumed else ""

@@ -1,0 +1,44 @@
+"""Jupyter: gradients and derivations render as Markdown and LaTeX; no step reads falsely."""
+
+from __future__ import annotations
+
+from gaussmix.calculus import grad
+from gaussmix.derive import derive_gmm
+
+
+def test_the_identify_step_is_not_a_false_equation() -> None:
+    r = grad("log(det(X))", "X")
+    step = next(s for s in r.steps if s.stage == "identify")
+    assert step.text.startswith("df = tr(inv(X)*dX), so G = inv(X)'")
+    assert "tr(inv(X)*dX) = inv(X)'" not in step.text
+    assert step.latex.startswith(
+        "\\mathrm{d}f = \\operatorname{tr}\\left(X^{-1} \\mathrm{d}X\\right), \\text{ so } G = "
+        "X^{-\\top}"
+    )
+    other = next(s for s in r.steps if s.rule == "Jacobi")
+    assert " = " in other.text and ", so " not in other.text
+
+
+def test_a_gradient_renders_as_markdown_with_its_derivation() -> None:
+    r = grad("(x_n - mu_k)'*Lambda_k*(x_n - mu_k)", "mu_k", indices="nk")
+    md = r._repr_markdown_()
+    lines = md.splitlines()
+    assert lines[0] == (
+        "$\\nabla_{\\mu_{k}}\\, f = -2 \\Lambda_{k} \\left(x_{n} - \\mu_{k}\\right)$ for "
+        "$f = \\left(x_{n} - \\mu_{k}\\right)^\\top \\Lambda_{k} \\left(x_{n} - \\mu_{k}\\right)$"
+    )
+    assert "*assuming*: x_n, mu_k vectors; Lambda_k symmetric matrix" in lines
+    numbered = [line for line in lines if line[:1].isdigit()]
+    assert len(numbered) == len(r.steps) + 1  # the starting line, then one per step
+    assert all(line.count("$") == 2 for line in numbered)
+    identify = next(line for line in numbered if "*identify*" in line)
+    assert "\\text{ so } G =" in identify
+    assert r._repr_latex_().startswith("$\\nabla_{\\mu_{k}}")
+
+
+def test_a_gmm_derivation_renders_in_jupyter() -> None:
+    d = derive_gmm("spherical")
+    assert d._repr_markdown_() == d.markdown(heading="###")
+    latex = d._repr_latex_()
+    assert latex.count("$$") == 2 * len(d.sections())
+    assert "%" not in latex and latex.count("\\begin{aligned}") == len(d.sections())
