@@ -203,4 +203,19 @@ def test_the_forums_slip_is_diagnosed() -> None:
         ).stdout
     )
     assert data["claim"]["slip"] == "term"
+    checked = run(
+        "logdet(P) - 1/2*(x-m)'*P*(x-m)",
+        "--wrt",
+        "P",
+        "--types",
+        "P:symmetric",
+        "--claim",
+        "inv(P) - (x-m)*(x-m)'",
+        "--check",
+    ).stdout.splitlines()
+    # the claim put in the definition: its remainder settles on a nonzero number
+    start = next(i for i, line in enumerate(checked) if line.startswith("definition, the claim"))
+    remainders = [float(line.split()[3]) for line in checked[start + 2 : start + 7]]
+    assert abs(remainders[-1]) > 0.1 and abs(remainders[-1] - remainders[-2]) < 1e-3
+    assert checked[start + 7] == "  difference/t does NOT go to zero: G is not the gradient"
     assert data["claim"]["corrected"] == "inv(P) - 1/2*(x - m)*(x - m)'"

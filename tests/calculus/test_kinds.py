@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gaussmix.calculus import CalculusError, Kind, Op, grad, parse, to_latex
 from gaussmix.calculus.gradient import CHECK_TOLERANCE
@@ -116,3 +118,20 @@ def test_dimension_names_never_reuse_a_letter_typed() -> None:
 def test_describe_kinds_groups_by_kind() -> None:
     kinds = {"x_n": Kind.VECTOR, "pi_k": Kind.SCALAR, "S": Kind.SPD, "lambda": Kind.SCALAR}
     assert describe_kinds(kinds) == ("pi_k, lambda scalars; x_n vector; S positive definite matrix")
+
+
+GREEK_SOUP = [*"xyAS()+-*'_ 12", "mu_k", "pi_k", "lambda", "N_k", "Sigma", "sum_k(", "log(", "tr("]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(GREEK_SOUP), max_size=14).map("".join))
+def test_fuzz_inference_raises_only_calculus_errors_and_gives_scalars(text: str) -> None:
+    try:
+        e = parse(text, indices="k", infer=True)
+    except CalculusError as exc:
+        assert exc.message
+        return
+    assert e.is_scalar
+    # what the inference decided, declared, reads the same expression without inference
+    declared = {v.name: v.kind.value for v in e.walk() if v.op is Op.VAR and v.kind is not None}
+    assert parse(text, declared, indices="k") == e

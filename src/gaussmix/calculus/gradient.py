@@ -223,16 +223,35 @@ class Gradient:
         """
         return directional_error(self.expr, self.gradient, self.wrt, seed=seed)
 
-    def first_order(self, seed: int = 0) -> FirstOrder:
+    def first_order(self, seed: int = 0, claim: str | Expr | None = None) -> FirstOrder:
         """The first-order definition at a random point: f(X + tH) - f(X) against t<G, H>.
+
+        Parameters
+        ----------
+        seed : int
+        claim : str or Expr, optional
+            A claimed gradient to put in the place of G (its remainder does not go to zero
+            when it is wrong).
 
         Returns
         -------
         FirstOrder
             ``.rows``: for t = 1e-1 ... 1e-5, the change, t<G, H> and their difference over t,
-            which goes to zero.
+            which goes to zero for the gradient.
+
+        Raises
+        ------
+        CalculusError
+            For a claim that does not parse or does not have the shape of the variable.
         """
-        return first_order(self.expr, self.gradient, self.wrt, seed)
+        g = self.gradient
+        if isinstance(claim, Expr):
+            g = claim
+        elif claim is not None:
+            g = parse(
+                claim, self._types, indices=self._indices, context=self.expr, shape=self.wrt.shape
+            )
+        return first_order(self.expr, g, self.wrt, seed)
 
     def agrees_with(self, claim: str | Expr, seed: int = 0) -> Agreement:
         """Whether a claimed gradient equals this one, at random points of the right structure.

@@ -54,12 +54,14 @@ def _claim_lines(verdict: Agreement, r: Gradient) -> list[str]:
     return lines
 
 
-def first_order_lines(table: FirstOrder, function: str = "f") -> list[str]:
+def first_order_lines(
+    table: FirstOrder, function: str = "f", title: str = "definition"
+) -> list[str]:
     """The first-order definition as a table: t, the change, t<G, H>, their difference over t."""
     x = table.variable
     change = f"{function}({x} + t*H) - {function}({x})"
     lines = [
-        f"definition: {function}({x} + t*H) = {function}({x}) + t*<G, H> + o(t), "
+        f"{title}: {function}({x} + t*H) = {function}({x}) + t*<G, H> + o(t), "
         f"at a random {x} and unit direction H:",
         f"  {'t':>7}  {change:>24}  {'t*<G, H>':>14}  {'difference/t':>13}",
     ]
@@ -180,6 +182,13 @@ def grad_command(
             lines.extend(first_order_lines(table))
         if verdict is not None:
             lines.extend(_claim_lines(verdict, r))
+            if check and not verdict and verdict.slip != "transpose":
+                try:
+                    wrong = r.first_order(seed, claim)
+                except CalculusError:
+                    pass  # a claim that cannot stand for G (its shape) has no table
+                else:
+                    lines.extend(first_order_lines(wrong, title="definition, the claim as G"))
         typer.echo("\n".join(lines))
     if failed:
         raise typer.Exit(ExitCode.FAILURE)
