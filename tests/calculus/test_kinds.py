@@ -72,6 +72,12 @@ def test_what_parses_as_a_scalar_is_left_as_the_convention_reads_it() -> None:
         assert parse(text, infer=True) == parse(text)
 
 
+def test_an_expression_built_in_python_assumes_nothing() -> None:
+    e = parse("x'*A*x")
+    assert grad(e, "x").assumed == {}
+    assert grad("x'*A*x", "x").assumed == {"x": Kind.VECTOR, "A": Kind.MATRIX}
+
+
 def test_declared_kinds_are_never_changed() -> None:
     e = parse("sum_n(q_n*x_n'*x_n)", {"q": "positive"}, indices="n", infer=True)
     kinds = {v.name: v.kind for v in e.walk() if v.op is Op.VAR}

@@ -496,4 +496,5 @@ def grad(
         raise CalculusError(
             "the expression is too deeply nested to differentiate; split it into parts"
         ) from None
-    return Gradient(derivation, typed, indices, assumed_kinds(f, typed))
+    assumed = {} if isinstance(expr, Expr) else assumed_kinds(f, typed)
+    return Gradient(derivation, typed, indices, assumed)

@@ -411,7 +411,7 @@ def parse(
     infer : bool
         Infer the kinds of undeclared names from the expression, which must be a well-formed
         scalar (a function to differentiate); the letter convention decides only what it
-        leaves open (see :mod:`~gaussmix.calculus.kinds`).
+        leaves open (see :mod:`~gaussmix.calculus.kinds`). ``shape`` does not apply then.
 
     Returns
     -------
