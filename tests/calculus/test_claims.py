@@ -38,6 +38,15 @@ def test_the_forums_slip_is_named() -> None:
         ("x'*A*x", "x", {}, "1/2*(A + A')*x", "factor", "half the gradient"),
         ("tr(X*A*X)", "X", {}, "A*X + X*A", "transpose", "transpose of the gradient"),
         ("tr(A*X)", "X", {}, "A", "transpose", "the shape of X'"),
+        ("tr(X*A*X)", "X", {}, "-(A*X + X*A)", "transpose", "transpose of the gradient, times -1"),
+        (
+            "tr(B*X) + tr(X)",
+            "X",
+            {"B": "matrix"},
+            "(B + B')/2 + eye",
+            "symmetric convention",
+            "--types X:symmetric",
+        ),
         (
             "x'*S*x",
             "S",
@@ -81,6 +90,12 @@ def test_slips_are_named(
     assert not verdict
     assert verdict.slip == slip
     assert fragment in verdict.reason
+
+
+def test_a_claim_that_changes_the_shapes_of_the_expression_is_refused() -> None:
+    verdict = grad("tr(B*X)", "X").agrees_with("(B + B')/2")
+    assert not verdict
+    assert verdict.reason.startswith("the claim needs B to be")
 
 
 def test_a_claim_that_is_no_known_slip_just_differs() -> None:

@@ -5,9 +5,10 @@ slip, by fitting numbers at random points of the right structure (never by compa
 that any way of writing the claim is recognised):
 
 * a constant factor or a sign: claim = a*G for one number a;
-* a transpose: claim = G' (the numerator layout);
+* a transpose: claim = a*G' (the numerator layout);
 * the convention for a symmetric variable: the Matrix Cookbook's G + G' - G.*eye, or a claim
-  whose symmetric part is G (the gradient for an unconstrained variable);
+  whose symmetric part is G (the gradient for an unconstrained variable), or, for a variable
+  not declared symmetric, the symmetric gradient (G + G')/2;
 * a coefficient on one additive term: f = f_1 + ... + f_m (sums flattened through signs,
   scalings and indexed sums), and claim = b_1 G_1 + ... + b_m G_m, the b_i fitted by least
   squares over the entries at several points; a term whose b_i is not 1 was counted b_i times
@@ -48,7 +49,8 @@ class Diagnosis:
     Attributes
     ----------
     slip : str
-        ``factor``, ``sign``, ``transpose``, ``cookbook``, ``symmetric part`` or ``term``.
+        ``factor``, ``sign``, ``transpose``, ``symmetric convention`` (the symmetric gradient of
+        an undeclared variable), ``cookbook``, ``symmetric part`` or ``term``.
     reason : str
         One line for a person: what the claim is, in terms of the gradient.
     """
@@ -201,13 +203,25 @@ def diagnose(f: Expr, gradient: Expr, wrt: Expr, claim: Expr, seed: int = 0) -> 
             return Diagnosis("sign", "the claim is the gradient with the opposite sign")
         return Diagnosis("factor", f"the claim is {times(factor)} the gradient")
     if g_all.ndim == 3 and g_all.shape[1] == g_all.shape[2] > 1:
-        if np.allclose(c_all, np.transpose(g_all, (0, 2, 1)), rtol=1e-8, atol=1e-12):
+        g_t = np.transpose(g_all, (0, 2, 1))
+        (a,), residual, _ = _fit([g_t], c_all)
+        factor = _simple(float(a))
+        if residual < FIT_TOLERANCE and factor is not None and not np.allclose(g_t, g_all):
+            also = "" if factor == 1 else f", times {factor}"
             return Diagnosis(
                 "transpose",
-                "the claim is the transpose of the gradient (the numerator layout); the gradient "
-                f"has the shape of {wrt.full_name}, entry (i, j) the derivative in entry (i, j)",
+                f"the claim is the transpose of the gradient{also} (the numerator layout); the "
+                f"gradient has the shape of {wrt.full_name}, entry (i, j) the derivative in "
+                "entry (i, j)",
             )
-        if wrt.kind is not None and wrt.kind.is_symmetric:
+        symmetric = wrt.kind is not None and wrt.kind.is_symmetric
+        if not symmetric and np.allclose(c_all, (g_all + g_t) / 2, rtol=1e-8, atol=1e-12):
+            return Diagnosis(
+                "symmetric convention",
+                f"the claim is the symmetric gradient (G + G')/2, which is the gradient when "
+                f"{wrt.full_name} is symmetric: declare it with --types {wrt.name}:symmetric",
+            )
+        if symmetric:
             eye = np.eye(g_all.shape[1])
             if np.allclose(c_all, 2 * g_all - g_all * eye, rtol=1e-8, atol=1e-12):
                 return Diagnosis(

@@ -310,6 +310,16 @@ class Gradient:
                     float("inf"),
                     f"the claim does not have the shape of {self.wrt.full_name}: {exc.message}",
                 )
+        shapes = {v.name: v.shape for v in self.expr.walk() if v.op is Op.VAR}
+        for v in c.walk():
+            if v.op is Op.VAR and shapes.get(v.name, v.shape) != v.shape:
+                return Agreement(
+                    False,
+                    text,
+                    float("inf"),
+                    f"the claim needs {v.name} to be {_shape_text(v.shape)}, but in the "
+                    f"expression it is {_shape_text(shapes[v.name])}",
+                )
         worst = 0.0
         env = {i: 1 for i in self.wrt.indices}
         for point in iter_points(self.expr, seed, 3, also=(self.gradient, c), index_env=env):
@@ -385,6 +395,11 @@ class Gradient:
 
 def _esc(text: str) -> str:
     return text.replace("_", "\\_").replace("&", "\\&")
+
+
+def _shape_text(shape: tuple[object, object]) -> str:
+    rows, cols = shape
+    return "a scalar" if shape == (1, 1) else f"{rows}×{cols}"
 
 
 def _kind_word(e: Expr) -> str:
