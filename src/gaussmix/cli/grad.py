@@ -1,9 +1,12 @@
 """``gaussmix grad``: the gradient of a matrix expression, its derivation, its numeric check.
 
 The result goes to stdout: the gradient alone by default (so that it can be piped), the numbered
-derivation with ``--steps``, LaTeX with ``--latex``, everything as JSON with ``--json``. A syntax
-or shape error is one ``error:`` line on stderr, followed by the expression with a caret under
-the offending character, and exit code 1. Exit code 1 also when ``--check`` fails or a
+derivation with ``--steps``, LaTeX with ``--latex``, everything as JSON with ``--json``; the
+kinds assumed for undeclared names go to stderr (in the header with ``--steps``). ``--check``
+adds the first-order definition at a random point as a table, ``--claim`` the verdict on a
+claimed gradient, the slip it makes and the corrected claim. A syntax or shape error is one
+``error:`` line on stderr, followed by the expression with a caret under the offending
+character, and exit code 1. Exit code 1 also when ``--check`` fails or a
 ``--claim`` disagrees.
 """
 
@@ -106,10 +109,21 @@ def grad_command(
     steps: Annotated[bool, typer.Option("--steps", help="Print the numbered derivation.")] = False,
     latex: Annotated[bool, typer.Option("--latex", help="Print LaTeX instead of text.")] = False,
     check: Annotated[
-        bool, typer.Option("--check", help="Check the gradient against finite differences.")
+        bool,
+        typer.Option(
+            "--check",
+            help="Check the gradient against finite differences, and show the first-order "
+            "definition f(X + tH) = f(X) + t<G, H> + o(t) at a random point.",
+        ),
     ] = False,
     claim: Annotated[
-        str | None, typer.Option("--claim", help='A claimed gradient to judge, e.g. "x*x\'".')
+        str | None,
+        typer.Option(
+            "--claim",
+            help='A claimed gradient to judge, e.g. "x*x\'"; a wrong one gets a '
+            "counterexample and, when it is one slip away (a factor, a sign, a transpose, "
+            "the symmetric convention, a term counted wrongly), the slip named.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
     indices: Annotated[
