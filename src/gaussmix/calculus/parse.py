@@ -443,9 +443,9 @@ def parse(
         tree = _parser().parse(text)
     except lark.exceptions.UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
-    builder = _Builder(text, kinds, frozenset(indices), context)
     if infer:
         return _inferred(text, tree, kinds, frozenset(indices), context)
+    builder = _Builder(text, kinds, frozenset(indices), context)
     out = builder.build(tree)
     if shape is not None:
         dims = builder.dims
