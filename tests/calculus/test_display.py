@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gaussmix.calculus import grad
+from gaussmix.calculus import differentiate, grad, parse
 from gaussmix.derive import derive_gmm
 
 
@@ -42,3 +42,12 @@ def test_a_gmm_derivation_renders_in_jupyter() -> None:
     latex = d._repr_latex_()
     assert latex.count("$$") == 2 * len(d.sections())
     assert "%" not in latex and latex.count("\\begin{aligned}") == len(d.sections())
+
+
+def test_a_bare_derivation_renders_too() -> None:
+    f = parse("log(det(X))")
+    wrt = next(v for v in f.walk() if v.name == "X")
+    d = differentiate(f, wrt)
+    md = d._repr_markdown_()
+    assert md.startswith("$\\nabla_{X}\\, f = X^{-\\top}$")
+    assert md.count("\n0. ") == 1 and f"\n{len(d.steps)}. " in md

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gaussmix.calculus.display import derivation_markdown
 from gaussmix.calculus.errors import CalculusError
 from gaussmix.calculus.expr import (
     NUM_TWO,
@@ -72,6 +73,10 @@ class Derivation:
     differential: Expr
     gradient: Expr
     steps: tuple[Step, ...]
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the gradient and the numbered steps (Markdown with LaTeX math)."""
+        return derivation_markdown(self)
 
 
 def _differential(f: Expr, wrt: Expr) -> tuple[Expr, list[Step]]:

@@ -8,15 +8,17 @@ alone, an equation). Nothing here is typed by hand: every line comes from a :cla
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from gaussmix.calculus.printing import to_latex
 from gaussmix.calculus.rewrite import Step
 
 if TYPE_CHECKING:
+    from gaussmix.calculus.derivative import Derivation
     from gaussmix.calculus.gradient import Gradient
 
-__all__ = ["gradient_markdown", "step_markdown"]
+__all__ = ["derivation_markdown", "gradient_markdown", "step_markdown", "steps_markdown"]
 
 _LABELS = {"df": "\\mathrm{d}f", "dQ": "\\mathrm{d}Q", "dL": "\\mathrm{d}L"}
 
@@ -66,8 +68,23 @@ def gradient_markdown(r: Gradient) -> str:
     if r.assumed:
         lines.append(f"*assuming*: {r.assumptions}")
     lines.append("")
-    if r.steps:
-        first = r.steps[0]
-        lines.append(f"0. ${_label(first.lhs)} = {to_latex(first.before)}$")
-        lines += [f"{i}. {step_markdown(s)}" for i, s in enumerate(r.steps, start=1)]
+    return "\n".join(lines) + steps_markdown(r.steps)
+
+
+def steps_markdown(steps: Sequence[Step]) -> str:
+    """Steps as a numbered Markdown list: the starting line (0.), then one line per step."""
+    if not steps:
+        return ""
+    lines = [f"0. ${_label(steps[0].lhs)} = {to_latex(steps[0].before)}$"]
+    lines += [f"{i}. {step_markdown(s)}" for i, s in enumerate(steps, start=1)]
     return "\n".join(lines) + "\n"
+
+
+def derivation_markdown(derivation: Derivation) -> str:
+    """A :class:`~gaussmix.calculus.derivative.Derivation` as Markdown: the result, the steps."""
+    wrt = to_latex(derivation.wrt)
+    head = (
+        f"$\\nabla_{{{wrt}}}\\, f = {to_latex(derivation.gradient)}$ for "
+        f"$f = {to_latex(derivation.expr)}$\n\n"
+    )
+    return head + steps_markdown(derivation.steps)
