@@ -171,16 +171,19 @@ def test_check_prints_the_first_order_definition() -> None:
     assert [row["t"] for row in data["check"]["first_order"]] == [1e-1, 1e-2, 1e-3, 1e-4, 1e-5]
 
 
+FORUM = (
+    "logdet(P) - 1/2*(x-m)'*P*(x-m)",
+    "--wrt",
+    "P",
+    "--types",
+    "P:symmetric",
+    "--claim",
+    "inv(P) - (x-m)*(x-m)'",
+)
+
+
 def test_the_forums_slip_is_diagnosed() -> None:
-    result = run(
-        "logdet(P) - 1/2*(x-m)'*P*(x-m)",
-        "--wrt",
-        "P",
-        "--types",
-        "P:symmetric",
-        "--claim",
-        "inv(P) - (x-m)*(x-m)'",
-    )
+    result = run(*FORUM)
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[1] == (
@@ -190,32 +193,12 @@ def test_the_forums_slip_is_diagnosed() -> None:
     )
     assert lines[2].startswith("  counterexample: P = [[")
     assert lines[-1] == "  corrected claim: inv(P) - 1/2*(x - m)*(x - m)'"
-    data = json.loads(
-        run(
-            "logdet(P) - 1/2*(x-m)'*P*(x-m)",
-            "--wrt",
-            "P",
-            "--types",
-            "P:symmetric",
-            "--claim",
-            "inv(P) - (x-m)*(x-m)'",
-            "--json",
-        ).stdout
-    )
+    data = json.loads(run(*FORUM, "--json").stdout)
     assert data["claim"]["slip"] == "term"
-    checked = run(
-        "logdet(P) - 1/2*(x-m)'*P*(x-m)",
-        "--wrt",
-        "P",
-        "--types",
-        "P:symmetric",
-        "--claim",
-        "inv(P) - (x-m)*(x-m)'",
-        "--check",
-    ).stdout.splitlines()
+    assert data["claim"]["corrected"] == "inv(P) - 1/2*(x - m)*(x - m)'"
+    checked = run(*FORUM, "--check").stdout.splitlines()
     # the claim put in the definition: its remainder settles on a nonzero number
     start = next(i for i, line in enumerate(checked) if line.startswith("definition, the claim"))
     remainders = [float(line.split()[3]) for line in checked[start + 2 : start + 7]]
     assert abs(remainders[-1]) > 0.1 and abs(remainders[-1] - remainders[-2]) < 1e-3
     assert checked[start + 7] == "  difference/t does NOT go to zero: G is not the gradient"
-    assert data["claim"]["corrected"] == "inv(P) - 1/2*(x - m)*(x - m)'"
