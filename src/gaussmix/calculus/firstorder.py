@@ -19,7 +19,7 @@ import numpy as np
 
 from gaussmix.calculus.errors import CalculusError
 from gaussmix.calculus.expr import Expr
-from gaussmix.calculus.numeric import evaluate, random_direction, random_point
+from gaussmix.calculus.numeric import _shifted, evaluate, random_direction, random_point
 
 __all__ = ["STEPS", "FirstOrder", "FirstOrderRow", "first_order"]
 
@@ -125,11 +125,8 @@ def first_order(
     inner = float(np.sum(g * h_slice.reshape(g.shape)))
 
     def at(t: float) -> float:
-        values = dict(point.values)
-        base = np.asarray(values[wrt.name], dtype=float)
-        moved = base + t * np.asarray(h, dtype=float)
-        values[wrt.name] = float(moved) if base.ndim == 0 else moved
-        return float(evaluate(f, values, sizes=point.sizes, index_env=env))
+        moved = _shifted(point.values, wrt.name, h, t)
+        return float(evaluate(f, moved, sizes=point.sizes, index_env=env))
 
     f0 = at(0.0)
     rows = []
