@@ -18,12 +18,19 @@ if TYPE_CHECKING:
     from gaussmix.calculus.derivative import Derivation
     from gaussmix.calculus.gradient import Gradient
 
-__all__ = ["derivation_markdown", "gradient_markdown", "step_markdown", "steps_markdown"]
+__all__ = [
+    "derivation_markdown",
+    "gradient_markdown",
+    "latex_label",
+    "step_markdown",
+    "steps_markdown",
+]
 
 _LABELS = {"df": "\\mathrm{d}f", "dQ": "\\mathrm{d}Q", "dL": "\\mathrm{d}L"}
 
 
-def _label(lhs: str) -> str:
+def latex_label(lhs: str) -> str:
+    """What a step's left-hand side is called in LaTeX: ``df`` is ``\\mathrm{d}f``."""
     return _LABELS.get(lhs, lhs)
 
 
@@ -39,9 +46,9 @@ def step_markdown(step: Step) -> str:
     after = to_latex(step.after)
     if step.stage == "identify":
         df = to_latex(step.before)
-        math = f"\\mathrm{{d}}f = {df}, \\text{{ so }} {_label(step.lhs)} = {after}"
+        math = f"\\mathrm{{d}}f = {df}, \\text{{ so }} {latex_label(step.lhs)} = {after}"
     elif step.lhs:
-        math = f"{_label(step.lhs)} = {after}"
+        math = f"{latex_label(step.lhs)} = {after}"
     else:
         math = after
     why = f"*{step.rule}*" + (f": {_code(step.identity)}" if step.identity else "")
@@ -75,7 +82,7 @@ def steps_markdown(steps: Sequence[Step]) -> str:
     """Steps as a numbered Markdown list: the starting line (0.), then one line per step."""
     if not steps:
         return ""
-    lines = [f"0. ${_label(steps[0].lhs)} = {to_latex(steps[0].before)}$"]
+    lines = [f"0. ${latex_label(steps[0].lhs)} = {to_latex(steps[0].before)}$"]
     lines += [f"{i}. {step_markdown(s)}" for i, s in enumerate(steps, start=1)]
     return "\n".join(lines) + "\n"
 

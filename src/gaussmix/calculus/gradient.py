@@ -19,7 +19,7 @@ import numpy as np
 
 from gaussmix.calculus.claims import diagnose
 from gaussmix.calculus.derivative import Derivation, differentiate
-from gaussmix.calculus.display import gradient_markdown
+from gaussmix.calculus.display import gradient_markdown, latex_label
 from gaussmix.calculus.errors import CalculusError
 from gaussmix.calculus.expr import Expr, Kind, Op
 from gaussmix.calculus.firstorder import FirstOrder, first_order
@@ -171,7 +171,7 @@ class Gradient:
         for i, step in enumerate(self.steps):
             if i == 0 or step.lhs != lhs:
                 lhs = step.lhs
-                label = {"df": "\\mathrm{d}f", "G": "G"}.get(lhs, lhs)
+                label = latex_label(lhs)
                 start = to_latex(step.before) if step.lhs != "G" or i == 0 else ""
                 if start:
                     lines.append(f"{label} &= {start}")
