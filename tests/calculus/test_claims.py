@@ -74,6 +74,14 @@ def test_the_forums_slip_is_named() -> None:
             "1/3*log(det(X)) + 1/3*tr(A*X) + x'*X*x",
         ),
         (
+            "sum_n(q_kn*(1/2*logdet(Lambda_k) - 1/2*(x_n - mu_k)'*Lambda_k*(x_n - mu_k)))",
+            "Lambda_k",
+            {},
+            "sum_n(q_kn*(inv(Lambda_k) - 1/2*(x_n-mu_k)*(x_n-mu_k)'))",
+            "term",
+            "the term sum_n(1/2*q_kn*logdet(Lambda_k)) counted twice",
+        ),
+        (
             "sum_k(N_k*log(pi_k)) + lambda*(sum_k(pi_k) - 1)",
             "pi_k",
             {},
@@ -86,7 +94,7 @@ def test_the_forums_slip_is_named() -> None:
 def test_slips_are_named(
     text: str, wrt: str, types: dict[str, str], claim: str, slip: str, fragment: str
 ) -> None:
-    verdict = grad(text, wrt, types, indices="k").agrees_with(claim)
+    verdict = grad(text, wrt, types, indices="nk").agrees_with(claim)
     assert not verdict
     assert verdict.slip == slip
     assert fragment in verdict.reason

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from gaussmix.calculus.derivative import differentiate
+from gaussmix.calculus.derivative import differentiate, tidy
 from gaussmix.calculus.errors import CalculusError
 from gaussmix.calculus.expr import SCALAR, Expr, Op, add_all, div, mul, neg, num, sumidx
 from gaussmix.calculus.numeric import evaluate, iter_points
@@ -169,7 +169,9 @@ def diagnose(f: Expr, gradient: Expr, wrt: Expr, claim: Expr, seed: int = 0) -> 
     Diagnosis or None
         None when the claim is none of the known slips away from the gradient.
     """
-    terms = [t for t in additive_terms(f) if t.depends_on(wrt)]
+    # Tidied (numbers first, signs out), so that a term reads as a student would write it:
+    # sum_n(q_kn*(1/2*logdet(P_k))) is sum_n(1/2*q_kn*logdet(P_k)).
+    terms = [tidy(t) for t in additive_terms(f) if t.depends_on(wrt)]
     try:
         term_grads = [differentiate(t, wrt).gradient for t in terms] if len(terms) > 1 else []
     except CalculusError:
