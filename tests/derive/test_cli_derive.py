@@ -59,3 +59,6 @@ def test_check_shows_the_first_order_definition_for_each_gradient() -> None:
     ] * 2
     assert headers[0].startswith("definition: Q(mu_k + t*H) = Q(mu_k) + t*<G, H> + o(t)")
     assert tail.count("difference/t goes to zero with t") == 4
+    data = json.loads(run("--covariance", "spherical", "--check", "--json").stdout)
+    assert list(data["first_order"]) == ["mu_k", "tau_k", "pi_k", "lambda"]
+    assert [row["t"] for row in data["first_order"]["mu_k"]] == [1e-1, 1e-2, 1e-3, 1e-4, 1e-5]

@@ -16,9 +16,10 @@ from gaussmix.cli.app import UserError, app
 from gaussmix.cli.grad import first_order_lines
 
 if TYPE_CHECKING:  # the calculus is imported when a derivation runs (gaussmix --help is quick)
+    from gaussmix.calculus.firstorder import FirstOrder
     from gaussmix.derive import GMMDerivation
 
-__all__ = ["check_lines", "derive_app", "gmm_command", "markdown_document"]
+__all__ = ["derive_app", "first_order_tables", "gmm_command", "markdown_document"]
 
 derive_app = typer.Typer(
     name="derive",
@@ -113,28 +114,42 @@ def gmm_command(
         typer.echo(markdown_document([derive_gmm(t) for t in types]), nl=False)
         return
     d = derive_gmm(covariance or "full")
+    tables = first_order_tables(d, seed) if check else {}
     if as_json:
-        typer.echo(json.dumps(d.to_dict(), indent=2))
-    elif latex:
-        typer.echo(d.latex())
-    else:
-        typer.echo(d.text())
+        out = d.to_dict()
+        if check:
+            out["first_order"] = {
+                name: [
+                    {
+                        "t": r.t,
+                        "change": r.change,
+                        "linear": r.linear,
+                        "difference_over_t": r.remainder,
+                    }
+                    for r in table.rows
+                ]
+                for name, (_, table) in tables.items()
+            }
+        typer.echo(json.dumps(out, indent=2))
+        return
+    typer.echo(d.latex() if latex else d.text())
     if check:
-        typer.echo("\n".join(check_lines(d, seed)))
+        lines = ["", "The first-order definition, numerically (G is each gradient derived above)"]
+        for function, table in tables.values():
+            lines += ["", *first_order_lines(table, function)]
+        typer.echo("\n".join(lines))
 
 
-def check_lines(d: GMMDerivation, seed: int = 0) -> list[str]:
-    """The first-order definition at a random point, for the gradient in each parameter."""
+def first_order_tables(d: GMMDerivation, seed: int = 0) -> dict[str, tuple[str, FirstOrder]]:
+    """Per parameter, the function's name (Q or L) and its first-order table at a random point."""
     from gaussmix.calculus.firstorder import first_order
     from gaussmix.derive.gmm import MULTIPLIER
 
-    lines = ["", "The first-order definition, numerically (G is each gradient derived above)"]
+    out: dict[str, tuple[str, FirstOrder]] = {}
     for name, gradient in d.gradients.items():
         on_lagrangian = name in ("pi_k", MULTIPLIER)
         function = d.lagrangian if on_lagrangian else d.surrogate
-        if function is None:
-            continue
-        table = first_order(function, gradient, d.parameters[name], seed)
-        lines.append("")
-        lines.extend(first_order_lines(table, "L" if on_lagrangian else "Q"))
-    return lines
+        if function is not None:
+            table = first_order(function, gradient, d.parameters[name], seed)
+            out[name] = ("L" if on_lagrangian else "Q", table)
+    return out
