@@ -31,8 +31,8 @@ def test_a_gradient_renders_as_markdown_with_its_derivation() -> None:
     numbered = [line for line in lines if line[:1].isdigit()]
     assert len(numbered) == len(r.steps) + 1  # the starting line, then one per step
     assert all(line.count("$") == 2 for line in numbered)
-    identify = next(line for line in numbered if "*identify*" in line)
-    assert "\\text{ so } G =" in identify
+    identify = [line for line in numbered if "*identify" in line]
+    assert len(identify) == 1 and "\\text{ so } G =" in identify[0]
     assert r._repr_latex_().startswith("$\\nabla_{\\mu_{k}}")
 
 

@@ -28,11 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from gaussmix.calculus.derivative import differentiate, tidy
+from gaussmix.calculus.derivative import differentiate
 from gaussmix.calculus.errors import CalculusError
 from gaussmix.calculus.expr import SCALAR, Expr, Op, add_all, div, mul, neg, num, sumidx
 from gaussmix.calculus.numeric import evaluate, iter_points
 from gaussmix.calculus.printing import to_text
+from gaussmix.calculus.rules.canonical import tidy
 
 __all__ = ["FIT_TOLERANCE", "Diagnosis", "additive_terms", "diagnose", "times"]
 
