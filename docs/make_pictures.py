@@ -2,8 +2,8 @@
 
     .venv/bin/python docs/make_pictures.py
 
-- faithful-bic.png: BIC of the 36 fits of the default grid on Old Faithful, per covariance
-  type against K (mclust's sign), the choice ringed, degenerate fits crossed out;
+- faithful-bic.png: BIC of the 126 fits of the default grid on Old Faithful, per covariance
+  model against K (mclust's sign), the choice ringed, degenerate fits crossed out;
 - faithful-classification.png: the chosen model (tied, K=3): rows coloured by component, 1- and
   2-sigma ellipses, density contours;
 - faithful-loglik.png: the mean log-likelihood per EM iteration of three fits of the grid;
