@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gaussmix.data.sources import as_float, nonfinite_error
+from gaussmix.errors import GaussmixError
 
 Array = NDArray[np.float64]
 
@@ -72,7 +73,7 @@ def parquet_files(path: str | os.PathLike[str]) -> list[str]:
         raise FileNotFoundError(f"no Parquet files at {path} (a file, a directory or a glob)")
     not_parquet = [f for f in files if Path(f).suffix.lower() not in PARQUET]
     if not_parquet:
-        raise ValueError(
+        raise GaussmixError(
             f"{not_parquet[0]} is not a .parquet file; a dataset on Dask is read from Parquet"
         )
     return files
@@ -88,7 +89,7 @@ def parquet_dataset(path: str | os.PathLike[str], columns: Sequence[str] | None 
     try:
         return dd.read_parquet(files, columns=list(columns) if columns else None)
     except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"cannot read the Parquet files at {path} ({exc})") from None
+        raise GaussmixError(f"cannot read the Parquet files at {path} ({exc})") from None
 
 
 def active_client() -> Any | None:
@@ -131,7 +132,7 @@ def _as_rows(X: Any) -> tuple[Any, list[str] | None]:
     if isinstance(X, dd.DataFrame):
         bad = [str(c) for c, t in X.dtypes.items() if not _is_numeric(t)]
         if bad:
-            raise ValueError(
+            raise GaussmixError(
                 f"the Dask DataFrame has non-numeric column(s) {', '.join(map(repr, bad))}; "
                 "select numeric ones, e.g. df[['a', 'b']]"
             )
@@ -143,12 +144,12 @@ def _as_rows(X: Any) -> tuple[Any, list[str] | None]:
             "dask.dataframe.DataFrame"
         )
     if X.ndim == 1:
-        raise ValueError(
+        raise GaussmixError(
             "Expected 2D array, got 1D array instead. Reshape your data with "
             "X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample"
         )
     if X.ndim != 2:
-        raise ValueError(f"X is a {X.ndim}-D dask array; gaussmix needs rows x features (2-D)")
+        raise GaussmixError(f"X is a {X.ndim}-D dask array; gaussmix needs rows x features (2-D)")
     if X.dtype.kind not in "biuf":
         raise TypeError(f"X holds {X.dtype} values; pass numbers only")
     if any(np.isnan(c) for c in X.chunks[0]):
@@ -173,7 +174,9 @@ def _weights_as(sample_weight: Any, X: Any) -> Any:
     if not isinstance(w, da.Array):
         w = w.to_dask_array(lengths=True)
     if w.shape != (n,):
-        raise ValueError(f"sample_weight has shape {w.shape}; expected ({n},), one weight per row")
+        raise GaussmixError(
+            f"sample_weight has shape {w.shape}; expected ({n},), one weight per row"
+        )
     w = w.astype(np.float64).rechunk((X.chunks[0],))
     return w
 
@@ -188,17 +191,17 @@ def _check_weights(w: Any) -> None:
         nonfinite.sum(), da.argmax(nonfinite), negative.sum(), da.argmax(negative), w.sum()
     )
     if n_bad:
-        raise ValueError(
+        raise GaussmixError(
             f"sample_weight contains {n_bad} NaN or infinite value(s), the first at row "
             f"{first_bad}; weights must be finite"
         )
     if n_neg:
-        raise ValueError(
+        raise GaussmixError(
             f"sample_weight has {n_neg} negative value(s), the first at row {first_neg}; "
             "weights must be >= 0"
         )
     if not total > 0:
-        raise ValueError("sample_weight sums to zero; give at least one row a positive weight")
+        raise GaussmixError("sample_weight sums to zero; give at least one row a positive weight")
 
 
 def _check_finite(X: Any, name: str = "X") -> None:
