@@ -55,8 +55,11 @@ GLOB_CHARACTERS = frozenset("*?[")
 
 
 def is_dataset_path(path: str | os.PathLike[str]) -> bool:
-    """Whether a path names a Parquet dataset of many files: a directory, or a glob."""
-    return Path(path).is_dir() or bool(GLOB_CHARACTERS & set(str(path)))
+    """Whether a path names a Parquet dataset of many files: a directory holding Parquet
+    files, or a glob (any other directory is left to the file readers' message)."""
+    if Path(path).is_dir():
+        return any(f.suffix.lower() in PARQUET for f in Path(path).iterdir())
+    return bool(GLOB_CHARACTERS & set(str(path)))
 
 
 def parquet_files(path: str | os.PathLike[str]) -> list[str]:
