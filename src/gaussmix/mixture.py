@@ -369,6 +369,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self._check_n_features_of(dask_source, reset)
             if reset and dask_source.columns is not None:
                 self.feature_names_in_ = np.asarray(dask_source.columns, dtype=object)
+            if fitting:
+                self.n_missing_ = 0  # checked finite on the cluster
             return dask_source
         allow_nan = self.missing == "em"
         if isinstance(X, (str, os.PathLike)) or _is_source(X):
@@ -492,9 +494,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         state = getattr(self, "_online", None)
         self._validate_params()
-        if self.missing != "error":
-            raise ValueError("partial_fit takes complete rows only; use missing='error'")
-        source = self._source(X, sample_weight, reset=state is None)
+        source = self._source(X, sample_weight, reset=state is None, fitting=True)
+        if self.n_missing_:
+            raise ValueError("partial_fit takes complete rows only; this batch has NaN")
         rows = self._chunk_rows(source.n_features)
         if state is None:
             if source.n_samples < self.n_components:
