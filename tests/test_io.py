@@ -151,6 +151,7 @@ def test_every_constructor_parameter_round_trips(
         "init_sample_size": 150,
         "dtype": np.float32,
         "missing": "em",
+        "learning_decay": 0.9,
     }
     defaults = GaussianMixture().get_params()
     assert set(given) == set(defaults)  # a new parameter must be added here, and to the format

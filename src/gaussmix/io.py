@@ -46,6 +46,7 @@ _PARAMS = (
     "n_threads",
     "init_sample_size",
     "missing",
+    "learning_decay",  # older files hold none: the default
 )
 # the array-valued constructor parameters, stored as optional arrays of the archive
 _INIT_ARRAYS = ("weights_init", "means_init", "precisions_init")

@@ -29,6 +29,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from gaussmix.data.dask_source import on_dask
 from gaussmix.data.sources import (
     ArraySource,
     DataSource,
@@ -155,6 +156,24 @@ def _log_likelihood_of_share(
     return float(sum(map_blocks(block_sum, regroup(share.chunks(rows)))))
 
 
+# The shape beyond the rows and the dtype of each per-row output, given K (for lazy dask arrays).
+_PER_ROW_OUTPUT: dict[_BlockReduce, Callable[[int], tuple[tuple[int, ...], Any]]] = {
+    _log_density: lambda k: ((), np.float64),
+    _label: lambda k: ((), np.intp),
+    _responsibilities: lambda k: ((k,), np.float64),
+}
+
+
+def _per_row_of_chunk(
+    params: Params, rows: int, dtype: Any, reduce: _BlockReduce, X: NDArray[np.floating]
+) -> Any:
+    """``reduce`` of one dask row chunk, its blocks in turn, concatenated."""
+    from gaussmix.data.sources import as_float
+
+    chunk = ArraySource(as_float(X))
+    return np.concatenate(_reduce_blocks(params, rows, dtype, reduce, chunk, map))
+
+
 class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture model fitted by Expectation-Maximization.
 
@@ -236,6 +255,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ``allow_nan`` tag says otherwise) hold for the default; with 'em' the tag is set.
         Infinite values are refused either way. To fill the holes, see
         ``gaussmix.GaussianMixtureImputer``.
+    learning_decay : float in (0.5, 1], default=0.7
+        ``partial_fit``'s step sizes eta_t = (t + 2)^(-learning_decay) (named as scikit-learn's
+        online LDA names it): smaller forgets old batches faster.
 
     Attributes
     ----------
@@ -278,6 +300,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "init_sample_size": [Interval(Integral, 1, None, closed="left"), None],
         "dtype": [Options(type, {np.float64, np.float32})],
         "missing": [StrOptions({"error", "em"})],
+        "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
     }
 
     def __init__(
@@ -302,6 +325,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         init_sample_size: int | None = 100_000,
         dtype: type[np.floating] = np.float64,
         missing: str = "error",
+        learning_decay: float = 0.7,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -322,6 +346,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.init_sample_size = init_sample_size
         self.dtype = dtype
         self.missing = missing
+        self.learning_decay = learning_decay
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -340,7 +365,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     ) -> DataSource:
         """Validated rows as a data source: arrays via scikit-learn's validation, paths (.npy,
         .parquet) and data sources by one blockwise pass that checks every value is finite
-        (with missing='em', that none is infinite; ``fitting`` sets ``n_missing_``)."""
+        (with missing='em', that none is infinite; ``fitting`` sets ``n_missing_``); dask
+        collections on their cluster, before scikit-learn's validation would compute them."""
+        if on_dask(X):
+            from gaussmix.data.dask_source import DaskSource
+
+            dask_source = DaskSource.open(X, sample_weight)
+            self._check_n_features_of(dask_source, reset)
+            if reset and dask_source.columns is not None:
+                self.feature_names_in_ = np.asarray(dask_source.columns, dtype=object)
+            if fitting:
+                self.n_missing_ = 0  # checked finite on the cluster
+            return dask_source
         allow_nan = self.missing == "em"
         if isinstance(X, (str, os.PathLike)) or _is_source(X):
             source = open_source(X) if isinstance(X, (str, os.PathLike)) else X
@@ -413,9 +449,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features); a ``numpy.memmap``; a path to a
             ``.npy`` or Parquet file (read block by block on every iteration, never whole); or
-            a ``gaussmix.data`` source (e.g. ``ParquetSource.open(path, columns=[...])``).
+            a ``gaussmix.data`` source (e.g. ``ParquetSource.open(path, columns=[...])``); a
+            ``dask.array.Array`` or ``dask.dataframe.DataFrame`` (fitted on its cluster, see
+            ``gaussmix.data.dask_source``).
         y : ignored.
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like or dask array of shape (n_samples,), default=None
             Non-negative weights; an integer weight counts a row that many times.
 
         Returns
@@ -436,6 +474,68 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 self.dtype,
             )
             self.log_likelihood_ = sum(pool.run(task))
+        return self
+
+    def partial_fit(
+        self, X: Data, y: object = None, sample_weight: ArrayLike | None = None
+    ) -> GaussianMixture:
+        """One step of stepwise (online) EM on a mini-batch (``gaussmix.em.online``).
+
+        The first call initialises from its batch (as ``fit`` does, ``n_init`` ignored) and
+        takes one EM step on it; each later call t blends the batch's statistics into the
+        running ones with eta_t = (t + 2)^(-learning_decay) and runs the M-step. ``fit``
+        starts the running statistics afresh.
+
+        Parameters
+        ----------
+        X : a batch, as for ``fit`` (arrays, files, sources, dask collections).
+        y : ignored.
+        sample_weight : array-like of shape (n_batch,), default=None
+
+        Returns
+        -------
+        self
+        """
+        from gaussmix.em.online import online_step, step_size
+
+        state = getattr(self, "_online", None)
+        self._validate_params()
+        source = self._source(X, sample_weight, reset=state is None, fitting=True)
+        if self.n_missing_:
+            raise ValueError("partial_fit takes complete rows only; this batch has NaN")
+        rows = self._chunk_rows(source.n_features)
+        if state is None:
+            if source.n_samples < self.n_components:
+                raise ValueError(
+                    f"the first batch of partial_fit has {source.n_samples} row(s); it needs at "
+                    f"least n_components = {self.n_components} to initialise from"
+                )
+            rng = check_random_state(self.random_state)
+            params, running, t, history = self._initial(source, rng), None, 0, []
+        else:
+            running, t, history = state
+            params = self._params()
+        with workers(source, rows, self.n_threads, fork=False) as pool:
+            step = online_step(
+                pool,
+                rows,
+                params,
+                running,
+                step_size(t, self.learning_decay),
+                reg_covar=self.reg_covar,
+                dtype=self.dtype,
+            )
+        history = [*history, step.lower_bound]
+        self._set_params(step.params)
+        self._online = (step.running, t + 1, history)
+        self.converged_ = False  # stepwise EM has no stopping rule: the data decide
+        self.n_iter_ = t + 1
+        self.lower_bound_ = step.lower_bound
+        self.lower_bounds_ = list(history)
+        self.reinitialized_: list[tuple[int, int]] = []
+        self.n_reinitialized_ = 0
+        seen: int = self.n_samples_fit_ if t > 0 else 0
+        self.n_samples_fit_: int = seen + source.n_samples  # rows seen by the steps so far
         return self
 
     def fit_predict(
@@ -504,6 +604,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self.reinitialized_ = list(best.reinitialized)
             self.n_reinitialized_ = len(best.reinitialized)
             self.n_samples_fit_ = source.n_samples
+            self.__dict__.pop("_online", None)  # partial_fit starts afresh after a fit
             yield source, pool
 
     def _init_rows(
@@ -515,9 +616,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if self.init_sample_size is None or n <= self.init_sample_size:
             if isinstance(source, ArraySource):
                 return source.X, source.sample_weight
-            everything = np.arange(n)
-            return source.take(everything), source.sample_weight
-        rows = np.sort(rng.choice(n, size=self.init_sample_size, replace=False))
+            rows = np.arange(n)
+        else:
+            rows = np.sort(rng.choice(n, size=self.init_sample_size, replace=False))
+        take_weights = getattr(source, "take_weights", None)  # a DaskSource: on its workers
+        if take_weights is not None:
+            return source.take(rows), take_weights(rows)
         w = source.sample_weight
         return source.take(rows), None if w is None else w[rows]
 
@@ -527,6 +631,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """``_init_rows`` with missing entries filled by column means (a start for k-means)."""
         X, weights = self._init_rows(source, rng)
         return fill_for_init(X), weights
+
+    def _initial(
+        self,
+        source: DataSource,
+        rng: np.random.RandomState,
+        inits: dict[str, Array | None] | None = None,
+    ) -> Params:
+        """Initial parameters from the rows ``_init_rows`` gives and the user's inits."""
+        inits = self._validate_inits(source.n_features) if inits is None else inits
+        return initial_params(
+            lambda: self._init_rows_filled(source, rng),
+            self.n_components,
+            get_covariance(self.covariance_type),
+            method=self.init_params,
+            rng=rng,
+            reg_covar=self.reg_covar,
+            weights_init=inits["weights"],
+            means_init=inits["means"],
+            precisions_init=inits["precisions"],
+        )
 
     def _fit_inits(
         self,
@@ -539,20 +663,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Run EM from each initialisation; the result with the best final lower bound."""
         best: EMResult | None = None
         for init in range(self.n_init if do_init else 1):
-            if do_init:
-                params = initial_params(
-                    lambda: self._init_rows_filled(source, rng),
-                    self.n_components,
-                    get_covariance(self.covariance_type),
-                    method=self.init_params,
-                    rng=rng,
-                    reg_covar=self.reg_covar,
-                    weights_init=inits["weights"],
-                    means_init=inits["means"],
-                    precisions_init=inits["precisions"],
-                )
-            else:
-                params = self._params()
+            params = self._initial(source, rng, inits) if do_init else self._params()
             self._report(1, f"Initialization {init}")
             result = run_em(
                 pool,
@@ -639,6 +750,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         (one pass: threads, as forking would not pay); real outputs in the dtype scikit-learn
         gives, that of the rows and the fitted attributes together."""
         check_is_fitted(self)
+        if on_dask(X):
+            return self._per_row_dask(X, reduce)
         source = X if isinstance(X, DeviceSource) else self._source(X, reset=False)
         rows = self._chunk_rows(source.n_features)
         if isinstance(source, DeviceSource):
@@ -652,8 +765,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             return result
         return result.astype(np.result_type(_rows_dtype(source), self.means_.dtype), copy=False)
 
+    def _per_row_dask(self, X: Data, reduce: _BlockReduce) -> Any:
+        """``_per_row`` of a dask collection: a lazy dask array with X's row chunks."""
+        from gaussmix.data.dask_source import DaskSource, map_rows
+
+        source = DaskSource.lazy(X)
+        self._check_n_features_of(source, reset=False)
+        trailing, dtype = _PER_ROW_OUTPUT[reduce](self.n_components)
+        rows = self._chunk_rows(self.n_features_in_)
+        per_chunk = partial(_per_row_of_chunk, self._params(), rows, self.dtype, reduce)
+        return map_rows(source, per_chunk, trailing, dtype)
+
     def score_samples(self, X: Data) -> Array:
-        """Log-density log p(x_n) of each row, shape (n_samples,)."""
+        """Log-density log p(x_n) of each row, shape (n_samples,) (for a dask collection a lazy
+        dask array with its row chunks, as ``predict`` and ``predict_proba`` give)."""
         result: Array = self._per_row(X, _log_density)
         return result
 

@@ -167,3 +167,29 @@ def test_fit_and_predict_stream_npy_and_parquet(gaussmix_cli, tmp_path: Path) ->
     assert "mean u" in result.stdout and (tmp_path / "p.png").exists()
     labels = gaussmix_cli("predict", model, tmp_path / "x.parquet").stdout.splitlines()[1:]
     np.testing.assert_array_equal([int(v) for v in labels], reference.predict(X))
+
+
+def test_fit_online_streams_batches(gaussmix_cli, tmp_path: Path) -> None:
+    X = mixture_data(7, n=1000, n_features=2, n_components=2)
+    path = tmp_path / "rows.npy"
+    np.save(path, X)
+    result = gaussmix_cli(
+        "fit", path, "-k", "2", "--seed", "0", "--online", "--batch-size", "300",
+        "--epochs", "2", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    fitted = json.loads(result.stdout)
+    assert fitted["n_iter"] == 8  # four batches (300, 300, 300, 100), twice
+    assert fitted["n_samples"] == 1000
+    batch = GaussianMixture(2, random_state=0).fit(X)
+    assert fitted["log_likelihood"] == pytest.approx(batch.score(X) * 1000, rel=0.01)
+
+
+def test_fit_dataset_path_errors_before_any_cluster(gaussmix_cli, tmp_path: Path) -> None:
+    result = gaussmix_cli("fit", tmp_path / "none*.parquet", "-k", "2")
+    assert result.exit_code == 1
+    assert "no Parquet files at" in result.output
+    (tmp_path / "rows.csv").write_text("a\n1\n")
+    result = gaussmix_cli("fit", tmp_path / "*.csv", "-k", "2")
+    assert result.exit_code == 1
+    assert "is not a .parquet file" in result.output

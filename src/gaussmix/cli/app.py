@@ -28,7 +28,7 @@ from typer.core import TyperGroup
 try:  # typer >= 0.2x carries its own copy of click
     from typer._click.exceptions import NoSuchOption
 except ImportError:  # pragma: no cover - older typer on top of click
-    from click.exceptions import NoSuchOption  # type: ignore[no-redef]
+    from click.exceptions import NoSuchOption  # type: ignore[no-redef,assignment,unused-ignore]
 
 from gaussmix import __version__
 from gaussmix.errors import GaussmixError

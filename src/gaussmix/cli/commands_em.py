@@ -242,11 +242,18 @@ def demo(
 
 
 def load_rows(
-    path: Path, options: ReadOptions, scale: bool
+    path: Path, options: ReadOptions, scale: bool, dask: bool = False
 ) -> tuple[NDArray[np.floating] | DataSource, list[str], dict[str, list[float]] | None]:
     """The rows of a data file (``gaussmix.data.files.open_data``: a source read block by block
-    for .npy, Parquet and large text files), with the reader's notes shown on stderr."""
+    for .npy, Parquet and large text files), with the reader's notes shown on stderr; a
+    directory or glob of Parquet files (or any Parquet with ``dask``) as a source on the active
+    Dask client."""
+    from gaussmix.data.dask_source import DaskSource, is_dataset_path, parquet_dataset
     from gaussmix.data.files import open_data
+
+    if dask or is_dataset_path(path):
+        on_dask = DaskSource.open(parquet_dataset(path, options.columns))
+        return on_dask, list(on_dask.columns or []), None
 
     loaded = open_data(path, options, scale)
     print_notes(loaded.notes)
@@ -311,6 +318,7 @@ N_INIT, TOL, MAX_ITER, SEED = 5, 1e-5, 1000, 0
 
 @app.command()
 def fit(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help=DATA_HELP)],
     k: Annotated[int, typer.Option("-k", "--components", min=1, help="Number of components.")],
     covariance: Annotated[str, typer.Option("--covariance", "-c", help=COVARIANCE_HELP)] = "full",
@@ -343,8 +351,14 @@ def fit(
         str | None, typer.Option("--plot-columns", help=PLOT_COLUMNS_HELP)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help=SCHEDULER_HELP, metavar="ADDRESS")
+    ] = None,
+    online: Annotated[bool, typer.Option("--online", help="Stepwise EM over batches.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch rows.")] = 10_000,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the data.")] = 1,
 ) -> None:
-    """Fit a Gaussian mixture to a data file.
+    """Fit a Gaussian mixture to a data file (or a directory or glob of Parquet files).
 
     The defaults are select's (5 initialisations, tol 1e-5, up to 1000 iterations, seed 0),
     not scikit-learn's looser library defaults, so that a fit leaves the plateaus EM can stall on.
@@ -353,11 +367,12 @@ def fit(
     from gaussmix.figures import figure_format
     from gaussmix.mixture import GaussianMixture
 
+    ctx.with_resource(_dask_if_asked(file, scheduler, scale))
     covariance_type = canonical_name(covariance)
     if plot is not None:
         figure_format(plot)
     options = read_options(columns, drop, sep, decimal, na_values, dropna)
-    X, names, scaling = load_rows(file, options, scale)
+    X, names, scaling = load_rows(file, options, scale, dask=scheduler is not None)
     check_rows(X, k, file)
     if plot is not None:
         from gaussmix.plotting import check_plot
@@ -373,8 +388,12 @@ def fit(
         tol=tol,
         reg_covar=reg_covar,
     )
-    with iteration_progress(f"fitting K={k}", max_iter):
-        messages = _fit_quietly(model, X)
+    if online:
+        _fit_online(model, X, batch_size, epochs)
+        messages: list[str] = []
+    else:
+        with iteration_progress(f"fitting K={k}", max_iter):
+            messages = _fit_quietly(model, X)
     for message in messages:
         sys.stderr.write(f"warning: {message}\n")
     result = summary(model) | {"columns": names, "scaling": scaling, "units": units_of(scaling)}
@@ -405,6 +424,44 @@ def fit(
     for path in (out, plot):
         if path is not None:
             console.print(f"wrote {path}")
+
+
+SCHEDULER_HELP = (
+    "Run on the Dask scheduler at ADDRESS (tcp://host:8786); a directory or glob of Parquet "
+    "files without it runs on a local Dask cluster of this machine's cores."
+)
+
+
+@contextmanager
+def _dask_if_asked(file: Path, scheduler: str | None, scale: bool) -> Iterator[None]:
+    """A Dask client for the fit when the data are a Parquet dataset or --scheduler is given."""
+    from gaussmix.data.dask_source import is_dataset_path, parquet_files
+
+    if scheduler is None and not is_dataset_path(file):
+        yield
+        return
+    if scale:
+        raise typer.BadParameter(
+            "--scale needs the rows in memory; standardise a Dask dataset beforehand"
+        )
+    parquet_files(file)  # what is wrong with the path, before a cluster starts
+    from gaussmix.em.dask_workers import dask_client
+
+    with dask_client(scheduler):
+        yield
+
+
+def _fit_online(model: GaussianMixture, X: Any, batch_size: int, epochs: int) -> None:
+    """``partial_fit`` over batches of ``batch_size`` rows, ``epochs`` times, then the pass
+    that gives the log-likelihood of the whole data (as ``fit``'s last pass does)."""
+    from gaussmix.data.sources import ArraySource
+
+    source = ArraySource(np.asarray(X)) if isinstance(X, np.ndarray) else X
+    for _ in range(epochs):
+        for block, weights in source.chunks(batch_size):
+            model.partial_fit(block, sample_weight=weights)
+    model.log_likelihood_ = float(np.sum(model.score_samples(source)))
+    model.n_samples_fit_ = source.n_samples
 
 
 def rows_for_model(

@@ -1,6 +1,8 @@
 """Where rows come from: in-memory arrays and memory maps, ``.npy`` and Parquet files, each
-walked in blocks; and readers of CSV/TSV/.npy/Parquet tables."""
+walked in blocks; Dask collections on their cluster; and readers of CSV/TSV/.npy/Parquet
+tables."""
 
+from gaussmix.data.dask_source import DaskSource
 from gaussmix.data.sources import (
     ArraySource,
     DataSource,
@@ -12,6 +14,7 @@ from gaussmix.data.sources import (
 
 __all__ = [
     "ArraySource",
+    "DaskSource",
     "DataSource",
     "NpySource",
     "ParquetSource",

@@ -300,10 +300,15 @@ def check_finite_blocks(source: DataSource, rows: int, name: str = "X") -> None:
         bad_total += count
         start += block.shape[0]
     if bad_total:
-        raise GaussmixError(
-            f"Input {name} contains {bad_total} NaN or infinite value(s), the first in row "
-            f"{first}; remove or impute them before fitting"
-        )
+        raise nonfinite_error(name, bad_total, first)
+
+
+def nonfinite_error(name: str, count: int, first_row: int) -> GaussmixError:
+    """The error for ``count`` NaN or infinite values in ``name``, the first in ``first_row``."""
+    return GaussmixError(
+        f"Input {name} contains {count} NaN or infinite value(s), the first in row "
+        f"{first_row}; remove or impute them before fitting"
+    )
 
 
 def check_missing_blocks(

@@ -83,7 +83,7 @@ def pass_stats(
 ) -> SuffStats:
     """E-step over every share of the rows (``parallel.workers``), merged in row order."""
     task = partial(_share_stats, rows, params, dtype, missing)
-    return reduce(merge, workers.run(task), zeros(params))
+    return workers.fold(task, merge, zeros(params))
 
 
 def reinitialize(params: Params, component: int, stats: SuffStats) -> Params:

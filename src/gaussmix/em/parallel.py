@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, reduce
 from multiprocessing.connection import Connection
 from typing import Any, Protocol, TypeVar
 
@@ -124,6 +124,17 @@ class Workers(Protocol):
         """``task`` applied to every share of the rows; the results in row order."""
         ...
 
+    def fold(self, task: Task[R], combine: Callable[[R, R], R], identity: R) -> R:
+        """``task`` on every share, the results combined in row order (from ``identity``)."""
+        ...
+
+
+def fold_in_order(
+    workers: Workers, task: Task[R], combine: Callable[[R, R], R], identity: R
+) -> R:
+    """``Workers.fold`` for workers whose results come here: a left fold in row order."""
+    return reduce(combine, workers.run(task), identity)
+
 
 class InProcess:
     """One share, all the rows, in this process; its blocks mapped by ``map_blocks`` (the
@@ -135,6 +146,9 @@ class InProcess:
 
     def run(self, task: Task[R]) -> list[R]:
         return [task(self.source, self.map_blocks)]
+
+    def fold(self, task: Task[R], combine: Callable[[R, R], R], identity: R) -> R:
+        return fold_in_order(self, task, combine, identity)
 
 
 def _serve(conn: Connection, share: DataSource) -> None:
@@ -210,6 +224,9 @@ class Forked:
             raise error
         return results
 
+    def fold(self, task: Task[R], combine: Callable[[R, R], R], identity: R) -> R:
+        return fold_in_order(self, task, combine, identity)
+
     def close(self, failed: bool = False) -> None:
         """Tell the children to stop (terminate them after a failure). They are not waited
         for: ``multiprocessing`` reaps them on its next start or at exit."""
@@ -261,7 +278,12 @@ def workers(
 ) -> Iterator[Workers]:
     """The workers for the passes of a fit over ``source`` in blocks of ``rows`` rows:
     ``n_threads`` of them (default: every available core), forked processes where the source
-    allows it and ``fork`` is set (see the module docstring), else threads."""
+    allows it and ``fork`` is set (see the module docstring), else threads. A source that
+    brings its own executor (``source.workers()``, as a ``DaskSource`` does) runs there."""
+    own = getattr(source, "workers", None)
+    if own is not None:
+        yield own()
+        return
     n = n_threads or available_cores()
     shares = shares_of(source, rows, n) if fork and _can_fork() else None
     if shares is None:

@@ -1,0 +1,167 @@
+"""GaussianMixture on a Dask cluster: the same fit as in memory, through a killed worker too.
+
+One LocalCluster of two single-threaded worker processes serves the whole module; the tests
+share one xdist group, so a single pytest-xdist worker holds it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gaussmix import GaussianMixture
+from gaussmix.mixture import iteration_hook
+from tests.conftest import COVARIANCE_TYPES, mixture_data
+
+da = pytest.importorskip("dask.array")
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+pytestmark = pytest.mark.xdist_group("dask")
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    from gaussmix.em.dask_workers import local_cluster
+
+    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def _same_fit(a: GaussianMixture, b: GaussianMixture, rtol: float = 1e-10) -> None:
+    assert a.n_iter_ == b.n_iter_
+    assert abs(a.lower_bound_ - b.lower_bound_) <= rtol * abs(b.lower_bound_)
+    np.testing.assert_allclose(a.weights_, b.weights_, rtol=rtol, atol=1e-12)
+    np.testing.assert_allclose(a.means_, b.means_, rtol=rtol, atol=1e-12)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=rtol, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_dask_fit_equals_in_memory_fit(client: Any, covariance_type: str, weighted: bool) -> None:
+    X = mixture_data(3, n=1500)
+    w = np.random.default_rng(1).uniform(0.2, 3.0, X.shape[0]) if weighted else None
+    # init_sample_size below n: the rows k-means sees are gathered on the workers
+    options = dict(covariance_type=covariance_type, random_state=0, tol=1e-6, init_sample_size=900)
+    ref = GaussianMixture(3, **options).fit(X, sample_weight=w)
+    Xd = da.from_array(X, chunks=400)
+    wd = None if w is None else da.from_array(w, chunks=500)  # rechunked to X's chunks
+    got = GaussianMixture(3, **options).fit(Xd, sample_weight=wd)
+    _same_fit(got, ref)
+    assert got.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-10)
+
+
+def test_dask_dataframe_columns_and_lazy_outputs(client: Any) -> None:
+    import pandas as pd
+
+    X = mixture_data(4, n=900)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    ddf = dd.from_pandas(frame, npartitions=3)
+    ref = GaussianMixture(3, random_state=0).fit(X)
+    got = GaussianMixture(3, random_state=0).fit(ddf)
+    _same_fit(got, ref)
+    assert list(got.feature_names_in_) == ["a", "b", "c"]
+    Xd = da.from_array(X, chunks=250)
+    proba = got.predict_proba(Xd)
+    labels = got.predict(Xd)
+    density = got.score_samples(Xd)
+    for lazy in (proba, labels, density):
+        assert isinstance(lazy, da.Array)
+        assert lazy.chunks[0] == Xd.chunks[0]
+    assert proba.chunks[1] == (3,)
+    np.testing.assert_allclose(proba.compute(), ref.predict_proba(X), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(labels.compute(), ref.predict(X))
+    np.testing.assert_allclose(density.compute(), ref.score_samples(X), rtol=1e-10)
+    assert got.score(Xd) == pytest.approx(ref.score(X), rel=1e-10)
+    assert got.bic(Xd) == pytest.approx(ref.bic(X), rel=1e-10)
+    with pytest.raises(ValueError, match="X has 2 features, but GaussianMixture is expecting 3"):
+        got.predict(da.from_array(np.zeros((5, 2))))
+
+
+def test_dask_input_errors_name_the_problem(client: Any) -> None:
+    X = mixture_data(5, n=300)
+    X[17, 1] = np.nan
+    with pytest.raises(ValueError, match=r"1 NaN or infinite value.*row 17"):
+        GaussianMixture(2).fit(da.from_array(X, chunks=100))
+    w = da.from_array(-np.ones(300), chunks=100)
+    with pytest.raises(ValueError, match="negative"):
+        GaussianMixture(2).fit(da.from_array(mixture_data(5, n=300), chunks=100), sample_weight=w)
+    frame = dd.from_dict({"a": np.arange(10.0), "s": ["x"] * 10}, npartitions=2)
+    with pytest.raises(ValueError, match=r"non-numeric column.*'s'"):
+        GaussianMixture(1).fit(frame)
+
+
+def test_fit_survives_a_killed_worker(client: Any) -> None:
+    """A worker process killed mid-fit loses its persisted blocks; the scheduler rebuilds them
+    from the collection's graph and the fit ends with the very same parameters."""
+    X = mixture_data(6, n=4000, n_features=4, n_components=4)
+    options = dict(random_state=1, tol=0.0, max_iter=12)
+
+    def fit() -> GaussianMixture:
+        with pytest.warns(Warning):  # did not converge: tol=0 runs every iteration
+            return GaussianMixture(4, **options).fit(da.from_array(X, chunks=500))
+
+    undisturbed = fit()
+    pids = set(client.run(os.getpid).values())
+    killed: list[int] = []
+
+    def kill_one(iteration: int, lower_bound: float) -> None:
+        if iteration == 4 and not killed:
+            pid = sorted(pids)[0]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    with iteration_hook(kill_one):
+        disturbed = fit()
+    assert killed
+    client.wait_for_workers(2, timeout=60)
+    deadline = time.monotonic() + 30
+    while killed[0] in set(client.run(os.getpid).values()) and time.monotonic() < deadline:
+        time.sleep(0.2)  # pragma: no cover - the nanny has already restarted it
+    assert killed[0] not in set(client.run(os.getpid).values())
+    assert disturbed.n_iter_ == undisturbed.n_iter_ == 12
+    np.testing.assert_array_equal(disturbed.means_, undisturbed.means_)
+    np.testing.assert_array_equal(disturbed.covariances_, undisturbed.covariances_)
+    np.testing.assert_array_equal(disturbed.lower_bounds_, undisturbed.lower_bounds_)
+
+
+def test_cli_fits_a_parquet_directory_on_the_scheduler(client: Any, tmp_path: Any) -> None:
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    import gaussmix.cli.main  # noqa: F401  (registers every command)
+    from gaussmix.cli.app import app
+
+    X = mixture_data(8, n=1200, n_features=2, n_components=2)
+    for i in range(3):
+        part = pd.DataFrame(X[i * 400 : (i + 1) * 400], columns=["u", "v"])
+        part.to_parquet(tmp_path / f"part{i}.parquet")
+    address = client.scheduler.address
+    args = ["fit", str(tmp_path), "-k", "2", "--seed", "0", "--scheduler", address, "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    fitted = json.loads(result.stdout)
+    ref = GaussianMixture(2, random_state=0).fit(X)
+    assert fitted["columns"] == ["u", "v"]
+    assert fitted["n_samples"] == 1200
+    np.testing.assert_allclose(fitted["means"], ref.means_, rtol=1e-10)
+    assert fitted["log_likelihood"] == pytest.approx(ref.log_likelihood_, rel=1e-10)
+
+
+def test_partial_fit_on_a_dask_batch(client: Any) -> None:
+    X = mixture_data(9, n=800)
+    ref = GaussianMixture(3, random_state=0).partial_fit(X[:400]).partial_fit(X[400:])
+    got = GaussianMixture(3, random_state=0)
+    got.partial_fit(da.from_array(X[:400], chunks=150)).partial_fit(
+        da.from_array(X[400:], chunks=150)
+    )
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-10)
+    np.testing.assert_allclose(got.covariances_, ref.covariances_, rtol=1e-10)
