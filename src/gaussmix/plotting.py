@@ -874,7 +874,7 @@ def draw_criterion_curves(
         handles=handles,
         loc="upper center",
         bbox_to_anchor=(0.5, -0.13),
-        ncols=3 if n_types <= 4 else 6,  # mclust's fourteen models and the notes: three rows
+        ncols=3 if n_types <= 4 else 5,  # mclust's fourteen models and the notes: four rows
         fontsize=8,
         frameon=False,
     )
