@@ -10,11 +10,13 @@ from typer.testing import CliRunner
 
 import gaussmix.cli.main  # noqa: F401  (registers every command)
 from gaussmix.calculus import grad, to_text
-from gaussmix.calculus.expr import Op
+from gaussmix.calculus.expr import Op, substitute
 from gaussmix.calculus.lecture import ISOLATE, Line
 from gaussmix.calculus.numeric import evaluate
+from gaussmix.calculus.parse import parse
 from gaussmix.cli.app import app
 from gaussmix.derive import COVARIANCE_TYPES, GMMDerivation, derive_gmm
+from gaussmix.derive.gmm import KINDS
 from tests.derive.test_gmm import N_COMPONENTS, N_FEATURES, _data, _parameter_values
 
 TARGETS = {"means": 8, "precisions": 10, "weights": 10}
@@ -140,3 +142,25 @@ def test_grad_steps_in_the_lecture_view() -> None:
         return sum(1 for row in text.splitlines() if row[:5].strip().endswith("."))
 
     assert numbered(out.output) == len(lines) < numbered(full.output) == len(r.steps)
+
+
+def test_every_line_is_short_and_abbreviations_are_introduced_once(
+    derivation: GMMDerivation,
+) -> None:
+    lines = derivation.view("lecture")
+    assert max(len(line.text) for line in lines) < 90
+    notes = [line.note for line in lines if line.note]
+    assert notes == ["u_n = x_n - mu_k"]  # said once, where it first appears
+    assert "x_n - mu_k" not in "".join(line.text for line in lines[1:] if line.stage == "means")
+    assert any(line.text == "L = Q + lambda*(sum_k(pi_k) - 1)" for line in lines)
+    # the printed form is the line's expression, abbreviated: written out, it is the step's
+    u = next(
+        n for line in lines if line.shown is not None for n in line.shown.walk() if n.name == "u"
+    )
+    q = parse("Q", {"Q": "scalar"})
+    for line in lines:
+        if line.shown is None:
+            continue
+        written = substitute(line.shown, q, derivation.surrogate)
+        residual = parse("x_n - mu_k", KINDS, indices="nk", context=derivation.surrogate)
+        assert substitute(written, u, residual) == line.expr, line.text

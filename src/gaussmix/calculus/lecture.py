@@ -15,14 +15,14 @@ are kept (``line.steps``), so a line is re-derived, and checked, from the trace.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gaussmix.calculus.expr import Expr, Op, d
 from gaussmix.calculus.printing import to_latex, to_text
 from gaussmix.calculus.rewrite import Step
 
-__all__ = ["CITED", "DETAILS", "Line", "format_lines", "lecture", "view"]
+__all__ = ["CITED", "DETAILS", "Line", "abbreviate", "format_lines", "lecture", "view"]
 
 CITED = frozenset(
     {
@@ -70,6 +70,11 @@ class Line:
     rule: str
     identity: str
     steps: tuple[Step, ...]
+    shown: Expr | None = None
+    """The expression as printed, with abbreviations (``u_n`` for ``x_n - mu_k``) put in by
+    :func:`abbreviate`; None: :attr:`expr` itself."""
+    note: str = ""
+    """What the printed line introduces (``u_n = x_n - mu_k``)."""
 
     @property
     def expr(self) -> Expr:
@@ -98,15 +103,16 @@ class Line:
     def why(self) -> str:
         """The rule, its identity, and "(simplified)" when bookkeeping was folded in."""
         why = f"{self.rule}: {self.identity}" if self.identity else self.rule
-        return why + (" (simplified)" if self.simplified and self.rule != ISOLATE else "")
+        why += " (simplified)" if self.simplified and self.rule != ISOLATE else ""
+        return why + (f"; writing {self.note}" if self.note else "")
 
     @property
     def text(self) -> str:
-        return _equation(self.lhs, self.expr, to_text)
+        return _equation(self.lhs, self.shown or self.expr, to_text)
 
     @property
     def latex(self) -> str:
-        return _equation(_latex_lhs(self.lhs), self.expr, to_latex)
+        return _equation(_latex_lhs(self.lhs), self.shown or self.expr, to_latex)
 
 
 def _equation(lhs: str, e: Expr, show: object) -> str:
@@ -260,6 +266,44 @@ def view(
     if detail == "full":
         return [Line(s.rule, s.identity, (s,)) for s in steps]
     return lecture(steps, names)
+
+
+def abbreviate(
+    lines: Sequence[Line],
+    abbreviations: Sequence[tuple[Expr, Expr]],
+    replace: Callable[[Expr, Expr, Expr], Expr],
+) -> list[Line]:
+    """The lines printed with abbreviations: ``(name, definition)`` pairs, the definition
+    replaced by the name (with ``replace(e, old, new)``, the solver's replacement) from the first
+    line it occurs in, which says so (unless a line stated the definition itself, ``Q = ...``).
+
+    Parameters
+    ----------
+    lines : sequence of Line
+    abbreviations : sequence of (Expr, Expr)
+        The name (a variable) and the subexpression it stands for.
+    replace : callable
+        ``replace(e, old, new)``: ``e`` with the subexpression ``old`` replaced by ``new``.
+    """
+    out: list[Line] = []
+    introduced: set[Expr] = set()
+    for line in lines:
+        shown, notes = line.expr, []
+        for name, definition in abbreviations:
+            if line.expr == definition:  # the line states it (Q = ...): introduced there
+                introduced.add(name)
+                continue
+            shorter = replace(shown, definition, name)
+            if shorter != shown and name not in introduced:
+                introduced.add(name)
+                notes.append(f"{to_text(name)} = {to_text(definition)}")
+            shown = shorter
+        out.append(replace_line(line, shown, ", ".join(notes)))
+    return out
+
+
+def replace_line(line: Line, shown: Expr, note: str) -> Line:
+    return Line(line.rule, line.identity, line.steps, shown if shown != line.expr else None, note)
 
 
 def format_lines(lines: Sequence[Line]) -> str:

@@ -41,14 +41,14 @@ from gaussmix.calculus.expr import (
     substitute,
     sumidx,
 )
-from gaussmix.calculus.lecture import Line, view
+from gaussmix.calculus.lecture import Line, abbreviate, view
 from gaussmix.calculus.numeric import evaluate
 from gaussmix.calculus.ops import rebuild
 from gaussmix.calculus.parse import parse
 from gaussmix.calculus.printing import to_latex, to_text
 from gaussmix.calculus.rewrite import P, Rule, Step, rewrite
 from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES
-from gaussmix.derive.solve import Facts, Identity, Solver
+from gaussmix.derive.solve import Facts, Identity, Solver, replace_all
 
 __all__ = [
     "CONSTRAINT",
@@ -262,7 +262,15 @@ class GMMDerivation:
         """The derivation as lines: ``lecture`` groups the steps into one line per idea
         (:mod:`~gaussmix.calculus.lecture`), ``full`` is one line per step."""
         names = {self.surrogate: "Q"} if self.surrogate is not None else {}
-        return view(self.steps, detail, names)
+        lines = view(self.steps, detail, names)
+        if detail == "full" or self.surrogate is None:
+            return lines
+        # u_n = x_n - mu_k, the residual, as the lecture writes it (only where it occurs as is)
+        x = _variable(self.surrogate, "x_n")
+        residual = sub(x, _variable(self.surrogate, "mu_k"))
+        u = Expr(Op.VAR, (), x.shape, name="u", kind=x.kind, indices=x.indices)
+        q = parse("Q", {"Q": "scalar"})  # the surrogate, by the name its first line gives it
+        return abbreviate(lines, [(q, self.surrogate), (u, residual)], replace_all)
 
     def _line_sections(self, detail: str) -> list[tuple[str, list[Line]]]:
         out: list[tuple[str, list[Line]]] = []
