@@ -27,7 +27,7 @@ def test_plain_output_is_the_gradient() -> None:
 
 
 def test_log_det_steps_read_like_the_lecture() -> None:
-    result = run("log(det(X))", "--wrt", "X", "--steps")
+    result = run("log(det(X))", "--wrt", "X", "--steps", "--detail", "full")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert "denominator layout" in lines[1]

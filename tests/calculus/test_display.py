@@ -38,7 +38,7 @@ def test_a_gradient_renders_as_markdown_with_its_derivation() -> None:
 
 def test_a_gmm_derivation_renders_in_jupyter() -> None:
     d = derive_gmm("spherical")
-    assert d._repr_markdown_() == d.markdown(heading="###")
+    assert d._repr_markdown_() == d.markdown(heading="###", detail="lecture")
     latex = d._repr_latex_()
     assert latex.count("$$") == 2 * len(d.sections())
     assert "%" not in latex and latex.count("\\begin{aligned}") == len(d.sections())

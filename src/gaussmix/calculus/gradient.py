@@ -24,6 +24,7 @@ from gaussmix.calculus.errors import CalculusError
 from gaussmix.calculus.expr import Expr, Kind, Op
 from gaussmix.calculus.firstorder import FirstOrder, first_order
 from gaussmix.calculus.kinds import assumed_kinds, describe_kinds
+from gaussmix.calculus.lecture import Line, format_lines, view
 from gaussmix.calculus.numeric import (
     directional_error,
     evaluate,
@@ -160,8 +161,15 @@ class Gradient:
         name = to_latex(self.wrt)
         return f"$\\nabla_{{{name}}}\\, {to_latex(self.expr)} = {self.latex}$"
 
-    def derivation(self) -> str:
-        """The numbered derivation as text, ending with the gradient."""
+    def view(self, detail: str = "lecture") -> list[Line]:
+        """The derivation as lines: ``lecture`` groups the steps into one line per idea
+        (:mod:`~gaussmix.calculus.lecture`), ``full`` is one line per step."""
+        return view(self.steps, detail)
+
+    def derivation(self, detail: str = "full") -> str:
+        """The numbered derivation as text (``detail``: ``full``, every step, or ``lecture``)."""
+        if detail != "full":
+            return format_lines(self.view(detail))
         return format_steps(self.steps, self.expr)
 
     def derivation_latex(self) -> str:

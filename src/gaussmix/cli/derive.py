@@ -31,8 +31,9 @@ derive_app = typer.Typer(
 app.add_typer(derive_app, name="derive")
 
 
-def markdown_document(derivations: list[GMMDerivation]) -> str:
-    """The Markdown document of docs/derivation.md: every derivation, with a contents list."""
+def markdown_document(derivations: list[GMMDerivation], detail: str = "lecture") -> str:
+    """The Markdown document of docs/derivation.md: every derivation in the lecture view (or
+    ``detail``), with a contents list, and the full trace of the first in a folded section."""
     from gaussmix.calculus.printing import to_latex, to_text
     from gaussmix.derive.gmm import CONSTRAINT, SURROGATE
 
@@ -51,8 +52,10 @@ def markdown_document(derivations: list[GMMDerivation]) -> str:
         f"$$Q = {to_latex(surrogate) if surrogate is not None else SURROGATE}$$",
         "",
         f"Surrogate: `{SURROGATE}`; constraint: `{CONSTRAINT[0]} = {CONSTRAINT[1]}`.",
-        "Every line below is a step of the engine, with the rule it applied; the test suite",
-        "checks that the resulting closed forms are the library's M-step, to 1e-10.",
+        "Every line below is the result of steps of the engine, with the rule it cites; the",
+        "bookkeeping in between (signs, numbers, transposes) is folded into the next line, which",
+        "then says (simplified). The full trace of every step is folded at the end. The test",
+        "suite checks that the resulting closed forms are the library's M-step, to 1e-10.",
         "",
         "| covariance | precision | weights | means | covariances |",
         "|---|---|---|---|---|",
@@ -67,7 +70,17 @@ def markdown_document(derivations: list[GMMDerivation]) -> str:
         out.append(f"with `{name} = {to_text(definition)}`.")
     out.append("")
     for d in derivations:
-        out.append(d.markdown(heading="##"))
+        out.append(d.markdown(heading="##", detail=detail))
+    if detail != "full":
+        full = first.markdown(heading="###", detail="full")
+        out += [
+            "<details>",
+            f"<summary>The full trace, {first.covariance_type} covariance: every step</summary>",
+            "",
+            full,
+            "</details>",
+            "",
+        ]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -94,6 +107,9 @@ def gmm_command(
         ),
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random point.")] = 0,
+    detail: Annotated[
+        str, typer.Option("--detail", help="lecture (one line per idea) or full (every step).")
+    ] = "lecture",
 ) -> None:
     """Derive the M-step of a Gaussian mixture from the EM surrogate, step by step.
 
@@ -101,7 +117,11 @@ def gmm_command(
     quadratic form), the stationary equations and their solution, and for the weights the
     Lagrangian of the constraint sum_k(pi_k) = 1.
     """
+    from gaussmix.calculus.lecture import DETAILS
     from gaussmix.derive import COVARIANCE_TYPES, derive_gmm
+
+    if detail not in DETAILS:
+        raise UserError(f"unknown --detail {detail!r}; use lecture or full")
 
     if sum((latex, markdown, as_json)) > 1:
         raise UserError("choose one of --latex, --markdown and --json")
@@ -111,7 +131,7 @@ def gmm_command(
         )
     if markdown:
         types = [covariance] if covariance else list(COVARIANCE_TYPES)
-        typer.echo(markdown_document([derive_gmm(t) for t in types]), nl=False)
+        typer.echo(markdown_document([derive_gmm(t) for t in types], detail), nl=False)
         return
     d = derive_gmm(covariance or "full")
     tables = first_order_tables(d, seed) if check else {}
@@ -132,7 +152,7 @@ def gmm_command(
             }
         typer.echo(json.dumps(out, indent=2))
         return
-    typer.echo(d.latex() if latex else d.text())
+    typer.echo(d.latex() if latex else d.text(detail))
     if check:
         lines = ["", "The first-order definition, numerically (G is each gradient derived above)"]
         for function, table in tables.values():

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 import typer
 
-from gaussmix.cli.app import ExitCode, app
+from gaussmix.cli.app import ExitCode, UserError, app
 
 if TYPE_CHECKING:  # the calculus is imported when the command runs (gaussmix --help is quick)
     from gaussmix.calculus import CalculusError, Gradient
@@ -107,6 +107,9 @@ def grad_command(
         ),
     ] = "",
     steps: Annotated[bool, typer.Option("--steps", help="Print the numbered derivation.")] = False,
+    detail: Annotated[
+        str, typer.Option("--detail", help="With --steps: lecture (one line per idea) or full.")
+    ] = "lecture",
     latex: Annotated[bool, typer.Option("--latex", help="Print LaTeX instead of text.")] = False,
     check: Annotated[
         bool,
@@ -138,6 +141,10 @@ def grad_command(
     """
     from gaussmix.calculus import CalculusError, grad
     from gaussmix.calculus.gradient import CHECK_TOLERANCE
+    from gaussmix.calculus.lecture import DETAILS
+
+    if detail not in DETAILS:
+        raise UserError(f"unknown --detail {detail!r}; use lecture or full")
     try:
         r = grad(expression, wrt, types or None, indices=indices)
         error = r.check(seed) if check else None
@@ -181,7 +188,7 @@ def grad_command(
         lines: list[str] = []
         if steps:
             lines.append(_header(r))
-            lines.append(r.derivation_latex() if latex else r.derivation())
+            lines.append(r.derivation_latex() if latex else r.derivation(detail))
             lines.append(f"gradient: {r.latex if latex else r}")
         else:
             lines.append(r.latex if latex else str(r))

@@ -41,13 +41,14 @@ from gaussmix.calculus.expr import (
     substitute,
     sumidx,
 )
+from gaussmix.calculus.lecture import Line, abbreviate, view
 from gaussmix.calculus.numeric import evaluate
 from gaussmix.calculus.ops import rebuild
 from gaussmix.calculus.parse import parse
 from gaussmix.calculus.printing import to_latex, to_text
 from gaussmix.calculus.rewrite import P, Rule, Step, rewrite
 from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES
-from gaussmix.derive.solve import Facts, Identity, Solver
+from gaussmix.derive.solve import Facts, Identity, Solver, replace_all
 
 __all__ = [
     "CONSTRAINT",
@@ -257,8 +258,33 @@ class GMMDerivation:
         out += [equation(symbol, definition) for symbol, definition in self._definition_vars()]
         return out
 
-    def text(self) -> str:
-        """The whole derivation as numbered text lines, each followed by its rule."""
+    def view(self, detail: str = "lecture") -> list[Line]:
+        """The derivation as lines: ``lecture`` groups the steps into one line per idea
+        (:mod:`~gaussmix.calculus.lecture`), ``full`` is one line per step."""
+        names = {self.surrogate: "Q"} if self.surrogate is not None else {}
+        lines = view(self.steps, detail, names)
+        if detail == "full" or self.surrogate is None:
+            return lines
+        # u_n = x_n - mu_k, the residual, as the lecture writes it (only where it occurs as is)
+        x = _variable(self.surrogate, "x_n")
+        residual = sub(x, _variable(self.surrogate, "mu_k"))
+        u = Expr(Op.VAR, (), x.shape, name="u", kind=x.kind, indices=x.indices)
+        q = parse("Q", {"Q": "scalar"})  # the surrogate, by the name its first line gives it
+        return abbreviate(lines, [(q, self.surrogate), (u, residual)], replace_all)
+
+    def _line_sections(self, detail: str) -> list[tuple[str, list[Line]]]:
+        out: list[tuple[str, list[Line]]] = []
+        for line in self.view(detail):
+            if not out or out[-1][0] != line.stage:
+                out.append((line.stage, []))
+            out[-1][1].append(line)
+        return out
+
+    def text(self, detail: str = "full") -> str:
+        """The derivation as numbered text lines, each followed by its rule (``detail``:
+        ``full``, every step, or ``lecture``, one line per idea)."""
+        if detail != "full":
+            return self._lecture_text(detail)
         lines = [f"M-step of a Gaussian mixture, {self.covariance_type} covariance"]
         number = 0
         for stage, steps in self.sections():
@@ -269,6 +295,18 @@ class GMMDerivation:
                 number += 1
                 lines.append(f"{number:>4}. {_line(step)}")
                 lines.append(f"        [{_why(step)}]")
+        lines += ["", "   The updates:"] + [f"      {to_text(eq)}" for eq in self.results()]
+        return "\n".join(lines)
+
+    def _lecture_text(self, detail: str) -> str:
+        lines = [f"M-step of a Gaussian mixture, {self.covariance_type} covariance"]
+        number = 0
+        for stage, group in self._line_sections(detail):
+            lines += ["", SECTIONS.get(stage, stage)]
+            for line in group:
+                number += 1
+                lines.append(f"{number:>4}. {line.text}")
+                lines.append(f"        [{line.why}]")
         lines += ["", "   The updates:"] + [f"      {to_text(eq)}" for eq in self.results()]
         return "\n".join(lines)
 
@@ -287,8 +325,10 @@ class GMMDerivation:
             blocks.append("\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}")
         return "\n".join(blocks)
 
-    def markdown(self, heading: str = "##") -> str:
+    def markdown(self, heading: str = "##", detail: str = "full") -> str:
         """The derivation as Markdown with LaTeX math (one numbered list per section)."""
+        if detail != "full":
+            return self._lecture_markdown(heading, detail)
         out = [f"{heading} {self.covariance_type.capitalize()} covariance", ""]
         number = 0
         for stage, steps in self.sections():
@@ -309,12 +349,27 @@ class GMMDerivation:
 
     def _repr_markdown_(self) -> str:
         """Jupyter: the derivation as Markdown with LaTeX math."""
-        return self.markdown(heading="###")
+        return self.markdown(heading="###", detail="lecture")
 
     def _repr_latex_(self) -> str:
         """Jupyter: the derivation's ``aligned`` blocks, one display equation per section."""
         blocks = self.latex().split("\n% ")[1:]
         return "\n".join(f"$${block.split(chr(10), 1)[1]}$$" for block in blocks)
+
+    def _lecture_markdown(self, heading: str, detail: str) -> str:
+        out = [f"{heading} {self.covariance_type.capitalize()} covariance", ""]
+        number = 0
+        for stage, group in self._line_sections(detail):
+            out += [f"{heading}# {SECTIONS.get(stage, stage)}", ""]
+            for line in group:
+                number += 1
+                why = f"*{line.rule}*" + (f": `{line.identity}`" if line.identity else "")
+                why += " (simplified)" if line.simplified and line.identity else ""
+                out.append(f"{number}. ${line.latex}$  ")
+                out.append(f"   {why}")
+            out.append("")
+        out += ["The updates:", ""] + [f"- ${to_latex(eq)}$" for eq in self.results()]
+        return "\n".join(out).rstrip() + "\n"
 
     def to_dict(self) -> dict[str, Any]:
         """The derivation as plain data (for JSON)."""
