@@ -132,7 +132,8 @@ def apply_missing(
         return X, []
     if policy == "fit":
         empty = missing.all(axis=1)
-        check_fittable(int(empty.sum()), int(np.argmax(empty)), np.asarray(missing.all(axis=0)), columns, where)
+        unobserved = np.asarray(missing.all(axis=0))
+        check_fittable(int(empty.sum()), int(np.argmax(empty)), unobserved, columns, where)
         return X, [fitted_note(int(missing.sum()), int(rows.sum()))]
     if policy == "error":
         r = int(np.argmax(rows))
