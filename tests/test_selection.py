@@ -408,7 +408,10 @@ def test_select_fits_rows_with_missing_values(blobs: np.ndarray) -> None:
     holes[np.isnan(holes).all(axis=1), 0] = 0.0  # keep a value in every row
     with pytest.raises(ValueError, match="NaN"):
         select(holes, [1, 2], ["full"], n_jobs=1)
-    result = select(holes, [1, 2], ["full"], missing="em", random_state=0, n_jobs=1)
+    result = select(
+        holes, [1, 2], ["full"], n_init=5, init_params="kmeans", missing="em", random_state=0,
+        n_jobs=1,
+    )
     alone = GaussianMixture(2, missing="em", n_init=5, tol=1e-5, max_iter=1000, random_state=0)
     alone.fit(holes)
     cell = result.models[(2, "full")]
