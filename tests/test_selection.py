@@ -399,3 +399,21 @@ def test_warnings_of_single_fits_do_not_leak(blobs: np.ndarray) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         select(blobs, [1, 2], "full", **FAST)
+
+
+def test_select_fits_rows_with_missing_values(blobs: np.ndarray) -> None:
+    holes = blobs.copy()
+    rng = np.random.default_rng(1)
+    holes[rng.random(holes.shape) < 0.1] = np.nan
+    holes[np.isnan(holes).all(axis=1), 0] = 0.0  # keep a value in every row
+    with pytest.raises(ValueError, match="NaN"):
+        select(holes, [1, 2], ["full"], n_jobs=1)
+    result = select(
+        holes, [1, 2], ["full"], n_init=5, init_params="kmeans", missing="em", random_state=0,
+        n_jobs=1,
+    )
+    alone = GaussianMixture(2, missing="em", n_init=5, tol=1e-5, max_iter=1000, random_state=0)
+    alone.fit(holes)
+    cell = result.models[(2, "full")]
+    assert cell is not None and cell.missing == "em" and cell.n_missing_ == alone.n_missing_
+    np.testing.assert_allclose(cell.means_, alone.means_, rtol=1e-8)

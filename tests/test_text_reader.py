@@ -65,9 +65,14 @@ def test_separator_override() -> None:
 
 
 def test_missing_policy_is_one_setting() -> None:
-    assert files.DEFAULT_MISSING == "error"
+    assert files.DEFAULT_MISSING == "fit"
+    fitted = read_table(MESSY / "missing.csv")
+    assert fitted.X.shape == (40, 2) and np.isnan(fitted.X).sum() == 2
+    assert fitted.notes[-1] == (
+        "2 missing values in 2 rows are fitted (integrated out); --dropna leaves those rows out"
+    )
     with pytest.raises(GaussmixError, match="the first in row 3, column 'y'"):
-        read_table(MESSY / "missing.csv")
+        read_table(MESSY / "missing.csv", options=ReadOptions(missing="error"))
     kept = read_table(MESSY / "missing.csv", options=ReadOptions(missing="drop"))
     assert kept.X.shape == (38, 2) and not np.isnan(kept.X).any()
 
@@ -102,12 +107,54 @@ def test_a_large_csv_streams_and_fits_as_the_array_does(monkeypatch: pytest.Monk
     np.testing.assert_allclose(streamed.means_, held.means_, rtol=1e-10)
 
 
-def test_a_large_csv_with_missing_values_is_refused_by_default(
+def test_a_large_csv_with_missing_values_is_refused_under_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(files, "STREAM_BYTES", 1000)
     with pytest.raises(GaussmixError, match=r"2 missing value.*row 5, column 'waiting'"):
-        open_data(EXAMPLE)
+        open_data(EXAMPLE, ReadOptions(missing="error"))
+
+
+def test_a_large_csv_with_missing_values_streams_and_fits_them_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(files, "STREAM_BYTES", 1000)
+    monkeypatch.setattr(text, "BLOCK_BYTES", 2048)
+    loaded = open_data(EXAMPLE)
+    assert isinstance(loaded.X, CsvSource) and loaded.X.n_samples == 272
+    assert "2 missing values in 2 rows are fitted (integrated out)" in loaded.notes[-2]
+    in_memory = read_table(EXAMPLE).X
+    np.testing.assert_array_equal(loaded.X.take(np.arange(272)), in_memory)
+    streamed = GaussianMixture(2, random_state=0, missing="em").fit(loaded.X)
+    held = GaussianMixture(2, random_state=0, missing="em").fit(in_memory)
+    assert streamed.n_missing_ == held.n_missing_ == 2
+    np.testing.assert_allclose(streamed.means_, held.means_, rtol=1e-8)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_fit_policy_refuses_empty_rows_and_columns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, stream: bool
+) -> None:
+    if stream:
+        monkeypatch.setattr(files, "STREAM_BYTES", 10)
+    path = tmp_path / "holes.csv"
+    path.write_text("a,b\n1,2\nNA,\n5,6\nNA,NA\n")
+    with pytest.raises(GaussmixError, match=r"row 2 has every value missing \(2 such row"):
+        open_data(path)
+    path.write_text("a,b\n1,\n3,NA\n5,\n")
+    with pytest.raises(GaussmixError, match=r"column 'b' has every value missing.*--drop b"):
+        open_data(path)
+
+
+def test_the_estimator_fits_a_csv_path_with_missing_values() -> None:
+    by_path = GaussianMixture(2, random_state=0, missing="em").fit(str(EXAMPLE))
+    held = GaussianMixture(2, random_state=0, missing="em").fit(read_table(EXAMPLE).X)
+    assert by_path.n_missing_ == 2
+    np.testing.assert_allclose(by_path.means_, held.means_, rtol=1e-8)
+    # without missing='em' the library's own message, not the command line's --dropna
+    with pytest.raises(ValueError, match="2 NaN or infinite value") as caught:
+        GaussianMixture(2).fit(str(EXAMPLE))
+    assert "--dropna" not in str(caught.value)
 
 
 def test_the_estimator_fits_a_csv_path_block_by_block(tmp_path: Path) -> None:

@@ -362,16 +362,21 @@ def min_relative_variance(model: GaussianMixture, data_variance: ArrayLike) -> f
 
 
 def _data_variance(X: NDArray[np.floating]) -> NDArray[np.float64]:
-    """Per-feature variance, in blocks (a memmap is not loaded whole)."""
+    """Per-feature variance of the observed values (NaN left out), in blocks (a memmap is not
+    loaded whole)."""
     n = X.shape[0]
     mean = np.zeros(X.shape[1])
+    count = np.zeros(X.shape[1])
     for start in range(0, n, _BLOCK_ROWS):
-        mean += np.asarray(X[start : start + _BLOCK_ROWS], dtype=np.float64).sum(axis=0)
-    mean /= n
+        block = np.asarray(X[start : start + _BLOCK_ROWS], dtype=np.float64)
+        mean += np.nansum(block, axis=0)
+        count += (~np.isnan(block)).sum(axis=0)
+    mean /= np.maximum(count, 1)
     ss = np.zeros(X.shape[1])
     for start in range(0, n, _BLOCK_ROWS):
-        ss += ((np.asarray(X[start : start + _BLOCK_ROWS], dtype=np.float64) - mean) ** 2).sum(0)
-    return ss / n
+        block = np.asarray(X[start : start + _BLOCK_ROWS], dtype=np.float64)
+        ss += np.nansum((block - mean) ** 2, axis=0)
+    return ss / np.maximum(count, 1)
 
 
 def _fit_cell(
@@ -515,6 +520,7 @@ def select(
     max_iter: int = 1000,
     reg_covar: float = 1e-6,
     init_params: str = MCLUST_STARTS,
+    missing: str = "error",
     random_state: int | np.random.RandomState | None = None,
     singular_tol: float = SINGULAR_TOL,
     n_jobs: int | None = -1,
@@ -546,6 +552,9 @@ def select(
         How initial responsibilities are drawn: 'hc+kmeans' as for ``n_init``, or one method of
         ``GaussianMixture`` for every initialisation. With one component every start of
         'hc+kmeans', 'hc' and the k-means ones is the same, and one is run.
+    missing : {'error', 'em'}, default='error'
+        NaN entries: an error, or missing values every fit integrates out (see
+        ``GaussianMixture``).
     random_state : int, RandomState instance or None, default=None
         An int gives every cell the same seed (results do not depend on the order in which
         cells run); a RandomState draws one seed per cell before any fit starts.
@@ -573,7 +582,13 @@ def select(
     criterion = _check_criterion(criterion)
     if not singular_tol >= 0:
         raise ValueError(f"singular_tol must be >= 0; got {singular_tol!r}")
-    Xv = validate_rows(GaussianMixture(), X, reset=True, ensure_min_samples=2)
+    Xv = validate_rows(
+        GaussianMixture(missing=missing),
+        X,
+        reset=True,
+        ensure_min_samples=2,
+        allow_nan=missing == "em",
+    )
     n_samples, n_features = Xv.shape
     ks, types = _check_grid(n_components, covariance_types, n_features)
     if ks[-1] > n_samples:
@@ -597,6 +612,7 @@ def select(
         "max_iter": max_iter,
         "reg_covar": reg_covar,
         "init_params": init_params,
+        "missing": missing,
         "n_threads": 1,  # the grid is the parallel loop: one thread per fit
     }
     cells = sorted(((k, t) for t in types for k in ks), key=lambda c: _cost(c, n_features))

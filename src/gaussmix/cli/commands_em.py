@@ -295,12 +295,33 @@ def warn_degenerate(
         raise UserError(f"no fit could be chosen: {refused[0]}")
 
 
-def _rows_to_draw(X: NDArray[np.floating] | DataSource, most: int = 20_000) -> NDArray[np.floating]:
-    """The rows a picture shows: all of an array, an even sample of a file source."""
-    if isinstance(X, np.ndarray):
-        return X
-    step = max(1, X.n_samples // most)
-    return X.take(np.arange(0, X.n_samples, step))
+def rows_to_draw(X: NDArray[np.floating] | DataSource, most: int = 20_000) -> NDArray[np.floating]:
+    """The rows a picture shows: all of an array, an even sample of a file source; only rows
+    with every value observed, with a note on stderr counting those left out."""
+    if not isinstance(X, np.ndarray):
+        step = max(1, X.n_samples // most)
+        X = X.take(np.arange(0, X.n_samples, step))
+    holes = np.isnan(X).any(axis=1)
+    if holes.any():
+        left = int(holes.sum())
+        print_notes(
+            [f"the picture leaves out {left} row{'s' if left != 1 else ''} with missing values"]
+        )
+        return np.asarray(X[~holes])
+    return X
+
+
+def model_for_rows(model_path: Path, options: ReadOptions) -> GaussianMixture:
+    """A saved model for scoring a data file. Under the "fit" policy rows with missing values
+    are scored by the marginal of their observed columns (``missing="em"`` at inference, exact
+    for any fitted mixture, however it was fitted)."""
+    from gaussmix.data.files import mixture_missing
+    from gaussmix.mixture import GaussianMixture
+
+    model = GaussianMixture.load(model_path)
+    if mixture_missing(options.missing) == "em":
+        model.set_params(missing="em")
+    return model
 
 
 def units_of(scaling: dict[str, list[float]] | None) -> str:
@@ -363,6 +384,7 @@ def fit(
     The defaults are select's (5 initialisations, tol 1e-5, up to 1000 iterations, seed 0),
     not scikit-learn's looser library defaults, so that a fit leaves the plateaus EM can stall on.
     """
+    from gaussmix.data.files import mixture_missing
     from gaussmix.em import canonical_name
     from gaussmix.figures import figure_format
     from gaussmix.mixture import GaussianMixture
@@ -387,6 +409,7 @@ def fit(
         max_iter=max_iter,
         tol=tol,
         reg_covar=reg_covar,
+        missing=mixture_missing(options.missing),
     )
     if online:
         _fit_online(model, X, batch_size, epochs)
@@ -403,7 +426,7 @@ def fit(
         from gaussmix.plotting import DATA_UNITS, STANDARDISED, plot_figure, save_figure
 
         units = STANDARDISED if scaling else DATA_UNITS
-        picture = plot_figure(plot_kind, _rows_to_draw(X), model, names, None, plot_columns, units)
+        picture = plot_figure(plot_kind, rows_to_draw(X), model, names, None, plot_columns, units)
         save_figure(picture, plot)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
@@ -519,11 +542,10 @@ def predict(
     A closed pipe (| head) ends quietly with exit code 0.
     """
     from gaussmix.io import read_metadata
-    from gaussmix.mixture import GaussianMixture
 
     meta, _ = read_metadata(model_path)
-    model = GaussianMixture.load(model_path)
     options = read_options(columns, drop, sep, decimal, na_values, dropna)
+    model = model_for_rows(model_path, options)
     X = rows_for_model(file, options, model_path, meta["fit"])
     writer = csv.writer(sys.stdout, lineterminator="\n")
     if proba:

@@ -30,7 +30,9 @@ from gaussmix.cli.commands_em import (
     TOL,
     check_rows,
     load_rows,
+    model_for_rows,
     rows_for_model,
+    rows_to_draw,
     stderr,
     units_of,
     warn_degenerate,
@@ -283,6 +285,8 @@ def select_command(
         raise UserError("--jobs 0 runs nothing; use 1 for serial, -1 for every core")
     if plot is not None:
         figure_format(plot)
+    from gaussmix.data.files import mixture_missing
+
     options = read_options(columns, drop, sep, decimal, na_values, dropna)
     rows, names, scaling = load_rows(file, options, scale)
     X = rows if isinstance(rows, np.ndarray) else rows.take(np.arange(rows.n_samples))
@@ -307,6 +311,7 @@ def select_command(
                     tol=tol,
                     max_iter=max_iter,
                     reg_covar=reg_covar,
+                    missing=mixture_missing(options.missing),
                     random_state=seed,
                     n_jobs=jobs,
                     progress=advance,
@@ -328,7 +333,7 @@ def select_command(
 
         units = STANDARDISED if scaling else DATA_UNITS
         picture = plot_figure(
-            plot_kind, np.asarray(X), result.best, names, result, plot_columns, units
+            plot_kind, rows_to_draw(np.asarray(X)), result.best, names, result, plot_columns, units
         )
         save_figure(picture, plot)
     console = _show_grid(result, file, X, names, scaling, n_init, mclust_sign, as_json)
@@ -539,10 +544,9 @@ def _score_data(
     model_path: Path, meta: dict[str, Any], file: Path, options_args: tuple[Any, ...]
 ) -> dict[str, Any]:
     """The log-likelihood of a data file under the model (the rows chosen as predict does)."""
-    from gaussmix.mixture import GaussianMixture
-
-    model = GaussianMixture.load(model_path)
-    X = rows_for_model(file, read_options(*options_args), model_path, meta["fit"])
+    options = read_options(*options_args)
+    model = model_for_rows(model_path, options)
+    X = rows_for_model(file, options, model_path, meta["fit"])
     n = int(X.shape[0]) if isinstance(X, np.ndarray) else int(X.n_samples)
     mean = float(model.score(X))
     p = int(model._n_parameters())

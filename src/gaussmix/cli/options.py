@@ -51,7 +51,10 @@ NaValues = Annotated[
 ]
 DropNa = Annotated[
     bool,
-    typer.Option("--dropna", help="Leave out rows with missing values (default: an error)."),
+    typer.Option(
+        "--dropna",
+        help="Leave out rows with missing values (default: fit them, integrated out).",
+    ),
 ]
 
 

@@ -8,9 +8,10 @@ returns a ``Table``: a 2-D float array, its column names and the notes a person 
 large to hold (``.npy``, Parquet, and CSV files over ``STREAM_BYTES``). Columns are chosen
 (``--columns``) and removed (``--drop``) by name or 1-based number, the same way for every format.
 
-Missing values: ``MissingPolicy`` is decided in one place, ``DEFAULT_MISSING``. Until the library
-fits rows with missing values itself, the default is an error that counts them and names the
-first; ``"drop"`` drops the rows holding them, with a note. Errors are ``GaussmixError``s that
+Missing values: ``MissingPolicy`` is decided in one place, ``DEFAULT_MISSING``. The default,
+``"fit"``, keeps them as NaN with a note counting them, for ``GaussianMixture(missing="em")`` to
+integrate out; ``"drop"`` drops the rows holding them, with a note; ``"error"`` counts them and
+names the first. Errors are ``GaussmixError``s that
 name the file and say what to try; nothing here prints.
 """
 
@@ -32,10 +33,15 @@ from gaussmix.errors import GaussmixError
 SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".npy", ".parquet", ".pq")
 NPY, PARQUET = (".npy",), (".parquet", ".pq")
 
-MissingPolicy = Literal["error", "drop"]
-# THE policy on rows with missing values for readers and the command line. When the library fits
-# rows with missing values itself, a third policy ("fit") is added here and becomes the default.
-DEFAULT_MISSING: MissingPolicy = "error"
+MissingPolicy = Literal["fit", "error", "drop"]
+# THE policy on rows with missing values for readers and the command line: kept as NaN and fitted
+# by EM with the holes integrated out (GaussianMixture(missing="em")); --dropna gives "drop".
+DEFAULT_MISSING: MissingPolicy = "fit"
+
+
+def mixture_missing(policy: MissingPolicy) -> str:
+    """The ``GaussianMixture(missing=...)`` a reading policy asks for: 'em' for "fit"."""
+    return "em" if policy == "fit" else "error"
 
 # a text file larger than this is read block by block on every pass instead of held in memory
 STREAM_BYTES = 1 << 30
@@ -119,11 +125,16 @@ def apply_missing(
     policy: MissingPolicy,
     where: str,
 ) -> tuple[NDArray[np.float64], list[str]]:
-    """Rows with missing values: an error that counts them and names the first (``"error"``),
-    or dropped with a note (``"drop"``)."""
+    """Rows with missing values: kept as NaN with a note (``"fit"``), an error that counts them
+    and names the first (``"error"``), or dropped with a note (``"drop"``)."""
     rows = missing.any(axis=1)
     if not rows.any():
         return X, []
+    if policy == "fit":
+        empty = missing.all(axis=1)
+        unobserved = np.asarray(missing.all(axis=0))
+        check_fittable(int(empty.sum()), int(np.argmax(empty)), unobserved, columns, where)
+        return X, [fitted_note(int(missing.sum()), int(rows.sum()))]
     if policy == "error":
         r = int(np.argmax(rows))
         first = (r, columns[int(np.argmax(missing[r]))])
@@ -137,6 +148,36 @@ def missing_error(where: str, values: int, rows: int, first: tuple[int, str]) ->
         f"{where} has {values} missing value(s) (empty, NA, NaN, null, ?) in {rows} row(s), "
         f"the first in row {first[0] + 1}, column {first[1]!r}; --dropna leaves those rows out "
         "(or fill the values in)"
+    )
+
+
+def check_fittable(
+    empty_rows: int,
+    first_empty: int,
+    empty_columns: NDArray[np.bool_],
+    columns: Sequence[str],
+    where: str,
+) -> None:
+    """The "fit" policy's refusals: a row or a column with no observed value (EM has nothing to
+    learn from it), one line naming the first (``first_empty``: 0-based row)."""
+    if empty_columns.any():
+        name = columns[int(np.argmax(empty_columns))]
+        raise GaussmixError(
+            f"{where}: column {name!r} has every value missing; leave it out (--drop {name})"
+        )
+    if empty_rows:
+        raise GaussmixError(
+            f"{where}: row {first_empty + 1} has every value missing ({empty_rows} such "
+            "row(s)); --dropna leaves rows with missing values out"
+        )
+
+
+def fitted_note(values: int, rows: int) -> str:
+    """The note of the "fit" policy."""
+    return (
+        f"{values} missing value{'s' if values != 1 else ''} in {rows} row"
+        f"{'s' if rows != 1 else ''} {'are' if values != 1 else 'is'} fitted (integrated out); "
+        f"--dropna leaves {'those rows' if rows != 1 else 'that row'} out"
     )
 
 
@@ -337,8 +378,15 @@ class CsvSource:
         chosen = _text_columns(fmt, kinds, options, where)
         n = n_dropped = n_missing = 0
         first: tuple[int, int] | None = None
+        first_empty = n_empty = 0
+        observed = np.zeros(len(chosen), dtype=bool)
         for X, missing in text.stream_numeric(path, fmt, chosen, options.text):
             rows = missing.any(axis=1)
+            observed |= ~missing.all(axis=0)
+            empty = missing.all(axis=1)
+            if empty.any() and not n_empty:
+                first_empty = n + int(np.argmax(empty))
+            n_empty += int(empty.sum())
             if rows.any() and first is None:
                 r = int(np.argmax(rows))
                 first = (n + r, int(np.argmax(missing[r])))
@@ -349,11 +397,16 @@ class CsvSource:
         if first is not None:
             if options.missing == "error":
                 raise missing_error(where, n_missing, n_dropped, (first[0], chosen[first[1]]))
-            notes.append(dropped_note(n_dropped, n))
+            if options.missing == "fit":
+                check_fittable(n_empty, first_empty, ~observed, chosen, where)
+                notes.append(fitted_note(n_missing, n_dropped))
+            else:
+                notes.append(dropped_note(n_dropped, n))
         notes.append(
             f"{where} is read block by block on every pass (larger than {STREAM_BYTES >> 20} MiB)"
         )
-        source = cls(path, fmt, chosen, options.text, n - n_dropped, options.missing == "drop")
+        drop = options.missing == "drop"
+        source = cls(path, fmt, chosen, options.text, n - n_dropped if drop else n, drop)
         return source, notes
 
     @property
@@ -446,10 +499,11 @@ def open_data(path: str | Path, options: ReadOptions | None = None, scale: bool 
 def standardize(
     X: NDArray[np.floating],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """(X - mean) / std per column; returns the scaled data, the means and the scales."""
+    """(X - mean) / std per column over the observed values (NaN stays NaN); returns the scaled
+    data, the means and the scales."""
     X = np.asarray(X, dtype=np.float64)
-    center = X.mean(axis=0)
-    scale = X.std(axis=0)
+    center = np.nanmean(X, axis=0)
+    scale = np.nanstd(X, axis=0)
     scale[scale == 0] = 1.0
     return (X - center) / scale, center, scale
 

@@ -359,7 +359,8 @@ def open_source(
     columns: Sequence[str] | None = None,
 ) -> DataSource:
     """A file source for a path: ``.npy`` (read by blocks), ``.parquet``/``.pq``, or a text table
-    (``.csv``, ``.tsv``, ``.txt``: ``gaussmix.data.files.CsvSource``, missing values an error)."""
+    (``.csv``, ``.tsv``, ``.txt``: ``gaussmix.data.files.CsvSource``, missing values kept as NaN
+    for the estimator's own check: an error, or fitted with missing='em')."""
     path = Path(X)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
@@ -373,7 +374,7 @@ def open_source(
     if suffix in (".csv", ".tsv", ".tab", ".txt"):
         from gaussmix.data.files import CsvSource, ReadOptions
 
-        options = ReadOptions(columns=tuple(columns) if columns else None)
+        options = ReadOptions(columns=tuple(columns) if columns else None, missing="fit")
         source, _ = CsvSource.open(path, options)  # text tables parsed block by block
         return source.with_weights(sample_weight)
     raise GaussmixError(
