@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gaussmix.calculus import differentiate, grad, parse
+from gaussmix.calculus.display import gradient_markdown
 from gaussmix.derive import derive_gmm
 
 
@@ -29,10 +30,15 @@ def test_a_gradient_renders_as_markdown_with_its_derivation() -> None:
     )
     assert "*assuming*: x_n, mu_k vectors; Lambda_k symmetric matrix" in lines
     numbered = [line for line in lines if line[:1].isdigit()]
-    assert len(numbered) == len(r.steps) + 1  # the starting line, then one per step
+    assert len(numbered) == len(r.view("lecture")) + 1  # the start, then one line per idea
+    assert len(numbered) < len(r.steps) + 1
     assert all(line.count("$") == 2 for line in numbered)
     identify = [line for line in numbered if "*identify" in line]
-    assert len(identify) == 1 and "\\text{ so } G =" in identify[0]
+    assert len(identify) == 1 and "$G = " in identify[0]
+    full = gradient_markdown(r, "full").splitlines()
+    steps = [line for line in full if line[:1].isdigit()]
+    assert len(steps) == len(r.steps) + 1  # the starting line, then one per step
+    assert "\\text{ so } G =" in next(line for line in steps if "*identify" in line)
     assert r._repr_latex_().startswith("$\\nabla_{\\mu_{k}}")
 
 

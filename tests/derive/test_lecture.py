@@ -10,13 +10,14 @@ from typer.testing import CliRunner
 
 import gaussmix.cli.main  # noqa: F401  (registers every command)
 from gaussmix.calculus import grad, to_text
-from gaussmix.calculus.expr import Op, substitute
+from gaussmix.calculus.expr import Expr, Op, rebuild, substitute
 from gaussmix.calculus.lecture import ISOLATE, Line
 from gaussmix.calculus.numeric import evaluate
 from gaussmix.calculus.parse import parse
 from gaussmix.cli.app import app
 from gaussmix.derive import COVARIANCE_TYPES, GMMDerivation, derive_gmm
 from gaussmix.derive.gmm import KINDS
+from gaussmix.derive.solve import replace_all
 from tests.derive.test_gmm import N_COMPONENTS, N_FEATURES, _data, _parameter_values
 
 TARGETS = {"means": 8, "precisions": 10, "weights": 10}
@@ -110,6 +111,15 @@ def test_the_isolating_line_names_the_dropped_terms() -> None:
     ):
         assert rule in cited, rule
     assert cited.count("abbreviate") == 1  # N_k is introduced once, then used
+    # the precision's solution: the solved inverse, then its name (not one folded line)
+    assert [line.text for line in lines if line.stage == "precisions"][-2:] == [
+        "inv(Lambda_k) = S_k/N_k",
+        "Sigma_k = S_k/N_k",
+    ]
+    # a gradient is shown as read off, tidied: no transpose of a transpose, none of a scalar
+    for line in lines:
+        if line.rule.startswith("identify"):
+            assert "')'" not in line.text and not line.text.endswith(")'"), line.text
 
 
 def test_the_commands_print_the_lecture_by_default() -> None:
@@ -144,23 +154,73 @@ def test_grad_steps_in_the_lecture_view() -> None:
     assert numbered(out.output) == len(lines) < numbered(full.output) == len(r.steps)
 
 
+SCATTER = {
+    "full": "S_k = sum_n(q_kn*u_n*u_n')",
+    "diag": "diag(S_k) = sum_n(q_kn*u_n.^2)",
+    "spherical": "tr(S_k) = sum_n(q_kn*u_n'*u_n)",
+    "tied": "S = sum_n(sum_k(q_kn*u_kn*u_kn'))",
+}
+
+
 def test_every_line_is_short_and_abbreviations_are_introduced_once(
     derivation: GMMDerivation,
 ) -> None:
     lines = derivation.view("lecture")
     assert max(len(line.text) for line in lines) < 90
+    reasons = [row for row in derivation.text("lecture").splitlines() if row.startswith(" " * 8)]
+    assert reasons and max(len(row) for row in reasons) < 90, max(reasons, key=len)
     notes = [line.note for line in lines if line.note]
-    assert notes == ["u_n = x_n - mu_k"]  # said once, where it first appears
+    # each said once, where it first appears: the residual under sum_k (u_kn, line 1), the
+    # scatter where the covariance's solution first shows it
+    assert notes == ["u_kn = x_n - mu_k", SCATTER[derivation.covariance_type]]
+    assert lines[0].note == notes[0]
     assert "x_n - mu_k" not in "".join(line.text for line in lines[1:] if line.stage == "means")
     assert any(line.text == "L = Q + lambda*(sum_k(pi_k) - 1)" for line in lines)
-    # the printed form is the line's expression, abbreviated: written out, it is the step's
-    u = next(
-        n for line in lines if line.shown is not None for n in line.shown.walk() if n.name == "u"
-    )
+    # N_k, introduced by the means' abbreviation step, is used after it (the weights' G)
+    assert any(line.text == "G = N_k/pi_k + lambda" for line in lines)
+    assert not any("sum_n(q_kn)" in line.text for line in lines if line.stage == "weights")
+    # the printed form is the line's expression, abbreviated: written out with what the lines
+    # introduce (and N_k with its definition), it is the step's
+    definitions = [eq.args for line in lines for eq in line.introduces]
+    count = parse("N_k", {"N": "positive"}, indices="nk")
+    soft = derivation.definitions["N_k"]
+    residual = parse("x_n - mu_k", KINDS, indices="nk", context=derivation.surrogate)
     q = parse("Q", {"Q": "scalar"})
+    shown = 0
     for line in lines:
         if line.shown is None:
             continue
         written = substitute(line.shown, q, derivation.surrogate)
-        residual = parse("x_n - mu_k", KINDS, indices="nk", context=derivation.surrogate)
-        assert substitute(written, u, residual) == line.expr, line.text
+        for name, definition in reversed(definitions):
+            if name.op is not Op.VAR or name.name != "u":
+                written = replace_all(written, name, definition)
+        written = _residual_out(written, residual)
+        assert substitute(written, count, soft) == substitute(line.expr, count, soft), line.text
+        shown += 1
+    assert shown >= 10
+
+
+def _residual_out(e: Expr, residual: Expr) -> Expr:
+    """``e`` with u_n and u_kn written out as x_n - mu_k."""
+    if e.op is Op.VAR and e.name == "u":
+        return residual
+    if not e.args:
+        return e
+    return rebuild(e, [_residual_out(a, residual) for a in e.args])
+
+
+def test_the_scatter_is_what_the_covariance_sums() -> None:
+    # S_k's definition, evaluated, is the weighted scatter of the data about the mean
+    d = derive_gmm("full")
+    line = next(line for line in d.view("lecture") if "S_k" in line.note)
+    (eq,) = line.introduces
+    X, resp = _data(3)
+    values = _parameter_values(d, X, resp)
+    u = next(n for n in eq.args[1].walk() if n.op is Op.VAR and n.name == "u")
+    residual = parse("x_n - mu_k", KINDS, indices="nk", context=d.surrogate)
+    definition = substitute(eq.args[1], u, residual)
+    for k in range(N_COMPONENTS):
+        got = evaluate(definition, values, index_env={"k": k})  # type: ignore[arg-type]
+        centred = X - values["mu"][k]
+        expected = (resp[:, k, None] * centred).T @ centred
+        np.testing.assert_allclose(got, expected, rtol=1e-10)

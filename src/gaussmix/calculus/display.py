@@ -3,7 +3,8 @@
 IPython asks an object for ``_repr_markdown_`` and ``_repr_latex_`` and the notebook shows the
 richest it can. A gradient shows as Markdown (the gradient, its convention, the kinds assumed
 and the numbered derivation, each line an engine step with its rule) and as LaTeX (the gradient
-alone, an equation). Nothing here is typed by hand: every line comes from a :class:`Step`.
+alone, an equation); the derivation is the lecture view, one line per idea. Nothing here is
+typed by hand: every line comes from a :class:`Step` or a group of them.
 """
 
 from __future__ import annotations
@@ -55,12 +56,14 @@ def step_markdown(step: Step) -> str:
     return f"${math}$ — {why}"
 
 
-def gradient_markdown(r: Gradient) -> str:
+def gradient_markdown(r: Gradient, detail: str = "lecture") -> str:
     """A gradient and its derivation as Markdown (what a notebook shows for ``r``).
 
     Parameters
     ----------
     r : Gradient
+    detail : {"lecture", "full"}
+        The derivation's lines: one per idea (the lecture view), or one per step.
 
     Returns
     -------
@@ -75,7 +78,14 @@ def gradient_markdown(r: Gradient) -> str:
     if r.assumed:
         lines.append(f"*assuming*: {r.assumptions}")
     lines.append("")
-    return "\n".join(lines) + steps_markdown(r.steps)
+    if detail == "full":
+        return "\n".join(lines) + steps_markdown(r.steps)
+    view = r.view(detail)
+    if view:
+        first = view[0].steps[0]
+        lines.append(f"0. ${latex_label(first.lhs)} = {to_latex(first.before)}$")
+    lines += [f"{i}. ${line.latex}$ — {line.why_markdown}" for i, line in enumerate(view, 1)]
+    return "\n".join(lines) + "\n"
 
 
 def steps_markdown(steps: Sequence[Step]) -> str:

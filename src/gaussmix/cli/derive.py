@@ -152,7 +152,7 @@ def gmm_command(
             }
         typer.echo(json.dumps(out, indent=2))
         return
-    typer.echo(d.latex() if latex else d.text(detail))
+    typer.echo(d.latex(detail) if latex else d.text(detail))
     if check:
         lines = ["", "The first-order definition, numerically (G is each gradient derived above)"]
         for function, table in tables.values():

@@ -28,9 +28,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gaussmix.calculus.derivative import differentiate
+from gaussmix.calculus.display import latex_label
 from gaussmix.calculus.errors import CalculusError
 from gaussmix.calculus.expr import (
     Expr,
+    Kind,
     Op,
     add,
     equation,
@@ -41,14 +43,14 @@ from gaussmix.calculus.expr import (
     substitute,
     sumidx,
 )
-from gaussmix.calculus.lecture import Line, abbreviate, view
+from gaussmix.calculus.lecture import Line, abbreviate, free_indices, replace_bound, view, why_rows
 from gaussmix.calculus.numeric import evaluate
 from gaussmix.calculus.ops import rebuild
 from gaussmix.calculus.parse import parse
 from gaussmix.calculus.printing import to_latex, to_text
 from gaussmix.calculus.rewrite import P, Rule, Step, rewrite
 from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES
-from gaussmix.derive.solve import Facts, Identity, Solver, replace_all
+from gaussmix.derive.solve import Facts, Identity, Solver
 
 __all__ = [
     "CONSTRAINT",
@@ -226,7 +228,7 @@ class GMMDerivation:
         out = []
         for name in ("weights", "means", "covariances"):
             e = self.expanded(name)
-            if "k" in _free_indices(e):
+            if "k" in free_indices(e):
                 value = np.array(
                     [evaluate(e, values, index_env={"k": k}) for k in range(resp.shape[1])]
                 )
@@ -270,7 +272,23 @@ class GMMDerivation:
         residual = sub(x, _variable(self.surrogate, "mu_k"))
         u = Expr(Op.VAR, (), x.shape, name="u", kind=x.kind, indices=x.indices)
         q = parse("Q", {"Q": "scalar"})  # the surrogate, by the name its first line gives it
-        return abbreviate(lines, [(q, self.surrogate), (u, residual)], replace_all)
+        abbreviations = [(q, self.surrogate), (u, residual), *self._definition_vars()]
+        return abbreviate(lines, abbreviations + self._scatter(u, residual))
+
+    def _scatter(self, u: Expr, residual: Expr) -> list[tuple[Expr, Expr]]:
+        """S_k = sum_n(q_kn*u_n*u_n'), the scatter, as the covariance's update sums it: a
+        matrix (S_k; S for tied, summed over k), its diagonal (diag) or its trace (spherical)."""
+        update = self.updates.get("covariances")
+        scatter = next((n for n in update.walk() if n.op is Op.SUMIDX), None) if update else None
+        if scatter is None:
+            return []
+        matrix = Expr(Op.VAR, (), (u.shape[0], u.shape[0]), name="S", kind=Kind.SYMMETRIC,
+                      indices=tuple(sorted(free_indices(scatter))))
+        name = matrix if scatter.shape == matrix.shape else Expr(
+            Op.DIAGV if scatter.is_vector else Op.TR, (matrix,),
+            (u.shape[0], 1) if scatter.is_vector else (1, 1),
+        )
+        return [(name, replace_bound(scatter, residual, u))]
 
     def _line_sections(self, detail: str) -> list[tuple[str, list[Line]]]:
         out: list[tuple[str, list[Line]]] = []
@@ -306,19 +324,28 @@ class GMMDerivation:
             for line in group:
                 number += 1
                 lines.append(f"{number:>4}. {line.text}")
-                lines.append(f"        [{line.why}]")
+                lines += why_rows(line.why)
         lines += ["", "   The updates:"] + [f"      {to_text(eq)}" for eq in self.results()]
         return "\n".join(lines)
 
-    def latex(self) -> str:
-        """The derivation as LaTeX: one ``aligned`` block per section."""
+    def latex(self, detail: str = "full") -> str:
+        """The derivation as LaTeX: one ``aligned`` block per section (``detail``: ``full``,
+        every step, or ``lecture``, one line per idea)."""
         blocks = [f"% M-step of a Gaussian mixture, {self.covariance_type} covariance"]
+        if detail != "full":
+            for stage, group in self._line_sections(detail):
+                blocks.append(f"% {SECTIONS.get(stage, stage)}")
+                rows = [f"& {line.latex} && {_latex_why(line)}" for line in group]
+                if stage == "m-step":
+                    rows += [f"& {to_latex(eq)} && \\text{{(update)}}" for eq in self.results()]
+                blocks.append("\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}")
+            return "\n".join(blocks)
         for stage, steps in self.sections():
             blocks.append(f"% {SECTIONS.get(stage, stage)}")
             rows = []
             for s, start in _with_starts(steps):
                 if start:
-                    rows.append(f"& {_label(s.lhs)} = {to_latex(s.before)}")
+                    rows.append(f"& {latex_label(s.lhs)} = {to_latex(s.before)}")
                 rows.append(f"& {_line_latex(s)} && \\text{{({_escape(s.rule)})}}")
             if stage == "m-step":
                 rows += [f"& {to_latex(eq)} && \\text{{(update)}}" for eq in self.results()]
@@ -335,7 +362,7 @@ class GMMDerivation:
             out += [f"{heading}# {SECTIONS.get(stage, stage)}", ""]
             for step, start in _with_starts(steps):
                 if start:
-                    out.append(f"   ${_label(step.lhs)} = {to_latex(step.before)}$")
+                    out.append(f"   ${latex_label(step.lhs)} = {to_latex(step.before)}$")
                     out.append("")
                 number += 1
                 rule = _why(step)
@@ -353,7 +380,7 @@ class GMMDerivation:
 
     def _repr_latex_(self) -> str:
         """Jupyter: the derivation's ``aligned`` blocks, one display equation per section."""
-        blocks = self.latex().split("\n% ")[1:]
+        blocks = self.latex("lecture").split("\n% ")[1:]
         return "\n".join(f"$${block.split(chr(10), 1)[1]}$$" for block in blocks)
 
     def _lecture_markdown(self, heading: str, detail: str) -> str:
@@ -363,10 +390,8 @@ class GMMDerivation:
             out += [f"{heading}# {SECTIONS.get(stage, stage)}", ""]
             for line in group:
                 number += 1
-                why = f"*{line.rule}*" + (f": `{line.identity}`" if line.identity else "")
-                why += " (simplified)" if line.simplified and line.identity else ""
                 out.append(f"{number}. ${line.latex}$  ")
-                out.append(f"   {why}")
+                out.append(f"   {line.why_markdown}")
             out.append("")
         out += ["The updates:", ""] + [f"- ${to_latex(eq)}$" for eq in self.results()]
         return "\n".join(out).rstrip() + "\n"
@@ -410,10 +435,6 @@ def _with_starts(steps: list[Step]) -> list[tuple[Step, bool]]:
     return out
 
 
-def _label(lhs: str) -> str:
-    return {"dQ": "\\mathrm{d}Q", "dL": "\\mathrm{d}L"}.get(lhs, lhs)
-
-
 def _line(step: Step) -> str:
     after = to_text(step.after)
     return after if step.after.op is Op.EQ or not step.lhs else f"{step.lhs} = {after}"
@@ -423,7 +444,16 @@ def _line_latex(step: Step) -> str:
     after = to_latex(step.after)
     if step.after.op is Op.EQ or not step.lhs:
         return after
-    return f"{_label(step.lhs)} = {after}"
+    return f"{latex_label(step.lhs)} = {after}"
+
+
+def _latex_why(line: Line) -> str:
+    """A lecture line's rule in LaTeX, with the abbreviations it introduces."""
+    why = f"\\text{{({_escape(line.rule)}"
+    if not line.introduces:
+        return why + ")}"
+    notes = ", ".join(to_latex(eq) for eq in line.introduces)
+    return f"{why}; writing }} {notes}\\text{{)}}"
 
 
 def _escape(text: str) -> str:
@@ -446,14 +476,6 @@ def _rename_index(e: Expr, old: str, new: str) -> Expr:
     if e.op is Op.SUMIDX and e.name == old:
         return sumidx(new, args[0])
     return rebuild(e, args)
-
-
-def _free_indices(e: Expr) -> set[str]:
-    """The indices of ``e`` that no sum over them binds (``k`` in ``sum_n(q_kn*x_n)``)."""
-    if e.op is Op.VAR:
-        return set(e.indices)
-    inner = set().union(*(_free_indices(a) for a in e.args)) if e.args else set()
-    return inner - {e.name} if e.op is Op.SUMIDX else inner
 
 
 def _symbol(name: str, kind: str = "positive") -> Expr:
@@ -582,7 +604,7 @@ def _lagrangian(state: _State, stage: str, name: str, update: str) -> None:
     d.parameters[MULTIPLIER] = multiplier
     d.steps.append(
         Step(LAGRANGIAN.name, q, lagrangian,
-             f"{LAGRANGIAN.identity} for the constraint {CONSTRAINT[0]} = {CONSTRAINT[1]}",
+             f"{LAGRANGIAN.identity}; here {CONSTRAINT[0]} = {CONSTRAINT[1]}",
              "L", stage, LAGRANGIAN.kind)
     )
     by_pi = differentiate(lagrangian, pi)
