@@ -23,7 +23,7 @@ from gaussmix.calculus.display import gradient_markdown, latex_label
 from gaussmix.calculus.errors import CalculusError
 from gaussmix.calculus.expr import Expr, Kind, Op
 from gaussmix.calculus.firstorder import FirstOrder, first_order
-from gaussmix.calculus.kinds import assumed_kinds, describe_kinds
+from gaussmix.calculus.kinds import assumed_kinds, describe_kinds, summed_indices
 from gaussmix.calculus.lecture import Line, format_lines, view
 from gaussmix.calculus.numeric import (
     directional_error,
@@ -485,7 +485,8 @@ def grad(
         and ``Lambda`` symmetric, other Greek names scalars) decides what that leaves open, and
         one-letter names always follow it. ``r.assumed`` says what was assumed.
     indices : str, optional
-        Index letters for indexed names and sums (``"nk"`` for ``x_n``, ``sum_n(...)``).
+        Index letters for indexed names and sums (``"nk"`` for ``x_n``, ``sum_n(...)``);
+        by default the letters the text sums over (``sum_n(...)`` makes n an index).
 
     Returns
     -------
@@ -501,6 +502,8 @@ def grad(
         variable that does not occur, an operation without a differentiation rule. The engine
         never returns a wrong or silently zero gradient.
     """
+    if not indices and isinstance(expr, str):
+        indices = summed_indices(expr)  # sum_n(...) sums over n
     kinds = parse_kinds(types) if isinstance(types, str) else dict(types or {})
     typed = {name: as_kind(name, kind) for name, kind in kinds.items()}
     f = expr if isinstance(expr, Expr) else parse(expr, typed, indices=indices, infer=True)

@@ -42,6 +42,7 @@ __all__ = [
     "describe_kinds",
     "infer_kinds",
     "is_fixed",
+    "summed_indices",
 ]
 
 MAX_ASSIGNMENTS = 3000
@@ -224,6 +225,27 @@ _KIND_WORDS: dict[Kind, tuple[str, str]] = {
     Kind.SYMMETRIC: ("symmetric matrix", "symmetric matrices"),
     Kind.SPD: ("positive definite matrix", "positive definite matrices"),
 }
+
+
+_SUMMED = re.compile(r"(?<![A-Za-z0-9_])\\?sum_\{?([A-Za-z])(?![A-Za-z0-9_])")
+_SUBSCRIPT = re.compile(
+    r"(?<![A-Za-z0-9_\\])\\?[A-Za-z][A-Za-z0-9]*_\{?([a-z]{1,2})\}?(?![A-Za-z0-9_({])"
+)
+
+
+def summed_indices(text: str) -> str:
+    """The index letters of an expression that sums over an index: the letters it sums over
+    (``sum_n(...)``, LaTeX's ``\\sum_{n}``) and those its names carry as subscripts of one or
+    two letters (``q_kn``, ``mu_k``); ``""`` when it sums over none.
+
+    A student who writes ``sum_n(q_kn*(x_n - mu_k))`` means q_kn and x_n to vary with n, and
+    mu_k to be the k-th mean; ``grad`` reads the text so when no indices are given.
+    """
+    summed = [m.group(1) for m in _SUMMED.finditer(text)]
+    if not summed:
+        return ""
+    carried = [c for m in _SUBSCRIPT.finditer(text) for c in m.group(1)]
+    return "".join(dict.fromkeys([*summed, *carried]))
 
 
 def describe_kinds(kinds: Mapping[str, Kind]) -> str:

@@ -32,6 +32,7 @@ from gaussmix.calculus import expr as E
 from gaussmix.calculus.errors import CalculusError, ParseError
 from gaussmix.calculus.expr import CONSTANTS, MAX_DEPTH, Dim, Dims, Expr, Kind, Op
 from gaussmix.calculus.kinds import convention_kind, infer_kinds
+from gaussmix.calculus.latex_input import from_latex, is_latex
 from gaussmix.calculus.ops import FUNCTIONS, apply
 
 __all__ = ["KIND_NAMES", "MAX_LENGTH", "as_kind", "convention_kind", "parse", "parse_kinds"]
@@ -54,6 +55,9 @@ ALIASES: dict[str, str] = {
     "frobenius": "norm2",
     "transpose": "the postfix ' (as in A')",
     "I": "eye",
+    "sigmoid": "1/(1 + exp(-t)) for sigmoid(t)",
+    "sigma": "1/(1 + exp(-t)) for the sigmoid sigma(t)",
+    "logistic": "1/(1 + exp(-t)) for logistic(t)",
 }
 
 
@@ -342,6 +346,11 @@ class _Builder:
             return E.neg(args[0])
         if rule == "transpose":
             return E.transpose(args[0])
+        if rule == "pow" and not args[0].is_scalar and _negative_integer(args[1]):
+            # Sigma^-1, as notes write an inverse (Sigma^-2 = inv(Sigma)^2)
+            inverse = apply(FUNCTIONS["inv"], args[0], dims)
+            k = args[1].args[0]
+            return inverse if E.is_number(k, 1) else E.power(inverse, k, dims)
         binary: dict[str, Callable[[Expr, Expr, Dims], Expr]] = {
             "add": E.add,
             "sub": E.sub,
@@ -438,6 +447,8 @@ def parse(
             source=text,
             position=bad.start(),
         )
+    if is_latex(text):  # copied from lecture notes: \mu_k, \Sigma_k^{-1}, x^\top
+        text = from_latex(text, frozenset(FUNCTIONS))
     kinds = {name: as_kind(name, kind) for name, kind in (types or {}).items()}
     try:
         tree = _parser().parse(text)
@@ -499,6 +510,16 @@ def _inferred(
 
     out = infer_kinds(list(names.items()), declared, build, describe)
     return last[0].resolve(out)
+
+
+def _negative_integer(e: Expr) -> bool:
+    """Whether ``e`` is -k for a whole number k (the exponent of ``Sigma^-1``)."""
+    return (
+        e.op is Op.NEG
+        and e.args[0].op is Op.NUM
+        and e.args[0].value is not None
+        and e.args[0].value.denominator == 1
+    )
 
 
 def _describe_shape(e: Expr, dims: Dims) -> str:
