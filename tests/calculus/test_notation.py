@@ -8,6 +8,8 @@ read gives one line that names the subexpression, the kinds assumed and the --ty
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import gaussmix.cli.main  # noqa: F401  (registers every command)
@@ -193,3 +195,19 @@ def test_the_command_line_takes_latex_with_a_claim() -> None:
     bad = runner.invoke(app, ["grad", "--wrt", "Sigma", "--", "-N/2*logdet(Sigma)"])
     assert bad.exit_code == 1 and "Traceback" not in bad.output
     assert "--types N:scalar" in bad.output
+
+
+_LATEX_PIECES = st.sampled_from(
+    [r"\mu_k", r"\Sigma", r"^{-1}", r"^\top", "^T", r"\frac{", "}{", "}", "{", r"\sum_n",
+     r"\log", r"\det", "|", r"\|", "(", ")", " ", "x_n", "A", "+", "-", "*", "2", r"\left(",
+     r"\right)", r"\mathrm{tr}", "_{kn}", r"\lambda", "'"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LATEX_PIECES, min_size=1, max_size=14).map("".join))
+def test_fuzz_latex_raises_only_calculus_errors(text: str) -> None:
+    try:
+        parse(text, infer=True)
+    except CalculusError:
+        pass

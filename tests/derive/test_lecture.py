@@ -152,6 +152,22 @@ def test_grad_steps_in_the_lecture_view() -> None:
         return sum(1 for row in text.splitlines() if row[:5].strip().endswith("."))
 
     assert numbered(out.output) == len(lines) < numbered(full.output) == len(r.steps)
+    # in LaTeX too: one row per line (and the starting row), or one per step with --detail full
+    assert r.derivation_latex("lecture").count("&&") == len(lines)
+    assert r.derivation_latex().count("&&") == len(r.steps)
+    latex = runner.invoke(app, ["grad", "log(det(X)) - x'*X*x", "--wrt", "X", "--steps", "--latex"])
+    assert latex.exit_code == 0 and latex.output.count("&&") == len(lines)
+
+
+def test_derive_latex_prints_the_lecture_by_default() -> None:
+    d = derive_gmm("full")
+    out = CliRunner().invoke(app, ["derive", "gmm", "--latex"])
+    assert out.exit_code == 0
+    rows = [row for row in out.output.splitlines() if row.startswith("& ")]
+    assert len(rows) == len(d.view("lecture")) + len(d.results())  # the updates close it
+    assert "S_{k} = \\sum_{n} q_{kn} u_{n} u_{n}^\\top" in out.output  # said where it appears
+    full = CliRunner().invoke(app, ["derive", "gmm", "--latex", "--detail", "full"])
+    assert full.output.count("\\text{(") > len(d.steps)
 
 
 SCATTER = {

@@ -172,24 +172,25 @@ class Gradient:
             return format_lines(self.view(detail))
         return format_steps(self.steps, self.expr)
 
-    def derivation_latex(self) -> str:
-        """The derivation as a LaTeX ``aligned`` block."""
+    def derivation_latex(self, detail: str = "full") -> str:
+        """The derivation as a LaTeX ``aligned`` block (``detail``: ``full``, every step, or
+        ``lecture``, one line per idea)."""
         lines = []
         lhs = ""
-        for i, step in enumerate(self.steps):
+        for i, step in enumerate(self.view(detail)):
             if i == 0 or step.lhs != lhs:
                 lhs = step.lhs
                 label = latex_label(lhs)
                 start = to_latex(step.before) if step.lhs != "G" or i == 0 else ""
                 if start:
                     lines.append(f"{label} &= {start}")
-                    lines.append(f"&= {to_latex(step.after)} && \\text{{({_esc(step.rule)})}}")
+                    lines.append(f"&= {to_latex(step.expr)} && \\text{{({_esc(step.rule)})}}")
                 else:
                     lines.append(
-                        f"{label} &= {to_latex(step.after)} && \\text{{({_esc(step.rule)})}}"
+                        f"{label} &= {to_latex(step.expr)} && \\text{{({_esc(step.rule)})}}"
                     )
                 continue
-            lines.append(f"&= {to_latex(step.after)} && \\text{{({_esc(step.rule)})}}")
+            lines.append(f"&= {to_latex(step.expr)} && \\text{{({_esc(step.rule)})}}")
         body = " \\\\\n".join(lines)
         return f"\\begin{{aligned}}\n{body}\n\\end{{aligned}}"
 

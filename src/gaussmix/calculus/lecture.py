@@ -281,11 +281,17 @@ def _isolating(dropped: Sequence[Expr], identity: str) -> str:
 
 def _finishes(lines: list[Line], pending: list[Step]) -> bool:
     """Whether trailing steps only tidy the last line's right-hand side (``pi_k = -N_k/(-N)``
-    to ``pi_k = N_k/N``); otherwise they make a line of their own."""
+    to ``pi_k = N_k/N``; ``Q = ...``, its scalars gathered); otherwise they make a line of
+    their own."""
     if not lines or lines[-1].stage != pending[-1].stage:
         return False
     last, result = lines[-1].expr, pending[-1].after
-    same_lhs = last.op is Op.EQ and result.op is Op.EQ and last.args[0] == result.args[0]
+    if last.op is Op.EQ and result.op is Op.EQ:
+        same_lhs = last.args[0] == result.args[0]
+    else:  # Q = ... stays Q = ...
+        same_lhs = last.op is not Op.EQ and result.op is not Op.EQ and lines[-1].lhs != "" and (
+            all(s.lhs == lines[-1].lhs for s in pending)
+        )
     return same_lhs and all(s.kind != "calculus" for s in pending)
 
 

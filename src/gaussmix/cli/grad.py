@@ -188,7 +188,7 @@ def grad_command(
         lines: list[str] = []
         if steps:
             lines.append(_header(r))
-            lines.append(r.derivation_latex() if latex else r.derivation(detail))
+            lines.append(r.derivation_latex(detail) if latex else r.derivation(detail))
             lines.append(f"gradient: {r.latex if latex else r}")
         else:
             lines.append(r.latex if latex else str(r))
