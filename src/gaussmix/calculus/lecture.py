@@ -7,7 +7,15 @@ cancelling an invertible factor, the Lagrangian, a substitution, an abbreviation
 groups the trace: each step of a cited rule closes a line, and the steps before it since the
 last line (bookkeeping: signs, numbers, transposes, the mechanics of ``d``) are folded into it,
 which then says "(simplified)". The first ``d(A + B) = dA + dB`` that drops terms free of the
-variable becomes the line that isolates the terms containing it, naming the dropped ones.
+variable becomes the line that isolates the terms containing it, naming the dropped ones. A
+gradient is shown as read off and tidied (its transposes resolved), a result that only gets a
+new name (``Sigma_k := inv(Lambda_k)``) follows the equation it renames, and a section's
+trailing tidying finishes its last line. The stages of one differentiation are one argument;
+the sections of a longer derivation never share a line.
+
+Abbreviations (:func:`abbreviate`: ``u_n = x_n - mu_k``, ``S_k``, ``N_k``) change only how a
+line prints: each is said once, where it first appears, and carries the indices a sum around
+it binds (``u_kn`` under ``sum_k``).
 
 Nothing is typed: a line's expression is the result of the last step it groups, and its steps
 are kept (``line.steps``), so a line is re-derived, and checked, from the trace.
