@@ -14,9 +14,18 @@ import pytest
 import sklearn
 
 from gaussmix import GaussianMixture
-from gaussmix.em import Params, get_covariance, merge
+from gaussmix.em import REGISTRY, UNIVARIATE_MODELS, Params, get_covariance, merge
 from gaussmix.em.stats import chunk_stats_componentwise, zeros
 from tests.conftest import COVARIANCE_TYPES, mixture_data
+
+# every model of the registry: mclust's fourteen (scikit-learn's four among them) and E, V
+ALL_MODELS = tuple(REGISTRY)
+
+
+def _rows_for(covariance_type: str, seed: int, n: int) -> np.ndarray:
+    """mixture_data's rows, one column of them for mclust's univariate E and V."""
+    X = mixture_data(seed, n=n)
+    return X[:, :1].copy() if covariance_type in UNIVARIATE_MODELS else X
 
 
 def _strict(X: np.ndarray) -> Any:
@@ -41,11 +50,11 @@ def _params(covariance_type: str, X: np.ndarray) -> Params:
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=2
 @pytest.mark.parametrize("to_device", LIBRARIES)
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("covariance_type", ALL_MODELS)
 def test_device_statistics_are_the_numpy_kernels(to_device: Any, covariance_type: str) -> None:
     from gaussmix.em.device import chunk_stats_device
 
-    X = mixture_data(0, n=120)
+    X = _rows_for(covariance_type, 0, 120)
     params = _params(covariance_type, X)
     w = np.random.default_rng(1).uniform(0.0, 2.0, size=len(X))
     w[5] = 0.0
@@ -120,19 +129,24 @@ def test_arrays_of_other_libraries_need_dispatch_on() -> None:
     assert isinstance(model.means_, np.ndarray)
 
 
-def test_unsupported_covariance_type_is_one_clear_line() -> None:
-    from gaussmix.em import REGISTRY
-    from gaussmix.em.covariance import UNIVARIATE_MODELS
-    from gaussmix.em.device import _SCALED
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("to_device", LIBRARIES)
+@pytest.mark.parametrize("covariance_type", sorted(set(ALL_MODELS) - set(COVARIANCE_TYPES)))
+def test_every_mclust_model_fits_on_the_device(to_device: Any, covariance_type: str) -> None:
+    """The twelve models beyond scikit-learn's four: the kernel reads their storage layout from
+    the registry, so a device fit is the numpy fit."""
+    from sklearn.utils._array_api import move_to
 
-    # mclust's E and V refuse three columns before anything else: leave them out
-    others = sorted(set(REGISTRY) - set(_SCALED) - set(UNIVARIATE_MODELS))
-    if not others:
-        pytest.skip("every covariance type runs on a device")
-    X = mixture_data(5, n=100)
+    X = _rows_for(covariance_type, 4, 150)
+    kwargs = {"covariance_type": covariance_type, "random_state": 0, "max_iter": 20}
+    ref = GaussianMixture(2, **kwargs).fit(X)
     with sklearn.config_context(array_api_dispatch=True):
-        with pytest.raises(ValueError, match="not available for arrays of other libraries"):
-            GaussianMixture(2, covariance_type=others[0], random_state=0).fit(_strict(X))
+        model = GaussianMixture(2, **kwargs).fit(to_device(X))
+    for name in ("means_", "covariances_"):
+        got = move_to(getattr(model, name), xp=np, device="cpu")
+        np.testing.assert_allclose(got, getattr(ref, name), rtol=1e-7, atol=1e-10)
+    assert model.n_iter_ == ref.n_iter_
+    assert model.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-10)
 
 
 @pytest.mark.parametrize("to_device", LIBRARIES)

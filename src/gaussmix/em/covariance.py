@@ -162,6 +162,9 @@ class Covariance(ABC):
     plot_style: ClassVar[tuple[str, str]]  # (matplotlib marker, colour) of its curve in pictures
     # the C loop (compiled.features) that builds this type's natural-kernel features, if any
     features_kernel: ClassVar[str | None] = None
+    # which of the four storage layouts (module table) the covariances use: every kernel that
+    # works on the stored parameters rather than through these methods (em/device.py) keys on it
+    layout: ClassVar[str]
 
     # --- shapes and counting -------------------------------------------------------------
     @abstractmethod
@@ -394,6 +397,7 @@ class _Scales(Covariance):
 
 class Full(_Matrix):
     name = "full"
+    layout = "full"
     mclust = "VVV"
     description = "each component has its own general covariance matrix"
     features_kernel = "full"
@@ -517,6 +521,7 @@ class Full(_Matrix):
 
 class Tied(_Matrix):
     name = "tied"
+    layout = "tied"
     mclust = "EEE"
     description = "all components share one general covariance matrix"
     shared_layout = True
@@ -591,6 +596,7 @@ class Tied(_Matrix):
 
 class Diag(_Scales):
     name = "diag"
+    layout = "diag"
     mclust = "VVI"
     description = "each component has its own diagonal covariance matrix"
     features_kernel = "diag"
@@ -647,6 +653,7 @@ class Diag(_Scales):
 
 class Spherical(_Scales):
     name = "spherical"
+    layout = "spherical"
     mclust = "VII"
     description = "each component has its own single variance"
     features_kernel = "spherical"

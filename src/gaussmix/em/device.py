@@ -9,6 +9,10 @@ M-step, re-seeding and convergence test as every other block; the new parameters
 device once per pass. The initialisation runs on the host, on the rows it samples. The arithmetic
 is the componentwise kernel's (rows centred at each component's mean: exact however far apart
 the components lie), in ``dtype`` (float64 unless the estimator's ``dtype`` says float32).
+
+The E-step depends on the covariance model only through the layout its parameters are stored
+in (``Covariance.layout`` in the registry: mclust's models share the four of scikit-learn's
+types, differing in their M-step alone), so the two per-layout facts below serve every model.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from gaussmix.em.stats import DType, SuffStats
 
 Array = NDArray[np.float64]
 
-# Per covariance type, the rows Y_k with ||y_kn||^2 the Mahalanobis distance, from the rows
-# centred at mu_k (n, D) and the precision Cholesky factors in the type's layout (P P' = precision)
+# Per storage layout, the rows Y_k with ||y_kn||^2 the Mahalanobis distance, from the rows
+# centred at mu_k (n, D) and the precision Cholesky factors in that layout (P P' = precision)
 _SCALED = {
     "full": lambda Z, P, k: Z @ P[k, :, :],
     "tied": lambda Z, P, k: Z @ P,
@@ -37,14 +41,14 @@ _SCALED = {
 }
 
 
-def _second_moment(name: str, xp: Any, parts: list[tuple[Any, Any]]) -> Any:
-    """sum_n q_kn z_kn z_kn' in the type's layout from each component's (q_k (n,), Z_k (n, D))."""
-    if name == "diag":
+def _second_moment(layout: str, xp: Any, parts: list[tuple[Any, Any]]) -> Any:
+    """sum_n q_kn z_kn z_kn' in the storage layout from each component's (q_k (n,), Z_k (n, D))."""
+    if layout == "diag":
         return xp.stack([q @ (Z * Z) for q, Z in parts])
-    if name == "spherical":
+    if layout == "spherical":
         return xp.stack([q @ xp.sum(Z * Z, axis=1) for q, Z in parts])
     full = [(Z * q[:, None]).T @ Z for q, Z in parts]
-    return sum(full[1:], full[0]) if name == "tied" else xp.stack(full)
+    return sum(full[1:], full[0]) if layout == "tied" else xp.stack(full)
 
 
 def namespace_of(X: object) -> tuple[Any, Any] | None:
@@ -202,17 +206,12 @@ def _prepare(X: Any, params: Params, dtype: DType) -> tuple[Any, Any, _OnDevice,
     if located is None:  # pragma: no cover - callers dispatch on device rows only
         raise TypeError("the device kernel takes rows of an array-API library")
     xp, device = located
-    if params.covariance.name not in _SCALED:
-        raise ValueError(
-            f"covariance_type={params.covariance.name!r} is not available for arrays of other "
-            f"libraries; use one of {', '.join(_SCALED)}, or pass a numpy array"
-        )
     on = _on_device(params, xp, device, dtype)
     return xp, device, on, _centred(X, on, xp)
 
 
 def _log_prob(params: Params, on: _OnDevice, Zs: list[Any], xp: Any) -> Any:
-    scaled = _SCALED[params.covariance.name]
+    scaled = _SCALED[params.covariance.layout]
     scaled_rows = (scaled(Z, on.prec_chol, k) for k, Z in enumerate(Zs))
     distance = [xp.sum(Y * Y, axis=1) for Y in scaled_rows]
     return on.offset - 0.5 * xp.stack(distance, axis=1)
@@ -246,7 +245,7 @@ def chunk_stats_device(
         loglik=loglik,
         nk=to_host(xp.sum(resp, axis=0)),
         sx=to_host(xp.stack([q @ Z for q, Z in parts])),
-        sxx=to_host(_second_moment(params.covariance.name, xp, parts)),
+        sxx=to_host(_second_moment(params.covariance.layout, xp, parts)),
         shift=params.means,
         worst_loglik=float(candidates[worst]),
         worst_x=to_host(X[worst, :]),
