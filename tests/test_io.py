@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gaussmix import GaussianMixture, GaussmixError
+from gaussmix import GaussianMixture, GaussmixError, Prior
 from gaussmix.io import FORMAT_VERSION
 from tests.conftest import COVARIANCE_TYPES, mixture_data
 
@@ -152,6 +152,7 @@ def test_every_constructor_parameter_round_trips(
         "dtype": np.float32,
         "missing": "em",
         "learning_decay": 0.9,
+        "prior": Prior(shrinkage=0.05, mean=X.mean(axis=0), dof=6.0, scale=[0.5, 1.0, 2.0]),
     }
     defaults = GaussianMixture().get_params()
     assert set(given) == set(defaults)  # a new parameter must be added here, and to the format

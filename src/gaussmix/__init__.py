@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         DegenerateCovarianceError,
         InnerIterationWarning,
     )
+    from gaussmix.em.prior import Prior
     from gaussmix.impute import GaussianMixtureImputer
     from gaussmix.mixture import GaussianMixture
     from gaussmix.selection import SelectionResult, select
@@ -30,6 +31,7 @@ _LAZY = {
     "InnerIterationWarning": "gaussmix.em.errors",
     "GaussianMixture": "gaussmix.mixture",
     "GaussianMixtureImputer": "gaussmix.impute",
+    "Prior": "gaussmix.em.prior",
     "SelectionResult": "gaussmix.selection",
     "select": "gaussmix.selection",
 }
@@ -49,6 +51,7 @@ __all__ = [
     "GaussianMixtureImputer",
     "GaussmixError",
     "InnerIterationWarning",
+    "Prior",
     "SelectionResult",
     "__version__",
     "select",

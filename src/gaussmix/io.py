@@ -5,7 +5,8 @@ Format (version 1): a NumPy ``.npz`` archive read with ``allow_pickle=False``, h
 float32 rows), ``lower_bounds``, the constructor's ``weights_init``, ``means_init`` and
 ``precisions_init`` where given, and a string ``metadata``: JSON with ``format``
 ("gaussmix-model"), ``format_version`` (1), the other constructor parameters (``dtype`` by name,
-``random_state`` when it is an integer; older files without ``dtype`` load with the default),
+``random_state`` when it is an integer; ``prior`` as None, "mclust" or its fields; older files
+without ``dtype`` or ``prior`` load with the defaults),
 the fit summary (converged, n_iter, lower_bound, n_reinitialized), the
 shape of the data it was fitted on and its column names. Writes go to a temporary file in the
 target's folder that is renamed over the target, so an interrupted save never leaves a
@@ -71,6 +72,7 @@ def save_model(
     from sklearn.utils.validation import check_is_fitted
 
     from gaussmix.em.device import on_host  # a model fitted on a device is saved from the host
+    from gaussmix.em.prior import prior_to_json
 
     check_is_fitted(model)
     target = Path(path)
@@ -82,6 +84,7 @@ def save_model(
         | {
             "random_state": _json_random_state(model.random_state),
             "dtype": np.dtype(model.dtype).name,
+            "prior": prior_to_json(model.prior),
         },
         "fit": {
             "converged": bool(model.converged_),
@@ -160,6 +163,7 @@ def read_metadata(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarra
 def load_model(path: str | Path) -> GaussianMixture:
     """Read a model written by ``save_model``."""
     from gaussmix.em import get_covariance
+    from gaussmix.em.prior import prior_from_json
     from gaussmix.mixture import GaussianMixture
 
     meta, arrays = read_metadata(path)
@@ -167,6 +171,7 @@ def load_model(path: str | Path) -> GaussianMixture:
     fit = meta["fit"]
     # files written before dtype was saved hold none: the default
     params["dtype"] = np.dtype(params.get("dtype", "float64")).type
+    params["prior"] = prior_from_json(params.get("prior"))  # older files: None
     inits: dict[str, Any] = {name: arrays[name] for name in _INIT_ARRAYS if name in arrays}
     model = GaussianMixture(**params, **inits)
     cov = get_covariance(model.covariance_type)

@@ -52,6 +52,7 @@ from gaussmix.em import (
 from gaussmix.em.device import DeviceSource
 from gaussmix.em.missing import Block, fill_for_init, log_prob_observed, regroup
 from gaussmix.em.parallel import BlockMap, Workers, workers
+from gaussmix.em.prior import MCLUST, Prior, ResolvedPrior, data_moments, resolve
 from gaussmix.em.stats import log_density_in_place, softmax_in_place
 from gaussmix.validation import (
     check_precisions,
@@ -258,6 +259,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     learning_decay : float in (0.5, 1], default=0.7
         ``partial_fit``'s step sizes eta_t = (t + 2)^(-learning_decay) (named as scikit-learn's
         online LDA names it): smaller forgets old batches faster.
+    prior : None, 'mclust' or a ``gaussmix.Prior``, default=None
+        mclust's conjugate prior (Fraley and Raftery 2007, ``priorControl()``): the fit is the
+        posterior mode (MAP-EM), the means shrunk towards the data's mean and the covariances
+        towards a scaled data covariance, so no component collapses onto a few rows. 'mclust'
+        takes every default of mclust (shrinkage 0.01, the column means, dof D + 2, scale
+        var(X) / K^(2/D)); a ``Prior`` sets any of them. ``lower_bounds_``,
+        ``log_likelihood_``, ``score``, ``bic`` and ``aic`` stay the log-likelihood at those
+        parameters, without the prior's term, as mclust reports them
+        (``gaussmix.em.prior``). Not with ``partial_fit``.
 
     Attributes
     ----------
@@ -301,6 +311,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "dtype": [Options(type, {np.float64, np.float32})],
         "missing": [StrOptions({"error", "em"})],
         "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
+        "prior": [None, StrOptions({MCLUST}), Prior],
     }
 
     def __init__(
@@ -326,6 +337,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         dtype: type[np.floating] = np.float64,
         missing: str = "error",
         learning_decay: float = 0.7,
+        prior: Prior | str | None = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -347,6 +359,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.dtype = dtype
         self.missing = missing
         self.learning_decay = learning_decay
+        self.prior = prior
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -500,6 +513,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         state = getattr(self, "_online", None)
         self._validate_params()
+        if self.prior is not None:
+            raise ValueError(
+                "prior is not available with partial_fit (stepwise EM); use fit, or prior=None"
+            )
         source = self._source(X, sample_weight, reset=state is None, fitting=True)
         if self.n_missing_:
             raise ValueError("partial_fit takes complete rows only; this batch has NaN")
@@ -584,8 +601,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         inits = self._validate_inits(source.n_features)
         rng = check_random_state(self.random_state)
+        prior = self._resolved_prior(source)
         with workers(source, self._chunk_rows(source.n_features), self.n_threads) as pool:
-            best = self._fit_inits(source, inits, rng, do_init, pool)
+            best = self._fit_inits(source, inits, rng, do_init, pool, prior)
             if not best.converged and self.max_iter > 0:
                 warnings.warn(
                     "Best performing initialization did not converge. Try different init "
@@ -606,6 +624,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self.n_samples_fit_ = source.n_samples
             self.__dict__.pop("_online", None)  # partial_fit starts afresh after a fit
             yield source, pool
+
+    def _resolved_prior(self, source: DataSource) -> ResolvedPrior | None:
+        """The conjugate prior for this model, K and data (one pass for the data's moments)."""
+        if self.prior is None:
+            return None
+        rows = self._chunk_rows(source.n_features)
+        moments = data_moments(lambda: source.chunks(rows))
+        return resolve(self.prior, moments, self.n_components, get_covariance(self.covariance_type))
 
     def _init_rows(
         self, source: DataSource, rng: np.random.RandomState
@@ -637,6 +663,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         source: DataSource,
         rng: np.random.RandomState,
         inits: dict[str, Array | None] | None = None,
+        prior: ResolvedPrior | None = None,
     ) -> Params:
         """Initial parameters from the rows ``_init_rows`` gives and the user's inits."""
         inits = self._validate_inits(source.n_features) if inits is None else inits
@@ -650,6 +677,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             weights_init=inits["weights"],
             means_init=inits["means"],
             precisions_init=inits["precisions"],
+            prior=prior,
         )
 
     def _fit_inits(
@@ -659,11 +687,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         rng: np.random.RandomState,
         do_init: bool,
         pool: Workers,
+        prior: ResolvedPrior | None = None,
     ) -> EMResult:
         """Run EM from each initialisation; the result with the best final lower bound."""
         best: EMResult | None = None
         for init in range(self.n_init if do_init else 1):
-            params = self._initial(source, rng, inits) if do_init else self._params()
+            params = self._initial(source, rng, inits, prior) if do_init else self._params()
             self._report(1, f"Initialization {init}")
             result = run_em(
                 pool,
@@ -676,6 +705,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 dtype=self.dtype,
                 lower_bound=-np.inf if do_init else self.lower_bound_,
                 missing=self.n_missing_ > 0,
+                prior=prior,
             )
             self._report(1, f"Initialization converged: {result.converged}")
             if best is None or result.lower_bound > best.lower_bound:

@@ -55,6 +55,7 @@ from sklearn.utils import check_random_state
 from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covariance
 from gaussmix.em.covariance import MCLUST_MODELS, UNIVARIATE_MODELS
 from gaussmix.em.errors import ComponentCollapseWarning, InnerIterationWarning
+from gaussmix.em.prior import Prior
 from gaussmix.errors import GaussmixError
 from gaussmix.mixture import GaussianMixture
 from gaussmix.validation import validate_rows, warn_degenerate_columns
@@ -525,6 +526,7 @@ def select(
     singular_tol: float = SINGULAR_TOL,
     n_jobs: int | None = -1,
     progress: Callable[[FitRecord], None] | None = None,
+    prior: Prior | str | None = None,
 ) -> SelectionResult:
     """Fit a Gaussian mixture for every (K, covariance type) of a grid and choose one.
 
@@ -566,6 +568,10 @@ def select(
         Processes for the grid (joblib): -1 uses every core, 1 runs serially.
     progress : callable, default=None
         Called in this process with each ``FitRecord`` as its fit finishes (in any order).
+    prior : None, 'mclust' or a ``gaussmix.Prior``, default=None
+        mclust's conjugate prior for every fit (``GaussianMixture``'s ``prior``), made for each
+        cell's model and K as mclust's ``defaultPrior`` does; the criteria use the
+        log-likelihood at the posterior mode, as mclust's BIC with a prior does.
 
     Returns
     -------
@@ -613,6 +619,7 @@ def select(
         "reg_covar": reg_covar,
         "init_params": init_params,
         "missing": missing,
+        "prior": prior,
         "n_threads": 1,  # the grid is the parallel loop: one thread per fit
     }
     cells = sorted(((k, t) for t in types for k in ks), key=lambda c: _cost(c, n_features))

@@ -43,6 +43,18 @@ if TYPE_CHECKING:
     from gaussmix.mixture import GaussianMixture
 
 COVARIANCE_HELP = "full, diag, tied or spherical (mclust: VVV, VVI, EEE, VII)"
+PRIOR_HELP = (
+    "mclust: mclust's conjugate prior (MAP-EM, priorControl()'s defaults), which keeps "
+    "components off degenerate covariances; BIC stays the log-likelihood's."
+)
+PriorOption = Annotated[str | None, typer.Option("--prior", help=PRIOR_HELP, metavar="mclust")]
+
+
+def check_prior(prior: str | None) -> str | None:
+    """The --prior value: None or 'mclust'; any other a user error."""
+    if prior is None or prior.lower() == "mclust":
+        return None if prior is None else "mclust"
+    raise UserError(f"unknown prior {prior!r}; use --prior mclust, or leave --prior out")
 PLOT_KIND_HELP = f"The picture --plot draws: {', '.join(PLOT_KINDS)}."
 PLOT_COLUMNS_HELP = (
     "Columns --plot draws (comma-separated), instead of the directions that separate the "
@@ -378,6 +390,7 @@ def fit(
     online: Annotated[bool, typer.Option("--online", help="Stepwise EM over batches.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch rows.")] = 10_000,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the data.")] = 1,
+    prior: PriorOption = None,
 ) -> None:
     """Fit a Gaussian mixture to a data file (or a directory or glob of Parquet files).
 
@@ -391,6 +404,9 @@ def fit(
 
     ctx.with_resource(_dask_if_asked(file, scheduler, scale))
     covariance_type = canonical_name(covariance)
+    prior = check_prior(prior)
+    if prior is not None and online:
+        raise UserError("--prior does not go with --online (stepwise EM); leave one out")
     if plot is not None:
         figure_format(plot)
     options = read_options(columns, drop, sep, decimal, na_values, dropna)
@@ -410,6 +426,7 @@ def fit(
         tol=tol,
         reg_covar=reg_covar,
         missing=mixture_missing(options.missing),
+        prior=prior,
     )
     if online:
         _fit_online(model, X, batch_size, epochs)
@@ -434,11 +451,13 @@ def fit(
     console = stdout()
     units = " (standardised columns: means and sd in sd units)" if scaling else ""
     of_what = "log-likelihood of the standardised data" if scaling else "log-likelihood"
+    with_prior = ", MAP with mclust's prior" if model.prior is not None else ""
     console.print(
         components_table(
             model,
             names,
-            f"{k} components ({result['covariance_type']}), {result['n_samples']} rows: "
+            f"{k} components ({result['covariance_type']}), {result['n_samples']} rows"
+            f"{with_prior}: "
             f"{of_what} {result['log_likelihood']:.3f}, BIC {result['bic']:.3f}, "
             f"AIC {result['aic']:.3f}{units}",
         )

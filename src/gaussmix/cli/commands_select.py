@@ -28,6 +28,8 @@ from gaussmix.cli.commands_em import (
     PLOT_KIND_HELP,
     SEED,
     TOL,
+    PriorOption,
+    check_prior,
     check_rows,
     load_rows,
     model_for_rows,
@@ -267,6 +269,7 @@ def select_command(
         str | None, typer.Option("--plot-columns", help=PLOT_COLUMNS_HELP)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every fit as JSON.")] = False,
+    prior: PriorOption = None,
 ) -> None:
     """Fit a grid of mixtures (K x covariance type) and choose one by BIC, ICL or AIC."""
     from rich.markup import escape
@@ -279,6 +282,7 @@ def select_command(
 
     ks = parse_components(k)
     types = parse_covariances(covariance)
+    prior = check_prior(prior)
     if criterion.lower() not in CRITERIA:
         raise UserError(f"unknown criterion {criterion!r}; use one of {', '.join(CRITERIA)}")
     if jobs == 0:
@@ -315,6 +319,7 @@ def select_command(
                     random_state=seed,
                     n_jobs=jobs,
                     progress=advance,
+                    prior=prior,
                 )
             except NoFitChosen as exc:  # the whole table and JSON are shown, then exit 1
                 no_choice, result = exc, exc.result

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from gaussmix.em.loop import EMResult, data_stats, run_em
     from gaussmix.em.mstep import estimate, mstep, mstep_from_resp, stats_from_resp
     from gaussmix.em.params import Params
+    from gaussmix.em.prior import Prior
     from gaussmix.em.stats import SuffStats, chunk_stats, merge, weighted_log_prob, zeros
 
 # public name -> the module that defines it
@@ -52,6 +53,7 @@ _LAZY = {
     "mstep_from_resp": "gaussmix.em.mstep",
     "stats_from_resp": "gaussmix.em.mstep",
     "Params": "gaussmix.em.params",
+    "Prior": "gaussmix.em.prior",
     "SuffStats": "gaussmix.em.stats",
     "chunk_stats": "gaussmix.em.stats",
     "merge": "gaussmix.em.stats",
@@ -78,6 +80,7 @@ __all__ = [
     "EMResult",
     "InnerIterationWarning",
     "Params",
+    "Prior",
     "SuffStats",
     "canonical_name",
     "chunk_stats",

@@ -37,7 +37,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from functools import cache, partial
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,6 +47,9 @@ from gaussmix.em import constrained
 from gaussmix.em.blas import gram, times_upper_in_place
 from gaussmix.em.errors import DegenerateCovarianceError
 from gaussmix.errors import GaussmixError
+
+if TYPE_CHECKING:
+    from gaussmix.em.prior import ResolvedPrior
 
 Array = NDArray[np.float64]
 
@@ -279,6 +282,65 @@ class Covariance(ABC):
         -1/2 sum_k [N_k log det Sigma_k + tr(W_k Sigma_k^{-1})] over the model, from ``scatter``
         (``scatter``'s layout), the counts nk (K,) and, for iterative M-steps, a start."""
 
+    # --- the conjugate prior (``prior.py``): MAP-EM ------------------------------------------
+    # one covariance serves every component (EII, EEI, EEE, E): the prior is on it once, not
+    # once per component
+    one_covariance: ClassVar[bool] = False
+
+    def posterior_covariances(
+        self,
+        sxx: Array,
+        nk: Array,
+        d: Array,
+        reg_covar: float,
+        prior: ResolvedPrior,
+        delta: Array,
+        start: Array | None = None,
+    ) -> Array:
+        """The covariances maximising the log posterior's surrogate: the model's own M-step
+        (``constrain``) on the statistics with the prior's terms added (``prior_terms``).
+
+        ``delta`` (K, D) is xbar_k - mu_P, the components' sample means less the prior mean;
+        the other arguments are ``covariances``'.
+        """
+        pull = prior.shrinkage * nk / (nk + prior.shrinkage)  # 0 without shrinkage
+        extra_scatter, extra_count = self.prior_terms(prior, pull, delta)
+        scatter = self.scatter(sxx, nk, d, reg_covar) + extra_scatter
+        return self.constrain(scatter, nk + extra_count, start)
+
+    def prior_terms(self, prior: ResolvedPrior, pull: Array, delta: Array) -> tuple[Array, Array]:
+        """(added scatter in ``scatter``'s layout, added counts (K,)) that turn the likelihood's
+        covariance surrogate -1/2 sum_k [N_k log det Sigma_k + tr(W_k Sigma_k^{-1})] into the
+        log posterior's (``prior.py``): the mean's prior adds pull_k delta_k delta_k' to W_k
+        (pull_k = kappa N_k / (N_k + kappa) at the MAP means) and 1 to N_k, the covariance's
+        prior its scale and its count (``prior_count``), split evenly over the components when
+        they share one covariance."""
+        share = pull.shape[0] if self.one_covariance else 1
+        scatter = self._prior_scatter(pull, delta, prior.scale / share)
+        mean_count = 1.0 if prior.shrinkage > 0 else 0.0  # a flat prior on the means: none
+        count = mean_count + self.prior_count(prior.dof, delta.shape[1]) / share
+        return scatter, np.full(pull.shape, count)
+
+    def _prior_scatter(self, pull: Array, delta: Array, scale: Array) -> Array:
+        """pull_k delta_k delta_k' + scale in ``scatter``'s layout (scale already in it)."""
+        raise NotImplementedError  # each layout below
+
+    def prior_count(self, dof: float, n_features: int) -> float:
+        """The covariance prior's count in the surrogate's N_k units: an inverse Wishart
+        |Sigma|^{-(nu + D + 1)/2} adds nu + D + 1 (per-coordinate inverse gammas nu + 2, and
+        a spherical one (nu + 2) / D, as the spherical surrogate carries a factor D)."""
+        raise NotImplementedError  # each layout below
+
+    def prior_scale(self, scale: Array | float, n_features: int) -> Array:
+        """A user's prior scale (a number, (D,) or (D, D)) in this layout's terms."""
+        raise NotImplementedError  # each layout below
+
+    def default_prior_scale(self, covariance: Array, n_samples: float, n_components: int) -> Array:
+        """mclust's ``defaultPrior`` scale from the data's covariance (D, D): var(X) / G^(2/D)
+        for the whole-matrix models (its diagonal when n <= D), sum(diag var(X)) / D / G^(2/D)
+        for the diagonal and spherical ones."""
+        raise NotImplementedError  # each layout below
+
     @property
     def label(self) -> str:
         """The name in sentences: 'tied (EEE)' for scikit-learn's four, 'VEV' for the others."""
@@ -341,6 +403,25 @@ class _Matrix(Covariance):
 
     matrix_layout = True
 
+    def prior_count(self, dof: float, n_features: int) -> float:
+        return dof + n_features + 1.0
+
+    def prior_scale(self, scale: Array | float, n_features: int) -> Array:
+        value = np.asarray(scale, dtype=np.float64)
+        if value.ndim == 2:
+            return value
+        return np.diag(np.broadcast_to(value, (n_features,)).astype(np.float64))
+
+    def default_prior_scale(self, covariance: Array, n_samples: float, n_components: int) -> Array:
+        n_features = covariance.shape[0]
+        factor = (1.0 / n_components) ** (2.0 / n_features)
+        if n_samples > n_features:
+            return factor * covariance
+        return factor * np.diag(np.diagonal(covariance))
+
+    def _prior_scatter(self, pull: Array, delta: Array, scale: Array) -> Array:
+        return pull[:, None, None] * delta[:, :, None] * delta[:, None, :] + scale
+
     def precisions_cholesky(self, covariances: Array) -> Array:
         chol = _cholesky_lower(covariances, shared=covariances.ndim == 2)
         return _inverse_transpose_of_lower(chol)
@@ -365,6 +446,23 @@ class _Scales(Covariance):
     """Layouts of variances: per coordinate (K, D) or one per component (K,)."""
 
     matrix_layout = False
+
+    def prior_count(self, dof: float, n_features: int) -> float:
+        return dof + 2.0
+
+    def prior_scale(self, scale: Array | float, n_features: int) -> Array:
+        value = np.asarray(scale, dtype=np.float64)
+        if value.ndim == 2:
+            return np.diagonal(value).copy()
+        return np.broadcast_to(value, (n_features,)).astype(np.float64)
+
+    def default_prior_scale(self, covariance: Array, n_samples: float, n_components: int) -> Array:
+        n_features = covariance.shape[0]
+        factor = (1.0 / n_components) ** (2.0 / n_features)
+        return np.asarray(factor * np.trace(covariance) / n_features)
+
+    def _prior_scatter(self, pull: Array, delta: Array, scale: Array) -> Array:
+        return pull[:, None] * delta * delta + scale
 
     def precisions_cholesky(self, covariances: Array) -> Array:
         _check_positive(covariances, shared=False)
@@ -564,6 +662,12 @@ class Tied(_Matrix):
     def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
         return np.broadcast_to(covariances, (n_components, *covariances.shape))
 
+    one_covariance = True
+
+    def _prior_scatter(self, pull: Array, delta: Array, scale: Array) -> Array:
+        # the scatter is pooled over the components: their shares of the scale add up to one
+        return (pull[:, None] * delta).T @ delta + scale * pull.shape[0]
+
     def n_quadratic(self, n_features: int) -> int:
         return 1
 
@@ -691,6 +795,21 @@ class Spherical(_Scales):
     def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
         return covariances[:, None, None] * np.eye(n_features)
 
+    # the spherical surrogate is -D/2 sum_k [N_k log s_k + scatter_k / s_k] (scatter_k the mean
+    # of W_k's diagonal), so the prior's terms come divided by D
+    def prior_count(self, dof: float, n_features: int) -> float:
+        return (dof + 2.0) / n_features
+
+    def prior_scale(self, scale: Array | float, n_features: int) -> Array:
+        value = np.asarray(scale, dtype=np.float64)
+        if value.ndim == 2:
+            return np.asarray(np.trace(value) / n_features)
+        return np.asarray(value.mean())
+
+    def _prior_scatter(self, pull: Array, delta: Array, scale: Array) -> Array:
+        # the scale is a variance: its inverse gamma adds scale / s, i.e. scale / D per unit
+        return (pull * (delta * delta).sum(axis=1) + scale) / delta.shape[1]
+
     def n_quadratic(self, n_features: int) -> int:
         return 1
 
@@ -720,6 +839,7 @@ class EII(Spherical):
     name = mclust = "EII"
     description = "all components share one single variance"
     plot_style = ("o", "#9ecae1")
+    one_covariance = True
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return 1
@@ -757,6 +877,7 @@ class EEI(Diag):
     name = mclust = "EEI"
     description = "all components share one diagonal covariance matrix"
     plot_style = ("s", "#fdae6b")
+    one_covariance = True
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_features

@@ -19,6 +19,7 @@ from gaussmix.em.covariance import Covariance
 from gaussmix.em.hc import hc_resp
 from gaussmix.em.mstep import estimate, stats_from_resp
 from gaussmix.em.params import Params
+from gaussmix.em.prior import ResolvedPrior
 
 Array = NDArray[np.float64]
 
@@ -92,6 +93,7 @@ def initial_params(
     weights_init: Array | None = None,
     means_init: Array | None = None,
     precisions_init: Array | None = None,
+    prior: ResolvedPrior | None = None,
 ) -> Params:
     """Initial parameters for EM.
 
@@ -103,6 +105,7 @@ def initial_params(
     method : one of ``INIT_METHODS``.  rng : the random state (consumed as scikit-learn does).
     reg_covar : added to the diagonal of the initial covariances.
     weights_init, means_init, precisions_init : user-given values that replace the computed ones.
+    prior : a conjugate prior: the first M-step is its posterior mode too (as mclust's ``me``).
     """
     covariances: Array | None = None
     if weights_init is not None and means_init is not None and precisions_init is not None:
@@ -111,7 +114,7 @@ def initial_params(
         X, sample_weight = rows()
         resp = INIT_METHODS[method](X, n_components, rng, sample_weight)
         stats = stats_from_resp(X, resp, covariance, sample_weight, n_components=n_components)
-        weights, means, covariances = estimate(stats, covariance, reg_covar)
+        weights, means, covariances = estimate(stats, covariance, reg_covar, prior=prior)
         weights = weights if weights_init is None else weights_init
         means = means if means_init is None else means_init
     if precisions_init is not None:

@@ -20,6 +20,7 @@ from gaussmix.em.missing import block_stats, regroup
 from gaussmix.em.mstep import mstep
 from gaussmix.em.parallel import BlockMap, Workers
 from gaussmix.em.params import Params
+from gaussmix.em.prior import ResolvedPrior
 from gaussmix.em.stats import DType, SuffStats, chunk_stats, merge, zeros
 from gaussmix.errors import GaussmixError
 
@@ -112,6 +113,7 @@ def run_em(
     dtype: DType = np.float64,
     lower_bound: float = -np.inf,
     missing: bool = False,
+    prior: ResolvedPrior | None = None,
 ) -> EMResult:
     """Iterate EM from ``params`` until the lower bound changes by less than ``tol``.
 
@@ -131,6 +133,8 @@ def run_em(
         max_iter=1 converges).
     missing : the rows may hold NaN (missing entries), integrated out exactly; the lower
         bound is then the observed-data log-likelihood (``missing.py``).
+    prior : a conjugate prior (``prior.py``): MAP-EM; the lower bound stays the
+        log-likelihood (mclust's loglik), and the log posterior is what never decreases.
     """
     history: list[float] = []
     reinitialized: list[tuple[int, int]] = []
@@ -146,13 +150,13 @@ def run_em(
             )
         history.append(lower_bound)
         try:
-            new_params = mstep(stats, params.covariance, reg_covar, params.covariances)
+            new_params = mstep(stats, params.covariance, reg_covar, params.covariances, prior)
         except DegenerateCovarianceError:
             if np.dtype(dtype) == np.float64:
                 raise
             # single-precision sums lost a thin direction: redo this pass in float64
             stats = pass_stats(workers, rows, params, np.float64, missing)
-            new_params = mstep(stats, params.covariance, reg_covar, params.covariances)
+            new_params = mstep(stats, params.covariance, reg_covar, params.covariances, prior)
         params = new_params
         collapsed = np.flatnonzero(stats.nk < COLLAPSED_WEIGHT * stats.n)
         if collapsed.size and np.isfinite(stats.worst_loglik):

@@ -12,7 +12,8 @@ with Lambda_k = Sigma_k^{-1}, under sum_k pi_k = 1:
     Sigma_k = sum_n q_kn (x_n - mu_k)(x_n - mu_k)' / N_k   (+ reg_covar I).
 
 ``gaussmix derive gmm`` derives these with the calculus engine; its tests check this module
-against that derivation.
+against that derivation. With mclust's conjugate prior the M-step is the posterior mode
+instead: the prior is added to the merged statistics (``prior.py`` says why that is exact).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from numpy.typing import NDArray
 
 from gaussmix.em.covariance import Covariance, get_covariance
 from gaussmix.em.params import Params
+from gaussmix.em.prior import ResolvedPrior
 from gaussmix.em.stats import SuffStats, merge, zeros_at
 
 Array = NDArray[np.float64]
@@ -31,18 +33,37 @@ _NK_FLOOR = 10.0 * np.finfo(np.float64).eps
 
 
 def estimate(
-    stats: SuffStats, covariance: Covariance, reg_covar: float, start: Array | None = None
+    stats: SuffStats,
+    covariance: Covariance,
+    reg_covar: float,
+    start: Array | None = None,
+    prior: ResolvedPrior | None = None,
 ) -> tuple[Array, Array, Array]:
     """Weights (K,), means (K, D) and covariances (type layout) from merged statistics; an
-    iterative M-step starts from the covariances ``start`` (type layout) when given."""
+    iterative M-step starts from the covariances ``start`` (type layout) when given. With a
+    conjugate ``prior`` (``prior.py``), the posterior mode: the means shrunk towards the prior
+    mean, mu_k = (N_k xbar_k + kappa mu_P) / (N_k + kappa), and the model's M-step on the
+    statistics with the prior's terms added."""
     nk = stats.nk + _NK_FLOOR
     d = stats.sx / nk[:, None]  # mu_k - c_k
     weights = nk / nk.sum()  # pi_k = N_k / N
-    return weights, stats.shift + d, covariance.covariances(stats.sxx, nk, d, reg_covar, start)
+    if prior is None:
+        return weights, stats.shift + d, covariance.covariances(stats.sxx, nk, d, reg_covar, start)
+    xbar = stats.shift + d
+    kappa = prior.shrinkage
+    means = (nk[:, None] * xbar + kappa * prior.mean) / (nk + kappa)[:, None]
+    covariances = covariance.posterior_covariances(
+        stats.sxx, nk, d, reg_covar, prior, xbar - prior.mean, start
+    )
+    return weights, means, covariances
 
 
 def mstep(
-    stats: SuffStats, covariance: Covariance, reg_covar: float, start: Array | None = None
+    stats: SuffStats,
+    covariance: Covariance,
+    reg_covar: float,
+    start: Array | None = None,
+    prior: ResolvedPrior | None = None,
 ) -> Params:
     """New parameters from the merged statistics of all rows.
 
@@ -55,8 +76,9 @@ def mstep(
     covariance : the covariance structure.
     reg_covar : non-negative number added to the diagonal of every covariance.
     start : the current covariances, where an iterative M-step starts (so EM stays monotone).
+    prior : a conjugate prior (``gaussmix.em.prior``): the posterior mode instead (MAP-EM).
     """
-    weights, means, covariances = estimate(stats, covariance, reg_covar, start)
+    weights, means, covariances = estimate(stats, covariance, reg_covar, start, prior)
     return Params(
         weights=weights,
         means=means,

@@ -1,0 +1,61 @@
+"""--prior mclust on gaussmix fit and select, in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gaussmix import GaussianMixture
+from gaussmix.datasets import load_faithful
+
+
+@pytest.fixture
+def faithful_csv(tmp_path: Path) -> Path:
+    data = load_faithful()
+    path = tmp_path / "faithful.csv"
+    np.savetxt(path, data.X, delimiter=",", header=",".join(data.columns), comments="")
+    return path
+
+
+def test_fit_with_the_prior_is_the_librarys_map_fit(gaussmix_cli, faithful_csv: Path) -> None:
+    out = faithful_csv.with_name("model.npz")
+    result = gaussmix_cli("fit", faithful_csv, "-k", 2, "--prior", "mclust", "--json", "--out", out)
+    assert result.exit_code == 0, result.output
+    fitted = json.loads(result.stdout)
+    reference = GaussianMixture(
+        2, n_init=5, tol=1e-5, max_iter=1000, random_state=0, prior="mclust"
+    ).fit(load_faithful().X)
+    np.testing.assert_allclose(fitted["means"], reference.means_)
+    assert fitted["log_likelihood"] == pytest.approx(reference.log_likelihood_)
+    assert GaussianMixture.load(out).prior == "mclust"
+    table = gaussmix_cli("fit", faithful_csv, "-k", 2, "--prior", "mclust")
+    assert "MAP with mclust's prior: log-likelihood -1130.509" in table.stdout
+
+
+def test_select_with_the_prior(gaussmix_cli, faithful_csv: Path) -> None:
+    result = gaussmix_cli(
+        "select", faithful_csv, "-k", "2..3", "-c", "EEE,VVV", "--prior", "mclust", "--jobs", 1
+    )
+    assert result.exit_code == 0, result.output
+    # mclustBIC(faithful, prior = priorControl()) chooses EEE,3 with BIC -2314.549
+    assert "BIC chooses tied (EEE) with K=3" in result.stdout
+    assert "mclust's sign: BIC -2314.55" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--prior", "jeffreys"), "unknown prior 'jeffreys'; use --prior mclust"),
+        (("--prior", "mclust", "--online"), "--prior does not go with --online"),
+    ],
+)
+def test_a_bad_prior_option_is_one_line(
+    gaussmix_cli, faithful_csv: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = gaussmix_cli("fit", faithful_csv, "-k", 2, *args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
