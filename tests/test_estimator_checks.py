@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from gaussmix import GaussianMixture
+from gaussmix import GaussianMixture, Prior
 
 
 def expected_failed_checks(estimator: GaussianMixture) -> dict[str, str]:
@@ -25,6 +25,8 @@ def expected_failed_checks(estimator: GaussianMixture) -> dict[str, str]:
         GaussianMixture(),
         GaussianMixture(n_components=2, covariance_type="diag", random_state=0),
         GaussianMixture(n_components=2, covariance_type="VVV", random_state=0, chunk_size=7),
+        # mclust's prior, as a Prior (cloned, compared and set as scikit-learn's checks do)
+        GaussianMixture(n_components=2, covariance_type="VEV", random_state=0, prior=Prior()),
     ],
     expected_failed_checks=expected_failed_checks,
 )

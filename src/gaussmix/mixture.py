@@ -267,7 +267,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         var(X) / K^(2/D)); a ``Prior`` sets any of them. ``lower_bounds_``,
         ``log_likelihood_``, ``score``, ``bic`` and ``aic`` stay the log-likelihood at those
         parameters, without the prior's term, as mclust reports them
-        (``gaussmix.em.prior``). Not with ``partial_fit``.
+        (``gaussmix.em.prior``). ``partial_fit`` makes it from its first batch.
 
     Attributes
     ----------
@@ -513,10 +513,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         state = getattr(self, "_online", None)
         self._validate_params()
-        if self.prior is not None:
-            raise ValueError(
-                "prior is not available with partial_fit (stepwise EM); use fit, or prior=None"
-            )
         source = self._source(X, sample_weight, reset=state is None, fitting=True)
         if self.n_missing_:
             raise ValueError("partial_fit takes complete rows only; this batch has NaN")
@@ -528,7 +524,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     f"least n_components = {self.n_components} to initialise from"
                 )
             rng = check_random_state(self.random_state)
-            params, running, t, history = self._initial(source, rng), None, 0, []
+            # the prior is made from the first batch's moments and kept for the later steps
+            self._online_prior = self._resolved_prior(source)
+            params = self._initial(source, rng, prior=self._online_prior)
+            running, t, history = None, 0, []
         else:
             running, t, history = state
             params = self._params()
@@ -541,6 +540,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 step_size(t, self.learning_decay),
                 reg_covar=self.reg_covar,
                 dtype=self.dtype,
+                prior=getattr(self, "_online_prior", None),
+                rows_seen=(self.n_samples_fit_ if t > 0 else 0) + source.n_samples,
             )
         history = [*history, step.lower_bound]
         self._set_params(step.params)

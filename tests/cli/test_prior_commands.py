@@ -49,7 +49,6 @@ def test_select_with_the_prior(gaussmix_cli, faithful_csv: Path) -> None:
     ("args", "message"),
     [
         (("--prior", "jeffreys"), "unknown prior 'jeffreys'; use --prior mclust"),
-        (("--prior", "mclust", "--online"), "--prior does not go with --online"),
     ],
 )
 def test_a_bad_prior_option_is_one_line(
@@ -59,3 +58,11 @@ def test_a_bad_prior_option_is_one_line(
     assert result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_info_names_the_prior(gaussmix_cli, faithful_csv: Path) -> None:
+    out = faithful_csv.with_name("model.npz")
+    assert gaussmix_cli("fit", faithful_csv, "-k", 2, "--prior", "mclust", "-o", out).exit_code == 0
+    result = gaussmix_cli("info", out)
+    assert result.exit_code == 0, result.output
+    assert "reg_covar 1e-06, prior mclust)" in result.stdout

@@ -405,8 +405,6 @@ def fit(
     ctx.with_resource(_dask_if_asked(file, scheduler, scale))
     covariance_type = canonical_name(covariance)
     prior = check_prior(prior)
-    if prior is not None and online:
-        raise UserError("--prior does not go with --online (stepwise EM); leave one out")
     if plot is not None:
         figure_format(plot)
     options = read_options(columns, drop, sep, decimal, na_values, dropna)

@@ -622,10 +622,17 @@ def info(
             f"mclust's BIC {-summary['bic']:.3f})"
         )
     params = meta["params"]
+    prior = params.get("prior")  # None, "mclust" or a Prior's fields
+    if prior is None:
+        with_prior = ""
+    elif isinstance(prior, str):
+        with_prior = f", prior {prior}"
+    else:
+        with_prior = f", a prior of its own (shrinkage {prior.get('shrinkage')})"
     console.print(
         f"EM: {'converged' if summary['converged'] else 'did NOT converge'} after "
         f"{summary['n_iter']} iterations (n_init {params.get('n_init')}, tol {params.get('tol')}, "
-        f"reg_covar {params.get('reg_covar')})"
+        f"reg_covar {params.get('reg_covar')}{with_prior})"
     )
     weights = np.asarray(arrays["weights"], dtype=np.float64)
     means, matrices = _data_units(

@@ -18,7 +18,7 @@ With eta = 1 and the whole data as the batch a step is one iteration of batch EM
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from gaussmix.em.loop import pass_stats
 from gaussmix.em.mstep import mstep
 from gaussmix.em.parallel import Workers
 from gaussmix.em.params import Params
+from gaussmix.em.prior import ResolvedPrior
 from gaussmix.em.stats import Array, DType, SuffStats
 
 
@@ -97,6 +98,8 @@ def online_step(
     *,
     reg_covar: float,
     dtype: DType = np.float64,
+    prior: ResolvedPrior | None = None,
+    rows_seen: float = 1.0,
 ) -> OnlineStep:
     """One stepwise-EM update on the batch that ``workers`` hold.
 
@@ -106,6 +109,9 @@ def online_step(
     params : current parameters.  running : the running averages (None before the first step).
     eta : the step size (``step_size``; ignored for the first step).
     reg_covar : added to the diagonal of every covariance.  dtype : the kernel's compute dtype.
+    prior : a conjugate prior (``prior.py``): the M-step is its posterior mode for
+        ``rows_seen`` rows of the running averages (the rows seen so far), so that the prior
+        weighs against the data as in a fit of those rows.
     """
     batch = pass_stats(workers, rows, params, dtype)
     lower_bound = batch.loglik / batch.n
@@ -115,4 +121,14 @@ def online_step(
             "try scaling the data or a larger reg_covar"
         )
     blended = blend(running, batch, eta, params.covariance)
-    return OnlineStep(mstep(blended, params.covariance, reg_covar), blended, lower_bound)
+    if prior is None:
+        new_params = mstep(blended, params.covariance, reg_covar)
+    else:  # the averages are per unit weight: as sums of rows_seen rows for the prior
+        sums = replace(
+            blended,
+            nk=blended.nk * rows_seen,
+            sx=blended.sx * rows_seen,
+            sxx=blended.sxx * rows_seen,
+        )
+        new_params = mstep(sums, params.covariance, reg_covar, prior=prior)
+    return OnlineStep(new_params, blended, lower_bound)
