@@ -41,6 +41,7 @@ def test_select_with_the_prior(gaussmix_cli, faithful_csv: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     # mclustBIC(faithful, prior = priorControl()) chooses EEE,3 with BIC -2314.549
+    assert "4 fits, 3 initialisations each, MAP with mclust's prior" in result.stdout
     assert "BIC chooses tied (EEE) with K=3" in result.stdout
     assert "mclust's sign: BIC -2314.55" in result.stdout
 

@@ -395,10 +395,12 @@ def _show_grid(
     console = stdout()
     shape = f"{X.shape[0]} rows x {X.shape[1]} columns ({', '.join(names)})"
     units = ", standardised (log-likelihoods and criteria of the standardised data)"
+    fitted = [model for model in result.models.values() if model is not None]
+    with_prior = ", MAP with mclust's prior" if fitted and fitted[0].prior is not None else ""
     console.print(
         escape(
             f"{data_name(file)}: {shape}{units if scaling else ''}; "
-            f"{len(result.records)} fits, {n_init} initialisations each"
+            f"{len(result.records)} fits, {n_init} initialisations each{with_prior}"
         )
     )
     console.print(criterion_title(result, mclust_sign))
