@@ -321,25 +321,25 @@ class Covariance(ABC):
         count = mean_count + self.prior_count(prior.dof, delta.shape[1]) / share
         return scatter, np.full(pull.shape, count)
 
+    @abstractmethod
     def _prior_scatter(self, pull: Array, delta: Array, scale: Array) -> Array:
         """pull_k delta_k delta_k' + scale in ``scatter``'s layout (scale already in it)."""
-        raise NotImplementedError  # each layout below
 
+    @abstractmethod
     def prior_count(self, dof: float, n_features: int) -> float:
         """The covariance prior's count in the surrogate's N_k units: an inverse Wishart
         |Sigma|^{-(nu + D + 1)/2} adds nu + D + 1 (per-coordinate inverse gammas nu + 2, and
         a spherical one (nu + 2) / D, as the spherical surrogate carries a factor D)."""
-        raise NotImplementedError  # each layout below
 
+    @abstractmethod
     def prior_scale(self, scale: Array | float, n_features: int) -> Array:
         """A user's prior scale (a number, (D,) or (D, D)) in this layout's terms."""
-        raise NotImplementedError  # each layout below
 
+    @abstractmethod
     def default_prior_scale(self, covariance: Array, n_samples: float, n_components: int) -> Array:
         """mclust's ``defaultPrior`` scale from the data's covariance (D, D): var(X) / G^(2/D)
         for the whole-matrix models (its diagonal when n <= D), sum(diag var(X)) / D / G^(2/D)
         for the diagonal and spherical ones."""
-        raise NotImplementedError  # each layout below
 
     @property
     def label(self) -> str:
@@ -623,6 +623,7 @@ class Tied(_Matrix):
     mclust = "EEE"
     description = "all components share one general covariance matrix"
     shared_layout = True
+    one_covariance = True
     plot_style = ("^", "#2ca02c")
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
@@ -661,8 +662,6 @@ class Tied(_Matrix):
 
     def per_component(self, covariances: Array, n_components: int, n_features: int) -> Array:
         return np.broadcast_to(covariances, (n_components, *covariances.shape))
-
-    one_covariance = True
 
     def _prior_scatter(self, pull: Array, delta: Array, scale: Array) -> Array:
         # the scatter is pooled over the components: their shares of the scale add up to one
