@@ -35,7 +35,9 @@ sum(diag var(X)) / D / G^(2/D), one number, for the diagonal and spherical ones.
 What is reported. As mclust: ``lower_bounds_``, ``log_likelihood_``, ``score``, ``bic`` and ``aic``
 are the log-likelihood of the data at the MAP parameters, without the prior's term (mclust's
 ``loglik``; its BIC is 2 loglik - p log n, with the usual p). EM is monotone in the log
-posterior (``log_posterior``), not necessarily in the log-likelihood.
+posterior (the log-likelihood plus ``log_prior``), not necessarily in the log-likelihood.
+``partial_fit`` makes the prior from its first batch and applies it to the running averages
+weighed as the rows seen so far (``online.py``).
 
 Where mclust's code differs. Its Fortran M-steps with a prior (``ms*p``/``me*p`` in
 src/mclust.f) give these formulas for E, V, VII, VVI, EEE and VVV. For EII the prior's scale is
