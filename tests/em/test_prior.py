@@ -338,3 +338,18 @@ def test_select_takes_the_prior() -> None:
         result.best.n_components, covariance_type=result.best.covariance_type, prior="mclust"
     )
     assert ref.prior == result.best.prior
+
+
+def test_data_moments_weigh_rows_as_copies_and_leave_out_holes() -> None:
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(40, 3))
+    w = rng.integers(1, 4, size=40).astype(float)
+    weighted = data_moments(lambda: [(X[:25], w[:25]), (X[25:], w[25:])])
+    repeated = np.repeat(X, w.astype(int), axis=0)
+    assert weighted.n == repeated.shape[0]
+    np.testing.assert_allclose(weighted.mean, repeated.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(weighted.covariance, np.cov(repeated.T), rtol=1e-12)
+    holes = X.copy()
+    holes[[3, 7], 1] = np.nan
+    complete = data_moments(lambda: [(holes, None)])
+    np.testing.assert_allclose(complete.mean, np.delete(X, [3, 7], axis=0).mean(axis=0))
