@@ -67,3 +67,14 @@ def test_info_names_the_prior(gaussmix_cli, faithful_csv: Path) -> None:
     result = gaussmix_cli("info", out)
     assert result.exit_code == 0, result.output
     assert "reg_covar 1e-06, prior mclust)" in result.stdout
+
+
+def test_a_constant_column_under_the_full_prior_is_one_line(gaussmix_cli, tmp_path: Path) -> None:
+    """mclust's default scale for the whole-matrix models is var(X) / K^(2/D): singular along a
+    constant column, a user error, not a traceback."""
+    data = tmp_path / "constant.csv"
+    data.write_text("a,b\n1,5\n2,5\n3,5\n4,5\n5,5\n6,5\n")
+    result = gaussmix_cli("fit", data, "-k", 2, "-c", "VVV", "--prior", "mclust")
+    assert result.exit_code == 1
+    assert "error: the prior's scale must be positive" in result.output
+    assert "Traceback" not in result.output

@@ -58,6 +58,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gaussmix.em.covariance import Covariance
 from gaussmix.em.params import Params
+from gaussmix.errors import GaussmixError
 
 Array = NDArray[np.float64]
 
@@ -146,7 +147,7 @@ def data_moments(blocks: Callable[[], Iterable[tuple[Any, Array | None]]]) -> Da
         sums = part if sums is None else sums + part
         total += X.shape[0] if w is None else float(w.sum())
     if sums is None or not total > 1.0:
-        raise ValueError("the prior needs at least two complete rows to take the data's moments")
+        raise GaussmixError("the prior needs at least two complete rows to take the data's moments")
     mean = sums / total
     scatter = np.zeros((mean.size, mean.size))
     for X, w in blocks():
@@ -181,30 +182,30 @@ def resolve(
     prior: PriorLike, moments: DataMoments, n_components: int, covariance: Covariance
 ) -> ResolvedPrior | None:
     """The prior for ``covariance`` with ``n_components`` components on data of these moments;
-    None for no prior. ValueError (one line) for a field out of range."""
+    None for no prior. GaussmixError (a ValueError, one line) for a field out of range."""
     if prior is None:
         return None
     if isinstance(prior, str):
         if prior != MCLUST:
-            raise ValueError(f"prior must be None, {MCLUST!r} or a Prior; got {prior!r}")
+            raise GaussmixError(f"prior must be None, {MCLUST!r} or a Prior; got {prior!r}")
         prior = Prior()
     n_features = moments.mean.size
     if not prior.shrinkage >= 0:
-        raise ValueError(f"the prior's shrinkage must be >= 0; got {prior.shrinkage!r}")
+        raise GaussmixError(f"the prior's shrinkage must be >= 0; got {prior.shrinkage!r}")
     mean = moments.mean if prior.mean is None else np.asarray(prior.mean, dtype=np.float64)
     if mean.shape != (n_features,):
-        raise ValueError(
+        raise GaussmixError(
             f"the prior's mean has {mean.size} values and the data {n_features} columns"
         )
     dof = float(n_features + 2 if prior.dof is None else prior.dof)
     if not dof > 0:
-        raise ValueError(f"the prior's dof must be > 0; got {prior.dof!r}")
+        raise GaussmixError(f"the prior's dof must be > 0; got {prior.dof!r}")
     if prior.scale is None:
         scale = covariance.default_prior_scale(moments.covariance, moments.n, n_components)
     else:
         given = np.asarray(prior.scale, dtype=np.float64)
         if given.ndim > 2 or (given.ndim and given.shape[0] != n_features):
-            raise ValueError(
+            raise GaussmixError(
                 f"the prior's scale must be a number, {n_features} values or a "
                 f"{n_features} x {n_features} matrix; got shape {given.shape}"
             )
@@ -220,7 +221,7 @@ def _check_scale(scale: Array) -> None:
     else:
         ok = bool(np.all(scale > 0))
     if not ok:
-        raise ValueError(
+        raise GaussmixError(
             "the prior's scale must be positive (a symmetric positive definite matrix); "
             "a column with no spread makes mclust's default zero there: drop that column"
         )
