@@ -353,3 +353,29 @@ def test_data_moments_weigh_rows_as_copies_and_leave_out_holes() -> None:
     holes[[3, 7], 1] = np.nan
     complete = data_moments(lambda: [(holes, None)])
     np.testing.assert_allclose(complete.mean, np.delete(X, [3, 7], axis=0).mean(axis=0))
+
+
+def test_models_that_coincide_still_coincide_with_the_prior() -> None:
+    """With one component every model with the same layout family is the same model, and in one
+    dimension the spherical, diagonal and full ones are: the prior keeps them equal (its scale
+    and count are the same there), so a grid may fit such cells once."""
+    rng = np.random.default_rng(4)
+
+    def fitted(model: str, X: np.ndarray, K: int) -> np.ndarray:
+        cov = get_covariance(model)
+        resp = rng_resp[K]
+        prior = resolve("mclust", data_moments(lambda: [(X, None)]), K, cov)
+        _, _, covariances = estimate(stats_from_resp(X, resp, cov), cov, 0.0, prior=prior)
+        return cov.per_component(covariances, K, X.shape[1])
+
+    X = rng.normal(size=(50, 3)) * [1.0, 2.0, 0.5]
+    rng_resp = {1: np.ones((50, 1)), 2: rng.dirichlet([1.0, 1.0], size=50)}
+    for group in (["EII", "VII"], ["EEI", "VEI", "EVI", "VVI"], ["EEE", "VEE", "EEV", "VVV"]):
+        first = fitted(group[0], X, 1)
+        for model in group[1:]:
+            np.testing.assert_allclose(fitted(model, X, 1), first, rtol=1e-7, err_msg=model)
+    x = X[:, :1]
+    for group in (["E", "EII", "EEI", "EEE"], ["V", "VII", "VVI", "VVV"]):
+        first = fitted(group[0], x, 2)
+        for model in group[1:]:
+            np.testing.assert_allclose(fitted(model, x, 2), first, rtol=1e-10, err_msg=model)
