@@ -59,7 +59,7 @@ def diag_objective(S: Array, nk: Array, variances: Array) -> float:
 
 def _geometric_mean(values: Array) -> Array:
     with np.errstate(divide="ignore"):
-        return np.asarray(np.exp(np.log(values).mean(axis=-1)))
+        return np.asarray(np.exp(np.log(values).sum(axis=-1) / values.shape[-1]))  # (= mean)
 
 
 def _cap_reached(model: str, change: float) -> None:
@@ -134,7 +134,7 @@ def _assemble(vectors: Array, variances: Array) -> Array:
     """D_k diag(v_k) D_k' for D (D, D) shared or (K, D, D), v (K, D)."""
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite: the caller's check
         scaled = vectors * variances[:, None, :]
-        cov = np.matmul(scaled, np.swapaxes(np.broadcast_to(vectors, scaled.shape), -1, -2))
+        cov = np.matmul(scaled, np.swapaxes(vectors, -1, -2))  # a shared D broadcasts
     return np.asarray(0.5 * (cov + np.swapaxes(cov, -1, -2)))
 
 
@@ -182,15 +182,16 @@ def common_orientation(
     objective, D, variances = min(starts, key=lambda candidate: candidate[0])
     if not np.isfinite(objective):  # a zero variance: degenerate, the caller's check says so
         return _assemble(D, variances)
+    shifted = omega[:, None, None] * identity - W  # (K, D, D): omega_k I - W_k
     with np.errstate(divide="ignore", invalid="ignore"):
         for _ in range(INNER_MAX_ITER):
             M = 1.0 / variances  # (K, D): the diagonals of the inverse eigenvalue matrices
-            F = sum(((omega[k] * identity - W[k]) @ D) * M[k] for k in range(W.shape[0]))
-            D = _procrustes(np.asarray(F))
+            F = ((shifted @ D) * M[:, None, :]).sum(axis=0)
+            D = _procrustes(F)
             # second step, in E = D': max tr(E' sum_k (m_k I - M_k) E_0 W_k), m_k = max M_k
             E = D.T
-            G = sum((M[k].max() - M[k])[:, None] * (E @ W[k]) for k in range(W.shape[0]))
-            D = _procrustes(np.asarray(G)).T
+            G = ((M.max(axis=1)[:, None] - M)[:, :, None] * (E @ W)).sum(axis=0)
+            D = _procrustes(G).T
             S = _rotated_diagonals(W, D)
             variances = solve(S, nk, variances)
             previous, objective = objective, diag_objective(S, nk, variances)

@@ -146,6 +146,8 @@ def _rounded_variance(variance: Array) -> Array:
 
 
 def _check_positive(values: Array, shared: bool) -> None:
+    if values.min(initial=np.inf) > 0.0:  # all positive (NaN is not): the common case, one call
+        return
     bad = np.flatnonzero(~(values > 0.0).reshape(values.shape[0] if values.ndim else 1, -1).all(1))
     if bad.size:
         raise _degenerate(None if shared else int(bad[0]), "not positive")
@@ -162,6 +164,9 @@ class Covariance(ABC):
     plot_style: ClassVar[tuple[str, str]]  # (matplotlib marker, colour) of its curve in pictures
     # the C loop (compiled.features) that builds this type's natural-kernel features, if any
     features_kernel: ClassVar[str | None] = None
+    # the storage layout, one of scikit-learn's four names: all that the lean pass's C loop
+    # (``lean.py``) needs to know of a type
+    layout: ClassVar[str]
 
     # --- shapes and counting -------------------------------------------------------------
     @abstractmethod
@@ -339,6 +344,11 @@ class _Matrix(Covariance):
     matrix_layout = True
 
     def precisions_cholesky(self, covariances: Array) -> Array:
+        from gaussmix.em import compiled  # the C loops load on first use (``gaussmix info``)
+
+        factors = compiled.precision_factors(covariances)  # small D: one C call, no LAPACK
+        if factors is not None:
+            return factors
         chol = _cholesky_lower(covariances, shared=covariances.ndim == 2)
         return _inverse_transpose_of_lower(chol)
 
@@ -394,6 +404,7 @@ class _Scales(Covariance):
 
 class Full(_Matrix):
     name = "full"
+    layout = "full"
     mclust = "VVV"
     description = "each component has its own general covariance matrix"
     features_kernel = "full"
@@ -464,7 +475,7 @@ class Full(_Matrix):
         W = sxx - nk[:, None, None] * d[:, :, None] * d[:, None, :]
         W = 0.5 * (W + np.swapaxes(W, 1, 2))
         n_features = W.shape[-1]
-        W[:, np.arange(n_features), np.arange(n_features)] += (nk * reg_covar)[:, None]
+        W.reshape(len(nk), -1)[:, :: n_features + 1] += (nk * reg_covar)[:, None]  # diagonals
         return W
 
     def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
@@ -517,6 +528,7 @@ class Full(_Matrix):
 
 class Tied(_Matrix):
     name = "tied"
+    layout = "tied"
     mclust = "EEE"
     description = "all components share one general covariance matrix"
     shared_layout = True
@@ -550,7 +562,7 @@ class Tied(_Matrix):
         # sum_k sum_n q (x - mu_k)(x - mu_k)' = S - sum_k N_k d_k d_k'
         W = sxx - (nk[:, None] * d).T @ d
         W = 0.5 * (W + W.T)
-        W.flat[:: W.shape[0] + 1] += nk.sum() * reg_covar
+        W.reshape(-1)[:: W.shape[0] + 1] += nk.sum() * reg_covar  # the diagonal (a view)
         return W
 
     def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
@@ -591,6 +603,7 @@ class Tied(_Matrix):
 
 class Diag(_Scales):
     name = "diag"
+    layout = "diag"
     mclust = "VVI"
     description = "each component has its own diagonal covariance matrix"
     features_kernel = "diag"
@@ -647,6 +660,7 @@ class Diag(_Scales):
 
 class Spherical(_Scales):
     name = "spherical"
+    layout = "spherical"
     mclust = "VII"
     description = "each component has its own single variance"
     features_kernel = "spherical"
