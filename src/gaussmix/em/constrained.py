@@ -54,12 +54,22 @@ EigenSolver = Callable[[Array, Array, "Array | None"], Array]
 def diag_objective(S: Array, nk: Array, variances: Array) -> float:
     """-2 Q for diagonal covariances: sum_k [N_k sum_j log v_kj + sum_j S_kj / v_kj]."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float((nk[:, None] * np.log(variances) + S / variances).sum())
+        return _diag_objective(S, nk, variances)
+
+
+# The two helpers without their errstate contexts, for loops already inside one (a context
+# costs as much as a few small ufuncs, and the inner iterations call these every step).
+def _diag_objective(S: Array, nk: Array, variances: Array) -> float:
+    return float((nk[:, None] * np.log(variances) + S / variances).sum())
 
 
 def _geometric_mean(values: Array) -> Array:
     with np.errstate(divide="ignore"):
-        return np.asarray(np.exp(np.log(values).sum(axis=-1) / values.shape[-1]))  # (= mean)
+        return _geometric_mean_inside(values)
+
+
+def _geometric_mean_inside(values: Array) -> Array:
+    return np.asarray(np.exp(np.log(values).sum(axis=-1) / values.shape[-1]))  # (= mean)
 
 
 def _cap_reached(model: str, change: float) -> None:
@@ -102,16 +112,16 @@ def vei(S: Array, nk: Array, start: Array | None = None, model: str = "VEI") -> 
     (``model`` names the model in the cap's warning)."""
     n_features = S.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        volume = S.mean(axis=1) / nk if start is None else _geometric_mean(start)  # (K,)
+        volume = S.mean(axis=1) / nk if start is None else _geometric_mean_inside(start)  # (K,)
         shape = np.ones(n_features)
         variances = volume[:, None] * shape
-        objective = diag_objective(S, nk, variances)
+        objective = _diag_objective(S, nk, variances)
         for _ in range(INNER_MAX_ITER):
             shape = (S / volume[:, None]).sum(axis=0)
-            shape = shape / _geometric_mean(shape)
+            shape = shape / _geometric_mean_inside(shape)
             volume = (S / shape).sum(axis=1) / (n_features * nk)
             variances = volume[:, None] * shape
-            previous, objective = objective, diag_objective(S, nk, variances)
+            previous, objective = objective, _diag_objective(S, nk, variances)
             if _converged(previous, objective):
                 return variances
     _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
@@ -194,7 +204,7 @@ def common_orientation(
             D = _procrustes(G).T
             S = _rotated_diagonals(W, D)
             variances = solve(S, nk, variances)
-            previous, objective = objective, diag_objective(S, nk, variances)
+            previous, objective = objective, _diag_objective(S, nk, variances)
             if _converged(previous, objective):
                 return _assemble(D, variances)
     _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
