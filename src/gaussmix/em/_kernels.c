@@ -13,8 +13,14 @@
  * features_*: the natural kernel's features T (nq + D + 1, n) of the rows X (n, D) about the
  *   centre c, in one sweep per tile of rows: the rows transposed and centred, their quadratic
  *   features (full: x_i x_j, i <= j; diag: x_d^2; spherical: |x|^2), and a row of ones.
+ * estep_rows: the lean pass (lean.py): the whole E-step of a small data set and its statistics
+ *   about the means, componentwise, in one call (its own comment below).
+ * precision_factors: the precisions' Cholesky factors of K small covariances (covariance.py's
+ *   potrf + trtri per component, in one call).
  *
- * The features are computed in double (the *_f32 variants store float). Arrays are C-ordered.
+ * The numpy references: stats.py for the first two, stats.chunk_stats_componentwise for
+ * estep_rows, LAPACK for precision_factors. The features are computed in double (the *_f32
+ * variants store float). Arrays are C-ordered.
  */
 
 #include <math.h>
