@@ -56,9 +56,11 @@ CELLS: list[tuple[str, str, int]] = [
     ("iris", "VVV", 3),
     ("diabetes", "VVV", 3),
     ("diabetes", "EEV", 3),
-    ("acidity", "V", 2),
-    ("acidity", "E", 3),
+    ("1-D", "V", 2),
+    ("1-D", "E", 3),
 ]
+# the one-dimensional set: mclust's acidity, or without R faithful's eruption times
+ONE_D = {True: "acidity", False: "eruptions"}
 
 # name -> the R expression of its numeric matrix
 R_DATA = {
@@ -118,7 +120,7 @@ def _rscript(folder: Path, mode: str, iters: int = 0, runs: int = 0) -> bool:
 
 def load_sets(folder: Path, have_r: bool) -> dict[str, np.ndarray]:
     """The rows R exported, or without R those gaussmix and scikit-learn ship (diabetes and
-    acidity are mclust's: without R, faithful's first column stands in for a 1-D set)."""
+    acidity are mclust's: without R, faithful's eruption times are the 1-D set)."""
     if have_r:
         return {
             name: np.loadtxt(folder / f"{name}.csv", delimiter=",", ndmin=2) for name in R_DATA
@@ -128,7 +130,7 @@ def load_sets(folder: Path, have_r: bool) -> dict[str, np.ndarray]:
     from gaussmix.datasets import load_faithful
 
     faithful = np.asarray(load_faithful().X, dtype=np.float64)
-    return {"faithful": faithful, "iris": load_iris().data, "acidity": faithful[:, :1]}
+    return {"faithful": faithful, "iris": load_iris().data, "eruptions": faithful[:, :1]}
 
 
 def start_resp(X: np.ndarray, k: int) -> np.ndarray:
@@ -166,7 +168,8 @@ def cells_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         folder = Path(tmp)
         have_r = _rscript(folder, "export")
         sets = load_sets(folder, have_r)
-        cells = [cell for cell in CELLS if cell[0] in sets]
+        named = [(ONE_D[have_r] if name == "1-D" else name, m, k) for name, m, k in CELLS]
+        cells = [cell for cell in named if cell[0] in sets]
         rows = []
         for i, (name, model, k) in enumerate(cells):
             z = start_resp(sets[name], k)
