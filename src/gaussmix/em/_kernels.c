@@ -1,4 +1,4 @@
-/* Two loops of the natural-parameter kernel that numpy can only do in several passes.
+/* Loops of the EM kernel that numpy can only do in several passes.
  *
  * Built, when a C compiler is there, as an optional extension (setup.py) and called through
  * ctypes (gaussmix/em/compiled.py): plain C, no Python headers. Without it gaussmix runs the
@@ -13,8 +13,14 @@
  * features_*: the natural kernel's features T (nq + D + 1, n) of the rows X (n, D) about the
  *   centre c, in one sweep per tile of rows: the rows transposed and centred, their quadratic
  *   features (full: x_i x_j, i <= j; diag: x_d^2; spherical: |x|^2), and a row of ones.
+ * estep_rows: the lean pass (lean.py): the whole E-step of a small data set and its statistics
+ *   about the means, componentwise, in one call (its own comment below).
+ * precision_factors: the precisions' Cholesky factors of K small covariances (covariance.py's
+ *   potrf + trtri per component, in one call).
  *
- * The features are computed in double (the *_f32 variants store float). Arrays are C-ordered.
+ * The numpy references: stats.py for the first two, stats.chunk_stats_componentwise for
+ * estep_rows, LAPACK for precision_factors. The features are computed in double (the *_f32
+ * variants store float). Arrays are C-ordered.
  */
 
 #include <math.h>
@@ -221,3 +227,295 @@ FEATURES_DIAG(features_diag_f64, double)
 FEATURES_DIAG(features_diag_f32, float)
 FEATURES_SPHERICAL(features_spherical_f64, double)
 FEATURES_SPHERICAL(features_spherical_f32, float)
+
+/* ---------------------------------------------------------------------------------------- */
+/* estep_rows: the whole E-step of a small data set and its statistics, in one call.
+ *
+ * For rows that fit in cache many times over (hundreds to a few thousand), one sweep over the
+ * rows does what the numpy kernels do in some twenty calls: per component the centred rows
+ * z = x - mu_k, their squared Mahalanobis distances through the precision's Cholesky factor
+ * P_k (Sigma_k^-1 = P_k P_k'), log pi_k + log N(x | mu_k, Sigma_k), the softmax over components
+ * (floored as in softmax_*: far terms exactly 0; floor >= -700), and the statistics about the
+ * means: N_k, sum q z and sum q z z' in the covariance layout. It is the componentwise kernel
+ * of stats.py (stats.chunk_stats_componentwise), so it is exact however far apart the
+ * components are. A tile of LEAN_ROWS rows is held transposed, so that every loop runs along
+ * rows, in vector registers; sums over a tile's rows go into LANES partial sums. Called
+ * through ctypes, it runs without the GIL.
+ *
+ * kind: 0 full (P: (K, D, D) upper triangular; sxx (K, D, D)), 1 tied (P, sxx: (D, D)),
+ *       2 diag (P, sxx: (K, D)), 3 spherical (P, sxx: (K,)).
+ * param: means (K, D), then weights pi (K), then P in the layout of kind.
+ * w: sample weights (n,) or NULL for ones.
+ * out: nk (K), sx (K, D), sxx (layout), then the log-likelihood, the total weight, the worst
+ *      log-density among rows of positive weight (+inf for none) and its row, overwritten.
+ * scratch: (2 D + K + 5) LEAN_ROWS + K doubles.
+ */
+#define KIND_FULL 0
+#define KIND_TIED 1
+#define KIND_DIAG 2
+#define KIND_SPHERICAL 3
+#define LEAN_ROWS 128
+#define LANES 8
+
+static long precision_size(long kind, long K, long D)
+{
+    switch (kind) {
+    case KIND_FULL: return K * D * D;
+    case KIND_TIED: return D * D;
+    case KIND_DIAG: return K * D;
+    default: return K;
+    }
+}
+
+/* sum_j a_j b_j over m values, in LANES partial sums (each lane its own order: vectorisable
+ * without reassociating anything) */
+static inline double dot(const double *restrict a, const double *restrict b, long m)
+{
+    double lane[LANES] = {0.0};
+    long j = 0;
+    for (; j + LANES <= m; j += LANES)
+        for (long l = 0; l < LANES; l++) lane[l] += a[j + l] * b[j + l];
+    double total = 0.0;
+    for (; j < m; j++) total += a[j] * b[j];
+    for (long l = 0; l < LANES; l++) total += lane[l];
+    return total;
+}
+
+static inline double sum(const double *restrict a, long m)
+{
+    double lane[LANES] = {0.0};
+    long j = 0;
+    for (; j + LANES <= m; j += LANES)
+        for (long l = 0; l < LANES; l++) lane[l] += a[j + l];
+    double total = 0.0;
+    for (; j < m; j++) total += a[j];
+    for (long l = 0; l < LANES; l++) total += lane[l];
+    return total;
+}
+
+/* component k's centred rows z (D, m) of the transposed tile xt (D, LEAN_ROWS) */
+static inline void centre(const double *restrict xt, const double *restrict mu, long D, long m,
+                          double *restrict z)
+{
+    for (long d = 0; d < D; d++)
+        for (long j = 0; j < m; j++) z[d * LEAN_ROWS + j] = xt[d * LEAN_ROWS + j] - mu[d];
+}
+
+/* the squared Mahalanobis distances (m,) of the centred rows z through P (kind's factor of
+ * one component); y: m values of scratch */
+static inline __attribute__((always_inline)) void mahalanobis(
+    const long kind, const double *restrict z, const double *restrict P, long D, long m,
+    double *restrict maha, double *restrict y)
+{
+    for (long j = 0; j < m; j++) maha[j] = 0.0;
+    if (kind == KIND_FULL || kind == KIND_TIED) {
+        /* ||z' P||^2 with P upper triangular: y_b = sum_{a <= b} z_a P_ab */
+        for (long b = 0; b < D; b++) {
+            for (long j = 0; j < m; j++) y[j] = 0.0;
+            for (long a = 0; a <= b; a++) {
+                const double p = P[a * D + b];
+                const double *za = z + a * LEAN_ROWS;
+                for (long j = 0; j < m; j++) y[j] += za[j] * p;
+            }
+            for (long j = 0; j < m; j++) maha[j] += y[j] * y[j];
+        }
+    } else if (kind == KIND_DIAG) {
+        for (long d = 0; d < D; d++) {
+            const double p = P[d];
+            const double *zd = z + d * LEAN_ROWS;
+            for (long j = 0; j < m; j++) {
+                const double t = zd[j] * p;
+                maha[j] += t * t;
+            }
+        }
+    } else {
+        for (long d = 0; d < D; d++) {
+            const double *zd = z + d * LEAN_ROWS;
+            for (long j = 0; j < m; j++) maha[j] += zd[j] * zd[j];
+        }
+        const double p2 = P[0] * P[0];
+        for (long j = 0; j < m; j++) maha[j] *= p2;
+    }
+}
+
+static inline __attribute__((always_inline)) void estep_tiles(
+    const long kind, const double *restrict X, const double *restrict w, long n, long D, long K,
+    const double *restrict param, double floor_, double *restrict out, double *restrict scratch)
+{
+    const double *means = param, *pi = param + K * D, *P = param + K * D + K;
+    const long sxx_size = precision_size(kind, K, D);
+    const long p_step = kind == KIND_FULL ? D * D : kind == KIND_DIAG ? D : kind == KIND_TIED ? 0 : 1;
+    double *nk = out, *sx = out + K, *sxx = out + K + K * D;
+    double *result = sxx + sxx_size;
+    double *xt = scratch, *z = xt + D * LEAN_ROWS, *lp = z + D * LEAN_ROWS;
+    double *top = lp + K * LEAN_ROWS, *scale = top + LEAN_ROWS, *y = scale + LEAN_ROWS;
+    double *maha = y + LEAN_ROWS, *qa = maha + LEAN_ROWS, *offset = qa + LEAN_ROWS;
+    const double LOG_2PI = 1.8378770664093453;
+    const double exp_floor = exp_nonpositive(floor_);
+
+    /* log pi_k - D/2 log 2 pi + log det P_k (log 0 = -inf: an empty component) */
+    for (long k = 0; k < K; k++) {
+        const double *Pk = P + k * p_step;
+        double log_det = 0.0;
+        if (kind == KIND_FULL || kind == KIND_TIED) {
+            for (long d = 0; d < D; d++) log_det += log(Pk[d * D + d]);
+        } else if (kind == KIND_DIAG) {
+            for (long d = 0; d < D; d++) log_det += log(Pk[d]);
+        } else {
+            log_det = (double)D * log(Pk[0]);
+        }
+        offset[k] = log(pi[k]) - 0.5 * (double)D * LOG_2PI + log_det;
+    }
+    memset(out, 0, (size_t)(K + K * D + sxx_size) * sizeof(double));
+    double loglik = 0.0, count = 0.0, worst = INFINITY;
+    long worst_row = 0;
+
+    for (long i0 = 0; i0 < n; i0 += LEAN_ROWS) {
+        const long m = n - i0 < LEAN_ROWS ? n - i0 : LEAN_ROWS;
+        for (long j = 0; j < m; j++)
+            for (long d = 0; d < D; d++) xt[d * LEAN_ROWS + j] = X[(i0 + j) * D + d];
+        /* log pi_k + log N(x_j | mu_k, Sigma_k) and the maximum over k */
+        for (long k = 0; k < K; k++) {
+            centre(xt, means + k * D, D, m, z);
+            mahalanobis(kind, z, P + k * p_step, D, m, maha, y);
+            double *row = lp + k * LEAN_ROWS;
+            for (long j = 0; j < m; j++) row[j] = offset[k] - 0.5 * maha[j];
+        }
+        for (long j = 0; j < m; j++) top[j] = lp[j];
+        for (long k = 1; k < K; k++) {
+            const double *row = lp + k * LEAN_ROWS;
+            for (long j = 0; j < m; j++) top[j] = row[j] > top[j] ? row[j] : top[j];
+        }
+        /* the floored softmax: responsibilities times the rows' weights */
+        for (long j = 0; j < m; j++) scale[j] = 0.0;
+        for (long k = 0; k < K; k++) {
+            double *row = lp + k * LEAN_ROWS;
+            for (long j = 0; j < m; j++) {
+                double t = row[j] - top[j];
+                t = t > floor_ ? t : floor_;
+                row[j] = exp_nonpositive(t) - exp_floor;
+                scale[j] += row[j];
+            }
+        }
+        for (long j = 0; j < m; j++) {
+            const double log_density = top[j] + log(scale[j]);
+            const double wj = w ? w[i0 + j] : 1.0;
+            loglik += wj * log_density;
+            count += wj;
+            if ((!w || wj > 0.0) && log_density < worst) {
+                worst = log_density;
+                worst_row = i0 + j;
+            }
+            scale[j] = 1.0 / scale[j];
+        }
+        for (long k = 0; k < K; k++) {
+            double *q = lp + k * LEAN_ROWS;
+            for (long j = 0; j < m; j++) q[j] *= scale[j];
+            if (w)
+                for (long j = 0; j < m; j++) q[j] *= w[i0 + j];
+        }
+        /* the statistics about the means */
+        for (long k = 0; k < K; k++) {
+            const double *q = lp + k * LEAN_ROWS;
+            centre(xt, means + k * D, D, m, z);
+            nk[k] += sum(q, m);
+            double *norm = maha;
+            if (kind == KIND_SPHERICAL)
+                for (long j = 0; j < m; j++) norm[j] = 0.0;
+            for (long a = 0; a < D; a++) {
+                const double *za = z + a * LEAN_ROWS;
+                for (long j = 0; j < m; j++) qa[j] = q[j] * za[j];
+                sx[k * D + a] += sum(qa, m);
+                if (kind == KIND_FULL || kind == KIND_TIED) {
+                    double *S = sxx + (kind == KIND_FULL ? k * D * D : 0) + a * D;
+                    for (long b = a; b < D; b++) S[b] += dot(qa, z + b * LEAN_ROWS, m);
+                } else if (kind == KIND_DIAG) {
+                    sxx[k * D + a] += dot(qa, za, m);
+                } else {
+                    for (long j = 0; j < m; j++) norm[j] += za[j] * za[j];
+                }
+            }
+            if (kind == KIND_SPHERICAL) sxx[k] += dot(q, norm, m);
+        }
+    }
+    /* the lower triangles from the upper ones */
+    if (kind == KIND_FULL || kind == KIND_TIED) {
+        for (long k = 0; k < (kind == KIND_FULL ? K : 1); k++) {
+            double *S = sxx + k * D * D;
+            for (long a = 0; a < D; a++)
+                for (long b = 0; b < a; b++) S[a * D + b] = S[b * D + a];
+        }
+    }
+    result[0] = loglik;
+    result[1] = count;
+    result[2] = worst;
+    result[3] = (double)worst_row;
+}
+
+#define ESTEP(NAME, KIND)                                                                       \
+    VECTORISED static void NAME(const double *X, const double *w, long n, long D, long K,      \
+                                const double *param, double floor_, double *out,               \
+                                double *scratch)                                               \
+    {                                                                                           \
+        estep_tiles(KIND, X, w, n, D, K, param, floor_, out, scratch);                          \
+    }
+
+ESTEP(estep_full, KIND_FULL)
+ESTEP(estep_tied, KIND_TIED)
+ESTEP(estep_diag, KIND_DIAG)
+ESTEP(estep_spherical, KIND_SPHERICAL)
+
+void estep_rows(long kind, const double *X, const double *w, long n, long D, long K,
+                const double *param, double floor_, double *out, double *scratch)
+{
+    switch (kind) {
+    case KIND_FULL: estep_full(X, w, n, D, K, param, floor_, out, scratch); break;
+    case KIND_TIED: estep_tied(X, w, n, D, K, param, floor_, out, scratch); break;
+    case KIND_DIAG: estep_diag(X, w, n, D, K, param, floor_, out, scratch); break;
+    default: estep_spherical(X, w, n, D, K, param, floor_, out, scratch); break;
+    }
+}
+
+/* precision_factors: P_k = C_k^-T for the lower Cholesky factors C_k of K covariances
+ * (K, D, D), the precisions' upper triangular Cholesky factors (Sigma^-1 = P P') that
+ * covariance.py computes with LAPACK's potrf and trtri, for small D without a call per
+ * component. Reads the lower triangles. Returns -1, or the first component whose matrix is not
+ * finite, not positive definite, or whose factor is not finite (covariance.py then takes the
+ * LAPACK path, which says which and why). */
+long precision_factors(const double *restrict S, long K, long D, double *restrict P,
+                       double *restrict L)
+{
+    for (long k = 0; k < K; k++) {
+        const double *A = S + k * D * D;
+        double *Pk = P + k * D * D;
+        for (long i = 0; i < D; i++)
+            for (long j = 0; j <= i; j++)
+                if (!isfinite(A[i * D + j])) return k;
+        /* A = L L' (L lower) */
+        for (long j = 0; j < D; j++) {
+            double s = A[j * D + j];
+            for (long p = 0; p < j; p++) s -= L[j * D + p] * L[j * D + p];
+            if (!(s > 0.0)) return k;
+            const double diagonal = sqrt(s);
+            L[j * D + j] = diagonal;
+            for (long i = j + 1; i < D; i++) {
+                double t = A[i * D + j];
+                for (long p = 0; p < j; p++) t -= L[i * D + p] * L[j * D + p];
+                L[i * D + j] = t / diagonal;
+            }
+        }
+        /* M = L^-1 (lower), column by column, stored transposed: P = M' (upper) */
+        memset(Pk, 0, (size_t)(D * D) * sizeof(double));
+        for (long j = 0; j < D; j++) {
+            Pk[j * D + j] = 1.0 / L[j * D + j];
+            for (long i = j + 1; i < D; i++) {
+                double t = 0.0;
+                for (long p = j; p < i; p++) t += L[i * D + p] * Pk[j * D + p];
+                Pk[j * D + i] = -t / L[i * D + i];
+            }
+        }
+        for (long i = 0; i < D * D; i++)
+            if (!isfinite(Pk[i])) return k;
+    }
+    return -1;
+}

@@ -6,6 +6,10 @@ function here returns None or False when it cannot take its arguments (no librar
 dtype or layout), and the caller runs the numpy version in ``stats.py``, which is the
 reference the tests hold these to. ``GAUSSMIX_COMPILED=0`` in the environment keeps to numpy.
 
+``estep_rows`` is the lean pass's whole E-step with its statistics (``lean.py``): a ``RowsPass``
+holds one fit's rows and buffers with their addresses, so an iteration costs one foreign call
+and a few copies (asking numpy for an array's address costs about as much as a small ufunc).
+
 Measured (benchmarks/README.md), the softmax in one sweep instead of seven numpy passes and the
 features built from each tile of rows while it is in cache: W1 fits 16% faster, W2, W3 and W6
 10-12%, W1 in float32 17%.
@@ -25,6 +29,7 @@ Float = TypeVar("Float", bound=np.floating[Any])
 
 _P, _N, _F = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
 _ROWS = 128  # the features' tile of rows (ROWS in _kernels.c)
+_LEAN_ROWS = 128  # estep_rows's tile of rows (LEAN_ROWS in _kernels.c)
 _KINDS = ("full", "diag", "spherical")
 
 
@@ -45,6 +50,10 @@ def _load() -> ctypes.CDLL | None:
         getattr(lib, f"softmax_{suffix}").argtypes = [_P, _N, _N, _P, _F]
         for kind in _KINDS:
             getattr(lib, f"features_{kind}_{suffix}").argtypes = [_P, _N, _N, _P, _P, _P]
+    lib.estep_rows.argtypes = [_N, _P, _P, _N, _N, _N, _P, _F, _P, _P]
+    lib.estep_rows.restype = None
+    lib.precision_factors.argtypes = [_P, _N, _N, _P, _P]
+    lib.precision_factors.restype = _N
     return lib
 
 
@@ -95,3 +104,94 @@ def features(
         X.ctypes.data, n, n_features, center.ctypes.data, out.ctypes.data, scratch.ctypes.data
     )
     return True
+
+
+# Above this many features LAPACK's blocked factorisations beat precision_factors's loops
+# (and the call overhead it saves is small beside them).
+PRECISION_FACTORS_MAX_FEATURES = 16
+
+
+def precision_factors(covariances: NDArray[np.float64]) -> NDArray[np.float64] | None:
+    """The upper triangular P_k = C_k^-T (C_k the lower Cholesky factor of covariance k) of a
+    (K, D, D) or (D, D) stack, as ``covariance._Matrix.precisions_cholesky`` computes with
+    LAPACK; None when the C loop cannot take them or some matrix is not positive definite (the
+    caller's LAPACK path then says which)."""
+    if _LIB is None or covariances.dtype != np.float64 or covariances.ndim not in (2, 3):
+        return None
+    d = covariances.shape[-1]
+    if d > PRECISION_FACTORS_MAX_FEATURES or covariances.shape[-2] != d:
+        return None
+    S = np.ascontiguousarray(covariances)
+    k = 1 if S.ndim == 2 else S.shape[0]
+    P = np.empty_like(S)
+    scratch = np.empty((d, d))
+    failed = _LIB.precision_factors(S.ctypes.data, k, d, P.ctypes.data, scratch.ctypes.data)
+    return P if failed < 0 else None
+
+
+# estep_rows's code for each storage layout (Covariance.layout)
+_LAYOUTS = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
+
+
+class RowsPass:
+    """One fit's call of ``estep_rows``: the rows X (n, D) in float64 and their weights (n,)
+    or None, held with buffers for parameters whose covariances have the storage layout
+    ``layout`` and the shape ``shape`` (``Covariance.shape``); calling it with the parameters
+    returns the statistics as one flat array (``_kernels.c``: N_k, the sums about the means,
+    the second moments in the layout, then the log-likelihood, the total weight, the worst
+    log-density and its row). Build it with ``rows_pass``."""
+
+    def __init__(
+        self,
+        lib: ctypes.CDLL,
+        X: NDArray[np.float64],
+        weights: NDArray[np.float64] | None,
+        layout: str,
+        means_shape: tuple[int, int],
+        shape: tuple[int, ...],
+    ) -> None:
+        (n, d), k = X.shape, means_shape[0]
+        size = int(np.prod(shape))
+        self.X, self.weights = X, weights  # kept alive: the C loop reads them by address
+        self.param = np.empty(k * d + k + size)
+        self.means = self.param[: k * d].reshape(k, d)
+        self.mixing = self.param[k * d : k * d + k]
+        self.precision = self.param[k * d + k :].reshape(shape)
+        self.out = np.empty(k + k * d + size + 4)
+        self.scratch = np.empty((2 * d + k + 5) * _LEAN_ROWS + k)
+        self._call = lib.estep_rows
+        address = None if weights is None else weights.ctypes.data
+        self._args = (_LAYOUTS[layout], X.ctypes.data, address, n, d, k, self.param.ctypes.data)
+        self._buffers = (self.out.ctypes.data, self.scratch.ctypes.data)
+
+    def __call__(
+        self,
+        means: NDArray[np.float64],
+        mixing: NDArray[np.float64],
+        prec_chol: NDArray[np.float64],
+        floor: float,
+    ) -> NDArray[np.float64]:
+        """The statistics (a new flat array) at the means (K, D), weights (K,) and precision
+        Cholesky factors (the layout's shape); ``floor`` as in ``softmax`` (>= -700)."""
+        np.copyto(self.means, means)
+        np.copyto(self.mixing, mixing)
+        np.copyto(self.precision, prec_chol)
+        self._call(*self._args, floor, *self._buffers)
+        return self.out.copy()
+
+
+def rows_pass(
+    X: NDArray[np.float64],
+    weights: NDArray[np.float64] | None,
+    layout: str,
+    means_shape: tuple[int, int],
+    shape: tuple[int, ...],
+) -> RowsPass | None:
+    """A ``RowsPass`` for these C-ordered float64 rows (and weights), or None without the C
+    loops."""
+    if _LIB is None or layout not in _LAYOUTS:
+        return None
+    for array in (X, weights):
+        if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
+            raise ValueError("estep_rows takes C-ordered float64 rows and weights")
+    return RowsPass(_LIB, X, weights, layout, means_shape, shape)

@@ -54,12 +54,22 @@ EigenSolver = Callable[[Array, Array, "Array | None"], Array]
 def diag_objective(S: Array, nk: Array, variances: Array) -> float:
     """-2 Q for diagonal covariances: sum_k [N_k sum_j log v_kj + sum_j S_kj / v_kj]."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float((nk[:, None] * np.log(variances) + S / variances).sum())
+        return _diag_objective(S, nk, variances)
+
+
+# The two helpers without their errstate contexts, for loops already inside one (a context
+# costs as much as a few small ufuncs, and the inner iterations call these every step).
+def _diag_objective(S: Array, nk: Array, variances: Array) -> float:
+    return float((nk[:, None] * np.log(variances) + S / variances).sum())
 
 
 def _geometric_mean(values: Array) -> Array:
     with np.errstate(divide="ignore"):
-        return np.asarray(np.exp(np.log(values).mean(axis=-1)))
+        return _geometric_mean_inside(values)
+
+
+def _geometric_mean_inside(values: Array) -> Array:
+    return np.asarray(np.exp(np.log(values).sum(axis=-1) / values.shape[-1]))  # (= mean)
 
 
 def _cap_reached(model: str, change: float) -> None:
@@ -102,16 +112,16 @@ def vei(S: Array, nk: Array, start: Array | None = None, model: str = "VEI") -> 
     (``model`` names the model in the cap's warning)."""
     n_features = S.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        volume = S.mean(axis=1) / nk if start is None else _geometric_mean(start)  # (K,)
+        volume = S.mean(axis=1) / nk if start is None else _geometric_mean_inside(start)  # (K,)
         shape = np.ones(n_features)
         variances = volume[:, None] * shape
-        objective = diag_objective(S, nk, variances)
+        objective = _diag_objective(S, nk, variances)
         for _ in range(INNER_MAX_ITER):
             shape = (S / volume[:, None]).sum(axis=0)
-            shape = shape / _geometric_mean(shape)
+            shape = shape / _geometric_mean_inside(shape)
             volume = (S / shape).sum(axis=1) / (n_features * nk)
             variances = volume[:, None] * shape
-            previous, objective = objective, diag_objective(S, nk, variances)
+            previous, objective = objective, _diag_objective(S, nk, variances)
             if _converged(previous, objective):
                 return variances
     _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
@@ -134,7 +144,7 @@ def _assemble(vectors: Array, variances: Array) -> Array:
     """D_k diag(v_k) D_k' for D (D, D) shared or (K, D, D), v (K, D)."""
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite: the caller's check
         scaled = vectors * variances[:, None, :]
-        cov = np.matmul(scaled, np.swapaxes(np.broadcast_to(vectors, scaled.shape), -1, -2))
+        cov = np.matmul(scaled, np.swapaxes(vectors, -1, -2))  # a shared D broadcasts
     return np.asarray(0.5 * (cov + np.swapaxes(cov, -1, -2)))
 
 
@@ -182,18 +192,19 @@ def common_orientation(
     objective, D, variances = min(starts, key=lambda candidate: candidate[0])
     if not np.isfinite(objective):  # a zero variance: degenerate, the caller's check says so
         return _assemble(D, variances)
+    shifted = omega[:, None, None] * identity - W  # (K, D, D): omega_k I - W_k
     with np.errstate(divide="ignore", invalid="ignore"):
         for _ in range(INNER_MAX_ITER):
             M = 1.0 / variances  # (K, D): the diagonals of the inverse eigenvalue matrices
-            F = sum(((omega[k] * identity - W[k]) @ D) * M[k] for k in range(W.shape[0]))
-            D = _procrustes(np.asarray(F))
+            F = ((shifted @ D) * M[:, None, :]).sum(axis=0)
+            D = _procrustes(F)
             # second step, in E = D': max tr(E' sum_k (m_k I - M_k) E_0 W_k), m_k = max M_k
             E = D.T
-            G = sum((M[k].max() - M[k])[:, None] * (E @ W[k]) for k in range(W.shape[0]))
-            D = _procrustes(np.asarray(G)).T
+            G = ((M.max(axis=1)[:, None] - M)[:, :, None] * (E @ W)).sum(axis=0)
+            D = _procrustes(G).T
             S = _rotated_diagonals(W, D)
             variances = solve(S, nk, variances)
-            previous, objective = objective, diag_objective(S, nk, variances)
+            previous, objective = objective, _diag_objective(S, nk, variances)
             if _converged(previous, objective):
                 return _assemble(D, variances)
     _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))

@@ -149,6 +149,8 @@ def _rounded_variance(variance: Array) -> Array:
 
 
 def _check_positive(values: Array, shared: bool) -> None:
+    if values.min(initial=np.inf) > 0.0:  # all positive (NaN is not): the common case, one call
+        return
     bad = np.flatnonzero(~(values > 0.0).reshape(values.shape[0] if values.ndim else 1, -1).all(1))
     if bad.size:
         raise _degenerate(None if shared else int(bad[0]), "not positive")
@@ -165,8 +167,9 @@ class Covariance(ABC):
     plot_style: ClassVar[tuple[str, str]]  # (matplotlib marker, colour) of its curve in pictures
     # the C loop (compiled.features) that builds this type's natural-kernel features, if any
     features_kernel: ClassVar[str | None] = None
-    # which of the four storage layouts (module table) the covariances use: every kernel that
-    # works on the stored parameters rather than through these methods (em/device.py) keys on it
+    # which of the four storage layouts (module table) the covariances use, in scikit-learn's
+    # names: every kernel that works on the stored parameters rather than through these methods
+    # (em/device.py, the lean pass's C loop in lean.py) keys on it
     layout: ClassVar[str]
 
     # --- shapes and counting -------------------------------------------------------------
@@ -423,6 +426,11 @@ class _Matrix(Covariance):
         return pull[:, None, None] * delta[:, :, None] * delta[:, None, :] + scale
 
     def precisions_cholesky(self, covariances: Array) -> Array:
+        from gaussmix.em import compiled  # the C loops load on first use (``gaussmix info``)
+
+        factors = compiled.precision_factors(covariances)  # small D: one C call, no LAPACK
+        if factors is not None:
+            return factors
         chol = _cholesky_lower(covariances, shared=covariances.ndim == 2)
         return _inverse_transpose_of_lower(chol)
 
@@ -566,7 +574,7 @@ class Full(_Matrix):
         W = sxx - nk[:, None, None] * d[:, :, None] * d[:, None, :]
         W = 0.5 * (W + np.swapaxes(W, 1, 2))
         n_features = W.shape[-1]
-        W[:, np.arange(n_features), np.arange(n_features)] += (nk * reg_covar)[:, None]
+        W.reshape(len(nk), -1)[:, :: n_features + 1] += (nk * reg_covar)[:, None]  # diagonals
         return W
 
     def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:
@@ -654,7 +662,7 @@ class Tied(_Matrix):
         # sum_k sum_n q (x - mu_k)(x - mu_k)' = S - sum_k N_k d_k d_k'
         W = sxx - (nk[:, None] * d).T @ d
         W = 0.5 * (W + W.T)
-        W.flat[:: W.shape[0] + 1] += nk.sum() * reg_covar
+        W.reshape(-1)[:: W.shape[0] + 1] += nk.sum() * reg_covar  # the diagonal (a view)
         return W
 
     def constrain(self, scatter: Array, nk: Array, start: Array | None) -> Array:

@@ -3,19 +3,25 @@
 One iteration is one pass of ``chunk_stats`` over the data source, folded with ``merge``, then the
 pure M-step. The lower bound of iteration t is the mean log-likelihood of the parameters *before*
 its M-step, as in scikit-learn, so ``lower_bounds`` is non-decreasing for exact EM.
+
+A small in-memory data set takes the lean pass instead (``lean.py``): the same statistics from
+one call per iteration, its rows and buffers prepared once per fit.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial, reduce
 
 import numpy as np
+from numpy.typing import NDArray
 
 from gaussmix.data.sources import DataSource
 from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
+from gaussmix.em.lean import lean_pass
 from gaussmix.em.missing import block_stats, regroup
 from gaussmix.em.mstep import mstep
 from gaussmix.em.parallel import BlockMap, Workers
@@ -87,6 +93,17 @@ def pass_stats(
     return workers.fold(task, merge, zeros(params))
 
 
+def _collapsed(stats: SuffStats) -> NDArray[np.intp]:
+    """The components whose weight fell below ``COLLAPSED_WEIGHT``."""
+    threshold = COLLAPSED_WEIGHT * stats.n
+    if stats.nk.min(initial=np.inf) >= threshold:  # the common case, in one call
+        return _NONE
+    return np.flatnonzero(stats.nk < threshold)
+
+
+_NONE = np.zeros(0, dtype=np.intp)
+
+
 def reinitialize(params: Params, component: int, stats: SuffStats) -> Params:
     """Re-seed a collapsed component at the worst-explained row, with a pooled covariance."""
     cov = params.covariance
@@ -140,10 +157,14 @@ def run_em(
     reinitialized: list[tuple[int, int]] = []
     converged = False
     n_iter = 0
+    lean = lean_pass(workers, params, dtype, missing, reg_covar) if max_iter > 0 else None
     for n_iter in range(1, max_iter + 1):
-        stats = pass_stats(workers, rows, params, dtype, missing)
+        if lean is None:
+            stats = pass_stats(workers, rows, params, dtype, missing)
+        else:
+            stats = lean(params)
         previous, lower_bound = lower_bound, stats.loglik / stats.n
-        if not np.isfinite(lower_bound):
+        if not math.isfinite(lower_bound):
             raise GaussmixError(
                 "the log-likelihood is not finite; the data may hold extreme values: "
                 "try scaling the data or a larger reg_covar"
@@ -158,7 +179,7 @@ def run_em(
             stats = pass_stats(workers, rows, params, np.float64, missing)
             new_params = mstep(stats, params.covariance, reg_covar, params.covariances, prior)
         params = new_params
-        collapsed = np.flatnonzero(stats.nk < COLLAPSED_WEIGHT * stats.n)
+        collapsed = _collapsed(stats)
         if collapsed.size and np.isfinite(stats.worst_loglik):
             k = int(collapsed[np.argmin(stats.nk[collapsed])])
             params = reinitialize(params, k, stats)

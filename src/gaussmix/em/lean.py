@@ -1,0 +1,111 @@
+"""The lean pass: the E-step of a small in-memory data set without the block machinery.
+
+At hundreds to a few thousand rows an iteration's arithmetic takes microseconds, and the
+general pass (``loop.pass_stats``: workers, blocks, ``stats.chunk_stats`` with its natural
+parameters and some twenty numpy calls, ``merge`` with ``zeros``) is most of its time. So a fit
+whose rows are an in-memory array, and whose pass is small (``LEAN_MAX_WORK``), holds its rows
+once per fit, as one C-ordered float64 array with its weights, and each pass is
+
+* with the C loops: one call of ``_kernels.c``'s ``estep_rows`` (through ``compiled.RowsPass``,
+  which holds the buffers and their addresses), the componentwise kernel over every row:
+  centred rows, Mahalanobis distances through the precisions' Cholesky factors, the floored
+  softmax, and the statistics about the means in the covariance's layout. The same statistics
+  as ``stats.chunk_stats`` to rounding, exact however far apart the components are; no natural
+  parameters are formed;
+* without them (no compiler, ``GAUSSMIX_COMPILED=0``): ``stats.chunk_stats`` on the one block.
+
+The C call runs without the GIL (ctypes lets go of it for every foreign call), so fits in
+threads (``select``'s cells, say) overlap their E-steps; the M-step after it is numpy on
+K x D x D numbers and holds the GIL for most of its few tens of microseconds.
+
+The pass computes in float64: a fit that asks for the float32 kernel (whose point is the speed
+of single-precision GEMMs over many rows) keeps to the general pass. So does a fit with
+``reg_covar=0``: there a component on one row has, exactly, a zero variance, which the sums
+about each mean give (and the M-step reports as degenerate), while the general pass's sums
+about the mixture mean leave a rounding error in its place, a tiny positive variance, as
+scikit-learn's arithmetic does; the general pass keeps that behaviour where it is relied on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gaussmix.data.sources import ArraySource
+from gaussmix.em import compiled
+from gaussmix.em.parallel import InProcess, Workers
+from gaussmix.em.params import Params
+from gaussmix.em.stats import EXP_FLOOR, DType, SuffStats, chunk_stats
+
+Array = NDArray[np.float64]
+
+# The lean pass serves a fit while n_samples x K x (D + 1)(D + 2) stays under this (2.1e6:
+# some 19,000 rows for D = 2, K = 9; 7,700 for D = 4; 1,700 for D = 10). Measured with
+# ``bench_small.py --crossover`` (benchmarks/README.md, full covariances, one thread): up to
+# 2e6 the lean pass took 0.13-0.92 of the general one's time per iteration; above 4e6 the
+# general pass's GEMMs won some shapes (1.1-1.3x at K = 9, D = 5 and 10), and it can use
+# every core where the lean pass is one call on one.
+LEAN_MAX_WORK = 2**21
+_FLOOR = float(EXP_FLOOR[np.dtype(np.float64)])
+
+
+def lean_work(n_samples: int, n_components: int, n_features: int) -> int:
+    """The size of one lean pass: rows x components x (D + 1)(D + 2), about the multiply-adds
+    of its Mahalanobis distances and second moments."""
+    return n_samples * n_components * (n_features + 1) * (n_features + 2)
+
+
+class LeanPass:
+    """One fit's lean pass over the rows X (n, D) with weights (n,) or None: calling it with
+    the parameters gives the statistics of all rows about the means (``stats.SuffStats``)."""
+
+    def __init__(self, X: Array, weights: Array | None, params: Params) -> None:
+        cov = params.covariance
+        k, d = params.means.shape
+        self.X, self.weights = X, weights
+        self.shape = cov.shape(k, d)
+        self.rows = compiled.rows_pass(X, weights, cov.layout, (k, d), self.shape)
+        size = int(np.prod(self.shape))
+        # where each statistic sits in the C loop's flat result
+        self.sx = slice(k, k + k * d)
+        self.sxx = slice(k + k * d, k + k * d + size)
+
+    def __call__(self, params: Params) -> SuffStats:
+        if self.rows is None:
+            return chunk_stats(self.X, params, self.weights)
+        out = self.rows(params.means, params.weights, params.precisions_cholesky, _FLOOR)
+        k, d = params.means.shape
+        loglik, count, worst, row = out[-4:].tolist()
+        return SuffStats(
+            n=count,
+            loglik=loglik,
+            nk=out[:k],
+            sx=out[self.sx].reshape(k, d),
+            sxx=out[self.sxx].reshape(self.shape),
+            shift=params.means,
+            worst_loglik=worst,
+            worst_x=self.X[int(row)].copy(),
+        )
+
+
+def lean_pass(
+    workers: Workers, params: Params, dtype: DType, missing: bool, reg_covar: float
+) -> LeanPass | None:
+    """The lean pass for a fit, or None when the general pass serves it: rows not in one
+    in-memory array of this process, missing entries, the float32 kernel, no ``reg_covar``,
+    or a pass above ``LEAN_MAX_WORK``."""
+    if not isinstance(workers, InProcess) or missing or np.dtype(dtype) != np.float64:
+        return None
+    if not reg_covar > 0.0:  # see the module docstring
+        return None
+    source = workers.source
+    if not isinstance(source, ArraySource) or not isinstance(source.X, np.ndarray):
+        return None
+    n, d = source.X.shape
+    if n == 0 or lean_work(n, params.n_components, d) > LEAN_MAX_WORK:
+        return None
+    X = np.ascontiguousarray(source.X, dtype=np.float64)
+    weights = source.sample_weight
+    if weights is not None:
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+    return LeanPass(X, weights, params)
