@@ -153,6 +153,7 @@ def test_every_constructor_parameter_round_trips(
         "missing": "em",
         "learning_decay": 0.9,
         "prior": Prior(shrinkage=0.05, mean=X.mean(axis=0), dof=6.0, scale=[0.5, 1.0, 2.0]),
+        "convergence": "relative",
     }
     defaults = GaussianMixture().get_params()
     assert set(given) == set(defaults)  # a new parameter must be added here, and to the format

@@ -48,6 +48,7 @@ _PARAMS = (
     "init_sample_size",
     "missing",
     "learning_decay",  # older files hold none: the default
+    "convergence",  # older files hold none: the default
 )
 # the array-valued constructor parameters, stored as optional arrays of the archive
 _INIT_ARRAYS = ("weights_init", "means_init", "precisions_init")

@@ -194,7 +194,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Covariance structure of the components; 'full', 'diag', 'tied' and 'spherical' are
         mclust's VVV, VVI, EEE and VII.
     tol : float, default=1e-3
-        Convergence threshold on the change of the mean log-likelihood per iteration.
+        Convergence threshold on the change of the mean log-likelihood per iteration (or on
+        its relative change: ``convergence``).
+    convergence : {'mean', 'relative'}, default='mean'
+        What ``tol`` bounds. 'mean': the change of the mean log-likelihood per row, as
+        scikit-learn. 'relative': mclust's rule, |L_t - L_{t-1}| / (1 + |L_t|) with L the
+        total log-likelihood (mclust's default tol is 1e-5).
     reg_covar : float, default=1e-6
         Non-negative regularisation added to the diagonal of every covariance.
     max_iter : int, default=100
@@ -294,6 +299,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "covariance_type": [StrOptions(set(REGISTRY) | set(ALIASES))],
         "tol": [Interval(Real, 0.0, None, closed="left")],
+        "convergence": [StrOptions({"mean", "relative"})],
         "reg_covar": [Interval(Real, 0.0, None, closed="left")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -338,6 +344,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         missing: str = "error",
         learning_decay: float = 0.7,
         prior: Prior | str | None = None,
+        convergence: str = "mean",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -360,6 +367,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.missing = missing
         self.learning_decay = learning_decay
         self.prior = prior
+        self.convergence = convergence
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -707,6 +715,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 lower_bound=-np.inf if do_init else self.lower_bound_,
                 missing=self.n_missing_ > 0,
                 prior=prior,
+                relative=self.convergence == "relative",
             )
             self._report(1, f"Initialization converged: {result.converged}")
             if best is None or result.lower_bound > best.lower_bound:

@@ -131,6 +131,7 @@ def run_em(
     lower_bound: float = -np.inf,
     missing: bool = False,
     prior: ResolvedPrior | None = None,
+    relative: bool = False,
 ) -> EMResult:
     """Iterate EM from ``params`` until the lower bound changes by less than ``tol``.
 
@@ -140,7 +141,8 @@ def run_em(
         for a source in this process alone).
     rows : rows per block.
     params : initial parameters.
-    tol : convergence threshold on the change of the mean log-likelihood.
+    tol : convergence threshold on the change of the mean log-likelihood (or, ``relative``,
+        on its relative change).
     max_iter : maximum number of iterations (0 returns ``params`` unchanged).
     reg_covar : added to the diagonal of every covariance.
     callback : called as callback(iteration, lower_bound) after every iteration.
@@ -152,6 +154,9 @@ def run_em(
         bound is then the observed-data log-likelihood (``missing.py``).
     prior : a conjugate prior (``prior.py``): MAP-EM; the lower bound stays the
         log-likelihood (mclust's loglik), and the log posterior is what never decreases.
+    relative : mclust's stopping rule (its ``emControl``): stop when
+        |L_t - L_{t-1}| / (1 + |L_t|) < tol, L the total log-likelihood n * lower bound, so
+        that the threshold does not depend on the number of rows or the units of the data.
     """
     history: list[float] = []
     reinitialized: list[tuple[int, int]] = []
@@ -192,7 +197,10 @@ def run_em(
             )
         if callback is not None:
             callback(n_iter, lower_bound)
-        if abs(lower_bound - previous) < tol and not (
+        change = abs(lower_bound - previous)
+        if relative:  # |L_t - L_{t-1}| / (1 + |L_t|), L = n * lower bound
+            change *= stats.n / (1.0 + abs(stats.loglik))
+        if change < tol and not (
             reinitialized and reinitialized[-1][0] == n_iter
         ):
             converged = True
