@@ -159,9 +159,12 @@ _TREES: OrderedDict[bytes, tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.
 _KEEP_TREES = 8
 
 
-def _tree(X: Array) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
+def _key(X: Array) -> bytes:
+    return hashlib.blake2b(X.tobytes(), digest_size=16).digest() + repr(X.shape).encode()
+
+
+def _tree(X: Array, key: bytes) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
     """(rows the tree was grown on, groups, merges) for the rows X, from the cache if there."""
-    key = hashlib.blake2b(X.tobytes(), digest_size=16).digest() + repr(X.shape).encode()
     if key in _TREES:
         _TREES.move_to_end(key)
         return _TREES[key]
@@ -177,13 +180,29 @@ def _tree(X: Array) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp
     return _TREES[key]
 
 
+# the cuts of those trees, by (digest, k): every model of a grid cuts the tree at the same K
+_CUTS: OrderedDict[tuple[bytes, int], NDArray[np.intp]] = OrderedDict()
+_KEEP_CUTS = 8 * 20
+
+
+def _cut(X: Array, k: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """(rows the tree was grown on, their labels at k clusters), from the caches if there."""
+    key = _key(X)
+    rows, groups, merges = _tree(X, key)
+    labels = _CUTS.get((key, k))
+    if labels is None:
+        labels = _CUTS[(key, k)] = cut(groups, merges, k)
+        if len(_CUTS) > _KEEP_CUTS:
+            _CUTS.popitem(last=False)
+    return rows, labels
+
+
 def hc_resp(X: NDArray[np.floating], k: int) -> Array:
     """The hierarchical start with k clusters for the rows X (n, D), as one-hot
     responsibilities (n, k); rows left out of a subsampled tree have none. The tree is grown
     once per data set (module docstring)."""
     data = np.ascontiguousarray(X, dtype=np.float64)
-    rows, groups, merges = _tree(data)
-    labels = cut(groups, merges, k)
+    rows, labels = _cut(data, k)
     n_clusters = int(labels.max()) + 1 if labels.size else 0
     if n_clusters < k:
         raise ValueError(
