@@ -66,6 +66,7 @@ def test_grid_has_every_cell_in_order(small: SelectionResult) -> None:
 
 
 def test_each_cell_is_the_gaussian_mixture_fit(blobs: np.ndarray, small: SelectionResult) -> None:
+    polished = 0
     for record in small.records:
         alone = GaussianMixture(
             record.n_components,
@@ -74,12 +75,19 @@ def test_each_cell_is_the_gaussian_mixture_fit(blobs: np.ndarray, small: Selecti
             init_params="hc",
             random_state=0,
             tol=1e-5,
+            convergence="relative",  # mclust's rule, select's default
             max_iter=1000,
         ).fit(blobs)
+        if record.n_iter > alone.n_iter_:  # near the best: run on to polish_tol
+            polished += 1
+            first = alone.n_iter_
+            alone.set_params(warm_start=True, tol=1e-8).fit(blobs)
+            assert record.n_iter == first + alone.n_iter_
         assert record.log_likelihood == pytest.approx(alone.log_likelihood_, rel=1e-9)
         assert record.n_parameters == alone._n_parameters()
         assert record.bic == pytest.approx(alone.bic(blobs), rel=1e-9)
         assert record.aic == pytest.approx(alone.aic(blobs), rel=1e-9)
+    assert polished >= 1  # the best cell at least
 
 
 def test_sign_conventions(small: SelectionResult, blobs: np.ndarray) -> None:
@@ -410,10 +418,98 @@ def test_select_fits_rows_with_missing_values(blobs: np.ndarray) -> None:
         select(holes, [1, 2], ["full"], n_jobs=1)
     result = select(
         holes, [1, 2], ["full"], n_init=5, init_params="kmeans", missing="em", random_state=0,
-        n_jobs=1,
+        n_jobs=1, polish_tol=None,
     )
-    alone = GaussianMixture(2, missing="em", n_init=5, tol=1e-5, max_iter=1000, random_state=0)
+    alone = GaussianMixture(
+        2, missing="em", n_init=5, tol=1e-5, convergence="relative", max_iter=1000, random_state=0
+    )
     alone.fit(holes)
     cell = result.models[(2, "full")]
     assert cell is not None and cell.missing == "em" and cell.n_missing_ == alone.n_missing_
     np.testing.assert_allclose(cell.means_, alone.means_, rtol=1e-8)
+
+
+# ------------------------------------------------------------------ the grid's strategy
+
+
+def _alone(X: np.ndarray, k: int, name: str) -> GaussianMixture:
+    """One cell as select fits it first: mclust's start and stopping rule."""
+    return GaussianMixture(
+        k,
+        covariance_type=name,
+        init_params="hc",
+        tol=1e-5,
+        convergence="relative",
+        max_iter=1000,
+        random_state=0,
+    ).fit(X)
+
+
+def test_one_component_models_are_three_fits_each_with_its_own_count(blobs: np.ndarray) -> None:
+    result = select(blobs, [1], "all", polish_tol=None, **FAST)
+    assert len(result.records) == 14 and result.n_distinct == 3  # spherical, diagonal, full
+    for record in result.records:
+        alone = _alone(blobs, 1, record.covariance_type)
+        assert record.log_likelihood == pytest.approx(alone.log_likelihood_, rel=1e-9)
+        assert record.n_parameters == alone._n_parameters()  # the registry's, mclust's count
+        assert record.bic == pytest.approx(alone.bic(blobs), rel=1e-9)
+        model = result.models[(1, record.covariance_type)]
+        assert model is not None and model.covariance_type == record.covariance_type
+        assert model.covariances_.shape == alone.covariances_.shape  # EEE: one shared matrix
+        np.testing.assert_allclose(model.covariances_, alone.covariances_, rtol=1e-9)
+        np.testing.assert_allclose(model.score_samples(blobs), alone.score_samples(blobs))
+
+
+def test_one_feature_models_are_e_or_v() -> None:
+    X = mixture_data(2, n=200, n_features=1, n_components=2)
+    types = ("spherical", "diag", "tied", "full", "EEI", "VEV", "E", "V")
+    result = select(X, [1, 2, 3], types, polish_tol=None, **FAST)
+    assert result.n_distinct == 1 + 2 * 2  # K=1: one variance; then E (equal) and V
+    for record in result.records:
+        alone = _alone(X, record.n_components, record.covariance_type)
+        assert record.log_likelihood == pytest.approx(alone.log_likelihood_, rel=1e-7)
+        assert record.n_parameters == alone._n_parameters()
+        model = result.models[(record.n_components, record.covariance_type)]
+        assert model is not None and model.covariances_.shape == alone.covariances_.shape
+        np.testing.assert_allclose(model.predict_proba(X), alone.predict_proba(X), atol=1e-6)
+
+
+def test_a_few_refined_cells_give_the_full_search_choice(blobs: np.ndarray) -> None:
+    grid = dict(n_components=range(1, 5), covariance_types=("VII", "EEI", "EEE", "VVV"))
+    kwargs = {"n_init": 3, "random_state": 0, "n_jobs": 1}
+    first_only = select(blobs, refine=0, **grid, **kwargs)
+    few = select(blobs, refine=3, **grid, **kwargs)
+    every = select(blobs, refine=None, **grid, **kwargs)
+    assert first_only.refined == () and len(every.refined) == 12  # K >= 2
+    # the three best of the hierarchical start's grid
+    top = [(r.n_components, r.covariance_type) for r in first_only.ranking() if r.n_components > 1]
+    assert set(few.refined) == set(top[:3])
+    assert few.best_record.model_name == every.best_record.model_name
+    assert few.best_record.bic == pytest.approx(every.best_record.bic, rel=1e-9)
+    for cell in few.refined:  # the better of the starts is kept
+        assert few.record(*cell).log_likelihood >= first_only.record(*cell).log_likelihood - 1e-9
+
+
+def test_fits_near_the_best_run_on_to_polish_tol(blobs: np.ndarray) -> None:
+    grid = dict(n_components=range(1, 4), covariance_types=("VII", "VVV"))
+    plain = select(blobs, polish_tol=None, **grid, **FAST)
+    polished = select(blobs, **grid, **FAST)
+    best = plain.best_record.bic
+    near = {(r.n_components, r.covariance_type) for r in plain.ranking() if r.bic <= best + 10}
+    assert set(polished.polished) == near and plain.polished == ()
+    for record in plain.records:
+        cell = (record.n_components, record.covariance_type)
+        after = polished.record(*cell)
+        if cell in near:  # EM climbs: never lower
+            assert after.log_likelihood >= record.log_likelihood - 1e-9
+            assert after.n_iter >= record.n_iter
+        else:
+            assert after.log_likelihood == record.log_likelihood
+
+
+def test_small_grids_run_in_this_process() -> None:
+    from gaussmix.selection import PROCESSES_MIN_SIZE, _jobs
+
+    assert _jobs(None, 272, 2) == 1
+    assert _jobs(None, PROCESSES_MIN_SIZE, 1) == -1
+    assert _jobs(2, 272, 2) == 2 and _jobs(1, 10**6, 5) == 1

@@ -34,14 +34,40 @@ reports the same numbers with the opposite sign, higher is better: ``bic_mclust 
 p log N = -bic``, and ``icl_mclust = -icl``; both are in every record. (mclust's ``icl()``
 uses the hard MAP classification, sum_n log max_k t_nk, in place of the entropy; the two agree
 when the components are well separated.)
+
+The grid. mclust fits every cell once, from its hierarchical start, and stops EM when the
+relative change of the log-likelihood, |L_t - L_{t-1}| / (1 + |L_t|), falls below 1e-5.
+``select`` (default ``init_params='hc+kmeans'``) starts there and spends more only where it
+can change the answer:
+
+1. Cells that coincide are fitted once (``_distinct_fit``): with one component the fourteen
+   models are three fits (spherical, diagonal, full); with one feature every model is E or V.
+   Each name keeps its own parameter count (the registry's, mclust's nMclustParams).
+2. Every distinct cell runs from mclust's hierarchical start: where both reach the optimum
+   that start leads to, the cell's value is mclust's.
+3. The ``refine`` (10) best cells with K >= 2, by the criterion, get n_init - 1 (2) more
+   starts, k-means on standardised columns, the best kept. On the twelve data sets of
+   benchmarks/bench_vs_mclust.py, k-means starts in every cell changed the choice on two
+   (thyroid VVI,3 to VVI,4, BIC +4.6; wreath VVV,8 to VVV,9, +206), each time from a cell
+   among the best six after the hierarchical start; lower down they lifted cells by up to
+   1200 (wreath EEV,9) without reaching the best.
+4. The fits within 10 of the best eligible one (a "very strong" difference of BIC for Kass
+   and Raftery, 1995) run on until the change is below ``polish_tol`` (1e-8), so that the
+   choice is made between converged fits; EM only climbs, so the best value is at least
+   what stopping at 1e-5 gives. The rest keep mclust's stopping point.
+
+Worker processes cost about a second to start: below ``PROCESSES_MIN_SIZE`` rows x features
+the grid runs in this process.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
@@ -190,6 +216,9 @@ class SelectionResult:
     models : dict (K, covariance_type) -> GaussianMixture or None (None where the fit failed).
     n_samples, n_features : shape of the data.
     singular_tol : the threshold of the degeneracy rule.
+    n_distinct : how many distinct fits the records hold (cells that coincide share one).
+    refined : the cells (K, covariance_type) that had the k-means starts too.
+    polished : the cells whose EM ran on to ``polish_tol``.
     """
 
     def __init__(
@@ -203,8 +232,14 @@ class SelectionResult:
         n_samples: int,
         n_features: int,
         singular_tol: float,
+        n_distinct: int | None = None,
+        refined: Sequence[tuple[int, str]] = (),
+        polished: Sequence[tuple[int, str]] = (),
     ) -> None:
         self.records = tuple(records)
+        self.n_distinct = len(self.records) if n_distinct is None else n_distinct
+        self.refined = tuple(refined)
+        self.polished = tuple(polished)
         self.models = dict(models)
         self.criterion = _check_criterion(criterion)
         self.n_components = tuple(n_components)
@@ -297,6 +332,9 @@ class SelectionResult:
             "n_components": list(self.n_components),
             "covariance_types": list(self.covariance_types),
             "singular_tol": self.singular_tol,
+            "n_distinct_fits": self.n_distinct,
+            "refined": [list(cell) for cell in self.refined],
+            "polished": [list(cell) for cell in self.polished],
             "sign_convention": (
                 "bic, icl, aic: lower is better (scikit-learn); "
                 "bic_mclust, icl_mclust, aic_mclust: their negatives, higher is better (mclust)"
@@ -380,67 +418,22 @@ def _data_variance(X: NDArray[np.floating]) -> NDArray[np.float64]:
     return ss / np.maximum(count, 1)
 
 
-def _fit_cell(
+def _record(
+    model: GaussianMixture,
     X: Any,
-    n_components: int,
-    covariance_type: str,
-    params: dict[str, Any],
-    random_state: Any,
     data_variance: NDArray[np.float64],
     singular_tol: float,
-) -> tuple[FitRecord, GaussianMixture | None]:
-    """Fit one cell of the grid and compute its record (runs in a joblib worker)."""
-    cov = get_covariance(covariance_type)
-    plan = _starts(params["init_params"], params["n_init"], n_components)
-    model: GaussianMixture | None = None
-    failure: DegenerateCovarianceError | None = None
-    with warnings.catch_warnings():
-        # reported once for the whole grid by ``select``, from ``converged_``
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.simplefilter("ignore", ComponentCollapseWarning)
-        warnings.simplefilter("ignore", InnerIterationWarning)  # a capped inner M-step
-        for method, n_init in plan:
-            candidate = GaussianMixture(
-                n_components,
-                covariance_type=covariance_type,
-                random_state=random_state,
-                **(params | {"init_params": method, "n_init": n_init}),
-            )
-            try:
-                candidate.fit(X)
-            except DegenerateCovarianceError as exc:
-                failure = exc
-                continue
-            if model is None or candidate.log_likelihood_ > model.log_likelihood_:
-                model = candidate
-        if model is None:
-            # mclust's NA: a covariance became singular (possible only with reg_covar = 0)
-            nan = float("nan")
-            record = FitRecord(
-                n_components=n_components,
-                covariance_type=cov.name,
-                mclust=cov.mclust,
-                log_likelihood=nan,
-                n_parameters=0,
-                entropy=nan,
-                bic=nan,
-                aic=nan,
-                icl=nan,
-                min_relative_variance=nan,
-                degenerate=True,
-                converged=False,
-                n_iter=0,
-                error=str(failure),
-            )
-            return record, None
+) -> FitRecord:
+    """The record of a fitted cell: its criteria, degeneracy and convergence."""
+    cov = get_covariance(model.covariance_type)
     n = model.n_samples_fit_
     log_lik = float(model.log_likelihood_)
     p = int(model._n_parameters())
     entropy = classification_entropy(model, X)
     bic = -2.0 * log_lik + p * math.log(n)
     smallest = min_relative_variance(model, data_variance)
-    record = FitRecord(
-        n_components=n_components,
+    return FitRecord(
+        n_components=model.n_components,
         covariance_type=cov.name,
         mclust=cov.mclust,
         log_likelihood=log_lik,
@@ -454,23 +447,246 @@ def _fit_cell(
         converged=bool(model.converged_),
         n_iter=int(model.n_iter_),
     )
-    return record, model
+
+
+def _failed_record(n_components: int, covariance_type: str, error: str) -> FitRecord:
+    """mclust's NA: every start's covariance became singular (possible only with reg_covar=0)."""
+    cov = get_covariance(covariance_type)
+    nan = float("nan")
+    return FitRecord(
+        n_components=n_components,
+        covariance_type=cov.name,
+        mclust=cov.mclust,
+        log_likelihood=nan,
+        n_parameters=0,
+        entropy=nan,
+        bic=nan,
+        aic=nan,
+        icl=nan,
+        min_relative_variance=nan,
+        degenerate=True,
+        converged=False,
+        n_iter=0,
+        error=error,
+    )
+
+
+# One task's outcome: the cell, its record and its fit (None where every start failed).
+_Outcome = tuple[tuple[int, str], FitRecord, "GaussianMixture | None"]
+
+
+def _fit_cell(
+    X: Any,
+    cell: tuple[int, str],
+    params: dict[str, Any],
+    random_state: Any,
+    starts: Sequence[tuple[str, int]],
+    data_variance: NDArray[np.float64],
+    singular_tol: float,
+) -> _Outcome:
+    """Fit one cell from each of ``starts`` ((init method, initialisations) pairs), keeping the
+    best log-likelihood, and compute its record (runs in a joblib worker or in this process)."""
+    n_components, covariance_type = cell
+    model: GaussianMixture | None = None
+    failure: DegenerateCovarianceError | None = None
+    with _quiet():
+        for method, n_init in starts:
+            candidate = GaussianMixture(
+                n_components,
+                covariance_type=covariance_type,
+                random_state=random_state,
+                **(params | {"init_params": method, "n_init": n_init}),
+            )
+            try:
+                candidate.fit(X)
+            except DegenerateCovarianceError as exc:
+                failure = exc
+                continue
+            if model is None or candidate.log_likelihood_ > model.log_likelihood_:
+                model = candidate
+    if model is None:
+        return cell, _failed_record(n_components, covariance_type, str(failure)), None
+    return cell, _record(model, X, data_variance, singular_tol), model
+
+
+def _polish_cell(
+    X: Any,
+    cell: tuple[int, str],
+    model: GaussianMixture,
+    tol: float,
+    data_variance: NDArray[np.float64],
+    singular_tol: float,
+) -> _Outcome:
+    """Run a cell's EM on from where it stopped until the change falls below ``tol`` (EM only
+    climbs, so the fit can only improve); its iterations and lower bounds continue the first
+    run's."""
+    polished = copy.deepcopy(model)
+    polished.set_params(warm_start=True, tol=tol)
+    with _quiet():
+        try:
+            polished.fit(X)
+        except DegenerateCovarianceError:  # pragma: no cover - only with reg_covar = 0
+            return cell, _record(model, X, data_variance, singular_tol), model
+    polished.set_params(warm_start=False, tol=model.tol)
+    polished.n_iter_ += model.n_iter_
+    polished.lower_bounds_ = [*model.lower_bounds_, *polished.lower_bounds_]
+    return cell, _record(polished, X, data_variance, singular_tol), polished
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        # reported once for the whole grid by ``select``, from ``converged_``
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", ComponentCollapseWarning)
+        warnings.simplefilter("ignore", InnerIterationWarning)  # a capped inner M-step
+        yield
 
 
 # select's default starts: mclust's hierarchical one, and k-means on standardised columns
 MCLUST_STARTS = "hc+kmeans"
 # methods whose every start is the same for one component (all rows in one cluster)
 _ONE_CLUSTER_STARTS = {MCLUST_STARTS, "hc", "kmeans", "kmeans_standardised"}
+# with the default starts, the k-means ones go to this many best cells of the grid
+REFINE = 10
+# the fits whose criterion is within this of the best one's are run on to ``polish_tol``
+POLISH_MARGIN = 10.0
 
 
-def _starts(init_params: str, n_init: int, n_components: int) -> list[tuple[str, int]]:
-    """(init method, initialisations) of one cell: ``MCLUST_STARTS`` is the hierarchical start
-    and n_init - 1 standardised k-means ones; with one component these coincide, and run once."""
-    if n_components == 1 and init_params in _ONE_CLUSTER_STARTS:
-        return [("kmeans", 1)]
+def _first_starts(init_params: str, n_init: int, n_components: int) -> list[tuple[str, int]]:
+    """(init method, initialisations) that every cell runs: ``MCLUST_STARTS`` is the
+    hierarchical start alone (the k-means ones come after, ``_extra_starts``); any other method
+    ``n_init`` times. With one component the default methods' starts coincide: one runs."""
     if init_params == MCLUST_STARTS:
-        return [("hc", 1)] + ([("kmeans_standardised", n_init - 1)] if n_init > 1 else [])
+        return [("hc", 1)]
+    if n_components == 1 and init_params in _ONE_CLUSTER_STARTS:
+        return [(init_params, 1)]
     return [(init_params, n_init)]
+
+
+def _extra_starts(init_params: str, n_init: int, n_components: int) -> list[tuple[str, int]]:
+    """The k-means starts of ``MCLUST_STARTS`` (n_init - 1 on standardised columns), run only
+    for the cells ``_to_refine`` picks."""
+    if init_params != MCLUST_STARTS or n_init < 2 or n_components == 1:
+        return []
+    return [("kmeans_standardised", n_init - 1)]
+
+
+def _to_refine(
+    records: Iterable[FitRecord], criterion: str, refine: int | None
+) -> list[tuple[int, str]]:
+    """The cells that get the extra starts: the ``refine`` best of the grid with K >= 2 by the
+    criterion of their first start, eligible fits before degenerate or failed ones; None:
+    every cell with K >= 2."""
+    ranked = sorted(
+        (r for r in records if r.n_components > 1),
+        key=lambda r: (not r.eligible, _finite_or_inf(r.value(criterion))),
+    )
+    return [(r.n_components, r.covariance_type) for r in ranked[:refine]]
+
+
+def _finite_or_inf(value: float) -> float:
+    return value if math.isfinite(value) else math.inf
+
+
+def _distinct_fit(covariance_type: str, n_components: int, n_features: int) -> str:
+    """The model whose fit is this one's, so that a grid fits it once.
+
+    mclust's names say, letter by letter, whether the volume, shape and orientation of the
+    components vary (V), are equal (E) or are the identity (I). With one feature there is no
+    shape or orientation: every model is E or V (mclust fits only those). With one component
+    nothing can vary or be equal: what is left is whether the matrix is spherical (VII),
+    diagonal (VVI) or full (VVV), and with one feature too, the one variance (V). The counts of
+    free parameters agree (mclust's nMclustParams); each name keeps its own, from the registry.
+    """
+    name = get_covariance(covariance_type).mclust
+    if n_features == 1:
+        return "V" if n_components == 1 else canonical_name(name[0])
+    if n_components == 1:
+        return canonical_name("VII" if name.endswith("II") else "VVI" if name[-1] == "I" else "VVV")
+    return canonical_name(covariance_type)
+
+
+def _as_type(model: GaussianMixture, covariance_type: str) -> GaussianMixture:
+    """The fitted ``model`` under the name of a model it coincides with (``_distinct_fit``):
+    the same numbers, in that model's layout (one component's matrix, or one variance per
+    component, whatever the layout)."""
+    if model.covariance_type == covariance_type:
+        return model
+    source, target = get_covariance(model.covariance_type), get_covariance(covariance_type)
+    n_components, n_features = model.means_.shape
+    twin = copy.copy(model)
+    twin.covariance_type = covariance_type
+    for attr in ("covariances_", "precisions_", "precisions_cholesky_"):
+        per = np.asarray(getattr(model, attr)).reshape(
+            1 if source.shared_layout else n_components, -1
+        )
+        if target.shared_layout:  # equal for every component: one is the shared one
+            per = per[:1]
+        setattr(twin, attr, per.reshape(target.shape(n_components, n_features)))
+    return twin
+
+
+def _as_record(record: FitRecord, model: GaussianMixture | None, covariance_type: str) -> FitRecord:
+    """A coinciding model's record: the same fit, that model's name and parameter count."""
+    cov = get_covariance(covariance_type)
+    if cov.name == record.covariance_type:
+        return record
+    if model is None:
+        return replace(record, covariance_type=cov.name, mclust=cov.mclust)
+    p = int(model._n_parameters())
+    n = model.n_samples_fit_
+    bic = -2.0 * record.log_likelihood + p * math.log(n)
+    return replace(
+        record,
+        covariance_type=cov.name,
+        mclust=cov.mclust,
+        n_parameters=p,
+        bic=bic,
+        aic=-2.0 * record.log_likelihood + 2.0 * p,
+        icl=bic + 2.0 * record.entropy,
+    )
+
+
+def _near_the_best(records: Iterable[FitRecord], criterion: str) -> list[tuple[int, str]]:
+    """The eligible cells whose criterion is within ``POLISH_MARGIN`` of the best eligible one."""
+    eligible = [r for r in records if r.eligible]
+    if not eligible:
+        return []
+    best = min(r.value(criterion) for r in eligible)
+    return [
+        (r.n_components, r.covariance_type)
+        for r in eligible
+        if r.value(criterion) <= best + POLISH_MARGIN
+    ]
+
+
+# Worker processes cost about 1-2 s to start (joblib's loky, measured on this project's
+# machine); below this many rows x features a grid runs in this process (``select``'s n_jobs).
+PROCESSES_MIN_SIZE = 20_000
+
+
+def _jobs(n_jobs: int | None, n_samples: int, n_features: int) -> int:
+    """Worker processes for the grid: n_jobs as joblib reads it (-1: every core), 1 meaning in
+    this process; None chooses by the size of the data."""
+    if n_jobs is not None:
+        return int(n_jobs)
+    return 1 if n_samples * n_features < PROCESSES_MIN_SIZE else -1
+
+
+def _run(
+    tasks: Sequence[tuple[Callable[..., _Outcome], tuple[Any, ...]]], jobs: int
+) -> Iterator[_Outcome]:
+    """Each task's outcome as it finishes: in this process (jobs == 1), else in joblib's
+    worker processes."""
+    if jobs == 1:
+        for fn, args in tasks:
+            yield fn(*args)
+        return
+    if not tasks:
+        return
+    parallel = Parallel(n_jobs=jobs, prefer="processes", return_as="generator_unordered")
+    yield from parallel(delayed(fn)(*args) for fn, args in tasks)
 
 
 def expand_covariance_types(names: str | Iterable[str], n_features: int) -> list[str]:
@@ -518,13 +734,16 @@ def select(
     *,
     n_init: int = 3,
     tol: float = 1e-5,
+    convergence: str = "relative",
     max_iter: int = 1000,
     reg_covar: float = 1e-6,
     init_params: str = MCLUST_STARTS,
+    refine: int | None = REFINE,
+    polish_tol: float | None = 1e-8,
     missing: str = "error",
     random_state: int | np.random.RandomState | None = None,
     singular_tol: float = SINGULAR_TOL,
-    n_jobs: int | None = -1,
+    n_jobs: int | None = None,
     progress: Callable[[FitRecord], None] | None = None,
     prior: Prior | str | None = None,
 ) -> SelectionResult:
@@ -542,18 +761,30 @@ def select(
     criterion : {'bic', 'icl', 'aic'}, default='bic'
         What chooses ``best``: lowest BIC, ICL or AIC (scikit-learn's sign).
     n_init : int, default=3
-        Initialisations per fit; the best is kept. With the default ``init_params`` one is
-        mclust's hierarchical start and the others k-means on standardised columns.
+        Starts per fit, the best log-likelihood kept. With the default ``init_params`` every
+        cell has mclust's hierarchical start and the ``refine`` best cells n_init - 1 more,
+        k-means on standardised columns (module docstring, "The grid").
     tol : float, default=1e-5
-        Convergence threshold on the change of the mean log-likelihood per row.
+        Convergence threshold of EM; what it bounds is ``convergence``'s.
+    convergence : {'relative', 'mean'}, default='relative'
+        'relative': mclust's rule, |L_t - L_{t-1}| / (1 + |L_t|) < tol with L the total
+        log-likelihood (mclust's default tol is 1e-5 too); 'mean': the change of the mean
+        log-likelihood per row, as ``GaussianMixture``'s default.
     max_iter : int, default=1000
         EM iterations per initialisation.
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance.
     init_params : str, default='hc+kmeans'
         How initial responsibilities are drawn: 'hc+kmeans' as for ``n_init``, or one method of
-        ``GaussianMixture`` for every initialisation. With one component every start of
-        'hc+kmeans', 'hc' and the k-means ones is the same, and one is run.
+        ``GaussianMixture`` for all ``n_init`` starts of every cell. With one component every
+        start of 'hc+kmeans', 'hc' and the k-means ones is the same, and one is run.
+    refine : int or None, default=10
+        With 'hc+kmeans', the number of cells (K >= 2) that get the k-means starts: the best by
+        ``criterion`` after the hierarchical start, eligible fits first; None: every cell.
+    polish_tol : float or None, default=1e-8
+        The fits whose criterion is within 10 of the best eligible one run on (EM from where
+        they stopped, same rule) until the change is below polish_tol, so that the choice is
+        made between converged fits; None: not.
     missing : {'error', 'em'}, default='error'
         NaN entries: an error, or missing values every fit integrates out (see
         ``GaussianMixture``).
@@ -564,10 +795,13 @@ def select(
         Threshold of the degeneracy rule (module docstring): a fit whose covariance without
         reg_covar has a variance <= singular_tol times the data's, in some direction, is
         marked degenerate and never chosen.
-    n_jobs : int or None, default=-1
-        Processes for the grid (joblib): -1 uses every core, 1 runs serially.
+    n_jobs : int or None, default=None
+        Worker processes for the grid (joblib): -1 uses every core, 1 runs in this process.
+        None: in this process when rows x features < ``PROCESSES_MIN_SIZE`` (starting the
+        workers would cost more than they save), else every core.
     progress : callable, default=None
-        Called in this process with each ``FitRecord`` as its fit finishes (in any order).
+        Called in this process with each cell's ``FitRecord`` when its first fit finishes
+        (in any order); the k-means starts and the polish may improve a few afterwards.
     prior : None, 'mclust' or a ``gaussmix.Prior``, default=None
         mclust's conjugate prior for every fit (``GaussianMixture``'s ``prior``), made for each
         cell's model and K as mclust's ``defaultPrior`` does; the criteria use the
@@ -588,6 +822,12 @@ def select(
     criterion = _check_criterion(criterion)
     if not singular_tol >= 0:
         raise ValueError(f"singular_tol must be >= 0; got {singular_tol!r}")
+    if convergence not in ("relative", "mean"):
+        raise ValueError(f"convergence must be 'relative' or 'mean'; got {convergence!r}")
+    if refine is not None and not (isinstance(refine, Integral) and refine >= 0):
+        raise ValueError(f"refine must be an integer >= 0 or None; got {refine!r}")
+    if polish_tol is not None and not polish_tol >= 0:
+        raise ValueError(f"polish_tol must be >= 0 or None; got {polish_tol!r}")
     Xv = validate_rows(
         GaussianMixture(missing=missing),
         X,
@@ -615,6 +855,7 @@ def select(
     params = {
         "n_init": n_init,
         "tol": tol,
+        "convergence": convergence,
         "max_iter": max_iter,
         "reg_covar": reg_covar,
         "init_params": init_params,
@@ -622,7 +863,7 @@ def select(
         "prior": prior,
         "n_threads": 1,  # the grid is the parallel loop: one thread per fit
     }
-    cells = sorted(((k, t) for t in types for k in ks), key=lambda c: _cost(c, n_features))
+    cells = [(k, t) for t in types for k in ks]
     seeds: dict[tuple[int, str], Any]
     if random_state is None or isinstance(random_state, Integral):
         seeds = dict.fromkeys(cells, random_state)
@@ -630,18 +871,60 @@ def select(
         rng = check_random_state(random_state)
         draws = rng.randint(np.iinfo(np.int32).max, size=len(cells))
         seeds = {cell: int(seed) for cell, seed in zip(sorted(cells), draws, strict=True)}
-    tasks = (
-        delayed(_fit_cell)(data, k, t, params, seeds[(k, t)], variance, singular_tol)
-        for k, t in cells
-    )
-    done: dict[tuple[int, str], tuple[FitRecord, GaussianMixture | None]] = {}
-    parallel = Parallel(n_jobs=n_jobs, prefer="processes", return_as="generator_unordered")
-    for record, model in parallel(tasks):
-        done[(record.n_components, record.covariance_type)] = (record, model)
+    # cells that coincide (one component; one feature) are fitted once, from the first one's seed
+    twin_of = {cell: (cell[0], _distinct_fit(cell[1], cell[0], n_features)) for cell in cells}
+    distinct: dict[tuple[int, str], Any] = {}
+    for cell in cells:
+        distinct.setdefault(twin_of[cell], seeds[cell])
+    jobs = _jobs(n_jobs, n_samples, n_features)
+    fitted: dict[tuple[int, str], tuple[FitRecord, GaussianMixture | None]] = {}
+
+    def of_cell(cell: tuple[int, str]) -> tuple[FitRecord, GaussianMixture | None]:
+        record, model = fitted[twin_of[cell]]
+        twin = None if model is None else _as_type(model, cell[1])
+        return _as_record(record, twin, cell[1]), twin
+
+    def fit_tasks(
+        chosen: Iterable[tuple[int, str]], starts: Callable[[int], list[tuple[str, int]]]
+    ) -> list[tuple[Callable[..., _Outcome], tuple[Any, ...]]]:
+        ordered = sorted(chosen, key=lambda c: _cost(c, n_features))
+        return [
+            (_fit_cell, (data, c, params, distinct[c], starts(c[0]), variance, singular_tol))
+            for c in ordered
+            if starts(c[0])
+        ]
+
+    # 1. every distinct fit from its first start (mclust's hierarchical one by default)
+    first = fit_tasks(distinct, lambda k: _first_starts(init_params, n_init, k))
+    for cell, record, model in _run(first, jobs):
+        fitted[cell] = (record, model)
         if progress is not None:
-            progress(record)
-    records = [done[(k, t)][0] for t in types for k in ks]
-    models = {cell: pair[1] for cell, pair in done.items()}
+            for grid_cell in cells:
+                if twin_of[grid_cell] == cell:
+                    progress(of_cell(grid_cell)[0])
+    # 2. the k-means starts, for the best few cells (``_to_refine``)
+    chosen = {twin_of[c] for c in _to_refine([of_cell(c)[0] for c in cells], criterion, refine)}
+    extra = fit_tasks(chosen, lambda k: _extra_starts(init_params, n_init, k))
+    refined = {task[1][1] for task in extra}
+    for cell, record, model in _run(extra, jobs):
+        kept = fitted[cell][1]
+        if model is not None and (kept is None or model.log_likelihood_ > kept.log_likelihood_):
+            fitted[cell] = (record, model)
+    # 3. the fits near the best run on, so that the choice is made between converged fits
+    polished: set[tuple[int, str]] = set()
+    if polish_tol is not None:
+        near = _near_the_best([of_cell(c)[0] for c in cells], criterion)
+        polish = [
+            (_polish_cell, (data, c, model, polish_tol, variance, singular_tol))
+            for c in sorted({twin_of[c] for c in near}, key=lambda c: _cost(c, n_features))
+            if (model := fitted[c][1]) is not None
+        ]
+        polished = {task[1][1] for task in polish}
+        for cell, record, model in _run(polish, jobs):
+            fitted[cell] = (record, model)
+    results = {cell: of_cell(cell) for cell in cells}
+    records = [results[cell][0] for cell in cells]
+    models = {cell: pair[1] for cell, pair in results.items()}
     not_converged = [r.model_name for r in records if r.error is None and not r.converged]
     if not_converged:
         warnings.warn(
@@ -659,4 +942,7 @@ def select(
         n_samples=n_samples,
         n_features=n_features,
         singular_tol=singular_tol,
+        n_distinct=len(distinct),
+        refined=[cell for cell in cells if twin_of[cell] in refined],
+        polished=[cell for cell in cells if twin_of[cell] in polished],
     )

@@ -253,7 +253,13 @@ def select_command(
     na_values: NaValues = None,
     dropna: DropNa = False,
     scale: Annotated[bool, typer.Option("--scale", help="Standardise columns first.")] = False,
-    jobs: Annotated[int, typer.Option("--jobs", help="Processes; -1: every core.")] = -1,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            help="Worker processes; -1: every core, 1: none. Default: none for small data.",
+        ),
+    ] = None,
     mclust_sign: Annotated[
         bool, typer.Option("--mclust-sign", help="Show the table in mclust's sign.")
     ] = False,
@@ -400,12 +406,26 @@ def _show_grid(
     console.print(
         escape(
             f"{data_name(file)}: {shape}{units if scaling else ''}; "
-            f"{len(result.records)} fits, {n_init} initialisations each{with_prior}"
+            f"{_describe_starts(result, n_init)}{with_prior}"
         )
     )
     console.print(criterion_title(result, mclust_sign))
     console.print(criterion_table(result, mclust_sign))
     return console
+
+
+def _describe_starts(result: SelectionResult, n_init: int) -> str:
+    """'126 fits (115 distinct), each from mclust's hierarchical start, the best 10 also
+    from 2 k-means starts' (select's default starts, module docstring of selection.py)."""
+    fits = f"{len(result.records)} fits"
+    if result.n_distinct < len(result.records):
+        fits += f" ({result.n_distinct} distinct)"
+    text = f"{fits}, each from mclust's hierarchical start"
+    refined = len(result.refined)
+    if refined and n_init > 1:
+        starts = "start" if n_init == 2 else "starts"
+        text += f", the best {refined} also from {n_init - 1} k-means {starts}"
+    return text
 
 
 def _data_units(
