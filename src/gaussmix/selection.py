@@ -78,9 +78,12 @@ from scipy.special import xlogy
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from gaussmix.data.sources import ArraySource
 from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covariance
 from gaussmix.em.covariance import MCLUST_MODELS, UNIVARIATE_MODELS
 from gaussmix.em.errors import ComponentCollapseWarning, InnerIterationWarning
+from gaussmix.em.missing import log_prob_observed
+from gaussmix.em.stats import softmax_in_place
 from gaussmix.em.prior import Prior
 from gaussmix.errors import GaussmixError
 from gaussmix.mixture import GaussianMixture
@@ -367,12 +370,15 @@ def _rows(X: Any, start: int, stop: int) -> Any:
 def classification_entropy(model: GaussianMixture, X: ArrayLike) -> float:
     """EN(t) = -sum_n sum_k t_nk log t_nk of the responsibilities t of ``X``, shape (n, D).
 
-    Computed in blocks of rows, so no (n, K) matrix is held for large n.
+    Computed in blocks of rows, so no (n, K) matrix is held for large n, by the engine's E-step
+    (``predict_proba``'s, without validating the rows again: they are the fitted ones).
     """
     n = int(np.shape(X)[0])
+    params = model._params()
     total = 0.0
     for start in range(0, n, _BLOCK_ROWS):
-        resp = model.predict_proba(_rows(X, start, start + _BLOCK_ROWS))
+        block = np.asarray(_rows(X, start, start + _BLOCK_ROWS), dtype=np.float64)
+        resp = softmax_in_place(log_prob_observed(block, params, model.dtype))[0]
         total -= float(xlogy(resp, resp).sum())  # 0 log 0 = 0
     return total
 
@@ -429,7 +435,7 @@ def _record(
     n = model.n_samples_fit_
     log_lik = float(model.log_likelihood_)
     p = int(model._n_parameters())
-    entropy = classification_entropy(model, X)
+    entropy = classification_entropy(model, X.X if isinstance(X, ArraySource) else X)
     bic = -2.0 * log_lik + p * math.log(n)
     smallest = min_relative_variance(model, data_variance)
     return FitRecord(
@@ -851,7 +857,9 @@ def select(
         )
     names = getattr(X, "columns", None)
     warn_degenerate_columns(Xv, None if names is None else [str(c) for c in names])
-    data = X if hasattr(X, "iloc") else Xv  # a DataFrame keeps its column names in the models
+    # a DataFrame keeps its column names in the models; an array goes as a data source, which
+    # the fits take without validating its rows again
+    data = X if hasattr(X, "iloc") else ArraySource(Xv)
     params = {
         "n_init": n_init,
         "tol": tol,
