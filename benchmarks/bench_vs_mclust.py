@@ -1,16 +1,19 @@
 """gaussmix ``select`` against R's ``Mclust`` on mclust's own data sets, in one run.
 
-For each data set, R exports it (so both sides see the same numbers) and times
-``Mclust(X)`` with its defaults (G = 1..9, all fourteen models, its hierarchical start);
-gaussmix then times ``select(X)`` with its defaults (the same grid, the hierarchical start plus
-k-means starts on standardised columns), in this process, with the tree cache cleared first.
-Both BICs are in mclust's sign (higher is better). R runs through ``Rscript`` when it is
-installed; when it is not, the script says so and times gaussmix alone.
+One R process (``Rscript``, reading commands on its stdin) exports each data set, so that both
+sides see the same numbers, and times ``Mclust(X)`` with its defaults (G = 1..9, all fourteen
+models, its hierarchical start) in R; right after it, this process times ``select(X)`` with
+gaussmix's defaults (the same grid: the hierarchical start for every cell, k-means starts on
+standardised columns for the ten best, in this process at these sizes), with the hierarchical
+tree's cache cleared first. The two run in turn, set by set, ``--repeat`` times, so that both
+meet the same load; each side makes one untimed call first (loading its code). Both BICs are
+in mclust's sign (higher is better). When Rscript is not installed the script says so and
+times gaussmix alone, on Old Faithful.
 
-    .venv/bin/python benchmarks/bench_vs_mclust.py                    # all the sets
-    .venv/bin/python benchmarks/bench_vs_mclust.py --sets faithful iris --jobs 1
+    .venv/bin/python benchmarks/bench_vs_mclust.py                 # all the sets, 3 rounds
+    .venv/bin/python benchmarks/bench_vs_mclust.py --sets faithful iris --repeat 5
 
-Writes benchmarks/out/bench_vs_mclust.json (or --out).
+Writes benchmarks/out/bench_vs_mclust.json (or --out): every round's times and both choices.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,50 +53,63 @@ DATA_SETS: dict[str, str] = {
     "cross": "cross[, 2:3]",
 }
 
-R_SCRIPT = r"""
+# One line in per command: "export NAME FILE EXPR", "time NAME", "version"; one line out.
+R_SERVER = r"""
 suppressMessages(library(mclust))
-args <- commandArgs(TRUE)
-out <- args[1]
 data(list = c("faithful", "iris", "diabetes", "banknote", "wreath", "thyroid", "chevron",
               "acidity", "Baudry_etal_2010_JCGS_examples", "cross"))
-sets <- list(%s)
-res <- list()
-for (nm in names(sets)) {
-  X <- as.matrix(sets[[nm]])
-  write.table(X, file.path(out, paste0(nm, ".csv")), sep = ",", row.names = FALSE,
-              col.names = FALSE)
-  t <- system.time(m <- Mclust(X, verbose = FALSE))[["elapsed"]]
-  res[[nm]] <- sprintf(paste0('"%%s": {"model": "%%s", "G": %%d, "bic": %%.6f, ',
-                              '"loglik": %%.6f, "seconds": %%.4f}'),
-                       nm, m$modelName, m$G, m$bic, m$loglik, t)
+sets <- list()
+invisible(Mclust(as.matrix(faithful), G = 1:2, verbose = FALSE))  # load and compile
+con <- file("stdin")
+open(con)
+while (length(line <- readLines(con, n = 1)) > 0) {
+  words <- strsplit(line, " ", fixed = TRUE)[[1]]
+  if (words[1] == "export") {
+    X <- as.matrix(eval(parse(text = paste(words[-(1:3)], collapse = " "))))
+    sets[[words[2]]] <- X
+    write.table(X, words[3], sep = ",", row.names = FALSE, col.names = FALSE)
+    cat("ok\n")
+  } else if (words[1] == "time") {
+    X <- sets[[words[2]]]
+    t <- system.time(m <- Mclust(X, verbose = FALSE))[["elapsed"]]
+    cat(sprintf('{"model": "%s", "G": %d, "bic": %.10f, "loglik": %.10f, "seconds": %.4f}\n',
+                m$modelName, m$G, m$bic, m$loglik, t))
+  } else if (words[1] == "version") {
+    cat(as.character(packageVersion("mclust")), "\n")
+  }
+  flush(stdout())
 }
-cat("{", paste(unlist(res), collapse = ", "), "}\n", file = file.path(out, "mclust.json"))
-cat(as.character(packageVersion("mclust")), "\n", file = file.path(out, "version.txt"))
 """
 
 
-def run_mclust(names: list[str], folder: Path) -> tuple[dict[str, Any], str] | None:
-    """mclust's choices and times, and its version; None when Rscript is not installed."""
-    if shutil.which("Rscript") is None:
-        return None
-    sets = ", ".join(f'"{name}" = {DATA_SETS[name]}' for name in names)
-    script = folder / "bench.R"
-    script.write_text(R_SCRIPT % sets)
-    subprocess.run(["Rscript", str(script), str(folder)], check=True)
-    results = json.loads((folder / "mclust.json").read_text())
-    return results, (folder / "version.txt").read_text().strip()
+class Mclust:
+    """R's mclust in one long-lived Rscript process."""
+
+    def __init__(self, folder: Path) -> None:
+        script = folder / "server.R"
+        script.write_text(R_SERVER)
+        self.process = subprocess.Popen(
+            ["Rscript", str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def ask(self, command: str) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"Rscript stopped on {command!r}")
+        return answer.strip()
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait()
 
 
-def export_without_r(names: list[str], folder: Path) -> list[str]:
-    """Without R only the bundled Old Faithful is at hand."""
-    from gaussmix.datasets import load_faithful
-
-    np.savetxt(folder / "faithful.csv", load_faithful().X, delimiter=",")
-    return ["faithful"] if "faithful" in names else []
-
-
-def run_gaussmix(X: np.ndarray, jobs: int) -> dict[str, Any]:
+def run_gaussmix(X: np.ndarray, jobs: int | None) -> dict[str, Any]:
     hc._TREES.clear()  # the tree is grown in the timed call, as for a new data set
+    hc._CUTS.clear()
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -108,58 +125,94 @@ def run_gaussmix(X: np.ndarray, jobs: int) -> dict[str, Any]:
     }
 
 
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not on Unix
+        return "-"
+
+
+def spread(values: list[float]) -> str:
+    """'median (min-max)'."""
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(DATA_SETS), choices=list(DATA_SETS))
-    parser.add_argument("--jobs", type=int, default=-1, help="select's n_jobs")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds over the sets")
+    parser.add_argument("--jobs", type=int, default=None, help="select's n_jobs (default: its)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/bench_vs_mclust.json"))
     args = parser.parse_args()
     machine = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
     )
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in args.sets}
+    loads = [load_average()]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        mclust = run_mclust(args.sets, folder)
-        if mclust is None:
+        r = Mclust(folder) if shutil.which("Rscript") else None
+        if r is None:
             print("R's mclust is not run: Rscript is not installed (apt-get install r-cran-mclust)")
-            names, reference, version = export_without_r(args.sets, folder), {}, None
+            from gaussmix.datasets import load_faithful
+
+            names, version = ["faithful"], None
+            np.savetxt(folder / "faithful.csv", load_faithful().X, delimiter=",")
         else:
-            (reference, version), names = mclust, args.sets
-        rows = []
-        for name in names:
-            X = np.loadtxt(folder / f"{name}.csv", delimiter=",", ndmin=2)
-            ours = run_gaussmix(X, args.jobs)
-            rows.append(
-                {
-                    "set": name,
-                    "shape": list(X.shape),
-                    "gaussmix": ours,
-                    "mclust": reference.get(name),
-                }
-            )
+            names, version = args.sets, r.ask("version")
+            for name in names:
+                r.ask(f"export {name} {folder / (name + '.csv')} {DATA_SETS[name]}")
+        data = {n: np.loadtxt(folder / f"{n}.csv", delimiter=",", ndmin=2) for n in names}
+        with warnings.catch_warnings():  # loads the code, as R's first Mclust call does
+            warnings.simplefilter("ignore")
+            select(data[names[0]], [1, 2], "VVV", n_jobs=1)
+        for _ in range(args.repeat):
+            for name in names:
+                theirs = json.loads(r.ask(f"time {name}")) if r is not None else None
+                ours = run_gaussmix(data[name], args.jobs)
+                rounds[name].append({"mclust": theirs, "gaussmix": ours})
+            loads.append(load_average())
+        if r is not None:
+            r.close()
     print(f"machine: {machine}; Python {platform.python_version()}; mclust {version or '-'}")
+    print(f"load average (1, 5, 15 min) before and after each round: {' | '.join(loads)}")
     print(
-        f"{'set':10} {'n x d':>9}  {'mclust':>8} {'BIC':>10} {'s':>6}   "
-        f"{'gaussmix':>8} {'BIC':>10} {'s':>6}  {'dBIC':>7} {'time x':>6}"
+        f"{'set':9} {'n x d':>7}  {'mclust':>7} {'BIC':>10}   {'gaussmix':>8} {'BIC':>10} "
+        f"{'dBIC':>6}  {'mclust s':>17}  {'gaussmix s':>17}  {'ratio':>17}"
     )
-    for row in rows:
-        g, m = row["gaussmix"], row["mclust"]
-        shape = "x".join(map(str, row["shape"]))
-        ours = f"{g['model'] + ',' + str(g['G']):>8} {g['bic']:10.2f} {g['seconds']:6.2f}"
-        if m is None:
-            print(f"{row['set']:10} {shape:>9}  {'-':>8} {'-':>10} {'-':>6}   {ours}")
+    rows = []
+    for name in names:
+        runs = rounds[name]
+        g = runs[-1]["gaussmix"]
+        shape = "x".join(map(str, data[name].shape))
+        ours_s = [run["gaussmix"]["seconds"] for run in runs]
+        shown = f"{g['model'] + ',' + str(g['G']):>8} {g['bic']:10.2f}"
+        row: dict[str, Any] = {"set": name, "shape": list(data[name].shape), "rounds": runs}
+        if runs[-1]["mclust"] is None:
+            print(
+                f"{name:9} {shape:>7}  {'-':>7} {'-':>10}   {shown} {'-':>6}  {'-':>17}  "
+                f"{spread(ours_s):>17}"
+            )
+            rows.append(row)
             continue
-        theirs = f"{m['model'] + ',' + str(m['G']):>8} {m['bic']:10.2f} {m['seconds']:6.2f}"
+        m = runs[-1]["mclust"]
+        theirs_s = [run["mclust"]["seconds"] for run in runs]
+        ratios = [a / max(b, 1e-3) for a, b in zip(ours_s, theirs_s, strict=True)]
+        theirs = f"{m['model'] + ',' + str(m['G']):>7} {m['bic']:10.2f}"
         print(
-            f"{row['set']:10} {shape:>9}  {theirs}   {ours}  {g['bic'] - m['bic']:7.2f} "
-            f"{g['seconds'] / max(m['seconds'], 1e-3):6.1f}"
+            f"{name:9} {shape:>7}  {theirs}   {shown} {g['bic'] - m['bic']:6.2f}  "
+            f"{spread(theirs_s):>17}  {spread(ours_s):>17}  {spread(ratios):>17}"
         )
+        row["dbic"] = g["bic"] - m["bic"]
+        row["ratio_median"] = statistics.median(ratios)
+        rows.append(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "machine": machine,
         "python": sys.version,
         "mclust": version,
         "jobs": args.jobs,
+        "load_average": loads,
         "rows": rows,
     }
     args.out.write_text(json.dumps(record, indent=1) + "\n")

@@ -54,9 +54,31 @@ def _terms(n: Array, trace: Array, W: Array, alpha: float, n_features: int) -> A
     out = np.log((trace + alpha) / n)
     big = np.flatnonzero(~small)
     if big.size:
-        sign, logdet = np.linalg.slogdet(W[big] / n[big, None, None])
-        out[big] = np.logaddexp(np.where(sign > 0, logdet, -np.inf), out[big])
+        logdet = _log_det(W[big]) - n_features * np.log(n[big])  # log det(W / n)
+        out[big] = np.logaddexp(logdet, out[big])
     return n * out
+
+
+def _log_det(W: Array) -> Array:
+    """log det of each (D, D) matrix of W (m, D, D), -inf where it is not positive. Up to three
+    features by the closed forms (LAPACK's batched slogdet costs a microsecond a matrix, and the
+    merge loop asks for m of them m times); beyond, slogdet."""
+    d = W.shape[-1]
+    if d > 3:
+        sign, logdet = np.linalg.slogdet(W)
+        return np.asarray(np.where(sign > 0, logdet, -np.inf))
+    if d == 1:
+        det = W[:, 0, 0]
+    elif d == 2:
+        det = W[:, 0, 0] * W[:, 1, 1] - W[:, 0, 1] * W[:, 1, 0]
+    else:  # the first row's cofactors
+        det = (
+            W[:, 0, 0] * (W[:, 1, 1] * W[:, 2, 2] - W[:, 1, 2] * W[:, 2, 1])
+            - W[:, 0, 1] * (W[:, 1, 0] * W[:, 2, 2] - W[:, 1, 2] * W[:, 2, 0])
+            + W[:, 0, 2] * (W[:, 1, 0] * W[:, 2, 1] - W[:, 1, 1] * W[:, 2, 0])
+        )
+    positive = det > 0
+    return np.where(positive, np.log(np.where(positive, det, 1.0)), -np.inf)
 
 
 def _pair_terms(

@@ -9,7 +9,10 @@ both libraries start from the same point.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,7 +31,38 @@ InitMethod = Callable[[Data, int, np.random.RandomState, "Array | None"], NDArra
 
 
 def _kmeans(X: Data, k: int, rng: np.random.RandomState, w: Array | None) -> NDArray[np.number]:
-    return KMeans(n_clusters=k, n_init=1, random_state=rng).fit(X, sample_weight=w).labels_
+    key = _kmeans_key(X, k, rng, w)
+    if key is not None and key in _KMEANS:  # replayed: the labels, and the state k-means left
+        labels, state = _KMEANS[key]
+        rng.set_state(state)
+        return labels.copy()
+    labels = KMeans(n_clusters=k, n_init=1, random_state=rng).fit(X, sample_weight=w).labels_
+    if key is not None:
+        _KMEANS[key] = (labels, rng.get_state())
+        if len(_KMEANS) > _KEEP_KMEANS:
+            _KMEANS.popitem(last=False)
+    return labels
+
+
+# k-means labels by (rows, k, weights, random state in): every covariance model that starts from
+# k-means with the same K and seed (the cells of a ``select`` grid) draws the same labels, so
+# they are kept for small data and replayed with the random state k-means left behind
+_KMEANS: OrderedDict[bytes, tuple[NDArray[np.number], Any]] = OrderedDict()
+_KEEP_KMEANS = 32
+_KMEANS_MAX_VALUES = 1_000_000
+
+
+def _kmeans_key(X: Data, k: int, rng: np.random.RandomState, w: Array | None) -> bytes | None:
+    if X.size > _KMEANS_MAX_VALUES:
+        return None
+    _, keys, pos, has_gauss, gauss = rng.get_state(legacy=True)
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (np.ascontiguousarray(X), keys, np.asarray([k, pos, has_gauss, gauss])):
+        digest.update(np.asarray(part).tobytes())
+    digest.update(repr((X.shape, X.dtype.str)).encode())
+    if w is not None:
+        digest.update(b"weights" + np.ascontiguousarray(w, dtype=np.float64).tobytes())
+    return digest.digest()
 
 
 def _kmeans_standardised(
