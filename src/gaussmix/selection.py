@@ -45,14 +45,14 @@ can change the answer:
    Each name keeps its own parameter count (the registry's, mclust's nMclustParams).
 2. Every distinct cell runs from mclust's hierarchical start: where both reach the optimum
    that start leads to, the cell's value is mclust's.
-3. The ``refine`` (10) best cells with K >= 2, by the criterion, get n_init - 1 (2) more
-   starts, k-means on standardised columns, the best kept. On the twelve data sets of
-   benchmarks/bench_vs_mclust.py, k-means starts in every cell changed the choice on two
+3. The ``refine`` (8) best cells with K >= 2, by the criterion, get n_init - 1 (1) more
+   starts, k-means on standardised columns, the better kept. On the twelve data sets of
+   benchmarks/bench_vs_mclust.py, two k-means starts in every cell changed the choice on two
    (thyroid VVI,3 to VVI,4, BIC +4.6; wreath VVV,8 to VVV,9, +206), each time from a cell
    among the best six after the hierarchical start; lower down they lifted cells by up to
-   1200 (wreath EEV,9) without reaching the best.
+   1200 (wreath EEV,9) without reaching the best. One start in the best eight finds both.
 4. The fits within 10 of the best eligible one (a "very strong" difference of BIC for Kass
-   and Raftery, 1995) run on until the change is below ``polish_tol`` (1e-8), so that the
+   and Raftery, 1995) run on until the change is below ``polish_tol`` (1e-7), so that the
    choice is made between converged fits; EM only climbs, so the best value is at least
    what stopping at 1e-5 gives. The rest keep mclust's stopping point.
 
@@ -554,7 +554,7 @@ MCLUST_STARTS = "hc+kmeans"
 # methods whose every start is the same for one component (all rows in one cluster)
 _ONE_CLUSTER_STARTS = {MCLUST_STARTS, "hc", "kmeans", "kmeans_standardised"}
 # with the default starts, the k-means ones go to this many best cells of the grid
-REFINE = 10
+REFINE = 8
 # the fits whose criterion is within this of the best one's are run on to ``polish_tol``
 POLISH_MARGIN = 10.0
 
@@ -738,14 +738,14 @@ def select(
     covariance_types: str | Iterable[str] = "all",
     criterion: str = "bic",
     *,
-    n_init: int = 3,
+    n_init: int = 2,
     tol: float = 1e-5,
     convergence: str = "relative",
     max_iter: int = 1000,
     reg_covar: float = 1e-6,
     init_params: str = MCLUST_STARTS,
     refine: int | None = REFINE,
-    polish_tol: float | None = 1e-8,
+    polish_tol: float | None = 1e-7,
     missing: str = "error",
     random_state: int | np.random.RandomState | None = None,
     singular_tol: float = SINGULAR_TOL,
@@ -766,7 +766,7 @@ def select(
         fourteen models EII ... VVV (E and V for one feature).
     criterion : {'bic', 'icl', 'aic'}, default='bic'
         What chooses ``best``: lowest BIC, ICL or AIC (scikit-learn's sign).
-    n_init : int, default=3
+    n_init : int, default=2
         Starts per fit, the best log-likelihood kept. With the default ``init_params`` every
         cell has mclust's hierarchical start and the ``refine`` best cells n_init - 1 more,
         k-means on standardised columns (module docstring, "The grid").
@@ -784,10 +784,10 @@ def select(
         How initial responsibilities are drawn: 'hc+kmeans' as for ``n_init``, or one method of
         ``GaussianMixture`` for all ``n_init`` starts of every cell. With one component every
         start of 'hc+kmeans', 'hc' and the k-means ones is the same, and one is run.
-    refine : int or None, default=10
+    refine : int or None, default=8
         With 'hc+kmeans', the number of cells (K >= 2) that get the k-means starts: the best by
         ``criterion`` after the hierarchical start, eligible fits first; None: every cell.
-    polish_tol : float or None, default=1e-8
+    polish_tol : float or None, default=1e-7
         The fits whose criterion is within 10 of the best eligible one run on (EM from where
         they stopped, same rule) until the change is below polish_tol, so that the choice is
         made between converged fits; None: not.

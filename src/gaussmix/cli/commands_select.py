@@ -156,8 +156,8 @@ def criterion_title(result: SelectionResult, mclust_sign: bool) -> str:
     )
 
 
-# select's starts per fit: mclust's hierarchical one and two k-means ones (selection.select)
-SELECT_N_INIT = 3
+# select's starts: mclust's hierarchical one, a k-means one for the best cells (selection.select)
+SELECT_N_INIT = 2
 
 # columns per table block: mclust prints its fourteen models in two blocks of seven
 _BLOCK_COLUMNS = 7
@@ -239,7 +239,9 @@ def select_command(
     n_init: Annotated[
         int,
         typer.Option(
-            "--n-init", min=1, help="Starts per fit: mclust's hierarchical one, the rest k-means."
+            "--n-init",
+            min=1,
+            help="Starts: mclust's hierarchical one, the rest k-means for the best 8 fits.",
         ),
     ] = SELECT_N_INIT,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same for every fit).")] = SEED,
