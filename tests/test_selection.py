@@ -513,3 +513,17 @@ def test_small_grids_run_in_this_process() -> None:
     assert _jobs(None, 272, 2) == 1
     assert _jobs(None, PROCESSES_MIN_SIZE, 1) == -1
     assert _jobs(2, 272, 2) == 2 and _jobs(1, 10**6, 5) == 1
+
+
+def test_a_collapsed_start_never_replaces_a_fit(small: SelectionResult) -> None:
+    from dataclasses import replace
+
+    from gaussmix.selection import _preferred
+
+    fit = small.records[-1]
+    collapse = replace(fit, log_likelihood=fit.log_likelihood + 50, degenerate=True)
+    better = replace(fit, log_likelihood=fit.log_likelihood + 1)
+    failed = replace(fit, log_likelihood=float("nan"), degenerate=True, error="singular")
+    assert _preferred(fit) > _preferred(collapse) > _preferred(failed)
+    assert _preferred(better) > _preferred(fit)
+    assert _preferred(collapse) > _preferred(replace(collapse, log_likelihood=0.0 - 1e9))

@@ -46,7 +46,9 @@ can change the answer:
 2. Every distinct cell runs from mclust's hierarchical start: where both reach the optimum
    that start leads to, the cell's value is mclust's.
 3. The ``refine`` (8) best cells with K >= 2, by the criterion, get n_init - 1 (1) more
-   starts, k-means on standardised columns, the better kept. On the twelve data sets of
+   starts, k-means on standardised columns; a start's fit replaces the cell's if it is
+   eligible and the cell's is not, or if both are and its log-likelihood is higher (a
+   collapse, which has the higher likelihood, never replaces a fit). On the twelve data sets of
    benchmarks/bench_vs_mclust.py, two k-means starts in every cell changed the choice on two
    (thyroid VVI,3 to VVI,4, BIC +4.6; wreath VVV,8 to VVV,9, +206), each time from a cell
    among the best six after the hierarchical start; lower down they lifted cells by up to
@@ -591,6 +593,13 @@ def _to_refine(
     return [(r.n_components, r.covariance_type) for r in ranked[:refine]]
 
 
+def _preferred(record: FitRecord) -> tuple[bool, float]:
+    """Which of two fits of a cell is kept: an eligible one before a degenerate or failed one
+    (a start that collapses does not replace one that does not), then the higher
+    log-likelihood."""
+    return record.eligible, -_finite_or_inf(-record.log_likelihood)
+
+
 def _finite_or_inf(value: float) -> float:
     return value if math.isfinite(value) else math.inf
 
@@ -915,8 +924,7 @@ def select(
     extra = fit_tasks(chosen, lambda k: _extra_starts(init_params, n_init, k))
     refined = {task[1][1] for task in extra}
     for cell, record, model in _run(extra, jobs):
-        kept = fitted[cell][1]
-        if model is not None and (kept is None or model.log_likelihood_ > kept.log_likelihood_):
+        if _preferred(record) > _preferred(fitted[cell][0]):
             fitted[cell] = (record, model)
     # 3. the fits near the best run on, so that the choice is made between converged fits
     polished: set[tuple[int, str]] = set()
