@@ -85,8 +85,8 @@ from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covarianc
 from gaussmix.em.covariance import MCLUST_MODELS, UNIVARIATE_MODELS
 from gaussmix.em.errors import ComponentCollapseWarning, InnerIterationWarning
 from gaussmix.em.missing import log_prob_observed
-from gaussmix.em.stats import softmax_in_place
 from gaussmix.em.prior import Prior
+from gaussmix.em.stats import softmax_in_place
 from gaussmix.errors import GaussmixError
 from gaussmix.mixture import GaussianMixture
 from gaussmix.validation import validate_rows, warn_degenerate_columns
