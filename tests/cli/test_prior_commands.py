@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +42,12 @@ def test_select_with_the_prior(gaussmix_cli, faithful_csv: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     # mclustBIC(faithful, prior = priorControl()) chooses EEE,3 with BIC -2314.549
-    assert "4 fits, 3 initialisations each, MAP with mclust's prior" in result.stdout
+    assert "4 fits, each from mclust's hierarchical start" in result.stdout
+    assert "MAP with mclust's prior" in result.stdout
     assert "BIC chooses tied (EEE) with K=3" in result.stdout
-    assert "mclust's sign: BIC -2314.55" in result.stdout
+    # at least mclust's: select runs the best fits on to a tighter tolerance than mclust's
+    found = re.search(r"mclust's sign: BIC (-\d+\.\d+)", result.stdout)
+    assert found is not None and -2314.549 - 0.005 <= float(found.group(1)) < -2314.4
 
 
 @pytest.mark.parametrize(
