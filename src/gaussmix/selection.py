@@ -597,7 +597,8 @@ def _preferred(record: FitRecord) -> tuple[bool, float]:
     """Which of two fits of a cell is kept: an eligible one before a degenerate or failed one
     (a start that collapses does not replace one that does not), then the higher
     log-likelihood."""
-    return record.eligible, -_finite_or_inf(-record.log_likelihood)
+    log_lik = record.log_likelihood
+    return record.eligible, log_lik if math.isfinite(log_lik) else -math.inf
 
 
 def _finite_or_inf(value: float) -> float:
