@@ -20,41 +20,35 @@ are positive definite (or positive), and ``N_k = sum_n(q_kn)`` abbreviates the s
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gaussmix.calculus.derivative import differentiate
-from gaussmix.calculus.display import latex_label
-from gaussmix.calculus.errors import CalculusError
-from gaussmix.calculus.expr import (
-    Expr,
-    Kind,
-    Op,
-    add,
-    equation,
-    map_dims,
-    mul,
-    num,
-    sub,
-    substitute,
-    sumidx,
-)
-from gaussmix.calculus.lecture import Line, abbreviate, free_indices, replace_bound, view, why_rows
+from gaussmix.calculus.expr import Expr, Kind, Op, equation, map_dims, num, sub
+from gaussmix.calculus.lecture import Line, abbreviate, free_indices, replace_bound, view
 from gaussmix.calculus.numeric import evaluate
-from gaussmix.calculus.ops import rebuild
 from gaussmix.calculus.parse import parse
-from gaussmix.calculus.printing import to_latex, to_text
-from gaussmix.calculus.rewrite import P, Rule, Step, rewrite
-from gaussmix.calculus.rules.simplify import RULES, TIDY_RULES
+from gaussmix.calculus.rewrite import Step, rewrite
+from gaussmix.calculus.rules.simplify import TIDY_RULES
+from gaussmix.derive.model import (
+    LAGRANGIAN,
+    Derivation,
+    Plan,
+    State,
+    at_the_new,
+    lagrangian,
+    run,
+    stationary,
+    variable,
+)
 from gaussmix.derive.solve import Facts, Identity, Solver
 
 __all__ = [
     "CONSTRAINT",
     "COVARIANCE_TYPES",
+    "LAGRANGIAN",
     "STRUCTURES",
     "SURROGATE",
     "GMMDerivation",
@@ -134,66 +128,38 @@ SECTIONS = {
 }
 
 
-@dataclass
-class GMMDerivation:
-    """The derived M-step for one covariance type.
+@dataclass(kw_only=True)
+class GMMDerivation(Derivation):
+    """The derived M-step for one covariance type (a :class:`~gaussmix.derive.model.Derivation`
+    made by the plan :data:`PLAN`).
 
     Attributes
     ----------
     covariance_type : str
     structure : Structure
         The structure of the precision it was derived for.
-    steps : list of Step
-        The derivation, in order; ``step.stage`` names its section (surrogate, means,
-        precisions, weights, m-step).
-    updates : dict of str to Expr
-        The closed forms: ``weights`` (pi_k), ``means`` (mu_k), ``covariances`` (the inverse of
-        the precision: Sigma_k, sigma2_k or Sigma).
-    definitions : dict of str to Expr
-        Abbreviations used by the updates (``N_k``).
-    surrogate : Expr
-        Q with the structured precision.
-    lagrangian : Expr
-        Q + lambda*(sum_k(pi_k) - 1).
-    gradients : dict of str to Expr
-        The gradient of the surrogate (of the Lagrangian for pi_k and lambda) in each parameter.
-    parameters : dict of str to Expr
-        The parameters as variables (``mu_k``, the precision parameter, ``pi_k``, ``lambda``).
-    solutions : dict of str to Expr
-        What each parameter was solved for (the precision itself, and the multiplier ``-N``).
-    symbols : dict of str to Expr
-        The names updates go by where the parameter is not itself the update (``Sigma_k``).
-    evaluated : dict of str to Expr
-        Updates with the other parameters' new values substituted (the covariance at the new
-        mean): what the M-step evaluates.
     template : Expr
         The surrogate as written, in the precision P_k.
+
+    The derivation's ``steps`` are labelled by section (surrogate, means, precisions, weights,
+    m-step); ``updates`` holds ``weights`` (pi_k), ``means`` (mu_k) and ``covariances`` (the
+    inverse of the precision: Sigma_k, sigma2_k or Sigma); ``objective`` (also ``surrogate``)
+    is Q with the structured precision, ``lagrangian`` Q + lambda*(sum_k(pi_k) - 1).
     """
 
     covariance_type: str
     structure: Structure
-    steps: list[Step] = field(default_factory=list)
-    updates: dict[str, Expr] = field(default_factory=dict)
-    definitions: dict[str, Expr] = field(default_factory=dict)
-    surrogate: Expr | None = None
-    lagrangian: Expr | None = None
-    gradients: dict[str, Expr] = field(default_factory=dict)
-    parameters: dict[str, Expr] = field(default_factory=dict)
-    solutions: dict[str, Expr] = field(default_factory=dict)
-    symbols: dict[str, Expr] = field(default_factory=dict)
-    evaluated: dict[str, Expr] = field(default_factory=dict)
     template: Expr | None = None
 
-    # -- numbers -------------------------------------------------------------------------------
-    def expanded(self, name: str) -> Expr:
-        """An update as the M-step evaluates it: other parameters at their new values, and
-        abbreviations written out (``N_k`` as ``sum_n(q_kn)``)."""
-        e = self.evaluated.get(name, self.updates[name])
-        for symbol, definition in self._definition_vars():
-            e = substitute(e, symbol, definition)
-        return e
+    @property
+    def surrogate(self) -> Expr | None:
+        """Q with the structured precision (the objective maximised)."""
+        return self.objective
 
-    def _definition_vars(self) -> list[tuple[Expr, Expr]]:
+    def heading(self) -> str:
+        return f"{self.covariance_type.capitalize()} covariance"
+
+    def definition_vars(self) -> list[tuple[Expr, Expr]]:
         return [(_symbol(name), definition) for name, definition in self.definitions.items()]
 
     def mstep(
@@ -237,27 +203,11 @@ class GMMDerivation:
             out.append(value)
         return out[0], out[1], out[2]
 
-    # -- printing ------------------------------------------------------------------------------
-    def sections(self) -> list[tuple[str, list[Step]]]:
-        """The steps grouped by section, in order."""
-        out: list[tuple[str, list[Step]]] = []
-        for step in self.steps:
-            if not out or out[-1][0] != step.stage:
-                out.append((step.stage, []))
-            out[-1][1].append(step)
-        return out
-
     def results(self) -> list[Expr]:
         """The M-step as equations: each update (as derived) and the abbreviations it uses."""
-        targets = {
-            "weights": self.parameters.get("pi_k"),
-            "means": self.parameters.get("mu_k"),
-            "covariances": self.symbols.get(
-                "covariances", self.parameters.get(self.structure.parameter)
-            ),
-        }
-        out = [equation(t, self.updates[name]) for name, t in targets.items() if t is not None]
-        out += [equation(symbol, definition) for symbol, definition in self._definition_vars()]
+        names = ("weights", "means", "covariances")
+        out = [equation(self.targets[n], self.updates[n]) for n in names if n in self.targets]
+        out += [equation(symbol, definition) for symbol, definition in self.definition_vars()]
         return out
 
     def view(self, detail: str = "lecture") -> list[Line]:
@@ -272,7 +222,7 @@ class GMMDerivation:
         residual = sub(x, _variable(self.surrogate, "mu_k"))
         u = Expr(Op.VAR, (), x.shape, name="u", kind=x.kind, indices=x.indices)
         q = parse("Q", {"Q": "scalar"})  # the surrogate, by the name its first line gives it
-        abbreviations = [(q, self.surrogate), (u, residual), *self._definition_vars()]
+        abbreviations = [(q, self.surrogate), (u, residual), *self.definition_vars()]
         return abbreviate(lines, abbreviations + self._scatter(u, residual))
 
     def _scatter(self, u: Expr, residual: Expr) -> list[tuple[Expr, Expr]]:
@@ -290,192 +240,12 @@ class GMMDerivation:
         )
         return [(name, replace_bound(scatter, residual, u))]
 
-    def _line_sections(self, detail: str) -> list[tuple[str, list[Line]]]:
-        out: list[tuple[str, list[Line]]] = []
-        for line in self.view(detail):
-            if not out or out[-1][0] != line.stage:
-                out.append((line.stage, []))
-            out[-1][1].append(line)
-        return out
-
-    def text(self, detail: str = "full") -> str:
-        """The derivation as numbered text lines, each followed by its rule (``detail``:
-        ``full``, every step, or ``lecture``, one line per idea)."""
-        if detail != "full":
-            return self._lecture_text(detail)
-        lines = [f"M-step of a Gaussian mixture, {self.covariance_type} covariance"]
-        number = 0
-        for stage, steps in self.sections():
-            lines += ["", SECTIONS.get(stage, stage)]
-            for step, start in _with_starts(steps):
-                if start:
-                    lines.append(f"      {step.lhs} = {to_text(step.before)}")
-                number += 1
-                lines.append(f"{number:>4}. {_line(step)}")
-                lines.append(f"        [{_why(step)}]")
-        lines += ["", "   The updates:"] + [f"      {to_text(eq)}" for eq in self.results()]
-        return "\n".join(lines)
-
-    def _lecture_text(self, detail: str) -> str:
-        lines = [f"M-step of a Gaussian mixture, {self.covariance_type} covariance"]
-        number = 0
-        for stage, group in self._line_sections(detail):
-            lines += ["", SECTIONS.get(stage, stage)]
-            for line in group:
-                number += 1
-                lines.append(f"{number:>4}. {line.text}")
-                lines += why_rows(line.why)
-        lines += ["", "   The updates:"] + [f"      {to_text(eq)}" for eq in self.results()]
-        return "\n".join(lines)
-
-    def latex(self, detail: str = "full") -> str:
-        """The derivation as LaTeX: one ``aligned`` block per section (``detail``: ``full``,
-        every step, or ``lecture``, one line per idea)."""
-        blocks = [f"% M-step of a Gaussian mixture, {self.covariance_type} covariance"]
-        if detail != "full":
-            for stage, group in self._line_sections(detail):
-                blocks.append(f"% {SECTIONS.get(stage, stage)}")
-                rows = [f"& {line.latex} && {_latex_why(line)}" for line in group]
-                if stage == "m-step":
-                    rows += [f"& {to_latex(eq)} && \\text{{(update)}}" for eq in self.results()]
-                blocks.append("\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}")
-            return "\n".join(blocks)
-        for stage, steps in self.sections():
-            blocks.append(f"% {SECTIONS.get(stage, stage)}")
-            rows = []
-            for s, start in _with_starts(steps):
-                if start:
-                    rows.append(f"& {latex_label(s.lhs)} = {to_latex(s.before)}")
-                rows.append(f"& {_line_latex(s)} && \\text{{({_escape(s.rule)})}}")
-            if stage == "m-step":
-                rows += [f"& {to_latex(eq)} && \\text{{(update)}}" for eq in self.results()]
-            blocks.append("\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}")
-        return "\n".join(blocks)
-
-    def markdown(self, heading: str = "##", detail: str = "full") -> str:
-        """The derivation as Markdown with LaTeX math (one numbered list per section)."""
-        if detail != "full":
-            return self._lecture_markdown(heading, detail)
-        out = [f"{heading} {self.covariance_type.capitalize()} covariance", ""]
-        number = 0
-        for stage, steps in self.sections():
-            out += [f"{heading}# {SECTIONS.get(stage, stage)}", ""]
-            for step, start in _with_starts(steps):
-                if start:
-                    out.append(f"   ${latex_label(step.lhs)} = {to_latex(step.before)}$")
-                    out.append("")
-                number += 1
-                rule = _why(step)
-                name, _, identity = rule.partition(": ")
-                why = f"*{name}*" + (f": `{identity}`" if identity else "")
-                out.append(f"{number}. ${_line_latex(step)}$  ")
-                out.append(f"   {why}")
-            out.append("")
-        out += ["The updates:", ""] + [f"- ${to_latex(eq)}$" for eq in self.results()]
-        return "\n".join(out).rstrip() + "\n"
-
-    def _repr_markdown_(self) -> str:
-        """Jupyter: the derivation as Markdown with LaTeX math."""
-        return self.markdown(heading="###", detail="lecture")
-
-    def _repr_latex_(self) -> str:
-        """Jupyter: the derivation's ``aligned`` blocks, one display equation per section."""
-        blocks = self.latex("lecture").split("\n% ")[1:]
-        return "\n".join(f"$${block.split(chr(10), 1)[1]}$$" for block in blocks)
-
-    def _lecture_markdown(self, heading: str, detail: str) -> str:
-        out = [f"{heading} {self.covariance_type.capitalize()} covariance", ""]
-        number = 0
-        for stage, group in self._line_sections(detail):
-            out += [f"{heading}# {SECTIONS.get(stage, stage)}", ""]
-            for line in group:
-                number += 1
-                out.append(f"{number}. ${line.latex}$  ")
-                out.append(f"   {line.why_markdown}")
-            out.append("")
-        out += ["The updates:", ""] + [f"- ${to_latex(eq)}$" for eq in self.results()]
-        return "\n".join(out).rstrip() + "\n"
-
     def to_dict(self) -> dict[str, Any]:
         """The derivation as plain data (for JSON)."""
-        return {
-            "covariance_type": self.covariance_type,
-            "updates": {k: to_text(v) for k, v in self.updates.items()},
-            "definitions": {k: to_text(v) for k, v in self.definitions.items()},
-            "steps": [
-                {
-                    "section": s.stage,
-                    "rule": s.rule,
-                    "identity": s.identity,
-                    "line": _line(s),
-                    "latex": _line_latex(s),
-                }
-                for s in self.steps
-            ],
-        }
-
-
-_SIMPLIFY = frozenset(r.name for r in RULES)
-
-
-def _why(step: Step) -> str:
-    """The rule, with its identity unless it is a simplification (whose name says enough)."""
-    if step.identity and (step.rule not in _SIMPLIFY or step.stage == "surrogate"):
-        return f"{step.rule}: {step.identity}"
-    return step.rule
-
-
-def _with_starts(steps: list[Step]) -> list[tuple[Step, bool]]:
-    """Each step, and whether it starts a differential (its 'before' is shown first)."""
-    out = []
-    previous = ""
-    for s in steps:
-        out.append((s, s.lhs.startswith("d") and s.lhs != previous))
-        previous = s.lhs
-    return out
-
-
-def _line(step: Step) -> str:
-    after = to_text(step.after)
-    return after if step.after.op is Op.EQ or not step.lhs else f"{step.lhs} = {after}"
-
-
-def _line_latex(step: Step) -> str:
-    after = to_latex(step.after)
-    if step.after.op is Op.EQ or not step.lhs:
-        return after
-    return f"{latex_label(step.lhs)} = {after}"
-
-
-def _latex_why(line: Line) -> str:
-    """A lecture line's rule in LaTeX, with the abbreviations it introduces."""
-    why = f"\\text{{({_escape(line.rule)}"
-    if not line.introduces:
-        return why + ")}"
-    notes = ", ".join(to_latex(eq) for eq in line.introduces)
-    return f"{why}; writing }} {notes}\\text{{)}}"
-
-
-def _escape(text: str) -> str:
-    return text.replace("_", "\\_").replace("&", "\\&").replace("#", "\\#")
+        return {"covariance_type": self.covariance_type, **super().to_dict()}
 
 
 # --- the derivation -----------------------------------------------------------------------------
-
-
-def _rename_index(e: Expr, old: str, new: str) -> Expr:
-    """``e`` with the summation index ``old`` called ``new`` (bound and in the variables)."""
-    if e.op is Op.VAR:
-        if old not in e.indices:
-            return e
-        return Expr(Op.VAR, (), e.shape, name=e.name, kind=e.kind,
-                    indices=tuple(new if i == old else i for i in e.indices))
-    if not e.args:
-        return e
-    args = [_rename_index(a, old, new) for a in e.args]
-    if e.op is Op.SUMIDX and e.name == old:
-        return sumidx(new, args[0])
-    return rebuild(e, args)
 
 
 def _symbol(name: str, kind: str = "positive") -> Expr:
@@ -484,18 +254,7 @@ def _symbol(name: str, kind: str = "positive") -> Expr:
 
 
 def _variable(e: Expr, full_name: str) -> Expr:
-    for node in e.walk():
-        if node.op is Op.VAR and node.full_name == full_name:
-            return node
-    raise CalculusError(f"{full_name} does not occur in {to_text(e)}")
-
-
-def _relabel(steps: tuple[Step, ...], stage: str, function: str = "Q") -> list[Step]:
-    names = {"df": f"d{function}", "G": "G"}
-    return [
-        Step(s.rule, s.before, s.after, s.identity, names.get(s.lhs, s.lhs), stage, s.kind)
-        for s in steps
-    ]
+    return variable(e, full_name)
 
 
 def _template(structure: Structure) -> tuple[Expr, Expr, Expr]:
@@ -530,20 +289,15 @@ def _facts(q: Expr, structure: Structure) -> Facts:
 
 
 # --- the plan: what the derivation does, section by section; every line is an engine step ------
+# The actions are the runner's (gaussmix.derive.model); the GMM's own are the structure of the
+# precision, which comes first, and the names its inputs give (the covariance, the constraint).
 
 
-@dataclass
-class _State:
-    """What the plan's actions share: the derivation so far and the facts of the problem."""
-
-    d: GMMDerivation
-    facts: Facts
-    kinds: dict[str, str]
-
-
-def _structure(state: _State, stage: str) -> None:
-    """Q in the structured precision: substitute P_k := the structure's form."""
+def _structure(state: State, stage: str) -> None:
+    """Q in the structured precision: substitute P_k := the structure's form; then the facts of
+    the problem (responsibilities sum to one, the soft count), stated in Q's variables."""
     d = state.d
+    assert isinstance(d, GMMDerivation)
     template, precision, precision_var = _template(d.structure)
     d.template = template
     solver = Solver(state.facts, stage)
@@ -553,123 +307,43 @@ def _structure(state: _State, stage: str) -> None:
     )
     q, tidy_steps = rewrite(q, TIDY_RULES, stage=stage)
     d.steps += [_lhs(s, "Q") for s in solver.steps] + [_lhs(s, "Q") for s in tidy_steps]
-    d.surrogate = q
-    # the facts of the problem, stated in the surrogate's variables
+    d.objective = q
     state.facts = _facts(q, d.structure)
     d.definitions[SOFT_COUNT[0]] = state.facts.definitions[0].rhs
 
 
-def _stationary(state: _State, stage: str, name: str, update: str) -> None:
-    """The gradient in a parameter, its stationary equation and the solution (affine in the
-    parameter or in its inverse: the covariance, named when the structure names it)."""
+def _precision(state: State, stage: str, update: str) -> None:
+    """The stationary point in the structure's parameter, solved in its inverse: the
+    covariance, named by the structure."""
     d = state.d
-    assert d.surrogate is not None  # the plan starts with the structure
-    name = name or d.structure.parameter
-    theta = _variable(d.surrogate, name)
-    d.parameters[name] = theta
-    derivation = differentiate(d.surrogate, theta)
-    d.gradients[name] = derivation.gradient
-    d.steps += _relabel(derivation.steps, stage)
-    solver = Solver(state.facts, stage)
-    final, u, u_value = solver.solve(solver.stationary(derivation.gradient), theta)
-    d.solutions[name] = final.args[1]
-    if u == theta:
-        d.updates[update] = final.args[1]
-    else:
-        # the inverse of the precision is the covariance: inv(Lambda_k) = S is Sigma_k = S
-        kind = "positive" if theta.is_scalar else "vector" if theta.is_vector else "symmetric"
-        covariance = _symbol(d.structure.covariance, kind)
-        d.symbols[update] = covariance
-        named = solver.substitute(
-            equation(u, u_value), u, covariance,
-            f"{to_text(covariance)} := {to_text(u)}, the covariance", simplify=False,
-        )
-        d.updates[update] = named.args[1]
-    d.steps += solver.steps
+    assert isinstance(d, GMMDerivation) and d.objective is not None
+    theta = _variable(d.objective, d.structure.parameter)
+    kind = "positive" if theta.is_scalar else "vector" if theta.is_vector else "symmetric"
+    covariance = _symbol(d.structure.covariance, kind)
+    stationary(state, stage, d.structure.parameter, update, covariance=covariance)
 
 
-def _lagrangian(state: _State, stage: str, name: str, update: str) -> None:
-    """The weights: the Lagrangian of the simplex constraint, its stationary equations in the
-    weight and in the multiplier, and their solution."""
+def _constraint(state: State, stage: str, name: str) -> None:
+    """The Lagrangian of the simplex constraint on the weights."""
     d = state.d
-    assert d.surrogate is not None
-    q = d.surrogate
-    pi = _variable(q, name)
-    constraint = parse(CONSTRAINT[0], state.kinds, indices=INDICES, context=q)
+    assert d.objective is not None
+    g = parse(CONSTRAINT[0], state.kinds, indices=INDICES, context=d.objective)
     multiplier = parse(MULTIPLIER, {MULTIPLIER: "scalar"})
-    lagrangian = LAGRANGIAN.apply(q, (multiplier, sub(constraint, parse(CONSTRAINT[1]))))
-    assert lagrangian is not None  # Q is never an equation
-    d.lagrangian = lagrangian
-    d.parameters[name] = pi
-    d.parameters[MULTIPLIER] = multiplier
-    d.steps.append(
-        Step(LAGRANGIAN.name, q, lagrangian,
-             f"{LAGRANGIAN.identity}; here {CONSTRAINT[0]} = {CONSTRAINT[1]}",
-             "L", stage, LAGRANGIAN.kind)
-    )
-    by_pi = differentiate(lagrangian, pi)
-    by_multiplier = differentiate(lagrangian, multiplier)
-    d.gradients[name] = by_pi.gradient
-    d.gradients[MULTIPLIER] = by_multiplier.gradient
-    d.steps += _relabel(by_pi.steps, stage, "L")
-    solver = Solver(state.facts, stage)
-    pi_solution, _, _ = solver.solve(solver.stationary(by_pi.gradient), pi)
-    d.steps += solver.steps
-    d.steps += _relabel(by_multiplier.steps, stage, "L")
-    solver = Solver(state.facts, stage)
-    eq = solver.stationary(by_multiplier.gradient)
-    eq = solver.substitute(
-        eq, pi, pi_solution.args[1],
-        f"{name} = {to_text(pi_solution.args[1])} from the first equation",
-    )
-    eq = solver.count(eq, multiplier)
-    lam_solution, _, _ = solver.solve(eq, multiplier)
-    weights = solver.substitute(
-        pi_solution, multiplier, lam_solution.args[1],
-        f"{MULTIPLIER} = {to_text(lam_solution.args[1])}",
-    )
-    d.steps += solver.steps
-    d.updates[update] = weights.args[1]
-    d.solutions[name] = weights.args[1]
-    d.solutions[MULTIPLIER] = lam_solution.args[1]
+    lagrangian(state, stage, (g, parse(CONSTRAINT[1])), multiplier,
+               f"{CONSTRAINT[0]} = {CONSTRAINT[1]}", [name])
 
 
-def _at_the_new(state: _State, stage: str, parameter: str, update: str, into: str) -> None:
-    """The stationary equations are solved together: an update written in terms of another
-    parameter (the covariance, in the mean) is evaluated at that parameter's new value."""
-    d = state.d
-    target = d.symbols.get(into, d.parameters.get(into))
-    assert target is not None
-    solver = Solver(state.facts, stage)
-    line = equation(target, d.updates[into])
-    # the new value's own sums get an index of their own: sum_m(q_km*x_m)/N_k inside sum_n
-    value = _rename_index(d.updates[update], "n", "m")
-    out = solver.substitute(
-        line, d.parameters[parameter], value,
-        f"{parameter} = {to_text(d.updates[update])}, the new {update.rstrip('s')}",
-        simplify=False,
-    )
-    d.steps += solver.steps
-    d.evaluated[into] = out.args[1]
-
-
-PLAN: list[tuple[str, Callable[..., None], dict[str, str]]] = [
+PLAN: Plan = [
     ("surrogate", _structure, {}),
-    ("means", _stationary, {"name": "mu_k", "update": "means"}),
-    ("precisions", _stationary, {"name": "", "update": "covariances"}),  # "": the structure's
-    ("weights", _lagrangian, {"name": "pi_k", "update": "weights"}),
-    ("m-step", _at_the_new, {"parameter": "mu_k", "update": "means", "into": "covariances"}),
+    ("means", stationary, {"name": "mu_k", "update": "means"}),
+    ("precisions", _precision, {"update": "covariances"}),
+    ("weights", _constraint, {"name": "pi_k"}),
+    ("weights", stationary, {"name": "pi_k", "update": "weights"}),
+    ("weights", stationary, {"name": MULTIPLIER, "update": MULTIPLIER}),
+    ("m-step", at_the_new, {"parameter": "mu_k", "update": "means", "into": "covariances"}),
 ]
-"""The derivation, section by section: (section, action, its arguments)."""
-
-LAGRANGIAN = Rule(
-    "Lagrangian",
-    "L = Q + lambda*(g - c) for a constraint g = c",
-    P(where=lambda e: e.is_scalar and e.op is not Op.EQ),
-    lambda m: add(m.node, mul(m.ctx[0], m.ctx[1])),
-    kind="calculus",
-)
-"""A constrained maximum is a stationary point of the Lagrangian."""
+"""The derivation, section by section: (section, action, its arguments), run by
+:func:`gaussmix.derive.model.run`."""
 
 
 def derive_gmm(covariance_type: str = "full") -> GMMDerivation:
@@ -696,11 +370,16 @@ def derive_gmm(covariance_type: str = "full") -> GMMDerivation:
             f"unknown covariance type {covariance_type!r}; use one of {', '.join(STRUCTURES)}"
         )
     structure = STRUCTURES[covariance_type]
-    d = GMMDerivation(covariance_type, structure)
+    d = GMMDerivation(
+        title=f"M-step of a Gaussian mixture, {covariance_type} covariance",
+        function="Q",
+        titles=dict(SECTIONS),
+        indices=INDICES,
+        covariance_type=covariance_type,
+        structure=structure,
+    )
     kinds = {**KINDS, **structure.kinds}
-    state = _State(d, Facts(), kinds)
-    for stage, action, arguments in PLAN:
-        action(state, stage, **arguments)
+    run(PLAN, State(d, Facts(), kinds))
     return d
 
 

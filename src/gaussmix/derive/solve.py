@@ -33,6 +33,7 @@ from gaussmix.calculus.expr import (
     div,
     ediv,
     equation,
+    eye,
     hadamard,
     is_number,
     is_zero,
@@ -42,6 +43,7 @@ from gaussmix.calculus.expr import (
     number_value,
     substitute,
     sumidx,
+    transpose,
     zero,
 )
 from gaussmix.calculus.ops import apply, rebuild
@@ -87,12 +89,45 @@ class Facts:
         Facts used left to right (``sum_k(q_kn) = 1``).
     definitions : list of Identity
         Abbreviations, used right to left (``N_k = sum_n(q_kn)`` replaces ``sum_n(q_kn)``).
+    assume : bool
+        Whether a factor the solver must cancel or divide by, and cannot show to be nonzero
+        (or invertible), may be assumed so; each assumption is recorded in ``assumed`` and
+        said where it is used. A student's model states no facts: its counts and sums of
+        squares are nonzero for data in general position, which the derivation then says.
+    assumed : list of str
+        The assumptions made, in the order made (``sum_n(q_kn*x_n) != 0``).
     """
 
     nonzero: set[Expr] = field(default_factory=set)
     positive_vectors: set[Expr] = field(default_factory=set)
     identities: list[Identity] = field(default_factory=list)
     definitions: list[Identity] = field(default_factory=list)
+    assume: bool = False
+    assumed: list[str] = field(default_factory=list)
+
+    def nonzero_or_assumed(self, e: Expr) -> bool:
+        """Whether the scalar ``e`` is nonzero, known or (when allowed) assumed and recorded."""
+        if self.is_nonzero(e):
+            return True
+        if not self.assume or not e.is_scalar or is_number(e):
+            return False
+        self._assume(f"{to_text(e)} != 0")
+        return True
+
+    def invertible_or_assumed(self, e: Expr) -> bool:
+        """Whether the square matrix ``e`` is invertible, known or (when allowed) assumed."""
+        if e.is_scalar:
+            return self.nonzero_or_assumed(e)
+        if self.is_invertible(e):
+            return True
+        if not self.assume or not e.is_square:
+            return False
+        self._assume(f"{to_text(e)} is invertible")
+        return True
+
+    def _assume(self, text: str) -> None:
+        if text not in self.assumed:
+            self.assumed.append(text)
 
     def is_nonzero(self, e: Expr) -> bool:
         """Whether the scalar ``e`` is known to be nonzero."""
@@ -113,6 +148,9 @@ class Facts:
     def why(self, e: Expr) -> str:
         """Why a factor cannot be zero (or is invertible), in a few words."""
         text = to_text(e)
+        for assumption in (f"{text} != 0", f"{text} is invertible"):
+            if assumption in self.assumed:
+                return f"assuming {assumption}"
         if is_number(e) or e.op is Op.DIM:
             return f"{text} != 0"
         if e.op is Op.VAR and e.kind is Kind.SPD:
@@ -175,6 +213,10 @@ def _distribute(e: Expr) -> Expr | None:
     if e.op is Op.SCALE and e.args[1].op is Op.ADD:
         c, s = e.args
         return add_all([mul(c, t) for t in s.args], e.shape)
+    if e.op is Op.SCALE and e.args[0].op is Op.ADD and not e.args[1].is_scalar:
+        # (a + b)*M = a*M + b*M
+        s, m = e.args
+        return add_all([mul(t, m) for t in s.args], e.shape)
     if e.op is Op.MATMUL and e.args[-1].op is Op.ADD:
         head = mul_all(e.args[:-1])
         return add_all([mul(head, t) for t in e.args[-1].args], e.shape)
@@ -190,7 +232,7 @@ def _stationary(m: Match) -> Expr | None:
 def _cancel_nonzero(m: Match) -> Expr | None:
     ctx: Context = m.ctx
     c = m["c"]
-    if not ctx.facts.is_nonzero(c) or c.depends_on(ctx.unknown):
+    if c.depends_on(ctx.unknown) or not ctx.facts.nonzero_or_assumed(c):
         return None
     m.note = ctx.facts.why(c)
     return equation(m["A"], m.node.args[1])
@@ -199,16 +241,23 @@ def _cancel_nonzero(m: Match) -> Expr | None:
 def _cancel_divisor(m: Match) -> Expr | None:
     ctx: Context = m.ctx
     c = m["c"]
-    if not ctx.facts.is_nonzero(c):
+    if ctx.facts.is_nonzero(c):
+        m.note = ctx.facts.why(c)
+    elif ctx.facts.assume:  # a divisor is nonzero wherever the equation is defined
+        m.note = f"{to_text(c)} divides, so it is nonzero"
+    else:
         return None
-    m.note = ctx.facts.why(c)
     return equation(m["A"], m.node.args[1])
 
 
 def _cancel_invertible(m: Match) -> Expr | None:
     ctx: Context = m.ctx
     head = m["A"].args[0]
-    if not head.is_square or head.depends_on(ctx.unknown) or not ctx.facts.is_invertible(head):
+    if (
+        not head.is_square
+        or head.depends_on(ctx.unknown)
+        or not ctx.facts.invertible_or_assumed(head)
+    ):
         return None
     m.note = ctx.facts.why(head)
     return equation(mul_all(m["A"].args[1:]), m.node.args[1])
@@ -226,6 +275,8 @@ def _split(m: Match) -> Expr | None:
 def _distribute_over(m: Match) -> Expr | None:
     e = m.node
     inner = e.args[-1] if e.op is not Op.NEG else e.args[0]
+    if e.op is Op.SCALE and e.args[0].op is Op.ADD and not e.args[1].is_scalar:
+        inner = e.args[0]
     return _distribute(e) if inner.depends_on(m.ctx.unknown) else None
 
 
@@ -284,10 +335,12 @@ def _isolate(m: Match) -> Expr | None:
     if len({u for _, u in with_u}) != 1 or not (others or not is_zero(rhs)):
         return None
     u = with_u[0][1]
-    coeff = _sum_scalars([c for c, _ in with_u])
+    coeff = _sum_coefficients([c for c, _ in with_u], u)
     sign = 1
     if coeff.op is Op.NEG:  # -c*U + B = R is written c*U = B - R
         coeff, sign = coeff.args[0], -1
+    elif coeff.op is Op.ADD and all(t.op is Op.NEG for t in coeff.args):
+        coeff, sign = add_all([t.args[0] for t in coeff.args], coeff.shape), -1
     moved_terms = [*([] if is_zero(rhs) else [rhs]), *[neg(t) for t in others]]
     if sign < 0:
         moved_terms = [neg(t) for t in moved_terms]
@@ -300,10 +353,22 @@ def _divide(m: Match) -> Expr | None:
     with_u, others = _terms_in(eq, unknown)
     if len(with_u) != 1 or others:
         return None
-    coeff, u = _sum_scalars([with_u[0][0]]), with_u[0][1]
-    if is_number(coeff, 1) or not facts.is_nonzero(coeff):
+    coeff, u = _sum_coefficients([with_u[0][0]], with_u[0][1]), with_u[0][1]
+    if not coeff.is_scalar or is_number(coeff, 1) or not facts.nonzero_or_assumed(coeff):
         return None
     return equation(u, div(eq.args[1], coeff))
+
+
+def _solve_linear(m: Match) -> Expr | None:
+    eq, unknown, facts = m.node, m.ctx.unknown, m.ctx.facts
+    with_u, others = _terms_in(eq, unknown)
+    if len(with_u) != 1 or others:
+        return None
+    coeff, u = _sum_coefficients([with_u[0][0]], with_u[0][1]), with_u[0][1]
+    if coeff.is_scalar or not facts.invertible_or_assumed(coeff):
+        return None
+    m.note = facts.why(coeff)
+    return equation(u, mul(apply(Op.INV, coeff), eq.args[1]))
 
 
 def _invert(m: Match) -> Expr | None:
@@ -388,6 +453,10 @@ COUNT: list[Rule] = [
 ]
 ISOLATE = Rule("isolate", "c*U + B = 0 gives c*U = -B", P(Op.EQ), _isolate)
 DIVIDE = Rule("divide", "c*U = B with c != 0 gives U = B/c", P(Op.EQ), _divide)
+LINEAR = Rule(
+    "solve the linear system", "A*U = B with A invertible gives U = inv(A)*B", P(Op.EQ),
+    _solve_linear, kind="calculus",
+)
 INVERT = Rule(
     "invert", "inv(A) = B gives A = inv(B); 1/a = b gives a = 1/b", P(Op.EQ), _invert,
     kind="calculus",
@@ -397,7 +466,8 @@ SUBSTITUTE = Rule(
 )
 
 SOLVE_RULES: list[Rule] = [
-    STATIONARY, *CANCEL, *EXPAND, *FACTS, ABBREVIATE, *COUNT, ISOLATE, DIVIDE, INVERT, SUBSTITUTE,
+    STATIONARY, *CANCEL, *EXPAND, *FACTS, ABBREVIATE, *COUNT, ISOLATE, DIVIDE, LINEAR, INVERT,
+    SUBSTITUTE,
 ]
 """Every rule of the solver."""
 
@@ -510,8 +580,8 @@ class Solver:
         eq = self.simplify(eq, expand_rules(), unknown=unknown)
         eq = self.use_facts(eq, unknown)
         eq = self.run(eq, CANCEL, unknown)
-        with_u, _ = _terms_in(eq, unknown)
-        if len({u for _, u in with_u}) != 1:
+        with_u, others = _terms_in(eq, unknown)
+        if len({u for _, u in with_u}) != 1 or any(t.depends_on(unknown) for t in others):
             raise CalculusError(
                 f"the equation {to_text(eq)} is not affine in {unknown.full_name} or in its "
                 "inverse; the solver cannot isolate it"
@@ -520,10 +590,19 @@ class Solver:
         isolated = self.run(eq, [ISOLATE], unknown)
         if isolated is not eq:
             eq = self.simplify(isolated, left=False)
-        coeff = _sum_scalars([c for c, _ in _terms_in(eq, unknown)[0]])
-        if not is_number(coeff, 1) and not self.facts.is_nonzero(coeff):
-            raise CalculusError(f"cannot divide by {to_text(coeff)}: it is not known to be nonzero")
-        divided = self.run(eq, [DIVIDE], unknown)
+        coeff = _sum_coefficients([c for c, _ in _terms_in(eq, unknown)[0]], u)
+        if coeff.is_scalar:
+            if not is_number(coeff, 1) and not self.facts.nonzero_or_assumed(coeff):
+                raise CalculusError(
+                    f"cannot divide by {to_text(coeff)}: it is not known to be nonzero"
+                )
+            divided = self.run(eq, [DIVIDE], unknown)
+        else:
+            if not self.facts.invertible_or_assumed(coeff):
+                raise CalculusError(
+                    f"cannot solve {to_text(eq)}: {to_text(coeff)} is not known to be invertible"
+                )
+            divided = self.run(eq, [LINEAR], unknown)
         if divided is not eq:
             eq = self.simplify(divided, left=False)
         u_value = eq.args[1]
@@ -576,7 +655,11 @@ def _factor_out_of_sum(e: Expr) -> Expr | None:
 
 
 def _coefficient(t: Expr, theta: Expr) -> tuple[Expr, Expr] | None:
-    """A term as (scalar coefficient, U) with U = theta, inv(theta), 1./theta or 1/theta."""
+    """A term as (coefficient, U) with t = C*U and U = theta, inv(theta), 1./theta or 1/theta.
+
+    C is a scalar, or a matrix with a row per entry of t and a column per entry of U (a
+    linear map: ``sum_n(w_n*x_n*x_n')`` for ``sum_n(w_n*(x_n'*beta)*x_n)``), free of theta.
+    """
     if not t.depends_on(theta):
         return None
     if t.op is Op.VAR:
@@ -593,9 +676,24 @@ def _coefficient(t: Expr, theta: Expr) -> tuple[Expr, Expr] | None:
     if t.op is Op.NEG:
         inner = _coefficient(t.args[0], theta)
         return (neg(inner[0]), inner[1]) if inner else None
-    if t.op is Op.SCALE and not t.args[0].depends_on(theta):
-        inner = _coefficient(t.args[1], theta)
-        return (mul(t.args[0], inner[0]), inner[1]) if inner else None
+    if t.op is Op.SCALE:
+        c, rest = t.args
+        if not c.depends_on(theta):
+            inner = _coefficient(rest, theta)
+            return (mul(c, inner[0]), inner[1]) if inner else None
+        if not rest.depends_on(theta):
+            # (a'*U)*v = v*a'*U: the scalar's coefficient row, times the vector it scales
+            inner = _coefficient(c, theta)
+            if inner is None or (inner[0].is_scalar and not rest.is_scalar):
+                return None
+            return mul(rest, inner[0]), inner[1]
+        return None
+    if t.op is Op.MATMUL:
+        return _product_coefficient(t, theta)
+    if t.op is Op.SUMIDX and not any(t.name in i for _, i in theta.free):
+        # sum_n(C_n*U) = sum_n(C_n)*U for U free of n
+        inner = _coefficient(t.args[0], theta)
+        return (sumidx(t.name, inner[0]), inner[1]) if inner else None
     if t.op is Op.DIV:
         top, bottom = t.args
         if not bottom.depends_on(theta):
@@ -606,9 +704,33 @@ def _coefficient(t: Expr, theta: Expr) -> tuple[Expr, Expr] | None:
     return None
 
 
+def _product_coefficient(t: Expr, theta: Expr) -> tuple[Expr, Expr] | None:
+    """M*U = (M)*U, and the scalar U'*a = a'*U, for factors M, a free of theta."""
+    *head, last = t.args
+    if head and not any(f.depends_on(theta) for f in head):
+        inner = _coefficient(last, theta)
+        if inner is not None and inner[0].is_scalar:
+            return mul(inner[0], mul_all(head)), inner[1]
+        return None
+    first, *tail = t.args
+    if t.is_scalar and tail and first.op is Op.TRANSPOSE and first.args[0] == theta:
+        if not any(f.depends_on(theta) for f in tail):
+            return transpose(mul_all(tail)), theta
+    return None
+
+
 def _sum_scalars(parts: list[Expr]) -> Expr:
     out = add_all(parts, (1, 1))
     return rewrite(out, RULES, record=False)[0]
+
+
+def _sum_coefficients(parts: list[Expr], u: Expr) -> Expr:
+    """The sum of the coefficients of U; a scalar among matrices counts as c*eye."""
+    if all(p.is_scalar for p in parts):
+        return _sum_scalars(parts)
+    size = u.shape[0]
+    square = [p if not p.is_scalar else mul(p, eye(size)) for p in parts]
+    return rewrite(add_all(square, (size, size)), RULES, record=False)[0]
 
 
 def _times(c: Expr, u: Expr) -> Expr:
