@@ -1,8 +1,12 @@
-"""``gaussmix derive gmm``: the M-step of a Gaussian mixture, derived by the calculus engine.
+"""``gaussmix derive gmm`` and ``gaussmix derive model``: closed-form maximisers, derived by the
+calculus engine.
 
-Text by default (one covariance type, ``full`` unless ``--covariance`` says otherwise), LaTeX
-with ``--latex``, JSON with ``--json``. ``--markdown`` writes the document docs/derivation.md is
-made of: all four covariance types unless ``--covariance`` picks one.
+``derive gmm``: the M-step of a Gaussian mixture; text by default (one covariance type,
+``full`` unless ``--covariance`` says otherwise), LaTeX with ``--latex``, JSON with ``--json``.
+``--markdown`` writes the document docs/derivation.md is made of: all four covariance types
+unless ``--covariance`` picks one. ``derive model "OBJECTIVE" --for ...``: the same plan on a
+student's own objective (a subcommand, because a typer group cannot take a positional beside
+its subcommands).
 """
 
 from __future__ import annotations
@@ -13,17 +17,25 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gaussmix.cli.app import UserError, app
-from gaussmix.cli.grad import first_order_lines
+from gaussmix.cli.grad import _fail, first_order_lines
 
 if TYPE_CHECKING:  # the calculus is imported when a derivation runs (gaussmix --help is quick)
     from gaussmix.calculus.firstorder import FirstOrder
     from gaussmix.derive import GMMDerivation
+    from gaussmix.derive.model import Derivation
 
-__all__ = ["derive_app", "first_order_tables", "gmm_command", "markdown_document"]
+__all__ = [
+    "derive_app",
+    "first_order_tables",
+    "gmm_command",
+    "markdown_document",
+    "model_command",
+]
 
 derive_app = typer.Typer(
     name="derive",
-    help="Derivations made by the calculus engine (the M-step of a Gaussian mixture).",
+    help="Derivations made by the calculus engine: the M-step of a Gaussian mixture, or the "
+    "stationary point of your own model.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -138,18 +150,7 @@ def gmm_command(
     if as_json:
         out = d.to_dict()
         if check:
-            out["first_order"] = {
-                name: [
-                    {
-                        "t": r.t,
-                        "change": r.change,
-                        "linear": r.linear,
-                        "difference_over_t": r.remainder,
-                    }
-                    for r in table.rows
-                ]
-                for name, (_, table) in tables.items()
-            }
+            out["first_order"] = _json_tables(tables)
         typer.echo(json.dumps(out, indent=2))
         return
     typer.echo(d.latex(detail) if latex else d.text(detail))
@@ -160,16 +161,145 @@ def gmm_command(
         typer.echo("\n".join(lines))
 
 
-def first_order_tables(d: GMMDerivation, seed: int = 0) -> dict[str, tuple[str, FirstOrder]]:
-    """Per parameter, the function's name (Q or L) and its first-order table at a random point."""
+def first_order_tables(d: Derivation, seed: int = 0) -> dict[str, tuple[str, FirstOrder]]:
+    """Per unknown, the function's name (f, Q or L) and its first-order table at a random
+    point."""
     from gaussmix.calculus.firstorder import first_order
-    from gaussmix.derive.gmm import MULTIPLIER
 
     out: dict[str, tuple[str, FirstOrder]] = {}
     for name, gradient in d.gradients.items():
-        on_lagrangian = name in ("pi_k", MULTIPLIER)
-        function = d.lagrangian if on_lagrangian else d.surrogate
-        if function is not None:
-            table = first_order(function, gradient, d.parameters[name], seed)
-            out[name] = ("L" if on_lagrangian else "Q", table)
+        function = d.function_of(name)
+        label = "L" if name in d.on_lagrangian else d.function
+        out[name] = (label, first_order(function, gradient, d.parameters[name], seed))
     return out
+
+
+def _json_tables(tables: dict[str, tuple[str, FirstOrder]]) -> dict[str, object]:
+    return {
+        name: [
+            {"t": r.t, "change": r.change, "linear": r.linear, "difference_over_t": r.remainder}
+            for r in table.rows
+        ]
+        for name, (_, table) in tables.items()
+    }
+
+
+def _list(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@derive_app.command("model")
+def model_command(
+    objective: Annotated[
+        str,
+        typer.Argument(
+            help='The function to maximise, e.g. "sum_n(sum_k(q_kn*(x_n*log(lambda_k) - '
+            'lambda_k)))".'
+        ),
+    ],
+    unknowns: Annotated[
+        list[str],
+        typer.Option(
+            "--for",
+            help="The unknowns, comma-separated or repeated (mu_k,Lambda_k), in the order to "
+            "solve them; a multiplier you typed goes after the unknowns it determines.",
+        ),
+    ],
+    constraints: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--constraint",
+            help='A linear equality constraint, e.g. "sum_k(pi_k) = 1" (repeatable); each gets '
+            "a Lagrange multiplier.",
+        ),
+    ] = None,
+    indices: Annotated[
+        str, typer.Option("--indices", help="Index letters for x_n and sum_n(...), e.g. n,k.")
+    ] = "",
+    types: Annotated[
+        str,
+        typer.Option(
+            "--types",
+            help="Kinds of names the inference should not decide, e.g. Lambda_k:spd (scalar, "
+            "positive, vector, matrix, symmetric, spd).",
+        ),
+    ] = "",
+    facts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fact",
+            help='A fact of the problem (repeatable): "sum_k(q_kn) = 1" (used left to right), '
+            'or "N_k = sum_n(q_kn)" (a new name: an abbreviation).',
+        ),
+    ] = None,
+    latex: Annotated[bool, typer.Option("--latex", help="Print LaTeX.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the derivation as JSON.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Also show the first-order definition for each gradient, and each gradient at "
+            "random data before and at the derived solution.",
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random point.")] = 0,
+    detail: Annotated[
+        str, typer.Option("--detail", help="lecture (one line per idea) or full (every step).")
+    ] = "lecture",
+) -> None:
+    """Derive the stationary point of your own objective in closed form, step by step.
+
+    Example: gaussmix derive model "sum_n(sum_k(q_kn*(x_n*log(lambda_k) - lambda_k)))"
+    --for lambda_k --indices n,k. Each unknown's stationary equation must be affine in the
+    unknown or in its inverse; each constraint linear.
+    """
+    from gaussmix.calculus import CalculusError
+    from gaussmix.calculus.lecture import DETAILS
+    from gaussmix.derive.model import derive_model
+
+    if detail not in DETAILS:
+        raise UserError(f"unknown --detail {detail!r}; use lecture or full")
+    if sum((latex, markdown, as_json)) > 1:
+        raise UserError("choose one of --latex, --markdown and --json")
+    names = _list(unknowns)
+    if not names:
+        raise UserError("--for needs at least one unknown, e.g. --for mu_k")
+    try:
+        d = derive_model(
+            objective,
+            names,
+            constraints=list(constraints or ()),
+            indices=indices,
+            types=types or None,
+            facts=list(facts or ()),
+        )
+        tables = first_order_tables(d, seed) if check else {}
+        checked = d.check(seed) if check else {}
+    except CalculusError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        out = d.to_dict()
+        if check:
+            out["first_order"] = _json_tables(tables)
+            out["at_solution"] = {
+                name: {"random_point": before, "solution": after}
+                for name, (before, after) in checked.items()
+            }
+        typer.echo(json.dumps(out, indent=2))
+        return
+    if markdown:
+        typer.echo(d.markdown(detail=detail), nl=False)
+        return
+    typer.echo(d.latex() if latex else d.text(detail))
+    if check:
+        lines = ["", "The first-order definition, numerically (G is each gradient derived above)"]
+        for function, table in tables.values():
+            lines += ["", *first_order_lines(table, function)]
+        lines += ["", "Each gradient at random data, at a random point and at the solution:"]
+        width = max(len(name) for name in checked)
+        for name, (before, after) in checked.items():
+            lines.append(
+                f"  |G({name:<{width}})| = {before:.3e} at random, {after:.3e} at the solution"
+            )
+        typer.echo("\n".join(lines))

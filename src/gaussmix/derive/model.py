@@ -34,11 +34,11 @@ import numpy as np
 from gaussmix.calculus.derivative import differentiate
 from gaussmix.calculus.display import latex_label
 from gaussmix.calculus.errors import CalculusError
-from gaussmix.calculus.expr import Expr, Op, add, equation, mul, sub, substitute, sumidx
+from gaussmix.calculus.expr import Expr, Op, add, equation, mul, num, sub, substitute, sumidx
 from gaussmix.calculus.lecture import Line, free_indices, view, why_rows
-from gaussmix.calculus.numeric import evaluate
+from gaussmix.calculus.numeric import evaluate, random_point
 from gaussmix.calculus.ops import rebuild
-from gaussmix.calculus.parse import parse
+from gaussmix.calculus.parse import parse, parse_kinds
 from gaussmix.calculus.printing import to_latex, to_text
 from gaussmix.calculus.rewrite import P, Rule, Step
 from gaussmix.calculus.rules.simplify import RULES
@@ -131,6 +131,8 @@ class Derivation:
     assumptions: list[str] = field(default_factory=list)
     indices: str = ""
     on_lagrangian: set[str] = field(default_factory=set)
+    identities: list[Expr] = field(default_factory=list)
+    """Facts of the problem the solver used left to right (``sum_k(q_kn) = 1``)."""
 
     # -- numbers -------------------------------------------------------------------------------
     def expanded(self, name: str) -> Expr:
@@ -164,29 +166,58 @@ class Derivation:
         ----------
         values : mapping of str to array_like
             A value for every variable that is not an unknown, by base name (indexed
-            variables with one leading axis per index, as :func:`~gaussmix.calculus.numeric.
-            evaluate` takes them).
+            variables with one leading axis per index, as
+            :func:`~gaussmix.calculus.numeric.evaluate` takes them).
 
         Returns
         -------
         dict of str to ndarray or float
-            By base name: an unknown indexed by k has one leading axis of the size of k.
+            By base name, the unknowns and the multipliers: one indexed by k has a leading
+            axis of the size of k.
         """
         counts = _index_counts(self.objective, values) if self.objective is not None else {}
+        known = dict(values)
         out: dict[str, Any] = {}
         for name, target in self.targets.items():
-            value = self.solutions.get(name, self.expanded(name))
-            e = self.expanded(name) if name in self.updates else value
-            out[target.name] = _evaluate_indexed(e, target, values, counts)
-        for name, variable in self.parameters.items():
-            if variable.name not in out and name in self.solutions:
+            out[target.name] = _evaluate_indexed(self.expanded(name), target, known, counts)
+            known[target.name] = out[target.name]
+        for name, v in self.parameters.items():
+            if v.name not in out and name in self.solutions:
                 e = self.solutions[name]
-                for other, given in self.targets.items():
-                    if given.name in out and other in self.updates:
-                        e = substitute(e, given, self.expanded(other))
                 for symbol, definition in self.definition_vars():
                     e = substitute(e, symbol, definition)
-                out[variable.name] = _evaluate_indexed(e, variable, values, counts)
+                out[v.name] = _evaluate_indexed(e, v, known, counts)
+                known[v.name] = out[v.name]
+        return out
+
+    def check(self, seed: int = 0) -> dict[str, tuple[float, float]]:
+        """Each gradient at a random point and at the derived solution there.
+
+        The data (every variable that is not an unknown) are random; the unknowns are first
+        random too, then the closed forms evaluated on the data. Returns, per unknown, the
+        largest norm of its gradient (over the values of its indices) at the random point and
+        at the solution: the second is zero up to rounding when the derivation is right.
+        """
+        if self.objective is None:
+            raise CalculusError("nothing was derived")
+        functions = [self.objective] + ([self.lagrangian] if self.lagrangian is not None else [])
+        gradients = tuple(self.gradients.values())
+        env = {i: 1 for g in gradients for i in free_indices(g)}
+        point = random_point(functions[-1], seed, also=gradients, index_env=env)
+        unknowns = {v.name for v in self.parameters.values()}
+        data = _satisfying(
+            self.identities, {k: v for k, v in point.values.items() if k not in unknowns}
+        )
+        solution = self.solve_at(data)
+        at_solution = {**point.values, **data, **solution}
+        counts = _index_counts(functions[-1], point.values)
+        out = {}
+        for name, gradient in self.gradients.items():
+            wrt = self.parameters[name]
+            out[name] = (
+                _largest(gradient, wrt, point.values, counts),
+                _largest(gradient, wrt, at_solution, counts),
+            )
         return out
 
     # -- printing ------------------------------------------------------------------------------
@@ -483,8 +514,11 @@ def stationary(
         d.symbols[update] = covariance
         d.targets[update] = covariance
         named = solver.substitute(
-            equation(u, u_value), u, covariance,
-            f"{to_text(covariance)} := {to_text(u)}, the covariance", simplify=False,
+            equation(u, u_value),
+            u,
+            covariance,
+            f"{to_text(covariance)} := {to_text(u)}, the covariance",
+            simplify=False,
         )
         d.updates[update] = named.args[1]
     d.steps += solver.steps
@@ -517,14 +551,23 @@ def _solve_through_earlier(
                 d.updates[update] = back.args[1]
 
 
+def _multiplier_term(multiplier: Expr, g: Expr) -> Expr:
+    # lambda*(g - c), summed over the constraint's free indices (one constraint per k)
+    term = mul(multiplier, g)
+    for index in sorted(free_indices(term)):
+        term = sumidx(index, term)
+    return term
+
+
 LAGRANGIAN = Rule(
     "Lagrangian",
     "L = Q + lambda*(g - c) for a constraint g = c",
     P(where=lambda e: e.is_scalar and e.op is not Op.EQ),
-    lambda m: add(m.node, mul(m.ctx[0], m.ctx[1])),
+    lambda m: add(m.node, _multiplier_term(m.ctx[0], m.ctx[1])),
     kind="calculus",
 )
-"""A constrained maximum is a stationary point of the Lagrangian."""
+"""A constrained maximum is a stationary point of the Lagrangian (a constraint with a free
+index is one constraint per value of it, each with its multiplier: their terms are summed)."""
 
 
 def lagrangian(
@@ -548,9 +591,18 @@ def lagrangian(
         raise CalculusError("internal error: the Lagrangian needs a scalar objective")
     d.lagrangian = out
     d.on_lagrangian |= {multiplier.full_name, *unknowns}
+    free = sorted(free_indices(g) | free_indices(c))
+    each = f", one per {', '.join(free)}" if free else ""
     d.steps.append(
-        Step(LAGRANGIAN.name, before, out, f"{LAGRANGIAN.identity}; here {text}",
-             "L", stage, LAGRANGIAN.kind)
+        Step(
+            LAGRANGIAN.name,
+            before,
+            out,
+            f"{LAGRANGIAN.identity}; here {text}{each}",
+            "L",
+            stage,
+            LAGRANGIAN.kind,
+        )
     )
 
 
@@ -563,7 +615,9 @@ def at_the_new(state: State, stage: str, parameter: str, update: str, into: str)
     line = equation(target, d.evaluated.get(into, d.updates[into]))
     value = _fresh_sums(d.updates[update], line, inside=True)
     out = solver.substitute(
-        line, d.parameters[parameter], value,
+        line,
+        d.parameters[parameter],
+        value,
         f"{parameter} = {to_text(d.updates[update])}, the new {update.rstrip('s')}",
         simplify=False,
     )
@@ -611,8 +665,14 @@ def rename_index(e: Expr, old: str, new: str) -> Expr:
     if e.op is Op.VAR:
         if old not in e.indices:
             return e
-        return Expr(Op.VAR, (), e.shape, name=e.name, kind=e.kind,
-                    indices=tuple(new if i == old else i for i in e.indices))
+        return Expr(
+            Op.VAR,
+            (),
+            e.shape,
+            name=e.name,
+            kind=e.kind,
+            indices=tuple(new if i == old else i for i in e.indices),
+        )
     if not e.args:
         return e
     args = [rename_index(a, old, new) for a in e.args]
@@ -633,6 +693,29 @@ def _index_counts(e: Expr, values: Mapping[str, Any]) -> dict[str, int]:
     return counts
 
 
+def _satisfying(identities: Sequence[Expr], values: dict[str, Any]) -> dict[str, Any]:
+    """Random data made to satisfy the facts of the form sum_i(v_..) = 1 (responsibilities):
+    v divided by its sum along i. Other facts are left to the data."""
+    out = dict(values)
+    for fact in identities:
+        total, one = fact.args
+        body = total.args[0] if total.op is Op.SUMIDX else None
+        if body is None or body.op is not Op.VAR or one != num(1) or body.name not in out:
+            continue
+        v = np.abs(np.asarray(out[body.name], dtype=float))
+        axis = body.indices.index(total.name) if total.name in body.indices else None
+        if axis is not None:
+            out[body.name] = v / v.sum(axis=axis, keepdims=True)
+    return out
+
+
+def _largest(e: Expr, wrt: Expr, values: Mapping[str, Any], counts: Mapping[str, int]) -> float:
+    cells = np.asarray(_evaluate_indexed(e, wrt, values, counts), dtype=float)
+    free = len([i for i in wrt.indices if i in counts])
+    flat = cells.reshape(int(np.prod(cells.shape[:free])), -1) if free else cells.reshape(1, -1)
+    return float(np.max(np.linalg.norm(flat, axis=1)))
+
+
 def _evaluate_indexed(
     e: Expr, target: Expr, values: Mapping[str, Any], counts: Mapping[str, int]
 ) -> Any:
@@ -642,8 +725,10 @@ def _evaluate_indexed(
         return evaluate(e, values, counts=counts)
     grids = np.indices([counts[i] for i in free]).reshape(len(free), -1).T
     cells = [
-        np.asarray(evaluate(e, values, counts=counts, index_env=dict(zip(free, at, strict=True))),
-                   dtype=float)
+        np.asarray(
+            evaluate(e, values, counts=counts, index_env=dict(zip(free, at, strict=True))),
+            dtype=float,
+        )
         for at in grids.tolist()
     ]
     stacked = np.stack(cells)
@@ -681,7 +766,7 @@ def derive_model(
     *,
     constraints: Sequence[str] = (),
     indices: str = "",
-    types: Mapping[str, str] | None = None,
+    types: Mapping[str, str] | str | None = None,
     facts: Sequence[str] = (),
 ) -> ModelDerivation:
     """Derive the closed-form maximiser of a student's objective.
@@ -704,8 +789,9 @@ def derive_model(
         Linear equality constraints ``"sum_k(pi_k) = 1"``; each gets a multiplier.
     indices : str
         The index letters (``"nk"``); ``x_n`` is then x indexed by n.
-    types : mapping of str to str, optional
-        Kinds of names the inference should not decide (``{"Lambda": "spd"}``).
+    types : mapping of str to str, or str, optional
+        Kinds of names the inference should not decide (``{"Lambda": "spd"}`` or
+        ``"Lambda:spd"``).
     facts : sequence of str
         Facts of the problem: ``"N_k = sum_n(q_kn)"`` (a new name on the left: an
         abbreviation, written for its expression) or ``"sum_k(q_kn) = 1"`` (an identity).
@@ -723,13 +809,27 @@ def derive_model(
         constraint that is not linear, or an equation the solver cannot isolate (named).
     """
     index_letters = "".join(i for i in indices if i.isalpha())
+    types = parse_kinds(types) if isinstance(types, str) else dict(types or {})
     f = parse(objective, types, indices=index_letters, infer=True)
     if not wrt:
         raise CalculusError("name at least one unknown to solve for (--for mu_k)")
-    unknowns = [variable(f, name) for name in wrt]
-    state = State(ModelDerivation(title=f"Stationary point of f in {', '.join(wrt)}",
-                                  objective=f, indices=index_letters, text_input=objective),
-                  Facts(assume=True))
+    unknowns = []
+    for name in wrt:
+        if not any(v.op is Op.VAR and v.full_name == name for v in f.walk()):
+            raise CalculusError(
+                f"{name} does not occur in {to_text(f)}; write the unknowns of --for as the "
+                "objective writes them (with their indices: mu_k)"
+            )
+        unknowns.append(variable(f, name))
+    state = State(
+        ModelDerivation(
+            title=f"Stationary point of f in {', '.join(wrt)}",
+            objective=f,
+            indices=index_letters,
+            text_input=objective,
+        ),
+        Facts(assume=True),
+    )
     d = state.d
     assert isinstance(d, ModelDerivation)
     _read_facts(state, f, facts, index_letters)
@@ -761,16 +861,33 @@ def derive_model(
         d.titles[stage] = f"The stationary point in {u.full_name}"
         for i in here:
             multiplier, constraint, text, found = pending[i]
-            plan.append((stage, lagrangian, {"constraint": constraint, "multiplier": multiplier,
-                                             "text": text,
-                                             "unknowns": [v.full_name for v in found]}))
+            plan.append(
+                (
+                    stage,
+                    lagrangian,
+                    {
+                        "constraint": constraint,
+                        "multiplier": multiplier,
+                        "text": text,
+                        "unknowns": [v.full_name for v in found],
+                    },
+                )
+            )
             d.titles[stage] = f"The stationary point in {u.full_name}: a Lagrangian"
         plan.append((stage, stationary, {"name": u.full_name, "update": u.full_name}))
         for i in here:
             multiplier = pending[i][0]
-            plan.append((stage, stationary, {"name": multiplier.full_name,
-                                             "update": multiplier.full_name,
-                                             "note": f"from the equation in {u.full_name}"}))
+            plan.append(
+                (
+                    stage,
+                    stationary,
+                    {
+                        "name": multiplier.full_name,
+                        "update": multiplier.full_name,
+                        "note": f"from the equation in {u.full_name}",
+                    },
+                )
+            )
             added.add(i)
     run(plan, state)
     _evaluate_together(state, unknowns)
@@ -791,6 +908,7 @@ def _read_facts(state: State, f: Expr, facts: Sequence[str], indices: str) -> No
         else:
             lhs = parse(left, indices=indices, context=f)
             state.facts.identities.append(Identity("fact", lhs, rhs))
+            state.d.identities.append(equation(lhs, rhs))
 
 
 def _evaluate_together(state: State, unknowns: Sequence[Expr]) -> None:
