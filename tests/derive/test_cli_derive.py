@@ -42,7 +42,7 @@ def test_errors_are_one_line() -> None:
     result = run("--covariance", "ful")
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "error: unknown covariance type 'ful'; use one of full, diag, spherical, tied"
+        "error: unknown covariance type 'ful'; use one of full, diag, spherical, tied, EII, EEI"
     )
     both = run("--latex", "--json")
     assert both.exit_code == 1 and "choose one" in both.stderr
@@ -62,3 +62,14 @@ def test_check_shows_the_first_order_definition_for_each_gradient() -> None:
     data = json.loads(run("--covariance", "spherical", "--check", "--json").stdout)
     assert list(data["first_order"]) == ["mu_k", "tau_k", "pi_k", "lambda"]
     assert [row["t"] for row in data["first_order"]["mu_k"]] == [1e-1, 1e-2, 1e-3, 1e-4, 1e-5]
+
+
+def test_mclust_models() -> None:
+    out = run("--covariance", "EEI").stdout
+    assert out.startswith("M-step of a Gaussian mixture, EEI covariance")
+    assert "sigma2 = sum_n(sum_k(q_kn*(x_n - mu_k).^2))/N" in out
+    assert run("--covariance", "VVV").stdout == run("--covariance", "full").stdout
+    refused = run("--covariance", "EVE")
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("error: --covariance EVE is not derived")
+    assert "Browne and McNicholas 2014" in refused.stderr

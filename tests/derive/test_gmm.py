@@ -41,6 +41,8 @@ def _parameter_values(d: GMMDerivation, X: np.ndarray, resp: np.ndarray) -> dict
     weights, means, cov = d.mstep(X, resp)
     values = {"x": X, "q": resp.T, "pi": weights, "mu": means}
     name = d.structure.parameter.split("_")[0]
+    if not d.structure.parameter.endswith("_k") and d.covariance_type != "tied":
+        cov = cov[0]  # one shared covariance, repeated per component in the engine's layout
     if d.covariance_type in ("full", "tied"):
         values[name] = np.linalg.inv(cov)
     else:
@@ -170,7 +172,7 @@ def test_printed_forms(derivation: GMMDerivation) -> None:
     latex = derivation.latex()
     assert latex.count("\\begin{aligned}") == len(derivation.sections())
     md = derivation.markdown()
-    assert md.startswith(f"## {derivation.covariance_type.capitalize()} covariance")
+    assert md.startswith(f"## {derivation.heading()}")
     assert all(line.count("$") % 2 == 0 for line in md.splitlines())
     assert len(derivation.to_dict()["steps"]) == len(derivation.steps)
 
@@ -211,3 +213,40 @@ def test_every_equation_of_the_derivation_holds_at_the_solution(
             assert np.max(np.abs(a - b)) <= 1e-9 * scale, (step.rule, to_text(eq))
         checked += 1
     assert checked >= 10
+
+
+# --- mclust's names, and its models with a closed form beyond scikit-learn's four ----------------
+
+
+@pytest.mark.parametrize("covariance_type", ["EII", "EEI"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mclust_closed_forms_are_the_engines(covariance_type: str, seed: int) -> None:
+    d = derive_gmm(covariance_type)
+    X, resp = _data(seed)
+    ours = d.mstep(X, resp)
+    theirs = mstep_from_resp(X, resp, covariance_type, reg_covar=0.0)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    values = _parameter_values(d, *_data(3))
+    for parameter in d.gradients:
+        assert _gradient_norm(d, parameter, values) <= 1e-9
+
+
+def test_mclust_names_and_the_models_not_derived() -> None:
+    assert to_text(derive_gmm("VVV").updates["covariances"]) == to_text(
+        derive_gmm("full").updates["covariances"]
+    )
+    assert derive_gmm("VII").covariance_type == "spherical"
+    assert to_text(derive_gmm("EII").updates["covariances"]) == (
+        "sum_n(sum_k(q_kn*(x_n - mu_k)'*(x_n - mu_k)))/(D*N)"
+    )
+    assert to_text(derive_gmm("EEI").updates["covariances"]) == (
+        "sum_n(sum_k(q_kn*(x_n - mu_k).^2))/N"
+    )
+    from gaussmix.em.covariance import REGISTRY
+
+    # every model of the registry is either derived or listed, with its reason
+    assert set(REGISTRY) == set(gmm_module.DERIVED) | set(gmm_module.NOT_DERIVED)
+    with pytest.raises(ValueError, match="VEV is not derived here: its M-step is iterative"):
+        derive_gmm("VEV")

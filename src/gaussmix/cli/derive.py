@@ -102,7 +102,9 @@ def gmm_command(
         str | None,
         typer.Option(
             "--covariance",
-            help="full, diag, spherical or tied (default: full; all four with --markdown).",
+            help="full, diag, spherical, tied (or mclust's VVV, VVI, VII, EEE), EII or EEI "
+            "(default: full; the first four with --markdown). mclust's other models have "
+            "iterative M-steps (or closed forms through eigenvectors) and are not derived.",
         ),
     ] = None,
     latex: Annotated[bool, typer.Option("--latex", help="Print LaTeX.")] = False,
@@ -131,16 +133,24 @@ def gmm_command(
     """
     from gaussmix.calculus.lecture import DETAILS
     from gaussmix.derive import COVARIANCE_TYPES, derive_gmm
+    from gaussmix.derive.gmm import DERIVED, NOT_DERIVED, covariance_name
 
     if detail not in DETAILS:
         raise UserError(f"unknown --detail {detail!r}; use lecture or full")
 
     if sum((latex, markdown, as_json)) > 1:
         raise UserError("choose one of --latex, --markdown and --json")
-    if covariance is not None and covariance not in COVARIANCE_TYPES:
-        raise UserError(
-            f"unknown covariance type {covariance!r}; use one of {', '.join(COVARIANCE_TYPES)}"
-        )
+    if covariance is not None:
+        covariance = covariance_name(covariance)
+        if covariance in NOT_DERIVED:
+            raise UserError(
+                f"--covariance {covariance} is not derived: its M-step is "
+                f"{NOT_DERIVED[covariance]}; derived: {', '.join(DERIVED)}"
+            )
+        if covariance not in DERIVED:
+            raise UserError(
+                f"unknown covariance type {covariance!r}; use one of {', '.join(DERIVED)}"
+            )
     if markdown:
         types = [covariance] if covariance else list(COVARIANCE_TYPES)
         typer.echo(markdown_document([derive_gmm(t) for t in types], detail), nl=False)

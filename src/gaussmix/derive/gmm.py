@@ -48,11 +48,14 @@ from gaussmix.derive.solve import Facts, Identity, Solver
 __all__ = [
     "CONSTRAINT",
     "COVARIANCE_TYPES",
+    "DERIVED",
     "LAGRANGIAN",
+    "NOT_DERIVED",
     "STRUCTURES",
     "SURROGATE",
     "GMMDerivation",
     "Structure",
+    "covariance_name",
     "derive_gmm",
 ]
 
@@ -84,7 +87,8 @@ class Structure:
     Attributes
     ----------
     name : str
-        full, diag, spherical or tied.
+        The covariance registry's name: full, diag, spherical, tied (mclust's VVV, VVI, VII,
+        EEE), EII or EEI.
     precision : str
         The precision P_k in terms of the free parameter.
     parameter : str
@@ -112,9 +116,46 @@ STRUCTURES: dict[str, Structure] = {
     ),
     "spherical": Structure("spherical", "tau_k*eye", "tau_k", {"tau": "positive"}, "sigma2_k"),
     "tied": Structure("tied", "Lambda", "Lambda", {"Lambda": "spd"}, "Sigma"),
+    # mclust's models with a closed form the engine derives: one precision shared by all
+    "EII": Structure("EII", "tau*eye", "tau", {"tau": "positive"}, "sigma2"),
+    "EEI": Structure(
+        "EEI", "diag(tau)", "tau", {"tau": "vector"}, "sigma2", positive_entries=True
+    ),
 }
 
-COVARIANCE_TYPES = tuple(STRUCTURES)
+DERIVED = tuple(STRUCTURES)
+"""Every covariance type derived (the registry's names)."""
+
+COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
+"""scikit-learn's four types: those docs/derivation.md shows, in the lecture view."""
+
+NOT_DERIVED: dict[str, str] = {
+    "VEI": "iterative: volumes and the common shape alternate (Celeux and Govaert 1995)",
+    "EVI": "a closed form through det(A_k) = 1, a constraint that is not linear (Celeux and "
+    "Govaert 1995)",
+    "VEE": "iterative: C = D A D' and the volumes alternate (Celeux and Govaert 1995)",
+    "EVE": "iterative: the common orientation by majorise-minimise steps (Browne and McNicholas "
+    "2014)",
+    "VVE": "iterative: the common orientation by majorise-minimise steps (Browne and McNicholas "
+    "2014)",
+    "EEV": "a closed form through the eigenvectors of each scatter, an orthogonality "
+    "constraint the engine does not solve (Celeux and Govaert 1995)",
+    "VEV": "iterative: volumes and the common shape alternate over the eigenvectors of each "
+    "scatter (Celeux and Govaert 1995)",
+    "EVV": "a closed form through the eigenvectors of each scatter and det(A_k) = 1, constraints "
+    "the engine does not solve (Celeux and Govaert 1995)",
+    "E": "one feature: the M-step of EII",
+    "V": "one feature: the M-step of VII (spherical)",
+}
+"""mclust's other models, and why ``derive gmm`` does not derive them (the EM engine's M-steps
+for them are in gaussmix.em.constrained)."""
+
+
+def covariance_name(covariance_type: str) -> str:
+    """The registry's name for a covariance type or its mclust name (``VVV`` is ``full``)."""
+    from gaussmix.em.covariance import ALIASES  # the registry owns the names
+
+    return ALIASES.get(covariance_type, covariance_type)
 
 
 # --- the result ---------------------------------------------------------------------------------
@@ -157,7 +198,8 @@ class GMMDerivation(Derivation):
         return self.objective
 
     def heading(self) -> str:
-        return f"{self.covariance_type.capitalize()} covariance"
+        name = self.covariance_type
+        return f"{name if name.isupper() else name.capitalize()} covariance"
 
     def definition_vars(self) -> list[tuple[Expr, Expr]]:
         return [(_symbol(name), definition) for name, definition in self.definitions.items()]
@@ -178,11 +220,12 @@ class GMMDerivation(Derivation):
         weights : ndarray of shape (n_components,)
         means : ndarray of shape (n_components, n_features)
         covariances : ndarray
-            In scikit-learn's layout: (n_components, n_features, n_features) for full,
-            (n_components, n_features) for diag, (n_features, n_features) for tied,
-            (n_components,) for spherical: an update indexed by k gives one value per
-            component, one free of k a single value.
+            In the covariance registry's layout (scikit-learn's for its four types):
+            (n_components, n_features, n_features) for full, (n_components, n_features) for
+            diag and EEI, (n_features, n_features) for tied, (n_components,) for spherical
+            and EII: a shared covariance is repeated per component where the layout has one.
         """
+        from gaussmix.em.covariance import get_covariance
         X = np.asarray(X, dtype=float)
         resp = np.asarray(resp, dtype=float)
         if X.ndim != 2 or resp.ndim != 2 or resp.shape[0] != X.shape[0]:
@@ -201,7 +244,8 @@ class GMMDerivation(Derivation):
             else:
                 value = np.asarray(evaluate(e, values), dtype=float)
             out.append(value)
-        return out[0], out[1], out[2]
+        layout = get_covariance(self.covariance_type).shape(resp.shape[1], X.shape[1])
+        return out[0], out[1], np.broadcast_to(out[2], layout).copy()
 
     def results(self) -> list[Expr]:
         """The M-step as equations: each update (as derived) and the abbreviations it uses."""
@@ -351,7 +395,8 @@ def derive_gmm(covariance_type: str = "full") -> GMMDerivation:
 
     Parameters
     ----------
-    covariance_type : {"full", "diag", "spherical", "tied"}
+    covariance_type : {"full", "diag", "spherical", "tied", "EII", "EEI"}
+        Or mclust's names of the first four (VVV, VVI, VII, EEE).
 
     Returns
     -------
@@ -365,6 +410,12 @@ def derive_gmm(covariance_type: str = "full") -> GMMDerivation:
     ValueError
         For an unknown covariance type.
     """
+    covariance_type = covariance_name(covariance_type)
+    if covariance_type in NOT_DERIVED:
+        raise ValueError(
+            f"{covariance_type} is not derived here: its M-step is "
+            f"{NOT_DERIVED[covariance_type]}; derived: {', '.join(DERIVED)}"
+        )
     if covariance_type not in STRUCTURES:
         raise ValueError(
             f"unknown covariance type {covariance_type!r}; use one of {', '.join(STRUCTURES)}"
