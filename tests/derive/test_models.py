@@ -186,9 +186,37 @@ def test_one_dimensional_mixture_mean_and_variance() -> None:
     _close(d.solve_at(data), theirs)
 
 
-def test_mixture_of_linear_regressions() -> None:
+def test_one_dimensional_mixture_variance_in_the_variance() -> None:
+    # written in the variance itself: a/s^2 - b/s = 0 has its denominators cleared
     d = derive_model(
-        "sum_n(sum_k(q_kn*(1/2*log(tau_k) - tau_k/2*(y_n - x_n'*beta_k)^2)))",
+        "sum_n(sum_k(q_kn*(-1/2*log(sigma2_k) - 1/2*(x_n - m_k)^2/sigma2_k)))",
+        ["m_k", "sigma2_k"],
+        indices="nk",
+    )
+    assert "clear the denominators" in [s.rule for s in d.steps]
+    assert to_text(d.updates["sigma2_k"]) == "sum_n(q_kn*(x_n - m_k)^2)/sum_n(q_kn)"
+    rng = np.random.default_rng(10)
+    data = {"q": _resp(rng), "x": rng.normal(size=N) * 2.0}
+    theirs = _maximise(
+        _objective(d, data),
+        {"m": (K,), "sigma2": (K,)},
+        {"m": np.zeros(K), "sigma2": np.ones(K)},
+        bounds={"sigma2": (1e-6, None)},
+    )
+    _close(d.solve_at(data), theirs)
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [
+        "1/2*log(tau_k) - tau_k/2*(y_n - x_n'*beta_k)^2",
+        "-1/2*log(tau_k) - 1/2*(y_n - x_n'*beta_k)^2/tau_k",
+    ],
+    ids=["precision", "variance"],
+)
+def test_mixture_of_linear_regressions(noise: str) -> None:
+    d = derive_model(
+        f"sum_n(sum_k(q_kn*({noise})))",
         ["beta_k", "tau_k"],
         indices="nk",
     )

@@ -40,7 +40,9 @@ from gaussmix.calculus.expr import (
     mul,
     mul_all,
     neg,
+    num,
     number_value,
+    power,
     substitute,
     sumidx,
     transpose,
@@ -371,6 +373,42 @@ def _solve_linear(m: Match) -> Expr | None:
     return equation(u, mul(apply(Op.INV, coeff), eq.args[1]))
 
 
+def _power_below(t: Expr, u: Expr) -> int | None:
+    """p when the term t is c/u^p (signs and factors free of u aside); 0 when t is free of u;
+    None otherwise."""
+    if not t.depends_on(u):
+        return 0
+    if t.op is Op.NEG:
+        return _power_below(t.args[0], u)
+    if t.op is Op.SCALE and not t.args[0].depends_on(u):
+        return _power_below(t.args[1], u)
+    if t.op is Op.DIV and not t.args[0].depends_on(u):
+        bottom = t.args[1]
+        if bottom == u:
+            return 1
+        if bottom.op is Op.POW and bottom.args[0] == u and is_number(bottom.args[1]):
+            p = number_value(bottom.args[1])
+            return int(p) if p.denominator == 1 and p > 0 else None
+    return None
+
+
+def _clear(m: Match) -> Expr | None:
+    eq, u = m.node, m.ctx.unknown
+    if not u.is_scalar or not is_zero(eq.args[1]):
+        return None
+    lhs = eq.args[0]
+    terms = lhs.args if lhs.op is Op.ADD else (lhs,)
+    powers = [_power_below(t, u) for t in terms]
+    if any(p is None for p in powers):
+        return None
+    top = max(p for p in powers if p is not None)
+    if top < 2:  # c/u + B = 0 is affine in 1/u already
+        return None
+    m.note = f"{to_text(u)} divides, so it is nonzero"
+    factor = power(u, num(top))
+    return equation(add_all([mul(factor, t) for t in terms], lhs.shape), eq.args[1])
+
+
 def _invert(m: Match) -> Expr | None:
     u, rhs = m.node.args
     unknown = m.ctx.unknown
@@ -456,6 +494,12 @@ DIVIDE = Rule("divide", "c*U = B with c != 0 gives U = B/c", P(Op.EQ), _divide)
 LINEAR = Rule(
     "solve the linear system", "A*U = B with A invertible gives U = inv(A)*B", P(Op.EQ),
     _solve_linear, kind="calculus",
+)
+CLEAR = Rule(
+    "clear the denominators",
+    "A/u^2 + B/u = 0 with u != 0 gives A + B*u = 0",
+    P(Op.EQ),
+    _clear,
 )
 INVERT = Rule(
     "invert", "inv(A) = B gives A = inv(B); 1/a = b gives a = 1/b", P(Op.EQ), _invert,
@@ -580,6 +624,9 @@ class Solver:
         eq = self.simplify(eq, expand_rules(), unknown=unknown)
         eq = self.use_facts(eq, unknown)
         eq = self.run(eq, CANCEL, unknown)
+        cleared = self.run(eq, [CLEAR], unknown)
+        if cleared is not eq:
+            eq = self.simplify(cleared, expand_rules(), unknown=unknown)
         with_u, others = _terms_in(eq, unknown)
         if len({u for _, u in with_u}) != 1 or any(t.depends_on(unknown) for t in others):
             raise CalculusError(
