@@ -413,3 +413,12 @@ def test_cli_errors_are_one_line(args: tuple[str, ...], message: str) -> None:
     assert message in result.stderr
     assert result.stderr.startswith("error: ")
     assert "Traceback" not in result.output
+
+
+def test_cli_short_form_is_the_model_subcommand() -> None:
+    args = [POISSON, "--for", "lambda_k", "--indices", "n,k"]
+    short = CliRunner().invoke(app, ["derive", *args])
+    assert short.exit_code == 0, short.output
+    assert short.stdout == run(*args).stdout
+    minus = run("--for", "beta", "--", "-1/2*norm2(y - X*beta)^2 - alpha/2*beta'*beta")
+    assert "beta = inv(X'*X + alpha*eye)*X'*y" in minus.stdout

@@ -5,16 +5,18 @@ calculus engine.
 ``full`` unless ``--covariance`` says otherwise), LaTeX with ``--latex``, JSON with ``--json``.
 ``--markdown`` writes the document docs/derivation.md is made of: all four covariance types
 unless ``--covariance`` picks one. ``derive model "OBJECTIVE" --for ...``: the same plan on a
-student's own objective (a subcommand, because a typer group cannot take a positional beside
-its subcommands).
+student's own objective, also written ``derive "OBJECTIVE" --for ...`` as the issue has it:
+the group sends a first argument that names no subcommand to ``model`` (a typer group cannot
+take a positional beside its subcommands, so :class:`_Group` resolves it).
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from gaussmix.cli.app import UserError, app
 from gaussmix.cli.grad import _fail, first_order_lines
@@ -32,8 +34,20 @@ __all__ = [
     "model_command",
 ]
 
+class _Group(TyperGroup):
+    """``derive OBJECTIVE --for ...`` is ``derive model OBJECTIVE --for ...``: a first argument
+    that is not a subcommand's name (nor an option) is the objective of ``model``."""
+
+    # typer vendors click: Any stands for its private Context and Command types
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "model", self.commands["model"], args
+        return super().resolve_command(ctx, args)
+
+
 derive_app = typer.Typer(
     name="derive",
+    cls=_Group,
     help="Derivations made by the calculus engine: the M-step of a Gaussian mixture, or the "
     "stationary point of your own model.",
     no_args_is_help=True,
