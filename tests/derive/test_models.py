@@ -300,6 +300,24 @@ def test_every_gradient_vanishes_at_the_solution_on_random_data(seed: int) -> No
         assert before > 1e-3 and after < 1e-9
 
 
+def test_updates_written_in_each_other_are_said_to_be_coupled() -> None:
+    d = derive_model(
+        "sum_n(sum_k(q_kn*(1/2*logdet(Lambda_k) - 1/2*(x_n - mu)'*Lambda_k*(x_n - mu))))",
+        ["mu", "Lambda_k"],
+        indices="nk",
+        types="Lambda:spd",
+    )
+    assert set(d.coupled) == {"mu", "Lambda_k"} and not d.evaluated
+    assert "are written in terms of each other" in d.text("lecture")
+    for before, after in d.check(0).values():  # each, given the other
+        assert before > 1e-3 and after < 1e-9
+
+
+def test_the_multiplier_is_among_the_results() -> None:
+    d = derive_model("sum_k(N_k*log(pi_k))", ["pi_k"], constraints=["sum_k(pi_k) = 1"], indices="k")
+    assert [to_text(r) for r in d.results()] == ["pi_k = N_k/sum_m(N_m)", "lambda = -sum_k(N_k)"]
+
+
 # --- the runner is derive gmm's ----------------------------------------------------------------
 
 

@@ -133,6 +133,8 @@ class Derivation:
     on_lagrangian: set[str] = field(default_factory=set)
     identities: list[Expr] = field(default_factory=list)
     """Facts of the problem the solver used left to right (``sum_k(q_kn) = 1``)."""
+    coupled: dict[str, list[str]] = field(default_factory=dict)
+    """Updates written in terms of unknowns whose own updates depend on unknowns."""
 
     # -- numbers -------------------------------------------------------------------------------
     def expanded(self, name: str) -> Expr:
@@ -197,6 +199,8 @@ class Derivation:
         random too, then the closed forms evaluated on the data. Returns, per unknown, the
         largest norm of its gradient (over the values of its indices) at the random point and
         at the solution: the second is zero up to rounding when the derivation is right.
+        Updates written in terms of each other (``coupled``) are each checked at the others'
+        random values, the maximiser given them.
         """
         if self.objective is None:
             raise CalculusError("nothing was derived")
@@ -208,15 +212,25 @@ class Derivation:
         data = _satisfying(
             self.identities, {k: v for k, v in point.values.items() if k not in unknowns}
         )
-        solution = self.solve_at(data)
-        at_solution = {**point.values, **data, **solution}
         counts = _index_counts(functions[-1], point.values)
+        if self.coupled:
+            # each update at the others' random values: the maximiser given them
+            solutions = {}
+            for name, target in self.targets.items():
+                value = _evaluate_indexed(
+                    self.expanded(name), target, {**point.values, **data}, counts
+                )
+                solutions[name] = {**point.values, **data, target.name: value}
+            at = {name: solutions.get(name, {**point.values, **data}) for name in self.gradients}
+        else:
+            joint = {**point.values, **data, **self.solve_at(data)}
+            at = {name: joint for name in self.gradients}
         out = {}
         for name, gradient in self.gradients.items():
             wrt = self.parameters[name]
             out[name] = (
                 _largest(gradient, wrt, point.values, counts),
-                _largest(gradient, wrt, at_solution, counts),
+                _largest(gradient, wrt, at[name], counts),
             )
         return out
 
@@ -256,9 +270,20 @@ class Derivation:
         return []
 
     def _tail(self) -> list[str]:
-        if not self.assumptions:
+        out = [f"   {note}" for note in self.notes()]
+        if self.assumptions:
+            out.append(f"   assuming: {'; '.join(self.assumptions)}")
+        return ["", *out] if out else []
+
+    def notes(self) -> list[str]:
+        """What the reader should know about the updates (those written in each other)."""
+        if not self.coupled:
             return []
-        return ["", f"   assuming: {'; '.join(self.assumptions)}"]
+        names = sorted({*self.coupled, *(n for others in self.coupled.values() for n in others)})
+        return [
+            f"{' and '.join(names)} are written in terms of each other: no closed form for them "
+            "together; each update is the maximiser given the others (iterate them)"
+        ]
 
     def text(self, detail: str = "full") -> str:
         """The derivation as numbered text lines, each followed by its rule (``detail``:
@@ -381,6 +406,18 @@ class ModelDerivation(Derivation):
 
     text_input: str = ""
     constraints: list[Expr] = field(default_factory=list)
+
+    def results(self) -> list[Expr]:
+        """The closed forms, the multipliers' values, and the abbreviations."""
+        out = [equation(self.targets[name], u) for name, u in self.updates.items()]
+        given = {t.full_name for t in self.targets.values()}
+        out += [
+            equation(self.parameters[name], value)
+            for name, value in self.solutions.items()
+            if name not in given and name in self.parameters
+        ]
+        out += [equation(symbol, definition) for symbol, definition in self.definition_vars()]
+        return out
 
     def _head(self) -> list[str]:
         head = [f"      f = {self.text_input}"] if self.text_input else []
@@ -922,6 +959,8 @@ def _evaluate_together(state: State, unknowns: Sequence[Expr]) -> None:
             if other is None or other == name or not d.updates[name].depends_on(u):
                 continue
             if any(d.updates[other].depends_on(v) for v in unknowns):
-                continue  # coupled: no closed form to put in
+                # coupled: no closed form to put in; each is the maximiser given the other
+                d.coupled[name] = [v.full_name for v in unknowns if d.updates[name].depends_on(v)]
+                continue
             d.titles.setdefault("together", "Solved together")
             at_the_new(state, "together", u.full_name, other, name)
