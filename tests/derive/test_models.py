@@ -318,6 +318,66 @@ def test_the_multiplier_is_among_the_results() -> None:
     assert [to_text(r) for r in d.results()] == ["pi_k = N_k/sum_m(N_m)", "lambda = -sum_k(N_k)"]
 
 
+@pytest.mark.parametrize(
+    ("objective", "unknowns", "constraints", "facts"),
+    [
+        ("sum_n(sum_k(q_kn*(x_n*log(lambda_k) - lambda_k)))", ["lambda_k"], [], []),
+        ("sum_n(sum_k(q_kn*sum_j(x_jn*log(p_jk))))", ["p_jk"], ["sum_j(p_jk) = 1"], []),
+        (
+            "sum_n(sum_k(q_kn*(-1/2*log(v_k) - 1/2*(y_n - x_n'*beta_k)^2/v_k)))",
+            ["beta_k", "v_k"],
+            [],
+            [],
+        ),
+        (
+            "sum_n(sum_k(q_kn*log(pi_k))) + lambda*(sum_k(pi_k) - 1)",
+            ["pi_k", "lambda"],
+            [],
+            ["sum_k(q_kn) = 1", "N_k = sum_n(q_kn)"],
+        ),
+    ],
+    ids=["poisson", "categorical", "regressions", "weights"],
+)
+def test_every_equation_of_the_derivation_holds_at_the_solution(
+    objective: str, unknowns: list[str], constraints: list[str], facts: list[str]
+) -> None:
+    # the solver's rules turn an equation into one with the same solutions, so every equation
+    # written on the way holds at the derived solution (definitions written out)
+    from gaussmix.calculus.expr import Op, is_zero, substitute
+    from gaussmix.derive.model import free_indices
+
+    d = derive_model(objective, unknowns, constraints=constraints, indices="nkj", facts=facts)
+    rng = np.random.default_rng(11)
+    data = {"q": _resp(rng), "x": rng.uniform(0.5, 2.0, size=(N, D)), "y": rng.normal(size=N)}
+    if "x_jn" in objective:
+        data["x"] = np.eye(4)[rng.integers(0, 4, size=N)].T
+    elif "x_n'" not in objective:
+        data["x"] = rng.poisson(3.0, size=N).astype(float)
+    values = {**data, **d.solve_at(data)}
+    sizes = {"k": K, "n": N, "j": 4}
+    counts = {"n": N}
+    checked = 0
+    for step in d.steps:
+        eq = step.after
+        if eq.op is not Op.EQ:
+            continue
+        for symbol, definition in d.definition_vars():
+            eq = substitute(eq, symbol, definition)
+        free = sorted(free_indices(eq))
+        for at in np.ndindex(*[sizes[i] for i in free]):
+            env = dict(zip(free, at, strict=True))
+            lhs = np.asarray(evaluate(eq.args[0], values, index_env=env, counts=counts))
+            rhs = (
+                np.zeros_like(lhs)  # 0*ones: no value sizes it
+                if is_zero(eq.args[1])
+                else np.asarray(evaluate(eq.args[1], values, index_env=env, counts=counts))
+            )
+            scale = max(1.0, float(np.abs(lhs).max()))
+            np.testing.assert_allclose(lhs, rhs, rtol=1e-8, atol=1e-8 * scale)
+        checked += 1
+    assert checked >= 3
+
+
 # --- the runner is derive gmm's ----------------------------------------------------------------
 
 
