@@ -366,6 +366,7 @@ class Derivation:
                     out.append(f"   {why}")
                 out.append("")
         out += ["The updates:", ""] + [f"- ${to_latex(eq)}$" for eq in self.results()]
+        out += [line for note in self.notes() for line in ("", note[0].upper() + note[1:] + ".")]
         if self.assumptions:
             out += ["", "Assuming: " + "; ".join(f"`{a}`" for a in self.assumptions) + "."]
         return "\n".join(out).rstrip() + "\n"
