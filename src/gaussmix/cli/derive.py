@@ -56,6 +56,23 @@ derive_app = typer.Typer(
 )
 app.add_typer(derive_app, name="derive")
 
+# The options derive gmm and derive model share.
+Latex = Annotated[bool, typer.Option("--latex", help="Print LaTeX.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the derivation as JSON.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the random point.")]
+Detail = Annotated[
+    str, typer.Option("--detail", help="lecture (one line per idea) or full (every step).")
+]
+
+
+def _check_formats(detail: str, *formats: bool) -> None:
+    from gaussmix.calculus.lecture import DETAILS
+
+    if detail not in DETAILS:
+        raise UserError(f"unknown --detail {detail!r}; use lecture or full")
+    if sum(formats) > 1:
+        raise UserError("choose one of --latex, --markdown and --json")
+
 
 def markdown_document(derivations: list[GMMDerivation], detail: str = "lecture") -> str:
     """The Markdown document of docs/derivation.md: every derivation in the lecture view (or
@@ -121,11 +138,11 @@ def gmm_command(
             "iterative M-steps (or closed forms through eigenvectors) and are not derived.",
         ),
     ] = None,
-    latex: Annotated[bool, typer.Option("--latex", help="Print LaTeX.")] = False,
+    latex: Latex = False,
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the Markdown document (docs/derivation.md).")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the derivation as JSON.")] = False,
+    as_json: Json = False,
     check: Annotated[
         bool,
         typer.Option(
@@ -134,10 +151,8 @@ def gmm_command(
             "random point, for the gradient in each parameter.",
         ),
     ] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random point.")] = 0,
-    detail: Annotated[
-        str, typer.Option("--detail", help="lecture (one line per idea) or full (every step).")
-    ] = "lecture",
+    seed: Seed = 0,
+    detail: Detail = "lecture",
 ) -> None:
     """Derive the M-step of a Gaussian mixture from the EM surrogate, step by step.
 
@@ -145,26 +160,15 @@ def gmm_command(
     quadratic form), the stationary equations and their solution, and for the weights the
     Lagrangian of the constraint sum_k(pi_k) = 1.
     """
-    from gaussmix.calculus.lecture import DETAILS
     from gaussmix.derive import COVARIANCE_TYPES, derive_gmm
-    from gaussmix.derive.gmm import DERIVED, NOT_DERIVED, covariance_name
+    from gaussmix.derive.gmm import resolve_covariance
 
-    if detail not in DETAILS:
-        raise UserError(f"unknown --detail {detail!r}; use lecture or full")
-
-    if sum((latex, markdown, as_json)) > 1:
-        raise UserError("choose one of --latex, --markdown and --json")
+    _check_formats(detail, latex, markdown, as_json)
     if covariance is not None:
-        covariance = covariance_name(covariance)
-        if covariance in NOT_DERIVED:
-            raise UserError(
-                f"--covariance {covariance} is not derived: its M-step is "
-                f"{NOT_DERIVED[covariance]}; derived: {', '.join(DERIVED)}"
-            )
-        if covariance not in DERIVED:
-            raise UserError(
-                f"unknown covariance type {covariance!r}; use one of {', '.join(DERIVED)}"
-            )
+        try:
+            covariance = resolve_covariance(covariance)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     if markdown:
         types = [covariance] if covariance else list(COVARIANCE_TYPES)
         typer.echo(markdown_document([derive_gmm(t) for t in types], detail), nl=False)
@@ -256,9 +260,9 @@ def model_command(
             'or "N_k = sum_n(q_kn)" (a new name: an abbreviation).',
         ),
     ] = None,
-    latex: Annotated[bool, typer.Option("--latex", help="Print LaTeX.")] = False,
+    latex: Latex = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the derivation as JSON.")] = False,
+    as_json: Json = False,
     check: Annotated[
         bool,
         typer.Option(
@@ -267,10 +271,8 @@ def model_command(
             "random data before and at the derived solution.",
         ),
     ] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random point.")] = 0,
-    detail: Annotated[
-        str, typer.Option("--detail", help="lecture (one line per idea) or full (every step).")
-    ] = "lecture",
+    seed: Seed = 0,
+    detail: Detail = "lecture",
 ) -> None:
     """Derive the stationary point of your own objective in closed form, step by step.
 
@@ -279,13 +281,9 @@ def model_command(
     unknown or in its inverse; each constraint linear.
     """
     from gaussmix.calculus import CalculusError
-    from gaussmix.calculus.lecture import DETAILS
     from gaussmix.derive.model import derive_model
 
-    if detail not in DETAILS:
-        raise UserError(f"unknown --detail {detail!r}; use lecture or full")
-    if sum((latex, markdown, as_json)) > 1:
-        raise UserError("choose one of --latex, --markdown and --json")
+    _check_formats(detail, latex, markdown, as_json)
     names = _list(unknowns)
     if not names:
         raise UserError("--for needs at least one unknown, e.g. --for mu_k")

@@ -55,8 +55,8 @@ __all__ = [
     "SURROGATE",
     "GMMDerivation",
     "Structure",
-    "covariance_name",
     "derive_gmm",
+    "resolve_covariance",
 ]
 
 # --- the inputs ---------------------------------------------------------------------------------
@@ -151,11 +151,25 @@ NOT_DERIVED: dict[str, str] = {
 for them are in gaussmix.em.constrained)."""
 
 
-def covariance_name(covariance_type: str) -> str:
-    """The registry's name for a covariance type or its mclust name (``VVV`` is ``full``)."""
+def resolve_covariance(covariance_type: str) -> str:
+    """The registry's name of a covariance type derived here (mclust's ``VVV`` is ``full``).
+
+    Raises
+    ------
+    ValueError
+        For a model not derived (saying why) or an unknown name.
+    """
     from gaussmix.em.covariance import ALIASES  # the registry owns the names
 
-    return ALIASES.get(covariance_type, covariance_type)
+    name = ALIASES.get(covariance_type, covariance_type)
+    if name in NOT_DERIVED:
+        raise ValueError(
+            f"{name} is not derived: its M-step is {NOT_DERIVED[name]}; derived: "
+            f"{', '.join(DERIVED)}"
+        )
+    if name not in STRUCTURES:
+        raise ValueError(f"unknown covariance type {name!r}; use one of {', '.join(DERIVED)}")
+    return name
 
 
 # --- the result ---------------------------------------------------------------------------------
@@ -262,8 +276,8 @@ class GMMDerivation(Derivation):
         if detail == "full" or self.surrogate is None:
             return lines
         # u_n = x_n - mu_k, the residual, as the lecture writes it (only where it occurs as is)
-        x = _variable(self.surrogate, "x_n")
-        residual = sub(x, _variable(self.surrogate, "mu_k"))
+        x = variable(self.surrogate, "x_n")
+        residual = sub(x, variable(self.surrogate, "mu_k"))
         u = Expr(Op.VAR, (), x.shape, name="u", kind=x.kind, indices=x.indices)
         q = parse("Q", {"Q": "scalar"})  # the surrogate, by the name its first line gives it
         abbreviations = [(q, self.surrogate), (u, residual), *self.definition_vars()]
@@ -297,20 +311,16 @@ def _symbol(name: str, kind: str = "positive") -> Expr:
     return parse(name, {name.split("_")[0]: kind}, indices=INDICES)
 
 
-def _variable(e: Expr, full_name: str) -> Expr:
-    return variable(e, full_name)
-
-
 def _template(structure: Structure) -> tuple[Expr, Expr, Expr]:
     """The surrogate as written (in P_k), the structured precision, and P_k; the dimension of
     the data is named D."""
     kinds = {**KINDS, **structure.kinds}
     template = parse(SURROGATE, kinds, indices=INDICES)
-    precision_var = _variable(template, "P_k")
+    precision_var = variable(template, "P_k")
     precision = parse(
         structure.precision, kinds, indices=INDICES, context=template, shape=precision_var.shape
     )
-    feature = _variable(template, "x_n").shape[0]
+    feature = variable(template, "x_n").shape[0]
 
     def named(e: Expr) -> Expr:
         return map_dims(e, lambda d: "D" if d == feature else d)
@@ -328,7 +338,7 @@ def _facts(q: Expr, structure: Structure) -> Facts:
     facts.definitions.append(Identity("soft count", count, definition))
     facts.nonzero.add(count)
     if structure.positive_entries:
-        facts.positive_vectors.add(_variable(q, structure.parameter))
+        facts.positive_vectors.add(variable(q, structure.parameter))
     return facts
 
 
@@ -361,7 +371,7 @@ def _precision(state: State, stage: str, update: str) -> None:
     covariance, named by the structure."""
     d = state.d
     assert isinstance(d, GMMDerivation) and d.objective is not None
-    theta = _variable(d.objective, d.structure.parameter)
+    theta = variable(d.objective, d.structure.parameter)
     kind = "positive" if theta.is_scalar else "vector" if theta.is_vector else "symmetric"
     covariance = _symbol(d.structure.covariance, kind)
     stationary(state, stage, d.structure.parameter, update, covariance=covariance)
@@ -410,16 +420,7 @@ def derive_gmm(covariance_type: str = "full") -> GMMDerivation:
     ValueError
         For an unknown covariance type.
     """
-    covariance_type = covariance_name(covariance_type)
-    if covariance_type in NOT_DERIVED:
-        raise ValueError(
-            f"{covariance_type} is not derived here: its M-step is "
-            f"{NOT_DERIVED[covariance_type]}; derived: {', '.join(DERIVED)}"
-        )
-    if covariance_type not in STRUCTURES:
-        raise ValueError(
-            f"unknown covariance type {covariance_type!r}; use one of {', '.join(STRUCTURES)}"
-        )
+    covariance_type = resolve_covariance(covariance_type)
     structure = STRUCTURES[covariance_type]
     d = GMMDerivation(
         title=f"M-step of a Gaussian mixture, {covariance_type} covariance",

@@ -350,27 +350,33 @@ def _isolate(m: Match) -> Expr | None:
     return equation(_times(coeff, u), moved)
 
 
-def _divide(m: Match) -> Expr | None:
-    eq, unknown, facts = m.node, m.ctx.unknown, m.ctx.facts
-    with_u, others = _terms_in(eq, unknown)
+def _single_term(m: Match) -> tuple[Expr, Expr] | None:
+    """(C, U) when the equation is C*U = B, one term in the unknown and no other on the left."""
+    with_u, others = _terms_in(m.node, m.ctx.unknown)
     if len(with_u) != 1 or others:
         return None
-    coeff, u = _sum_coefficients([with_u[0][0]], with_u[0][1]), with_u[0][1]
-    if not coeff.is_scalar or is_number(coeff, 1) or not facts.nonzero_or_assumed(coeff):
+    return _sum_coefficients([with_u[0][0]], with_u[0][1]), with_u[0][1]
+
+
+def _divide(m: Match) -> Expr | None:
+    found = _single_term(m)
+    if found is None:
         return None
-    return equation(u, div(eq.args[1], coeff))
+    coeff, u = found
+    if not coeff.is_scalar or is_number(coeff, 1) or not m.ctx.facts.nonzero_or_assumed(coeff):
+        return None
+    return equation(u, div(m.node.args[1], coeff))
 
 
 def _solve_linear(m: Match) -> Expr | None:
-    eq, unknown, facts = m.node, m.ctx.unknown, m.ctx.facts
-    with_u, others = _terms_in(eq, unknown)
-    if len(with_u) != 1 or others:
+    found = _single_term(m)
+    if found is None:
         return None
-    coeff, u = _sum_coefficients([with_u[0][0]], with_u[0][1]), with_u[0][1]
-    if coeff.is_scalar or not facts.invertible_or_assumed(coeff):
+    coeff, u = found
+    if coeff.is_scalar or not m.ctx.facts.invertible_or_assumed(coeff):
         return None
-    m.note = facts.why(coeff)
-    return equation(u, mul(apply(Op.INV, coeff), eq.args[1]))
+    m.note = m.ctx.facts.why(coeff)
+    return equation(u, mul(apply(Op.INV, coeff), m.node.args[1]))
 
 
 def _power_below(t: Expr, u: Expr) -> int | None:
