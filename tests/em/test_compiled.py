@@ -118,3 +118,83 @@ def test_a_fit_with_the_c_loops_equals_the_numpy_fit(
     np.testing.assert_allclose(with_c.lower_bounds_, with_numpy.lower_bounds_, rtol=1e-12)
     np.testing.assert_allclose(with_c.means_, with_numpy.means_, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(with_c.covariances_, with_numpy.covariances_, rtol=1e-9)
+
+
+# --- the inner loops of the constrained M-steps (constrained.py) ----------------------------
+def _scatters(K: int, D: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """K weighted scatter matrices (K, D, D) of random rows about their means, and N (K,)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((30 * K + 3 * D, D)) @ rng.standard_normal((D, D))
+    resp = rng.dirichlet(np.ones(K) * 0.8, size=X.shape[0])
+    nk = resp.sum(axis=0)
+    means = resp.T @ X / nk[:, None]
+    W = np.einsum("nk,nkd,nke->kde", resp, X[:, None] - means, X[:, None] - means)
+    return W, nk
+
+
+@needs_c
+@pytest.mark.parametrize("model", ["EVE", "VVE", "VEV", "VEI"])
+@pytest.mark.parametrize(("K", "D"), [(1, 2), (2, 2), (3, 3), (5, 4), (4, 7), (3, 16)])
+@pytest.mark.parametrize("warm", [False, True])
+def test_inner_loops_in_c_equal_numpy(
+    model: str, K: int, D: int, warm: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The M-step with its inner loop in C (compiled.orientation_mm, vei_loop) and in numpy,
+    from the same start, cold and warm (the previous M-step's covariances, as EM passes them)."""
+    from gaussmix.em.covariance import get_covariance
+
+    W, nk = _scatters(K, D, seed=K * 100 + D)
+    W_next, _ = _scatters(K, D, seed=K * 100 + D + 1)
+    cov = get_covariance(model)
+    if model == "VEI":  # the diagonal layout: its scatter is the diagonals
+        W, W_next = (np.diagonal(w, axis1=1, axis2=2).copy() for w in (W, W_next))
+
+    def mstep() -> np.ndarray:
+        start = cov.constrain(W, nk, None) if warm else None
+        return cov.constrain(W_next, nk, start)
+
+    calls = []
+    for name in ("orientation_mm", "vei_loop"):
+        original = getattr(compiled, name)
+        monkeypatch.setattr(compiled, name, lambda *a, f=original: calls.append(f(*a)) or calls[-1])
+    got = mstep()
+    if K > 1 or model in ("VEV", "VEI"):  # C took them (K = 1: the polar factor declines)
+        assert calls and all(c is not None for c in calls)
+    monkeypatch.setattr(compiled, "INNER_LOOP_MAX_FEATURES", 0)
+    want = mstep()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
+
+
+@needs_c
+def test_polar_factor_takes_a_zero_row_and_declines_other_rank_deficiency() -> None:
+    """A common orientation whose components all have their smallest variance on one axis makes
+    the second MM step's matrix an exact zero row (the C loop completes it, as any SVD may, up
+    to a column sign of the orientation); K = 1 makes the first step's matrix rank deficient
+    elsewhere, where the C loop declines and numpy's SVD runs."""
+    from gaussmix.em import constrained
+
+    W, nk = _scatters(1, 3, seed=5)
+    omega = np.linalg.eigvalsh(W)[:, -1]
+    D0 = np.linalg.eigh(W[0])[1]
+    v0 = constrained.vvi(constrained._rotated_diagonals(W, D0), nk)
+    assert compiled.orientation_mm(W, nk, omega, False, D0, v0, np.inf, 1e-8, 50) is None
+    W, nk = _scatters(3, 3, seed=6)
+    omega = np.linalg.eigvalsh(W)[:, -1]
+    D0 = np.linalg.eigh(W.sum(axis=0))[1]
+    v0 = np.tile([3.0, 2.0, 1.0], (3, 1)) * nk[:, None]  # every M_k largest on the last axis
+    done = compiled.orientation_mm(W, nk, omega, False, D0, v0, np.inf, 1e-8, 1)
+    assert done is not None and done[2] == 0  # one step, the cap, from an infinite objective
+    # one step from that start: the same covariances as numpy's loop's first step
+    D, v = done[0], done[1]
+    M = 1.0 / v0
+    F = ((omega[:, None, None] * np.eye(3) - W) @ D0 * M[:, None, :]).sum(axis=0)
+    P, _, Rt = np.linalg.svd(F)
+    E = (P @ Rt).T
+    G = ((M.max(axis=1)[:, None] - M)[:, :, None] * (E @ W)).sum(axis=0)
+    assert np.count_nonzero(np.all(G == 0.0, axis=1)) == 1
+    P, _, Rt = np.linalg.svd(G)
+    D_numpy = (P @ Rt).T
+    v_numpy = constrained.vvi(constrained._rotated_diagonals(W, D_numpy), nk)
+    np.testing.assert_allclose(
+        constrained._assemble(D, v), constrained._assemble(D_numpy, v_numpy), rtol=1e-12
+    )

@@ -519,3 +519,224 @@ long precision_factors(const double *restrict S, long K, long D, double *restric
     }
     return -1;
 }
+
+/* The inner iterations of constrained.py's M-steps for small D, one call per M-step instead
+ * of a dozen numpy calls per inner step (constrained.py keeps the numpy loops: they are the
+ * reference, and run where these decline). Each does exactly the numpy loop's arithmetic in
+ * the same order of operations, so the two agree to rounding; each returns the number of
+ * inner steps once the surrogate's relative change is at most tol (or it is not finite), 0
+ * when max_iter steps did not get there, -1 when it declines (the numpy loop then runs from
+ * the same start). result receives the last objective and the one before it. */
+
+/* The orthogonal polar factor Q = U V' of the D x D matrix F = U S V' (the orthogonal matrix
+ * maximising tr(Q' F), orthogonal Procrustes), by one-sided Jacobi (Hestenes): rotations from
+ * the right make F's columns orthogonal, F V = U S, then Q = U V'. A (D x D) and V (D x D) are
+ * scratch. Where F is rank deficient Q is not unique: with null_row set, one exactly zero row
+ * i of F is taken (U's missing column is e_i; any other choice changes Q by a sign of the
+ * pair u v', which for the transposed Q that orientation_mm uses is the sign of one column of
+ * the orientation: the covariances, and numpy's loop, do not see it); otherwise returns 0. */
+static int polar_factor(const double *restrict F, long D, double *restrict Q,
+                        double *restrict A, double *restrict V, int null_row)
+{
+    memcpy(A, F, (size_t)(D * D) * sizeof(double));
+    for (long i = 0; i < D * D; i++) V[i] = 0.0;
+    for (long i = 0; i < D; i++) V[i * D + i] = 1.0;
+    double norm2 = 0.0; /* ||F||^2, which the rotations keep */
+    for (long i = 0; i < D * D; i++) norm2 += F[i] * F[i];
+    for (int sweep = 0; sweep < 64; sweep++) {
+        int rotated = 0;
+        for (long p = 0; p < D - 1; p++)
+            for (long q = p + 1; q < D; q++) {
+                double alpha = 0.0, beta = 0.0, gamma = 0.0;
+                for (long i = 0; i < D; i++) {
+                    alpha += A[i * D + p] * A[i * D + p];
+                    beta += A[i * D + q] * A[i * D + q];
+                    gamma += A[i * D + p] * A[i * D + q];
+                }
+                /* orthogonal to rounding, or one of them a null column (which no rotation
+                 * can make more orthogonal than its rounding) */
+                if (!(fabs(gamma) > (double)D * 2.2e-16 * sqrt(alpha * beta))) continue;
+                if (!(alpha > 1e-28 * norm2 && beta > 1e-28 * norm2)) continue;
+                rotated = 1;
+                const double zeta = (beta - alpha) / (2.0 * gamma);
+                const double t = copysign(1.0, zeta) / (fabs(zeta) + sqrt(1.0 + zeta * zeta));
+                const double c = 1.0 / sqrt(1.0 + t * t), s = c * t;
+                for (long i = 0; i < D; i++) {
+                    const double ap = A[i * D + p], aq = A[i * D + q];
+                    A[i * D + p] = c * ap - s * aq;
+                    A[i * D + q] = s * ap + c * aq;
+                    const double vp = V[i * D + p], vq = V[i * D + q];
+                    V[i * D + p] = c * vp - s * vq;
+                    V[i * D + q] = s * vp + c * vq;
+                }
+            }
+        if (!rotated) break;
+    }
+    /* the singular values S, held in Q until Q is written */
+    double largest = 0.0;
+    for (long j = 0; j < D; j++) {
+        double s = 0.0;
+        for (long i = 0; i < D; i++) s += A[i * D + j] * A[i * D + j];
+        Q[j] = sqrt(s);
+        if (!isfinite(Q[j])) return 0;
+        if (Q[j] > largest) largest = Q[j];
+    }
+    long missing = -1;
+    for (long j = 0; j < D; j++) {
+        if (!(Q[j] > 1e-12 * largest)) { /* rank deficient, or F = 0 */
+            if (missing >= 0 || !null_row || !(largest > 0.0)) return 0;
+            missing = j;
+            continue;
+        }
+        for (long i = 0; i < D; i++) A[i * D + j] /= Q[j]; /* the columns of U */
+    }
+    if (missing >= 0) {
+        long zero_row = -1;
+        for (long i = 0; i < D && zero_row < 0; i++) {
+            zero_row = i;
+            for (long j = 0; j < D; j++)
+                if (F[i * D + j] != 0.0) zero_row = -1;
+        }
+        if (zero_row < 0) return 0;
+        /* the other columns of U vanish in that row (rotations mix columns within rows) */
+        for (long i = 0; i < D; i++) A[i * D + missing] = i == zero_row ? 1.0 : 0.0;
+    }
+    for (long i = 0; i < D; i++)
+        for (long j = 0; j < D; j++) {
+            double s = 0.0;
+            for (long l = 0; l < D; l++) s += A[i * D + l] * V[j * D + l];
+            Q[i * D + j] = s;
+        }
+    return 1;
+}
+
+static double diag_objective_c(const double *S, const double *nk, const double *v, long K,
+                               long D)
+{
+    double total = 0.0;
+    for (long k = 0; k < K; k++)
+        for (long j = 0; j < D; j++)
+            total += nk[k] * log(v[k * D + j]) + S[k * D + j] / v[k * D + j];
+    return total;
+}
+
+static int inner_converged(double previous, double current, double tol)
+{
+    if (!isfinite(current)) return 1;
+    return fabs(previous - current) <= tol * (1.0 + fabs(current));
+}
+
+/* constrained.common_orientation's MM loop (EVE: equal_volume 1, VVE: 0). W (K, D, D) the
+ * scatters, nk (K,), omega (K,) their largest eigenvalues, Dm (D, D) the orientation and v
+ * (K, D) the variances, both read as the start and overwritten with the result; objective the
+ * start's; work 4 D^2 + 2 K D doubles. */
+long orientation_mm(const double *restrict W, const double *restrict nk,
+                    const double *restrict omega, long K, long D, long equal_volume,
+                    double objective, double tol, long max_iter, double *restrict Dm,
+                    double *restrict v, double *restrict work, double *restrict result)
+{
+    double *F = work, *Q = F + D * D, *A = Q + D * D, *V = A + D * D;
+    double *M = V + D * D, *S = M + K * D;
+    double total = 0.0, previous = objective;
+    for (long k = 0; k < K; k++) total += nk[k];
+    for (long it = 0; it < max_iter; it++) {
+        for (long i = 0; i < K * D; i++) M[i] = 1.0 / v[i];
+        /* F = sum_k (omega_k I - W_k) D diag(M_k) */
+        for (long i = 0; i < D * D; i++) F[i] = 0.0;
+        for (long k = 0; k < K; k++) {
+            const double *Wk = W + k * D * D;
+            for (long i = 0; i < D; i++)
+                for (long l = 0; l < D; l++) {
+                    double wd = 0.0;
+                    for (long j = 0; j < D; j++) wd += Wk[i * D + j] * Dm[j * D + l];
+                    F[i * D + l] += (omega[k] * Dm[i * D + l] - wd) * M[k * D + l];
+                }
+        }
+        if (!polar_factor(F, D, Dm, A, V, 0)) return -1;
+        /* G = sum_k diag(max M_k - M_k) D' W_k; the new D is the polar factor of G, transposed */
+        for (long i = 0; i < D * D; i++) F[i] = 0.0;
+        for (long k = 0; k < K; k++) {
+            const double *Wk = W + k * D * D;
+            double largest = M[k * D];
+            for (long j = 1; j < D; j++)
+                if (M[k * D + j] > largest) largest = M[k * D + j];
+            for (long i = 0; i < D; i++) {
+                const double c = largest - M[k * D + i];
+                for (long l = 0; l < D; l++) {
+                    double ew = 0.0;
+                    for (long j = 0; j < D; j++) ew += Dm[j * D + i] * Wk[j * D + l];
+                    F[i * D + l] += c * ew;
+                }
+            }
+        }
+        if (!polar_factor(F, D, Q, A, V, 1)) return -1;
+        for (long i = 0; i < D; i++)
+            for (long j = 0; j < D; j++) Dm[i * D + j] = Q[j * D + i];
+        /* S_ki = (D' W_k D)_ii */
+        for (long k = 0; k < K; k++) {
+            const double *Wk = W + k * D * D;
+            for (long i = 0; i < D; i++) {
+                double s = 0.0;
+                for (long j = 0; j < D; j++) {
+                    double wd = 0.0;
+                    for (long l = 0; l < D; l++) wd += Wk[j * D + l] * Dm[l * D + i];
+                    s += Dm[j * D + i] * wd;
+                }
+                S[k * D + i] = s;
+            }
+        }
+        if (equal_volume) { /* evi: A_k = S_k / g(S_k), lambda = sum_k g(S_k) / N */
+            double gsum = 0.0;
+            for (long k = 0; k < K; k++) {
+                double logs = 0.0;
+                for (long j = 0; j < D; j++) logs += log(S[k * D + j]);
+                M[k] = exp(logs / (double)D); /* M is free again: it holds g */
+                gsum += M[k];
+            }
+            const double lambda = gsum / total;
+            for (long k = 0; k < K; k++)
+                for (long j = 0; j < D; j++) v[k * D + j] = S[k * D + j] / M[k] * lambda;
+        } else { /* vvi: v_k = S_k / N_k */
+            for (long k = 0; k < K; k++)
+                for (long j = 0; j < D; j++) v[k * D + j] = S[k * D + j] / nk[k];
+        }
+        previous = objective;
+        objective = diag_objective_c(S, nk, v, K, D);
+        result[0] = objective;
+        result[1] = previous;
+        if (inner_converged(previous, objective, tol)) return it + 1;
+    }
+    return 0;
+}
+
+/* constrained.vei's loop: S (K, D) diagonal statistics, nk (K,), volume (K,) the start
+ * (overwritten), v (K, D) the variances out, shape D doubles of scratch. */
+long vei_loop(const double *restrict S, const double *restrict nk, long K, long D,
+              double objective, double tol, long max_iter, double *restrict volume,
+              double *restrict v, double *restrict shape, double *restrict result)
+{
+    double previous = objective;
+    for (long it = 0; it < max_iter; it++) {
+        double logs = 0.0;
+        for (long j = 0; j < D; j++) {
+            double s = 0.0;
+            for (long k = 0; k < K; k++) s += S[k * D + j] / volume[k];
+            shape[j] = s;
+            logs += log(s);
+        }
+        const double g = exp(logs / (double)D);
+        for (long j = 0; j < D; j++) shape[j] /= g;
+        for (long k = 0; k < K; k++) {
+            double s = 0.0;
+            for (long j = 0; j < D; j++) s += S[k * D + j] / shape[j];
+            volume[k] = s / ((double)D * nk[k]);
+            for (long j = 0; j < D; j++) v[k * D + j] = volume[k] * shape[j];
+        }
+        previous = objective;
+        objective = diag_objective_c(S, nk, v, K, D);
+        result[0] = objective;
+        result[1] = previous;
+        if (inner_converged(previous, objective, tol)) return it + 1;
+    }
+    return 0;
+}

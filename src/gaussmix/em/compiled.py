@@ -54,6 +54,10 @@ def _load() -> ctypes.CDLL | None:
     lib.estep_rows.restype = None
     lib.precision_factors.argtypes = [_P, _N, _N, _P, _P]
     lib.precision_factors.restype = _N
+    lib.orientation_mm.argtypes = [_P, _P, _P, _N, _N, _N, _F, _F, _N, _P, _P, _P, _P]
+    lib.orientation_mm.restype = _N
+    lib.vei_loop.argtypes = [_P, _P, _N, _N, _F, _F, _N, _P, _P, _P, _P]
+    lib.vei_loop.restype = _N
     return lib
 
 
@@ -195,3 +199,77 @@ def rows_pass(
         if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
             raise ValueError("estep_rows takes C-ordered float64 rows and weights")
     return RowsPass(_LIB, X, weights, layout, means_shape, shape)
+
+
+# Above this many features the inner loops' O(D^3) C arithmetic stops being small beside the
+# numpy calls it saves (and the Jacobi polar factor is meant for small matrices).
+INNER_LOOP_MAX_FEATURES = 16
+
+
+def _inner_loop_library(n_features: int, *arrays: NDArray[np.floating[Any]]) -> ctypes.CDLL | None:
+    if n_features > INNER_LOOP_MAX_FEATURES or any(a.dtype != np.float64 for a in arrays):
+        return None
+    return _LIB
+
+
+def orientation_mm(
+    W: NDArray[np.float64],
+    nk: NDArray[np.float64],
+    omega: NDArray[np.floating[Any]],
+    equal_volume: bool,
+    orientation: NDArray[np.float64],
+    variances: NDArray[np.float64],
+    objective: float,
+    tol: float,
+    max_iter: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], int, float, float] | None:
+    """``constrained.common_orientation``'s MM loop in C from the orientation (D, D) and the
+    variances (K, D) whose objective is ``objective``, for the scatters W (K, D, D), counts nk
+    (K,) and largest eigenvalues omega (K,); EVE's eigenvalue step when ``equal_volume``, else
+    VVE's. Returns (orientation, variances, steps, objective, previous objective), steps 0 when
+    the cap was reached; None when the C loop cannot take them (the numpy loop then runs)."""
+    n_components, n_features = variances.shape
+    lib = _inner_loop_library(n_features, W, nk, omega)
+    if lib is None:
+        return None
+    W, nk, omega = (np.ascontiguousarray(a) for a in (W, nk, omega))
+    D = np.array(orientation, dtype=np.float64, order="C")
+    v = np.array(variances, dtype=np.float64, order="C")
+    work = np.empty(4 * n_features * n_features + 2 * n_components * n_features)
+    result = np.array([objective, objective])
+    steps = lib.orientation_mm(
+        W.ctypes.data, nk.ctypes.data, omega.ctypes.data, n_components, n_features,
+        int(equal_volume), objective, tol, max_iter, D.ctypes.data, v.ctypes.data,
+        work.ctypes.data, result.ctypes.data,
+    )  # fmt: skip
+    if steps < 0:
+        return None  # a rank-deficient Procrustes problem: numpy's SVD takes it
+    return D, v, int(steps), float(result[0]), float(result[1])
+
+
+def vei_loop(
+    S: NDArray[np.float64],
+    nk: NDArray[np.float64],
+    volume: NDArray[np.float64],
+    objective: float,
+    tol: float,
+    max_iter: int,
+) -> tuple[NDArray[np.float64], int, float, float] | None:
+    """``constrained.vei``'s alternation in C from the volumes (K,) whose variances have the
+    objective ``objective``, for the diagonal statistics S (K, D) and counts nk (K,). Returns
+    (variances (K, D), steps, objective, previous objective), steps 0 when the cap was
+    reached; None without the C loops."""
+    n_components, n_features = S.shape
+    lib = _inner_loop_library(n_features, S, nk, volume)
+    if lib is None:
+        return None
+    S, nk = np.ascontiguousarray(S), np.ascontiguousarray(nk)
+    lam = np.array(volume, dtype=np.float64, order="C")
+    v = np.empty((n_components, n_features))
+    shape = np.empty(n_features)
+    result = np.array([objective, objective])
+    steps = lib.vei_loop(
+        S.ctypes.data, nk.ctypes.data, n_components, n_features, objective, tol, max_iter,
+        lam.ctypes.data, v.ctypes.data, shape.ctypes.data, result.ctypes.data,
+    )  # fmt: skip
+    return v, int(steps), float(result[0]), float(result[1])

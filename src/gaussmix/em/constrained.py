@@ -110,12 +110,20 @@ def vei(S: Array, nk: Array, start: Array | None = None, model: str = "VEI") -> 
     """Free volume, common shape, by alternating the exact updates
     A = sum_k S_k / lambda_k normalised to det 1, lambda_k = sum_j S_kj / A_j / (D N_k)
     (``model`` names the model in the cap's warning)."""
+    from gaussmix.em import compiled  # the C loops load on first use
+
     n_features = S.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         volume = S.mean(axis=1) / nk if start is None else _geometric_mean_inside(start)  # (K,)
         shape = np.ones(n_features)
         variances = volume[:, None] * shape
         objective = _diag_objective(S, nk, variances)
+        done = compiled.vei_loop(S, nk, volume, objective, INNER_TOL, INNER_MAX_ITER)
+        if done is not None:  # the same loop in C (small D)
+            variances, steps, objective, previous = done
+            if steps == 0:
+                _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
+            return variances
         for _ in range(INNER_MAX_ITER):
             shape = (S / volume[:, None]).sum(axis=0)
             shape = shape / _geometric_mean_inside(shape)
@@ -191,6 +199,18 @@ def common_orientation(
         starts.append((diag_objective(_rotated_diagonals(W, D0), nk, v0), D0, v0))
     objective, D, variances = min(starts, key=lambda candidate: candidate[0])
     if not np.isfinite(objective):  # a zero variance: degenerate, the caller's check says so
+        return _assemble(D, variances)
+    from gaussmix.em import compiled  # the C loops load on first use
+
+    done = None
+    if solve is evi or solve is vvi:  # the same loop in C (small D), where it can
+        done = compiled.orientation_mm(
+            W, nk, omega, solve is evi, D, variances, objective, INNER_TOL, INNER_MAX_ITER
+        )
+    if done is not None:
+        D, variances, steps, objective, previous = done
+        if steps == 0:
+            _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
         return _assemble(D, variances)
     shifted = omega[:, None, None] * identity - W  # (K, D, D): omega_k I - W_k
     with np.errstate(divide="ignore", invalid="ignore"):
