@@ -133,13 +133,14 @@ def _scatters(K: int, D: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @needs_c
-@pytest.mark.parametrize("model", ["EVE", "VVE", "VEV", "VEI"])
+@pytest.mark.parametrize("model", ["EVE", "VVE", "VEV", "VEI", "EEV", "EVV"])
 @pytest.mark.parametrize(("K", "D"), [(1, 2), (2, 2), (3, 3), (5, 4), (4, 7), (3, 16)])
 @pytest.mark.parametrize("warm", [False, True])
 def test_inner_loops_in_c_equal_numpy(
     model: str, K: int, D: int, warm: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The M-step with its inner loop in C (compiled.orientation_mm, vei_loop) and in numpy,
+    """The M-step with its inner loop in C (compiled.orientation_mm, vei_loop) and its
+    eigenvectors by Jacobi (compiled.eigh_descending) against the same in numpy,
     from the same start, cold and warm (the previous M-step's covariances, as EM passes them)."""
     from gaussmix.em.covariance import get_covariance
 
@@ -154,11 +155,11 @@ def test_inner_loops_in_c_equal_numpy(
         return cov.constrain(W_next, nk, start)
 
     calls = []
-    for name in ("orientation_mm", "vei_loop"):
+    for name in ("orientation_mm", "vei_loop", "eigh_descending"):
         original = getattr(compiled, name)
         monkeypatch.setattr(compiled, name, lambda *a, f=original: calls.append(f(*a)) or calls[-1])
     got = mstep()
-    if K > 1 or model in ("VEV", "VEI"):  # C took them (K = 1: the polar factor declines)
+    if K > 1 or model not in ("EVE", "VVE"):  # C took them (K = 1: the polar factor declines)
         assert calls and all(c is not None for c in calls)
     monkeypatch.setattr(compiled, "INNER_LOOP_MAX_FEATURES", 0)
     want = mstep()
@@ -198,3 +199,31 @@ def test_polar_factor_takes_a_zero_row_and_declines_other_rank_deficiency() -> N
     np.testing.assert_allclose(
         constrained._assemble(D, v), constrained._assemble(D_numpy, v_numpy), rtol=1e-12
     )
+
+
+@needs_c
+@pytest.mark.parametrize("D", [1, 2, 3, 5, 16])
+def test_jacobi_eigen_equals_lapack(D: int) -> None:
+    """Eigenvalues to rounding, eigenvectors up to sign, including a repeated eigenvalue pair
+    (where only the subspace is defined) and a singular matrix."""
+    rng = np.random.default_rng(D)
+    A = rng.standard_normal((4, D, D))
+    W = A @ np.swapaxes(A, 1, 2)
+    W[1] = W[1] @ np.diag(np.r_[np.zeros(1), np.ones(D - 1)]) @ W[1]  # singular
+    Q = np.linalg.qr(rng.standard_normal((D, D)))[0]
+    W[2] = Q @ np.diag(np.r_[2.0, 2.0, np.arange(D - 2.0)][:D]) @ Q.T  # a repeated pair
+    done = compiled.eigh_descending(W)
+    assert done is not None
+    values, vectors = done
+    want_values, want_vectors = np.linalg.eigh(W)
+    scale = np.abs(want_values).max(axis=1, keepdims=True)
+    np.testing.assert_allclose(values, want_values[:, ::-1], rtol=0, atol=1e-13 * scale.max())
+    rebuilt = vectors @ (values[:, :, None] * np.swapaxes(vectors, 1, 2))
+    np.testing.assert_allclose(rebuilt, W, atol=1e-13 * scale.max())
+    identity = np.broadcast_to(np.eye(D), W.shape)
+    np.testing.assert_allclose(np.swapaxes(vectors, 1, 2) @ vectors, identity, atol=1e-14)
+    for k in (0, 3):  # distinct values: the same vectors up to sign
+        dots = np.abs(np.einsum("ij,ij->j", vectors[k], want_vectors[k][:, ::-1]))
+        np.testing.assert_allclose(dots, 1.0, atol=1e-10)
+    W[3, 0, 0] = np.nan
+    assert compiled.eigh_descending(W) is None

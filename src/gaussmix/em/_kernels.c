@@ -740,3 +740,67 @@ long vei_loop(const double *restrict S, const double *restrict nk, long K, long 
     }
     return 0;
 }
+
+/* symmetric_eigen: the eigenvalues (K, D), descending, and eigenvectors (K, D, D, as columns)
+ * of K small symmetric matrices (K, D, D), by cyclic Jacobi rotations (each zeroes one
+ * off-diagonal pair, A' = J' A J, and is accumulated in V = prod J), for constrained.py's
+ * free orientations without LAPACK's per-call overhead; numpy's eigh is the reference (the
+ * same values to rounding, the same vectors up to sign). A is D^2 doubles of scratch. Returns
+ * -1, or the first matrix that is not finite or whose rotations did not settle. */
+long symmetric_eigen(const double *restrict S, long K, long D, double *restrict values,
+                     double *restrict vectors, double *restrict A)
+{
+    for (long m = 0; m < K; m++) {
+        double *V = vectors + m * D * D, *w = values + m * D;
+        memcpy(A, S + m * D * D, (size_t)(D * D) * sizeof(double));
+        for (long i = 0; i < D * D; i++) {
+            if (!isfinite(A[i])) return m;
+            V[i] = 0.0;
+        }
+        for (long i = 0; i < D; i++) V[i * D + i] = 1.0;
+        int settled = 0;
+        for (int sweep = 0; sweep < 64 && !settled; sweep++) {
+            settled = 1;
+            for (long p = 0; p < D - 1; p++)
+                for (long q = p + 1; q < D; q++) {
+                    const double apq = A[p * D + q], app = A[p * D + p], aqq = A[q * D + q];
+                    if (!(fabs(apq) > 2.2e-16 * sqrt(fabs(app * aqq))) || apq == 0.0) {
+                        A[p * D + q] = A[q * D + p] = 0.0; /* below rounding: already diagonal */
+                        continue;
+                    }
+                    settled = 0;
+                    const double theta = (aqq - app) / (2.0 * apq);
+                    const double t = copysign(1.0, theta) / (fabs(theta) + sqrt(theta * theta + 1.0));
+                    const double c = 1.0 / sqrt(t * t + 1.0), s = t * c;
+                    for (long r = 0; r < D; r++) {
+                        if (r != p && r != q) {
+                            const double arp = A[r * D + p], arq = A[r * D + q];
+                            A[r * D + p] = A[p * D + r] = c * arp - s * arq;
+                            A[r * D + q] = A[q * D + r] = s * arp + c * arq;
+                        }
+                        const double vrp = V[r * D + p], vrq = V[r * D + q];
+                        V[r * D + p] = c * vrp - s * vrq;
+                        V[r * D + q] = s * vrp + c * vrq;
+                    }
+                    A[p * D + p] = app - t * apq;
+                    A[q * D + q] = aqq + t * apq;
+                    A[p * D + q] = A[q * D + p] = 0.0;
+                }
+        }
+        if (!settled) return m;
+        for (long i = 0; i < D; i++) w[i] = A[i * D + i];
+        /* descending, the vectors' columns following their values (insertion sort) */
+        for (long i = 1; i < D; i++)
+            for (long j = i; j > 0 && w[j] > w[j - 1]; j--) {
+                const double tmp = w[j];
+                w[j] = w[j - 1];
+                w[j - 1] = tmp;
+                for (long r = 0; r < D; r++) {
+                    const double u = V[r * D + j];
+                    V[r * D + j] = V[r * D + j - 1];
+                    V[r * D + j - 1] = u;
+                }
+            }
+    }
+    return -1;
+}

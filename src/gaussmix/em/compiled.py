@@ -58,6 +58,8 @@ def _load() -> ctypes.CDLL | None:
     lib.orientation_mm.restype = _N
     lib.vei_loop.argtypes = [_P, _P, _N, _N, _F, _F, _N, _P, _P, _P, _P]
     lib.vei_loop.restype = _N
+    lib.symmetric_eigen.argtypes = [_P, _N, _N, _P, _P, _P]
+    lib.symmetric_eigen.restype = _N
     return lib
 
 
@@ -273,3 +275,24 @@ def vei_loop(
         lam.ctypes.data, v.ctypes.data, shape.ctypes.data, result.ctypes.data,
     )  # fmt: skip
     return v, int(steps), float(result[0]), float(result[1])
+
+
+def eigh_descending(
+    W: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """The eigenvalues (K, D), descending, and eigenvectors (K, D, D) of the symmetric stack W
+    (K, D, D) by Jacobi rotations in C: ``np.linalg.eigh`` reversed, to rounding (vectors up to
+    sign); None when the C loop cannot take them (then numpy's eigh runs)."""
+    n_components, n_features = W.shape[0], W.shape[-1]
+    lib = _inner_loop_library(n_features, W)
+    if lib is None or W.ndim != 3:
+        return None
+    W = np.ascontiguousarray(W)
+    values = np.empty((n_components, n_features))
+    vectors = np.empty((n_components, n_features, n_features))
+    scratch = np.empty((n_features, n_features))
+    failed = lib.symmetric_eigen(
+        W.ctypes.data, n_components, n_features, values.ctypes.data, vectors.ctypes.data,
+        scratch.ctypes.data,
+    )  # fmt: skip
+    return (values, vectors) if failed < 0 else None

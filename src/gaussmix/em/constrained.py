@@ -95,7 +95,7 @@ def vvi(S: Array, nk: Array, start: Array | None = None) -> Array:
 
 def eei(S: Array, nk: Array, start: Array | None = None) -> Array:
     """Common volume and shape: v_k = sum_k S_k / N for every k."""
-    return np.broadcast_to(S.sum(axis=0) / nk.sum(), S.shape).copy()
+    return np.repeat((S.sum(axis=0) / nk.sum())[None, :], S.shape[0], axis=0)
 
 
 def evi(S: Array, nk: Array, start: Array | None = None) -> Array:
@@ -141,9 +141,18 @@ def free_orientation(W: Array, nk: Array, solve: EigenSolver, start: Array | Non
     """Sigma_k = L_k diag(v_k) L_k' with W_k = L_k diag(omega_k) L_k' (omega descending) and
     v = solve(omega, N): the EEV, VEV, EVV (and VVV) models. W (K, D, D) -> (K, D, D); an
     iterative solver starts from the eigenvalues of the previous covariances ``start``."""
-    omega, vectors = np.linalg.eigh(W)
-    omega, vectors = omega[:, ::-1], vectors[:, :, ::-1]  # descending, paired with each other
-    previous = None if start is None else np.asarray(np.linalg.eigvalsh(start)[:, ::-1], np.float64)
+    from gaussmix.em import compiled  # the C loops load on first use
+
+    done = compiled.eigh_descending(W)  # small D: Jacobi in C, without LAPACK's call overhead
+    if done is None:
+        omega, vectors = np.linalg.eigh(W)
+        omega, vectors = omega[:, ::-1], vectors[:, :, ::-1]  # descending, paired
+    else:
+        omega, vectors = done
+    previous: Array | None = None
+    if start is not None:
+        eigen = compiled.eigh_descending(start)
+        previous = np.asarray(np.linalg.eigvalsh(start)[:, ::-1]) if eigen is None else eigen[0]
     variances = solve(np.clip(omega, 0.0, None), nk, previous)
     return _assemble(vectors, variances)
 
@@ -164,11 +173,17 @@ def _rotated_diagonals(W: Array, D: Array) -> Array:
 def _common_start(W: Array, start: Array | None) -> list[Array]:
     """Candidate orientations: the pooled scatter's eigenvectors, and the previous one (the
     eigenvectors of a generic combination of the previous covariances, which share them)."""
-    candidates = [np.linalg.eigh(W.sum(axis=0))[1]]
+    from gaussmix.em import compiled  # the C loops load on first use
+
+    pooled = [W.sum(axis=0)]
     if start is not None:
         weights = np.arange(1.0, start.shape[0] + 1.0)
-        candidates.append(np.linalg.eigh(np.einsum("k,kij->ij", weights, start))[1])
-    return candidates
+        pooled.append(np.einsum("k,kij->ij", weights, start))
+    matrices = np.stack(pooled)
+    done = compiled.eigh_descending(matrices)  # small D: one Jacobi call for both
+    # (the order of an orientation's columns is immaterial: the loop permutes with it)
+    vectors = np.linalg.eigh(matrices)[1] if done is None else done[1]
+    return list(vectors)
 
 
 def _procrustes(F: Array) -> Array:
@@ -189,18 +204,22 @@ def common_orientation(
     roles of W_k and M_k exchanged (in D'). The eigenvalues are then solved exactly for the new D.
     W (K, D, D) -> covariances (K, D, D).
     """
+    from gaussmix.em import compiled  # the C loops load on first use
+
     n_features = W.shape[-1]
     identity = np.eye(n_features)
-    omega = np.linalg.eigvalsh(W)[:, -1]  # largest eigenvalue of each W_k
+    eigen = compiled.eigh_descending(W)
+    # the largest eigenvalue of each W_k
+    omega = np.linalg.eigvalsh(W)[:, -1] if eigen is None else eigen[0][:, 0]
 
     starts = []
     for D0 in _common_start(W, start):
-        v0 = solve(_rotated_diagonals(W, D0), nk, None)
-        starts.append((diag_objective(_rotated_diagonals(W, D0), nk, v0), D0, v0))
+        S0 = _rotated_diagonals(W, D0)
+        v0 = solve(S0, nk, None)
+        starts.append((diag_objective(S0, nk, v0), D0, v0))
     objective, D, variances = min(starts, key=lambda candidate: candidate[0])
     if not np.isfinite(objective):  # a zero variance: degenerate, the caller's check says so
         return _assemble(D, variances)
-    from gaussmix.em import compiled  # the C loops load on first use
 
     done = None
     if solve is evi or solve is vvi:  # the same loop in C (small D), where it can
