@@ -139,7 +139,7 @@ def _scatters(K: int, D: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_inner_loops_in_c_equal_numpy(
     model: str, K: int, D: int, warm: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The M-step with its inner loop in C (compiled.orientation_mm, vei_loop) and its
+    """The M-step with its inner loop in C (compiled.common_orientation, vei_loop) and its
     eigenvectors by Jacobi (compiled.eigh_descending) against the same in numpy,
     from the same start, cold and warm (the previous M-step's covariances, as EM passes them)."""
     from gaussmix.em.covariance import get_covariance
@@ -155,7 +155,7 @@ def test_inner_loops_in_c_equal_numpy(
         return cov.constrain(W_next, nk, start)
 
     calls = []
-    for name in ("orientation_mm", "vei_loop", "eigh_descending"):
+    for name in ("common_orientation", "vei_loop", "eigh_descending"):
         original = getattr(compiled, name)
         monkeypatch.setattr(compiled, name, lambda *a, f=original: calls.append(f(*a)) or calls[-1])
     got = mstep()

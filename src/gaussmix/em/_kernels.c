@@ -626,6 +626,27 @@ static int inner_converged(double previous, double current, double tol)
     return fabs(previous - current) <= tol * (1.0 + fabs(current));
 }
 
+/* the exact eigenvalue step of EVE (equal_volume: constrained.evi) or VVE (constrained.vvi) */
+static void eigenvalue_step(const double *S, const double *nk, long K, long D, long equal_volume,
+                            double total, double *g, double *v)
+{
+    if (equal_volume) {
+        double gsum = 0.0;
+        for (long k = 0; k < K; k++) {
+            double logs = 0.0;
+            for (long j = 0; j < D; j++) logs += log(S[k * D + j]);
+            g[k] = exp(logs / (double)D);
+            gsum += g[k];
+        }
+        const double lambda = gsum / total;
+        for (long k = 0; k < K; k++)
+            for (long j = 0; j < D; j++) v[k * D + j] = S[k * D + j] / g[k] * lambda;
+    } else {
+        for (long k = 0; k < K; k++)
+            for (long j = 0; j < D; j++) v[k * D + j] = S[k * D + j] / nk[k];
+    }
+}
+
 /* constrained.common_orientation's MM loop (EVE: equal_volume 1, VVE: 0). W (K, D, D) the
  * scatters, nk (K,), omega (K,) their largest eigenvalues, Dm (D, D) the orientation and v
  * (K, D) the variances, both read as the start and overwritten with the result; objective the
@@ -685,21 +706,8 @@ long orientation_mm(const double *restrict W, const double *restrict nk,
                 S[k * D + i] = s;
             }
         }
-        if (equal_volume) { /* evi: A_k = S_k / g(S_k), lambda = sum_k g(S_k) / N */
-            double gsum = 0.0;
-            for (long k = 0; k < K; k++) {
-                double logs = 0.0;
-                for (long j = 0; j < D; j++) logs += log(S[k * D + j]);
-                M[k] = exp(logs / (double)D); /* M is free again: it holds g */
-                gsum += M[k];
-            }
-            const double lambda = gsum / total;
-            for (long k = 0; k < K; k++)
-                for (long j = 0; j < D; j++) v[k * D + j] = S[k * D + j] / M[k] * lambda;
-        } else { /* vvi: v_k = S_k / N_k */
-            for (long k = 0; k < K; k++)
-                for (long j = 0; j < D; j++) v[k * D + j] = S[k * D + j] / nk[k];
-        }
+        /* EVE: A_k = S_k / g(S_k), lambda = sum_k g(S_k) / N; VVE: v_k = S_k / N_k (M holds g) */
+        eigenvalue_step(S, nk, K, D, equal_volume, total, M, v);
         previous = objective;
         objective = diag_objective_c(S, nk, v, K, D);
         result[0] = objective;
@@ -803,4 +811,54 @@ long symmetric_eigen(const double *restrict S, long K, long D, double *restrict 
             }
     }
     return -1;
+}
+
+/* constrained.common_orientation whole, for small D: omega_k (the largest eigenvalue of each
+ * W_k, by symmetric_eigen), the candidate starts (the eigenvectors of each of the n_pooled
+ * matrices pooled (n_pooled, D, D)), their exact eigenvalue steps and objectives, the best
+ * (the first of the least, as Python's min), then orientation_mm from it. Dm (D, D) and v
+ * (K, D) receive the result; work (K + n_pooled) (D^2 + D) + 5 D^2 + 4 K D + 2 K doubles.
+ * Returns orientation_mm's code, or -2 when the best start's objective is not finite (a zero
+ * variance: Dm and v hold that start, the caller's positivity check says so), or -1. */
+long common_orientation(const double *restrict W, const double *restrict nk, long K, long D,
+                        const double *restrict pooled, long n_pooled, long equal_volume,
+                        double tol, long max_iter, double *restrict Dm, double *restrict v,
+                        double *restrict work, double *restrict result)
+{
+    double *values = work, *vectors = values + (K + n_pooled) * D;
+    double *scratch = vectors + (K + n_pooled) * D * D, *S = scratch + D * D, *v0 = S + K * D;
+    double *g = v0 + K * D, *omega = g + K, *loop = omega + K;
+    if (symmetric_eigen(W, K, D, values, vectors, scratch) >= 0) return -1;
+    for (long k = 0; k < K; k++) omega[k] = values[k * D];
+    double *cvalues = values + K * D, *cvectors = vectors + K * D * D;
+    if (symmetric_eigen(pooled, n_pooled, D, cvalues, cvectors, scratch) >= 0) return -1;
+    double total = 0.0;
+    for (long k = 0; k < K; k++) total += nk[k];
+    double best = 0.0;
+    for (long c = 0; c < n_pooled; c++) {
+        const double *D0 = cvectors + c * D * D;
+        for (long k = 0; k < K; k++) { /* S_ki = (D0' W_k D0)_ii */
+            const double *Wk = W + k * D * D;
+            for (long i = 0; i < D; i++) {
+                double s = 0.0;
+                for (long j = 0; j < D; j++) {
+                    double wd = 0.0;
+                    for (long l = 0; l < D; l++) wd += Wk[j * D + l] * D0[l * D + i];
+                    s += D0[j * D + i] * wd;
+                }
+                S[k * D + i] = s;
+            }
+        }
+        eigenvalue_step(S, nk, K, D, equal_volume, total, g, v0);
+        const double objective = diag_objective_c(S, nk, v0, K, D);
+        if (c == 0 || objective < best) {
+            best = objective;
+            memcpy(Dm, D0, (size_t)(D * D) * sizeof(double));
+            memcpy(v, v0, (size_t)(K * D) * sizeof(double));
+        }
+    }
+    result[0] = result[1] = best;
+    if (!isfinite(best)) return -2;
+    return orientation_mm(W, nk, omega, K, D, equal_volume, best, tol, max_iter, Dm, v, loop,
+                          result);
 }

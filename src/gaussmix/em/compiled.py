@@ -60,6 +60,8 @@ def _load() -> ctypes.CDLL | None:
     lib.vei_loop.restype = _N
     lib.symmetric_eigen.argtypes = [_P, _N, _N, _P, _P, _P]
     lib.symmetric_eigen.restype = _N
+    lib.common_orientation.argtypes = [_P, _P, _N, _N, _P, _N, _N, _F, _N, _P, _P, _P, _P]
+    lib.common_orientation.restype = _N
     return lib
 
 
@@ -296,3 +298,37 @@ def eigh_descending(
         scratch.ctypes.data,
     )  # fmt: skip
     return (values, vectors) if failed < 0 else None
+
+
+def common_orientation(
+    W: NDArray[np.float64],
+    nk: NDArray[np.float64],
+    pooled: NDArray[np.float64],
+    equal_volume: bool,
+    tol: float,
+    max_iter: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], int, float, float] | None:
+    """``constrained.common_orientation`` in one C call: the starts from the eigenvectors of
+    each matrix of ``pooled`` (C, D, D), then ``orientation_mm``'s loop, for the scatters W
+    (K, D, D) and counts nk (K,). Returns (orientation, variances, code, objective, previous
+    objective): code the inner steps done, 0 at the cap, -2 when the best start is degenerate
+    (its objective not finite; the orientation and variances are that start's); None when the
+    C loop cannot take them (then numpy's runs)."""
+    n_components, n_features = W.shape[0], W.shape[-1]
+    lib = _inner_loop_library(n_features, W, nk, pooled)
+    if lib is None:
+        return None
+    W, nk, pooled = (np.ascontiguousarray(a) for a in (W, nk, pooled))
+    D = np.empty((n_features, n_features))
+    v = np.empty((n_components, n_features))
+    size = (n_components + len(pooled)) * (n_features + 1) * n_features
+    work = np.empty(size + 5 * n_features**2 + 4 * n_components * n_features + 2 * n_components)
+    result = np.empty(2)
+    code = lib.common_orientation(
+        W.ctypes.data, nk.ctypes.data, n_components, n_features, pooled.ctypes.data,
+        len(pooled), int(equal_volume), tol, max_iter, D.ctypes.data, v.ctypes.data,
+        work.ctypes.data, result.ctypes.data,
+    )  # fmt: skip
+    if code == -1:
+        return None  # a rank-deficient Procrustes problem or a non-finite scatter: numpy's
+    return D, v, int(code), float(result[0]), float(result[1])

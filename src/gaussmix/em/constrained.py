@@ -170,20 +170,19 @@ def _rotated_diagonals(W: Array, D: Array) -> Array:
     return np.einsum("ji,kjl,li->ki", D, W, D)
 
 
-def _common_start(W: Array, start: Array | None) -> list[Array]:
-    """Candidate orientations: the pooled scatter's eigenvectors, and the previous one (the
-    eigenvectors of a generic combination of the previous covariances, which share them)."""
-    from gaussmix.em import compiled  # the C loops load on first use
-
+def _pooled(W: Array, start: Array | None) -> Array:
+    """The matrices whose eigenvectors are the candidate orientations (C, D, D): the pooled
+    scatter, and a generic combination of the previous covariances (which share theirs)."""
     pooled = [W.sum(axis=0)]
     if start is not None:
         weights = np.arange(1.0, start.shape[0] + 1.0)
         pooled.append(np.einsum("k,kij->ij", weights, start))
-    matrices = np.stack(pooled)
-    done = compiled.eigh_descending(matrices)  # small D: one Jacobi call for both
-    # (the order of an orientation's columns is immaterial: the loop permutes with it)
-    vectors = np.linalg.eigh(matrices)[1] if done is None else done[1]
-    return list(vectors)
+    return np.stack(pooled)
+
+
+def _common_start(W: Array, start: Array | None) -> list[Array]:
+    """Candidate orientations: the eigenvectors of each of ``_pooled``."""
+    return list(np.linalg.eigh(_pooled(W, start))[1])
 
 
 def _procrustes(F: Array) -> Array:
@@ -206,11 +205,18 @@ def common_orientation(
     """
     from gaussmix.em import compiled  # the C loops load on first use
 
+    if solve is evi or solve is vvi:  # small D: all of it in one C call, where it can
+        done = compiled.common_orientation(
+            W, nk, _pooled(W, start), solve is evi, INNER_TOL, INNER_MAX_ITER
+        )
+        if done is not None:
+            D, variances, steps, objective, previous = done
+            if steps == 0:
+                _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
+            return _assemble(D, variances)
     n_features = W.shape[-1]
     identity = np.eye(n_features)
-    eigen = compiled.eigh_descending(W)
-    # the largest eigenvalue of each W_k
-    omega = np.linalg.eigvalsh(W)[:, -1] if eigen is None else eigen[0][:, 0]
+    omega = np.linalg.eigvalsh(W)[:, -1]  # largest eigenvalue of each W_k
 
     starts = []
     for D0 in _common_start(W, start):
@@ -221,16 +227,6 @@ def common_orientation(
     if not np.isfinite(objective):  # a zero variance: degenerate, the caller's check says so
         return _assemble(D, variances)
 
-    done = None
-    if solve is evi or solve is vvi:  # the same loop in C (small D), where it can
-        done = compiled.orientation_mm(
-            W, nk, omega, solve is evi, D, variances, objective, INNER_TOL, INNER_MAX_ITER
-        )
-    if done is not None:
-        D, variances, steps, objective, previous = done
-        if steps == 0:
-            _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
-        return _assemble(D, variances)
     shifted = omega[:, None, None] * identity - W  # (K, D, D): omega_k I - W_k
     with np.errstate(divide="ignore", invalid="ignore"):
         for _ in range(INNER_MAX_ITER):
