@@ -17,9 +17,13 @@
  *   about the means, componentwise, in one call (its own comment below).
  * precision_factors: the precisions' Cholesky factors of K small covariances (covariance.py's
  *   potrf + trtri per component, in one call).
+ * common_orientation, orientation_mm, vei_loop, symmetric_eigen: the inner loops of
+ *   constrained.py's M-steps for small D (EVE/VVE whole, VEI/VEV's alternation, Jacobi
+ *   eigenvectors for the free orientations), each the numpy loop's arithmetic in one call.
  *
  * The numpy references: stats.py for the first two, stats.chunk_stats_componentwise for
- * estep_rows, LAPACK for precision_factors. The features are computed in double (the *_f32
+ * estep_rows, LAPACK for precision_factors, constrained.py's loops (and numpy's eigh) for the
+ * inner loops. The features are computed in double (the *_f32
  * variants store float). Arrays are C-ordered.
  */
 

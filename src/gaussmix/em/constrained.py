@@ -29,6 +29,11 @@ current point, so Q never decreases; an iteration stops when Q changes by less t
 model and the change left. VEI's problem is convex in the logarithms of volumes and shapes, so
 its iteration finds the maximum; VEE's and the common-orientation ones start from the previous
 parameters when given (so EM stays monotone) or from the pooled scatter's eigenvectors.
+
+For D <= 16 the inner loops run in C where the C loops were built (``compiled.py``: EVE's and
+VVE's whole M-step, VEI's alternation, the free orientations' eigenvectors by Jacobi), doing
+the same arithmetic; the numpy loops here are their reference, and run where C declines (a
+rank-deficient Procrustes matrix other than one zero row, K = 1's first MM step among them).
 """
 
 from __future__ import annotations
