@@ -630,6 +630,23 @@ static int inner_converged(double previous, double current, double tol)
     return fabs(previous - current) <= tol * (1.0 + fabs(current));
 }
 
+/* S_ki = (D' W_k D)_ii for the K matrices W (K, D, D): constrained._rotated_diagonals */
+static void rotated_diagonals(const double *W, const double *Dm, long K, long D, double *S)
+{
+    for (long k = 0; k < K; k++) {
+        const double *Wk = W + k * D * D;
+        for (long i = 0; i < D; i++) {
+            double s = 0.0;
+            for (long j = 0; j < D; j++) {
+                double wd = 0.0;
+                for (long l = 0; l < D; l++) wd += Wk[j * D + l] * Dm[l * D + i];
+                s += Dm[j * D + i] * wd;
+            }
+            S[k * D + i] = s;
+        }
+    }
+}
+
 /* the exact eigenvalue step of EVE (equal_volume: constrained.evi) or VVE (constrained.vvi) */
 static void eigenvalue_step(const double *S, const double *nk, long K, long D, long equal_volume,
                             double total, double *g, double *v)
@@ -697,19 +714,7 @@ long orientation_mm(const double *restrict W, const double *restrict nk,
         if (!polar_factor(F, D, Q, A, V, 1)) return -1;
         for (long i = 0; i < D; i++)
             for (long j = 0; j < D; j++) Dm[i * D + j] = Q[j * D + i];
-        /* S_ki = (D' W_k D)_ii */
-        for (long k = 0; k < K; k++) {
-            const double *Wk = W + k * D * D;
-            for (long i = 0; i < D; i++) {
-                double s = 0.0;
-                for (long j = 0; j < D; j++) {
-                    double wd = 0.0;
-                    for (long l = 0; l < D; l++) wd += Wk[j * D + l] * Dm[l * D + i];
-                    s += Dm[j * D + i] * wd;
-                }
-                S[k * D + i] = s;
-            }
-        }
+        rotated_diagonals(W, Dm, K, D, S);
         /* EVE: A_k = S_k / g(S_k), lambda = sum_k g(S_k) / N; VVE: v_k = S_k / N_k (M holds g) */
         eigenvalue_step(S, nk, K, D, equal_volume, total, M, v);
         previous = objective;
@@ -841,18 +846,7 @@ long common_orientation(const double *restrict W, const double *restrict nk, lon
     double best = 0.0;
     for (long c = 0; c < n_pooled; c++) {
         const double *D0 = cvectors + c * D * D;
-        for (long k = 0; k < K; k++) { /* S_ki = (D0' W_k D0)_ii */
-            const double *Wk = W + k * D * D;
-            for (long i = 0; i < D; i++) {
-                double s = 0.0;
-                for (long j = 0; j < D; j++) {
-                    double wd = 0.0;
-                    for (long l = 0; l < D; l++) wd += Wk[j * D + l] * D0[l * D + i];
-                    s += D0[j * D + i] * wd;
-                }
-                S[k * D + i] = s;
-            }
-        }
+        rotated_diagonals(W, D0, K, D, S);
         eigenvalue_step(S, nk, K, D, equal_volume, total, g, v0);
         const double objective = diag_objective_c(S, nk, v0, K, D);
         if (c == 0 || objective < best) {

@@ -231,7 +231,8 @@ def orientation_mm(
     variances (K, D) whose objective is ``objective``, for the scatters W (K, D, D), counts nk
     (K,) and largest eigenvalues omega (K,); EVE's eigenvalue step when ``equal_volume``, else
     VVE's. Returns (orientation, variances, steps, objective, previous objective), steps 0 when
-    the cap was reached; None when the C loop cannot take them (the numpy loop then runs)."""
+    the cap was reached; None when the C loop cannot take them. (``common_orientation`` runs
+    this loop inside its one C call; this binding runs it alone, from a start of one's own.)"""
     n_components, n_features = variances.shape
     lib = _inner_loop_library(n_features, W, nk, omega)
     if lib is None:
