@@ -12,11 +12,13 @@ W3: 1,000,000 x 2, K=8 full), from the same data:
 
 Each is timed as the marginal seconds per iteration: (fit of 12 iterations - fit of 2) / 10,
 so the start-up (initialisation, the first pass, Spark's job planning) cancels; after one
-untimed warm-up fit, best of ``--repeats`` of each. The same run measures the scheduler's
-overhead per iteration on tiny data (1,000 x 2, K=2) beside one trivial task's round trip, and
-how time per iteration grows with the number of row chunks and of workers on W1.
+untimed warm-up fit, best of ``--repeats`` (Spark: ``--spark-repeats``). The sides are timed in
+turn within each repeat, so a change of the machine's load falls on all of them alike. The same
+run measures the scheduler's overhead per iteration on tiny data (1,000 x 2, K=2: Dask's time
+per iteration minus the in-process one) beside one trivial task's round trip, and how time per
+iteration grows with the number of row chunks and of workers on W1.
 
-    .venv/bin/python benchmarks/bench_dask.py            # ~3-6 minutes with Spark
+    .venv/bin/python benchmarks/bench_dask.py            # about 4 minutes with Spark
     .venv/bin/python benchmarks/bench_dask.py --quick    # a tenth of the rows
 
 Writes benchmarks/results/bench_dask.json (or --out).
@@ -47,19 +49,25 @@ from gaussmix import GaussianMixture
 from gaussmix.em.parallel import available_cores
 
 LONG, SHORT = 12, 2
+Fit = Callable[[int], Any]
 
 
-def marginal(fit: Callable[[int], Any], repeats: int) -> float:
-    """(best time of a fit of LONG iterations - best of SHORT) / (LONG - SHORT)."""
-    best: dict[int, float] = {}
-    fit(SHORT)  # warm: imports on the workers, Spark's JIT and job set-up
-    for _ in range(repeats):
-        for iterations in (SHORT, LONG):
-            start = time.perf_counter()
-            fit(iterations)
-            elapsed = time.perf_counter() - start
-            best[iterations] = min(best.get(iterations, np.inf), elapsed)
-    return (best[LONG] - best[SHORT]) / (LONG - SHORT)
+def marginals(fits: dict[str, Fit], repeats: dict[str, int]) -> dict[str, float]:
+    """Per side: (best time of a fit of LONG iterations - best of SHORT) / (LONG - SHORT),
+    the sides taken in turn within each repeat (a side runs in the first ``repeats[side]``)."""
+    best: dict[tuple[str, int], float] = {}
+    for fit in fits.values():
+        fit(SHORT)  # warm: imports on the workers, Spark's JIT and job set-up
+    for r in range(max(repeats.values())):
+        for side, fit in fits.items():
+            if r >= repeats[side]:
+                continue
+            for iterations in (SHORT, LONG):
+                start = time.perf_counter()
+                fit(iterations)
+                elapsed = time.perf_counter() - start
+                best[side, iterations] = min(best.get((side, iterations), np.inf), elapsed)
+    return {side: (best[side, LONG] - best[side, SHORT]) / (LONG - SHORT) for side in fits}
 
 
 def _nothing(i: int) -> int:
@@ -68,16 +76,19 @@ def _nothing(i: int) -> int:
 
 def round_trip(client: Any, tasks: int = 30) -> float:
     """Median seconds from submitting one trivial task to having its result: the scheduler's
-    floor under any per-iteration overhead."""
-    times = []
+    floor under any per-iteration overhead (the futures are kept till the end, as a fit keeps
+    its passes', so no release message delays the next submission)."""
+    times, kept = [], []
     for i in range(tasks):
         start = time.perf_counter()
-        client.submit(_nothing, i, pure=False).result()
+        future = client.submit(_nothing, i, pure=False)
+        future.result()
         times.append(time.perf_counter() - start)
+        kept.append(future)
     return float(np.median(times))
 
 
-def gaussmix_fit(X: Any, k: int, init: dict[str, np.ndarray]) -> Callable[[int], Any]:
+def gaussmix_fit(X: Any, k: int, init: dict[str, np.ndarray]) -> Fit:
     def fit(iterations: int) -> GaussianMixture:
         model = GaussianMixture(k, tol=0.0, max_iter=iterations, **init)
         return model.fit(X)
@@ -130,90 +141,159 @@ def save(record: dict[str, Any], out: Path) -> None:
     out.write_text(json.dumps(record, indent=2) + "\n")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    import dask
+def persisted(X: np.ndarray, n_chunks: int) -> Any:
+    """The rows as a dask array of ``n_chunks`` row chunks, persisted on the workers."""
     import dask.array as da
+    from distributed import wait
+
+    rows = da.from_array(X, chunks=(-(-X.shape[0] // n_chunks), -1)).persist()
+    wait(rows)
+    return rows
+
+
+def run(args: argparse.Namespace, record: dict[str, Any]) -> None:
     from distributed import Client
 
     from gaussmix.em.dask_workers import local_cluster
 
-    cores = available_cores()
-    record: dict[str, Any] = {
-        "cores": cores,
-        "workloads": {},
-        "notes": [],
-        "load_average_at_start": os.getloadavg(),
-        "gaussmix": gaussmix.__version__,
-        "dask": dask.__version__,
-        "machine": {"platform": platform.platform(), "python": platform.python_version()},
-    }
+    cores = record["cores"]
+    started = time.perf_counter()
     session, why_not = spark_session(cores) if not args.no_spark else (None, "--no-spark")
     if why_not:
         record["notes"].append(f"Spark MLlib not measured: {why_not}")
         print(f"Spark MLlib not measured: {why_not}", flush=True)
+    else:
+        import pyspark
+
+        record["pyspark"] = pyspark.__version__
     workloads: dict[str, tuple[np.ndarray, int, dict[str, np.ndarray]]] = {}
     for name in ("W1", "W3"):
         n, d, k, covariance_type = WORKLOADS[name]
         X = mixture_data(int(n * args.scale), d, k)
         workloads[name] = (X, k, initial_parameters(X, k, covariance_type))
+    repeats = {"in_process": args.repeats, "dask": args.repeats, "spark": args.spark_repeats}
     with local_cluster(cores) as cluster, Client(cluster) as client:
         client.wait_for_workers(cores)
         for name, (X, k, init) in workloads.items():
-            row: dict[str, Any] = {"shape": list(X.shape), "n_components": k}
-            chunk = -(-X.shape[0] // args.chunks)
-            Xd = da.from_array(X, chunks=(chunk, -1)).persist()
-            # the in-process fit runs while the cluster idles: its workers sleep on sockets
-            row["gaussmix_s_per_iter"] = marginal(gaussmix_fit(X, k, init), args.repeats)
-            row["dask_chunks"] = args.chunks
-            row["dask_s_per_iter"] = marginal(gaussmix_fit(Xd, k, init), args.repeats)
-            row["dask_over_in_process"] = row["dask_s_per_iter"] / row["gaussmix_s_per_iter"]
+            fits = {
+                "in_process": gaussmix_fit(X, k, init),
+                "dask": gaussmix_fit(persisted(X, args.chunks), k, init),
+            }
             if session is not None:
-                row["spark_s_per_iter"] = marginal(spark_fit(session, X, k, cores), args.repeats)
-                row["spark_over_dask"] = row["spark_s_per_iter"] / row["dask_s_per_iter"]
+                fits["spark"] = spark_fit(session, X, k, cores)
+            # the in-process fits run while the cluster idles: its workers sleep on sockets
+            times = marginals(fits, repeats)
+            row: dict[str, Any] = {"shape": list(X.shape), "n_components": k}
+            row.update({f"{side}_s_per_iter": t for side, t in times.items()})
+            row["dask_chunks"] = args.chunks
+            row["dask_over_in_process"] = times["dask"] / times["in_process"]
+            if "spark" in times:
+                row["spark_over_dask"] = times["spark"] / times["dask"]
             record["workloads"][name] = row
-            print(name, json.dumps(row), flush=True)
+            print(name, json.dumps(row), f"({time.perf_counter() - started:.0f} s)", flush=True)
             save(record, args.out)
         record["task_round_trip_s"] = round_trip(client)
         tiny = mixture_data(1000, 2, 2)
         tiny_init = initial_parameters(tiny, 2, "full")
-        overhead = {}
+        fits = {"in_process": gaussmix_fit(tiny, 2, tiny_init)}
         for n_chunks in (1, 2, 8):
-            Xd = da.from_array(tiny, chunks=(-(-1000 // n_chunks), -1)).persist()
-            overhead[n_chunks] = marginal(gaussmix_fit(Xd, 2, tiny_init), args.repeats)
-        in_process = marginal(gaussmix_fit(tiny, 2, tiny_init), args.repeats)
-        record["tiny"] = {"in_process_s_per_iter": in_process, "dask_s_per_iter": overhead}
+            fits[str(n_chunks)] = gaussmix_fit(persisted(tiny, n_chunks), 2, tiny_init)
+        times = marginals(fits, dict.fromkeys(fits, 2 * args.repeats))
+        in_process = times.pop("in_process")
+        record["tiny"] = {
+            "in_process_s_per_iter": in_process,
+            "dask_s_per_iter_by_chunks": times,
+            "overhead_s_per_iter_by_chunks": {c: t - in_process for c, t in times.items()},
+        }
         print("tiny 1,000 x 2, K=2:", json.dumps(record["tiny"]), flush=True)
-        print(f"one trivial task's round trip: {record['task_round_trip_s']:.4f} s", flush=True)
+        print(f"({time.perf_counter() - started:.0f} s)", flush=True)
         save(record, args.out)
         X, k, init = workloads["W1"]
-        by_chunks = {}
-        for n_chunks in args.chunk_counts:
-            Xd = da.from_array(X, chunks=(-(-X.shape[0] // n_chunks), -1)).persist()
-            by_chunks[n_chunks] = marginal(gaussmix_fit(Xd, k, init), args.repeats)
-            record["W1_by_chunks"] = by_chunks
-            save(record, args.out)
-        print("W1 by row chunks:", json.dumps(by_chunks), flush=True)
+        fits = {str(c): gaussmix_fit(persisted(X, c), k, init) for c in args.chunk_counts}
+        record["W1_by_chunks"] = marginals(fits, dict.fromkeys(fits, args.scaling_repeats))
+        print("W1 by row chunks:", json.dumps(record["W1_by_chunks"]), flush=True)
+        print(f"({time.perf_counter() - started:.0f} s)", flush=True)
+        save(record, args.out)
     by_workers = {}
     for n_workers in range(1, cores + 1):
         with local_cluster(n_workers) as cluster, Client(cluster) as client:
             client.wait_for_workers(n_workers)
-            Xd = da.from_array(X, chunks=(-(-X.shape[0] // args.chunks), -1)).persist()
-            by_workers[n_workers] = marginal(gaussmix_fit(Xd, k, init), args.repeats)
+            fit = gaussmix_fit(persisted(X, args.chunks), k, init)
+            by_workers[str(n_workers)] = marginals({"dask": fit}, {"dask": args.scaling_repeats})[
+                "dask"
+            ]
             record["W1_by_workers"] = by_workers
             save(record, args.out)
-    print("W1 by workers:", json.dumps(by_workers), flush=True)
+    print("W1 by workers:", json.dumps(by_workers), f"({time.perf_counter() - started:.0f} s)")
     if session is not None:
-        import pyspark
-
-        record["pyspark"] = pyspark.__version__
         session.stop()
-    return record
+
+
+def report(record: dict[str, Any]) -> str:
+    """The table of a run, and each target against its measurement."""
+    lines = [
+        f"load average {record['load_average_at_start'][0]:.1f} at the start, "
+        f"{record['load_average_at_end'][0]:.1f} at the end; {record['cores']} cores",
+        "",
+        f"{'s/iter':<26}{'in-process':>11}{'Dask':>8}{'Spark':>8}{'Spark/Dask':>12}"
+        f"{'Dask/in-process':>17}",
+    ]
+    targets = []
+    for name, row in record["workloads"].items():
+        n, d = row["shape"]
+        label = f"{name} {n:,} x {d}, K={row['n_components']}"
+        spark = row.get("spark_s_per_iter")
+        lines.append(
+            f"{label:<26}{row['in_process_s_per_iter']:>11.3f}{row['dask_s_per_iter']:>8.3f}"
+            + (f"{spark:>8.3f}{row['spark_over_dask']:>11.1f}x" if spark else f"{'-':>8}{'-':>12}")
+            + f"{row['dask_over_in_process']:>16.2f}x"
+        )
+        if spark:
+            ratio = row["spark_over_dask"]
+            targets.append(
+                f"{name}: Dask {ratio:.1f}x faster than Spark MLlib (target >= 3x): "
+                + ("holds" if ratio >= 3 else "misses")
+            )
+        if name == "W1":
+            ratio = row["dask_over_in_process"]
+            targets.append(
+                f"W1: Dask {ratio:.2f}x the in-process time (target <= 1.5x): "
+                + ("holds" if ratio <= 1.5 else "misses")
+            )
+    tiny = record["tiny"]
+    by_chunks = tiny["dask_s_per_iter_by_chunks"]
+    overhead = tiny["overhead_s_per_iter_by_chunks"]
+    lines += [
+        "",
+        f"tiny 1,000 x 2, K=2: in-process {1000 * tiny['in_process_s_per_iter']:.1f} ms/iter; "
+        "on Dask with "
+        + ", ".join(f"{c} chunk(s) {1000 * t:.1f}" for c, t in by_chunks.items())
+        + " ms/iter",
+        "  scheduler overhead per iteration (Dask - in-process): "
+        + ", ".join(f"{c} chunk(s) {1000 * t:.1f} ms" for c, t in overhead.items())
+        + f"; one trivial task's round trip {1000 * record['task_round_trip_s']:.1f} ms",
+        "W1 on Dask by row chunks: "
+        + ", ".join(f"{c}: {t:.3f}" for c, t in record["W1_by_chunks"].items())
+        + " s/iter",
+        "W1 on Dask by workers:    "
+        + ", ".join(f"{w}: {t:.3f}" for w, t in record["W1_by_workers"].items())
+        + " s/iter",
+    ]
+    worst = max(overhead.values())
+    targets.append(
+        f"tiny: overhead at most {1000 * worst:.1f} ms/iter over 1-8 chunks "
+        "(target < 20 ms): " + ("holds" if worst < 0.020 else "misses")
+    )
+    lines += ["", "targets:"] + [f"  {t}" for t in targets] + record["notes"]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the rows")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--spark-repeats", type=int, default=1)
+    parser.add_argument("--scaling-repeats", type=int, default=2)
     parser.add_argument("--chunks", type=int, default=2, help="row chunks of the dask array")
     parser.add_argument("--chunk-counts", type=int, nargs="*", default=[2, 8, 32])
     parser.add_argument("--no-spark", action="store_true")
@@ -222,26 +302,32 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.scale = 0.1 if args.quick else 1.0
+    import dask
+
+    record: dict[str, Any] = {
+        "command": " ".join(["benchmarks/bench_dask.py", *sys.argv[1:]]),
+        "cores": available_cores(),
+        "workloads": {},
+        "notes": [],
+        "load_average_at_start": os.getloadavg(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "gaussmix": gaussmix.__version__,
+        "dask": dask.__version__,
+        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+    }
+    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # tol=0: every iteration runs
         # from_array puts the rows into the graph once, when they are persisted: expected here
         warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
         warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
-        record = run(args)
+        run(args, record)
     record["load_average_at_end"] = os.getloadavg()
+    record["wall_s"] = time.perf_counter() - start
     save(record, args.out)
-    for name, row in record["workloads"].items():
-        line = (
-            f"{name}: gaussmix {row['gaussmix_s_per_iter']:.3f} s/iter in-process, "
-            f"{row['dask_s_per_iter']:.3f} on Dask ({row['dask_over_in_process']:.2f}x)"
-        )
-        if "spark_s_per_iter" in row:
-            line += (
-                f", Spark MLlib {row['spark_s_per_iter']:.3f} "
-                f"(Dask {row['spark_over_dask']:.1f}x faster)"
-            )
-        print(line)
-    print(f"wrote {args.out}")
+    print()
+    print(report(record))
+    print(f"wrote {args.out} ({record['wall_s']:.0f} s)")
 
 
 if __name__ == "__main__":

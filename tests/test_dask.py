@@ -97,6 +97,26 @@ def test_dask_input_errors_name_the_problem(client: Any) -> None:
         GaussianMixture(1).fit(frame)
 
 
+def test_a_pass_on_the_cluster_is_one_task_per_worker_merged_in_row_order(client: Any) -> None:
+    """The chunks go out grouped by the worker that holds them, and their results are merged
+    here in row order (a non-commutative combine, concatenation, shows the order)."""
+    from gaussmix.data.dask_source import DaskSource
+    from gaussmix.em.dask_workers import DaskWorkers
+
+    def first_rows(share: Any, map_blocks: Any) -> str:  # local: pickled by value
+        return str(int(share.X[0, 0]))
+
+    def joined(a: str, b: str) -> str:
+        return f"{a},{b}" if a else b
+
+    X = da.from_array(np.arange(60.0).reshape(-1, 1), chunks=3)  # 20 chunks
+    workers = DaskWorkers(DaskSource.open(X, sample_weight=np.ones(60)))
+    assert workers.fold(first_rows, joined, "") == ",".join(str(3 * i) for i in range(20))
+    groups = workers._groups
+    assert groups is not None and 1 <= len(groups) <= 2
+    assert sorted(i for group in groups for i in group) == list(range(20))
+
+
 def test_fit_survives_a_killed_worker(client: Any) -> None:
     """A worker process killed mid-fit loses its persisted blocks; the scheduler rebuilds them
     from the collection's graph and the fit ends with the very same parameters."""

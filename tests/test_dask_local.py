@@ -1,15 +1,17 @@
-"""Dask without a cluster: the threaded fallback, the merge tree, and imports kept lazy."""
+"""Dask without a cluster: the threaded fallback, the merge in row order, and imports kept lazy."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
 
 from gaussmix import GaussianMixture
-from gaussmix.em.dask_workers import tree
+from gaussmix.data.dask_source import DaskSource
+from gaussmix.em.dask_workers import DaskWorkers, by_holder
 from tests.conftest import mixture_data
 
 da = pytest.importorskip("dask.array")
@@ -28,19 +30,32 @@ def test_without_a_client_dask_runs_in_this_process() -> None:
     np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-10)
 
 
-@pytest.mark.parametrize("n_parts", [1, 2, 15, 16, 17, 40])
-def test_merge_tree_keeps_row_order(n_parts: int) -> None:
-    """A non-commutative combine (concatenation) shows the tree folds in row order."""
-    import dask
-    from dask import delayed
+def first_rows(share: Any, map_blocks: Any) -> str:
+    """A task naming its chunk by its first row (the rows are 0, 1, 2, ...)."""
+    return str(int(share.X[0, 0]))
 
-    parts = [delayed(str)(i) for i in range(n_parts)]
 
-    def joined(a: str, b: str) -> str:
-        return f"{a},{b}"
+def joined(a: str, b: str) -> str:
+    return f"{a},{b}" if a else b
 
-    (result,) = dask.compute(tree(parts, joined, fan_in=4))
-    assert result == ",".join(str(i) for i in range(n_parts))
+
+@pytest.mark.parametrize("n_chunks", [1, 2, 15, 40])
+def test_a_pass_merges_the_chunks_in_row_order(n_chunks: int) -> None:
+    """A non-commutative combine (concatenation) shows the fold runs in row order."""
+    X = da.from_array(np.arange(n_chunks * 3.0).reshape(-1, 1), chunks=3)
+    got = DaskWorkers(DaskSource.open(X)).fold(first_rows, joined, "")
+    assert got == ",".join(str(3 * i) for i in range(n_chunks))
+
+
+def test_chunks_are_grouped_by_the_worker_holding_them() -> None:
+    class Future:
+        def __init__(self, key: str) -> None:
+            self.key = key
+
+    futures = [Future(k) for k in "abcde"]
+    holders = {"a": ("w2",), "b": ("w1",), "c": ("w2", "w1"), "d": ("w2",), "e": ()}
+    # c is held by both: the first by name; e by none (being recomputed): a group of its own
+    assert by_holder(futures, holders) == [[0, 3], [1, 2], [4]]
 
 
 def test_numpy_fits_never_import_dask() -> None:

@@ -1,21 +1,33 @@
 """The passes of EM over a Dask collection, run by Dask: an executor behind ``Workers``.
 
 ``run_em`` asks its workers for a pass (``fold``: a task on every share of the rows, folded with
-``merge``). Here a share is one row chunk of a ``DaskSource``, the task is the engine's own
-(``loop._share_stats``: ``chunk_stats`` over the chunk's blocks) and the fold is a fixed tree of
-``merge`` over the chunks in row order, built into the pass's task graph and run on the
-workers; only the merged statistics come back to this process, where the M-step runs. The task,
-and with it the parameters, is one key of each pass's graph, so it is sent once per pass and
-copied to a worker only as its chunks need it.
+``merge``). Here a share is one row chunk of a ``DaskSource`` and the task is the engine's own
+(``loop._share_stats``: ``chunk_stats`` over the chunk's blocks), run by Dask where the chunk
+lives. Each chunk's statistics come back to this process (a few KB: K x d x d numbers) and are
+merged here in row order, then the M-step runs here.
 
-The tree's shape depends only on the number of chunks, never on which worker ran what or when,
-so a pass gives the same bits whatever the scheduling, and after a worker dies and its chunks
-are recomputed elsewhere.
+A pass costs one task round trip, the floor Dask allows (about 10 ms on these machines, most of
+an iteration on small data; the first design's three, measured in ``benchmarks/bench_dask.py``):
+
+* The parameters travel inside the tasks (a few KB to a few hundred; pickled once per message),
+  not as a key of their own that a worker must hold before any chunk task can start.
+* With a ``distributed.Client`` and rows persisted on the workers, the chunks are grouped by the
+  worker that holds them (asked once per fit) and each group is one task that returns its
+  chunks' statistics, unmerged, in row order; all groups go to the scheduler in one message
+  (``Client.map``: one message per submit would wait out the client's 10 ms batching), and
+  their results come back in one gather. So a pass is one task per worker, whatever the number
+  of chunks.
+* Each chunk's statistics depend only on its rows, and the merge is a left fold in row order
+  here, so a pass gives the same bits whichever worker ran what, however the chunks were
+  grouped, and after a worker dies and its chunks are recomputed elsewhere (the groups are
+  then stale, so a task may fetch a chunk from another worker: slower, never different).
+* Without a client (Dask's threaded scheduler in this process), or for rows not persisted, the
+  chunk tasks go through ``dask.compute`` and their results are merged here alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import reduce
 from typing import Any, TypeVar
@@ -41,26 +53,47 @@ def _on_chunk(task: Task[R], X: Any, weights: Any) -> R:
     return task(ArraySource(as_float(np.asarray(X)), w), map)
 
 
-# Statistics merged per reduction task: one task round trip costs about 10 ms, so a pass over
-# up to FAN_IN chunks merges in one task, and a larger one in a tree of such tasks.
-FAN_IN = 16
+def _on_chunks(task: Task[R], rows: list[Any], weights: list[Any] | None) -> list[R]:
+    """``task`` on each row chunk of ``rows`` (with its ``weights``, when there are any);
+    the results in the order given."""
+    return [_on_chunk(task, x, None if weights is None else weights[i]) for i, x in enumerate(rows)]
 
 
-def _fold(combine: Callable[[R, R], R], *parts: R) -> R:
-    return reduce(combine, parts)
+# Results of earlier passes left on the workers until released together (see ``DaskWorkers._hold``).
+HELD_PASSES = 16
+HELD_BYTES = 16 * 2**20
 
 
-def tree(parts: list[Any], combine: Callable[[R, R], R], fan_in: int = FAN_IN) -> Any:
-    """``combine`` over ``parts`` (dask.delayed objects, in row order) as a fixed tree: each
-    run of ``fan_in`` neighbours folded left to right in one task, level by level; one
-    delayed result."""
-    from dask import delayed
+def _nbytes(result: Any) -> int:
+    """The bytes of the arrays a task's result holds (a ``SuffStats``'s), 0 for others."""
+    return sum(v.nbytes for v in getattr(result, "__dict__", {}).values() if hasattr(v, "nbytes"))
 
-    fold = delayed(_fold, pure=True)
-    while len(parts) > 1:
-        groups = [parts[i : i + fan_in] for i in range(0, len(parts), fan_in)]
-        parts = [group[0] if len(group) == 1 else fold(combine, *group) for group in groups]
-    return parts[0]
+
+def _futures(collection: Any) -> list[Any] | None:
+    """The futures of a persisted collection's chunks in row order, or None when it is not
+    persisted (its chunks are tasks still to run)."""
+    from distributed import Future
+
+    if collection is None:
+        return None
+    graph = collection.__dask_graph__()
+    keys = (
+        [key for (key,) in collection.__dask_keys__()]
+        if collection.ndim == 2
+        else list(collection.__dask_keys__())
+    )
+    futures = [graph.get(key) for key in keys]
+    return futures if all(isinstance(f, Future) for f in futures) else None
+
+
+def by_holder(futures: Sequence[Any], holders: dict[Any, Sequence[str]]) -> list[list[int]]:
+    """The positions of ``futures`` grouped by the first worker that holds each (positions
+    in order within a group; the groups in the order of their first position)."""
+    groups: dict[str, list[int]] = {}
+    for i, future in enumerate(futures):
+        where = holders.get(future.key) or ("",)
+        groups.setdefault(sorted(where)[0], []).append(i)
+    return list(groups.values())
 
 
 class DaskWorkers:
@@ -69,29 +102,61 @@ class DaskWorkers:
 
     def __init__(self, source: Any) -> None:
         self.source = source
+        self._groups: list[list[int]] | None = None
+        self._held: list[list[Any]] = []
+        self._held_bytes = 0
 
-    def _per_chunk(self, task: Task[R]) -> list[Any]:
+    def _per_chunk(self, task: Task[R]) -> list[R]:
+        """``task`` on every row chunk, through ``dask.compute``; results in row order."""
+        import dask
         from dask import delayed
 
-        task_d = delayed(task, pure=True, traverse=False)
         on_chunk = delayed(_on_chunk, pure=True)
-        return [on_chunk(task_d, x, w) for x, w in self.source.blocks()]
+        parts = [on_chunk(task, x, w) for x, w in self.source.blocks()]
+        return list(dask.compute(*parts, optimize_graph=False))
 
     def run(self, task: Task[R]) -> list[R]:
         """``task`` on every row chunk; the results brought here, in row order."""
-        import dask
+        from gaussmix.data.dask_source import active_client
 
-        return list(dask.compute(*self._per_chunk(task), optimize_graph=False))
+        client = active_client()
+        rows = None if client is None else _futures(self.source.X)
+        weights = _futures(self.source.weights)
+        if client is None or rows is None or (self.source.weights is not None and not weights):
+            return self._per_chunk(task)
+        if self._groups is None:  # where the chunks are: once per fit
+            from distributed import wait
+
+            wait(rows)
+            self._groups = by_holder(rows, client.who_has(rows))
+        groups = self._groups
+        futures = client.map(
+            _on_chunks,
+            [task] * len(groups),
+            [[rows[i] for i in group] for group in groups],
+            [None if weights is None else [weights[i] for i in group] for group in groups],
+            pure=False,
+        )
+        results: list[Any] = [None] * len(rows)
+        for group, stats in zip(groups, client.gather(futures), strict=True):
+            for i, s in zip(group, stats, strict=True):
+                results[i] = s
+        self._hold(futures, sum(map(_nbytes, results)))
+        return results
+
+    def _hold(self, futures: list[Any], nbytes: int) -> None:
+        """Keep a pass's futures (their results stay on the workers) and release the held ones
+        together every ``HELD_PASSES`` passes or ``HELD_BYTES`` bytes: the release is a
+        message to the scheduler, and the client sends the next message (the next pass) no
+        sooner than 10 ms after it, which costs a short pass most of a round trip."""
+        self._held.append(futures)
+        self._held_bytes += nbytes
+        if len(self._held) >= HELD_PASSES or self._held_bytes >= HELD_BYTES:
+            self._held, self._held_bytes = [], 0
 
     def fold(self, task: Task[R], combine: Callable[[R, R], R], identity: R) -> R:
-        """``task`` on every row chunk, combined on the workers by the fixed tree (see ``tree``)."""
-        import dask
-
-        parts = self._per_chunk(task)
-        if not parts:
-            return identity
-        (result,) = dask.compute(tree(parts, combine), optimize_graph=False)
-        return combine(identity, result)
+        """``task`` on every row chunk, the results combined here, left to right in row order."""
+        return reduce(combine, self.run(task), identity)
 
 
 def local_cluster(n_workers: int, **kwargs: Any) -> Any:
