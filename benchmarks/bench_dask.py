@@ -52,9 +52,12 @@ LONG, SHORT = 12, 2
 Fit = Callable[[int], Any]
 
 
-def marginals(fits: dict[str, Fit], repeats: dict[str, int]) -> dict[str, float]:
+def marginals(
+    fits: dict[str, Fit], repeats: dict[str, int], best_times: dict[str, Any] | None = None
+) -> dict[str, float]:
     """Per side: (best time of a fit of LONG iterations - best of SHORT) / (LONG - SHORT),
-    the sides taken in turn within each repeat (a side runs in the first ``repeats[side]``)."""
+    the sides taken in turn within each repeat (a side runs in the first ``repeats[side]``);
+    the best times themselves go into ``best_times`` when given."""
     best: dict[tuple[str, int], float] = {}
     for fit in fits.values():
         fit(SHORT)  # warm: imports on the workers, Spark's JIT and job set-up
@@ -67,6 +70,8 @@ def marginals(fits: dict[str, Fit], repeats: dict[str, int]) -> dict[str, float]
                 fit(iterations)
                 elapsed = time.perf_counter() - start
                 best[side, iterations] = min(best.get((side, iterations), np.inf), elapsed)
+    if best_times is not None:
+        best_times.update({side: {n: best[side, n] for n in (SHORT, LONG)} for side in fits})
     return {side: (best[side, LONG] - best[side, SHORT]) / (LONG - SHORT) for side in fits}
 
 
@@ -88,10 +93,15 @@ def round_trip(client: Any, tasks: int = 30) -> float:
     return float(np.median(times))
 
 
-def gaussmix_fit(X: Any, k: int, init: dict[str, np.ndarray]) -> Fit:
+def gaussmix_fit(X: Any, k: int, init: dict[str, np.ndarray], client: Any = None) -> Fit:
+    """Fits from ``init`` (on the cluster of ``client`` when given, else of the default one)."""
+
     def fit(iterations: int) -> GaussianMixture:
         model = GaussianMixture(k, tol=0.0, max_iter=iterations, **init)
-        return model.fit(X)
+        if client is None:
+            return model.fit(X)
+        with client.as_current():
+            return model.fit(X)
 
     return fit
 
@@ -141,12 +151,14 @@ def save(record: dict[str, Any], out: Path) -> None:
     out.write_text(json.dumps(record, indent=2) + "\n")
 
 
-def persisted(X: np.ndarray, n_chunks: int) -> Any:
-    """The rows as a dask array of ``n_chunks`` row chunks, persisted on the workers."""
+def persisted(X: np.ndarray, n_chunks: int, client: Any = None) -> Any:
+    """The rows as a dask array of ``n_chunks`` row chunks, persisted on the workers (of
+    ``client`` when given)."""
     import dask.array as da
     from distributed import wait
 
-    rows = da.from_array(X, chunks=(-(-X.shape[0] // n_chunks), -1)).persist()
+    rows = da.from_array(X, chunks=(-(-X.shape[0] // n_chunks), -1))
+    rows = rows.persist() if client is None else client.persist(rows)
     wait(rows)
     return rows
 
@@ -182,8 +194,10 @@ def run(args: argparse.Namespace, record: dict[str, Any]) -> None:
             if session is not None:
                 fits["spark"] = spark_fit(session, X, k, cores)
             # the in-process fits run while the cluster idles: its workers sleep on sockets
-            times = marginals(fits, repeats)
+            best_times: dict[str, Any] = {}
+            times = marginals(fits, repeats, best_times)
             row: dict[str, Any] = {"shape": list(X.shape), "n_components": k}
+            row["best_fit_s_by_iterations"] = best_times
             row.update({f"{side}_s_per_iter": t for side, t in times.items()})
             row["dask_chunks"] = args.chunks
             row["dask_over_in_process"] = times["dask"] / times["in_process"]
@@ -214,17 +228,21 @@ def run(args: argparse.Namespace, record: dict[str, Any]) -> None:
         print("W1 by row chunks:", json.dumps(record["W1_by_chunks"]), flush=True)
         print(f"({time.perf_counter() - started:.0f} s)", flush=True)
         save(record, args.out)
-    by_workers = {}
-    for n_workers in range(1, cores + 1):
-        with local_cluster(n_workers) as cluster, Client(cluster) as client:
-            client.wait_for_workers(n_workers)
-            fit = gaussmix_fit(persisted(X, args.chunks), k, init)
-            by_workers[str(n_workers)] = marginals({"dask": fit}, {"dask": args.scaling_repeats})[
-                "dask"
-            ]
-            record["W1_by_workers"] = by_workers
-            save(record, args.out)
-    print("W1 by workers:", json.dumps(by_workers), f"({time.perf_counter() - started:.0f} s)")
+        if cores > 1:  # beside the cluster of every core, one of a single worker, in turn
+            with local_cluster(1) as single, Client(single, set_as_default=False) as one:
+                one.wait_for_workers(1)
+                fits = {
+                    "1": gaussmix_fit(persisted(X, args.chunks, one), k, init, one),
+                    str(cores): gaussmix_fit(persisted(X, args.chunks), k, init),
+                }
+                record["W1_by_workers"] = marginals(fits, dict.fromkeys(fits, args.scaling_repeats))
+        else:
+            record["W1_by_workers"] = {}
+        print(
+            "W1 by workers:",
+            json.dumps(record["W1_by_workers"]),
+            f"({time.perf_counter() - started:.0f} s)",
+        )
     if session is not None:
         session.stop()
 
@@ -292,8 +310,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the rows")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--spark-repeats", type=int, default=1)
-    parser.add_argument("--scaling-repeats", type=int, default=2)
+    parser.add_argument("--spark-repeats", type=int, default=2)
+    parser.add_argument("--scaling-repeats", type=int, default=1)
     parser.add_argument("--chunks", type=int, default=2, help="row chunks of the dask array")
     parser.add_argument("--chunk-counts", type=int, nargs="*", default=[2, 8, 32])
     parser.add_argument("--no-spark", action="store_true")
