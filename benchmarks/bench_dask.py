@@ -12,13 +12,13 @@ W3: 1,000,000 x 2, K=8 full), from the same data:
 
 Each is timed as the marginal seconds per iteration: (fit of 12 iterations - fit of 2) / 10,
 so the start-up (initialisation, the first pass, Spark's job planning) cancels; after one
-untimed warm-up fit, best of ``--repeats`` (Spark: ``--spark-repeats``). The sides are timed in
+untimed warm-up fit, best of ``--repeats`` (Spark: ``SPARK_REPEATS``). The sides are timed in
 turn within each repeat, so a change of the machine's load falls on all of them alike. The same
-run measures the scheduler's overhead per iteration on tiny data (1,000 x 2, K=2: Dask's time
-per iteration minus the in-process one) beside one trivial task's round trip, and how time per
-iteration grows with the number of row chunks and of workers on W1.
+run measures the scheduler's overhead per iteration on tiny data (1,000 x 2, K=2: the median
+time between iterations on Dask minus in-process) beside one trivial task's round trip, and how
+time per iteration grows with the number of row chunks and of workers on W1.
 
-    .venv/bin/python benchmarks/bench_dask.py            # about 4 minutes with Spark
+    .venv/bin/python benchmarks/bench_dask.py            # 4-5 minutes with Spark on a quiet machine
     .venv/bin/python benchmarks/bench_dask.py --quick    # a tenth of the rows
 
 Writes benchmarks/results/bench_dask.json (or --out).
@@ -49,6 +49,10 @@ from gaussmix import GaussianMixture
 from gaussmix.em.parallel import available_cores
 
 LONG, SHORT = 12, 2
+# A Spark fit starts with some 20 s of its own (sampling its initialisation, planning jobs),
+# whose noise on a loaded machine is seconds: W1's 10 iterations of 0.2-0.5 s need the best
+# of two, W3's of seconds each stand out of it in one.
+SPARK_REPEATS = {"W1": 2, "W3": 1}
 Fit = Callable[[int], Any]
 
 
@@ -73,6 +77,27 @@ def marginals(
     if best_times is not None:
         best_times.update({side: {n: best[side, n] for n in (SHORT, LONG)} for side in fits})
     return {side: (best[side, LONG] - best[side, SHORT]) / (LONG - SHORT) for side in fits}
+
+
+def iteration_times(fit: Fit, repeats: int, iterations: int = 40) -> dict[str, float]:
+    """Median and 90th percentile of the seconds between successive iterations of fits of
+    ``iterations`` (the first interval left out), over ``repeats`` fits after a warm-up one:
+    on tiny data a fit's own start-up is as long as many iterations, and on a loaded machine
+    its noise swamps a difference of two fits, so the iterations are timed one by one."""
+    from gaussmix.mixture import iteration_hook
+
+    fit(SHORT)
+    intervals: list[float] = []
+    for _ in range(repeats):
+        stamps: list[float] = []
+
+        def stamp(iteration: int, bound: float, stamps: list[float] = stamps) -> None:
+            stamps.append(time.perf_counter())
+
+        with iteration_hook(stamp):
+            fit(iterations)
+        intervals.extend(np.diff(stamps)[1:])
+    return {"median": float(np.median(intervals)), "p90": float(np.percentile(intervals, 90))}
 
 
 def _nothing(i: int) -> int:
@@ -183,7 +208,7 @@ def run(args: argparse.Namespace, record: dict[str, Any]) -> None:
         n, d, k, covariance_type = WORKLOADS[name]
         X = mixture_data(int(n * args.scale), d, k)
         workloads[name] = (X, k, initial_parameters(X, k, covariance_type))
-    repeats = {"in_process": args.repeats, "dask": args.repeats, "spark": args.spark_repeats}
+    repeats = {"in_process": args.repeats, "dask": args.repeats}
     with local_cluster(cores) as cluster, Client(cluster) as client:
         client.wait_for_workers(cores)
         for name, (X, k, init) in workloads.items():
@@ -195,7 +220,8 @@ def run(args: argparse.Namespace, record: dict[str, Any]) -> None:
                 fits["spark"] = spark_fit(session, X, k, cores)
             # the in-process fits run while the cluster idles: its workers sleep on sockets
             best_times: dict[str, Any] = {}
-            times = marginals(fits, repeats, best_times)
+            spark_repeats = args.spark_repeats or SPARK_REPEATS[name]
+            times = marginals(fits, {**repeats, "spark": spark_repeats}, best_times)
             row: dict[str, Any] = {"shape": list(X.shape), "n_components": k}
             row["best_fit_s_by_iterations"] = best_times
             row.update({f"{side}_s_per_iter": t for side, t in times.items()})
@@ -212,12 +238,14 @@ def run(args: argparse.Namespace, record: dict[str, Any]) -> None:
         fits = {"in_process": gaussmix_fit(tiny, 2, tiny_init)}
         for n_chunks in (1, 2, 8):
             fits[str(n_chunks)] = gaussmix_fit(persisted(tiny, n_chunks), 2, tiny_init)
-        times = marginals(fits, dict.fromkeys(fits, 2 * args.repeats))
+        times = {side: iteration_times(fit, args.repeats) for side, fit in fits.items()}
         in_process = times.pop("in_process")
         record["tiny"] = {
             "in_process_s_per_iter": in_process,
             "dask_s_per_iter_by_chunks": times,
-            "overhead_s_per_iter_by_chunks": {c: t - in_process for c, t in times.items()},
+            "overhead_s_per_iter_by_chunks": {
+                c: t["median"] - in_process["median"] for c, t in times.items()
+            },
         }
         print("tiny 1,000 x 2, K=2:", json.dumps(record["tiny"]), flush=True)
         print(f"({time.perf_counter() - started:.0f} s)", flush=True)
@@ -283,10 +311,12 @@ def report(record: dict[str, Any]) -> str:
     overhead = tiny["overhead_s_per_iter_by_chunks"]
     lines += [
         "",
-        f"tiny 1,000 x 2, K=2: in-process {1000 * tiny['in_process_s_per_iter']:.1f} ms/iter; "
-        "on Dask with "
-        + ", ".join(f"{c} chunk(s) {1000 * t:.1f}" for c, t in by_chunks.items())
-        + " ms/iter",
+        "tiny 1,000 x 2, K=2, ms per iteration (median, 90th percentile): in-process "
+        f"{1000 * tiny['in_process_s_per_iter']['median']:.1f}; on Dask "
+        + ", ".join(
+            f"{c} chunk(s) {1000 * t['median']:.1f} ({1000 * t['p90']:.1f})"
+            for c, t in by_chunks.items()
+        ),
         "  scheduler overhead per iteration (Dask - in-process): "
         + ", ".join(f"{c} chunk(s) {1000 * t:.1f} ms" for c, t in overhead.items())
         + f"; one trivial task's round trip {1000 * record['task_round_trip_s']:.1f} ms",
@@ -310,7 +340,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the rows")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--spark-repeats", type=int, default=2)
+    parser.add_argument("--spark-repeats", type=int, default=None, help="default: 2 on W1, 1 on W3")
     parser.add_argument("--scaling-repeats", type=int, default=1)
     parser.add_argument("--chunks", type=int, default=2, help="row chunks of the dask array")
     parser.add_argument("--chunk-counts", type=int, nargs="*", default=[2, 8, 32])

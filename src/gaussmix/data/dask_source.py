@@ -2,7 +2,7 @@
 
 This source is where rows come from when they live on a Dask cluster; the passes over them run
 there too (``gaussmix.em.dask_workers``), so a fit never pulls the rows to this process: only the
-parameters go out and the statistics of each block come back, merged on the workers.
+parameters go out, inside the tasks, and the statistics of each row chunk come back.
 
 Three decisions:
 
@@ -15,8 +15,9 @@ Three decisions:
 * A dask collection is recognised before scikit-learn's validation (which would compute it into
   one array here) and without importing dask: a dask object exists only once dask is imported.
 * The blocks are the collection's row chunks (all columns in one chunk); each is walked by the
-  kernel in blocks of the estimator's ``chunk_size`` rows. One task costs about 10 ms of
-  scheduling, so row chunks of tens of MB keep that small against the arithmetic.
+  kernel in blocks of the estimator's ``chunk_size`` rows. On a cluster a pass is one task per
+  worker, whatever the number of chunks; without one, one per chunk, so there row chunks of
+  tens of MB keep the scheduling small against the arithmetic.
 """
 
 from __future__ import annotations
