@@ -113,8 +113,29 @@ def test_a_pass_on_the_cluster_is_one_task_per_worker_merged_in_row_order(client
     workers = DaskWorkers(DaskSource.open(X, sample_weight=np.ones(60)))
     assert workers.fold(first_rows, joined, "") == ",".join(str(3 * i) for i in range(20))
     groups = workers._groups
-    assert groups is not None and 1 <= len(groups) <= 2
+    assert sorted(map(len, groups)) == [10, 10]  # one task per worker, each its share
     assert sorted(i for group in groups for i in group) == list(range(20))
+
+
+def test_chunks_persisted_on_one_worker_are_spread_for_the_fit(client: Any) -> None:
+    """Dask may persist the chunks on one worker; a fit then moves half of them, once."""
+    from gaussmix.data.dask_source import DaskSource
+    from gaussmix.em.dask_workers import DaskWorkers
+
+    X = mixture_data(3, n=800, n_features=2, n_components=2)
+    first = sorted(client.scheduler_info()["workers"])[0]
+    rows = client.persist(da.from_array(X, chunks=100), workers=[first])
+    distributed.wait(rows)
+    assert {w for ws in client.who_has(rows).values() for w in ws} == {first}
+    source = DaskSource.open(rows)
+    workers = DaskWorkers(source)
+    task_stats = GaussianMixture(2, random_state=0).fit(X)  # the reference fit
+    got = GaussianMixture(2, random_state=0).fit(rows)
+    _same_fit(got, task_stats)
+    workers.run(lambda share, map_blocks: share.n_samples)
+    assert sorted(map(len, workers._groups)) == [4, 4]
+    holders = client.who_has(workers._rows)
+    assert {holders[f.key][0] for f in workers._rows} == set(client.scheduler_info()["workers"])
 
 
 def test_fit_survives_a_killed_worker(client: Any) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from gaussmix import GaussianMixture
 from gaussmix.data.dask_source import DaskSource
-from gaussmix.em.dask_workers import DaskWorkers, by_holder
+from gaussmix.em.dask_workers import DaskWorkers, balance, by_holder
 from tests.conftest import mixture_data
 
 da = pytest.importorskip("dask.array")
@@ -55,7 +55,14 @@ def test_chunks_are_grouped_by_the_worker_holding_them() -> None:
     futures = [Future(k) for k in "abcde"]
     holders = {"a": ("w2",), "b": ("w1",), "c": ("w2", "w1"), "d": ("w2",), "e": ()}
     # c is held by both: the first by name; e by none (being recomputed): a group of its own
-    assert by_holder(futures, holders) == [[0, 3], [1, 2], [4]]
+    assert by_holder(futures, holders) == {"w2": [0, 3], "w1": [1, 2], "": [4]}
+
+
+def test_a_crowded_worker_gives_its_excess_chunks_to_the_others() -> None:
+    assert balance({"a": [0, 1, 2, 3]}, ["a", "b"]) == {2: "b", 3: "b"}
+    assert balance({"a": [0, 1, 2], "b": [3]}, ["a", "b", "c"]) == {2: "c"}
+    assert balance({"a": [0, 2], "b": [1, 3]}, ["a", "b"]) == {}
+    assert balance({"a": [0], "": [1]}, ["a", "b"]) == {1: "b"}  # held by none
 
 
 def test_numpy_fits_never_import_dask() -> None:

@@ -86,14 +86,30 @@ def _futures(collection: Any) -> list[Any] | None:
     return futures if all(isinstance(f, Future) for f in futures) else None
 
 
-def by_holder(futures: Sequence[Any], holders: dict[Any, Sequence[str]]) -> list[list[int]]:
-    """The positions of ``futures`` grouped by the first worker that holds each (positions
-    in order within a group; the groups in the order of their first position)."""
+def by_holder(futures: Sequence[Any], holders: dict[Any, Sequence[str]]) -> dict[str, list[int]]:
+    """The positions of ``futures`` grouped by the first worker (by address) that holds each,
+    in order within a group ("" for those held by none)."""
     groups: dict[str, list[int]] = {}
     for i, future in enumerate(futures):
         where = holders.get(future.key) or ("",)
         groups.setdefault(sorted(where)[0], []).append(i)
-    return list(groups.values())
+    return groups
+
+
+def balance(groups: dict[str, list[int]], workers: Sequence[str]) -> dict[int, str]:
+    """The chunks to move so that no worker holds more than its share (the number of chunks
+    over the number of workers, rounded up): position -> worker to move it to, the last
+    chunks of the fullest groups to the emptiest workers."""
+    n_chunks = sum(map(len, groups.values()))
+    share = -(-n_chunks // max(len(workers), 1))
+    emptiest = sorted(workers, key=lambda w: len(groups.get(w, [])))
+    room = [w for w in emptiest for _ in range(share - len(groups.get(w, [])))]
+    excess = [i for w, group in groups.items() for i in (group[share:] if w else group)]
+    return dict(zip(sorted(excess), room, strict=False))
+
+
+def _same(x: Any) -> Any:
+    return x
 
 
 class DaskWorkers:
@@ -102,7 +118,9 @@ class DaskWorkers:
 
     def __init__(self, source: Any) -> None:
         self.source = source
-        self._groups: list[list[int]] | None = None
+        self._groups: list[list[int]] = []
+        self._rows: list[Any] = []
+        self._weights: list[Any] | None = None
         self._held: list[list[Any]] = []
         self._held_bytes = 0
 
@@ -124,12 +142,9 @@ class DaskWorkers:
         weights = _futures(self.source.weights)
         if client is None or rows is None or (self.source.weights is not None and not weights):
             return self._per_chunk(task)
-        if self._groups is None:  # where the chunks are: once per fit
-            from distributed import wait
-
-            wait(rows)
-            self._groups = by_holder(rows, client.who_has(rows))
-        groups = self._groups
+        if not self._groups:  # where the chunks are: once per fit
+            self._place(client, rows, weights)
+        rows, weights, groups = self._rows, self._weights, self._groups
         futures = client.map(
             _on_chunks,
             [task] * len(groups),
@@ -153,6 +168,30 @@ class DaskWorkers:
         self._held_bytes += nbytes
         if len(self._held) >= HELD_PASSES or self._held_bytes >= HELD_BYTES:
             self._held, self._held_bytes = [], 0
+
+    def _place(self, client: Any, rows: list[Any], weights: list[Any] | None) -> None:
+        """Group the chunks by the worker holding them, after copying a crowded worker's
+        excess chunks to the others (``balance``; Dask may persist two chunks on one of two
+        workers, and its groups would then run one after the other). The copies are tasks
+        on the chunks, so Dask can rebuild them too; they live as long as this fit."""
+        from distributed import wait
+
+        wait(rows)
+        groups = by_holder(rows, client.who_has(rows))
+        moves = balance(groups, sorted(client.scheduler_info()["workers"]))
+        rows, weights = list(rows), None if weights is None else list(weights)
+        for target in sorted(set(moves.values())):
+            moved = [i for i, w in moves.items() if w == target]
+            options = {"workers": [target], "allow_other_workers": True, "pure": False}
+            for futures in (rows, weights):
+                if futures is not None:
+                    copies = client.map(_same, [futures[i] for i in moved], **options)
+                    for i, copy in zip(moved, copies, strict=True):
+                        futures[i] = copy
+        if moves:
+            wait(rows)
+            groups = by_holder(rows, client.who_has(rows))
+        self._rows, self._weights, self._groups = rows, weights, list(groups.values())
 
     def fold(self, task: Task[R], combine: Callable[[R, R], R], identity: R) -> R:
         """``task`` on every row chunk, the results combined here, left to right in row order."""
