@@ -18,7 +18,7 @@ run measures the scheduler's overhead per iteration on tiny data (1,000 x 2, K=2
 time between iterations on Dask minus in-process) beside one trivial task's round trip, and how
 time per iteration grows with the number of row chunks and of workers on W1.
 
-    .venv/bin/python benchmarks/bench_dask.py            # 4-5 minutes with Spark on a quiet machine
+    .venv/bin/python benchmarks/bench_dask.py            # ~4 minutes at a load of 4-6 with Spark
     .venv/bin/python benchmarks/bench_dask.py --quick    # a tenth of the rows
 
 Writes benchmarks/results/bench_dask.json (or --out).

@@ -7,7 +7,7 @@ lives. Each chunk's statistics come back to this process (a few KB: K x d x d nu
 merged here in row order, then the M-step runs here.
 
 A pass costs one task round trip, the floor Dask allows (about 10 ms on these machines, most of
-an iteration on small data; the first design's three, measured in ``benchmarks/bench_dask.py``):
+an iteration on small data; the first design's cost three; see ``benchmarks/README.md``):
 
 * The parameters travel inside the tasks (a few KB to a few hundred; pickled once per message),
   not as a key of their own that a worker must hold before any chunk task can start.
@@ -16,7 +16,9 @@ an iteration on small data; the first design's three, measured in ``benchmarks/b
   chunks' statistics, unmerged, in row order; all groups go to the scheduler in one message
   (``Client.map``: one message per submit would wait out the client's 10 ms batching), and
   their results come back in one gather. So a pass is one task per worker, whatever the number
-  of chunks.
+  of chunks. A worker holding more than its share of the chunks first copies its excess to the
+  others, once per fit (``balance``), or its group would run while the others idle.
+* A pass's futures are kept and released 16 passes at a time (``DaskWorkers._hold``).
 * Each chunk's statistics depend only on its rows, and the merge is a left fold in row order
   here, so a pass gives the same bits whichever worker ran what, however the chunks were
   grouped, and after a worker dies and its chunks are recomputed elsewhere (the groups are
