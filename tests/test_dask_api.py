@@ -96,6 +96,19 @@ def test_dask_missing_values_are_fitted_as_in_memory(client: Any) -> None:
         GaussianMixture(3, missing="em").fit(da.from_array(X, chunks=250))
 
 
+def test_nullable_integer_columns_are_numbers_with_nan(client: Any) -> None:
+    """pandas' Int64 (what Parquet integers with nulls become): NA is NaN, a missing value."""
+    import pandas as pd
+
+    X = np.round(mixture_data(11, n=300, n_features=2, n_components=2) * 10)
+    X[5, 0] = np.nan
+    frame = pd.DataFrame({"a": pd.array(X[:, 0], dtype="Int64"), "b": X[:, 1]})
+    got = GaussianMixture(2, missing="em", random_state=0).fit(dd.from_pandas(frame, 2))
+    ref = GaussianMixture(2, missing="em", random_state=0).fit(X)
+    assert got.n_missing_ == 1
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-10)
+
+
 def test_fit_predict_on_dask_is_lazy_with_the_rows_chunks(client: Any) -> None:
     X = mixture_data(6, n=800)
     ref = GaussianMixture(3, random_state=0)
@@ -197,3 +210,19 @@ def test_cli_select_on_a_dataset_equals_select_on_the_file(client: Any, tmp_path
     for fit_a, fit_b in zip(a["fits"], b["fits"], strict=True):
         assert fit_b["n_iter"] == fit_a["n_iter"]
         assert fit_b["log_likelihood"] == pytest.approx(fit_a["log_likelihood"], rel=1e-9)
+
+
+def test_cli_predict_on_a_dataset_writes_what_the_file_gives(tmp_path: Path) -> None:
+    """No scheduler: Dask's threaded scheduler here, the labels written chunk by chunk."""
+    X = mixture_data(10, n=300, n_components=2)
+    _write_dataset(tmp_path / "ds", X)
+    model = tmp_path / "m.npz"
+    fitted = _run(["fit", str(tmp_path / "whole.parquet"), "-k", "2", "--drop", "const",
+                   "--n-init", "1", "--out", str(model)])  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    for extra in (["--drop", "const"], ["--drop", "const", "--proba"]):
+        one = _run(["predict", str(model), str(tmp_path / "whole.parquet"), *extra])
+        many = _run(["predict", str(model), str(tmp_path / "ds"), *extra])
+        assert one.exit_code == many.exit_code == 0, many.output
+        assert many.stdout == one.stdout
+        assert len(many.stdout.splitlines()) == 301

@@ -559,8 +559,19 @@ def predict(
     writer = csv.writer(sys.stdout, lineterminator="\n")
     if proba:
         writer.writerow([f"p{k}" for k in range(model.n_components)])
-        for row in model.predict_proba(X):
-            writer.writerow([f"{p:.6g}" for p in row])
+        for block in in_row_chunks(model.predict_proba(X)):
+            writer.writerows([f"{p:.6g}" for p in row] for row in block)
     else:
         writer.writerow(["component"])
-        writer.writerows([int(label)] for label in model.predict(X))
+        for block in in_row_chunks(model.predict(X)):
+            writer.writerows([int(label)] for label in block)
+
+
+def in_row_chunks(values: Any) -> Iterator[NDArray[Any]]:
+    """Per-row outputs brought here in order: an array as it is, a lazy dask array (rows on
+    Dask) one row chunk at a time, each computed once (not row by row)."""
+    if isinstance(values, np.ndarray):
+        yield values
+        return
+    for i in range(values.numblocks[0]):
+        yield np.asarray(values.blocks[i].compute())

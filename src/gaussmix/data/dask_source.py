@@ -123,6 +123,13 @@ def _is_numeric(dtype: Any) -> bool:
     return bool(pd.api.types.is_numeric_dtype(dtype))
 
 
+def _is_extension(dtype: Any) -> bool:
+    """Whether a DataFrame column's dtype is one of pandas' own (nullable) dtypes."""
+    import pandas as pd
+
+    return isinstance(dtype, pd.api.extensions.ExtensionDtype)
+
+
 def _as_rows(X: Any) -> tuple[Any, list[str] | None]:
     """A 2-D dask array of numbers with known row chunks and one column chunk, and the column
     names of a DataFrame (None for an array)."""
@@ -140,6 +147,11 @@ def _as_rows(X: Any) -> tuple[Any, list[str] | None]:
                 "select numeric ones, e.g. df[['a', 'b']]"
             )
         columns = [str(c) for c in X.columns]
+        # pandas' nullable columns (Int64, Float64: what Parquet integers with nulls become)
+        # as float64, a null as NaN; as they are they would make an array of objects
+        nullable = {c: "float64" for c, t in X.dtypes.items() if _is_extension(t)}
+        if nullable:
+            X = X.astype(nullable)
         # chunk sizes counted on the array itself, below: lengths=True counts the partitions
         # of the optimised frame, which may join small Parquet files into fewer (dask 2026.8)
         X = X.to_dask_array()
