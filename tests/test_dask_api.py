@@ -8,7 +8,6 @@ group as ``test_dask.py`` so that the two clusters never run at once.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,6 @@ dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
 pytestmark = pytest.mark.xdist_group("dask")
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    from gaussmix.em.dask_workers import local_cluster
-
-    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
-        yield client
 
 
 def _same_records(got: Any, ref: Any, rtol: float = 1e-9) -> None:
