@@ -176,7 +176,8 @@ def test_cli_dataset_reads_columns_as_one_parquet_file_does(client: Any, tmp_pat
     np.testing.assert_allclose(
         np.asarray(b["means"])[order_b], np.asarray(a["means"])[order_a], rtol=1e-8, atol=1e-10
     )
-    asked_text = _run(["fit", str(tmp_path / "ds"), "-k", "2", "--columns", "a,kind"])
+    asked_text = _run(["fit", str(tmp_path / "ds"), "-k", "2", "--columns", "a,kind",
+                       "--scheduler", address])  # fmt: skip
     assert asked_text.exit_code == 1
     assert "'kind' hold text" in asked_text.output
     dropped = _run(["fit", str(tmp_path / "ds"), "-k", "2", "--drop", "const", "--dropna",
