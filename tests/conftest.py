@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 # scikit-learn's array API dispatch needs scipy's, which is read when scipy is first imported
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
@@ -25,6 +27,17 @@ def faithful() -> np.ndarray:
     from gaussmix.datasets import load_faithful
 
     return np.asarray(load_faithful().X)
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    """A Dask LocalCluster of two single-threaded worker processes and its client, one per
+    test module that asks (the Dask tests, all in one xdist group, so never two at once)."""
+    distributed = pytest.importorskip("distributed")
+    from gaussmix.em.dask_workers import local_cluster
+
+    with local_cluster(2) as cluster, distributed.Client(cluster) as dask_client:
+        yield dask_client
 
 
 def mixture_data(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,14 +23,6 @@ dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
 pytestmark = pytest.mark.xdist_group("dask")
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    from gaussmix.em.dask_workers import local_cluster
-
-    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
-        yield client
 
 
 def _same_fit(a: GaussianMixture, b: GaussianMixture, rtol: float = 1e-10) -> None:

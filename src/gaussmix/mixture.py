@@ -391,12 +391,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if on_dask(X):
             from gaussmix.data.dask_source import DaskSource
 
-            dask_source = DaskSource.open(X, sample_weight)
+            dask_source = DaskSource.open(X, sample_weight, allow_nan=self.missing == "em")
             self._check_n_features_of(dask_source, reset)
             if reset and dask_source.columns is not None:
                 self.feature_names_in_ = np.asarray(dask_source.columns, dtype=object)
             if fitting:
-                self.n_missing_ = 0  # checked finite on the cluster
+                self.n_missing_ = dask_source.n_missing  # counted on the cluster
             return dask_source
         allow_nan = self.missing == "em"
         if isinstance(X, (str, os.PathLike)) or _is_source(X):
@@ -488,14 +488,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 params = self._params()
                 self.log_likelihood_ = device.log_likelihood(source, params, rows, self.dtype)
                 return self
-            task = partial(
-                _log_likelihood_of_share,
-                self._params(),
-                self._chunk_rows(source.n_features),
-                self.dtype,
-            )
-            self.log_likelihood_ = sum(pool.run(task))
+            self.log_likelihood_ = self._final_log_likelihood(source, pool)
         return self
+
+    def _final_log_likelihood(self, source: DataSource, pool: Workers) -> float:
+        """sum_n w_n log p(x_n) under the fitted parameters, a pass by ``pool``'s workers
+        (only one number per share comes back)."""
+        task = partial(
+            _log_likelihood_of_share,
+            self._params(),
+            self._chunk_rows(source.n_features),
+            self.dtype,
+        )
+        return float(sum(pool.run(task)))
 
     def partial_fit(
         self, X: Data, y: object = None, sample_weight: ArrayLike | None = None
@@ -567,8 +572,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def fit_predict(
         self, X: Data, y: object = None, sample_weight: ArrayLike | None = None
     ) -> NDArray[np.intp]:
-        """Fit, then return the component of each row (n_samples,)."""
+        """Fit, then return the component of each row (n_samples,): for a dask collection a
+        lazy dask array with X's row chunks, as ``predict`` gives."""
         with self._fitting(X, sample_weight) as (source, pool):
+            if on_dask(source):  # the labels stay on the cluster until asked for
+                self.log_likelihood_ = self._final_log_likelihood(source, pool)
+                lazy: NDArray[np.intp] = self._per_row_dask(source, _label)
+                return lazy
             if isinstance(source, DeviceSource):
                 self.log_likelihood_ = device.log_likelihood(
                     source, self._params(), self._chunk_rows(source.n_features), self.dtype
@@ -814,7 +824,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         trailing, dtype = _PER_ROW_OUTPUT[reduce](self.n_components)
         rows = self._chunk_rows(self.n_features_in_)
         per_chunk = partial(_per_row_of_chunk, self._params(), rows, self.dtype, reduce)
-        return map_rows(source, per_chunk, trailing, dtype)
+        out = map_rows(source, per_chunk, trailing, dtype)
+        if np.dtype(dtype).kind != "f":
+            return out
+        # float32 rows and attributes give float32 outputs, as for arrays (``_per_row``)
+        return out.astype(np.result_type(_rows_dtype(source), self.means_.dtype), copy=False)
 
     def score_samples(self, X: Data) -> Array:
         """Log-density log p(x_n) of each row, shape (n_samples,) (for a dask collection a lazy

@@ -80,6 +80,7 @@ from scipy.special import xlogy
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from gaussmix.data.dask_source import on_dask
 from gaussmix.data.sources import ArraySource
 from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covariance
 from gaussmix.em.covariance import MCLUST_MODELS, UNIVARIATE_MODELS
@@ -375,6 +376,10 @@ def classification_entropy(model: GaussianMixture, X: ArrayLike) -> float:
     Computed in blocks of rows, so no (n, K) matrix is held for large n, by the engine's E-step
     (``predict_proba``'s, without validating the rows again: they are the fitted ones).
     """
+    if on_dask(X):  # summed on the cluster
+        from gaussmix import selection_dask
+
+        return selection_dask.classification_entropy(model, X)
     n = int(np.shape(X)[0])
     params = model._params()
     total = 0.0
@@ -768,7 +773,9 @@ def select(
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-        The data (an array, a DataFrame or a ``numpy.memmap``).
+        The data (an array, a DataFrame or a ``numpy.memmap``), or a ``dask.array.Array`` or
+        ``dask.dataframe.DataFrame``: then the rows stay on the Dask cluster, every fit's
+        passes run there, and the cells run one after another (``gaussmix.selection_dask``).
     n_components : int or iterable of int, default=range(1, 10)
         The numbers of components K to try.
     covariance_types : str or iterable of str, default='all'
@@ -814,7 +821,8 @@ def select(
     n_jobs : int or None, default=None
         Worker processes for the grid (joblib): -1 uses every core, 1 runs in this process.
         None: in this process when rows x features < ``PROCESSES_MIN_SIZE`` (starting the
-        workers would cost more than they save), else every core.
+        workers would cost more than they save), else every core; always 1
+        for rows on Dask, whose workers are the parallelism.
     progress : callable, default=None
         Called in this process with each cell's ``FitRecord`` when its first fit finishes
         (in any order); the k-means starts and the polish may improve a few afterwards.
@@ -844,32 +852,43 @@ def select(
         raise ValueError(f"refine must be an integer >= 0 or None; got {refine!r}")
     if polish_tol is not None and not polish_tol >= 0:
         raise ValueError(f"polish_tol must be >= 0 or None; got {polish_tol!r}")
-    Xv = validate_rows(
-        GaussianMixture(missing=missing),
-        X,
-        reset=True,
-        ensure_min_samples=2,
-        allow_nan=missing == "em",
-    )
-    n_samples, n_features = Xv.shape
+    Xv: Any
+    if on_dask(X):  # rows on a Dask cluster, opened once; the cells in turn (selection_dask)
+        from gaussmix import selection_dask
+
+        Xv, variance = selection_dask.open_rows(X, missing)
+        n_samples, n_features, n_jobs = Xv.n_samples, Xv.n_features, 1
+    else:
+        Xv = validate_rows(
+            GaussianMixture(missing=missing),
+            X,
+            reset=True,
+            ensure_min_samples=2,
+            allow_nan=missing == "em",
+        )
+        n_samples, n_features = Xv.shape
+        variance = _data_variance(Xv)
     ks, types = _check_grid(n_components, covariance_types, n_features)
     if ks[-1] > n_samples:
         raise GaussmixError(
             f"the grid goes up to K={ks[-1]} components but the data has only {n_samples} "
             "rows; use fewer components"
         )
-    variance = _data_variance(Xv)
     constant = np.flatnonzero(~(variance > 0))
     if constant.size:
         raise GaussmixError(
             f"column {int(constant[0])} of the data is constant; every covariance would be "
             "singular there: drop it"
         )
-    names = getattr(X, "columns", None)
-    warn_degenerate_columns(Xv, None if names is None else [str(c) for c in names])
+    if not on_dask(Xv):  # duplicated columns: looked for in memory only
+        names = getattr(X, "columns", None)
+        warn_degenerate_columns(Xv, None if names is None else [str(c) for c in names])
     # a DataFrame keeps its column names in the models; an array goes as a data source, which
-    # the fits take without validating its rows again
-    data = X if hasattr(X, "iloc") else ArraySource(Xv)
+    # the fits take without validating its rows again (rows on Dask: their open source)
+    if on_dask(Xv):
+        data = Xv
+    else:
+        data = X if hasattr(X, "iloc") else ArraySource(Xv)
     params = {
         "n_init": n_init,
         "tol": tol,

@@ -257,17 +257,12 @@ def load_rows(
     path: Path, options: ReadOptions, scale: bool, dask: bool = False
 ) -> tuple[NDArray[np.floating] | DataSource, list[str], dict[str, list[float]] | None]:
     """The rows of a data file (``gaussmix.data.files.open_data``: a source read block by block
-    for .npy, Parquet and large text files), with the reader's notes shown on stderr; a
-    directory or glob of Parquet files (or any Parquet with ``dask``) as a source on the active
-    Dask client."""
-    from gaussmix.data.dask_source import DaskSource, is_dataset_path, parquet_dataset
+    for .npy, Parquet and large text files; a directory or glob of Parquet files, or any
+    Parquet with ``dask``, a source on the active Dask client), with the reader's notes shown
+    on stderr."""
     from gaussmix.data.files import open_data
 
-    if dask or is_dataset_path(path):
-        on_dask = DaskSource.open(parquet_dataset(path, options.columns))
-        return on_dask, list(on_dask.columns or []), None
-
-    loaded = open_data(path, options, scale)
+    loaded = open_data(path, options, scale, dask)
     print_notes(loaded.notes)
     return loaded.X, loaded.columns, loaded.scaling
 
@@ -402,7 +397,7 @@ def fit(
     from gaussmix.figures import figure_format
     from gaussmix.mixture import GaussianMixture
 
-    ctx.with_resource(_dask_if_asked(file, scheduler, scale))
+    ctx.with_resource(dask_if_asked(file, scheduler))
     covariance_type = canonical_name(covariance)
     prior = check_prior(prior)
     if plot is not None:
@@ -473,17 +468,14 @@ SCHEDULER_HELP = (
 
 
 @contextmanager
-def _dask_if_asked(file: Path, scheduler: str | None, scale: bool) -> Iterator[None]:
-    """A Dask client for the fit when the data are a Parquet dataset or --scheduler is given."""
+def dask_if_asked(file: Path, scheduler: str | None) -> Iterator[None]:
+    """A Dask client for fit and select when the data are a Parquet dataset or --scheduler is
+    given."""
     from gaussmix.data.dask_source import is_dataset_path, parquet_files
 
     if scheduler is None and not is_dataset_path(file):
         yield
         return
-    if scale:
-        raise typer.BadParameter(
-            "--scale needs the rows in memory; standardise a Dask dataset beforehand"
-        )
     parquet_files(file)  # what is wrong with the path, before a cluster starts
     from gaussmix.em.dask_workers import dask_client
 
@@ -567,8 +559,19 @@ def predict(
     writer = csv.writer(sys.stdout, lineterminator="\n")
     if proba:
         writer.writerow([f"p{k}" for k in range(model.n_components)])
-        for row in model.predict_proba(X):
-            writer.writerow([f"{p:.6g}" for p in row])
+        for block in in_row_chunks(model.predict_proba(X)):
+            writer.writerows([f"{p:.6g}" for p in row] for row in block)
     else:
         writer.writerow(["component"])
-        writer.writerows([int(label)] for label in model.predict(X))
+        for block in in_row_chunks(model.predict(X)):
+            writer.writerows([int(label)] for label in block)
+
+
+def in_row_chunks(values: Any) -> Iterator[NDArray[Any]]:
+    """Per-row outputs brought here in order: an array as it is, a lazy dask array (rows on
+    Dask) one row chunk at a time, each computed once (not row by row)."""
+    if isinstance(values, np.ndarray):
+        yield values
+        return
+    for i in range(values.numblocks[0]):
+        yield np.asarray(values.blocks[i].compute())

@@ -26,13 +26,16 @@ from gaussmix.cli.commands_em import (
     MAX_ITER,
     PLOT_COLUMNS_HELP,
     PLOT_KIND_HELP,
+    SCHEDULER_HELP,
     SEED,
     TOL,
     PriorOption,
     check_prior,
     check_rows,
+    dask_if_asked,
     load_rows,
     model_for_rows,
+    n_rows,
     rows_for_model,
     rows_to_draw,
     stderr,
@@ -220,6 +223,7 @@ def _describe_choice(result: SelectionResult) -> list[str]:
 
 @app.command("select")
 def select_command(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help=DATA_HELP)],
     k: Annotated[
         str, typer.Option("-k", "--components", help="Numbers of components: 1..9, 3, 2,3,5.")
@@ -278,8 +282,12 @@ def select_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every fit as JSON.")] = False,
     prior: PriorOption = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help=SCHEDULER_HELP, metavar="ADDRESS")
+    ] = None,
 ) -> None:
-    """Fit a grid of mixtures (K x covariance type) and choose one by BIC, ICL or AIC."""
+    """Fit a grid of mixtures (K x covariance type) and choose one by BIC, ICL or AIC (on a
+    Dask cluster for a directory or glob of Parquet files, the fits one after another)."""
     from rich.markup import escape
     from sklearn.exceptions import ConvergenceWarning
 
@@ -300,8 +308,13 @@ def select_command(
     from gaussmix.data.files import mixture_missing
 
     options = read_options(columns, drop, sep, decimal, na_values, dropna)
-    rows, names, scaling = load_rows(file, options, scale)
-    X = rows if isinstance(rows, np.ndarray) else rows.take(np.arange(rows.n_samples))
+    ctx.with_resource(dask_if_asked(file, scheduler))
+    rows, names, scaling = load_rows(file, options, scale, dask=scheduler is not None)
+    from gaussmix.data.dask_source import on_dask
+
+    # rows on Dask stay there; other sources are read into memory
+    in_place = isinstance(rows, np.ndarray) or on_dask(rows)
+    X: Any = rows if in_place else rows.take(np.arange(n_rows(rows)))
     check_rows(X, ks[-1], file)
     if plot is not None:
         from gaussmix.plotting import check_plot
@@ -346,7 +359,7 @@ def select_command(
 
         units = STANDARDISED if scaling else DATA_UNITS
         picture = plot_figure(
-            plot_kind, rows_to_draw(np.asarray(X)), result.best, names, result, plot_columns, units
+            plot_kind, rows_to_draw(X), result.best, names, result, plot_columns, units
         )
         save_figure(picture, plot)
     console = _show_grid(result, file, X, names, scaling, n_init, mclust_sign, as_json)
@@ -360,13 +373,17 @@ def select_command(
 
 
 def _flat_columns(
-    result: SelectionResult, X: NDArray[np.floating], names: list[str], reg_covar: float
+    result: SelectionResult, X: Any, names: list[str], reg_covar: float
 ) -> list[str]:
     """The columns along which some component of a degenerate fit has (all but) no variance,
-    by the selection's own rule applied per column."""
+    by the selection's own rule applied per column (X: the rows, in memory or on Dask)."""
+    from gaussmix.data.dask_source import column_moments, on_dask
     from gaussmix.plotting import component_matrices
 
-    spread = np.var(np.asarray(X, dtype=np.float64), axis=0)
+    if on_dask(X):
+        spread = column_moments(X.X)[1] ** 2  # on the cluster
+    else:
+        spread = np.var(np.asarray(X, dtype=np.float64), axis=0)
     flat: set[int] = set()
     for record in result.records:
         model = result.models.get((record.n_components, record.covariance_type))
@@ -401,7 +418,7 @@ def _show_grid(
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return None
     console = stdout()
-    shape = f"{X.shape[0]} rows x {X.shape[1]} columns ({', '.join(names)})"
+    shape = f"{n_rows(X)} rows x {len(names)} columns ({', '.join(names)})"
     units = ", standardised (log-likelihoods and criteria of the standardised data)"
     fitted = [model for model in result.models.values() if model is not None]
     with_prior = ", MAP with mclust's prior" if fitted and fitted[0].prior is not None else ""

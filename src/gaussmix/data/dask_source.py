@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gaussmix.data.sources import as_float, nonfinite_error
+from gaussmix.data.sources import as_float, check_missing_counts, nonfinite_error
 from gaussmix.errors import GaussmixError
 
 Array = NDArray[np.float64]
@@ -124,6 +124,13 @@ def _is_numeric(dtype: Any) -> bool:
     return bool(pd.api.types.is_numeric_dtype(dtype))
 
 
+def _is_extension(dtype: Any) -> bool:
+    """Whether a DataFrame column's dtype is one of pandas' own (nullable) dtypes."""
+    import pandas as pd
+
+    return isinstance(dtype, pd.api.extensions.ExtensionDtype)
+
+
 def _as_rows(X: Any) -> tuple[Any, list[str] | None]:
     """A 2-D dask array of numbers with known row chunks and one column chunk, and the column
     names of a DataFrame (None for an array)."""
@@ -141,7 +148,14 @@ def _as_rows(X: Any) -> tuple[Any, list[str] | None]:
                 "select numeric ones, e.g. df[['a', 'b']]"
             )
         columns = [str(c) for c in X.columns]
-        X = X.to_dask_array(lengths=True)
+        # pandas' nullable columns (Int64, Float64: what Parquet integers with nulls become)
+        # as float64, a null as NaN; as they are they would make an array of objects
+        nullable = {c: "float64" for c, t in X.dtypes.items() if _is_extension(t)}
+        if nullable:
+            X = X.astype(nullable)
+        # chunk sizes counted on the array itself, below: lengths=True counts the partitions
+        # of the optimised frame, which may join small Parquet files into fewer (dask 2026.8)
+        X = X.to_dask_array()
     if not isinstance(X, da.Array):
         raise TypeError(
             f"cannot fit a {type(X).__name__}: gaussmix takes a dask.array.Array or a "
@@ -176,7 +190,9 @@ def _weights_as(sample_weight: Any, X: Any) -> Any:
         return None if w is None else da.from_array(w, chunks=(X.chunks[0],))
     w = sample_weight
     if not isinstance(w, da.Array):
-        w = w.to_dask_array(lengths=True)
+        w = w.to_dask_array()  # chunk sizes counted on the array (see ``_as_rows``)
+    if any(np.isnan(c) for c in w.chunks[0]):
+        w = w.compute_chunk_sizes()
     if w.shape != (n,):
         raise GaussmixError(
             f"sample_weight has shape {w.shape}; expected ({n},), one weight per row"
@@ -219,6 +235,55 @@ def _check_finite(X: Any, name: str = "X") -> None:
         raise nonfinite_error(name, int(total), int(first))
 
 
+def _check_missing(X: Any, name: str = "X") -> int:
+    """One pass on the cluster: ``check_missing_blocks``'s refusals for rows whose NaN are
+    missing entries; the number of missing entries."""
+    import dask
+    import dask.array as da
+
+    nan = da.isnan(X)
+    infinite = da.isinf(X)
+    empty = nan.all(axis=1)
+    counts = dask.compute(
+        infinite.sum(),
+        da.argmax(infinite.any(axis=1)),
+        da.any(empty),
+        da.argmax(empty),
+        X.shape[0] - nan.sum(axis=0),
+        nan.sum(),
+    )
+    n_inf, first_inf, any_empty, first_empty, observed, n_missing = counts
+    check_missing_counts(
+        name, int(n_inf), int(first_inf), int(first_empty) if any_empty else -1, observed
+    )
+    return int(n_missing)
+
+
+def missing_rows(X: Any) -> tuple[int, int, int]:
+    """Rows of a dask array holding a NaN: how many, the first (0-based) and its first NaN's
+    column (0-based), reduced on the cluster (-1, -1 when there is none)."""
+    import dask
+    import dask.array as da
+
+    nan = da.isnan(X)
+    holes = nan.any(axis=1)
+    count, first = dask.compute(holes.sum(), da.argmax(holes))
+    if not count:
+        return 0, -1, -1
+    column = int(np.argmax(np.isnan(np.asarray(X[int(first)].compute()))))
+    return int(count), int(first), column
+
+
+def column_moments(X: Any) -> tuple[Array, Array]:
+    """The mean and the standard deviation (ddof 0) of each column of a dask array over its
+    observed values (NaN left out), reduced on the cluster: two (n_features,) arrays."""
+    import dask
+    import dask.array as da
+
+    mean, sd = dask.compute(da.nanmean(X, axis=0), da.nanstd(X, axis=0))
+    return np.asarray(mean, dtype=np.float64), np.asarray(sd, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class DaskSource:
     """Rows of a 2-D dask array chunked by rows only, with optional weights chunked alike.
@@ -228,14 +293,16 @@ class DaskSource:
     X : dask array (n_samples, n_features).
     weights : dask array (n_samples,) with the row chunks of X, or None.
     columns : the column names of a DataFrame, or None.
+    n_missing : NaN entries, missing values (0 unless opened with ``allow_nan``).
     """
 
     X: Any
     weights: Any = None
     columns: list[str] | None = None
+    n_missing: int = 0
 
     @classmethod
-    def open(cls, X: Any, sample_weight: Any = None) -> DaskSource:
+    def open(cls, X: Any, sample_weight: Any = None, allow_nan: bool = False) -> DaskSource:
         """Validate a dask collection (on the cluster) and persist it there when a
         ``distributed.Client`` is active.
 
@@ -244,11 +311,19 @@ class DaskSource:
         X : dask.array.Array (n_samples, n_features) or dask.dataframe.DataFrame of numeric
             columns.
         sample_weight : dask array or array-like (n_samples,), or None.
+        allow_nan : NaN marks a missing entry (``GaussianMixture(missing="em")``): counted,
+            and refused only where a row or a column has no observed value; else refused.
         """
         if isinstance(X, DaskSource):  # already open: only weights given here are new
+            if X.n_missing and not allow_nan:
+                raise GaussmixError(
+                    f"these rows hold {X.n_missing} missing value(s) (NaN); fit them with "
+                    "missing='em'"
+                )
             if sample_weight is None:
                 return X
             rows, weights, columns = X.X, _weights_as(sample_weight, X.X), X.columns
+            n_missing = X.n_missing
         else:
             _require_dask()
             rows, columns = _as_rows(X)
@@ -257,10 +332,12 @@ class DaskSource:
                 import dask
 
                 rows, weights = dask.persist(rows, weights)
-            _check_finite(rows)
+            n_missing = _check_missing(rows) if allow_nan else 0
+            if not allow_nan:
+                _check_finite(rows)
         if weights is not None and is_dask_collection(sample_weight):
             _check_weights(weights)
-        return cls(rows, weights, columns)
+        return cls(rows, weights, columns, n_missing)
 
     @classmethod
     def lazy(cls, X: Any) -> DaskSource:
@@ -278,6 +355,11 @@ class DaskSource:
     @property
     def n_features(self) -> int:
         return int(self.X.shape[1])
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The dtype of the rows (float32 rows give float32 fitted attributes and outputs)."""
+        return np.dtype(self.X.dtype)
 
     @property
     def sample_weight(self) -> Any:

@@ -232,20 +232,24 @@ def _parquet_schema(path: Path) -> Any:
         ) from None
 
 
-def _parquet_columns(path: Path, options: ReadOptions) -> tuple[list[str], list[str]]:
-    """The numeric columns chosen from a Parquet file, and the text ones left out."""
+def _parquet_columns(
+    path: Path, options: ReadOptions, where: str | None = None
+) -> tuple[list[str], list[str]]:
+    """The numeric columns chosen from a Parquet file, and the text ones left out (``where``
+    names the data in errors: the file, or the dataset whose first file it is)."""
     import pyarrow as pa
 
     schema = _parquet_schema(path)
     names = list(schema.names)
+    where = where or str(path)
 
     def numeric(name: str) -> bool:
         kind = schema.field(name).type
         return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
 
     candidates = [n for n in names if numeric(n)]
-    chosen = resolve_columns(names, options.columns, options.drop, str(path), candidates)
-    _refuse_text(chosen, [n for n in names if not numeric(n)], str(path))
+    chosen = resolve_columns(names, options.columns, options.drop, where, candidates)
+    _refuse_text(chosen, [n for n in names if not numeric(n)], where)
     left_out = [n for n in names if not numeric(n) and n not in chosen]
     return chosen, left_out
 
@@ -459,11 +463,22 @@ class Loaded:
     notes: tuple[str, ...]
 
 
-def open_data(path: str | Path, options: ReadOptions | None = None, scale: bool = False) -> Loaded:
+def open_data(
+    path: str | Path,
+    options: ReadOptions | None = None,
+    scale: bool = False,
+    dask: bool = False,
+) -> Loaded:
     """The rows of a data file for fitting. ``.npy`` and Parquet files, and text files over
     ``STREAM_BYTES``, are sources read block by block on every pass (unless ``scale`` needs
-    the rows in memory, or ``.npy`` columns are chosen); everything else is an array."""
+    the rows in memory, or ``.npy`` columns are chosen); everything else is an array. A
+    directory or glob of Parquet files (and, with ``dask``, one Parquet file) is a source on
+    the active Dask client (``open_dataset``)."""
+    from gaussmix.data.dask_source import is_dataset_path
+
     options = options or ReadOptions()
+    if dask or (str(path) != "-" and is_dataset_path(path)):
+        return open_dataset(path, options, scale)
     if str(path) != "-" and not scale:
         path = Path(path)
         _check_path(path)
@@ -496,6 +511,56 @@ def open_data(path: str | Path, options: ReadOptions | None = None, scale: bool 
     return Loaded(X, table.columns, scaling, table.notes)
 
 
+def open_dataset(path: str | Path, options: ReadOptions, scale: bool = False) -> Loaded:
+    """A directory or glob of Parquet files (or one Parquet file) as a ``DaskSource`` on the
+    active Dask client, read as one Parquet file is: the columns chosen by name or number and
+    the text columns left out by the first file's schema, the missing-value policy applied,
+    and with ``scale`` the columns standardised by their mean and standard deviation reduced
+    on the cluster (over the observed values, as ``standardize``)."""
+    from gaussmix.data.dask_source import (
+        DaskSource,
+        column_moments,
+        missing_rows,
+        parquet_dataset,
+        parquet_files,
+    )
+
+    files = parquet_files(path)
+    require_pyarrow()
+    where = str(path)
+    chosen, left_out = _parquet_columns(Path(files[0]), options, where)
+    frame = parquet_dataset(path, chosen)
+    notes = _left_out_note(left_out)
+    if options.missing == "drop":
+        n_rows = len(frame)
+        source = DaskSource.open(frame.dropna())
+        if source.n_samples == 0:
+            raise GaussmixError(f"{where} has no rows of data left")
+        if source.n_samples < n_rows:
+            notes.append(dropped_note(n_rows - source.n_samples, n_rows))
+    else:
+        source = DaskSource.open(frame, allow_nan=True)
+        if source.n_missing:
+            rows, first, column = missing_rows(source.X)
+            if options.missing == "error":
+                raise missing_error(where, source.n_missing, rows, (first, chosen[column]))
+            notes.append(fitted_note(source.n_missing, rows))
+    if not scale:
+        return Loaded(source, chosen, None, tuple(notes))
+    center, spread = column_moments(source.X)
+    spread = unit_spread(spread)
+    scaled = DaskSource.open((source.X - center) / spread, allow_nan=True)
+    scaled = DaskSource(scaled.X, None, chosen, scaled.n_missing)
+    scaling = {"center": center.tolist(), "scale": spread.tolist()}
+    return Loaded(scaled, chosen, scaling, tuple(notes))
+
+
+def unit_spread(scale: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The standard deviations ``standardize`` divides by: a constant column's 0 is 1 (it is
+    only centred)."""
+    return np.where(scale == 0, 1.0, scale)
+
+
 def standardize(
     X: NDArray[np.floating],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
@@ -503,8 +568,7 @@ def standardize(
     data, the means and the scales."""
     X = np.asarray(X, dtype=np.float64)
     center = np.nanmean(X, axis=0)
-    scale = np.nanstd(X, axis=0)
-    scale[scale == 0] = 1.0
+    scale = unit_spread(np.nanstd(X, axis=0))
     return (X - center) / scale, center, scale
 
 

@@ -334,23 +334,37 @@ def check_missing_blocks(
         if fitting and first_empty < 0 and empty.any():
             first_empty = start + int(np.argmax(empty))
         start += block.shape[0]
+    check_missing_counts(name, infinite, first_infinite, first_empty, observed, fitting)
+    return missing
+
+
+def check_missing_counts(
+    name: str,
+    infinite: int,
+    first_infinite: int,
+    first_empty: int,
+    observed: NDArray[np.integer],
+    fitting: bool = True,
+) -> None:
+    """The refusals of ``check_missing_blocks`` from its counts (also counted on a Dask
+    cluster): infinite values, and when ``fitting`` a row (first_empty >= 0, 0-based) or a
+    column (``observed`` (D,) values per column) with no observed value."""
     if infinite:
-        raise ValueError(
+        raise GaussmixError(
             f"Input {name} contains {infinite} infinite value(s), the first in row "
             f"{first_infinite}; NaN marks a missing value, infinity is not one"
         )
     if fitting and first_empty >= 0:
-        raise ValueError(
+        raise GaussmixError(
             f"Input {name} has a row with every value missing (row {first_empty}); such rows "
             "carry no information: drop them before fitting"
         )
-    unobserved = np.flatnonzero(observed == 0)
+    unobserved = np.flatnonzero(np.asarray(observed) == 0)
     if fitting and unobserved.size:
-        raise ValueError(
+        raise GaussmixError(
             f"Input {name} has {unobserved.size} column(s) with every value missing (the first "
             f"is column {unobserved[0]}); drop them before fitting"
         )
-    return missing
 
 
 def open_source(
