@@ -9,13 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from gaussmix import __version__
 from gaussmix.cli.app import app
 from gaussmix.datasets import load_faithful
+from tests.cli.conftest import write_faithful_csv
 
 
 def _run(*args: object):
@@ -24,10 +24,7 @@ def _run(*args: object):
 
 @pytest.fixture(scope="module")
 def faithful_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = load_faithful()
-    path = tmp_path_factory.mktemp("faithful") / "faithful.csv"
-    np.savetxt(path, data.X, delimiter=",", header=",".join(data.columns), comments="")
-    return path
+    return write_faithful_csv(tmp_path_factory.mktemp("faithful"))
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,6 @@ from gaussmix.datasets import load_faithful
 from tests.conftest import mixture_data
 
 
-@pytest.fixture
-def faithful_csv(tmp_path: Path) -> Path:
-    data = load_faithful()
-    path = tmp_path / "faithful.csv"
-    np.savetxt(path, data.X, delimiter=",", header=",".join(data.columns), comments="")
-    return path
-
-
 def test_demo_prints_tables_and_writes_the_picture(gaussmix_cli, tmp_path: Path) -> None:
     out = tmp_path / "demo.png"
     result = gaussmix_cli("demo", "--out", out)

@@ -13,14 +13,6 @@ from gaussmix import GaussianMixture
 from gaussmix.datasets import load_faithful
 
 
-@pytest.fixture
-def faithful_csv(tmp_path: Path) -> Path:
-    data = load_faithful()
-    path = tmp_path / "faithful.csv"
-    np.savetxt(path, data.X, delimiter=",", header=",".join(data.columns), comments="")
-    return path
-
-
 def test_fit_with_the_prior_is_the_librarys_map_fit(gaussmix_cli, faithful_csv: Path) -> None:
     out = faithful_csv.with_name("model.npz")
     result = gaussmix_cli("fit", faithful_csv, "-k", 2, "--prior", "mclust", "--json", "--out", out)

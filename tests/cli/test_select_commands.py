@@ -12,6 +12,7 @@ import pytest
 from gaussmix import GaussianMixture
 from gaussmix.datasets import load_faithful
 from gaussmix.selection import select
+from tests.cli.conftest import write_faithful_csv
 
 # a small, quick grid for the format tests: one initialisation, no worker processes
 QUICK = ("-k", "1..2", "-c", "tied,full", "--n-init", "1", "--jobs", "1")
@@ -19,10 +20,7 @@ QUICK = ("-k", "1..2", "-c", "tied,full", "--n-init", "1", "--jobs", "1")
 
 @pytest.fixture(scope="module")
 def faithful_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = load_faithful()
-    path = tmp_path_factory.mktemp("data") / "faithful.csv"
-    np.savetxt(path, data.X, delimiter=",", header=",".join(data.columns), comments="")
-    return path
+    return write_faithful_csv(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")
