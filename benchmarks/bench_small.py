@@ -7,6 +7,8 @@ of times (tolerance 0, so no side stops early; mclust stops only when its log-li
 changing at all, and is divided by the iterations it did):
 
 * ``lean``: gaussmix as it runs now (``em/lean.py``: one C call per E-step);
+* ``py-loop`` (the 1-D cells only): the lean pass in run_em's Python loop, as before the
+  univariate models' whole fit went into one C call (``lean.UNIVARIATE_IN_C = False``);
 * ``general``: the same process with the lean pass and the C precision factors switched off
   (``lean.LEAN_MAX_WORK = 0``, ``compiled.PRECISION_FACTORS_MAX_FEATURES = 0``): main's engine
   before this change, the block kernel with its natural parameters and LAPACK per component;
@@ -65,6 +67,8 @@ CELLS: list[tuple[str, str, int]] = [
     ("diabetes", "VEI", 3),
     ("1-D", "V", 2),
     ("1-D", "E", 3),
+    ("1-D", "V", 5),
+    ("1-D", "E", 9),
 ]
 # the one-dimensional set: mclust's acidity, or without R faithful's eruption times
 ONE_D = {True: "acidity", False: "eruptions"}
@@ -150,20 +154,24 @@ def start_resp(X: np.ndarray, k: int) -> np.ndarray:
     return np.eye(k)[labels]
 
 
-def per_iteration(X: np.ndarray, z: np.ndarray, model: str, iters: int, general: bool) -> float:
-    """CPU seconds per iteration of run_em from the M-step of z."""
+def per_iteration(
+    X: np.ndarray, z: np.ndarray, model: str, iters: int, general: bool, py_loop: bool = False
+) -> float:
+    """CPU seconds per iteration of run_em from the M-step of z (``py_loop``: the univariate
+    models in run_em's Python loop)."""
     cov = get_covariance(model)
     params = mstep(stats_from_resp(X, z, cov), cov, 1e-6)
-    saved = lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES
+    saved = lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES, lean.UNIVARIATE_IN_C
     if general:
         lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES = 0, 0
+    lean.UNIVARIATE_IN_C = not py_loop
     try:
         workers = InProcess(ArraySource(X))
         start = time.process_time()
         result = run_em(workers, 65536, params, tol=0.0, max_iter=iters, reg_covar=1e-6)
         seconds = time.process_time() - start
     finally:
-        lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES = saved
+        lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES, lean.UNIVARIATE_IN_C = saved
     return seconds / result.n_iter
 
 
@@ -198,10 +206,13 @@ def cells_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         for i, (name, model, k) in enumerate(cells):
             X, z = sets[name], np.loadtxt(folder / f"z{i}.csv", delimiter=",", ndmin=2)
             times: dict[str, list[float]] = {"lean": [], "general": []}
+            if X.shape[1] == 1 and get_covariance(model).univariate:
+                times["py-loop"] = []
             per_iteration(X, z, model, 5, False)  # warm-up
-            for _ in range(args.runs):  # interleaved, so both sides see the same neighbours
+            for _ in range(args.runs):  # interleaved, so the sides see the same neighbours
                 for side in times:
-                    times[side].append(per_iteration(X, z, model, args.iters, side == "general"))
+                    general, py_loop = side == "general", side == "py-loop"
+                    times[side].append(per_iteration(X, z, model, args.iters, general, py_loop))
             row: dict[str, Any] = {
                 "data": name,
                 "n": X.shape[0],
@@ -273,19 +284,26 @@ def main() -> None:
             report = {**cells_benchmark(args), "machine": machine, "iters": args.iters}
             report["numpy_inner_loops"] = args.numpy_inner_loops
             name = "bench_small.json"
-            print(f"{'cell':24s} {'lean':>16s} {'general':>16s} {'mclust me()':>16s}  (us/iter)")
+            sides = ("lean", "py-loop", "general", "mclust")
+            heads = ("lean", "py-loop", "general", "mclust me()")
+            print(f"{'cell':24s} " + " ".join(f"{h:>16s}" for h in heads) + "  (us/iter)")
             for r in report["cells"]:
                 cell = f"{r['data']} {r['model']},{r['K']} (n={r['n']})"
                 parts = [
-                    f"{r[s]['median']:6.0f} [{r[s]['min']:.0f}-{r[s]['max']:.0f}]"
+                    f"{_us(r[s]['median'])} [{_us(r[s]['min'])}-{_us(r[s]['max'])}]"
                     if s in r
                     else "-"
-                    for s in ("lean", "general", "mclust")
+                    for s in sides
                 ]
                 print(f"{cell:24s} " + " ".join(f"{p:>16s}" for p in parts))
     out = args.out or Path(__file__).parent / "out" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
+
+
+def _us(value: float) -> str:
+    """Microseconds to print: a decimal below 10."""
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
 
 
 def _load() -> str:

@@ -17,6 +17,8 @@
  *   about the means, componentwise, in one call (its own comment below).
  * precision_factors: the precisions' Cholesky factors of K small covariances (covariance.py's
  *   potrf + trtri per component, in one call).
+ * univariate_em: a whole EM fit of the one-feature models E and V on a small data set
+ *   (lean.py), estep_rows's E-step and mstep.py's M-step to the bit (its own comment below).
  * common_orientation, orientation_mm, vei_loop, symmetric_eigen: the inner loops of
  *   constrained.py's M-steps for small D (EVE/VVE whole, VEI/VEV's alternation, Jacobi
  *   eigenvectors for the free orientations), each the numpy loop's arithmetic in one call.
@@ -859,4 +861,125 @@ long common_orientation(const double *restrict W, const double *restrict nk, lon
     if (!isfinite(best)) return -2;
     return orientation_mm(W, nk, omega, K, D, equal_volume, best, tol, max_iter, Dm, v, loop,
                           result);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* univariate EM: a whole fit of mclust's one-feature models E and V (lean.py), in one call.
+ *
+ * An iteration on one column of a few hundred rows is a few microseconds of arithmetic; run
+ * from Python (loop.run_em: the lean pass, mstep.estimate, the Params and the checks) it is
+ * some forty. So the whole loop of run_em runs here, each step the Python one's arithmetic in
+ * its order, to the bit: the E-step is estep_rows's (spherical layout, D = 1), the M-step
+ * mstep.estimate's with covariance.py's Spherical.scatter and the model's constrain (E: the
+ * one variance sum W_k / sum N_k; V: W_k / N_k), their totals numpy's pairwise sums, the
+ * precision factors 1 / sqrt(variance), the lower bound loglik / n, and both of run_em's
+ * stopping rules ('mean': |change| < tol; 'relative': mclust's |change| n / (1 + |L|) < tol).
+ *
+ * An iteration whose lower bound is not finite, whose variance is not positive, or in which a
+ * component collapses (N_k < collapsed n, with a finite worst log-density) is not done here:
+ * the loop stops before it, with the parameters it started from, and Python's loop does that
+ * iteration (its error, or its re-initialisation and warning) and the rest of the fit.
+ *
+ * equal: 1 for E, 0 for V.  X: the rows (n,), w: their weights or NULL.
+ * param (4 K): means, weights, precision factors (estep_rows's layout), then the variances;
+ *   read at the start, overwritten by every finished iteration.
+ * previous: the lower bound the first iteration is compared with (-inf, or a warm start's).
+ * history: the lower bounds of the finished iterations (max_iter doubles).
+ * work: (K + 7) LEAN_ROWS + 10 K + 4 doubles.  result[0]: the iterations finished.
+ * Returns 1 when converged, 0 at max_iter, 2 when an iteration is handed back to Python.
+ */
+
+/* numpy's sum of n doubles, to the bit: 0 + its pairwise sum (a plain loop under 8 values,
+ * 8 partial sums up to 128, halves above) */
+static double numpy_pairwise(const double *a, long n)
+{
+    if (n < 8) {
+        double res = 0.0;
+        for (long i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        for (long j = 0; j < 8; j++) r[j] = a[j];
+        long i = 8;
+        for (; i < n - (n % 8); i += 8)
+            for (long j = 0; j < 8; j++) r[j] += a[i + j];
+        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i];
+        return res;
+    }
+    long half = n / 2;
+    half -= half % 8;
+    return numpy_pairwise(a, half) + numpy_pairwise(a + half, n - half);
+}
+
+static double numpy_sum(const double *a, long n) { return 0.0 + numpy_pairwise(a, n); }
+
+/* mstep.estimate and Spherical.precisions_cholesky for D = 1: from the statistics (nk, sx,
+ * sxx: 3 K) about the means mu, the next means, weights, precision factors and variances
+ * (next: 4 K); nkf, scatter: K each. Returns 0, or -1 when a variance is not positive. */
+static int univariate_mstep(long equal, long K, const double *restrict stats,
+                            const double *restrict mu, double reg_covar, double nk_floor,
+                            double *restrict next, double *restrict nkf,
+                            double *restrict scatter)
+{
+    const double *nk = stats, *sx = stats + K, *sxx = stats + 2 * K;
+    double *means = next, *weights = next + K, *prec = next + 2 * K, *var = next + 3 * K;
+    for (long k = 0; k < K; k++) nkf[k] = nk[k] + nk_floor;
+    const double total = numpy_sum(nkf, K);
+    for (long k = 0; k < K; k++) {
+        const double d = sx[k] / nkf[k];
+        weights[k] = nkf[k] / total;
+        means[k] = mu[k] + d;
+        scatter[k] = nkf[k] * (fabs(sxx[k] / nkf[k] - d * d) + reg_covar);
+    }
+    if (equal) {
+        const double shared = numpy_sum(scatter, K) / total;
+        for (long k = 0; k < K; k++) var[k] = shared;
+    } else {
+        for (long k = 0; k < K; k++) var[k] = scatter[k] / nkf[k];
+    }
+    for (long k = 0; k < K; k++) {
+        if (!(var[k] > 0.0)) return -1;
+        prec[k] = 1.0 / sqrt(var[k]);
+    }
+    return 0;
+}
+
+long univariate_em(long equal, const double *X, const double *w, long n, long K,
+                   double *restrict param, double reg_covar, double nk_floor, double collapsed,
+                   double tol, long relative, long max_iter, double floor_, double previous,
+                   double *restrict history, double *restrict work, double *restrict result)
+{
+    double *out = work, *scratch = out + 3 * K + 4;
+    double *next = scratch + (K + 7) * LEAN_ROWS + K, *nkf = next + 4 * K, *scatter = nkf + K;
+    long steps = 0, status = 0;
+    while (steps < max_iter) {
+        estep_spherical(X, w, n, 1, K, param, floor_, out, scratch);
+        const double loglik = out[3 * K], count = out[3 * K + 1], worst = out[3 * K + 2];
+        const double lower_bound = loglik / count;
+        if (!isfinite(lower_bound) ||
+            univariate_mstep(equal, K, out, param, reg_covar, nk_floor, next, nkf, scatter) < 0) {
+            status = 2;
+            break;
+        }
+        const double threshold = collapsed * count;
+        int collapse = 0;
+        for (long k = 0; k < K; k++) collapse |= out[k] < threshold;
+        if (collapse && isfinite(worst)) {
+            status = 2;
+            break;
+        }
+        memcpy(param, next, (size_t)(4 * K) * sizeof(double));
+        history[steps++] = lower_bound;
+        double change = fabs(lower_bound - previous);
+        if (relative) change *= count / (1.0 + fabs(loglik));
+        previous = lower_bound;
+        if (change < tol) {
+            status = 1;
+            break;
+        }
+    }
+    result[0] = (double)steps;
+    return status;
 }

@@ -9,6 +9,8 @@ reference the tests hold these to. ``GAUSSMIX_COMPILED=0`` in the environment ke
 ``estep_rows`` is the lean pass's whole E-step with its statistics (``lean.py``): a ``RowsPass``
 holds one fit's rows and buffers with their addresses, so an iteration costs one foreign call
 and a few copies (asking numpy for an array's address costs about as much as a small ufunc).
+``univariate_em`` goes one step further for the one-feature models E and V: a ``UnivariateEM``
+runs a whole fit's iterations, E-step and M-step, in one call (``lean.UnivariateLoop``).
 
 Measured (benchmarks/README.md), the softmax in one sweep instead of seven numpy passes and the
 features built from each tile of rows while it is in cache: W1 fits 16% faster, W2, W3 and W6
@@ -52,6 +54,9 @@ def _load() -> ctypes.CDLL | None:
             getattr(lib, f"features_{kind}_{suffix}").argtypes = [_P, _N, _N, _P, _P, _P]
     lib.estep_rows.argtypes = [_N, _P, _P, _N, _N, _N, _P, _F, _P, _P]
     lib.estep_rows.restype = None
+    lib.univariate_em.argtypes = [_N, _P, _P, _N, _N, _P, _F, _F, _F, _F, _N, _N, _F, _F]
+    lib.univariate_em.argtypes += [_P, _P, _P]
+    lib.univariate_em.restype = _N
     lib.precision_factors.argtypes = [_P, _N, _N, _P, _P]
     lib.precision_factors.restype = _N
     lib.orientation_mm.argtypes = [_P, _P, _P, _N, _N, _N, _F, _F, _N, _P, _P, _P, _P]
@@ -203,6 +208,93 @@ def rows_pass(
         if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
             raise ValueError("estep_rows takes C-ordered float64 rows and weights")
     return RowsPass(_LIB, X, weights, layout, means_shape, shape)
+
+
+class UnivariateEM:
+    """One fit's call of ``univariate_em``: the whole EM loop of mclust's model E
+    (``equal``) or V on the rows X (n, 1) in float64 with weights (n,) or None, for K
+    components (``lean.py``). Build it with ``univariate_em``."""
+
+    # iterations per foreign call: the history buffer's length, however large max_iter is
+    BATCH = 4096
+
+    def __init__(
+        self,
+        lib: ctypes.CDLL,
+        X: NDArray[np.float64],
+        weights: NDArray[np.float64] | None,
+        n_components: int,
+        equal: bool,
+    ) -> None:
+        k = n_components
+        self.X, self.weights = X, weights  # kept alive: the C loop reads them by address
+        self.param = np.empty(4 * k)
+        self.means = self.param[:k]
+        self.mixing = self.param[k : 2 * k]
+        self.precision = self.param[2 * k : 3 * k]
+        self.variances = self.param[3 * k :]
+        self.history = np.empty(self.BATCH)
+        work = np.empty((k + 7) * _LEAN_ROWS + 10 * k + 4)
+        self.result = np.empty(1)
+        self._call = lib.univariate_em
+        address = None if weights is None else weights.ctypes.data
+        self._args = (int(equal), X.ctypes.data, address, X.shape[0], k, self.param.ctypes.data)
+        self._buffers = (self.history.ctypes.data, work.ctypes.data, self.result.ctypes.data)
+        self._keep = work
+
+    def __call__(
+        self,
+        means: NDArray[np.float64],
+        mixing: NDArray[np.float64],
+        prec_chol: NDArray[np.float64],
+        *,
+        reg_covar: float,
+        nk_floor: float,
+        collapsed: float,
+        tol: float,
+        relative: bool,
+        max_iter: int,
+        floor: float,
+        previous: float,
+    ) -> tuple[int, NDArray[np.float64]]:
+        """Iterate from the means (K,), weights (K,) and precision factors (K,): up to
+        ``max_iter`` iterations, ``previous`` the lower bound the first is compared with; the
+        other arguments are ``loop.run_em``'s and ``mstep.py``'s (``nk_floor``), ``collapsed``
+        its ``COLLAPSED_WEIGHT``, ``floor`` as in ``softmax``. Returns (status, lower bounds
+        of the finished iterations): status 1 converged, 0 at max_iter, 2 when the next
+        iteration is Python's (``_kernels.c``); the parameters after the last finished
+        iteration are in ``means``, ``mixing``, ``precision`` and ``variances``."""
+        np.copyto(self.means, means)
+        np.copyto(self.mixing, mixing)
+        np.copyto(self.precision, prec_chol)
+        settings = (reg_covar, nk_floor, collapsed, tol, int(relative))
+        parts = []
+        status, left = 0, max_iter
+        while left > 0:
+            batch = min(left, self.BATCH)
+            status = self._call(*self._args, *settings, batch, floor, previous, *self._buffers)
+            steps = int(self.result[0])
+            parts.append(self.history[:steps].copy())
+            left -= steps
+            if status != 0 or steps == 0:
+                break
+            previous = float(self.history[steps - 1])
+        return status, parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def univariate_em(
+    X: NDArray[np.float64], weights: NDArray[np.float64] | None, n_components: int, equal: bool
+) -> UnivariateEM | None:
+    """A ``UnivariateEM`` for these C-ordered float64 rows (n, 1) (and weights), or None
+    without the C loops."""
+    if _LIB is None:
+        return None
+    if X.ndim != 2 or X.shape[1] != 1:
+        raise ValueError(f"univariate_em takes one column; the rows have shape {X.shape}")
+    for array in (X, weights):
+        if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
+            raise ValueError("univariate_em takes C-ordered float64 rows and weights")
+    return UnivariateEM(_LIB, X, weights, n_components, equal)
 
 
 # Above this many features the inner loops' O(D^3) C arithmetic stops being small beside the

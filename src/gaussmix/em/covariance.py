@@ -171,6 +171,10 @@ class Covariance(ABC):
     # names: every kernel that works on the stored parameters rather than through these methods
     # (em/device.py, the lean pass's C loop in lean.py) keys on it
     layout: ClassVar[str]
+    # on one feature, the mclust model ("E" or "V") whose M-step this type's is, in the
+    # spherical layout: lean.py then runs the whole fit in one C call (_kernels.c's
+    # univariate_em); None for the others, whose fits keep to run_em's Python loop
+    univariate: ClassVar[str | None] = None
 
     # --- shapes and counting -------------------------------------------------------------
     @abstractmethod
@@ -766,6 +770,7 @@ class Spherical(_Scales):
     name = "spherical"
     layout = "spherical"
     mclust = "VII"
+    univariate = "V"  # one variance per component
     description = "each component has its own single variance"
     features_kernel = "spherical"
     plot_style = ("o", "#1f77b4")
@@ -847,6 +852,7 @@ class EII(Spherical):
     description = "all components share one single variance"
     plot_style = ("o", "#9ecae1")
     one_covariance = True
+    univariate = "E"  # one variance for all
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return 1

@@ -18,6 +18,16 @@ The C call runs without the GIL (ctypes lets go of it for every foreign call), s
 threads (``select``'s cells, say) overlap their E-steps; the M-step after it is numpy on
 K x D x D numbers and holds the GIL for most of its few tens of microseconds.
 
+On one feature the models E and V (and spherical, EII: the same M-steps there; the registry's
+``Covariance.univariate``) go further: their whole fit is one C call (``univariate_em``, a
+``UnivariateLoop``), the iterations of ``loop.run_em`` with this pass's E-step and
+``mstep.estimate``'s M-step, to the bit, a few microseconds each where the Python loop takes
+some forty. It stops before an iteration that needs Python (a lower bound that is not finite,
+a variance that is not positive, a collapsed component), and ``run_em`` does that iteration and
+the rest of the fit itself, so errors, re-initialisations and their warnings are the Python
+loop's own. A conjugate prior keeps to the Python loop; the callback is called for every
+iteration after the C call returns.
+
 The pass computes in float64: a fit that asks for the float32 kernel (whose point is the speed
 of single-precision GEMMs over many rows) keeps to the general pass. So does a fit with
 ``reg_covar=0``: there a component on one row has, exactly, a zero variance, which the sums
@@ -28,13 +38,17 @@ scikit-learn's arithmetic does; the general pass keeps that behaviour where it i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
 from gaussmix.data.sources import ArraySource
 from gaussmix.em import compiled
+from gaussmix.em.mstep import _NK_FLOOR
 from gaussmix.em.parallel import InProcess, Workers
 from gaussmix.em.params import Params
+from gaussmix.em.prior import ResolvedPrior
 from gaussmix.em.stats import EXP_FLOOR, DType, SuffStats, chunk_stats
 
 Array = NDArray[np.float64]
@@ -46,6 +60,8 @@ Array = NDArray[np.float64]
 # general pass's GEMMs won some shapes (1.1-1.3x at K = 9, D = 5 and 10), and it can use
 # every core where the lean pass is one call on one.
 LEAN_MAX_WORK = 2**21
+# False keeps the univariate models' fits in run_em's Python loop (benchmarks, tests)
+UNIVARIATE_IN_C = True
 _FLOOR = float(EXP_FLOOR[np.dtype(np.float64)])
 
 
@@ -109,3 +125,78 @@ def lean_pass(
     if weights is not None:
         weights = np.ascontiguousarray(weights, dtype=np.float64)
     return LeanPass(X, weights, params)
+
+
+@dataclass(frozen=True)
+class UnivariateRun:
+    """What a ``UnivariateLoop`` call did: the parameters after its last finished iteration,
+    the lower bounds of those iterations, and whether the last converged (else it stopped at
+    max_iter, or before an iteration that is Python's: then fewer than max_iter are done)."""
+
+    params: Params
+    lower_bounds: list[float]
+    converged: bool
+
+
+class UnivariateLoop:
+    """The whole EM loop of one 1-D fit of a model with ``Covariance.univariate`` set, over a
+    lean pass's rows (n, 1), in one C call (``compiled.UnivariateEM``)."""
+
+    def __init__(self, lean: LeanPass, params: Params) -> None:
+        loop = compiled.univariate_em(
+            lean.X, lean.weights, params.n_components, params.covariance.univariate == "E"
+        )
+        if loop is None:  # pragma: no cover - univariate_loop asks for the C loops first
+            raise RuntimeError("the C loops are not built")
+        self.loop = loop
+
+    def __call__(
+        self,
+        params: Params,
+        *,
+        lower_bound: float,
+        max_iter: int,
+        tol: float,
+        reg_covar: float,
+        relative: bool,
+        collapsed: float,
+    ) -> UnivariateRun:
+        """Iterate from ``params``; the arguments are ``loop.run_em``'s (``collapsed`` its
+        ``COLLAPSED_WEIGHT``)."""
+        loop = self.loop
+        status, history = loop(
+            params.means[:, 0],
+            params.weights,
+            params.precisions_cholesky,
+            reg_covar=reg_covar,
+            nk_floor=_NK_FLOOR,
+            collapsed=collapsed,
+            tol=tol,
+            relative=relative,
+            max_iter=max_iter,
+            floor=_FLOOR,
+            previous=lower_bound,
+        )
+        if history.size == 0:  # the first iteration is Python's
+            return UnivariateRun(params, [], False)
+        done = Params(
+            weights=loop.mixing.copy(),
+            means=loop.means.reshape(-1, 1).copy(),
+            precisions_cholesky=loop.precision.copy(),
+            covariance=params.covariance,
+            stored_covariances=loop.variances.copy(),
+        )
+        return UnivariateRun(done, history.tolist(), status == 1)
+
+
+def univariate_loop(
+    lean: LeanPass | None, params: Params, prior: ResolvedPrior | None
+) -> UnivariateLoop | None:
+    """The whole-fit C loop for a fit whose E-step is the lean pass ``lean`` (its C loop), on
+    one feature, of a model the registry gives a univariate M-step, without a prior; else
+    None (``run_em``'s Python loop)."""
+    if lean is None or lean.rows is None or prior is not None or not UNIVARIATE_IN_C:
+        return None
+    if params.n_features != 1 or params.covariance.univariate is None:
+        return None
+    return UnivariateLoop(lean, params)

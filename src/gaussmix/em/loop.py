@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from gaussmix.data.sources import DataSource
 from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
-from gaussmix.em.lean import lean_pass
+from gaussmix.em.lean import lean_pass, univariate_loop
 from gaussmix.em.missing import block_stats, regroup
 from gaussmix.em.mstep import mstep
 from gaussmix.em.parallel import BlockMap, Workers
@@ -163,7 +163,21 @@ def run_em(
     converged = False
     n_iter = 0
     lean = lean_pass(workers, params, dtype, missing, reg_covar) if max_iter > 0 else None
-    for n_iter in range(1, max_iter + 1):
+    first = 1
+    whole = univariate_loop(lean, params, prior)
+    if whole is not None:  # E and V on one feature: the iterations in one C call (lean.py)
+        run = whole(
+            params, lower_bound=lower_bound, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
+            relative=relative, collapsed=COLLAPSED_WEIGHT,
+        )  # fmt: skip
+        params, history, converged = run.params, run.lower_bounds, run.converged
+        for n_iter, lower_bound in enumerate(history, 1):
+            if callback is not None:
+                callback(n_iter, lower_bound)
+        if converged or n_iter == max_iter:
+            return EMResult(params, history, converged, n_iter, reinitialized)
+        first = n_iter + 1  # an iteration Python's loop does: its error, or a collapse
+    for n_iter in range(first, max_iter + 1):
         if lean is None:
             stats = pass_stats(workers, rows, params, dtype, missing)
         else:
