@@ -18,7 +18,7 @@ from gaussmix.em.init import initial_params
 from gaussmix.em.loop import EMResult, run_em
 from gaussmix.em.parallel import InProcess
 from gaussmix.em.params import Params
-from gaussmix.em.prior import ResolvedPrior
+from gaussmix.em.prior import Prior, data_moments, resolve
 from gaussmix.errors import GaussmixError
 
 needs_c = pytest.mark.skipif(not compiled.AVAILABLE, reason="the C loops were not built here")
@@ -155,7 +155,7 @@ def test_a_component_on_one_row(model: str) -> None:
 def test_a_collapsing_component_is_the_python_loop_s(model: str, reg_covar: float) -> None:
     """A component started far from every row explains none (N_k < 1e-8 n): the C loop stops
     before the iteration, Python re-seeds it at the worst-explained row with its warning, and
-    finishes the fit."""
+    the C loop does the rest."""
     X = _rows(6, n=200)
     p = _start(X, model, 3)
     means = p.means.copy()
@@ -168,8 +168,8 @@ def test_a_collapsing_component_is_the_python_loop_s(model: str, reg_covar: floa
             results.append(_fit(X, None, params, in_c, reg_covar=reg_covar))
         assert [w.category for w in seen] == [ComponentCollapseWarning]
     _same(*results)
-    assert results[0].result.reinitialized[0] == (1, 1)
-    assert _c_ran(results[0])
+    assert results[0].result.reinitialized == [(1, 1)]
+    assert results[0].c_calls == 2 and results[0].result.n_iter > 2
 
 
 @needs_c
@@ -192,7 +192,7 @@ def test_without_reg_covar_the_fit_is_the_python_loop_s(model: str) -> None:
 @needs_c
 def test_a_component_collapsing_later_hands_back_mid_fit() -> None:
     """A weight that EM drives to zero over several iterations: the C loop's iterations,
-    then Python's from the one that collapses, as the Python loop alone."""
+    Python's for the one that collapses, the C loop's again, as the Python loop alone."""
     rng = np.random.default_rng(2)
     X = np.concatenate([rng.normal(0.0, 1.0, 300), rng.normal(12.0, 1.0, 300)])[:, None]
     cov = get_covariance("V")
@@ -211,7 +211,7 @@ def test_a_component_collapsing_later_hands_back_mid_fit() -> None:
     _same(*results)
     first = results[0].result.reinitialized[0][0]
     assert first > 1  # C did the iterations before it
-    assert _c_ran(results[0])
+    assert results[0].c_calls == len(results[0].result.reinitialized) + 1
 
 
 @needs_c
@@ -243,9 +243,40 @@ def test_the_callback_sees_every_iteration() -> None:
     np.testing.assert_allclose(seen[True], seen[False], rtol=RTOL)
 
 
+@needs_c
+@pytest.mark.parametrize("shrinkage", [0.01, 0.0])
+@pytest.mark.parametrize("model", ["E", "V", "spherical", "EII"])
+@pytest.mark.parametrize("k", [1, 2, 4, 9])
+def test_with_a_prior(k: int, model: str, shrinkage: float) -> None:
+    """MAP-EM under mclust's conjugate prior (its defaults, from the data's moments), with the
+    means shrunk or not: the posterior mode in C as in mstep.estimate."""
+    X = _rows(30 + k)
+    cov = get_covariance(model)
+    prior = resolve(Prior(shrinkage=shrinkage), data_moments(lambda: [(X, None)]), k, cov)
+    assert prior is not None
+    params = _start(X, model, k, seed=k)
+    c_fit, python = (_fit(X, None, params, c, prior=prior) for c in (True, False))
+    assert _c_ran(c_fit) and not _c_ran(python)
+    _same(c_fit, python)
+    plain = _fit(X, None, params, True)
+    assert plain.result.lower_bounds != c_fit.result.lower_bounds  # the prior did something
+
+
+@needs_c
+def test_a_prior_through_the_estimator(monkeypatch: pytest.MonkeyPatch) -> None:
+    X = _rows(40)
+    fits = []
+    for in_c in (True, False):
+        monkeypatch.setattr(lean, "UNIVARIATE_IN_C", in_c)
+        fits.append(GaussianMixture(3, covariance_type="E", prior="mclust", random_state=0).fit(X))
+    assert fits[0].n_iter_ == fits[1].n_iter_
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(fits[0], name), getattr(fits[1], name), rtol=RTOL)
+
+
 def test_which_fits_run_in_c() -> None:
-    """The registry says which models have the univariate M-step; a prior, several features,
-    the lean pass declining (or no C loops) keep to the Python loop."""
+    """The registry says which models have the univariate M-step; several features, the lean
+    pass declining (or no C loops) keep to the Python loop."""
     assert {name for name, cov in REGISTRY.items() if cov.univariate} == {
         "E", "V", "spherical", "EII",
     }  # fmt: skip
@@ -255,10 +286,7 @@ def test_which_fits_run_in_c() -> None:
     for model in (*in_c, "diag", "full", "tied", "EEI"):
         loop = lean.univariate_loop(pass_, _start(X, model, 2), None)
         assert (loop is not None) == (model in in_c and compiled.AVAILABLE)
-    params = _start(X, "V", 2)
-    prior = ResolvedPrior(0.01, X.mean(0), 3.0, np.asarray(X.var()))
-    assert lean.univariate_loop(pass_, params, prior) is None
-    assert lean.univariate_loop(None, params, None) is None
+    assert lean.univariate_loop(None, _start(X, "V", 2), None) is None
     X2 = np.hstack([X, X**2])
     two = _start(X2, "EII", 2)
     pass2 = lean.lean_pass(InProcess(ArraySource(X2)), two, np.float64, False, 1e-6)

@@ -877,12 +877,13 @@ long common_orientation(const double *restrict W, const double *restrict nk, lon
  *
  * An iteration whose lower bound is not finite, whose variance is not positive, or in which a
  * component collapses (N_k < collapsed n, with a finite worst log-density) is not done here:
- * the loop stops before it, with the parameters it started from, and Python's loop does that
- * iteration (its error, or its re-initialisation and warning) and the rest of the fit.
+ * the loop stops before it, with the parameters it started from; Python's loop does that
+ * iteration (its error, or its re-initialisation and warning), then calls this again.
  *
  * equal: 1 for E, 0 for V.  X: the rows (n,), w: their weights or NULL.
  * param (4 K): means, weights, precision factors (estep_rows's layout), then the variances;
  *   read at the start, overwritten by every finished iteration.
+ * prior (4): a conjugate prior's terms (univariate_mstep), or NULL for none.
  * previous: the lower bound the first iteration is compared with (-inf, or a warm start's).
  * history: the lower bounds of the finished iterations (max_iter doubles).
  * work: (K + 7) LEAN_ROWS + 10 K + 4 doubles.  result[0]: the iterations finished.
@@ -917,11 +918,14 @@ static double numpy_sum(const double *a, long n) { return 0.0 + numpy_pairwise(a
 
 /* mstep.estimate and Spherical.precisions_cholesky for D = 1: from the statistics (nk, sx,
  * sxx: 3 K) about the means mu, the next means, weights, precision factors and variances
- * (next: 4 K); nkf, scatter: K each. Returns 0, or -1 when a variance is not positive. */
+ * (next: 4 K); nkf, scatter: K each. With a conjugate prior (prior: its shrinkage kappa, mean
+ * mu_P, scale divided among the components that share it, and the count it adds to each N_k;
+ * NULL for none) the posterior mode, as estimate and Covariance.posterior_covariances compute
+ * it. Returns 0, or -1 when a variance is not positive. */
 static int univariate_mstep(long equal, long K, const double *restrict stats,
                             const double *restrict mu, double reg_covar, double nk_floor,
-                            double *restrict next, double *restrict nkf,
-                            double *restrict scatter)
+                            const double *restrict prior, double *restrict next,
+                            double *restrict nkf, double *restrict scatter)
 {
     const double *nk = stats, *sx = stats + K, *sxx = stats + 2 * K;
     double *means = next, *weights = next + K, *prec = next + 2 * K, *var = next + 3 * K;
@@ -933,8 +937,20 @@ static int univariate_mstep(long equal, long K, const double *restrict stats,
         means[k] = mu[k] + d;
         scatter[k] = nkf[k] * (fabs(sxx[k] / nkf[k] - d * d) + reg_covar);
     }
+    double counts_total = total;
+    if (prior) {
+        const double kappa = prior[0], mean = prior[1], scale = prior[2], count = prior[3];
+        for (long k = 0; k < K; k++) {
+            const double xbar = means[k], delta = xbar - mean;
+            means[k] = (nkf[k] * xbar + kappa * mean) / (nkf[k] + kappa);
+            const double pull = kappa * nkf[k] / (nkf[k] + kappa);
+            scatter[k] = scatter[k] + (pull * (delta * delta) + scale) / 1.0;
+            nkf[k] = nkf[k] + count; /* from here on the counts the covariances divide by */
+        }
+        if (equal) counts_total = numpy_sum(nkf, K);
+    }
     if (equal) {
-        const double shared = numpy_sum(scatter, K) / total;
+        const double shared = numpy_sum(scatter, K) / counts_total;
         for (long k = 0; k < K; k++) var[k] = shared;
     } else {
         for (long k = 0; k < K; k++) var[k] = scatter[k] / nkf[k];
@@ -948,8 +964,9 @@ static int univariate_mstep(long equal, long K, const double *restrict stats,
 
 long univariate_em(long equal, const double *X, const double *w, long n, long K,
                    double *restrict param, double reg_covar, double nk_floor, double collapsed,
-                   double tol, long relative, long max_iter, double floor_, double previous,
-                   double *restrict history, double *restrict work, double *restrict result)
+                   const double *restrict prior, double tol, long relative, long max_iter,
+                   double floor_, double previous, double *restrict history,
+                   double *restrict work, double *restrict result)
 {
     double *out = work, *scratch = out + 3 * K + 4;
     double *next = scratch + (K + 7) * LEAN_ROWS + K, *nkf = next + 4 * K, *scatter = nkf + K;
@@ -959,7 +976,8 @@ long univariate_em(long equal, const double *X, const double *w, long n, long K,
         const double loglik = out[3 * K], count = out[3 * K + 1], worst = out[3 * K + 2];
         const double lower_bound = loglik / count;
         if (!isfinite(lower_bound) ||
-            univariate_mstep(equal, K, out, param, reg_covar, nk_floor, next, nkf, scatter) < 0) {
+            univariate_mstep(equal, K, out, param, reg_covar, nk_floor, prior, next, nkf,
+                             scatter) < 0) {
             status = 2;
             break;
         }

@@ -54,7 +54,7 @@ def _load() -> ctypes.CDLL | None:
             getattr(lib, f"features_{kind}_{suffix}").argtypes = [_P, _N, _N, _P, _P, _P]
     lib.estep_rows.argtypes = [_N, _P, _P, _N, _N, _N, _P, _F, _P, _P]
     lib.estep_rows.restype = None
-    lib.univariate_em.argtypes = [_N, _P, _P, _N, _N, _P, _F, _F, _F, _F, _N, _N, _F, _F]
+    lib.univariate_em.argtypes = [_N, _P, _P, _N, _N, _P, _F, _F, _F, _P, _F, _N, _N, _F, _F]
     lib.univariate_em.argtypes += [_P, _P, _P]
     lib.univariate_em.restype = _N
     lib.precision_factors.argtypes = [_P, _N, _N, _P, _P]
@@ -213,7 +213,8 @@ def rows_pass(
 class UnivariateEM:
     """One fit's call of ``univariate_em``: the whole EM loop of mclust's model E
     (``equal``) or V on the rows X (n, 1) in float64 with weights (n,) or None, for K
-    components (``lean.py``). Build it with ``univariate_em``."""
+    components (``lean.py``), with a conjugate prior's terms ``prior`` (4,) or None
+    (``_kernels.c``). Build it with ``univariate_em``."""
 
     # iterations per foreign call: the history buffer's length, however large max_iter is
     BATCH = 4096
@@ -225,9 +226,11 @@ class UnivariateEM:
         weights: NDArray[np.float64] | None,
         n_components: int,
         equal: bool,
+        prior: NDArray[np.float64] | None,
     ) -> None:
         k = n_components
         self.X, self.weights = X, weights  # kept alive: the C loop reads them by address
+        self.prior = None if prior is None else np.array(prior, dtype=np.float64)
         self.param = np.empty(4 * k)
         self.means = self.param[:k]
         self.mixing = self.param[k : 2 * k]
@@ -267,7 +270,8 @@ class UnivariateEM:
         np.copyto(self.means, means)
         np.copyto(self.mixing, mixing)
         np.copyto(self.precision, prec_chol)
-        settings = (reg_covar, nk_floor, collapsed, tol, int(relative))
+        terms = None if self.prior is None else self.prior.ctypes.data
+        settings = (reg_covar, nk_floor, collapsed, terms, tol, int(relative))
         parts = []
         status, left = 0, max_iter
         while left > 0:
@@ -283,10 +287,15 @@ class UnivariateEM:
 
 
 def univariate_em(
-    X: NDArray[np.float64], weights: NDArray[np.float64] | None, n_components: int, equal: bool
+    X: NDArray[np.float64],
+    weights: NDArray[np.float64] | None,
+    n_components: int,
+    equal: bool,
+    prior: NDArray[np.float64] | None = None,
 ) -> UnivariateEM | None:
     """A ``UnivariateEM`` for these C-ordered float64 rows (n, 1) (and weights), or None
-    without the C loops."""
+    without the C loops. ``prior``: a conjugate prior's shrinkage, mean, scale per component
+    that shares it and the count it adds to each N_k, or None."""
     if _LIB is None:
         return None
     if X.ndim != 2 or X.shape[1] != 1:
@@ -294,7 +303,7 @@ def univariate_em(
     for array in (X, weights):
         if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
             raise ValueError("univariate_em takes C-ordered float64 rows and weights")
-    return UnivariateEM(_LIB, X, weights, n_components, equal)
+    return UnivariateEM(_LIB, X, weights, n_components, equal, prior)
 
 
 # Above this many features the inner loops' O(D^3) C arithmetic stops being small beside the

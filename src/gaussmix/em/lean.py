@@ -23,10 +23,10 @@ On one feature the models E and V (and spherical, EII: the same M-steps there; t
 ``UnivariateLoop``), the iterations of ``loop.run_em`` with this pass's E-step and
 ``mstep.estimate``'s M-step, to the bit, a few microseconds each where the Python loop takes
 some forty. It stops before an iteration that needs Python (a lower bound that is not finite,
-a variance that is not positive, a collapsed component), and ``run_em`` does that iteration and
-the rest of the fit itself, so errors, re-initialisations and their warnings are the Python
-loop's own. A conjugate prior keeps to the Python loop; the callback is called for every
-iteration after the C call returns.
+a variance that is not positive, a collapsed component): ``run_em`` does that iteration itself
+and hands the next ones back, so errors, re-initialisations and their warnings are the Python
+loop's own. A conjugate prior's posterior mode is the C loop's too; the callback is called
+for every iteration after the C call returns.
 
 The pass computes in float64: a fit that asks for the float32 kernel (whose point is the speed
 of single-precision GEMMs over many rows) keeps to the general pass. So does a fit with
@@ -142,10 +142,15 @@ class UnivariateLoop:
     """The whole EM loop of one 1-D fit of a model with ``Covariance.univariate`` set, over a
     lean pass's rows (n, 1), in one C call (``compiled.UnivariateEM``)."""
 
-    def __init__(self, lean: LeanPass, params: Params) -> None:
-        loop = compiled.univariate_em(
-            lean.X, lean.weights, params.n_components, params.covariance.univariate == "E"
-        )
+    def __init__(self, lean: LeanPass, params: Params, prior: ResolvedPrior | None) -> None:
+        cov, k = params.covariance, params.n_components
+        terms = None
+        if prior is not None:
+            # the prior's scale per component and added count, as the registry's prior_terms
+            # gives them (with nothing pulled towards its mean)
+            scale, count = cov.prior_terms(prior, np.zeros(k), np.zeros((k, 1)))
+            terms = np.array([prior.shrinkage, prior.mean[0], scale[0], count[0]])
+        loop = compiled.univariate_em(lean.X, lean.weights, k, cov.univariate == "E", terms)
         if loop is None:  # pragma: no cover - univariate_loop asks for the C loops first
             raise RuntimeError("the C loops are not built")
         self.loop = loop
@@ -193,10 +198,10 @@ def univariate_loop(
     lean: LeanPass | None, params: Params, prior: ResolvedPrior | None
 ) -> UnivariateLoop | None:
     """The whole-fit C loop for a fit whose E-step is the lean pass ``lean`` (its C loop), on
-    one feature, of a model the registry gives a univariate M-step, without a prior; else
-    None (``run_em``'s Python loop)."""
-    if lean is None or lean.rows is None or prior is not None or not UNIVARIATE_IN_C:
+    one feature, of a model the registry gives a univariate M-step (with a conjugate prior
+    or none); else None (``run_em``'s Python loop)."""
+    if lean is None or lean.rows is None or not UNIVARIATE_IN_C:
         return None
     if params.n_features != 1 or params.covariance.univariate is None:
         return None
-    return UnivariateLoop(lean, params)
+    return UnivariateLoop(lean, params, prior)

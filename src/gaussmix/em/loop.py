@@ -5,7 +5,9 @@ pure M-step. The lower bound of iteration t is the mean log-likelihood of the pa
 its M-step, as in scikit-learn, so ``lower_bounds`` is non-decreasing for exact EM.
 
 A small in-memory data set takes the lean pass instead (``lean.py``): the same statistics from
-one call per iteration, its rows and buffers prepared once per fit.
+one call per iteration, its rows and buffers prepared once per fit; on one feature, the models
+E and V run their iterations in one C call, and this loop does only those the C loop hands it
+(an error to raise, a collapsed component to re-seed).
 """
 
 from __future__ import annotations
@@ -163,21 +165,23 @@ def run_em(
     converged = False
     n_iter = 0
     lean = lean_pass(workers, params, dtype, missing, reg_covar) if max_iter > 0 else None
-    first = 1
     whole = univariate_loop(lean, params, prior)
-    if whole is not None:  # E and V on one feature: the iterations in one C call (lean.py)
-        run = whole(
-            params, lower_bound=lower_bound, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
-            relative=relative, collapsed=COLLAPSED_WEIGHT,
-        )  # fmt: skip
-        params, history, converged = run.params, run.lower_bounds, run.converged
-        for n_iter, lower_bound in enumerate(history, 1):
-            if callback is not None:
-                callback(n_iter, lower_bound)
-        if converged or n_iter == max_iter:
-            return EMResult(params, history, converged, n_iter, reinitialized)
-        first = n_iter + 1  # an iteration Python's loop does: its error, or a collapse
-    for n_iter in range(first, max_iter + 1):
+    while n_iter < max_iter:
+        if whole is not None:  # E and V on one feature: iterations in one C call (lean.py)
+            run = whole(
+                params, lower_bound=lower_bound, max_iter=max_iter - n_iter, tol=tol,
+                reg_covar=reg_covar, relative=relative, collapsed=COLLAPSED_WEIGHT,
+            )  # fmt: skip
+            params, converged = run.params, run.converged
+            for lower_bound in run.lower_bounds:
+                n_iter += 1
+                history.append(lower_bound)
+                if callback is not None:
+                    callback(n_iter, lower_bound)
+            if converged or n_iter == max_iter:
+                break
+            # else the next iteration is this loop's: its error, or a collapse
+        n_iter += 1
         if lean is None:
             stats = pass_stats(workers, rows, params, dtype, missing)
         else:
