@@ -237,13 +237,12 @@ class UnivariateEM:
         self.precision = self.param[2 * k : 3 * k]
         self.variances = self.param[3 * k :]
         self.history = np.empty(self.BATCH)
-        work = np.empty((k + 7) * _LEAN_ROWS + 10 * k + 4)
+        self.work = np.empty((k + 7) * _LEAN_ROWS + 10 * k + 4)
         self.result = np.empty(1)
         self._call = lib.univariate_em
         address = None if weights is None else weights.ctypes.data
         self._args = (int(equal), X.ctypes.data, address, X.shape[0], k, self.param.ctypes.data)
-        self._buffers = (self.history.ctypes.data, work.ctypes.data, self.result.ctypes.data)
-        self._keep = work
+        self._buffers = (self.history.ctypes.data, self.work.ctypes.data, self.result.ctypes.data)
 
     def __call__(
         self,
@@ -272,7 +271,7 @@ class UnivariateEM:
         np.copyto(self.precision, prec_chol)
         terms = None if self.prior is None else self.prior.ctypes.data
         settings = (reg_covar, nk_floor, collapsed, terms, tol, int(relative))
-        parts = []
+        parts = [np.empty(0)]
         status, left = 0, max_iter
         while left > 0:
             batch = min(left, self.BATCH)
@@ -283,7 +282,7 @@ class UnivariateEM:
             if status != 0 or steps == 0:
                 break
             previous = float(self.history[steps - 1])
-        return status, parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return status, np.concatenate(parts)
 
 
 def univariate_em(
