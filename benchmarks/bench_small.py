@@ -26,6 +26,9 @@ cell is run ``--runs`` times; the median and the range are reported.
 
 ``--numpy-inner-loops`` runs every side's constrained M-steps (constrained.py) in numpy, as
 before the C inner loops and Jacobi eigensolver (``compiled.INNER_LOOP_MAX_FEATURES = 0``).
+``--split-msteps`` adds a side ``split``: the lean pass with the iterative and eigen models'
+M-steps as before they ran whole in one C call (``compiled.WHOLE_MSTEP_MAX_FEATURES = 0``:
+numpy's scatter, assembly and calls around the C inner loops), interleaved with the others.
 
 Writes benchmarks/out/bench_small.json (or --out).
 """
@@ -65,6 +68,8 @@ CELLS: list[tuple[str, str, int]] = [
     ("iris", "EVE", 3),
     ("iris", "VVE", 3),
     ("diabetes", "VEI", 3),
+    ("diabetes", "VEE", 3),
+    ("iris", "EVV", 3),
     ("1-D", "V", 2),
     ("1-D", "E", 3),
     ("1-D", "V", 5),
@@ -155,15 +160,24 @@ def start_resp(X: np.ndarray, k: int) -> np.ndarray:
 
 
 def per_iteration(
-    X: np.ndarray, z: np.ndarray, model: str, iters: int, general: bool, py_loop: bool = False
+    X: np.ndarray,
+    z: np.ndarray,
+    model: str,
+    iters: int,
+    general: bool,
+    py_loop: bool = False,
+    split: bool = False,
 ) -> float:
     """CPU seconds per iteration of run_em from the M-step of z (``py_loop``: the univariate
-    models in run_em's Python loop)."""
+    models in run_em's Python loop; ``split``: the M-step not whole in C)."""
     cov = get_covariance(model)
     params = mstep(stats_from_resp(X, z, cov), cov, 1e-6)
     saved = lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES, lean.UNIVARIATE_IN_C
+    saved_whole = compiled.WHOLE_MSTEP_MAX_FEATURES
     if general:
         lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES = 0, 0
+    if general or split:
+        compiled.WHOLE_MSTEP_MAX_FEATURES = 0
     lean.UNIVARIATE_IN_C = not py_loop
     try:
         workers = InProcess(ArraySource(X))
@@ -172,6 +186,7 @@ def per_iteration(
         seconds = time.process_time() - start
     finally:
         lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES, lean.UNIVARIATE_IN_C = saved
+        compiled.WHOLE_MSTEP_MAX_FEATURES = saved_whole
     return seconds / result.n_iter
 
 
@@ -208,11 +223,15 @@ def cells_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             times: dict[str, list[float]] = {"lean": [], "general": []}
             if X.shape[1] == 1 and get_covariance(model).univariate:
                 times["py-loop"] = []
+            if args.split_msteps and get_covariance(model).mstep_kernel:
+                times["split"] = []
             per_iteration(X, z, model, 5, False)  # warm-up
             for _ in range(args.runs):  # interleaved, so the sides see the same neighbours
                 for side in times:
-                    general, py_loop = side == "general", side == "py-loop"
-                    times[side].append(per_iteration(X, z, model, args.iters, general, py_loop))
+                    general, py_loop, split = (side == s for s in ("general", "py-loop", "split"))
+                    times[side].append(
+                        per_iteration(X, z, model, args.iters, general, py_loop, split)
+                    )
             row: dict[str, Any] = {
                 "data": name,
                 "n": X.shape[0],
@@ -270,6 +289,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--crossover", action="store_true")
     parser.add_argument("--numpy-inner-loops", action="store_true")
+    parser.add_argument("--split-msteps", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # convergence and cap warnings: iterating past the optimum
@@ -284,8 +304,9 @@ def main() -> None:
             report = {**cells_benchmark(args), "machine": machine, "iters": args.iters}
             report["numpy_inner_loops"] = args.numpy_inner_loops
             name = "bench_small.json"
-            sides = ("lean", "py-loop", "general", "mclust")
-            heads = ("lean", "py-loop", "general", "mclust me()")
+            split = ("split",) if args.split_msteps else ()
+            sides = ("lean", "py-loop", "general", *split, "mclust")
+            heads = ("lean", "py-loop", "general", *split, "mclust me()")
             print(f"{'cell':24s} " + " ".join(f"{h:>16s}" for h in heads) + "  (us/iter)")
             for r in report["cells"]:
                 cell = f"{r['data']} {r['model']},{r['K']} (n={r['n']})"

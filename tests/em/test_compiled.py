@@ -11,7 +11,7 @@ import pytest
 
 from gaussmix import GaussianMixture
 from gaussmix.em import compiled
-from gaussmix.em.stats import EXP_FLOOR, _features, _features_numpy, softmax_numpy
+from gaussmix.em.stats import EXP_FLOOR, SuffStats, _features, _features_numpy, softmax_numpy
 from tests.conftest import COVARIANCE_TYPES, mixture_data
 
 needs_c = pytest.mark.skipif(not compiled.AVAILABLE, reason="the C loops were not built here")
@@ -227,3 +227,143 @@ def test_jacobi_eigen_equals_lapack(D: int) -> None:
         np.testing.assert_allclose(dots, 1.0, atol=1e-10)
     W[3, 0, 0] = np.nan
     assert compiled.eigh_descending(W) is None
+
+
+# --- the constrained M-steps whole in one C call (compiled.constrained_mstep) ---------------
+WHOLE_MSTEP_MODELS = ["VEI", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV"]
+
+
+def _shifted_stats(model: str, K: int, D: int, seed: int) -> SuffStats:
+    """Statistics of random rows under random responsibilities about shifts that are not the
+    means (so the scatter's d_k d_k' term is exercised), as the lean pass gives them."""
+    from gaussmix.em.covariance import get_covariance
+    from gaussmix.em.mstep import resp_stats
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((30 * K + 3 * D, D)) @ rng.standard_normal((D, D))
+    resp = rng.dirichlet(np.ones(K) * 0.8, size=X.shape[0])
+    shift = resp.T @ X / resp.sum(axis=0)[:, None] + 0.1 * rng.standard_normal((K, D))
+    return resp_stats(X, resp, shift, get_covariance(model))
+
+
+def _spy_whole(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records, per call of compiled.constrained_mstep, whether C took it."""
+    taken: list[bool] = []
+    original = compiled.constrained_mstep
+
+    def spy(*args: object) -> object:
+        done = original(*args)  # type: ignore[arg-type]
+        taken.append(done is not None)
+        return done
+
+    monkeypatch.setattr(compiled, "constrained_mstep", spy)
+    return taken
+
+
+@needs_c
+@pytest.mark.filterwarnings("ignore::gaussmix.em.errors.InnerIterationWarning")
+@pytest.mark.parametrize("model", WHOLE_MSTEP_MODELS)
+@pytest.mark.parametrize(("K", "D"), [(1, 2), (2, 2), (3, 3), (5, 4), (4, 7), (3, 16)])
+@pytest.mark.parametrize("warm", [False, True])
+def test_whole_mstep_in_c_equals_numpy(
+    model: str, K: int, D: int, warm: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mstep's covariances and precisions' factors from one C call (scatter, constrained
+    M-step, assembly, factors) equal the numpy M-step's (every C loop off) to 1e-10, cold and
+    warm (the previous M-step's covariances as the start, as EM passes them)."""
+    from gaussmix.em.covariance import get_covariance
+    from gaussmix.em.mstep import mstep
+
+    cov = get_covariance(model)
+    first = _shifted_stats(model, K, D, seed=K * 100 + D)
+    second = _shifted_stats(model, K, D, seed=K * 100 + D + 1)
+
+    def run() -> tuple[np.ndarray, np.ndarray]:
+        start = mstep(first, cov, 1e-6).covariances if warm else None
+        params = mstep(second, cov, 1e-6, start)
+        return params.covariances, params.precisions_cholesky
+
+    taken = _spy_whole(monkeypatch)
+    got = run()
+    # C took every M-step but EVE's and VVE's at K = 1 (their polar factor declines)
+    assert taken and all(taken) == (K > 1 or model not in ("EVE", "VVE"))
+    monkeypatch.setattr(compiled, "_LIB", None)
+    want = run()
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12 * np.abs(w).max())
+
+
+@needs_c
+@pytest.mark.parametrize("model", ["VEI", "VEE", "EVE", "VVE", "VEV"])
+def test_whole_mstep_reports_its_cap(model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gaussmix.em import constrained
+    from gaussmix.em.covariance import get_covariance
+    from gaussmix.em.errors import InnerIterationWarning
+    from gaussmix.em.mstep import mstep
+
+    monkeypatch.setattr(constrained, "INNER_MAX_ITER", 1)
+    taken = _spy_whole(monkeypatch)
+    with pytest.warns(InnerIterationWarning, match=f"{model} M-step stopped at its cap of 1 "):
+        mstep(_shifted_stats(model, 3, 3, seed=1), get_covariance(model), 0.0)
+    assert taken == [True]
+
+
+@needs_c
+@pytest.mark.parametrize("model", WHOLE_MSTEP_MODELS)
+def test_whole_mstep_degenerate_covariance_raises_as_numpy(
+    model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A constant feature and no reg_covar: a covariance that is not positive definite; C
+    leaves the factors to LAPACK's path, which names the component as numpy's M-step does."""
+    from gaussmix.em.covariance import get_covariance
+    from gaussmix.em.errors import DegenerateCovarianceError
+    from gaussmix.em.mstep import mstep, resp_stats
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((60, 3))
+    X[:, 1] = 1.0
+    resp = rng.dirichlet(np.ones(3), size=60)
+    shift = np.tile(np.array([0.0, 1.0, 0.0]), (3, 1))
+    stats = resp_stats(X, resp, shift, get_covariance(model))
+    messages = []
+    for lib in (compiled._LIB, None):
+        monkeypatch.setattr(compiled, "_LIB", lib)
+        with pytest.raises(DegenerateCovarianceError) as error:
+            mstep(stats, get_covariance(model), 0.0)
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+
+
+@needs_c
+def test_whole_mstep_declines_what_it_does_not_take() -> None:
+    """Above WHOLE_MSTEP_MAX_FEATURES, and for statistics that are not finite (numpy's M-step
+    then says what is wrong)."""
+    stats = _shifted_stats("VEV", 2, compiled.WHOLE_MSTEP_MAX_FEATURES + 1, seed=2)
+    nk = stats.nk
+    d = stats.sx / nk[:, None]
+    assert compiled.constrained_mstep("VEV", stats.sxx, nk, d, 1e-6, None, 1e-8, 10) is None
+    stats = _shifted_stats("VEV", 2, 3, seed=2)
+    sxx = stats.sxx.copy()
+    sxx[1, 0, 0] = np.nan
+    d = stats.sx / stats.nk[:, None]
+    assert compiled.constrained_mstep("VEV", sxx, stats.nk, d, 1e-6, None, 1e-8, 10) is None
+    assert compiled.constrained_mstep("VEV", stats.sxx, stats.nk, d, 1e-6, None, 1e-8, 10)
+
+
+@needs_c
+def test_whole_mstep_buffers_are_per_thread() -> None:
+    """Fits in threads (select's cells) each have their own C M-step buffers: the same fits
+    in four threads at once equal them one after another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = mixture_data(4, n=400, n_features=3, n_components=3)
+
+    def fit(seed: int) -> np.ndarray:
+        model = GaussianMixture(3, covariance_type="VEV", random_state=seed, max_iter=50)
+        return np.asarray(model.fit(X).covariances_)
+
+    serial = [fit(seed) for seed in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(fit, range(8)))
+    for a, b in zip(serial, threaded, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -22,10 +22,13 @@
  * common_orientation, orientation_mm, vei_loop, symmetric_eigen: the inner loops of
  *   constrained.py's M-steps for small D (EVE/VVE whole, VEI/VEV's alternation, Jacobi
  *   eigenvectors for the free orientations), each the numpy loop's arithmetic in one call.
+ * constrained_mstep: the whole M-step of VEI, VEE, EVE, VVE, EEV, VEV and EVV (the scatter,
+ *   the loops above, the assembled covariances and their precision factors) in one call.
  *
  * The numpy references: stats.py for the first two, stats.chunk_stats_componentwise for
  * estep_rows, LAPACK for precision_factors, constrained.py's loops (and numpy's eigh) for the
- * inner loops. The features are computed in double (the *_f32
+ * inner loops, Covariance.covariances and precisions_cholesky for constrained_mstep. The
+ * features are computed in double (the *_f32
  * variants store float). Arrays are C-ordered.
  */
 
@@ -540,13 +543,27 @@ long precision_factors(const double *restrict S, long K, long D, double *restric
  * scratch. Where F is rank deficient Q is not unique: with null_row set, one exactly zero row
  * i of F is taken (U's missing column is e_i; any other choice changes Q by a sign of the
  * pair u v', which for the transposed Q that orientation_mm uses is the sign of one column of
- * the orientation: the covariances, and numpy's loop, do not see it); otherwise returns 0. */
+ * the orientation: the covariances, and numpy's loop, do not see it); otherwise returns 0.
+ * With warm set, V holds on entry an orthogonal matrix, the right singular vectors of a nearby
+ * F (the previous MM step's), and the rotations start from F V: near the MM loop's end F V's
+ * columns are nearly orthogonal already, and Jacobi, quadratically convergent, needs a sweep
+ * or two instead of the six to eight from the identity (Q, unique for F of full rank, is the
+ * same to rounding). On return V holds F's right singular vectors. */
 static int polar_factor(const double *restrict F, long D, double *restrict Q,
-                        double *restrict A, double *restrict V, int null_row)
+                        double *restrict A, double *restrict V, int null_row, int warm)
 {
-    memcpy(A, F, (size_t)(D * D) * sizeof(double));
-    for (long i = 0; i < D * D; i++) V[i] = 0.0;
-    for (long i = 0; i < D; i++) V[i * D + i] = 1.0;
+    if (warm) {
+        for (long i = 0; i < D; i++)
+            for (long j = 0; j < D; j++) {
+                double s = 0.0;
+                for (long l = 0; l < D; l++) s += F[i * D + l] * V[l * D + j];
+                A[i * D + j] = s;
+            }
+    } else {
+        memcpy(A, F, (size_t)(D * D) * sizeof(double));
+        for (long i = 0; i < D * D; i++) V[i] = 0.0;
+        for (long i = 0; i < D; i++) V[i * D + i] = 1.0;
+    }
     double norm2 = 0.0; /* ||F||^2, which the rotations keep */
     for (long i = 0; i < D * D; i++) norm2 += F[i] * F[i];
     for (int sweep = 0; sweep < 64; sweep++) {
@@ -673,14 +690,14 @@ static void eigenvalue_step(const double *S, const double *nk, long K, long D, l
 /* constrained.common_orientation's MM loop (EVE: equal_volume 1, VVE: 0). W (K, D, D) the
  * scatters, nk (K,), omega (K,) their largest eigenvalues, Dm (D, D) the orientation and v
  * (K, D) the variances, both read as the start and overwritten with the result; objective the
- * start's; work 4 D^2 + 2 K D doubles. */
+ * start's; work 6 D^2 + 2 K D doubles. */
 long orientation_mm(const double *restrict W, const double *restrict nk,
                     const double *restrict omega, long K, long D, long equal_volume,
                     double objective, double tol, long max_iter, double *restrict Dm,
                     double *restrict v, double *restrict work, double *restrict result)
 {
-    double *F = work, *Q = F + D * D, *A = Q + D * D, *V = A + D * D;
-    double *M = V + D * D, *S = M + K * D;
+    double *F = work, *Q = F + D * D, *A = Q + D * D, *V = A + D * D, *V2 = V + D * D;
+    double *M = V2 + D * D, *S = M + K * D;
     double total = 0.0, previous = objective;
     for (long k = 0; k < K; k++) total += nk[k];
     for (long it = 0; it < max_iter; it++) {
@@ -696,7 +713,8 @@ long orientation_mm(const double *restrict W, const double *restrict nk,
                     F[i * D + l] += (omega[k] * Dm[i * D + l] - wd) * M[k * D + l];
                 }
         }
-        if (!polar_factor(F, D, Dm, A, V, 0)) return -1;
+        /* each of the two Procrustes problems starts from its own last right vectors */
+        if (!polar_factor(F, D, Dm, A, V, 0, it > 0)) return -1;
         /* G = sum_k diag(max M_k - M_k) D' W_k; the new D is the polar factor of G, transposed */
         for (long i = 0; i < D * D; i++) F[i] = 0.0;
         for (long k = 0; k < K; k++) {
@@ -713,7 +731,7 @@ long orientation_mm(const double *restrict W, const double *restrict nk,
                 }
             }
         }
-        if (!polar_factor(F, D, Q, A, V, 1)) return -1;
+        if (!polar_factor(F, D, Q, A, V2, 1, it > 0)) return -1;
         for (long i = 0; i < D; i++)
             for (long j = 0; j < D; j++) Dm[i * D + j] = Q[j * D + i];
         rotated_diagonals(W, Dm, K, D, S);
@@ -828,7 +846,7 @@ long symmetric_eigen(const double *restrict S, long K, long D, double *restrict 
  * W_k, by symmetric_eigen), the candidate starts (the eigenvectors of each of the n_pooled
  * matrices pooled (n_pooled, D, D)), their exact eigenvalue steps and objectives, the best
  * (the first of the least, as Python's min), then orientation_mm from it. Dm (D, D) and v
- * (K, D) receive the result; work (K + n_pooled) (D^2 + D) + 5 D^2 + 4 K D + 2 K doubles.
+ * (K, D) receive the result; work (K + n_pooled) (D^2 + D) + 7 D^2 + 4 K D + 2 K doubles.
  * Returns orientation_mm's code, or -2 when the best start's objective is not finite (a zero
  * variance: Dm and v hold that start, the caller's positivity check says so), or -1. */
 long common_orientation(const double *restrict W, const double *restrict nk, long K, long D,
@@ -1000,4 +1018,279 @@ long univariate_em(long equal, const double *X, const double *w, long n, long K,
     }
     result[0] = (double)steps;
     return status;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* constrained M-steps whole: constrained_mstep (covariance.py's mstep_kernel models).
+ *
+ * One call does what Covariance.covariances and Covariance.precisions_cholesky do for the
+ * iterative and eigen models VEI, VEE, EVE, VVE, EEV, VEV, EVV: the layout's regularised
+ * scatter from the shifted statistics (Full.scatter, Diag.scatter), the model's constrained
+ * M-step (constrained.py: vei, vee, common_orientation, free_orientation, the loops above), the
+ * assembled covariances D_k diag(v_k) D_k' (constrained._assemble) and their precisions'
+ * Cholesky factors (precision_factors). The numpy M-steps are the reference: the same
+ * arithmetic, to rounding (VEE's determinant and inverse by Cholesky where numpy uses LU).
+ *
+ * in: nk (K), d (K, D), sxx (the layout: (K, D, D), VEI (K, D)), start (the same layout; read
+ *     when has_start). out: the covariances (layout), their precisions' factors (layout),
+ *     then result[3]: the last objective, the one before it, and 1 when the factors were
+ *     made (0: a covariance not positive definite; the caller's LAPACK path says which).
+ * work: constrained_mstep_work(model, K, D) doubles.
+ * Returns the inner steps, 0 at the cap (the caller warns), -1 when it declines (a scatter
+ * not finite, a Jacobi or Procrustes step that did not settle, VEE's matrix not positive
+ * definite: the numpy M-step then runs from the same statistics). */
+#define MSTEP_VEI 0
+#define MSTEP_VEE 1
+#define MSTEP_EVE 2
+#define MSTEP_VVE 3
+#define MSTEP_EEV 4
+#define MSTEP_VEV 5
+#define MSTEP_EVV 6
+
+long constrained_mstep_work(long model, long K, long D)
+{
+    (void)model;
+    return 4 * K * D * D + (K + 2) * (D * D + D) + 12 * D * D + 10 * K * D + 8 * K + 8;
+}
+
+/* Full.scatter: W_k = sxx_k - (N_k d_k) d_k', symmetrised, plus N_k reg on the diagonal */
+static void full_scatter(const double *sxx, const double *nk, const double *d, long K, long D,
+                         double reg, double *W)
+{
+    for (long k = 0; k < K; k++) {
+        const double *S = sxx + k * D * D, *dk = d + k * D;
+        double *Wk = W + k * D * D;
+        for (long i = 0; i < D; i++)
+            for (long j = 0; j < D; j++) Wk[i * D + j] = S[i * D + j] - nk[k] * dk[i] * dk[j];
+        for (long i = 0; i < D; i++)
+            for (long j = 0; j < i; j++) {
+                const double s = 0.5 * (Wk[i * D + j] + Wk[j * D + i]);
+                Wk[i * D + j] = Wk[j * D + i] = s;
+            }
+        const double r = nk[k] * reg;
+        for (long i = 0; i < D; i++) Wk[i * D + i] = 0.5 * (Wk[i * D + i] + Wk[i * D + i]) + r;
+    }
+}
+
+/* constrained._assemble: cov_k = V_k diag(v_k) V_k', symmetrised (V shared when vstride 0) */
+static void assemble(const double *V, long vstride, const double *v, long K, long D,
+                     double *cov)
+{
+    for (long k = 0; k < K; k++) {
+        const double *Vk = V + k * vstride, *vk = v + k * D;
+        double *C = cov + k * D * D;
+        for (long i = 0; i < D; i++)
+            for (long j = 0; j < D; j++) {
+                double s = 0.0;
+                for (long l = 0; l < D; l++) s += Vk[i * D + l] * vk[l] * Vk[j * D + l];
+                C[i * D + j] = s;
+            }
+        for (long i = 0; i < D; i++)
+            for (long j = 0; j <= i; j++) {
+                const double s = 0.5 * (C[i * D + j] + C[j * D + i]);
+                C[i * D + j] = C[j * D + i] = s;
+            }
+    }
+}
+
+/* constrained.vei from a start: the volumes (K,) from the previous variances prev (K, D), or
+ * without them S's row means over N_k, then vei_loop; v (K, D) out, work K + D doubles */
+static long vei_from(const double *S, const double *nk, const double *prev, long K, long D,
+                     double tol, long max_iter, double *v, double *work, double *result)
+{
+    double *volume = work, *shape = volume + K;
+    for (long k = 0; k < K; k++) {
+        double s = 0.0;
+        if (prev) {
+            for (long j = 0; j < D; j++) s += log(prev[k * D + j]);
+            volume[k] = exp(s / (double)D);
+        } else {
+            for (long j = 0; j < D; j++) s += S[k * D + j];
+            volume[k] = s / (double)D / nk[k];
+        }
+        for (long j = 0; j < D; j++) v[k * D + j] = volume[k];
+    }
+    const double objective = diag_objective_c(S, nk, v, K, D);
+    result[0] = result[1] = objective;
+    return vei_loop(S, nk, K, D, objective, tol, max_iter, volume, v, shape, result);
+}
+
+/* the lower Cholesky factor L (D, D) of A, its log-determinant in *logdet; 0 when A is not
+ * positive definite */
+static int cholesky_lower(const double *A, long D, double *L, double *logdet)
+{
+    double total = 0.0;
+    for (long i = 0; i < D * D; i++) L[i] = 0.0;
+    for (long j = 0; j < D; j++) {
+        double s = A[j * D + j];
+        for (long p = 0; p < j; p++) s -= L[j * D + p] * L[j * D + p];
+        if (!(s > 0.0) || !isfinite(s)) return 0;
+        const double diagonal = sqrt(s);
+        L[j * D + j] = diagonal;
+        total += log(diagonal);
+        for (long i = j + 1; i < D; i++) {
+            double t = A[i * D + j];
+            for (long p = 0; p < j; p++) t -= L[i * D + p] * L[j * D + p];
+            L[i * D + j] = t / diagonal;
+        }
+    }
+    *logdet = 2.0 * total;
+    return 1;
+}
+
+/* constrained.vee: alternate C = sum_k W_k / lambda_k normalised to det 1 and
+ * lambda_k = tr(W_k C^-1) / (D N_k); cov (K, D, D) out; work 4 D^2 + 2 K doubles */
+static long vee_loop(const double *W, const double *nk, const double *start, long K, long D,
+                     double tol, long max_iter, double *cov, double *work, double *result)
+{
+    double *C = work, *L = C + D * D, *M = L + D * D, *Ci = M + D * D;
+    double *volume = Ci + D * D, *traces = volume + K;
+    double logdet;
+    for (long k = 0; k < K; k++) {
+        if (start) {
+            if (!cholesky_lower(start + k * D * D, D, L, &logdet)) return -1;
+            volume[k] = exp(logdet / (double)D);
+        } else {
+            double s = 0.0;
+            for (long i = 0; i < D; i++) s += W[k * D * D + i * D + i];
+            volume[k] = s / ((double)D * nk[k]);
+        }
+    }
+    double objective = INFINITY, previous = INFINITY;
+    long steps = 0;
+    for (long it = 0; it < max_iter && !steps; it++) {
+        for (long i = 0; i < D * D; i++) C[i] = 0.0;
+        for (long k = 0; k < K; k++) {
+            const double inverse = 1.0 / volume[k];
+            for (long i = 0; i < D * D; i++) C[i] += inverse * W[k * D * D + i];
+        }
+        if (!cholesky_lower(C, D, L, &logdet)) return -1; /* numpy's slogdet decides */
+        const double scale = exp(logdet / (double)D);
+        for (long i = 0; i < D * D; i++) C[i] /= scale;
+        /* C^-1 = scale (L L')^-1 = scale M' M with M = L^-1 (lower) */
+        for (long j = 0; j < D; j++)
+            for (long i = 0; i < D; i++) {
+                if (i < j) {
+                    M[i * D + j] = 0.0;
+                    continue;
+                }
+                double t = i == j ? 1.0 : 0.0;
+                for (long p = j; p < i; p++) t -= L[i * D + p] * M[p * D + j];
+                M[i * D + j] = t / L[i * D + i];
+            }
+        for (long i = 0; i < D; i++)
+            for (long j = 0; j <= i; j++) {
+                double s = 0.0;
+                for (long p = i; p < D; p++) s += M[p * D + i] * M[p * D + j];
+                Ci[i * D + j] = Ci[j * D + i] = scale * s;
+            }
+        double total = 0.0;
+        for (long k = 0; k < K; k++) {
+            double t = 0.0;
+            for (long i = 0; i < D * D; i++) t += W[k * D * D + i] * Ci[i];
+            traces[k] = t;
+            volume[k] = t / ((double)D * nk[k]);
+            total += nk[k] * (double)D * log(volume[k]) + t / volume[k];
+        }
+        previous = objective;
+        objective = total;
+        if (inner_converged(previous, objective, tol)) steps = it + 1;
+    }
+    result[0] = objective;
+    result[1] = previous;
+    for (long k = 0; k < K; k++)
+        for (long i = 0; i < D; i++)
+            for (long j = 0; j < D; j++) cov[k * D * D + i * D + j] = volume[k] * C[i * D + j];
+    for (long k = 0; k < K; k++) /* symmetrised, as numpy's */
+        for (long i = 0; i < D; i++)
+            for (long j = 0; j < i; j++) {
+                double *ck = cov + k * D * D;
+                const double s = 0.5 * (ck[i * D + j] + ck[j * D + i]);
+                ck[i * D + j] = ck[j * D + i] = s;
+            }
+    return steps;
+}
+
+long constrained_mstep(long model, long K, long D, const double *restrict in, long has_start,
+                       double reg, double tol, long max_iter, double *restrict out,
+                       double *restrict work)
+{
+    const double *nk = in, *d = nk + K, *sxx = d + K * D;
+    const long size = model == MSTEP_VEI ? K * D : K * D * D;
+    const double *start = has_start ? sxx + size : NULL;
+    double *cov = out, *prec = cov + size, *result = prec + size;
+    for (long i = 0; i < size; i++)
+        if (!isfinite(sxx[i])) return -1;
+    long code;
+    result[2] = 0.0;
+    if (model == MSTEP_VEI) {
+        /* Diag.scatter: N_k (|sxx / N_k - d^2| + reg) */
+        double *S = work;
+        for (long k = 0; k < K; k++)
+            for (long j = 0; j < D; j++)
+                S[k * D + j] = nk[k] * (fabs(sxx[k * D + j] / nk[k] - d[k * D + j] * d[k * D + j])
+                                        + reg);
+        code = vei_from(S, nk, start, K, D, tol, max_iter, cov, S + K * D, result);
+        int positive = 1;
+        for (long i = 0; i < size; i++) {
+            if (!(cov[i] > 0.0)) positive = 0;
+            prec[i] = 1.0 / sqrt(cov[i]);
+        }
+        result[2] = positive;
+        return code;
+    }
+    double *W = work, *rest = W + K * D * D;
+    full_scatter(sxx, nk, d, K, D, reg, W);
+    for (long i = 0; i < size; i++)
+        if (!isfinite(W[i])) return -1;
+    if (model == MSTEP_VEE) {
+        code = vee_loop(W, nk, start, K, D, tol, max_iter, cov, rest, result);
+        if (code < 0) return code;
+    } else if (model == MSTEP_EVE || model == MSTEP_VVE) {
+        /* constrained._pooled: the pooled scatter, and sum_k (k + 1) start_k */
+        const long n_pooled = start ? 2 : 1;
+        double *pooled = rest, *Dm = pooled + 2 * D * D, *v = Dm + D * D, *loop = v + K * D;
+        for (long i = 0; i < D * D; i++) {
+            double s = 0.0, t = 0.0;
+            for (long k = 0; k < K; k++) {
+                s += W[k * D * D + i];
+                if (start) t += (double)(k + 1) * start[k * D * D + i];
+            }
+            pooled[i] = s;
+            pooled[D * D + i] = t;
+        }
+        code = common_orientation(W, nk, K, D, pooled, n_pooled, model == MSTEP_EVE, tol,
+                                  max_iter, Dm, v, loop, result);
+        if (code == -1) return -1;
+        if (code == -2) code = 1; /* a degenerate start: its covariances, the checks say so */
+        assemble(Dm, 0, v, K, D, cov);
+    } else { /* the free orientations: W_k's eigenvectors, the eigenvalue step on omega */
+        double *omega = rest, *vectors = omega + K * D, *scratch = vectors + K * D * D;
+        double *v = scratch + D * D, *prev = v + K * D, *tail = prev + K * D;
+        if (symmetric_eigen(W, K, D, omega, vectors, scratch) >= 0) return -1;
+        for (long i = 0; i < K * D; i++)
+            if (omega[i] < 0.0) omega[i] = 0.0;
+        code = 1;
+        result[0] = result[1] = 0.0;
+        if (model == MSTEP_VEV) {
+            if (start && symmetric_eigen(start, K, D, prev, tail, scratch) >= 0) return -1;
+            code = vei_from(omega, nk, start ? prev : NULL, K, D, tol, max_iter, v, tail,
+                            result);
+        } else if (model == MSTEP_EEV) { /* constrained.eei */
+            double total = 0.0;
+            for (long k = 0; k < K; k++) total += nk[k];
+            for (long j = 0; j < D; j++) {
+                double s = 0.0;
+                for (long k = 0; k < K; k++) s += omega[k * D + j];
+                for (long k = 0; k < K; k++) v[k * D + j] = s / total;
+            }
+        } else { /* EVV: constrained.evi */
+            double total = 0.0;
+            for (long k = 0; k < K; k++) total += nk[k];
+            eigenvalue_step(omega, nk, K, D, 1, total, tail, v);
+        }
+        assemble(vectors, D * D, v, K, D, cov);
+    }
+    result[2] = precision_factors(cov, K, D, prec, rest) < 0 ? 1.0 : 0.0;
+    return code;
 }

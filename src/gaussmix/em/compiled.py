@@ -12,6 +12,9 @@ and a few copies (asking numpy for an array's address costs about as much as a s
 ``univariate_em`` goes one step further for the one-feature models E and V: a ``UnivariateEM``
 runs a whole fit's iterations, E-step and M-step, in one call (``lean.UnivariateLoop``).
 
+``constrained_mstep`` is the same for the M-step of the iterative and eigen models
+(``Covariance.mstep_kernel``): a ``ConstrainedMstep`` per thread and shape holds its buffers.
+
 Measured (benchmarks/README.md), the softmax in one sweep instead of seven numpy passes and the
 features built from each tile of rows while it is in cache: W1 fits 16% faster, W2, W3 and W6
 10-12%, W1 in float32 17%.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import threading
 from typing import Any, TypeVar
 
 import numpy as np
@@ -67,6 +71,10 @@ def _load() -> ctypes.CDLL | None:
     lib.symmetric_eigen.restype = _N
     lib.common_orientation.argtypes = [_P, _P, _N, _N, _P, _N, _N, _F, _N, _P, _P, _P, _P]
     lib.common_orientation.restype = _N
+    lib.constrained_mstep.argtypes = [_N, _N, _N, _P, _N, _F, _F, _N, _P, _P]
+    lib.constrained_mstep.restype = _N
+    lib.constrained_mstep_work.argtypes = [_N, _N, _N]
+    lib.constrained_mstep_work.restype = _N
     return lib
 
 
@@ -340,7 +348,7 @@ def orientation_mm(
     W, nk, omega = (np.ascontiguousarray(a) for a in (W, nk, omega))
     D = np.array(orientation, dtype=np.float64, order="C")
     v = np.array(variances, dtype=np.float64, order="C")
-    work = np.empty(4 * n_features * n_features + 2 * n_components * n_features)
+    work = np.empty(6 * n_features * n_features + 2 * n_components * n_features)
     result = np.array([objective, objective])
     steps = lib.orientation_mm(
         W.ctypes.data, nk.ctypes.data, omega.ctypes.data, n_components, n_features,
@@ -423,7 +431,7 @@ def common_orientation(
     D = np.empty((n_features, n_features))
     v = np.empty((n_components, n_features))
     size = (n_components + len(pooled)) * (n_features + 1) * n_features
-    work = np.empty(size + 5 * n_features**2 + 4 * n_components * n_features + 2 * n_components)
+    work = np.empty(size + 7 * n_features**2 + 4 * n_components * n_features + 2 * n_components)
     result = np.empty(2)
     code = lib.common_orientation(
         W.ctypes.data, nk.ctypes.data, n_components, n_features, pooled.ctypes.data,
@@ -433,3 +441,95 @@ def common_orientation(
     if code == -1:
         return None  # a rank-deficient Procrustes problem or a non-finite scatter: numpy's
     return D, v, int(code), float(result[0]), float(result[1])
+
+
+# --- the constrained M-steps whole (``_kernels.c``: constrained_mstep) ---------------------
+# Above this many features their M-step stays in constrained.py (its inner loops still in C
+# up to INNER_LOOP_MAX_FEATURES); 0 keeps every one there (benchmarks compare the two).
+WHOLE_MSTEP_MAX_FEATURES = 16
+# constrained_mstep's code for each model (``Covariance.mstep_kernel``)
+MSTEP_KERNELS = {"VEI": 0, "VEE": 1, "EVE": 2, "VVE": 3, "EEV": 4, "VEV": 5, "EVV": 6}
+
+MstepResult = tuple[NDArray[np.float64], "NDArray[np.float64] | None", int, float, float]
+
+
+class ConstrainedMstep:
+    """The buffers of one model's ``constrained_mstep`` at one shape, with their addresses:
+    calling it with the statistics copies them in, makes one foreign call and copies the
+    covariances and their factors out (asking numpy for an address costs about as much as a
+    small copy, so the addresses are asked once). Made by ``constrained_mstep``, one per
+    thread and shape (fits in threads each have their own)."""
+
+    def __init__(self, lib: ctypes.CDLL, code: int, shape: tuple[int, ...]) -> None:
+        k, d = shape[0], shape[1]
+        size = int(np.prod(shape))
+        self.input = np.empty(k + k * d + 2 * size)
+        self.nk = self.input[:k]
+        self.d = self.input[k : k + k * d].reshape(k, d)
+        self.sxx = self.input[k + k * d : k + k * d + size].reshape(shape)
+        self.start = self.input[k + k * d + size :].reshape(shape)
+        self.out = np.empty(2 * size + 3)
+        self.covariances = self.out[:size].reshape(shape)
+        self.factors = self.out[size : 2 * size].reshape(shape)
+        self.result = self.out[2 * size :]
+        self.work = np.empty(lib.constrained_mstep_work(code, k, d))
+        self._call = lib.constrained_mstep
+        self._head = (code, k, d, self.input.ctypes.data)
+        self._tail = (self.out.ctypes.data, self.work.ctypes.data)
+
+    def __call__(
+        self,
+        sxx: NDArray[np.float64],
+        nk: NDArray[np.float64],
+        d: NDArray[np.float64],
+        reg_covar: float,
+        start: NDArray[np.float64] | None,
+        tol: float,
+        max_iter: int,
+    ) -> MstepResult | None:
+        np.copyto(self.nk, nk)
+        np.copyto(self.d, d)
+        np.copyto(self.sxx, sxx)
+        if start is not None:
+            np.copyto(self.start, start)
+        code = self._call(*self._head, start is not None, reg_covar, tol, max_iter, *self._tail)
+        if code < 0:
+            return None
+        objective, previous, made = self.result.tolist()
+        factors = self.factors.copy() if made else None
+        return self.covariances.copy(), factors, int(code), objective, previous
+
+
+_MSTEPS = threading.local()
+
+
+def constrained_mstep(
+    model: str,
+    sxx: NDArray[np.float64],
+    nk: NDArray[np.float64],
+    d: NDArray[np.float64],
+    reg_covar: float,
+    start: NDArray[np.float64] | None,
+    tol: float,
+    max_iter: int,
+) -> MstepResult | None:
+    """The M-step of ``model`` (one of ``MSTEP_KERNELS``) from the shifted statistics, as
+    ``Covariance.covariances`` then ``precisions_cholesky`` compute it, in one C call:
+    the second moment ``sxx`` (the layout: (K, D, D), VEI's (K, D)), the counts nk (K,), the
+    means' moves d (K, D), reg_covar and the previous covariances ``start`` (the layout) or
+    None. Returns (covariances, their precisions' Cholesky factors or None where one is not
+    positive definite, the inner steps (0 at the cap), the last objective, the one before);
+    None when the C loop cannot take them (then numpy's M-step runs)."""
+    n_features = d.shape[1]
+    if _LIB is None or n_features > WHOLE_MSTEP_MAX_FEATURES:
+        return None
+    key = (model, sxx.shape)
+    calls = getattr(_MSTEPS, "calls", None)
+    if calls is None:
+        calls = _MSTEPS.calls = {}
+    call = calls.get(key)
+    if call is None:
+        if sxx.dtype != np.float64 or d.shape[0] != sxx.shape[0]:
+            return None
+        call = calls[key] = ConstrainedMstep(_LIB, MSTEP_KERNELS[model], sxx.shape)
+    return call(sxx, nk, d, reg_covar, start, tol, max_iter)

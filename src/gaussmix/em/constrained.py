@@ -34,6 +34,10 @@ For D <= 16 the inner loops run in C where the C loops were built (``compiled.py
 VVE's whole M-step, VEI's alternation, the free orientations' eigenvectors by Jacobi), doing
 the same arithmetic; the numpy loops here are their reference, and run where C declines (a
 rank-deficient Procrustes matrix other than one zero row, K = 1's first MM step among them).
+In EM (``mstep.mstep``) the seven iterative and eigen models go further: ``whole_mstep`` runs
+the layout's scatter, the M-step here and the precisions' factors as one C call
+(``compiled.constrained_mstep``), since at hundreds of rows the numpy calls around the loops
+cost more than the loops.
 """
 
 from __future__ import annotations
@@ -282,3 +286,23 @@ def vee(W: Array, nk: Array, start: Array | None = None) -> Array:
             _cap_reached("VEE", abs(previous - objective) / (1.0 + abs(objective)))
         cov = volume[:, None, None] * C
     return np.asarray(0.5 * (cov + np.swapaxes(cov, 1, 2)))
+
+
+def whole_mstep(
+    model: str, sxx: Array, nk: Array, d: Array, reg_covar: float, start: Array | None
+) -> tuple[Array, Array | None] | None:
+    """The M-step of ``model`` from the shifted statistics in one C call
+    (``compiled.constrained_mstep``: the scatter, this module's M-step and the precisions'
+    Cholesky factors, or None for them where a covariance is not positive definite), warning
+    at the cap as the loops here do; None where C declines (then the loops here run)."""
+    from gaussmix.em import compiled  # the C loops load on first use
+
+    done = compiled.constrained_mstep(
+        model, sxx, nk, d, reg_covar, start, INNER_TOL, INNER_MAX_ITER
+    )
+    if done is None:
+        return None
+    covariances, factors, steps, objective, previous = done
+    if steps == 0:
+        _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
+    return covariances, factors

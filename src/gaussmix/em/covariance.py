@@ -277,6 +277,26 @@ class Covariance(ABC):
         """
         return self.constrain(self.scatter(sxx, nk, d, reg_covar), nk, start)
 
+    # the model whose M-step (scatter, constrain and the precisions' factors) runs as one C
+    # call (``compiled.constrained_mstep``, named by its key there), if one does
+    mstep_kernel: ClassVar[str | None] = None
+
+    def covariances_and_factors(
+        self, sxx: Array, nk: Array, d: Array, reg_covar: float, start: Array | None = None
+    ) -> tuple[Array, Array]:
+        """``covariances`` (the same arguments) and their ``precisions_cholesky``: in one C
+        call for a model with an ``mstep_kernel`` where the C loops take them, else the two
+        methods (the reference)."""
+        if self.mstep_kernel is not None:
+            done = constrained.whole_mstep(self.mstep_kernel, sxx, nk, d, reg_covar, start)
+            if done is not None:
+                covariances, factors = done
+                if factors is None:  # not positive definite: LAPACK's path says which
+                    factors = self.precisions_cholesky(covariances)
+                return covariances, factors
+        covariances = self.covariances(sxx, nk, d, reg_covar, start)
+        return covariances, self.precisions_cholesky(covariances)
+
     @abstractmethod
     def scatter(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
         """The scatter about the means, W_k + N_k reg_covar I with
@@ -901,6 +921,7 @@ class EEI(Diag):
 
 class VEI(Diag):
     name = mclust = "VEI"
+    mstep_kernel = "VEI"
     description = "diagonal, each component has its own volume, all share one shape"
     plot_style = ("P", "#8c564b")
 
@@ -930,6 +951,7 @@ def _n_rotations(n_features: int) -> int:
 
 class VEE(Full):
     name = mclust = "VEE"
+    mstep_kernel = "VEE"
     description = "each component has its own volume; all share one shape and orientation"
     plot_style = ("v", "#9467bd")
 
@@ -942,6 +964,7 @@ class VEE(Full):
 
 class EVE(Full):
     name = mclust = "EVE"
+    mstep_kernel = "EVE"
     description = "all share one volume and orientation; each component has its own shape"
     plot_style = ("<", "#c5b0d5")
 
@@ -954,6 +977,7 @@ class EVE(Full):
 
 class VVE(Full):
     name = mclust = "VVE"
+    mstep_kernel = "VVE"
     description = "all share one orientation; each component has its own volume and shape"
     plot_style = (">", "#e377c2")
 
@@ -966,6 +990,7 @@ class VVE(Full):
 
 class EEV(Full):
     name = mclust = "EEV"
+    mstep_kernel = "EEV"
     description = "all share one volume and shape; each component has its own orientation"
     plot_style = ("p", "#7f7f7f")
 
@@ -978,6 +1003,7 @@ class EEV(Full):
 
 class VEV(Full):
     name = mclust = "VEV"
+    mstep_kernel = "VEV"
     description = "all share one shape; each component has its own volume and orientation"
     plot_style = ("h", "#bcbd22")
 
@@ -991,6 +1017,7 @@ class VEV(Full):
 
 class EVV(Full):
     name = mclust = "EVV"
+    mstep_kernel = "EVV"
     description = "all share one volume; each component has its own shape and orientation"
     plot_style = ("*", "#17becf")
 

@@ -44,8 +44,7 @@ def estimate(
     conjugate ``prior`` (``prior.py``), the posterior mode: the means shrunk towards the prior
     mean, mu_k = (N_k xbar_k + kappa mu_P) / (N_k + kappa), and the model's M-step on the
     statistics with the prior's terms added."""
-    nk = stats.nk + _NK_FLOOR
-    d = stats.sx / nk[:, None]  # mu_k - c_k
+    nk, d = _counts_and_moves(stats)
     weights = nk / nk.sum()  # pi_k = N_k / N
     if prior is None:
         return weights, stats.shift + d, covariance.covariances(stats.sxx, nk, d, reg_covar, start)
@@ -56,6 +55,12 @@ def estimate(
         stats.sxx, nk, d, reg_covar, prior, xbar - prior.mean, start
     )
     return weights, means, covariances
+
+
+def _counts_and_moves(stats: SuffStats) -> tuple[Array, Array]:
+    """N_k (floored) and d_k = mu_k - c_k, the means' moves from the shifts."""
+    nk = stats.nk + _NK_FLOOR
+    return nk, stats.sx / nk[:, None]
 
 
 def mstep(
@@ -78,11 +83,19 @@ def mstep(
     start : the current covariances, where an iterative M-step starts (so EM stays monotone).
     prior : a conjugate prior (``gaussmix.em.prior``): the posterior mode instead (MAP-EM).
     """
-    weights, means, covariances = estimate(stats, covariance, reg_covar, start, prior)
+    if prior is None:  # the covariances with their factors: one C call for some models
+        nk, d = _counts_and_moves(stats)
+        covariances, factors = covariance.covariances_and_factors(
+            stats.sxx, nk, d, reg_covar, start
+        )
+        weights, means = nk / nk.sum(), stats.shift + d
+    else:
+        weights, means, covariances = estimate(stats, covariance, reg_covar, start, prior)
+        factors = covariance.precisions_cholesky(covariances)
     return Params(
         weights=weights,
         means=means,
-        precisions_cholesky=covariance.precisions_cholesky(covariances),
+        precisions_cholesky=factors,
         covariance=covariance,
         stored_covariances=covariances,
     )
