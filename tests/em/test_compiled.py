@@ -199,6 +199,23 @@ def test_polar_factor_takes_a_zero_row_and_declines_other_rank_deficiency() -> N
     np.testing.assert_allclose(
         constrained._assemble(D, v), constrained._assemble(D_numpy, v_numpy), rtol=1e-12
     )
+    # five steps: after the first, each polar factor starts from its last right singular
+    # vectors (warm Jacobi); the same covariances as numpy's SVD steps
+    done = compiled.orientation_mm(W, nk, omega, False, D0, v0, np.inf, 0.0, 5)
+    assert done is not None and done[2] == 0
+    D_numpy, v_numpy = D0, v0
+    for _ in range(5):
+        M = 1.0 / v_numpy
+        F = ((omega[:, None, None] * np.eye(3) - W) @ D_numpy * M[:, None, :]).sum(axis=0)
+        E = constrained._procrustes(F).T
+        G = ((M.max(axis=1)[:, None] - M)[:, :, None] * (E @ W)).sum(axis=0)
+        D_numpy = constrained._procrustes(G).T
+        v_numpy = constrained.vvi(constrained._rotated_diagonals(W, D_numpy), nk)
+    np.testing.assert_allclose(
+        constrained._assemble(done[0], done[1]),
+        constrained._assemble(D_numpy, v_numpy),
+        rtol=1e-11,
+    )
 
 
 @needs_c

@@ -666,6 +666,21 @@ static void rotated_diagonals(const double *W, const double *Dm, long K, long D,
     }
 }
 
+/* WD_k = W_k Dm for the K matrices W (K, D, D), in rotated_diagonals's order of operations */
+static void times_orientation(const double *W, const double *Dm, long K, long D, double *WD)
+{
+    for (long k = 0; k < K; k++) {
+        const double *Wk = W + k * D * D;
+        double *out = WD + k * D * D;
+        for (long j = 0; j < D; j++)
+            for (long i = 0; i < D; i++) {
+                double wd = 0.0;
+                for (long l = 0; l < D; l++) wd += Wk[j * D + l] * Dm[l * D + i];
+                out[j * D + i] = wd;
+            }
+    }
+}
+
 /* the exact eigenvalue step of EVE (equal_volume: constrained.evi) or VVE (constrained.vvi) */
 static void eigenvalue_step(const double *S, const double *nk, long K, long D, long equal_volume,
                             double total, double *g, double *v)
@@ -690,28 +705,26 @@ static void eigenvalue_step(const double *S, const double *nk, long K, long D, l
 /* constrained.common_orientation's MM loop (EVE: equal_volume 1, VVE: 0). W (K, D, D) the
  * scatters, nk (K,), omega (K,) their largest eigenvalues, Dm (D, D) the orientation and v
  * (K, D) the variances, both read as the start and overwritten with the result; objective the
- * start's; work 6 D^2 + 2 K D doubles. */
+ * start's; work (K + 6) D^2 + 2 K D doubles. */
 long orientation_mm(const double *restrict W, const double *restrict nk,
                     const double *restrict omega, long K, long D, long equal_volume,
                     double objective, double tol, long max_iter, double *restrict Dm,
                     double *restrict v, double *restrict work, double *restrict result)
 {
     double *F = work, *Q = F + D * D, *A = Q + D * D, *V = A + D * D, *V2 = V + D * D;
-    double *M = V2 + D * D, *S = M + K * D;
+    double *M = V2 + D * D, *S = M + K * D, *WD = S + K * D;
     double total = 0.0, previous = objective;
     for (long k = 0; k < K; k++) total += nk[k];
+    times_orientation(W, Dm, K, D, WD);
     for (long it = 0; it < max_iter; it++) {
         for (long i = 0; i < K * D; i++) M[i] = 1.0 / v[i];
-        /* F = sum_k (omega_k I - W_k) D diag(M_k) */
+        /* F = sum_k (omega_k I - W_k) D diag(M_k), with W_k D from the step before */
         for (long i = 0; i < D * D; i++) F[i] = 0.0;
         for (long k = 0; k < K; k++) {
-            const double *Wk = W + k * D * D;
+            const double *WDk = WD + k * D * D;
             for (long i = 0; i < D; i++)
-                for (long l = 0; l < D; l++) {
-                    double wd = 0.0;
-                    for (long j = 0; j < D; j++) wd += Wk[i * D + j] * Dm[j * D + l];
-                    F[i * D + l] += (omega[k] * Dm[i * D + l] - wd) * M[k * D + l];
-                }
+                for (long l = 0; l < D; l++)
+                    F[i * D + l] += (omega[k] * Dm[i * D + l] - WDk[i * D + l]) * M[k * D + l];
         }
         /* each of the two Procrustes problems starts from its own last right vectors */
         if (!polar_factor(F, D, Dm, A, V, 0, it > 0)) return -1;
@@ -734,7 +747,13 @@ long orientation_mm(const double *restrict W, const double *restrict nk,
         if (!polar_factor(F, D, Q, A, V2, 1, it > 0)) return -1;
         for (long i = 0; i < D; i++)
             for (long j = 0; j < D; j++) Dm[i * D + j] = Q[j * D + i];
-        rotated_diagonals(W, Dm, K, D, S);
+        times_orientation(W, Dm, K, D, WD); /* for S here and F in the next step */
+        for (long k = 0; k < K; k++)
+            for (long i = 0; i < D; i++) {
+                double t = 0.0;
+                for (long j = 0; j < D; j++) t += Dm[j * D + i] * WD[k * D * D + j * D + i];
+                S[k * D + i] = t;
+            }
         /* EVE: A_k = S_k / g(S_k), lambda = sum_k g(S_k) / N; VVE: v_k = S_k / N_k (M holds g) */
         eigenvalue_step(S, nk, K, D, equal_volume, total, M, v);
         previous = objective;
@@ -846,7 +865,8 @@ long symmetric_eigen(const double *restrict S, long K, long D, double *restrict 
  * W_k, by symmetric_eigen), the candidate starts (the eigenvectors of each of the n_pooled
  * matrices pooled (n_pooled, D, D)), their exact eigenvalue steps and objectives, the best
  * (the first of the least, as Python's min), then orientation_mm from it. Dm (D, D) and v
- * (K, D) receive the result; work (K + n_pooled) (D^2 + D) + 7 D^2 + 4 K D + 2 K doubles.
+ * (K, D) receive the result; work (K + n_pooled) (D^2 + D) + (K + 7) D^2 + 4 K D + 2 K
+ * doubles.
  * Returns orientation_mm's code, or -2 when the best start's objective is not finite (a zero
  * variance: Dm and v hold that start, the caller's positivity check says so), or -1. */
 long common_orientation(const double *restrict W, const double *restrict nk, long K, long D,
