@@ -1073,6 +1073,17 @@ long constrained_mstep_work(long model, long K, long D)
     return 4 * K * D * D + (K + 2) * (D * D + D) + 12 * D * D + 10 * K * D + 8 * K + 8;
 }
 
+/* C = (C + C') / 2 for a D x D matrix, in place (numpy's 0.5 * (C + C.T): the diagonal is
+ * unchanged, exactly) */
+static void symmetrise(double *C, long D)
+{
+    for (long i = 0; i < D; i++)
+        for (long j = 0; j < i; j++) {
+            const double s = 0.5 * (C[i * D + j] + C[j * D + i]);
+            C[i * D + j] = C[j * D + i] = s;
+        }
+}
+
 /* Full.scatter: W_k = sxx_k - (N_k d_k) d_k', symmetrised, plus N_k reg on the diagonal */
 static void full_scatter(const double *sxx, const double *nk, const double *d, long K, long D,
                          double reg, double *W)
@@ -1082,13 +1093,9 @@ static void full_scatter(const double *sxx, const double *nk, const double *d, l
         double *Wk = W + k * D * D;
         for (long i = 0; i < D; i++)
             for (long j = 0; j < D; j++) Wk[i * D + j] = S[i * D + j] - nk[k] * dk[i] * dk[j];
-        for (long i = 0; i < D; i++)
-            for (long j = 0; j < i; j++) {
-                const double s = 0.5 * (Wk[i * D + j] + Wk[j * D + i]);
-                Wk[i * D + j] = Wk[j * D + i] = s;
-            }
+        symmetrise(Wk, D);
         const double r = nk[k] * reg;
-        for (long i = 0; i < D; i++) Wk[i * D + i] = 0.5 * (Wk[i * D + i] + Wk[i * D + i]) + r;
+        for (long i = 0; i < D; i++) Wk[i * D + i] += r;
     }
 }
 
@@ -1105,11 +1112,7 @@ static void assemble(const double *V, long vstride, const double *v, long K, lon
                 for (long l = 0; l < D; l++) s += Vk[i * D + l] * vk[l] * Vk[j * D + l];
                 C[i * D + j] = s;
             }
-        for (long i = 0; i < D; i++)
-            for (long j = 0; j <= i; j++) {
-                const double s = 0.5 * (C[i * D + j] + C[j * D + i]);
-                C[i * D + j] = C[j * D + i] = s;
-            }
+        symmetrise(C, D);
     }
 }
 
@@ -1135,41 +1138,24 @@ static long vei_from(const double *S, const double *nk, const double *prev, long
     return vei_loop(S, nk, K, D, objective, tol, max_iter, volume, v, shape, result);
 }
 
-/* the lower Cholesky factor L (D, D) of A, its log-determinant in *logdet; 0 when A is not
- * positive definite */
-static int cholesky_lower(const double *A, long D, double *L, double *logdet)
+/* log det A from precision_factors's lower Cholesky factor L of A (left in its scratch) */
+static double logdet_from_factor(const double *L, long D)
 {
     double total = 0.0;
-    for (long i = 0; i < D * D; i++) L[i] = 0.0;
-    for (long j = 0; j < D; j++) {
-        double s = A[j * D + j];
-        for (long p = 0; p < j; p++) s -= L[j * D + p] * L[j * D + p];
-        if (!(s > 0.0) || !isfinite(s)) return 0;
-        const double diagonal = sqrt(s);
-        L[j * D + j] = diagonal;
-        total += log(diagonal);
-        for (long i = j + 1; i < D; i++) {
-            double t = A[i * D + j];
-            for (long p = 0; p < j; p++) t -= L[i * D + p] * L[j * D + p];
-            L[i * D + j] = t / diagonal;
-        }
-    }
-    *logdet = 2.0 * total;
-    return 1;
+    for (long j = 0; j < D; j++) total += log(L[j * D + j]);
+    return 2.0 * total;
 }
 
 /* constrained.vee: alternate C = sum_k W_k / lambda_k normalised to det 1 and
- * lambda_k = tr(W_k C^-1) / (D N_k); cov (K, D, D) out; work 4 D^2 + 2 K doubles */
+ * lambda_k = tr(W_k C^-1) / (D N_k); cov (K, D, D) out; work 4 D^2 + K doubles */
 static long vee_loop(const double *W, const double *nk, const double *start, long K, long D,
                      double tol, long max_iter, double *cov, double *work, double *result)
 {
-    double *C = work, *L = C + D * D, *M = L + D * D, *Ci = M + D * D;
-    double *volume = Ci + D * D, *traces = volume + K;
-    double logdet;
+    double *C = work, *L = C + D * D, *P = L + D * D, *Ci = P + D * D, *volume = Ci + D * D;
     for (long k = 0; k < K; k++) {
         if (start) {
-            if (!cholesky_lower(start + k * D * D, D, L, &logdet)) return -1;
-            volume[k] = exp(logdet / (double)D);
+            if (precision_factors(start + k * D * D, 1, D, P, L) >= 0) return -1;
+            volume[k] = exp(logdet_from_factor(L, D) / (double)D);
         } else {
             double s = 0.0;
             for (long i = 0; i < D; i++) s += W[k * D * D + i * D + i];
@@ -1184,31 +1170,21 @@ static long vee_loop(const double *W, const double *nk, const double *start, lon
             const double inverse = 1.0 / volume[k];
             for (long i = 0; i < D * D; i++) C[i] += inverse * W[k * D * D + i];
         }
-        if (!cholesky_lower(C, D, L, &logdet)) return -1; /* numpy's slogdet decides */
-        const double scale = exp(logdet / (double)D);
+        /* C = L L' and P = L^-T; not positive definite: numpy's slogdet decides */
+        if (precision_factors(C, 1, D, P, L) >= 0) return -1;
+        const double scale = exp(logdet_from_factor(L, D) / (double)D);
         for (long i = 0; i < D * D; i++) C[i] /= scale;
-        /* C^-1 = scale (L L')^-1 = scale M' M with M = L^-1 (lower) */
-        for (long j = 0; j < D; j++)
-            for (long i = 0; i < D; i++) {
-                if (i < j) {
-                    M[i * D + j] = 0.0;
-                    continue;
-                }
-                double t = i == j ? 1.0 : 0.0;
-                for (long p = j; p < i; p++) t -= L[i * D + p] * M[p * D + j];
-                M[i * D + j] = t / L[i * D + i];
-            }
+        /* (C / scale)^-1 = scale (L L')^-1 = scale P P' */
         for (long i = 0; i < D; i++)
             for (long j = 0; j <= i; j++) {
                 double s = 0.0;
-                for (long p = i; p < D; p++) s += M[p * D + i] * M[p * D + j];
+                for (long p = i; p < D; p++) s += P[i * D + p] * P[j * D + p];
                 Ci[i * D + j] = Ci[j * D + i] = scale * s;
             }
         double total = 0.0;
         for (long k = 0; k < K; k++) {
             double t = 0.0;
             for (long i = 0; i < D * D; i++) t += W[k * D * D + i] * Ci[i];
-            traces[k] = t;
             volume[k] = t / ((double)D * nk[k]);
             total += nk[k] * (double)D * log(volume[k]) + t / volume[k];
         }
@@ -1218,16 +1194,10 @@ static long vee_loop(const double *W, const double *nk, const double *start, lon
     }
     result[0] = objective;
     result[1] = previous;
-    for (long k = 0; k < K; k++)
-        for (long i = 0; i < D; i++)
-            for (long j = 0; j < D; j++) cov[k * D * D + i * D + j] = volume[k] * C[i * D + j];
-    for (long k = 0; k < K; k++) /* symmetrised, as numpy's */
-        for (long i = 0; i < D; i++)
-            for (long j = 0; j < i; j++) {
-                double *ck = cov + k * D * D;
-                const double s = 0.5 * (ck[i * D + j] + ck[j * D + i]);
-                ck[i * D + j] = ck[j * D + i] = s;
-            }
+    for (long k = 0; k < K; k++) {
+        for (long i = 0; i < D * D; i++) cov[k * D * D + i] = volume[k] * C[i];
+        symmetrise(cov + k * D * D, D);
+    }
     return steps;
 }
 
