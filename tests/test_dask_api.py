@@ -126,6 +126,36 @@ def test_float32_rows_on_dask_give_float32_as_in_memory(client: Any) -> None:
     np.testing.assert_allclose(density.compute(), ref.score_samples(X), rtol=1e-5)
 
 
+@pytest.mark.parametrize("covariance_type", ["VVV", "EEI"])
+def test_a_prior_on_dask_takes_the_data_moments_on_the_cluster(
+    client: Any, covariance_type: str, monkeypatch: Any
+) -> None:
+    """prior='mclust' on Dask: the data's mean and covariance are reduced on the workers (no
+    row chunk is brought here), and the MAP fit is the in-memory one."""
+    from gaussmix.data.dask_source import DaskSource
+
+    X = mixture_data(12, n=900)
+    w = np.random.default_rng(3).uniform(0.5, 2.0, X.shape[0])
+    options = dict(covariance_type=covariance_type, prior="mclust", random_state=0, tol=1e-8)
+    ref = GaussianMixture(3, **options).fit(X, sample_weight=w)
+
+    def no_rows_here(self: Any, rows: int) -> Any:
+        raise AssertionError("the rows were brought to the client")
+
+    monkeypatch.setattr(DaskSource, "chunks", no_rows_here)
+    Xd, wd = da.from_array(X, chunks=250), da.from_array(w, chunks=250)
+    got = GaussianMixture(3, **options).fit(Xd, sample_weight=wd)
+    assert got.n_iter_ == ref.n_iter_
+    assert got.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-10)
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-10)
+    np.testing.assert_allclose(got.covariances_, ref.covariances_, rtol=1e-10)
+    assert got.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-10)
+    # partial_fit makes its prior from the first batch, on the cluster as well
+    first = GaussianMixture(3, **options).partial_fit(X[:450])
+    batch = GaussianMixture(3, **options).partial_fit(da.from_array(X[:450], chunks=200))
+    np.testing.assert_allclose(batch.means_, first.means_, rtol=1e-10)
+
+
 # ------------------------------------------------------------------ the command line
 def _write_dataset(folder: Path, X: np.ndarray) -> None:
     """Three Parquet files of columns a, b, c, a text column and a constant column; one NaN."""

@@ -52,7 +52,7 @@ from gaussmix.em import (
 from gaussmix.em.device import DeviceSource
 from gaussmix.em.missing import Block, fill_for_init, log_prob_observed, regroup
 from gaussmix.em.parallel import BlockMap, Workers, workers
-from gaussmix.em.prior import MCLUST, Prior, ResolvedPrior, data_moments, resolve
+from gaussmix.em.prior import MCLUST, Prior, ResolvedPrior, data_moments, moments_on, resolve
 from gaussmix.em.stats import log_density_in_place, softmax_in_place
 from gaussmix.validation import (
     check_precisions,
@@ -620,8 +620,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         inits = self._validate_inits(source.n_features)
         rng = check_random_state(self.random_state)
-        prior = self._resolved_prior(source)
         with workers(source, self._chunk_rows(source.n_features), self.n_threads) as pool:
+            prior = self._resolved_prior(source, pool)
             best = self._fit_inits(source, inits, rng, do_init, pool, prior)
             if not best.converged and self.max_iter > 0:
                 warnings.warn(
@@ -644,12 +644,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self.__dict__.pop("_online", None)  # partial_fit starts afresh after a fit
             yield source, pool
 
-    def _resolved_prior(self, source: DataSource) -> ResolvedPrior | None:
-        """The conjugate prior for this model, K and data (one pass for the data's moments)."""
+    def _resolved_prior(
+        self, source: DataSource, pool: Workers | None = None
+    ) -> ResolvedPrior | None:
+        """The conjugate prior for this model, K and data (two passes for the data's moments;
+        on Dask by the source's workers, ``pool`` when given, so the rows stay there)."""
         if self.prior is None:
             return None
         rows = self._chunk_rows(source.n_features)
-        moments = data_moments(lambda: source.chunks(rows))
+        if on_dask(source):
+            from gaussmix.em.dask_workers import DaskWorkers
+
+            moments = moments_on(DaskWorkers(source) if pool is None else pool, rows)
+        else:
+            moments = data_moments(lambda: source.chunks(rows))
         return resolve(self.prior, moments, self.n_components, get_covariance(self.covariance_type))
 
     def _init_rows(
