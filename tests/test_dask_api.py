@@ -217,6 +217,32 @@ def test_cli_dataset_reads_columns_as_one_parquet_file_does(client: Any, tmp_pat
     assert json.loads(dropped.stdout)["n_samples"] == 599
 
 
+def test_cli_dataset_refuses_empty_rows_and_columns_as_a_text_file_does(
+    client: Any, tmp_path: Path
+) -> None:
+    """A row or a column with every value missing: the text reader's words (the data named,
+    the row 1-based, what to try), from counts taken on the cluster."""
+    import pandas as pd
+
+    X = mixture_data(13, n=300, n_features=2, n_components=2)
+    address = client.scheduler.address
+    for name, holes in (("row", (slice(151, 152), slice(None))), ("column", (slice(None), 1))):
+        Y = X.copy()
+        Y[holes] = np.nan
+        frame = pd.DataFrame(Y, columns=["a", "b"])
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(3):
+            frame.iloc[i * 100 : (i + 1) * 100].to_parquet(folder / f"p{i}.parquet")
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        text = _run(["fit", str(tmp_path / f"{name}.csv"), "-k", "2"])
+        many = _run(["fit", str(folder), "-k", "2", "--scheduler", address])
+        assert text.exit_code == many.exit_code == 1, many.output
+        expected = text.output.replace(str(tmp_path / f"{name}.csv"), "DATA")
+        assert many.output.replace(str(folder), "DATA") == expected
+        assert len(expected.splitlines()) == 1 and f"{name} " in expected
+
+
 def test_cli_select_on_a_dataset_equals_select_on_the_file(client: Any, tmp_path: Path) -> None:
     X = mixture_data(9, n=450, n_features=3, n_components=2)
     _write_dataset(tmp_path / "ds", X)
