@@ -274,3 +274,42 @@ def test_cli_predict_on_a_dataset_writes_what_the_file_gives(tmp_path: Path) -> 
         assert one.exit_code == many.exit_code == 0, many.output
         assert many.stdout == one.stdout
         assert len(many.stdout.splitlines()) == 301
+
+
+def test_cli_a_scaled_model_scores_a_dataset_lazily(tmp_path: Path, monkeypatch: Any) -> None:
+    """A model fitted with --scale: predict, --proba and info --data standardise a dataset's
+    rows on Dask, chunk by chunk (no row, and no per-row output, gathered here whole), and
+    give what the one file gives."""
+    from gaussmix.data.dask_source import DaskSource
+    from gaussmix.em import device
+
+    X = mixture_data(14, n=300, n_components=2)
+    X[:, 1] *= 40.0
+    _write_dataset(tmp_path / "ds", X)
+    model, whole = tmp_path / "m.npz", str(tmp_path / "whole.parquet")
+    fitted = _run(["fit", whole, "-k", "2", "--drop", "const", "--scale", "--n-init", "1",
+                   "--out", str(model)])  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    commands = [
+        ["predict", str(model), "DATA", "--drop", "const"],
+        ["predict", str(model), "DATA", "--drop", "const", "--proba"],
+        ["info", str(model), "--data", "DATA", "--drop", "const", "--json"],
+    ]
+    expected = [_run([whole if a == "DATA" else a for a in args]) for args in commands]
+
+    def not_here(*args: Any) -> Any:
+        raise AssertionError("rows or per-row values were brought here whole")
+
+    monkeypatch.setattr(DaskSource, "take", not_here)
+    monkeypatch.setattr(DaskSource, "chunks", not_here)
+    monkeypatch.setattr(device, "on_host", not_here)
+    for args, one in zip(commands, expected, strict=True):
+        many = _run([str(tmp_path / "ds") if a == "DATA" else a for a in args])
+        assert one.exit_code == many.exit_code == 0, many.output
+        if args[0] == "predict":
+            assert many.stdout == one.stdout
+            continue
+        a, b = json.loads(one.stdout)["data"], json.loads(many.stdout)["data"]
+        assert b["n_samples"] == a["n_samples"] == 300
+        assert b["log_likelihood"] == pytest.approx(a["log_likelihood"], rel=1e-10)
+        assert b["bic"] == pytest.approx(a["bic"], rel=1e-10)

@@ -846,7 +846,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def score(self, X: Data, y: object = None) -> float:
         """Mean log-likelihood of the rows."""
-        return float(device.on_host(self.score_samples(X)).mean())
+        total, n = self._summed_log_density(X)
+        return total / n
+
+    def _summed_log_density(self, X: Data) -> tuple[float, int]:
+        """sum_n log p(x_n) and the number of rows (for a dask collection summed on the
+        cluster: only the number comes here)."""
+        lazy_or_not: Any = self.score_samples(X)
+        if on_dask(X):
+            return float(lazy_or_not.sum().compute()), int(lazy_or_not.shape[0])
+        log_density = device.on_host(lazy_or_not)
+        return float(log_density.sum()), int(log_density.shape[0])
 
     def predict(self, X: Data) -> NDArray[np.intp]:
         """The most probable component of each row, shape (n_samples,)."""
@@ -877,14 +887,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def bic(self, X: Data) -> float:
         """Bayesian information criterion, -2 log L + p log n (lower is better)."""
-        log_density = device.on_host(self.score_samples(X))
-        n = log_density.shape[0]
-        return float(-2 * log_density.sum() + self._n_parameters() * np.log(n))
+        total, n = self._summed_log_density(X)
+        return float(-2 * total + self._n_parameters() * np.log(n))
 
     def aic(self, X: Data) -> float:
         """Akaike information criterion, -2 log L + 2 p (lower is better)."""
-        log_density = device.on_host(self.score_samples(X))
-        return float(-2 * log_density.sum() + 2 * self._n_parameters())
+        total, _ = self._summed_log_density(X)
+        return float(-2 * total + 2 * self._n_parameters())
 
     # ------------------------------------------------------------------ persistence
     def save(

@@ -528,6 +528,10 @@ def rows_for_model(
         )
     if not scaling:
         return X
+    from gaussmix.data.dask_source import DaskSource, standardized
+
+    if isinstance(X, DaskSource):  # rows on Dask stay there: scaled lazily, chunk by chunk
+        return standardized(X, np.asarray(scaling["center"]), np.asarray(scaling["scale"]))
     rows = X if isinstance(X, np.ndarray) else X.take(np.arange(X.n_samples))
     return (np.asarray(rows, dtype=np.float64) - scaling["center"]) / scaling["scale"]
 

@@ -456,6 +456,12 @@ class DaskSource:
         return DaskWorkers(self)
 
 
+def standardized(source: DaskSource, center: Array, scale: Array) -> DaskSource:
+    """The rows of ``source`` less ``center`` over ``scale`` (each (n_features,)), lazily: a
+    graph on its chunks, nothing computed (weights dropped, columns and holes kept)."""
+    return replace(source, X=(source.X - center) / scale, weights=None)
+
+
 def map_rows(
     source: DaskSource,
     per_block: Callable[[NDArray[np.floating]], Any],
