@@ -162,3 +162,23 @@ def test_wrong_column_names_in_parquet_files_are_one_line_before_a_cluster_start
     assert error(str(lacking), "--columns", "a,zz") == (
         f"error: {lacking} has no column 'zz'; its columns are a, b (or give their numbers, 1 to 2)"
     )
+
+
+# ------------------------------------------------------------------ the merge tree
+def bracketed(a: str, b: str) -> str:
+    """A combine that shows the tree: neither commutative nor associative."""
+    return f"({a}+{b})" if a else b
+
+
+def test_a_pass_is_merged_by_runs_of_chunks_then_the_runs() -> None:
+    from gaussmix.em.dask_workers import fold_runs, runs_of, whole_runs
+
+    assert runs_of(7, 3) == [range(0, 3), range(3, 6), range(6, 7)]
+    assert fold_runs(list("abcde"), bracketed, "", 2) == "(((a+b)+(c+d))+e)"
+    assert fold_runs(list("abc"), bracketed, "", 16) == "((a+b)+c)"
+    # a worker holding chunks 0-5 and 8 of 10 holds runs 0 and 1 (of 3) whole
+    assert whole_runs([0, 1, 2, 3, 4, 5, 8], 10, 3) == ([0, 1], [8])
+    assert whole_runs([9], 10, 3) == ([3], [])
+    X = da.from_array(np.arange(15.0).reshape(-1, 1), chunks=3)  # 5 chunks, threads here
+    got = DaskWorkers(DaskSource.open(X), run_length=2).fold(first_rows, bracketed, "")
+    assert got == "(((0+3)+(6+9))+12)"

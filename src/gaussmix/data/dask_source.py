@@ -2,7 +2,8 @@
 
 This source is where rows come from when they live on a Dask cluster; the passes over them run
 there too (``gaussmix.em.dask_workers``), so a fit never pulls the rows to this process: only the
-parameters go out, inside the tasks, and the statistics of each row chunk come back.
+parameters go out, inside the tasks, and the statistics of the row chunks come back (merged
+on the worker for runs of neighbouring chunks it holds).
 
 Three decisions:
 
