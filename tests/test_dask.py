@@ -231,3 +231,34 @@ def test_partial_fit_on_a_dask_batch(client: Any) -> None:
     )
     np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-10)
     np.testing.assert_allclose(got.covariances_, ref.covariances_, rtol=1e-10)
+
+
+def test_after_a_failover_the_chunks_are_grouped_afresh(client: Any) -> None:
+    """A worker killed between passes: the next pass is recomputed elsewhere with the same
+    result, and, its group having run away from the chunks' worker, the pass after groups the
+    chunks afresh over the workers there are then."""
+    from gaussmix.data.dask_source import DaskSource
+    from gaussmix.em.dask_workers import DaskWorkers
+
+    def first_rows(share: Any, map_blocks: Any) -> str:  # local: pickled by value
+        return str(int(share.X[0, 0]))
+
+    def bracketed(a: str, b: str) -> str:
+        return f"({a}+{b})" if a else b
+
+    workers = DaskWorkers(DaskSource.open(da.from_array(np.arange(48.0)[:, None], chunks=3)), 4)
+    expected = workers.fold(first_rows, bracketed, "")
+    before = set(client.scheduler_info()["workers"])
+    assert set(workers._holders) == before
+    victim = workers._holders[0]
+    os.kill(client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
+    assert workers.fold(first_rows, bracketed, "") == expected
+    assert workers._groups == []  # to be grouped afresh
+    deadline = time.monotonic() + 60
+    while victim in client.scheduler_info()["workers"] and time.monotonic() < deadline:
+        time.sleep(0.2)  # pragma: no cover - the scheduler has already removed it
+    client.wait_for_workers(2, timeout=60)
+    assert workers.fold(first_rows, bracketed, "") == expected
+    now = set(client.scheduler_info()["workers"])
+    # both workers hold a group (how many chunks each is Dask's: a copy may run elsewhere)
+    assert victim not in now and set(workers._holders) == now

@@ -24,8 +24,9 @@ an iteration on small data; the first design's cost three; see ``benchmarks/READ
 * A pass's futures are kept and released 16 passes at a time (``DaskWorkers._hold``).
 * Each chunk's statistics depend only on its rows, and the merge tree only on the number of
   chunks, so a pass gives the same bits whichever worker ran what, however the chunks were
-  grouped, and after a worker dies and its chunks are recomputed elsewhere (the groups are
-  then stale, so a task may fetch a chunk from another worker: slower, never different).
+  grouped, and after a worker dies and its chunks are recomputed elsewhere. A group whose
+  task ran on another worker than the one holding its chunks (a failover) makes the next
+  pass group the chunks afresh, and rebalance them onto the workers there are then.
   How much a worker merges depends on placement: Dask's default scheduler (root tasks
   queued) spreads a persisted array's chunks one by one, so few runs are whole; the clusters
   gaussmix starts co-assign them (``local_cluster``), in long runs.
@@ -103,13 +104,16 @@ def _on_chunks_folded(
     runs: list[list[int]],
     rows: list[Any],
     weights: list[Any] | None,
-) -> tuple[list[R], list[R]]:
+) -> tuple[list[R], list[R], str]:
     """``task`` on each row chunk of ``rows``; each run of positions in ``runs`` folded as
-    ``fold_runs`` folds a run, then the results of the chunks in no run, in order."""
+    ``fold_runs`` folds a run, then the results of the chunks in no run, in order; and the
+    address of the worker that ran it."""
+    from distributed import get_worker
+
     results = _on_chunks(task, rows, weights)
     in_runs = {i for r in runs for i in r}
     folded = [reduce(combine, (results[i] for i in r), identity) for r in runs]
-    return folded, [s for i, s in enumerate(results) if i not in in_runs]
+    return folded, [s for i, s in enumerate(results) if i not in in_runs], get_worker().address
 
 
 # Results of earlier passes left on the workers until released together (see ``DaskWorkers._hold``).
@@ -173,6 +177,7 @@ class DaskWorkers:
         self.source = source
         self.run_length = run_length  # the leaves of the merge tree (``fold_runs``)
         self._groups: list[list[int]] = []
+        self._holders: list[str] = []  # the worker holding each group
         self._rows: list[Any] = []
         self._weights: list[Any] | None = None
         self._held: list[list[Any]] = []
@@ -200,7 +205,7 @@ class DaskWorkers:
         weights = _futures(self.source.weights)
         if client is None or rows is None or (self.source.weights is not None and not weights):
             return None
-        if not self._groups:  # where the chunks are: once per fit
+        if not self._groups:  # where the chunks are: once per fit, and after a failover
             self._place(client, rows, weights)
         return client
 
@@ -272,6 +277,7 @@ class DaskWorkers:
             wait(rows)
             groups = by_holder(rows, client.who_has(rows))
         self._rows, self._weights, self._groups = rows, weights, list(groups.values())
+        self._holders = list(groups)
 
     def fold(self, task: Task[R], combine: Callable[[R, R], R], identity: R) -> R:
         """``task`` on every row chunk, the results combined by the fixed tree ``fold_runs``:
@@ -294,9 +300,14 @@ class DaskWorkers:
         )
         folded: dict[int, R] = {}
         results: dict[int, R] = {}
-        for (whole, _, rest), (merged, single) in zip(plans, client.gather(futures), strict=True):
+        replies = client.gather(futures)
+        for (whole, _, rest), (merged, single, _) in zip(plans, replies, strict=True):
             folded.update(zip(whole, merged, strict=True))
             results.update(zip(rest, single, strict=True))
+        if [where for _, _, where in replies] != self._holders:
+            # a group ran away from its chunks' worker: one died (its chunks were rebuilt
+            # elsewhere) or left; the next pass groups them afresh
+            self._groups = []
         self._hold(futures, sum(map(_nbytes, [*folded.values(), *results.values()])))
         runs = runs_of(len(rows), self.run_length)
         for r, chunks in enumerate(runs):
