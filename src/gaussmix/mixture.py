@@ -846,17 +846,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def score(self, X: Data, y: object = None) -> float:
         """Mean log-likelihood of the rows."""
-        total, n = self._summed_log_density(X)
-        return total / n
-
-    def _summed_log_density(self, X: Data) -> tuple[float, int]:
-        """sum_n log p(x_n) and the number of rows (for a dask collection summed on the
-        cluster: only the number comes here)."""
-        lazy_or_not: Any = self.score_samples(X)
         if on_dask(X):
-            return float(lazy_or_not.sum().compute()), int(lazy_or_not.shape[0])
-        log_density = device.on_host(lazy_or_not)
-        return float(log_density.sum()), int(log_density.shape[0])
+            total, n = self._summed_log_density(X)
+            return total / n
+        return float(device.on_host(self.score_samples(X)).mean())
+
+    def _summed_log_density(self, X: Data) -> tuple[Any, int]:
+        """sum_n log p(x_n) and the number of rows; for a dask collection summed on the
+        cluster (only the number comes here)."""
+        if on_dask(X):
+            lazy: Any = self.score_samples(X)
+            return float(lazy.sum().compute()), int(lazy.shape[0])
+        log_density = device.on_host(self.score_samples(X))
+        return log_density.sum(), int(log_density.shape[0])
 
     def predict(self, X: Data) -> NDArray[np.intp]:
         """The most probable component of each row, shape (n_samples,)."""
