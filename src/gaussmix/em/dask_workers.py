@@ -25,8 +25,9 @@ an iteration on small data; the first design's cost three; see ``benchmarks/READ
 * Each chunk's statistics depend only on its rows, and the merge tree only on the number of
   chunks, so a pass gives the same bits whichever worker ran what, however the chunks were
   grouped, and after a worker dies and its chunks are recomputed elsewhere. A group whose
-  task ran on another worker than the one holding its chunks (a failover) makes the next
-  pass group the chunks afresh, and rebalance them onto the workers there are then.
+  task ran on another worker than the one holding its chunks, when the workers are no longer
+  those that held the groups (a failover, not a stolen task), makes the next pass group the
+  chunks afresh, and rebalance them onto the workers there are then.
   How much a worker merges depends on placement: Dask's default scheduler (root tasks
   queued) spreads a persisted array's chunks one by one, so few runs are whole; the clusters
   gaussmix starts co-assign them (``local_cluster``), in long runs.
@@ -37,7 +38,7 @@ an iteration on small data; the first design's cost three; see ``benchmarks/READ
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import reduce
 from typing import Any, TypeVar
@@ -79,12 +80,23 @@ def runs_of(n_chunks: int, run: int = RUN) -> list[range]:
     return [range(start, min(start + run, n_chunks)) for start in range(0, n_chunks, run)]
 
 
+def fold_run(
+    results: Sequence[R] | Mapping[int, R],
+    run: Iterable[int],
+    combine: Callable[[R, R], R],
+    identity: R,
+) -> R:
+    """The results at positions ``run`` folded left to right from ``identity``: one node of the
+    tree, computed by these operations wherever it is computed (a worker, or here)."""
+    return reduce(combine, (results[i] for i in run), identity)
+
+
 def fold_runs(results: Sequence[R], combine: Callable[[R, R], R], identity: R, run: int) -> R:
     """The fixed tree a pass's chunk results are merged by: each run of ``run`` consecutive
     ones folded left to right from ``identity``, then the runs alike (the same operations, so
     the same bits, whether a run is folded on a worker or here)."""
-    runs = [reduce(combine, (results[i] for i in r), identity) for r in runs_of(len(results), run)]
-    return reduce(combine, runs, identity)
+    runs = [fold_run(results, r, combine, identity) for r in runs_of(len(results), run)]
+    return fold_run(runs, range(len(runs)), combine, identity)
 
 
 def whole_runs(group: Sequence[int], n_chunks: int, run: int) -> tuple[list[int], list[int]]:
@@ -112,7 +124,7 @@ def _on_chunks_folded(
 
     results = _on_chunks(task, rows, weights)
     in_runs = {i for r in runs for i in r}
-    folded = [reduce(combine, (results[i] for i in r), identity) for r in runs]
+    folded = [fold_run(results, r, combine, identity) for r in runs]
     return folded, [s for i, s in enumerate(results) if i not in in_runs], get_worker().address
 
 
@@ -304,16 +316,17 @@ class DaskWorkers:
         for (whole, _, rest), (merged, single, _) in zip(plans, replies, strict=True):
             folded.update(zip(whole, merged, strict=True))
             results.update(zip(rest, single, strict=True))
-        if [where for _, _, where in replies] != self._holders:
-            # a group ran away from its chunks' worker: one died (its chunks were rebuilt
-            # elsewhere) or left; the next pass groups them afresh
+        ran_away = [where for _, _, where in replies] != self._holders
+        # a group ran away from its chunks' worker, and not by Dask's work stealing: a worker
+        # died (its chunks were rebuilt elsewhere), left or joined; the next pass groups afresh
+        if ran_away and set(self._holders) != set(client.scheduler_info()["workers"]):
             self._groups = []
         self._hold(futures, sum(map(_nbytes, [*folded.values(), *results.values()])))
         runs = runs_of(len(rows), self.run_length)
         for r, chunks in enumerate(runs):
             if r not in folded:  # a run split among workers: folded here, as it would be there
-                folded[r] = reduce(combine, (results[i] for i in chunks), identity)
-        return reduce(combine, (folded[r] for r in range(len(runs))), identity)
+                folded[r] = fold_run(results, chunks, combine, identity)
+        return fold_run(folded, range(len(runs)), combine, identity)
 
 
 def local_cluster(n_workers: int, co_assign: bool = True, **kwargs: Any) -> Any:
