@@ -129,6 +129,32 @@ def test_chunks_persisted_on_one_worker_are_spread_for_the_fit(client: Any) -> N
     assert {holders[f.key][0] for f in workers._rows} == set(client.scheduler_info()["workers"])
 
 
+def test_runs_one_worker_holds_are_merged_there_with_the_same_bits(client: Any) -> None:
+    """Chunks placed in runs (all on one worker, then half moved) or interleaved as Dask
+    places them: the runs a worker holds whole are merged there, and the merge tree, so the
+    result, is the same for every placement and without a client."""
+    from gaussmix.data.dask_source import DaskSource
+    from gaussmix.em.dask_workers import DaskWorkers, fold_runs
+
+    def first_rows(share: Any, map_blocks: Any) -> str:  # local: pickled by value
+        return str(int(share.X[0, 0]))
+
+    def bracketed(a: str, b: str) -> str:
+        return f"({a}+{b})" if a else b
+
+    chunks = da.from_array(np.arange(60.0).reshape(-1, 1), chunks=3)  # 20 chunks
+    expected = fold_runs([str(3 * i) for i in range(20)], bracketed, "", 4)
+    first = sorted(client.scheduler_info()["workers"])[0]
+    together = client.persist(chunks, workers=[first])
+    distributed.wait(together)
+    in_runs = DaskWorkers(DaskSource.open(together), run_length=4)
+    assert in_runs.fold(first_rows, bracketed, "") == expected
+    # chunks 0-9 on one worker, 10-19 on the other: runs 0, 1, 3 and 4 merged there
+    assert sorted(r for whole, _, _ in in_runs._plans() for r in whole) == [0, 1, 3, 4]
+    interleaved = DaskWorkers(DaskSource.open(chunks), run_length=4)
+    assert interleaved.fold(first_rows, bracketed, "") == expected
+
+
 def test_fit_survives_a_killed_worker(client: Any) -> None:
     """A worker process killed mid-fit loses its persisted blocks; the scheduler rebuilds them
     from the collection's graph and the fit ends with the very same parameters."""
@@ -205,3 +231,34 @@ def test_partial_fit_on_a_dask_batch(client: Any) -> None:
     )
     np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-10)
     np.testing.assert_allclose(got.covariances_, ref.covariances_, rtol=1e-10)
+
+
+def test_after_a_failover_the_chunks_are_grouped_afresh(client: Any) -> None:
+    """A worker killed between passes: the next pass is recomputed elsewhere with the same
+    result, and, its group having run away from the chunks' worker, the pass after groups the
+    chunks afresh over the workers there are then."""
+    from gaussmix.data.dask_source import DaskSource
+    from gaussmix.em.dask_workers import DaskWorkers
+
+    def first_rows(share: Any, map_blocks: Any) -> str:  # local: pickled by value
+        return str(int(share.X[0, 0]))
+
+    def bracketed(a: str, b: str) -> str:
+        return f"({a}+{b})" if a else b
+
+    workers = DaskWorkers(DaskSource.open(da.from_array(np.arange(48.0)[:, None], chunks=3)), 4)
+    expected = workers.fold(first_rows, bracketed, "")
+    before = set(client.scheduler_info()["workers"])
+    assert set(workers._holders) == before
+    victim = workers._holders[0]
+    os.kill(client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
+    assert workers.fold(first_rows, bracketed, "") == expected
+    assert workers._groups == []  # to be grouped afresh
+    deadline = time.monotonic() + 60
+    while victim in client.scheduler_info()["workers"] and time.monotonic() < deadline:
+        time.sleep(0.2)  # pragma: no cover - the scheduler has already removed it
+    client.wait_for_workers(2, timeout=60)
+    assert workers.fold(first_rows, bracketed, "") == expected
+    now = set(client.scheduler_info()["workers"])
+    # both workers hold a group (how many chunks each is Dask's: a copy may run elsewhere)
+    assert victim not in now and set(workers._holders) == now

@@ -126,6 +126,36 @@ def test_float32_rows_on_dask_give_float32_as_in_memory(client: Any) -> None:
     np.testing.assert_allclose(density.compute(), ref.score_samples(X), rtol=1e-5)
 
 
+@pytest.mark.parametrize("covariance_type", ["VVV", "EEI"])
+def test_a_prior_on_dask_takes_the_data_moments_on_the_cluster(
+    client: Any, covariance_type: str, monkeypatch: Any
+) -> None:
+    """prior='mclust' on Dask: the data's mean and covariance are reduced on the workers (no
+    row chunk is brought here), and the MAP fit is the in-memory one."""
+    from gaussmix.data.dask_source import DaskSource
+
+    X = mixture_data(12, n=900)
+    w = np.random.default_rng(3).uniform(0.5, 2.0, X.shape[0])
+    options = dict(covariance_type=covariance_type, prior="mclust", random_state=0, tol=1e-8)
+    ref = GaussianMixture(3, **options).fit(X, sample_weight=w)
+
+    def no_rows_here(self: Any, rows: int) -> Any:
+        raise AssertionError("the rows were brought to the client")
+
+    monkeypatch.setattr(DaskSource, "chunks", no_rows_here)
+    Xd, wd = da.from_array(X, chunks=250), da.from_array(w, chunks=250)
+    got = GaussianMixture(3, **options).fit(Xd, sample_weight=wd)
+    assert got.n_iter_ == ref.n_iter_
+    assert got.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-10)
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-10)
+    np.testing.assert_allclose(got.covariances_, ref.covariances_, rtol=1e-10)
+    assert got.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-10)
+    # partial_fit makes its prior from the first batch, on the cluster as well
+    first = GaussianMixture(3, **options).partial_fit(X[:450])
+    batch = GaussianMixture(3, **options).partial_fit(da.from_array(X[:450], chunks=200))
+    np.testing.assert_allclose(batch.means_, first.means_, rtol=1e-10)
+
+
 # ------------------------------------------------------------------ the command line
 def _write_dataset(folder: Path, X: np.ndarray) -> None:
     """Three Parquet files of columns a, b, c, a text column and a constant column; one NaN."""
@@ -187,6 +217,32 @@ def test_cli_dataset_reads_columns_as_one_parquet_file_does(client: Any, tmp_pat
     assert json.loads(dropped.stdout)["n_samples"] == 599
 
 
+def test_cli_dataset_refuses_empty_rows_and_columns_as_a_text_file_does(
+    client: Any, tmp_path: Path
+) -> None:
+    """A row or a column with every value missing: the text reader's words (the data named,
+    the row 1-based, what to try), from counts taken on the cluster."""
+    import pandas as pd
+
+    X = mixture_data(13, n=300, n_features=2, n_components=2)
+    address = client.scheduler.address
+    for name, holes in (("row", (slice(151, 152), slice(None))), ("column", (slice(None), 1))):
+        Y = X.copy()
+        Y[holes] = np.nan
+        frame = pd.DataFrame(Y, columns=["a", "b"])
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(3):
+            frame.iloc[i * 100 : (i + 1) * 100].to_parquet(folder / f"p{i}.parquet")
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        text = _run(["fit", str(tmp_path / f"{name}.csv"), "-k", "2"])
+        many = _run(["fit", str(folder), "-k", "2", "--scheduler", address])
+        assert text.exit_code == many.exit_code == 1, many.output
+        expected = text.output.replace(str(tmp_path / f"{name}.csv"), "DATA")
+        assert many.output.replace(str(folder), "DATA") == expected
+        assert len(expected.splitlines()) == 1 and f"{name} " in expected
+
+
 def test_cli_select_on_a_dataset_equals_select_on_the_file(client: Any, tmp_path: Path) -> None:
     X = mixture_data(9, n=450, n_features=3, n_components=2)
     _write_dataset(tmp_path / "ds", X)
@@ -218,3 +274,42 @@ def test_cli_predict_on_a_dataset_writes_what_the_file_gives(tmp_path: Path) -> 
         assert one.exit_code == many.exit_code == 0, many.output
         assert many.stdout == one.stdout
         assert len(many.stdout.splitlines()) == 301
+
+
+def test_cli_a_scaled_model_scores_a_dataset_lazily(tmp_path: Path, monkeypatch: Any) -> None:
+    """A model fitted with --scale: predict, --proba and info --data standardise a dataset's
+    rows on Dask, chunk by chunk (no row, and no per-row output, gathered here whole), and
+    give what the one file gives."""
+    from gaussmix.data.dask_source import DaskSource
+    from gaussmix.em import device
+
+    X = mixture_data(14, n=300, n_components=2)
+    X[:, 1] *= 40.0
+    _write_dataset(tmp_path / "ds", X)
+    model, whole = tmp_path / "m.npz", str(tmp_path / "whole.parquet")
+    fitted = _run(["fit", whole, "-k", "2", "--drop", "const", "--scale", "--n-init", "1",
+                   "--out", str(model)])  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    commands = [
+        ["predict", str(model), "DATA", "--drop", "const"],
+        ["predict", str(model), "DATA", "--drop", "const", "--proba"],
+        ["info", str(model), "--data", "DATA", "--drop", "const", "--json"],
+    ]
+    expected = [_run([whole if a == "DATA" else a for a in args]) for args in commands]
+
+    def not_here(*args: Any) -> Any:
+        raise AssertionError("rows or per-row values were brought here whole")
+
+    monkeypatch.setattr(DaskSource, "take", not_here)
+    monkeypatch.setattr(DaskSource, "chunks", not_here)
+    monkeypatch.setattr(device, "on_host", not_here)
+    for args, one in zip(commands, expected, strict=True):
+        many = _run([str(tmp_path / "ds") if a == "DATA" else a for a in args])
+        assert one.exit_code == many.exit_code == 0, many.output
+        if args[0] == "predict":
+            assert many.stdout == one.stdout
+            continue
+        a, b = json.loads(one.stdout)["data"], json.loads(many.stdout)["data"]
+        assert b["n_samples"] == a["n_samples"] == 300
+        assert b["log_likelihood"] == pytest.approx(a["log_likelihood"], rel=1e-10)
+        assert b["bic"] == pytest.approx(a["bic"], rel=1e-10)

@@ -73,3 +73,112 @@ def test_numpy_fits_never_import_dask() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+# ------------------------------------------------------------------ column names and holes
+def test_a_dask_frame_naming_a_column_twice_is_refused_in_one_line() -> None:
+    import pandas as pd
+
+    dd = pytest.importorskip("dask.dataframe")
+    frame = pd.DataFrame(mixture_data(1, n=40), columns=["a", "a", "b"])
+    with pytest.raises(ValueError, match=r"^the Dask DataFrame names 'a' more than once; give"):
+        GaussianMixture(2).fit(dd.from_pandas(frame, npartitions=2))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_holes_are_counted_on_dask_as_in_numpy(seed: int) -> None:
+    """One pass of reductions gives what numpy gives on the whole array: the counts, the first
+    hole's row and column, the empty rows and the columns never observed."""
+    from gaussmix.data.dask_source import missing_summary
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(60, 4))
+    X[rng.random(X.shape) < [0.0, 0.05, 0.02, 0.1][seed % 4]] = np.nan
+    X[rng.integers(60, size=seed % 3)] = np.nan  # some empty rows
+    if seed == 5:
+        X[:, 2] = np.nan  # a column never observed
+    got = missing_summary(da.from_array(X, chunks=7))
+    nan = np.isnan(X)
+    rows = np.flatnonzero(nan.any(axis=1))
+    assert (got.values, got.rows) == (nan.sum(), rows.size)
+    if rows.size:
+        assert (got.first_row, got.first_column) == (rows[0], np.argmax(nan[rows[0]]))
+    else:
+        assert (got.first_row, got.first_column) == (-1, -1)
+    empty = np.flatnonzero(nan.all(axis=1))
+    assert (got.empty_rows, got.first_empty) == (empty.size, empty[0] if empty.size else -1)
+    np.testing.assert_array_equal(got.unobserved, nan.all(axis=0))
+
+
+def _parquet(path: Any, names: str, column: Any) -> None:
+    """A Parquet file of columns named by the letters of ``names``, each ``column``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table([column] * len(names), names=list(names)), path)
+
+
+def test_wrong_column_names_in_parquet_files_are_one_line_before_a_cluster_starts(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """A Parquet file (read in memory) or a dataset naming a column twice says what a text
+    header naming it twice says; a dataset whose files lack a chosen column, or asked for a
+    column it lacks, is refused from the files' footers before a local cluster starts."""
+    from typer.testing import CliRunner
+
+    import gaussmix.cli.main  # registers every command
+    import gaussmix.em.dask_workers
+    from gaussmix.cli.app import app
+
+    def no_cluster(scheduler: Any = None) -> Any:
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(gaussmix.em.dask_workers, "dask_client", no_cluster)
+    x = np.arange(6.0)
+    (tmp_path / "twice").mkdir()
+    (tmp_path / "lacking").mkdir()
+    _parquet(tmp_path / "twice.parquet", "aab", x)
+    _parquet(tmp_path / "twice" / "p0.parquet", "aab", x)
+    (tmp_path / "twice.csv").write_text("a,a,b\n1,2,3\n4,5,6\n")
+    _parquet(tmp_path / "lacking" / "p0.parquet", "ab", x)
+    _parquet(tmp_path / "lacking" / "p1.parquet", "ac", x)
+
+    def error(*args: str) -> str:
+        result = CliRunner().invoke(app, ["fit", *args, "-k", "1"])
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
+        return str(result.output.strip())
+
+    same = "names 'a' more than once; give every column its own name"
+    assert error(str(tmp_path / "twice.csv")).endswith(f"twice.csv: the header {same}")
+    assert error(str(tmp_path / "twice.parquet")).endswith(f"twice.parquet: the schema {same}")
+    assert error(str(tmp_path / "twice")).endswith(f"p0.parquet: the schema {same}")
+    lacking = tmp_path / "lacking"
+    assert error(str(lacking)) == (
+        f"error: {lacking / 'p1.parquet'} has no column 'b', which {lacking / 'p0.parquet'} "
+        f"has; every file of {lacking} needs the columns fitted (choose common ones with "
+        "--columns)"
+    )
+    assert error(str(lacking), "--columns", "a,zz") == (
+        f"error: {lacking} has no column 'zz'; its columns are a, b (or give their numbers, 1 to 2)"
+    )
+
+
+# ------------------------------------------------------------------ the merge tree
+def bracketed(a: str, b: str) -> str:
+    """A combine that shows the tree: neither commutative nor associative."""
+    return f"({a}+{b})" if a else b
+
+
+def test_a_pass_is_merged_by_runs_of_chunks_then_the_runs() -> None:
+    from gaussmix.em.dask_workers import fold_runs, runs_of, whole_runs
+
+    assert runs_of(7, 3) == [range(0, 3), range(3, 6), range(6, 7)]
+    assert fold_runs(list("abcde"), bracketed, "", 2) == "(((a+b)+(c+d))+e)"
+    assert fold_runs(list("abc"), bracketed, "", 16) == "((a+b)+c)"
+    # a worker holding chunks 0-5 and 8 of 10 holds runs 0 and 1 (of 3) whole
+    assert whole_runs([0, 1, 2, 3, 4, 5, 8], 10, 3) == ([0, 1], [8])
+    assert whole_runs([9], 10, 3) == ([3], [])
+    X = da.from_array(np.arange(15.0).reshape(-1, 1), chunks=3)  # 5 chunks, threads here
+    got = DaskWorkers(DaskSource.open(X), run_length=2).fold(first_rows, bracketed, "")
+    assert got == "(((0+3)+(6+9))+12)"

@@ -52,7 +52,7 @@ from gaussmix.em import (
 from gaussmix.em.device import DeviceSource
 from gaussmix.em.missing import Block, fill_for_init, log_prob_observed, regroup
 from gaussmix.em.parallel import BlockMap, Workers, workers
-from gaussmix.em.prior import MCLUST, Prior, ResolvedPrior, data_moments, resolve
+from gaussmix.em.prior import MCLUST, Prior, ResolvedPrior, data_moments, moments_on, resolve
 from gaussmix.em.stats import log_density_in_place, softmax_in_place
 from gaussmix.validation import (
     check_precisions,
@@ -620,8 +620,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         inits = self._validate_inits(source.n_features)
         rng = check_random_state(self.random_state)
-        prior = self._resolved_prior(source)
         with workers(source, self._chunk_rows(source.n_features), self.n_threads) as pool:
+            prior = self._resolved_prior(source, pool)
             best = self._fit_inits(source, inits, rng, do_init, pool, prior)
             if not best.converged and self.max_iter > 0:
                 warnings.warn(
@@ -644,12 +644,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self.__dict__.pop("_online", None)  # partial_fit starts afresh after a fit
             yield source, pool
 
-    def _resolved_prior(self, source: DataSource) -> ResolvedPrior | None:
-        """The conjugate prior for this model, K and data (one pass for the data's moments)."""
+    def _resolved_prior(
+        self, source: DataSource, pool: Workers | None = None
+    ) -> ResolvedPrior | None:
+        """The conjugate prior for this model, K and data (two passes for the data's moments;
+        on Dask by the source's workers, ``pool`` when given, so the rows stay there)."""
         if self.prior is None:
             return None
         rows = self._chunk_rows(source.n_features)
-        moments = data_moments(lambda: source.chunks(rows))
+        if on_dask(source):
+            from gaussmix.em.dask_workers import DaskWorkers
+
+            moments = moments_on(DaskWorkers(source) if pool is None else pool, rows)
+        else:
+            moments = data_moments(lambda: source.chunks(rows))
         return resolve(self.prior, moments, self.n_components, get_covariance(self.covariance_type))
 
     def _init_rows(
@@ -838,7 +846,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def score(self, X: Data, y: object = None) -> float:
         """Mean log-likelihood of the rows."""
+        if on_dask(X):
+            total, n = self._summed_log_density(X)
+            return total / n
         return float(device.on_host(self.score_samples(X)).mean())
+
+    def _summed_log_density(self, X: Data) -> tuple[Any, int]:
+        """sum_n log p(x_n) and the number of rows; for a dask collection summed on the
+        cluster (only the number comes here)."""
+        if on_dask(X):
+            lazy: Any = self.score_samples(X)
+            return float(lazy.sum().compute()), int(lazy.shape[0])
+        log_density = device.on_host(self.score_samples(X))
+        return log_density.sum(), int(log_density.shape[0])
 
     def predict(self, X: Data) -> NDArray[np.intp]:
         """The most probable component of each row, shape (n_samples,)."""
@@ -869,14 +889,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def bic(self, X: Data) -> float:
         """Bayesian information criterion, -2 log L + p log n (lower is better)."""
-        log_density = device.on_host(self.score_samples(X))
-        n = log_density.shape[0]
-        return float(-2 * log_density.sum() + self._n_parameters() * np.log(n))
+        total, n = self._summed_log_density(X)
+        return float(-2 * total + self._n_parameters() * np.log(n))
 
     def aic(self, X: Data) -> float:
         """Akaike information criterion, -2 log L + 2 p (lower is better)."""
-        log_density = device.on_host(self.score_samples(X))
-        return float(-2 * log_density.sum() + 2 * self._n_parameters())
+        total, _ = self._summed_log_density(X)
+        return float(-2 * total + 2 * self._n_parameters())
 
     # ------------------------------------------------------------------ persistence
     def save(

@@ -397,12 +397,12 @@ def fit(
     from gaussmix.figures import figure_format
     from gaussmix.mixture import GaussianMixture
 
-    ctx.with_resource(dask_if_asked(file, scheduler))
     covariance_type = canonical_name(covariance)
     prior = check_prior(prior)
     if plot is not None:
         figure_format(plot)
     options = read_options(columns, drop, sep, decimal, na_values, dropna)
+    ctx.with_resource(dask_if_asked(file, scheduler, options))
     X, names, scaling = load_rows(file, options, scale, dask=scheduler is not None)
     check_rows(X, k, file)
     if plot is not None:
@@ -468,15 +468,17 @@ SCHEDULER_HELP = (
 
 
 @contextmanager
-def dask_if_asked(file: Path, scheduler: str | None) -> Iterator[None]:
+def dask_if_asked(file: Path, scheduler: str | None, options: ReadOptions) -> Iterator[None]:
     """A Dask client for fit and select when the data are a Parquet dataset or --scheduler is
     given."""
-    from gaussmix.data.dask_source import is_dataset_path, parquet_files
+    from gaussmix.data.dask_source import is_dataset_path
+    from gaussmix.data.files import dataset_columns
 
     if scheduler is None and not is_dataset_path(file):
         yield
         return
-    parquet_files(file)  # what is wrong with the path, before a cluster starts
+    # what is wrong with the path or the files' columns, before a cluster starts
+    dataset_columns(file, options)
     from gaussmix.em.dask_workers import dask_client
 
     with dask_client(scheduler):
@@ -526,6 +528,10 @@ def rows_for_model(
         )
     if not scaling:
         return X
+    from gaussmix.data.dask_source import DaskSource, standardized
+
+    if isinstance(X, DaskSource):  # rows on Dask stay there: scaled lazily, chunk by chunk
+        return standardized(X, np.asarray(scaling["center"]), np.asarray(scaling["scale"]))
     rows = X if isinstance(X, np.ndarray) else X.take(np.arange(X.n_samples))
     return (np.asarray(rows, dtype=np.float64) - scaling["center"]) / scaling["scale"]
 

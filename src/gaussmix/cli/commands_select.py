@@ -308,7 +308,7 @@ def select_command(
     from gaussmix.data.files import mixture_missing
 
     options = read_options(columns, drop, sep, decimal, na_values, dropna)
-    ctx.with_resource(dask_if_asked(file, scheduler))
+    ctx.with_resource(dask_if_asked(file, scheduler, options))
     rows, names, scaling = load_rows(file, options, scale, dask=scheduler is not None)
     from gaussmix.data.dask_source import on_dask
 

@@ -2,7 +2,8 @@
 
 This source is where rows come from when they live on a Dask cluster; the passes over them run
 there too (``gaussmix.em.dask_workers``), so a fit never pulls the rows to this process: only the
-parameters go out, inside the tasks, and the statistics of each row chunk come back.
+parameters go out, inside the tasks, and the statistics of the row chunks come back (merged
+on the worker for runs of neighbouring chunks it holds).
 
 Three decisions:
 
@@ -33,7 +34,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gaussmix.data.sources import as_float, check_missing_counts, nonfinite_error
+from gaussmix.data.sources import (
+    as_float,
+    check_missing_counts,
+    check_unique_names,
+    nonfinite_error,
+)
 from gaussmix.errors import GaussmixError
 
 Array = NDArray[np.float64]
@@ -148,6 +154,7 @@ def _as_rows(X: Any) -> tuple[Any, list[str] | None]:
                 "select numeric ones, e.g. df[['a', 'b']]"
             )
         columns = [str(c) for c in X.columns]
+        check_unique_names(columns, "the Dask DataFrame")
         # pandas' nullable columns (Int64, Float64: what Parquet integers with nulls become)
         # as float64, a null as NaN; as they are they would make an array of objects
         nullable = {c: "float64" for c, t in X.dtypes.items() if _is_extension(t)}
@@ -235,9 +242,10 @@ def _check_finite(X: Any, name: str = "X") -> None:
         raise nonfinite_error(name, int(total), int(first))
 
 
-def _check_missing(X: Any, name: str = "X") -> int:
+def _check_missing(X: Any, name: str = "X", fitting: bool = True) -> int:
     """One pass on the cluster: ``check_missing_blocks``'s refusals for rows whose NaN are
-    missing entries; the number of missing entries."""
+    missing entries (with ``fitting``, an empty row or column too); the number of missing
+    entries."""
     import dask
     import dask.array as da
 
@@ -253,25 +261,59 @@ def _check_missing(X: Any, name: str = "X") -> int:
         nan.sum(),
     )
     n_inf, first_inf, any_empty, first_empty, observed, n_missing = counts
-    check_missing_counts(
-        name, int(n_inf), int(first_inf), int(first_empty) if any_empty else -1, observed
-    )
+    first = int(first_empty) if any_empty else -1
+    check_missing_counts(name, int(n_inf), int(first_inf), first, observed, fitting)
     return int(n_missing)
 
 
-def missing_rows(X: Any) -> tuple[int, int, int]:
-    """Rows of a dask array holding a NaN: how many, the first (0-based) and its first NaN's
-    column (0-based), reduced on the cluster (-1, -1 when there is none)."""
+@dataclass(frozen=True)
+class Holes:
+    """Where the missing values (NaN) of rows are: ``values`` NaN in ``rows`` rows, the first
+    in row ``first_row``, column ``first_column`` (0-based, -1 when none); ``empty_rows`` rows
+    with no observed value, the first ``first_empty``; ``unobserved`` (n_features,) columns
+    with none."""
+
+    values: int
+    rows: int
+    first_row: int
+    first_column: int
+    empty_rows: int
+    first_empty: int
+    unobserved: NDArray[np.bool_]
+
+
+def missing_summary(X: Any) -> Holes:
+    """The ``Holes`` of a dask array (n_samples, n_features), reduced on the cluster in one
+    pass (the first hole's column too: the column whose first NaN comes first)."""
     import dask
     import dask.array as da
 
     nan = da.isnan(X)
-    holes = nan.any(axis=1)
-    count, first = dask.compute(holes.sum(), da.argmax(holes))
-    if not count:
-        return 0, -1, -1
-    column = int(np.argmax(np.isnan(np.asarray(X[int(first)].compute()))))
-    return int(count), int(first), column
+    holes, empty = nan.any(axis=1), nan.all(axis=1)
+    counts = dask.compute(
+        nan.sum(),
+        holes.sum(),
+        empty.sum(),
+        da.argmax(empty),
+        nan.any(axis=0),
+        da.argmax(nan, axis=0),
+        X.shape[0] - nan.sum(axis=0),
+    )
+    values, rows, n_empty, first_empty, has_nan, first_nan, observed = counts
+    first_row = first_column = -1
+    if rows:
+        firsts = np.where(has_nan, first_nan, X.shape[0])  # each column's first NaN row
+        first_column = int(np.argmin(firsts))
+        first_row = int(firsts[first_column])
+    return Holes(
+        int(values),
+        int(rows),
+        first_row,
+        first_column,
+        int(n_empty),
+        int(first_empty) if n_empty else -1,
+        np.asarray(observed) == 0,
+    )
 
 
 def column_moments(X: Any) -> tuple[Array, Array]:
@@ -302,7 +344,9 @@ class DaskSource:
     n_missing: int = 0
 
     @classmethod
-    def open(cls, X: Any, sample_weight: Any = None, allow_nan: bool = False) -> DaskSource:
+    def open(
+        cls, X: Any, sample_weight: Any = None, allow_nan: bool = False, fitting: bool = True
+    ) -> DaskSource:
         """Validate a dask collection (on the cluster) and persist it there when a
         ``distributed.Client`` is active.
 
@@ -313,6 +357,8 @@ class DaskSource:
         sample_weight : dask array or array-like (n_samples,), or None.
         allow_nan : NaN marks a missing entry (``GaussianMixture(missing="em")``): counted,
             and refused only where a row or a column has no observed value; else refused.
+        fitting : with ``allow_nan``, refuse a row or a column with no observed value (False:
+            the caller says so in its own words, from ``missing_summary``).
         """
         if isinstance(X, DaskSource):  # already open: only weights given here are new
             if X.n_missing and not allow_nan:
@@ -332,7 +378,7 @@ class DaskSource:
                 import dask
 
                 rows, weights = dask.persist(rows, weights)
-            n_missing = _check_missing(rows) if allow_nan else 0
+            n_missing = _check_missing(rows, fitting=fitting) if allow_nan else 0
             if not allow_nan:
                 _check_finite(rows)
         if weights is not None and is_dask_collection(sample_weight):
@@ -409,6 +455,12 @@ class DaskSource:
         from gaussmix.em.dask_workers import DaskWorkers
 
         return DaskWorkers(self)
+
+
+def standardized(source: DaskSource, center: Array, scale: Array) -> DaskSource:
+    """The rows of ``source`` less ``center`` over ``scale`` (each (n_features,)), lazily: a
+    graph on its chunks, nothing computed (weights dropped, columns and holes kept)."""
+    return replace(source, X=(source.X - center) / scale, weights=None)
 
 
 def map_rows(

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gaussmix.data import text
+from gaussmix.data.sources import check_unique_names
 from gaussmix.data.text import TextOptions, label
 from gaussmix.errors import GaussmixError
 
@@ -241,6 +242,7 @@ def _parquet_columns(
 
     schema = _parquet_schema(path)
     names = list(schema.names)
+    check_unique_names(names, f"{path}: the schema")
     where = where or str(path)
 
     def numeric(name: str) -> bool:
@@ -520,15 +522,12 @@ def open_dataset(path: str | Path, options: ReadOptions, scale: bool = False) ->
     from gaussmix.data.dask_source import (
         DaskSource,
         column_moments,
-        missing_rows,
+        missing_summary,
         parquet_dataset,
-        parquet_files,
     )
 
-    files = parquet_files(path)
-    require_pyarrow()
     where = str(path)
-    chosen, left_out = _parquet_columns(Path(files[0]), options, where)
+    chosen, left_out = dataset_columns(path, options)
     frame = parquet_dataset(path, chosen)
     notes = _left_out_note(left_out)
     if options.missing == "drop":
@@ -539,12 +538,15 @@ def open_dataset(path: str | Path, options: ReadOptions, scale: bool = False) ->
         if source.n_samples < n_rows:
             notes.append(dropped_note(n_rows - source.n_samples, n_rows))
     else:
-        source = DaskSource.open(frame, allow_nan=True)
+        # the policy's refusals in the text reader's words, from counts taken on the cluster
+        source = DaskSource.open(frame, allow_nan=True, fitting=False)
         if source.n_missing:
-            rows, first, column = missing_rows(source.X)
+            holes = missing_summary(source.X)
             if options.missing == "error":
-                raise missing_error(where, source.n_missing, rows, (first, chosen[column]))
-            notes.append(fitted_note(source.n_missing, rows))
+                first = (holes.first_row, chosen[holes.first_column])
+                raise missing_error(where, holes.values, holes.rows, first)
+            check_fittable(holes.empty_rows, holes.first_empty, holes.unobserved, chosen, where)
+            notes.append(fitted_note(holes.values, holes.rows))
     if not scale:
         return Loaded(source, chosen, None, tuple(notes))
     center, spread = column_moments(source.X)
@@ -553,6 +555,29 @@ def open_dataset(path: str | Path, options: ReadOptions, scale: bool = False) ->
     scaled = DaskSource(scaled.X, None, chosen, scaled.n_missing)
     scaling = {"center": center.tolist(), "scale": spread.tolist()}
     return Loaded(scaled, chosen, scaling, tuple(notes))
+
+
+def dataset_columns(path: str | Path, options: ReadOptions) -> tuple[list[str], list[str]]:
+    """The numeric columns chosen from a Parquet dataset (a directory, a glob or one file) by
+    its first file's schema, and the text ones left out; every file's schema is read (its
+    footer, not its rows) for names given twice and for the chosen columns, so that what is
+    wrong with the files is said before a cluster starts."""
+    from gaussmix.data.dask_source import parquet_files
+
+    files = parquet_files(path)
+    require_pyarrow()
+    chosen, left_out = _parquet_columns(Path(files[0]), options, str(path))
+    for file in files[1:]:
+        names = list(_parquet_schema(Path(file)).names)
+        check_unique_names(names, f"{file}: the schema")
+        lacking = [c for c in chosen if c not in names]
+        if lacking:
+            raise GaussmixError(
+                f"{file} has no column {', '.join(map(repr, lacking))}, which {files[0]} has; "
+                f"every file of {path} needs the columns fitted (choose common ones with "
+                "--columns)"
+            )
+    return chosen, left_out
 
 
 def unit_spread(scale: NDArray[np.float64]) -> NDArray[np.float64]:

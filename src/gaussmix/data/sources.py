@@ -11,6 +11,7 @@ A source is validated once, block by block (``check_finite_blocks``), and yields
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -336,6 +337,17 @@ def check_missing_blocks(
         start += block.shape[0]
     check_missing_counts(name, infinite, first_infinite, first_empty, observed, fitting)
     return missing
+
+
+def check_unique_names(names: Sequence[str], where: str) -> None:
+    """GaussmixError (one line) naming the column names given more than once; ``where`` says
+    whose names they are ("data.csv: the header", "the Dask DataFrame")."""
+    twice = sorted(n for n, count in Counter(names).items() if count > 1)
+    if twice:
+        raise GaussmixError(
+            f"{where} names {', '.join(map(repr, twice))} more than once; give every column "
+            "its own name"
+        )
 
 
 def check_missing_counts(

@@ -33,6 +33,7 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gaussmix.data.sources import check_unique_names
 from gaussmix.errors import GaussmixError
 
 # what reads as a missing value, beside the user's --na-values (R's and pandas' usual spellings)
@@ -298,12 +299,7 @@ def _column_kinds(
     except pa.ArrowInvalid as exc:
         raise explain(exc, sample, fmt, where) from None
     names = [str(n) for n in table.column_names]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise GaussmixError(
-            f"{where}: the header names {', '.join(map(repr, twice))} more than once; give "
-            "every column its own name"
-        )
+    check_unique_names(names, f"{where}: the header")
     columns = TextColumns(names, [])
     for name, column in zip(names, table.columns, strict=True):
         kind = column.type

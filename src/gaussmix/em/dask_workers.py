@@ -3,8 +3,10 @@
 ``run_em`` asks its workers for a pass (``fold``: a task on every share of the rows, folded with
 ``merge``). Here a share is one row chunk of a ``DaskSource`` and the task is the engine's own
 (``loop._share_stats``: ``chunk_stats`` over the chunk's blocks), run by Dask where the chunk
-lives. Each chunk's statistics come back to this process (a few KB: K x d x d numbers) and are
-merged here in row order, then the M-step runs here.
+lives. The statistics (K x d x d numbers a chunk) are merged by a fixed tree in row order:
+runs of ``RUN`` consecutive chunks, then the runs (``fold_runs``). A run that one worker holds
+whole is merged there and comes back as one result; the chunks of a run split among workers
+come back each and their run is merged here, by the same operations. Then the M-step runs here.
 
 A pass costs one task round trip, the floor Dask allows (about 10 ms on these machines, most of
 an iteration on small data; the first design's cost three; see ``benchmarks/README.md``):
@@ -12,24 +14,31 @@ an iteration on small data; the first design's cost three; see ``benchmarks/READ
 * The parameters travel inside the tasks (a few KB to a few hundred; pickled once per message),
   not as a key of their own that a worker must hold before any chunk task can start.
 * With a ``distributed.Client`` and rows persisted on the workers, the chunks are grouped by the
-  worker that holds them (asked once per fit) and each group is one task that returns its
-  chunks' statistics, unmerged, in row order; all groups go to the scheduler in one message
+  worker that holds them (asked once per fit) and each group is one task that returns the
+  merged statistics of its whole runs and those of its other chunks; all groups go to the
+  scheduler in one message
   (``Client.map``: one message per submit would wait out the client's 10 ms batching), and
   their results come back in one gather. So a pass is one task per worker, whatever the number
   of chunks. A worker holding more than its share of the chunks first copies its excess to the
   others, once per fit (``balance``), or its group would run while the others idle.
 * A pass's futures are kept and released 16 passes at a time (``DaskWorkers._hold``).
-* Each chunk's statistics depend only on its rows, and the merge is a left fold in row order
-  here, so a pass gives the same bits whichever worker ran what, however the chunks were
-  grouped, and after a worker dies and its chunks are recomputed elsewhere (the groups are
-  then stale, so a task may fetch a chunk from another worker: slower, never different).
+* Each chunk's statistics depend only on its rows, and the merge tree only on the number of
+  chunks, so a pass gives the same bits whichever worker ran what, however the chunks were
+  grouped, and after a worker dies and its chunks are recomputed elsewhere. A group whose
+  task ran on another worker than the one holding its chunks, when the workers are no longer
+  those that held the groups (a failover, not a stolen task), makes the next pass group the
+  chunks afresh, and rebalance them onto the workers there are then.
+  How much a worker merges depends on placement: Dask's default scheduler (root tasks
+  queued) spreads a persisted array's chunks one by one, so few runs are whole; the clusters
+  gaussmix starts co-assign them (``local_cluster``), in long runs.
 * Without a client (Dask's threaded scheduler in this process), or for rows not persisted, the
-  chunk tasks go through ``dask.compute`` and their results are merged here alike.
+  chunk tasks go through ``dask.compute`` and their results are merged here by the same tree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import reduce
 from typing import Any, TypeVar
@@ -59,6 +68,64 @@ def _on_chunks(task: Task[R], rows: list[Any], weights: list[Any] | None) -> lis
     """``task`` on each row chunk of ``rows`` (with its ``weights``, when there are any);
     the results in the order given."""
     return [_on_chunk(task, x, None if weights is None else weights[i]) for i, x in enumerate(rows)]
+
+
+# The leaves of a pass's fixed merge tree: runs of this many consecutive chunks (row order,
+# aligned: chunks 0-15, 16-31, ...). A worker holding a whole run merges it before sending.
+RUN = 16
+
+
+def runs_of(n_chunks: int, run: int = RUN) -> list[range]:
+    """The chunks 0..n_chunks-1 as aligned runs of ``run`` consecutive ones (the last shorter)."""
+    return [range(start, min(start + run, n_chunks)) for start in range(0, n_chunks, run)]
+
+
+def fold_run(
+    results: Sequence[R] | Mapping[int, R],
+    run: Iterable[int],
+    combine: Callable[[R, R], R],
+    identity: R,
+) -> R:
+    """The results at positions ``run`` folded left to right from ``identity``: one node of the
+    tree, computed by these operations wherever it is computed (a worker, or here)."""
+    return reduce(combine, (results[i] for i in run), identity)
+
+
+def fold_runs(results: Sequence[R], combine: Callable[[R, R], R], identity: R, run: int) -> R:
+    """The fixed tree a pass's chunk results are merged by: each run of ``run`` consecutive
+    ones folded left to right from ``identity``, then the runs alike (the same operations, so
+    the same bits, whether a run is folded on a worker or here)."""
+    runs = [fold_run(results, r, combine, identity) for r in runs_of(len(results), run)]
+    return fold_run(runs, range(len(runs)), combine, identity)
+
+
+def whole_runs(group: Sequence[int], n_chunks: int, run: int) -> tuple[list[int], list[int]]:
+    """Of the chunks a worker holds (``group``, ascending), the runs it holds whole (by index
+    in ``runs_of``) and the chunks of the other runs (each sent unmerged)."""
+    held = set(group)
+    runs = runs_of(n_chunks, run)
+    whole = [r for r, chunks in enumerate(runs) if held.issuperset(chunks)]
+    merged = {i for r in whole for i in runs[r]}
+    return whole, [i for i in group if i not in merged]
+
+
+def _on_chunks_folded(
+    task: Task[R],
+    combine: Callable[[R, R], R],
+    identity: R,
+    runs: list[list[int]],
+    rows: list[Any],
+    weights: list[Any] | None,
+) -> tuple[list[R], list[R], str]:
+    """``task`` on each row chunk of ``rows``; each run of positions in ``runs`` folded as
+    ``fold_runs`` folds a run, then the results of the chunks in no run, in order; and the
+    address of the worker that ran it."""
+    from distributed import get_worker
+
+    results = _on_chunks(task, rows, weights)
+    in_runs = {i for r in runs for i in r}
+    folded = [fold_run(results, r, combine, identity) for r in runs]
+    return folded, [s for i, s in enumerate(results) if i not in in_runs], get_worker().address
 
 
 # Results of earlier passes left on the workers until released together (see ``DaskWorkers._hold``).
@@ -118,12 +185,16 @@ class DaskWorkers:
     """The row chunks of a ``DaskSource``, each a share, worked through by Dask's scheduler
     (the active ``distributed.Client``, else threads in this process)."""
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: Any, run_length: int = RUN) -> None:
         self.source = source
+        self.run_length = run_length  # the leaves of the merge tree (``fold_runs``)
         self._groups: list[list[int]] = []
+        self._holders: list[str] = []  # the worker holding each group
         self._rows: list[Any] = []
         self._weights: list[Any] | None = None
         self._held: list[list[Any]] = []
+        self._plan: list[tuple[list[int], list[list[int]], list[int]]] = []
+        self._plan_of: list[list[int]] | None = None
         self._held_bytes = 0
 
     def _per_chunk(self, task: Task[R]) -> list[R]:
@@ -135,17 +206,26 @@ class DaskWorkers:
         parts = [on_chunk(task, x, w) for x, w in self.source.blocks()]
         return list(dask.compute(*parts, optimize_graph=False))
 
-    def run(self, task: Task[R]) -> list[R]:
-        """``task`` on every row chunk; the results brought here, in row order."""
+    def _client(self) -> Any | None:
+        """The active client when the rows (and weights) are persisted on its workers, with
+        the chunks grouped by holder (once per fit); None: the passes go through
+        ``dask.compute``."""
         from gaussmix.data.dask_source import active_client
 
         client = active_client()
         rows = None if client is None else _futures(self.source.X)
         weights = _futures(self.source.weights)
         if client is None or rows is None or (self.source.weights is not None and not weights):
-            return self._per_chunk(task)
-        if not self._groups:  # where the chunks are: once per fit
+            return None
+        if not self._groups:  # where the chunks are: once per fit, and after a failover
             self._place(client, rows, weights)
+        return client
+
+    def run(self, task: Task[R]) -> list[R]:
+        """``task`` on every row chunk; the results brought here, in row order."""
+        client = self._client()
+        if client is None:
+            return self._per_chunk(task)
         rows, weights, groups = self._rows, self._weights, self._groups
         futures = client.map(
             _on_chunks,
@@ -160,6 +240,21 @@ class DaskWorkers:
                 results[i] = s
         self._hold(futures, sum(map(_nbytes, results)))
         return results
+
+    def _plans(self) -> list[tuple[list[int], list[list[int]], list[int]]]:
+        """Per group (as ``_place`` left them): the runs its worker holds whole, their chunks'
+        positions within the group, and its other chunks (taken once per placement)."""
+        if self._plan_of is not self._groups:
+            n = len(self._rows)
+            runs = runs_of(n, self.run_length)
+            self._plan = []
+            for group in self._groups:
+                whole, rest = whole_runs(group, n, self.run_length)
+                position = {chunk: p for p, chunk in enumerate(group)}
+                local = [[position[i] for i in runs[r]] for r in whole]
+                self._plan.append((whole, local, rest))
+            self._plan_of = self._groups
+        return self._plan
 
     def _hold(self, futures: list[Any], nbytes: int) -> None:
         """Keep a pass's futures (their results stay on the workers) and release the held ones
@@ -194,26 +289,67 @@ class DaskWorkers:
             wait(rows)
             groups = by_holder(rows, client.who_has(rows))
         self._rows, self._weights, self._groups = rows, weights, list(groups.values())
+        self._holders = list(groups)
 
     def fold(self, task: Task[R], combine: Callable[[R, R], R], identity: R) -> R:
-        """``task`` on every row chunk, the results combined here, left to right in row order."""
-        return reduce(combine, self.run(task), identity)
+        """``task`` on every row chunk, the results combined by the fixed tree ``fold_runs``:
+        a run of chunks one worker holds whole is folded there (one result sent for ``RUN``
+        chunks), the others here; the same bits however the chunks are placed."""
+        client = self._client()
+        if client is None:
+            return fold_runs(self._per_chunk(task), combine, identity, self.run_length)
+        rows, weights, groups = self._rows, self._weights, self._groups
+        plans = self._plans()
+        futures = client.map(
+            _on_chunks_folded,
+            [task] * len(groups),
+            [combine] * len(groups),
+            [identity] * len(groups),
+            [local for _, local, _ in plans],
+            [[rows[i] for i in group] for group in groups],
+            [None if weights is None else [weights[i] for i in group] for group in groups],
+            pure=False,
+        )
+        folded: dict[int, R] = {}
+        results: dict[int, R] = {}
+        replies = client.gather(futures)
+        for (whole, _, rest), (merged, single, _) in zip(plans, replies, strict=True):
+            folded.update(zip(whole, merged, strict=True))
+            results.update(zip(rest, single, strict=True))
+        ran_away = [where for _, _, where in replies] != self._holders
+        # a group ran away from its chunks' worker, and not by Dask's work stealing: a worker
+        # died (its chunks were rebuilt elsewhere), left or joined; the next pass groups afresh
+        if ran_away and set(self._holders) != set(client.scheduler_info()["workers"]):
+            self._groups = []
+        self._hold(futures, sum(map(_nbytes, [*folded.values(), *results.values()])))
+        runs = runs_of(len(rows), self.run_length)
+        for r, chunks in enumerate(runs):
+            if r not in folded:  # a run split among workers: folded here, as it would be there
+                folded[r] = fold_run(results, chunks, combine, identity)
+        return fold_run(folded, range(len(runs)), combine, identity)
 
 
-def local_cluster(n_workers: int, **kwargs: Any) -> Any:
+def local_cluster(n_workers: int, co_assign: bool = True, **kwargs: Any) -> Any:
     """A ``distributed.LocalCluster`` of ``n_workers`` processes with one thread each, no
-    dashboard, and glibc's own malloc thresholds (see ``UNSET_IN_WORKERS``).
+    dashboard, glibc's own malloc thresholds (see ``UNSET_IN_WORKERS``) and a scheduler that
+    places neighbouring chunks together.
 
     Parameters
     ----------
-    n_workers : worker processes.  kwargs : passed on to ``LocalCluster``.
+    n_workers : worker processes.
+    co_assign : root tasks co-assigned (False: queued, Dask's default scheduling).
+    kwargs : passed on to ``LocalCluster``.
     """
     import dask
     from distributed import LocalCluster
 
     key = "distributed.nanny.pre-spawn-environ"
     environ = {k: v for k, v in dask.config.get(key).items() if k != UNSET_IN_WORKERS}
-    with dask.config.set({key: environ}):
+    # root tasks co-assigned, not queued: a persisted collection's neighbouring chunks land on
+    # one worker, whose runs of them ``DaskWorkers.fold`` then merges there (see ``RUN``)
+    queued = dask.config.get("distributed.scheduler.worker-saturation")
+    saturation = math.inf if co_assign else queued
+    with dask.config.set({key: environ, "distributed.scheduler.worker-saturation": saturation}):
         options: dict[str, Any] = {
             "n_workers": n_workers,
             "threads_per_worker": 1,

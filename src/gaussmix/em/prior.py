@@ -51,7 +51,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -59,6 +60,9 @@ from numpy.typing import ArrayLike, NDArray
 from gaussmix.em.covariance import Covariance
 from gaussmix.em.params import Params
 from gaussmix.errors import GaussmixError
+
+if TYPE_CHECKING:
+    from gaussmix.em.parallel import Workers
 
 Array = NDArray[np.float64]
 
@@ -139,22 +143,61 @@ class DataMoments:
 def data_moments(blocks: Callable[[], Iterable[tuple[Any, Array | None]]]) -> DataMoments:
     """Moments of the rows of ``blocks()`` (an iterable of ((n, D) rows, (n,) weights or None),
     called twice: the means, then the scatter about them). Rows with a NaN are left out."""
+    return moments_by(lambda per_block: (per_block(X, w) for X, w in blocks()))
+
+
+def moments_by(
+    over_blocks: Callable[[Callable[[Any, Array | None], Any]], Iterable[Any]],
+) -> DataMoments:
+    """``data_moments`` where the rows are walked by ``over_blocks(per_block)``: it applies
+    ``per_block`` (picklable) to every block (rows (n, D), weights (n,) or None) and gives the
+    results in row order, so that on a cluster the blocks' sums are taken where they lie and
+    only (D,) and (D, D) numbers per block come back. Two walks: the sums, then the scatter
+    about the mean, each merged here left to right."""
     total = 0.0
     sums: Array | None = None
-    for X, w in blocks():
-        X, w = _complete(X, w)
-        part = X.sum(axis=0) if w is None else w @ X
+    for count, part in over_blocks(block_sums):
         sums = part if sums is None else sums + part
-        total += X.shape[0] if w is None else float(w.sum())
+        total += count
     if sums is None or not total > 1.0:
         raise GaussmixError("the prior needs at least two complete rows to take the data's moments")
     mean = sums / total
     scatter = np.zeros((mean.size, mean.size))
-    for X, w in blocks():
-        X, w = _complete(X, w)
-        Z = X - mean
-        scatter += Z.T @ (Z if w is None else Z * w[:, None])
+    for part in over_blocks(partial(block_scatter, mean)):
+        scatter += part
     return DataMoments(total, mean, 0.5 * (scatter + scatter.T) / (total - 1.0))
+
+
+def moments_on(pool: Workers, rows: int) -> DataMoments:
+    """``data_moments`` of the rows ``pool``'s workers hold (on a Dask cluster: the sums of
+    each row chunk's blocks taken on its worker), in blocks of ``rows`` rows."""
+
+    def over_blocks(per_block: Callable[[Any, Array | None], Any]) -> list[Any]:
+        task = partial(_of_blocks, per_block, rows)
+        return [part for share in pool.run(task) for part in share]
+
+    return moments_by(over_blocks)
+
+
+def _of_blocks(
+    per_block: Callable[[Any, Array | None], Any], rows: int, share: Any, map_blocks: Any
+) -> list[Any]:
+    """``per_block`` of each block of a share of the rows, in order (a task of ``Workers``)."""
+    return [per_block(X, w) for X, w in share.chunks(rows)]
+
+
+def block_sums(X: Any, w: Array | None) -> tuple[float, Array]:
+    """The (weighted) count and column sums (D,) of a block's complete rows."""
+    X, w = _complete(X, w)
+    return (X.shape[0] if w is None else float(w.sum())), (X.sum(axis=0) if w is None else w @ X)
+
+
+def block_scatter(mean: Array, X: Any, w: Array | None) -> Array:
+    """sum_n w_n (x_n - mean)(x_n - mean)' (D, D) over a block's complete rows."""
+    X, w = _complete(X, w)
+    Z = X - mean
+    scatter: Array = Z.T @ (Z if w is None else Z * w[:, None])
+    return scatter
 
 
 def _complete(X: Any, w: Array | None) -> tuple[Array, Array | None]:
