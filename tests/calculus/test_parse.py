@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gaussmix.calculus import CalculusError, Kind, Op, ParseError, parse, to_text
@@ -149,7 +149,17 @@ def test_unknown_kinds_are_explained() -> None:
 ALPHABET = [*"xyzAXSabc()+-*/.^'_ ,0123456789eiontrdglsqv", "tr(", "inv(", "sum_n(", ".*"]
 
 
+def test_numbers_out_of_range_are_refused_in_one_line() -> None:
+    # found by the fuzz test below: 1e4300 has more digits than Python prints as text
+    for text, column in (("1e4300", 1), ("x + 1e-4000", 5), ("2*1E+301", 3)):
+        with pytest.raises(ParseError, match=f"number .* at column {column} is out of range"):
+            parse(text)
+    e = parse("1e300*x + 2.5e-300")
+    assert parse(to_text(e)) == e
+
+
 @settings(max_examples=400, deadline=None)
+@example("1e4300")
 @given(st.lists(st.sampled_from(ALPHABET), max_size=25).map("".join))
 def test_fuzz_token_soup_raises_only_calculus_errors(text: str) -> None:
     try:

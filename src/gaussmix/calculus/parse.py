@@ -163,6 +163,12 @@ class _SourceDims(Dims):
 # ---------------------------------------------------------------------------------------------
 
 
+# a literal's exponent, bounded: numbers stay exact fractions, and 1e4300's 4301 digits would
+# exceed Python's integer-to-text limit when printed (a float overflows past 1e308 anyway)
+MAX_EXPONENT = 300
+_EXPONENT = re.compile(r"[eE]([+-]?\d+)$")
+
+
 def _syntax_error(text: str, exc: lark.exceptions.UnexpectedInput) -> ParseError:
     if isinstance(exc, lark.exceptions.UnexpectedCharacters):
         pos = exc.pos_in_stream or 0
@@ -251,6 +257,16 @@ class _Builder:
         return E.var(base, template.kind or Kind.MATRIX, template.shape, indices)
 
     def number(self, token: lark.Token) -> Expr:
+        exponent = _EXPONENT.search(str(token))
+        if exponent and abs(int(exponent.group(1))) > MAX_EXPONENT:
+            pos = token.start_pos or 0
+            raise ParseError(
+                f"the number {token} at column {pos + 1} is out of range: numbers are "
+                f"written between 1e-{MAX_EXPONENT} and 1e{MAX_EXPONENT} (a scale that large "
+                "belongs in a variable)",
+                source=self.text,
+                position=pos,
+            )
         return E.num(Fraction(str(token)))
 
     # -- calls -----------------------------------------------------------------------------
