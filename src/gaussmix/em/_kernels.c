@@ -1284,3 +1284,227 @@ long constrained_mstep(long model, long K, long D, const double *restrict in, lo
     result[2] = precision_factors(cov, K, D, prec, rest) < 0 ? 1.0 : 0.0;
     return code;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* hierarchical agglomeration: hc.py's merge loop (hc.hc_tree after its set-up) in one call.
+ *
+ * The arithmetic is hc._pair_terms / _terms / _scaled_det operation by operation, in the same
+ * order, so that every merge cost equals the numpy loop's to the bit and ties (equal costs)
+ * fall the same way: no contraction into fused multiply-adds in this section, and the C
+ * library's log, which hc._log calls too. The minima bookkeeping is hc_tree's: the first of
+ * equal minima wins, as numpy's argmin. A merge costs one log per other cluster. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+/* det(W / n) of the symmetric D x D scatter W of n rows, 0 where it is not positive definite
+ * (A: D x D scratch) */
+static double hc_scaled_det(const double *restrict W, long D, double n, double *restrict A)
+{
+    double det;
+    if (D == 1) {
+        det = W[0];
+    } else if (D == 2) {
+        det = W[0] * W[3] - W[1] * W[2];
+    } else if (D == 3) {
+        det = W[0] * (W[4] * W[8] - W[5] * W[7]) - W[1] * (W[3] * W[8] - W[5] * W[6])
+              + W[2] * (W[3] * W[7] - W[4] * W[6]);
+    } else {
+        memcpy(A, W, (size_t)(D * D) * sizeof(double));
+        det = 1.0;
+        for (long k = 0; k < D; k++) {
+            const double pivot = A[k * D + k];
+            if (!(pivot > 0)) return 0.0;
+            det = det * (pivot / n);
+            for (long r = k + 1; r < D; r++)
+                for (long c = k + 1; c < D; c++) A[r * D + c] -= A[r * D + k] * A[k * D + c] / pivot;
+        }
+        return det;
+    }
+    double power = n;
+    for (long k = 1; k < D; k++) power = power * n;
+    return det > 0 ? det / power : 0.0;
+}
+
+struct hc_state {
+    long D;
+    double alpha;
+    double *n, *means, *W, *trace, *term;
+    double *diff, *Wij, *A; /* D, D^2, D^2 */
+};
+
+/* the term of cluster i merged with j (hc._pair_terms and hc._terms for one pair), with its
+ * count and trace; the merged scatter goes into s->Wij when `want_scatter` or when the term
+ * needs its determinant */
+static double hc_pair(const struct hc_state *s, long i, long j, int want_scatter, double *n_out,
+                      double *trace_out)
+{
+    const long D = s->D;
+    const double *mi = s->means + i * D, *mj = s->means + j * D;
+    const double nij = s->n[i] + s->n[j];
+    const double scale = s->n[i] * s->n[j] / nij;
+    double sq = 0.0;
+    for (long a = 0; a < D; a++) {
+        s->diff[a] = mj[a] - mi[a];
+        sq = a == 0 ? s->diff[0] * s->diff[0] : sq + s->diff[a] * s->diff[a];
+    }
+    const double tr = s->trace[i] + s->trace[j] + scale * sq;
+    const int small = nij <= (double)D || tr <= 0;
+    if (want_scatter || !small) {
+        const double *Wi = s->W + i * D * D, *Wj = s->W + j * D * D;
+        for (long a = 0; a < D; a++)
+            for (long b = 0; b < D; b++)
+                s->Wij[a * D + b] = Wi[a * D + b] + Wj[a * D + b] + scale * s->diff[a] * s->diff[b];
+    }
+    *n_out = nij;
+    *trace_out = tr;
+    double out = (tr + s->alpha) / nij;
+    if (!small) out = out + hc_scaled_det(s->Wij, D, nij, s->A);
+    return nij * log(out);
+}
+
+/* numpy's argmin of row r of the m x m costs: the first least entry among the live clusters
+ * (live (n_live,), increasing; the others' entries are +inf in hc_tree's matrix and stale
+ * here), 0 when all are +inf as numpy's argmin of a row of +inf */
+static inline long hc_row_argmin(const double *restrict cost, long m, long r,
+                                 const int64_t *restrict live, long n_live)
+{
+    /* four lanes (k mod 4), each its first least entry, so that the compares do not wait on
+     * each other; the first of the lanes' equal leasts is the row's first (live increases) */
+    const double *row = cost + r * m;
+    double least[4] = {INFINITY, INFINITY, INFINITY, INFINITY};
+    long best[4] = {m, m, m, m};
+    long k = 0;
+    for (; k + 4 <= n_live; k += 4)
+        for (int l = 0; l < 4; l++) {
+            const long c = (long)live[k + l];
+            if (row[c] < least[l]) {
+                least[l] = row[c];
+                best[l] = c;
+            }
+        }
+    for (; k < n_live; k++) {
+        const long c = (long)live[k];
+        if (row[c] < least[0] || (row[c] == least[0] && c < best[0])) {
+            least[0] = row[c];
+            best[0] = c;
+        }
+    }
+    long first = best[0];
+    double lowest = least[0];
+    for (int l = 1; l < 4; l++)
+        if (least[l] < lowest || (least[l] == lowest && best[l] < first)) {
+            lowest = least[l];
+            first = best[l];
+        }
+    return lowest < INFINITY ? first : 0;
+}
+
+/* hc.hc_tree's merge loop (hc._merge_loop) for m >= 2 initial clusters of counts n (m,) and
+ * means (m, D), criterion constant alpha: writes the m - 1 merged pairs (i < j) into merges
+ * (m - 1, 2). Only the live clusters' rows and columns of the costs are kept up to date (the
+ * numpy loop sets the others to +inf, which no minimum can pick). work: m^2 + m (D^2 + D + 4)
+ * + 3 D^2 + D doubles; iwork: 2 m. Returns 0, or -1 when a cost is NaN or no least cost is
+ * finite (the numpy loop then runs). */
+long hc_merge_loop(const double *restrict n0, const double *restrict means0, long m, long D,
+                   double alpha, double *restrict work, int64_t *restrict iwork,
+                   int64_t *restrict merges)
+{
+    struct hc_state s;
+    s.D = D;
+    s.alpha = alpha;
+    double *cost = work;
+    s.n = cost + m * m;
+    s.means = s.n + m;
+    s.W = s.means + m * D;
+    s.trace = s.W + m * D * D;
+    s.term = s.trace + m;
+    double *row_min = s.term + m;
+    s.diff = row_min + m;
+    s.Wij = s.diff + D;
+    s.A = s.Wij + D * D;
+    double *Wbest = s.A + D * D;
+    int64_t *row_arg = iwork, *live = iwork + m;
+
+    memcpy(s.n, n0, (size_t)m * sizeof(double));
+    memcpy(s.means, means0, (size_t)(m * D) * sizeof(double));
+    memset(s.W, 0, (size_t)(m * D * D) * sizeof(double));
+    for (long k = 0; k < m; k++) {
+        s.trace[k] = 0.0;
+        s.term[k] = s.n[k] * log((0.0 + alpha) / s.n[k]); /* no scatter: the small branch */
+        live[k] = k;
+    }
+    long n_live = m;
+    double nij, tr;
+    for (long i = 0; i < m; i++) {
+        cost[i * m + i] = INFINITY;
+        for (long j = i + 1; j < m; j++) {
+            const double c = hc_pair(&s, i, j, 0, &nij, &tr) - s.term[i] - s.term[j];
+            if (c != c) return -1;
+            cost[i * m + j] = cost[j * m + i] = c;
+        }
+    }
+    for (long r = 0; r < m; r++) {
+        row_arg[r] = hc_row_argmin(cost, m, r, live, n_live);
+        row_min[r] = cost[r * m + row_arg[r]];
+    }
+    for (long step = 0; step < m - 1; step++) {
+        long a = (long)live[0];
+        for (long k = 1; k < n_live; k++)
+            if (row_min[live[k]] < row_min[a]) a = (long)live[k];
+        if (!(row_min[a] < INFINITY)) return -1;
+        const long b = (long)row_arg[a];
+        const long i = a < b ? a : b, j = a < b ? b : a;
+        merges[2 * step] = i;
+        merges[2 * step + 1] = j;
+        /* cluster i becomes i and j merged; j leaves the live list */
+        const double merged = hc_pair(&s, i, j, 1, &nij, &tr);
+        memcpy(Wbest, s.Wij, (size_t)(D * D) * sizeof(double));
+        for (long d = 0; d < D; d++)
+            s.means[i * D + d] = (s.n[i] * s.means[i * D + d] + s.n[j] * s.means[j * D + d]) / nij;
+        s.n[i] = nij;
+        s.trace[i] = tr;
+        memcpy(s.W + i * D * D, Wbest, (size_t)(D * D) * sizeof(double));
+        s.term[i] = merged;
+        long at = 0;
+        while (live[at] != j) at++;
+        memmove(live + at, live + at + 1, (size_t)(n_live - at - 1) * sizeof(int64_t));
+        n_live--;
+        row_min[j] = INFINITY;
+        for (long k = 0; k < n_live; k++) {
+            const long r = (long)live[k];
+            if (r == i) continue;
+            const double c = hc_pair(&s, i, r, 0, &nij, &tr) - s.term[i] - s.term[r];
+            if (c != c) return -1;
+            cost[i * m + r] = cost[r * m + i] = c;
+        }
+        row_arg[i] = hc_row_argmin(cost, m, i, live, n_live);
+        row_min[i] = cost[i * m + row_arg[i]];
+        /* rows whose best partner was i or j look again; the others may now prefer i */
+        for (long k = 0; k < n_live; k++) {
+            const long r = (long)live[k];
+            if (r != i && (row_arg[r] == i || row_arg[r] == j)) {
+                row_arg[r] = hc_row_argmin(cost, m, r, live, n_live);
+                row_min[r] = cost[r * m + row_arg[r]];
+            }
+        }
+        const double *row_i = cost + i * m; /* = column i, read along a row */
+        for (long k = 0; k < n_live; k++) {
+            const long r = (long)live[k];
+            if (r != i && row_i[r] < row_min[r]) {
+                row_arg[r] = i;
+                row_min[r] = row_i[r];
+            }
+        }
+    }
+    return 0;
+}
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT ON
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif

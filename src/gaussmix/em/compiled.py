@@ -75,6 +75,9 @@ def _load() -> ctypes.CDLL | None:
     lib.constrained_mstep.restype = _N
     lib.constrained_mstep_work.argtypes = [_N, _N, _N]
     lib.constrained_mstep_work.restype = _N
+    # hierarchical agglomeration
+    lib.hc_merge_loop.argtypes = [_P, _P, _N, _N, _F, _P, _P, _P]
+    lib.hc_merge_loop.restype = _N
     return lib
 
 
@@ -534,3 +537,31 @@ def constrained_mstep(
             return None
         call = calls[key] = ConstrainedMstep(_LIB, MSTEP_KERNELS[model], sxx.shape)
     return call(sxx, nk, d, reg_covar, start, tol, max_iter)
+
+
+# hierarchical agglomeration
+
+# Above this many initial clusters the (m, m) costs' memory and the O(m^2 D^3) work are the
+# caller's business (hc.py grows its tree on at most HC_MAX_ROWS rows): the C loop takes any m.
+
+
+def hc_merge_loop(
+    n: NDArray[np.float64], means: NDArray[np.float64], alpha: float
+) -> NDArray[np.intp] | None:
+    """``hc.hc_tree``'s merge loop in one C call: the (m - 1, 2) merged pairs of the m >= 2
+    initial clusters of counts n (m,) and means (m, D), criterion constant ``alpha``; each cost
+    to the bit the numpy loop's (``hc._merge_loop``), so the same merges. None when the C loop
+    cannot take them (no library, other shapes, a cost that is NaN)."""
+    if _LIB is None or means.ndim != 2 or n.shape != means.shape[:1] or n.shape[0] < 2:
+        return None
+    n = np.ascontiguousarray(n, dtype=np.float64)
+    means = np.ascontiguousarray(means, dtype=np.float64)
+    m, d = means.shape
+    work = np.empty(m * m + m * (d * d + d + 4) + 3 * d * d + d)
+    iwork = np.empty(2 * m, dtype=np.int64)
+    merges = np.empty((m - 1, 2), dtype=np.int64)
+    failed = _LIB.hc_merge_loop(
+        n.ctypes.data, means.ctypes.data, m, d, alpha, work.ctypes.data,
+        iwork.ctypes.data, merges.ctypes.data,
+    )  # fmt: skip
+    return None if failed else merges.astype(np.intp, copy=False)

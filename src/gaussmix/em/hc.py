@@ -20,16 +20,24 @@ clusters. Above ``HC_MAX_ROWS`` rows it is grown on a random subset of that many
 
 The merge loop keeps the full matrix of merge costs and each row's minimum; a merge recomputes
 one row of costs (batched over the clusters) and the minima that pointed at the merged pair, so
-a tree of N rows costs O(N^2) determinants of D x D matrices.
+a tree of N rows costs O(N^2) determinants of D x D matrices. It runs in C when the C loops are
+built (``compiled.hc_merge_loop``, 10-70x faster on mclust's small sets: benchmarks/README.md);
+``_merge_loop`` here is its reference, and both compute every cost by the same operations in
+the same order (the determinants by closed forms up to D = 3 and by elimination beyond, sums
+left to right, the C library's log), so that their merges are equal, ties included: a tie goes
+to the first pair, and a last-bit difference could turn it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 
 import numpy as np
 from numpy.typing import NDArray
+
+from gaussmix.em import compiled
 
 Array = NDArray[np.float64]
 
@@ -48,25 +56,43 @@ def svd_scaled(X: Array) -> Array:
     return np.asarray((Z @ Vt[: s.size].T) / np.sqrt(s))
 
 
+def _log(x: Array) -> Array:
+    """log of each value of x (m,), by the C library's log (math.log), which the C loop calls
+    too: numpy's own float64 log (SIMD code on some machines) is a last bit apart from it in
+    about 1e-4 of the values, enough to turn a tie."""
+    return np.array(list(map(math.log, x.tolist())), dtype=np.float64)
+
+
 def _terms(n: Array, trace: Array, W: Array, alpha: float, n_features: int) -> Array:
     """The criterion's term of clusters of n (m,) rows, tr W (m,) and scatter W (m, D, D)."""
     small = (n <= n_features) | (trace <= 0)
-    out = np.log((trace + alpha) / n)
+    out = (trace + alpha) / n
     big = np.flatnonzero(~small)
     if big.size:
-        logdet = _log_det(W[big]) - n_features * np.log(n[big])  # log det(W / n)
-        out[big] = np.logaddexp(logdet, out[big])
-    return n * out
+        out[big] = out[big] + _scaled_det(W[big], n[big])
+    return n * _log(out)
 
 
-def _log_det(W: Array) -> Array:
-    """log det of each (D, D) matrix of W (m, D, D), -inf where it is not positive. Up to three
-    features by the closed forms (LAPACK's batched slogdet costs a microsecond a matrix, and the
-    merge loop asks for m of them m times); beyond, slogdet."""
+def _scaled_det(W: Array, n: Array) -> Array:
+    """det(W / n) of each (D, D) matrix of W (m, D, D) and count of n (m,), 0 where W is not
+    positive definite. Up to three features by the closed forms, divided by n^D; beyond, by
+    symmetric Gaussian elimination without pivoting (pivot p_k = A_kk, then A_rc -= (A_rk A_kc)
+    / p_k below and right of it), the product of the p_k / n, 0 at a pivot <= 0. Each in an
+    order the C loop repeats to the bit (LAPACK's slogdet would not be, and costs a
+    microsecond a matrix)."""
     d = W.shape[-1]
     if d > 3:
-        sign, logdet = np.linalg.slogdet(W)
-        return np.asarray(np.where(sign > 0, logdet, -np.inf))
+        A = np.array(W, dtype=np.float64)
+        det = np.ones(A.shape[0])
+        for k in range(d):
+            pivot = A[:, k, k].copy()
+            det = np.where(pivot > 0, det * (pivot / n), 0.0)
+            pivot[~(pivot > 0)] = 1.0
+            if k + 1 < d:
+                A[:, k + 1 :, k + 1 :] -= (
+                    A[:, k + 1 :, k, None] * A[:, None, k, k + 1 :] / pivot[:, None, None]
+                )
+        return det
     if d == 1:
         det = W[:, 0, 0]
     elif d == 2:
@@ -77,8 +103,18 @@ def _log_det(W: Array) -> Array:
             - W[:, 0, 1] * (W[:, 1, 0] * W[:, 2, 2] - W[:, 1, 2] * W[:, 2, 0])
             + W[:, 0, 2] * (W[:, 1, 0] * W[:, 2, 1] - W[:, 1, 1] * W[:, 2, 0])
         )
-    positive = det > 0
-    return np.where(positive, np.log(np.where(positive, det, 1.0)), -np.inf)
+    power = n
+    for _ in range(d - 1):
+        power = power * n
+    return np.where(det > 0, det / power, 0.0)
+
+
+def _square_norms(diff: Array) -> Array:
+    """sum_d diff_d^2 of each row of diff (m, D), summed left to right (the C loop's order)."""
+    out = diff[:, 0] * diff[:, 0]
+    for k in range(1, diff.shape[1]):
+        out = out + diff[:, k] * diff[:, k]
+    return out
 
 
 def _pair_terms(
@@ -96,7 +132,7 @@ def _pair_terms(
     scale = n[i] * n[others] / n_ij
     # W_ij = W_i + W_j + n_i n_j / n_ij (m_i - m_j)(m_i - m_j)'
     W_ij = W[i] + W[others] + scale[:, None, None] * diff[:, :, None] * diff[:, None, :]
-    tr_ij = trace[i] + trace[others] + scale * np.einsum("md,md->m", diff, diff)
+    tr_ij = trace[i] + trace[others] + scale * _square_norms(diff)
     return _terms(n_ij, tr_ij, W_ij, alpha, means.shape[1]), n_ij, tr_ij, W_ij
 
 
@@ -109,16 +145,31 @@ def hc_tree(Z: Array) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     merges : (m - 1, 2) the pairs of initial-cluster ids merged, in order; a merged cluster keeps
         the smaller id.
     """
+    groups, n, means, alpha = _start(Z)
+    merges = compiled.hc_merge_loop(n, means, alpha) if n.size > 1 else None
+    if merges is None:
+        merges = _merge_loop(n, means, alpha)
+    return groups, merges
+
+
+def _start(Z: Array) -> tuple[NDArray[np.intp], Array, Array, float]:
+    """(groups (n,), counts (m,), means (m, D), alpha) of the initial clusters of the rows Z
+    (n, D): identical rows start together."""
     Z = np.asarray(Z, dtype=np.float64)
     n_rows, n_features = Z.shape
     _, first, groups = np.unique(Z, axis=0, return_index=True, return_inverse=True)
     groups = np.asarray(groups).reshape(-1)
-    m = first.size
-    n = np.bincount(groups, minlength=m).astype(np.float64)
-    means = Z[first].copy()
+    n = np.bincount(groups, minlength=first.size).astype(np.float64)
+    alpha = max(float(((Z - Z.mean(axis=0)) ** 2).sum()) / (n_rows * n_features), 2.0**-52)
+    return groups, n, Z[first].copy(), alpha
+
+
+def _merge_loop(n: Array, means: Array, alpha: float) -> NDArray[np.intp]:
+    """The merges (m - 1, 2) of the m initial clusters of counts n (m,) and means (m, D)
+    (both changed in place): the numpy reference of ``compiled.hc_merge_loop``."""
+    m, n_features = means.shape
     W = np.zeros((m, n_features, n_features))
     trace = np.zeros(m)
-    alpha = max(float(((Z - Z.mean(axis=0)) ** 2).sum()) / (n_rows * n_features), 2.0**-52)
     term = _terms(n, trace, W, alpha, n_features)
 
     cost = np.full((m, m), np.inf)
@@ -161,7 +212,7 @@ def hc_tree(Z: Array) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         fresh = others[cost[others, i] < row_min[others]]
         row_arg[fresh] = i
         row_min[fresh] = cost[fresh, i]
-    return groups, merges
+    return merges
 
 
 def cut(groups: NDArray[np.intp], merges: NDArray[np.intp], k: int) -> NDArray[np.intp]:
