@@ -140,3 +140,14 @@ def test_scaled_det_is_the_determinant(n_features: int) -> None:
     got = hc._scaled_det(W, n)
     np.testing.assert_allclose(got[1:], want[1:], rtol=1e-10)
     assert abs(got[0]) <= 1e-12 * abs(got[1:]).max()
+
+
+def test_cut_replays_the_merges() -> None:
+    groups, merges = hc.hc_tree(hc.svd_scaled(load_faithful().X))
+    m = merges.shape[0] + 1
+    for k in (1, 2, 3, 9, 50, m - 1, m):
+        parent = np.arange(m)  # each merge in turn: j's cluster joins i's
+        for i, j in merges[: m - k]:
+            parent[parent == j] = i
+        _, want = np.unique(parent[groups], return_inverse=True)
+        np.testing.assert_array_equal(hc.cut(groups, merges, k), want.reshape(-1))

@@ -216,11 +216,19 @@ def _merge_loop(n: Array, means: Array, alpha: float) -> NDArray[np.intp]:
 
 
 def cut(groups: NDArray[np.intp], merges: NDArray[np.intp], k: int) -> NDArray[np.intp]:
-    """Labels 0..k-1 of the rows at the level of the tree with k clusters."""
+    """Labels 0..k-1 of the rows at the level of the tree with k clusters (numbered in the
+    order of their smallest initial cluster)."""
     m = merges.shape[0] + 1
+    done = merges[: max(m - k, 0)]
+    # each merged cluster j points at the one it joined, i < j; following the pointers to the
+    # end (by pointer doubling) finds each initial cluster's cluster at this level
     parent = np.arange(m)
-    for i, j in merges[: max(m - k, 0)]:
-        parent[parent == j] = i
+    parent[done[:, 1]] = done[:, 0]
+    while True:
+        up = parent[parent]
+        if np.array_equal(up, parent):
+            break
+        parent = up
     _, labels = np.unique(parent[groups], return_inverse=True)
     return np.asarray(labels).reshape(-1)
 
