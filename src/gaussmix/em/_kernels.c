@@ -1302,7 +1302,8 @@ long constrained_mstep(long model, long K, long D, const double *restrict in, lo
 
 /* det(W / n) of the symmetric D x D scatter W of n rows, 0 where it is not positive definite
  * (A: D x D scratch) */
-static double hc_scaled_det(const double *restrict W, long D, double n, double *restrict A)
+static inline __attribute__((always_inline)) double hc_scaled_det(const double *restrict W, long D,
+                                                                   double n, double *restrict A)
 {
     double det;
     if (D == 1) {
@@ -1338,11 +1339,13 @@ struct hc_state {
 
 /* the term of cluster i merged with j (hc._pair_terms and hc._terms for one pair), with its
  * count and trace; the merged scatter goes into s->Wij when `want_scatter` or when the term
- * needs its determinant */
-static double hc_pair(const struct hc_state *s, long i, long j, int want_scatter, double *n_out,
-                      double *trace_out)
+ * needs its determinant. Inlined into one copy per small D (hc_pair_1, ...), whose loops the
+ * compiler unrolls: the same operations in the same order. */
+static inline __attribute__((always_inline)) double hc_pair_inline(const struct hc_state *s, long i,
+                                                                   long j, int want_scatter,
+                                                                   double *n_out,
+                                                                   double *trace_out, const long D)
 {
-    const long D = s->D;
     const double *mi = s->means + i * D, *mj = s->means + j * D;
     const double nij = s->n[i] + s->n[j];
     const double scale = s->n[i] * s->n[j] / nij;
@@ -1365,6 +1368,21 @@ static double hc_pair(const struct hc_state *s, long i, long j, int want_scatter
     if (!small) out = out + hc_scaled_det(s->Wij, D, nij, s->A);
     return nij * log(out);
 }
+
+typedef double (*hc_pair_fn)(const struct hc_state *, long, long, int, double *, double *);
+#define HC_PAIR(NAME, DIM)                                                                    \
+    static double NAME(const struct hc_state *s, long i, long j, int want, double *n_out,     \
+                       double *trace_out)                                                     \
+    {                                                                                         \
+        return hc_pair_inline(s, i, j, want, n_out, trace_out, DIM);                          \
+    }
+HC_PAIR(hc_pair_1, 1)
+HC_PAIR(hc_pair_2, 2)
+HC_PAIR(hc_pair_3, 3)
+HC_PAIR(hc_pair_4, 4)
+HC_PAIR(hc_pair_5, 5)
+HC_PAIR(hc_pair_6, 6)
+HC_PAIR(hc_pair_any, s->D)
 
 /* numpy's argmin of row r of the m x m costs: the first least entry among the live clusters
  * (live (n_live,), increasing; the others' entries are +inf in hc_tree's matrix and stale
@@ -1428,6 +1446,9 @@ long hc_merge_loop(const double *restrict n0, const double *restrict means0, lon
     s.A = s.Wij + D * D;
     double *Wbest = s.A + D * D;
     int64_t *row_arg = iwork, *live = iwork + m;
+    static const hc_pair_fn pair_of_d[] = {hc_pair_any, hc_pair_1, hc_pair_2, hc_pair_3,
+                                           hc_pair_4,   hc_pair_5, hc_pair_6};
+    const hc_pair_fn hc_pair = D <= 6 ? pair_of_d[D] : hc_pair_any;
 
     memcpy(s.n, n0, (size_t)m * sizeof(double));
     memcpy(s.means, means0, (size_t)(m * D) * sizeof(double));
