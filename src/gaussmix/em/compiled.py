@@ -539,10 +539,8 @@ def constrained_mstep(
     return call(sxx, nk, d, reg_covar, start, tol, max_iter)
 
 
-# hierarchical agglomeration
-
-# Above this many initial clusters the (m, m) costs' memory and the O(m^2 D^3) work are the
-# caller's business (hc.py grows its tree on at most HC_MAX_ROWS rows): the C loop takes any m.
+# hierarchical agglomeration (hc.py grows its trees on at most HC_MAX_ROWS rows: the (m, m)
+# costs below take 8 m^2 bytes, as the numpy loop's do)
 
 
 def hc_merge_loop(

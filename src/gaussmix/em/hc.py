@@ -21,11 +21,12 @@ clusters. Above ``HC_MAX_ROWS`` rows it is grown on a random subset of that many
 The merge loop keeps the full matrix of merge costs and each row's minimum; a merge recomputes
 one row of costs (batched over the clusters) and the minima that pointed at the merged pair, so
 a tree of N rows costs O(N^2) determinants of D x D matrices. It runs in C when the C loops are
-built (``compiled.hc_merge_loop``, 10-70x faster on mclust's small sets: benchmarks/README.md);
-``_merge_loop`` here is its reference, and both compute every cost by the same operations in
-the same order (the determinants by closed forms up to D = 3 and by elimination beyond, sums
-left to right, the C library's log), so that their merges are equal, ties included: a tie goes
-to the first pair, and a last-bit difference could turn it.
+built (``compiled.hc_merge_loop``, fifty times the numpy loop on mclust's small sets:
+benchmarks/README.md, bench_hc.py); ``_merge_loop`` here is its reference, and both compute
+every cost by the same operations in the same order (the determinants by closed forms up to
+D = 3 and by elimination beyond, sums left to right, the C library's log), so that their
+merges are equal, ties included: a tie goes to the first pair, and a last-bit difference could
+turn it.
 """
 
 from __future__ import annotations
