@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_vs_mclust import DATA_SETS, load_average
+from bench_vs_mclust import DATA_SETS, Mclust, load_average
 
 from gaussmix.em import compiled, hc
 
@@ -61,6 +61,17 @@ while (length(line <- readLines(con, n = 1)) > 0) {
   flush(stdout())
 }
 """
+
+
+class MclustHc(Mclust):
+    """bench_vs_mclust's long-lived Rscript process, reading this script's commands."""
+
+    def __init__(self, folder: Path) -> None:
+        script = folder / "hc_server.R"
+        script.write_text(R_SERVER)
+        self.process = subprocess.Popen(
+            ["Rscript", str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
@@ -98,19 +109,8 @@ def main() -> None:
         sys.exit("bench_hc.py compares the C merge loop: the C loops are not built here")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as folder:
-        script = Path(folder) / "server.R"
-        script.write_text(R_SERVER)
-        r = subprocess.Popen(
-            ["Rscript", str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert r.stdin is not None and r.stdout is not None
-
-        def ask(command: str) -> str:
-            assert r.stdin is not None and r.stdout is not None
-            r.stdin.write(command + "\n")
-            r.stdin.flush()
-            return r.stdout.readline().strip()
-
+        r = MclustHc(Path(folder))
+        ask = r.ask
         version = ask("version")
         print(f"machine: {platform.machine()}, {platform.system()}; mclust {version}")
         print(f"load average before: {load_average()}")
@@ -138,8 +138,7 @@ def main() -> None:
                   f"C=numpy {'yes' if equal else 'NO'}, =mclust at {agree}/9 K")  # fmt: skip
             rows.append({"set": name, "shape": list(X.shape), "seconds": times,
                          "c_equals_numpy": bool(equal), "mclust_agree_k": int(agree)})  # fmt: skip
-        r.stdin.close()
-        r.wait()
+        r.close()
     print(f"load average after: {load_average()}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"mclust": version, "rows": rows}, indent=1) + "\n")
