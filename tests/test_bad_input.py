@@ -100,3 +100,14 @@ def test_bad_parameters(kwargs: dict[str, object], pattern: str) -> None:
     with pytest.raises(ValueError, match=pattern) as info:
         GaussianMixture(**params).fit(X_GOOD)  # type: ignore[arg-type]
     one_line(info)
+
+
+def test_a_dataframe_naming_a_column_twice_is_refused_in_one_line() -> None:
+    pd = pytest.importorskip("pandas")
+    X = mixture_data(seed=3, n=60, n_features=2)
+    frame = pd.DataFrame(np.column_stack([X, X[:, :1]]), columns=["a", "b", "a"])
+    with pytest.raises(ValueError, match=r"^the DataFrame names 'a' more than once; give every"):
+        GaussianMixture(2, random_state=0).fit(frame)
+    model = GaussianMixture(2, random_state=0).fit(frame.iloc[:, :2])
+    with pytest.raises(ValueError, match="names 'a' more than once"):
+        model.predict(frame.iloc[:, [0, 2]])

@@ -44,6 +44,11 @@ def validate_rows(
                 "Expected 2D array, got 1D array instead. Reshape your data with "
                 "X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample"
             )
+        columns = getattr(X, "columns", None)
+        if columns is not None and getattr(X, "dtypes", None) is not None:
+            from gaussmix.data.sources import check_unique_names
+
+            check_unique_names([str(c) for c in columns], "the DataFrame")
         X = _as_numeric(X)
     X_valid: NDArray[np.floating] = validate_data(
         estimator,
