@@ -485,6 +485,122 @@ void estep_rows(long kind, const double *X, const double *w, long n, long D, lon
     }
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* feature_sums_full: the natural kernel's second product G = q T' (K, F) for full covariances
+ * without the GEMM, for blocks where most responsibilities are negligible (a separated mixture
+ * has about one component per row). A row whose responsibility q_kn for component k is at most
+ * `negligible` times the block's largest for k adds less to k's sums than rounding that
+ * largest term does (covariance.NEGLIGIBLE; the componentwise kernel leaves such rows out
+ * alike), so only the pairs above it count. Per component, its rows' centred values z = x - c
+ * are gathered features-major (D, m), and each of features_full's sums, sum_n q_n z_a z_b for
+ * a <= b, sum_n q_n z_a and sum_n q_n, is a dot product along those rows in LANES partial sums
+ * (four at a time, which share the loads of q z_a and keep four chains of additions in
+ * flight): F m multiply-adds for the component's m rows where the GEMM spends F n.
+ *
+ * resp: (K, n) weighted responsibilities; G: (K, F) doubles, overwritten (F = D(D+1)/2 + D +
+ * 1); scratch: K + (2 D + 2)(n + 16) doubles. Returns the number of (row, component) pairs
+ * summed; -1, writing nothing, when there are more than max_pairs (the GEMM is then faster).
+ */
+static inline __attribute__((always_inline)) double lanes_max(const double *restrict a,
+                                                              long m)
+{
+    double lane[LANES] = {0.0};
+    long j = 0;
+    for (; j + LANES <= m; j += LANES)
+        for (long l = 0; l < LANES; l++) lane[l] = a[j + l] > lane[l] ? a[j + l] : lane[l];
+    double top = 0.0;
+    for (; j < m; j++) top = a[j] > top ? a[j] : top;
+    for (long l = 0; l < LANES; l++) top = lane[l] > top ? lane[l] : top;
+    return top;
+}
+
+/* eight doubles as one value (GCC and clang lower it to the widest vector unit of the clone,
+ * AVX-512, AVX2 or SSE2), loaded from any address */
+typedef double lanes8 __attribute__((vector_size(8 * sizeof(double)), aligned(sizeof(double))));
+
+/* out[i] = dot(a, b + i * stride, m) for i < 4, each summed in dot's order (LANES = 8) */
+static inline __attribute__((always_inline)) void dot4(
+    const double *restrict a, const double *restrict b, long stride, long m, double *restrict out)
+{
+    lanes8 s0 = {0.0}, s1 = {0.0}, s2 = {0.0}, s3 = {0.0};
+    const double *b0 = b, *b1 = b + stride, *b2 = b + 2 * stride, *b3 = b + 3 * stride;
+    long j = 0;
+    for (; j + 8 <= m; j += 8) {
+        const lanes8 x = *(const lanes8 *)(a + j);
+        s0 += x * *(const lanes8 *)(b0 + j);
+        s1 += x * *(const lanes8 *)(b1 + j);
+        s2 += x * *(const lanes8 *)(b2 + j);
+        s3 += x * *(const lanes8 *)(b3 + j);
+    }
+    double t0 = 0.0, t1 = 0.0, t2 = 0.0, t3 = 0.0;
+    for (; j < m; j++) {
+        t0 += a[j] * b0[j];
+        t1 += a[j] * b1[j];
+        t2 += a[j] * b2[j];
+        t3 += a[j] * b3[j];
+    }
+    for (long l = 0; l < 8; l++) {
+        t0 += s0[l];
+        t1 += s1[l];
+        t2 += s2[l];
+        t3 += s3[l];
+    }
+    out[0] = t0, out[1] = t1, out[2] = t2, out[3] = t3;
+}
+
+VECTORISED
+long feature_sums_full(const double *restrict X, long n, long D, const double *restrict c,
+                       const double *restrict resp, long K, double negligible, long max_pairs,
+                       double *restrict G, double *restrict scratch)
+{
+    const long nq = D * (D + 1) / 2, F = nq + D + 1;
+    const long most = n + 16; /* the longest stride below */
+    double *restrict floor_k = scratch, *restrict q = scratch + K;
+    double *restrict Z = q + n, *restrict QZ = Z + D * most;
+    long *restrict index = (long *)(QZ + D * most);
+    long pairs = 0;
+    for (long k = 0; k < K; k++) {
+        const double *row = resp + k * n;
+        const double floor = lanes_max(row, n) * negligible;
+        long count = 0;
+        for (long j = 0; j < n; j++) count += row[j] > floor;
+        floor_k[k] = floor;
+        pairs += count;
+        if (pairs > max_pairs) return -1;
+    }
+    for (long k = 0; k < K; k++) {
+        const double *row = resp + k * n;
+        const double floor = floor_k[k];
+        double *restrict g = G + k * F;
+        long m = 0;
+        for (long j = 0; j < n; j++) {
+            index[m] = j;
+            q[m] = row[j];
+            m += row[j] > floor;
+        }
+        /* the rows of Z and QZ `stride` apart: a multiple of 8 doubles, not of 256 (columns
+         * written together 2 KB apart would share cache sets) */
+        long stride = (m + 7) / 8 * 8 + 8;
+        stride += stride % 256 == 0 ? 8 : 0;
+        for (long i = 0; i < m; i++) {
+            const double *x = X + index[i] * D;
+            for (long d = 0; d < D; d++) Z[d * stride + i] = x[d] - c[d];
+        }
+        for (long d = 0; d < D; d++)
+            for (long i = 0; i < m; i++) QZ[d * stride + i] = q[i] * Z[d * stride + i];
+        long f = 0;
+        for (long a = 0; a < D; a++) {
+            const double *qa = QZ + a * stride;
+            long b = a;
+            for (; b + 4 <= D; b += 4, f += 4) dot4(qa, Z + b * stride, stride, m, g + f);
+            for (; b < D; b++) g[f++] = dot(qa, Z + b * stride, m);
+        }
+        for (long d = 0; d < D; d++) g[nq + d] = sum(QZ + d * stride, m);
+        g[F - 1] = sum(q, m);
+    }
+    return pairs;
+}
+
 /* precision_factors: P_k = C_k^-T for the lower Cholesky factors C_k of K covariances
  * (K, D, D), the precisions' upper triangular Cholesky factors (Sigma^-1 = P P') that
  * covariance.py computes with LAPACK's potrf and trtri, for small D without a call per

@@ -56,6 +56,8 @@ def _load() -> ctypes.CDLL | None:
         getattr(lib, f"softmax_{suffix}").argtypes = [_P, _N, _N, _P, _F]
         for kind in _KINDS:
             getattr(lib, f"features_{kind}_{suffix}").argtypes = [_P, _N, _N, _P, _P, _P]
+    lib.feature_sums_full.argtypes = [_P, _N, _N, _P, _P, _N, _F, _N, _P, _P]
+    lib.feature_sums_full.restype = _N
     lib.estep_rows.argtypes = [_N, _P, _P, _N, _N, _N, _P, _F, _P, _P]
     lib.estep_rows.restype = None
     lib.univariate_em.argtypes = [_N, _P, _P, _N, _N, _P, _F, _F, _F, _P, _F, _N, _N, _F, _F]
@@ -128,6 +130,38 @@ def features(
         X.ctypes.data, n, n_features, center.ctypes.data, out.ctypes.data, scratch.ctypes.data
     )
     return True
+
+
+def feature_sums_full(
+    X: NDArray[np.floating],
+    center: NDArray[np.float64],
+    resp: NDArray[np.floating],
+    negligible: float,
+    max_pairs: int,
+) -> NDArray[np.float64] | None:
+    """The natural kernel's sums T q' (nq + D + 1, K) for full covariances: the features of
+    the rows X (n, D) about ``center`` (as ``features("full", ...)`` makes them) weighted by the
+    responsibilities ``resp`` (K, n), summed over the (row, component) pairs whose
+    responsibility is above ``negligible`` times the block's largest for that component
+    (``_kernels.c``). None when the C loop cannot take them (float32, another layout) or more
+    than ``max_pairs`` pairs are above it (then the GEMM runs). The result is the transposed
+    view of a C-ordered (K, nq + D + 1) array."""
+    if _LIB is None or resp.dtype != np.float64 or X.dtype != np.float64:
+        return None
+    if not (X.flags.c_contiguous and resp.flags.c_contiguous):
+        return None
+    (n, n_features), n_components = X.shape, resp.shape[0]
+    if resp.shape != (n_components, n) or center.shape != (n_features,):
+        raise ValueError(f"sums of {X.shape} rows cannot take {resp.shape} responsibilities")
+    center = np.ascontiguousarray(center, dtype=np.float64)
+    G = np.empty((n_components, n_features * (n_features + 1) // 2 + n_features + 1))
+    # the thresholds, then one component's rows: q, z and q z (D rows each), their indices
+    scratch = np.empty(n_components + (2 * n_features + 2) * (n + 16))
+    pairs = _LIB.feature_sums_full(
+        X.ctypes.data, n, n_features, center.ctypes.data, resp.ctypes.data, n_components,
+        negligible, max_pairs, G.ctypes.data, scratch.ctypes.data,
+    )  # fmt: skip
+    return None if pairs < 0 else G.T
 
 
 # Above this many features LAPACK's blocked factorisations beat precision_factors's loops
