@@ -16,8 +16,8 @@ tests hold them to each other (a third, ``device.py``, takes rows of array-API l
 device): the natural-parameter kernel (two GEMMs on shared features, see ``natural.py``; for
 full covariances the second is a C loop over the pairs of non-negligible responsibility once
 the components separate, ``_feature_sums``), and the componentwise kernel (the rows centred at
-every component's mean, with triangular BLAS), which wins for full covariances with many features and few components and is
-exact however far apart the components are.
+every component's mean, with triangular BLAS), which wins for full covariances with many
+features and few components and is exact however far apart the components are.
 """
 
 from __future__ import annotations
