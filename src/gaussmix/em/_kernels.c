@@ -45,6 +45,7 @@
 
 #define COLUMNS 512 /* softmax: columns per tile (their maxima, sums and scales stay in L1) */
 #define ROWS 128    /* features: rows per tile (their centred values stay in L1) */
+#define SUM_ROWS 256 /* feature_sums_full: a component's rows gathered at a time */
 
 static const double LOG2E = 1.4426950408889634;
 static const double LN2_HI = 6.93147180369123816490e-01;
@@ -492,14 +493,16 @@ void estep_rows(long kind, const double *X, const double *w, long n, long D, lon
  * `negligible` times the block's largest for k adds less to k's sums than rounding that
  * largest term does (covariance.NEGLIGIBLE; the componentwise kernel leaves such rows out
  * alike), so only the pairs above it count. Per component, its rows' centred values z = x - c
- * are gathered features-major (D, m), and each of features_full's sums, sum_n q_n z_a z_b for
- * a <= b, sum_n q_n z_a and sum_n q_n, is a dot product along those rows in LANES partial sums
- * (four at a time, which share the loads of q z_a and keep four chains of additions in
- * flight): F m multiply-adds for the component's m rows where the GEMM spends F n.
+ * are gathered features-major (D, m), SUM_ROWS of them at a time, and each of features_full's
+ * sums over them, sum_n q_n z_a z_b for a <= b, sum_n q_n z_a and sum_n q_n, is a dot product
+ * along those rows in LANES partial sums (four at a time, which share the loads of q z_a and
+ * keep four chains of additions in flight), added to G: F m multiply-adds for the component's
+ * m rows where the GEMM spends F n.
  *
  * resp: (K, n) weighted responsibilities; G: (K, F) doubles, overwritten (F = D(D+1)/2 + D +
- * 1); scratch: K + (2 D + 2)(n + 16) doubles. Returns the number of (row, component) pairs
- * summed; -1, writing nothing, when there are more than max_pairs (the GEMM is then faster).
+ * 1); scratch: K + 2 SUM_ROWS + 2 D (SUM_ROWS + 16) doubles. Returns the number of (row,
+ * component) pairs summed; -1, writing nothing, when there are more than max_pairs (the GEMM
+ * is then faster).
  */
 static inline __attribute__((always_inline)) double lanes_max(const double *restrict a,
                                                               long m)
@@ -554,10 +557,10 @@ long feature_sums_full(const double *restrict X, long n, long D, const double *r
                        double *restrict G, double *restrict scratch)
 {
     const long nq = D * (D + 1) / 2, F = nq + D + 1;
-    const long most = n + 16; /* the longest stride below */
     double *restrict floor_k = scratch, *restrict q = scratch + K;
-    double *restrict Z = q + n, *restrict QZ = Z + D * most;
-    long *restrict index = (long *)(QZ + D * most);
+    long *restrict index = (long *)(q + SUM_ROWS);
+    double *restrict Z = (double *)(index + SUM_ROWS), *restrict QZ = Z + D * (SUM_ROWS + 16);
+    double part[4];
     long pairs = 0;
     for (long k = 0; k < K; k++) {
         const double *row = resp + k * n;
@@ -568,35 +571,43 @@ long feature_sums_full(const double *restrict X, long n, long D, const double *r
         pairs += count;
         if (pairs > max_pairs) return -1;
     }
+    for (long i = 0; i < K * F; i++) G[i] = 0.0;
     for (long k = 0; k < K; k++) {
         const double *row = resp + k * n;
         const double floor = floor_k[k];
         double *restrict g = G + k * F;
-        long m = 0;
-        for (long j = 0; j < n; j++) {
-            index[m] = j;
-            q[m] = row[j];
-            m += row[j] > floor;
+        for (long j = 0; j < n;) {
+            /* the next (up to) SUM_ROWS rows of the component, gathered */
+            long m = 0;
+            for (; j < n && m < SUM_ROWS; j++) {
+                index[m] = j;
+                q[m] = row[j];
+                m += row[j] > floor;
+            }
+            if (m == 0) break;
+            /* rows of Z and QZ `stride` apart: a multiple of 8 doubles but not of 256 (columns
+             * written together 2 KB apart would share cache sets) */
+            long stride = (m + 7) / 8 * 8 + 8;
+            stride += stride % 256 == 0 ? 8 : 0;
+            for (long i = 0; i < m; i++) {
+                const double *x = X + index[i] * D;
+                for (long d = 0; d < D; d++) Z[d * stride + i] = x[d] - c[d];
+            }
+            for (long d = 0; d < D; d++)
+                for (long i = 0; i < m; i++) QZ[d * stride + i] = q[i] * Z[d * stride + i];
+            long f = 0;
+            for (long a = 0; a < D; a++) {
+                const double *qa = QZ + a * stride;
+                long b = a;
+                for (; b + 4 <= D; b += 4, f += 4) {
+                    dot4(qa, Z + b * stride, stride, m, part);
+                    for (long i = 0; i < 4; i++) g[f + i] += part[i];
+                }
+                for (; b < D; b++) g[f++] += dot(qa, Z + b * stride, m);
+            }
+            for (long d = 0; d < D; d++) g[nq + d] += sum(QZ + d * stride, m);
+            g[F - 1] += sum(q, m);
         }
-        /* the rows of Z and QZ `stride` apart: a multiple of 8 doubles, not of 256 (columns
-         * written together 2 KB apart would share cache sets) */
-        long stride = (m + 7) / 8 * 8 + 8;
-        stride += stride % 256 == 0 ? 8 : 0;
-        for (long i = 0; i < m; i++) {
-            const double *x = X + index[i] * D;
-            for (long d = 0; d < D; d++) Z[d * stride + i] = x[d] - c[d];
-        }
-        for (long d = 0; d < D; d++)
-            for (long i = 0; i < m; i++) QZ[d * stride + i] = q[i] * Z[d * stride + i];
-        long f = 0;
-        for (long a = 0; a < D; a++) {
-            const double *qa = QZ + a * stride;
-            long b = a;
-            for (; b + 4 <= D; b += 4, f += 4) dot4(qa, Z + b * stride, stride, m, g + f);
-            for (; b < D; b++) g[f++] = dot(qa, Z + b * stride, m);
-        }
-        for (long d = 0; d < D; d++) g[nq + d] = sum(QZ + d * stride, m);
-        g[F - 1] = sum(q, m);
     }
     return pairs;
 }

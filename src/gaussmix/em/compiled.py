@@ -35,6 +35,7 @@ Float = TypeVar("Float", bound=np.floating[Any])
 
 _P, _N, _F = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
 _ROWS = 128  # the features' tile of rows (ROWS in _kernels.c)
+_SUM_ROWS = 256  # feature_sums_full's rows at a time (SUM_ROWS in _kernels.c)
 _LEAN_ROWS = 128  # estep_rows's tile of rows (LEAN_ROWS in _kernels.c)
 _KINDS = ("full", "diag", "spherical")
 
@@ -155,8 +156,8 @@ def feature_sums_full(
         raise ValueError(f"sums of {X.shape} rows cannot take {resp.shape} responsibilities")
     center = np.ascontiguousarray(center, dtype=np.float64)
     G = np.empty((n_components, n_features * (n_features + 1) // 2 + n_features + 1))
-    # the thresholds, then one component's rows: q, z and q z (D rows each), their indices
-    scratch = np.empty(n_components + (2 * n_features + 2) * (n + 16))
+    # the thresholds, then up to _SUM_ROWS rows of one component: q, indices, z, q z
+    scratch = np.empty(n_components + 2 * _SUM_ROWS + 2 * n_features * (_SUM_ROWS + 16))
     pairs = _LIB.feature_sums_full(
         X.ctypes.data, n, n_features, center.ctypes.data, resp.ctypes.data, n_components,
         negligible, max_pairs, G.ctypes.data, scratch.ctypes.data,

@@ -181,10 +181,20 @@ def _times_transposed(T: Array, resp: Array) -> Array:
 
 # Once a mixture separates, most responsibilities are negligible (W1: about 1.07 components a
 # row), and the C loop sums only the (row, component) pairs above NEGLIGIBLE times the block's
-# largest for the component. Measured on W1's 4,096-row blocks (one core): 0.18 ms at 9% of
-# the pairs, 0.31 ms at 17%, against 0.60 ms for the GEMM T q', so the loop pays up to about a
-# third of the pairs; it runs on blocks where at most SPARSE_SHARE of them are above it.
-SPARSE_SHARE = 0.25
+# largest for the component. It pays where the features are many and the pairs few: measured
+# per block on one core (benchmarks/README.md), W1 (F = 153 features) 0.18 ms at 9% of the
+# pairs and 0.31 ms at 17% against 0.60 ms for the GEMM T q'; at F = 45 it won 1.35x at 10%
+# and lost at 16%; at F = 6 (W3) it lost 10x. Besides a cost per pair of about F + 128
+# multiply-adds, it reads every responsibility three times, which matters when F is small. So
+# it runs on blocks with at most this share of pairs above the threshold (0.27 at F = 153,
+# 0.12 at F = 45, under 0.01 at F = 6, where the GEMM always runs):
+def sparse_share(n_features_t: int) -> float:
+    """The largest share of (row, component) pairs for which the C loop of ``_feature_sums``
+    runs instead of the GEMM, for F = ``n_features_t`` features."""
+    return SPARSE_SCALE * (n_features_t - 4) / (2 * (n_features_t + 128))
+
+
+SPARSE_SCALE = 1.0  # 0 sends every block to the GEMM
 
 
 def _feature_sums(X: NDArray[np.floating], T: Array, resp: Array, params: Params) -> Array:
@@ -193,10 +203,12 @@ def _feature_sums(X: NDArray[np.floating], T: Array, resp: Array, params: Params
     pairs of non-negligible responsibility (``compiled.feature_sums_full``), else by the GEMM
     (``_times_transposed``)."""
     if params.covariance.features_kernel == "full":
-        limit = int(SPARSE_SHARE * resp.size)
-        sums = compiled.feature_sums_full(X, params.natural.center, resp, NEGLIGIBLE, limit)
-        if sums is not None:
-            return sums
+        limit = int(sparse_share(T.shape[0]) * resp.size)
+        # every row of positive weight has a pair above the threshold: below n, never
+        if limit >= resp.shape[1]:
+            sums = compiled.feature_sums_full(X, params.natural.center, resp, NEGLIGIBLE, limit)
+            if sums is not None:
+                return sums
     return _times_transposed(T, resp)
 
 
