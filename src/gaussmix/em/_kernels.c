@@ -13,6 +13,8 @@
  * features_*: the natural kernel's features T (nq + D + 1, n) of the rows X (n, D) about the
  *   centre c, in one sweep per tile of rows: the rows transposed and centred, their quadratic
  *   features (full: x_i x_j, i <= j; diag: x_d^2; spherical: |x|^2), and a row of ones.
+ * feature_sums_full: the second product T q' for full covariances from the (row, component)
+ *   pairs of non-negligible responsibility only, once a mixture has separated (its comment).
  * estep_rows: the lean pass (lean.py): the whole E-step of a small data set and its statistics
  *   about the means, componentwise, in one call (its own comment below).
  * precision_factors: the precisions' Cholesky factors of K small covariances (covariance.py's
@@ -500,7 +502,8 @@ void estep_rows(long kind, const double *X, const double *w, long n, long D, lon
  * m rows where the GEMM spends F n.
  *
  * resp: (K, n) weighted responsibilities; G: (K, F) doubles, overwritten (F = D(D+1)/2 + D +
- * 1); scratch: K + 2 SUM_ROWS + 2 D (SUM_ROWS + 16) doubles. Returns the number of (row,
+ * 1); scratch: K + 2 SUM_ROWS + 2 D (SUM_ROWS + 16) doubles. The reference is the GEMM
+ * (stats._times_transposed), over the same pairs. Returns the number of (row,
  * component) pairs summed; -1, writing nothing, when there are more than max_pairs (the GEMM
  * is then faster).
  */

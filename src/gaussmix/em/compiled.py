@@ -15,6 +15,9 @@ runs a whole fit's iterations, E-step and M-step, in one call (``lean.Univariate
 ``constrained_mstep`` is the same for the M-step of the iterative and eigen models
 (``Covariance.mstep_kernel``): a ``ConstrainedMstep`` per thread and shape holds its buffers.
 
+``feature_sums_full`` replaces the natural kernel's second GEMM for full covariances on blocks
+where few responsibilities count (``stats._feature_sums``; its reference is that GEMM).
+
 Measured (benchmarks/README.md), the softmax in one sweep instead of seven numpy passes and the
 features built from each tile of rows while it is in cache: W1 fits 16% faster, W2, W3 and W6
 10-12%, W1 in float32 17%.
