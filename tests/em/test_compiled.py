@@ -124,26 +124,33 @@ def _block(n: int, D: int, K: int, iterations: int, seed: int = 0) -> tuple:
 
 @needs_c
 @pytest.mark.parametrize(("n", "D", "K"), [(300, 5, 3), (1037, 16, 16), (64, 1, 2), (5, 7, 4)])
-def test_feature_sums_equal_the_gemm_over_the_pairs_that_count(n: int, D: int, K: int) -> None:
+@pytest.mark.parametrize(("dtype", "negligible"), [(np.float64, NEGLIGIBLE), (np.float32, 2**-24)])
+def test_feature_sums_equal_the_gemm_over_the_pairs_that_count(
+    n: int, D: int, K: int, dtype: type, negligible: float
+) -> None:
     """The C loop's sums over the pairs of non-negligible responsibility equal the GEMM T q'
-    over the same pairs to rounding, and the GEMM over every pair to far below 1e-12."""
-    X, params, T, resp = _block(n, D, K, iterations=3)
-    resp[0, ::7] *= 1e-20  # negligible beside the block's largest for component 0
+    over the same pairs to rounding (in float64, also for float32 responsibilities), and in
+    float64 the GEMM over every pair to far below 1e-12."""
+    X, params, T, resp64 = _block(n, D, K, iterations=3)
+    resp64[0, ::7] *= 1e-20  # negligible beside the block's largest for component 0
     if K > 2:
-        resp[2] = 0.0  # a component no row belongs to
+        resp64[2] = 0.0  # a component no row belongs to
+    resp = resp64.astype(dtype)
     center = params.natural.center
-    got = compiled.feature_sums_full(X, center, resp, NEGLIGIBLE, resp.size)
+    got = compiled.feature_sums_full(X, center, resp, negligible, resp.size)
     assert got is not None and got.shape == (T.shape[0], K)
-    kept = np.where(resp > resp.max(axis=1, keepdims=True) * NEGLIGIBLE, resp, 0.0)
-    scale = np.abs(T) @ np.abs(resp.T)  # the size of each sum's terms
+    q = resp.astype(np.float64)
+    kept = np.where(q > q.max(axis=1, keepdims=True) * negligible, q, 0.0)
+    scale = np.abs(T) @ np.abs(q.T)  # the size of each sum's terms
     np.testing.assert_array_less(np.abs(got - T @ kept.T), 1e-14 * scale + 1e-300)
-    np.testing.assert_array_less(np.abs(got - T @ resp.T), 1e-13 * scale + 1e-300)
+    if dtype is np.float64:
+        np.testing.assert_array_less(np.abs(got - T @ q.T), 1e-13 * scale + 1e-300)
     if K > 2:
         assert not got[:, 2].any()
     # more pairs above the threshold than allowed: nothing, the GEMM runs instead
     pairs = int((kept > 0).sum())
-    assert compiled.feature_sums_full(X, center, resp, NEGLIGIBLE, pairs - 1) is None
-    assert compiled.feature_sums_full(X, center, resp, NEGLIGIBLE, pairs) is not None
+    assert compiled.feature_sums_full(X, center, resp, negligible, pairs - 1) is None
+    assert compiled.feature_sums_full(X, center, resp, negligible, pairs) is not None
 
 
 @needs_c
@@ -152,7 +159,6 @@ def test_what_feature_sums_leave_to_the_gemm() -> None:
     center = params.natural.center
     for rows, q in [
         (X.astype(np.float32), resp),  # float32 rows
-        (X, resp.astype(np.float32)),  # float32 responsibilities: sgemm
         (np.asfortranarray(X), resp),
         (X, np.asfortranarray(resp)),
     ]:
@@ -218,6 +224,37 @@ def test_a_fit_with_the_sparse_sums_equals_the_fit_with_the_gemm(
     np.testing.assert_allclose(with_sparse.lower_bounds_, with_gemm.lower_bounds_, rtol=1e-12)
     np.testing.assert_allclose(with_sparse.means_, with_gemm.means_, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(with_sparse.covariances_, with_gemm.covariances_, rtol=1e-10)
+
+
+@needs_c
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_float32_fit_with_the_sparse_sums_equals_the_fit_with_the_sgemm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In float32 the loop sums in float64 what sgemm sums in float32: the fits agree to
+    float32's rounding."""
+    X = mixture_data(8, n=4000, n_features=16, n_components=8, spread=6.0)
+
+    def fit() -> GaussianMixture:
+        model = GaussianMixture(8, random_state=0, tol=0.0, max_iter=25, dtype=np.float32)
+        return model.fit(X)
+
+    calls = []
+    sparse = compiled.feature_sums_full
+
+    def counted(*args: object) -> object:
+        result = sparse(*args)  # type: ignore[arg-type]
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(compiled, "feature_sums_full", counted)
+    with_sparse = fit()
+    assert any(calls)
+    monkeypatch.setattr(stats, "SPARSE_SCALE", 0.0)
+    with_sgemm = fit()
+    assert with_sparse.lower_bound_ == pytest.approx(with_sgemm.lower_bound_, rel=1e-5)
+    np.testing.assert_allclose(with_sparse.means_, with_sgemm.means_, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(with_sparse.covariances_, with_sgemm.covariances_, atol=1e-4)
 
 
 @needs_c

@@ -13,7 +13,7 @@
  * features_*: the natural kernel's features T (nq + D + 1, n) of the rows X (n, D) about the
  *   centre c, in one sweep per tile of rows: the rows transposed and centred, their quadratic
  *   features (full: x_i x_j, i <= j; diag: x_d^2; spherical: |x|^2), and a row of ones.
- * feature_sums_full: the second product T q' for full covariances from the (row, component)
+ * feature_sums_full_*: the second product T q' for full covariances from the (row, component)
  *   pairs of non-negligible responsibility only, once a mixture has separated (its comment).
  * estep_rows: the lean pass (lean.py): the whole E-step of a small data set and its statistics
  *   about the means, componentwise, in one call (its own comment below).
@@ -47,7 +47,7 @@
 
 #define COLUMNS 512 /* softmax: columns per tile (their maxima, sums and scales stay in L1) */
 #define ROWS 128    /* features: rows per tile (their centred values stay in L1) */
-#define SUM_ROWS 256 /* feature_sums_full: a component's rows gathered at a time */
+#define SUM_ROWS 256 /* feature_sums_full_*: a component's rows gathered at a time */
 
 static const double LOG2E = 1.4426950408889634;
 static const double LN2_HI = 6.93147180369123816490e-01;
@@ -489,7 +489,7 @@ void estep_rows(long kind, const double *X, const double *w, long n, long D, lon
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* feature_sums_full: the natural kernel's second product G = q T' (K, F) for full covariances
+/* feature_sums_full_*: the natural kernel's second product G = q T' (K, F) for full covariances
  * without the GEMM, for blocks where most responsibilities are negligible (a separated mixture
  * has about one component per row). A row whose responsibility q_kn for component k is at most
  * `negligible` times the block's largest for k adds less to k's sums than rounding that
@@ -501,11 +501,11 @@ void estep_rows(long kind, const double *X, const double *w, long n, long D, lon
  * keep four chains of additions in flight), added to G: F m multiply-adds for the component's
  * m rows where the GEMM spends F n.
  *
- * resp: (K, n) weighted responsibilities; G: (K, F) doubles, overwritten (F = D(D+1)/2 + D +
- * 1); scratch: K + 2 SUM_ROWS + 2 D (SUM_ROWS + 16) doubles. The reference is the GEMM
- * (stats._times_transposed), over the same pairs. Returns the number of (row,
- * component) pairs summed; -1, writing nothing, when there are more than max_pairs (the GEMM
- * is then faster).
+ * resp: (K, n) weighted responsibilities, double or float (summed in double either way); G:
+ * (K, F) doubles, overwritten (F = D(D+1)/2 + D + 1); scratch: K + 2 SUM_ROWS + 2 D (SUM_ROWS +
+ * 16) doubles. The reference is the GEMM (stats._times_transposed) over the same pairs. Returns
+ * the number of (row, component) pairs summed; -1, writing nothing, when there are more than
+ * max_pairs (the GEMM * is then faster).
  */
 static inline __attribute__((always_inline)) double lanes_max(const double *restrict a,
                                                               long m)
@@ -554,66 +554,79 @@ static inline __attribute__((always_inline)) void dot4(
     out[0] = t0, out[1] = t1, out[2] = t2, out[3] = t3;
 }
 
-VECTORISED
-long feature_sums_full(const double *restrict X, long n, long D, const double *restrict c,
-                       const double *restrict resp, long K, double negligible, long max_pairs,
-                       double *restrict G, double *restrict scratch)
+#define FEATURE_SUMS_FULL(NAME, T, TOP)                                                            \
+    VECTORISED                                                                                     \
+    long NAME(const double *restrict X, long n, long D, const double *restrict c,                  \
+              const T *restrict resp, long K, double negligible, long max_pairs,                   \
+              double *restrict G, double *restrict scratch)                                        \
+    {                                                                                              \
+        const long nq = D * (D + 1) / 2, F = nq + D + 1;                                           \
+        double *restrict floor_k = scratch, *restrict q = scratch + K;                             \
+        long *restrict index = (long *)(q + SUM_ROWS);                                             \
+        double *restrict Z = (double *)(index + SUM_ROWS);                                        \
+        double *restrict QZ = Z + D * (SUM_ROWS + 16);                                             \
+        double part[4];                                                                            \
+        long pairs = 0;                                                                            \
+        for (long k = 0; k < K; k++) {                                                             \
+            const T *row = resp + k * n;                                                           \
+            const double floor = TOP(row, n) * negligible;                                         \
+            long count = 0;                                                                        \
+            for (long j = 0; j < n; j++) count += (double)row[j] > floor;                          \
+            floor_k[k] = floor;                                                                    \
+            pairs += count;                                                                        \
+            if (pairs > max_pairs) return -1;                                                      \
+        }                                                                                          \
+        for (long i = 0; i < K * F; i++) G[i] = 0.0;                                               \
+        for (long k = 0; k < K; k++) {                                                             \
+            const T *row = resp + k * n;                                                           \
+            const double floor = floor_k[k];                                                       \
+            double *restrict g = G + k * F;                                                        \
+            for (long j = 0; j < n;) {                                                             \
+                /* the next (up to) SUM_ROWS rows of the component, gathered */                    \
+                long m = 0;                                                                        \
+                for (; j < n && m < SUM_ROWS; j++) {                                               \
+                    index[m] = j;                                                                  \
+                    q[m] = (double)row[j];                                                         \
+                    m += (double)row[j] > floor;                                                   \
+                }                                                                                  \
+                if (m == 0) break;                                                                 \
+                /* rows of Z and QZ `stride` apart: a multiple of 8 doubles but not of 256     \
+                 * (columns written together 2 KB apart would share cache sets) */                 \
+                long stride = (m + 7) / 8 * 8 + 8;                                                 \
+                stride += stride % 256 == 0 ? 8 : 0;                                               \
+                for (long i = 0; i < m; i++) {                                                     \
+                    const double *x = X + index[i] * D;                                            \
+                    for (long d = 0; d < D; d++) Z[d * stride + i] = x[d] - c[d];                  \
+                }                                                                                  \
+                for (long d = 0; d < D; d++)                                                       \
+                    for (long i = 0; i < m; i++) QZ[d * stride + i] = q[i] * Z[d * stride + i];    \
+                long f = 0;                                                                        \
+                for (long a = 0; a < D; a++) {                                                     \
+                    const double *qa = QZ + a * stride;                                            \
+                    long b = a;                                                                    \
+                    for (; b + 4 <= D; b += 4, f += 4) {                                           \
+                        dot4(qa, Z + b * stride, stride, m, part);                                 \
+                        for (long i = 0; i < 4; i++) g[f + i] += part[i];                          \
+                    }                                                                              \
+                    for (; b < D; b++) g[f++] += dot(qa, Z + b * stride, m);                       \
+                }                                                                                  \
+                for (long d = 0; d < D; d++) g[nq + d] += sum(QZ + d * stride, m);                 \
+                g[F - 1] += sum(q, m);                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        return pairs;                                                                              \
+    }
+
+/* the largest of m floats (as double) */
+static inline __attribute__((always_inline)) double top_f32(const float *restrict a, long m)
 {
-    const long nq = D * (D + 1) / 2, F = nq + D + 1;
-    double *restrict floor_k = scratch, *restrict q = scratch + K;
-    long *restrict index = (long *)(q + SUM_ROWS);
-    double *restrict Z = (double *)(index + SUM_ROWS), *restrict QZ = Z + D * (SUM_ROWS + 16);
-    double part[4];
-    long pairs = 0;
-    for (long k = 0; k < K; k++) {
-        const double *row = resp + k * n;
-        const double floor = lanes_max(row, n) * negligible;
-        long count = 0;
-        for (long j = 0; j < n; j++) count += row[j] > floor;
-        floor_k[k] = floor;
-        pairs += count;
-        if (pairs > max_pairs) return -1;
-    }
-    for (long i = 0; i < K * F; i++) G[i] = 0.0;
-    for (long k = 0; k < K; k++) {
-        const double *row = resp + k * n;
-        const double floor = floor_k[k];
-        double *restrict g = G + k * F;
-        for (long j = 0; j < n;) {
-            /* the next (up to) SUM_ROWS rows of the component, gathered */
-            long m = 0;
-            for (; j < n && m < SUM_ROWS; j++) {
-                index[m] = j;
-                q[m] = row[j];
-                m += row[j] > floor;
-            }
-            if (m == 0) break;
-            /* rows of Z and QZ `stride` apart: a multiple of 8 doubles but not of 256 (columns
-             * written together 2 KB apart would share cache sets) */
-            long stride = (m + 7) / 8 * 8 + 8;
-            stride += stride % 256 == 0 ? 8 : 0;
-            for (long i = 0; i < m; i++) {
-                const double *x = X + index[i] * D;
-                for (long d = 0; d < D; d++) Z[d * stride + i] = x[d] - c[d];
-            }
-            for (long d = 0; d < D; d++)
-                for (long i = 0; i < m; i++) QZ[d * stride + i] = q[i] * Z[d * stride + i];
-            long f = 0;
-            for (long a = 0; a < D; a++) {
-                const double *qa = QZ + a * stride;
-                long b = a;
-                for (; b + 4 <= D; b += 4, f += 4) {
-                    dot4(qa, Z + b * stride, stride, m, part);
-                    for (long i = 0; i < 4; i++) g[f + i] += part[i];
-                }
-                for (; b < D; b++) g[f++] += dot(qa, Z + b * stride, m);
-            }
-            for (long d = 0; d < D; d++) g[nq + d] += sum(QZ + d * stride, m);
-            g[F - 1] += sum(q, m);
-        }
-    }
-    return pairs;
+    float top = 0.0f;
+    for (long j = 0; j < m; j++) top = a[j] > top ? a[j] : top;
+    return (double)top;
 }
+
+FEATURE_SUMS_FULL(feature_sums_full_f64, double, lanes_max)
+FEATURE_SUMS_FULL(feature_sums_full_f32, float, top_f32)
 
 /* precision_factors: P_k = C_k^-T for the lower Cholesky factors C_k of K covariances
  * (K, D, D), the precisions' upper triangular Cholesky factors (Sigma^-1 = P P') that

@@ -60,8 +60,9 @@ def _load() -> ctypes.CDLL | None:
         getattr(lib, f"softmax_{suffix}").argtypes = [_P, _N, _N, _P, _F]
         for kind in _KINDS:
             getattr(lib, f"features_{kind}_{suffix}").argtypes = [_P, _N, _N, _P, _P, _P]
-    lib.feature_sums_full.argtypes = [_P, _N, _N, _P, _P, _N, _F, _N, _P, _P]
-    lib.feature_sums_full.restype = _N
+        sums = getattr(lib, f"feature_sums_full_{suffix}")
+        sums.argtypes = [_P, _N, _N, _P, _P, _N, _F, _N, _P, _P]
+        sums.restype = _N
     lib.estep_rows.argtypes = [_N, _P, _P, _N, _N, _N, _P, _F, _P, _P]
     lib.estep_rows.restype = None
     lib.univariate_em.argtypes = [_N, _P, _P, _N, _N, _P, _F, _F, _F, _P, _F, _N, _N, _F, _F]
@@ -147,10 +148,12 @@ def feature_sums_full(
     the rows X (n, D) about ``center`` (as ``features("full", ...)`` makes them) weighted by the
     responsibilities ``resp`` (K, n), summed over the (row, component) pairs whose
     responsibility is above ``negligible`` times the block's largest for that component
-    (``_kernels.c``). None when the C loop cannot take them (float32, another layout) or more
-    than ``max_pairs`` pairs are above it (then the GEMM runs). The result is the transposed
-    view of a C-ordered (K, nq + D + 1) array."""
-    if _LIB is None or resp.dtype != np.float64 or X.dtype != np.float64:
+    (``_kernels.c``), in float64 for float64 or float32 responsibilities. None when the C loop
+    cannot take them (rows not C-ordered float64) or more than ``max_pairs`` pairs are above
+    it (then the GEMM runs). The result is the transposed view of a C-ordered (K, nq + D + 1)
+    array."""
+    suffix = _SUFFIX.get(resp.dtype)
+    if _LIB is None or suffix is None or X.dtype != np.float64:
         return None
     if not (X.flags.c_contiguous and resp.flags.c_contiguous):
         return None
@@ -161,7 +164,7 @@ def feature_sums_full(
     G = np.empty((n_components, n_features * (n_features + 1) // 2 + n_features + 1))
     # the thresholds, then up to _SUM_ROWS rows of one component: q, indices, z, q z
     scratch = np.empty(n_components + 2 * _SUM_ROWS + 2 * n_features * (_SUM_ROWS + 16))
-    pairs = _LIB.feature_sums_full(
+    pairs = getattr(_LIB, f"feature_sums_full_{suffix}")(
         X.ctypes.data, n, n_features, center.ctypes.data, resp.ctypes.data, n_components,
         negligible, max_pairs, G.ctypes.data, scratch.ctypes.data,
     )  # fmt: skip

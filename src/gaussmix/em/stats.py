@@ -181,17 +181,19 @@ def _times_transposed(T: Array, resp: Array) -> Array:
 
 # Once a mixture separates, most responsibilities are negligible (W1: about 1.07 components a
 # row), and the C loop sums only the (row, component) pairs above NEGLIGIBLE times the block's
-# largest for the component. It pays where the features are many and the pairs few: measured
-# per block on one core (benchmarks/README.md), W1 (F = 153 features) 0.18 ms at 9% of the
-# pairs and 0.31 ms at 17% against 0.60 ms for the GEMM T q'; at F = 45 it won 1.35x at 10%
-# and lost at 16%; at F = 6 (W3) it lost 10x. Besides a cost per pair of about F + 128
-# multiply-adds, it reads every responsibility three times, which matters when F is small. So
-# it runs on blocks with at most this share of pairs above the threshold (0.27 at F = 153,
-# 0.12 at F = 45, under 0.01 at F = 6, where the GEMM always runs):
-def sparse_share(n_features_t: int) -> float:
+# largest for the component (in float32: its unit roundoff, 2^-24). It pays where the features
+# are many and the pairs few: measured per block on one core (benchmarks/README.md), W1 (F =
+# 153 features) 0.18 ms at 9% of the pairs and 0.31 ms at 17% against 0.60 ms for the GEMM
+# T q'; at F = 45 it won 1.35x at 10% and lost at 16%; at F = 6 (W3) it lost 10x. Besides a
+# cost per pair of about F + 128 multiply-adds, it reads every responsibility three times,
+# which matters when F is small. In float32 the GEMM runs twice as fast (W1: 0.30 ms) and the
+# loop as fast as in float64 (0.20-0.23 ms at 7-8%), so the share is halved.
+def sparse_share(n_features_t: int, dtype: DType = np.float64) -> float:
     """The largest share of (row, component) pairs for which the C loop of ``_feature_sums``
-    runs instead of the GEMM, for F = ``n_features_t`` features."""
-    return SPARSE_SCALE * (n_features_t - 4) / (2 * (n_features_t + 128))
+    runs instead of the GEMM, for F = ``n_features_t`` features (0.27 at F = 153, 0.12 at
+    F = 45, under 0.01 at F = 6; half that in float32)."""
+    single = 0.5 if np.dtype(dtype) == np.float32 else 1.0
+    return SPARSE_SCALE * single * (n_features_t - 4) / (2 * (n_features_t + 128))
 
 
 SPARSE_SCALE = 1.0  # 0 sends every block to the GEMM
@@ -203,10 +205,12 @@ def _feature_sums(X: NDArray[np.floating], T: Array, resp: Array, params: Params
     pairs of non-negligible responsibility (``compiled.feature_sums_full``), else by the GEMM
     (``_times_transposed``)."""
     if params.covariance.features_kernel == "full":
-        limit = int(sparse_share(T.shape[0]) * resp.size)
+        limit = int(sparse_share(T.shape[0], resp.dtype) * resp.size)
         # every row of positive weight has a pair above the threshold: below n, never
         if limit >= resp.shape[1]:
-            sums = compiled.feature_sums_full(X, params.natural.center, resp, NEGLIGIBLE, limit)
+            single = resp.dtype == np.float32
+            negligible = float(np.finfo(np.float32).epsneg) if single else NEGLIGIBLE
+            sums = compiled.feature_sums_full(X, params.natural.center, resp, negligible, limit)
             if sums is not None:
                 return sums
     return _times_transposed(T, resp)
