@@ -155,11 +155,16 @@ def one_pass() -> None:
     with threadpool_limits(1):
         cumulative = [cpu_ms(upto(s), 5) for s in range(4)]
         whole = cpu_ms(lambda: [stats.chunk_stats(b, params) for b in parts], 5)
+        stats.SPARSE_SCALE = 0.0
+        gemm_sums = cpu_ms(upto(3), 5) - cumulative[2]
+        whole_gemm = cpu_ms(lambda: [stats.chunk_stats(b, params) for b in parts], 5)
+        stats.SPARSE_SCALE = 1.0
         names = ["features", "first GEMM", "softmax", "sums (C loop)"]
         steps = np.diff([0.0, *cumulative])
         print(f"one pass over W1 on one core ({rows}-row blocks), ms:")
         print("  " + ", ".join(f"{n} {t:.1f}" for n, t in zip(names, steps, strict=True)))
         print(f"  the rest {whole - cumulative[-1]:.1f}; whole pass {whole:.1f}")
+        print(f"  with the GEMM for the sums: sums {gemm_sums:.1f}, whole pass {whole_gemm:.1f}")
         cache = [stats._features(b, params) for b in parts]
         size = sum(T.nbytes for T in cache) / 2**20
 
