@@ -183,7 +183,7 @@ def _times_transposed(T: Array, resp: Array) -> Array:
 # row), and the C loop sums only the (row, component) pairs above NEGLIGIBLE times the block's
 # largest for the component (in float32: its unit roundoff, 2^-24). It pays where the features
 # are many and the pairs few: measured per block on one core (benchmarks/README.md), W1 (F =
-# 153 features) 0.18 ms at 9% of the pairs and 0.31 ms at 17% against 0.60 ms for the GEMM
+# 153 features) 0.18-0.20 ms at 9% of the pairs, 0.31 at 17% against 0.60 ms for the GEMM
 # T q'; at F = 45 it won 1.35x at 10% and lost at 16%; at F = 6 (W3) it lost 10x. Besides a
 # cost per pair of about F + 128 multiply-adds, it reads every responsibility three times,
 # which matters when F is small. In float32 the GEMM runs twice as fast (W1: 0.30 ms) and the
