@@ -167,6 +167,21 @@ def test_what_feature_sums_leave_to_the_gemm() -> None:
         compiled.feature_sums_full(X, center, resp[:, 1:].copy(), NEGLIGIBLE, resp.size)
 
 
+def _count_sparse_sums(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """From now on, each call of ``compiled.feature_sums_full`` appends whether it summed
+    (True) or left the block to the GEMM (False) to the list returned."""
+    calls: list[bool] = []
+    sparse = compiled.feature_sums_full
+
+    def counted(*args: object) -> object:
+        result = sparse(*args)  # type: ignore[arg-type]
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(compiled, "feature_sums_full", counted)
+    return calls
+
+
 @needs_c
 @pytest.mark.parametrize("weighted", [False, True])
 def test_block_statistics_with_the_sparse_sums_equal_those_of_the_gemm(
@@ -176,15 +191,7 @@ def test_block_statistics_with_the_sparse_sums_equal_those_of_the_gemm(
     sums, and its statistics equal those of the GEMM to 1e-12."""
     X, params, _, _ = _block(3000, 12, 6, iterations=5)
     w = np.random.default_rng(1).integers(0, 3, size=len(X)).astype(float) if weighted else None
-    calls = []
-    sparse = compiled.feature_sums_full
-
-    def counted(*args: object) -> object:
-        result = sparse(*args)  # type: ignore[arg-type]
-        calls.append(result is not None)
-        return result
-
-    monkeypatch.setattr(compiled, "feature_sums_full", counted)
+    calls = _count_sparse_sums(monkeypatch)
     got = chunk_stats_natural(X, params, w)
     assert calls == [True]
     monkeypatch.setattr(stats, "SPARSE_SCALE", 0.0)  # every block to the GEMM
@@ -207,15 +214,7 @@ def test_a_fit_with_the_sparse_sums_equals_the_fit_with_the_gemm(
     def fit() -> GaussianMixture:
         return GaussianMixture(6, random_state=0, tol=1e-6, max_iter=300).fit(X)
 
-    calls = []
-    sparse = compiled.feature_sums_full
-
-    def counted(*args: object) -> object:
-        result = sparse(*args)  # type: ignore[arg-type]
-        calls.append(result is not None)
-        return result
-
-    monkeypatch.setattr(compiled, "feature_sums_full", counted)
+    calls = _count_sparse_sums(monkeypatch)
     with_sparse = fit()
     assert any(calls)  # the later iterations took the C loop's sums
     monkeypatch.setattr(stats, "SPARSE_SCALE", 0.0)
@@ -239,15 +238,7 @@ def test_a_float32_fit_with_the_sparse_sums_equals_the_fit_with_the_sgemm(
         model = GaussianMixture(8, random_state=0, tol=0.0, max_iter=25, dtype=np.float32)
         return model.fit(X)
 
-    calls = []
-    sparse = compiled.feature_sums_full
-
-    def counted(*args: object) -> object:
-        result = sparse(*args)  # type: ignore[arg-type]
-        calls.append(result is not None)
-        return result
-
-    monkeypatch.setattr(compiled, "feature_sums_full", counted)
+    calls = _count_sparse_sums(monkeypatch)
     with_sparse = fit()
     assert any(calls)
     monkeypatch.setattr(stats, "SPARSE_SCALE", 0.0)
