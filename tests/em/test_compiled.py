@@ -8,10 +8,20 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 from gaussmix import GaussianMixture
-from gaussmix.em import compiled
-from gaussmix.em.stats import EXP_FLOOR, SuffStats, _features, _features_numpy, softmax_numpy
+from gaussmix.em import compiled, stats
+from gaussmix.em.covariance import NEGLIGIBLE
+from gaussmix.em.stats import (
+    EXP_FLOOR,
+    SuffStats,
+    _features,
+    _features_numpy,
+    _weights_times,
+    chunk_stats_natural,
+    softmax_numpy,
+)
 from tests.conftest import COVARIANCE_TYPES, mixture_data
 
 needs_c = pytest.mark.skipif(not compiled.AVAILABLE, reason="the C loops were not built here")
@@ -99,6 +109,143 @@ def test_what_the_c_loops_leave_to_numpy() -> None:
     assert compiled.softmax(L[:, ::2], -700.0) is None  # not contiguous
     assert compiled.softmax(L.astype(np.float16), -700.0) is None
     assert compiled.softmax(L.astype(np.float32), -700.0) is None  # below float's normals
+
+
+def _block(n: int, D: int, K: int, iterations: int, seed: int = 0) -> tuple:
+    """Rows, parameters after a few iterations, the features T and the responsibilities."""
+    X = mixture_data(seed, n=n, n_features=D, n_components=K, spread=6.0) + 100.0
+    with pytest.warns(ConvergenceWarning):
+        model = GaussianMixture(K, max_iter=iterations, tol=0.0, random_state=0).fit(X)
+    params = model._params()
+    T = _features(X, params)
+    resp = softmax_numpy(_weights_times(params.natural.weights_t, T))[0]
+    return X, params, T, resp
+
+
+@needs_c
+@pytest.mark.parametrize(("n", "D", "K"), [(300, 5, 3), (1037, 16, 16), (64, 1, 2), (5, 7, 4)])
+@pytest.mark.parametrize(("dtype", "negligible"), [(np.float64, NEGLIGIBLE), (np.float32, 2**-24)])
+def test_feature_sums_equal_the_gemm_over_the_pairs_that_count(
+    n: int, D: int, K: int, dtype: type, negligible: float
+) -> None:
+    """The C loop's sums over the pairs of non-negligible responsibility equal the GEMM T q'
+    over the same pairs to rounding (in float64, also for float32 responsibilities), and in
+    float64 the GEMM over every pair to far below 1e-12."""
+    X, params, T, resp64 = _block(n, D, K, iterations=3)
+    resp64[0, ::7] *= 1e-20  # negligible beside the block's largest for component 0
+    if K > 2:
+        resp64[2] = 0.0  # a component no row belongs to
+    resp = resp64.astype(dtype)
+    center = params.natural.center
+    got = compiled.feature_sums_full(X, center, resp, negligible, resp.size)
+    assert got is not None and got.shape == (T.shape[0], K)
+    q = resp.astype(np.float64)
+    kept = np.where(q > q.max(axis=1, keepdims=True) * negligible, q, 0.0)
+    scale = np.abs(T) @ np.abs(q.T)  # the size of each sum's terms
+    np.testing.assert_array_less(np.abs(got - T @ kept.T), 1e-14 * scale + 1e-300)
+    if dtype is np.float64:
+        np.testing.assert_array_less(np.abs(got - T @ q.T), 1e-13 * scale + 1e-300)
+    if K > 2:
+        assert not got[:, 2].any()
+    # more pairs above the threshold than allowed: nothing, the GEMM runs instead
+    pairs = int((kept > 0).sum())
+    assert compiled.feature_sums_full(X, center, resp, negligible, pairs - 1) is None
+    assert compiled.feature_sums_full(X, center, resp, negligible, pairs) is not None
+
+
+@needs_c
+def test_what_feature_sums_leave_to_the_gemm() -> None:
+    X, params, _, resp = _block(200, 3, 2, iterations=2)
+    center = params.natural.center
+    for rows, q in [
+        (X.astype(np.float32), resp),  # float32 rows
+        (np.asfortranarray(X), resp),
+        (X, np.asfortranarray(resp)),
+    ]:
+        assert compiled.feature_sums_full(rows, center, q, NEGLIGIBLE, q.size) is None
+    with pytest.raises(ValueError, match="cannot take"):
+        compiled.feature_sums_full(X, center, resp[:, 1:].copy(), NEGLIGIBLE, resp.size)
+
+
+def _count_sparse_sums(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """From now on, each call of ``compiled.feature_sums_full`` appends whether it summed
+    (True) or left the block to the GEMM (False) to the list returned."""
+    calls: list[bool] = []
+    sparse = compiled.feature_sums_full
+
+    def counted(*args: object) -> object:
+        result = sparse(*args)  # type: ignore[arg-type]
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(compiled, "feature_sums_full", counted)
+    return calls
+
+
+@needs_c
+@pytest.mark.parametrize("weighted", [False, True])
+def test_block_statistics_with_the_sparse_sums_equal_those_of_the_gemm(
+    monkeypatch: pytest.MonkeyPatch, weighted: bool
+) -> None:
+    """A separated mixture's block (about one component a row): the kernel takes the C loop's
+    sums, and its statistics equal those of the GEMM to 1e-12."""
+    X, params, _, _ = _block(3000, 12, 6, iterations=5)
+    w = np.random.default_rng(1).integers(0, 3, size=len(X)).astype(float) if weighted else None
+    calls = _count_sparse_sums(monkeypatch)
+    got = chunk_stats_natural(X, params, w)
+    assert calls == [True]
+    monkeypatch.setattr(stats, "SPARSE_SCALE", 0.0)  # every block to the GEMM
+    want = chunk_stats_natural(X, params, w)
+    assert calls == [True]  # not asked again
+    assert got.loglik == want.loglik and got.n == want.n  # the same first GEMM and softmax
+    # sx about the means is a difference of sums of size N_k |x - c| (sxx: N_k |x - c|^2)
+    reach = np.abs(X - params.natural.center).max()
+    for name, power in (("nk", 0), ("sx", 1), ("sxx", 2)):
+        a, b = getattr(got, name), getattr(want, name)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * want.nk.max() * reach**power)
+
+
+@needs_c
+def test_a_fit_with_the_sparse_sums_equals_the_fit_with_the_gemm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    X = mixture_data(8, n=4000, n_features=12, n_components=6, spread=6.0)
+
+    def fit() -> GaussianMixture:
+        return GaussianMixture(6, random_state=0, tol=1e-6, max_iter=300).fit(X)
+
+    calls = _count_sparse_sums(monkeypatch)
+    with_sparse = fit()
+    assert any(calls)  # the later iterations took the C loop's sums
+    monkeypatch.setattr(stats, "SPARSE_SCALE", 0.0)
+    with_gemm = fit()
+    assert with_sparse.n_iter_ == with_gemm.n_iter_
+    np.testing.assert_allclose(with_sparse.lower_bounds_, with_gemm.lower_bounds_, rtol=1e-12)
+    np.testing.assert_allclose(with_sparse.means_, with_gemm.means_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(with_sparse.covariances_, with_gemm.covariances_, rtol=1e-10)
+
+
+@needs_c
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_float32_fit_with_the_sparse_sums_equals_the_fit_with_the_sgemm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In float32 the loop sums in float64 what sgemm sums in float32: the fits agree to
+    float32's rounding."""
+    X = mixture_data(8, n=4000, n_features=16, n_components=8, spread=6.0)
+
+    def fit() -> GaussianMixture:
+        model = GaussianMixture(8, random_state=0, tol=0.0, max_iter=25, dtype=np.float32)
+        return model.fit(X)
+
+    calls = _count_sparse_sums(monkeypatch)
+    with_sparse = fit()
+    assert any(calls)
+    monkeypatch.setattr(stats, "SPARSE_SCALE", 0.0)
+    with_sgemm = fit()
+    assert with_sparse.lower_bound_ == pytest.approx(with_sgemm.lower_bound_, rel=1e-5)
+    np.testing.assert_allclose(with_sparse.means_, with_sgemm.means_, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(with_sparse.covariances_, with_sgemm.covariances_, atol=1e-4)
 
 
 @needs_c

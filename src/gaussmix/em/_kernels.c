@@ -13,6 +13,8 @@
  * features_*: the natural kernel's features T (nq + D + 1, n) of the rows X (n, D) about the
  *   centre c, in one sweep per tile of rows: the rows transposed and centred, their quadratic
  *   features (full: x_i x_j, i <= j; diag: x_d^2; spherical: |x|^2), and a row of ones.
+ * feature_sums_full_*: the second product T q' for full covariances from the (row, component)
+ *   pairs of non-negligible responsibility only, once a mixture has separated (its comment).
  * estep_rows: the lean pass (lean.py): the whole E-step of a small data set and its statistics
  *   about the means, componentwise, in one call (its own comment below).
  * precision_factors: the precisions' Cholesky factors of K small covariances (covariance.py's
@@ -45,6 +47,7 @@
 
 #define COLUMNS 512 /* softmax: columns per tile (their maxima, sums and scales stay in L1) */
 #define ROWS 128    /* features: rows per tile (their centred values stay in L1) */
+#define SUM_ROWS 256 /* feature_sums_full_*: a component's rows gathered at a time */
 
 static const double LOG2E = 1.4426950408889634;
 static const double LN2_HI = 6.93147180369123816490e-01;
@@ -484,6 +487,146 @@ void estep_rows(long kind, const double *X, const double *w, long n, long D, lon
     default: estep_spherical(X, w, n, D, K, param, floor_, out, scratch); break;
     }
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* feature_sums_full_*: the natural kernel's second product G = q T' (K, F) for full covariances
+ * without the GEMM, for blocks where most responsibilities are negligible (a separated mixture
+ * has about one component per row). A row whose responsibility q_kn for component k is at most
+ * `negligible` times the block's largest for k adds less to k's sums than rounding that
+ * largest term does (covariance.NEGLIGIBLE; the componentwise kernel leaves such rows out
+ * alike), so only the pairs above it count. Per component, its rows' centred values z = x - c
+ * are gathered features-major (D, m), SUM_ROWS of them at a time, and each of features_full's
+ * sums over them, sum_n q_n z_a z_b for a <= b, sum_n q_n z_a and sum_n q_n, is a dot product
+ * along those rows in LANES partial sums (four at a time, which share the loads of q z_a and
+ * keep four chains of additions in flight), added to G: F m multiply-adds for the component's
+ * m rows where the GEMM spends F n.
+ *
+ * resp: (K, n) weighted responsibilities, double or float (summed in double either way); G:
+ * (K, F) doubles, overwritten (F = D(D+1)/2 + D + 1); scratch: K + 2 SUM_ROWS + 2 D (SUM_ROWS +
+ * 16) doubles. The reference is the GEMM (stats._times_transposed) over the same pairs. Returns
+ * the number of (row, component) pairs summed; -1, writing nothing, when there are more than
+ * max_pairs (the GEMM * is then faster).
+ */
+static inline __attribute__((always_inline)) double lanes_max(const double *restrict a,
+                                                              long m)
+{
+    double lane[LANES] = {0.0};
+    long j = 0;
+    for (; j + LANES <= m; j += LANES)
+        for (long l = 0; l < LANES; l++) lane[l] = a[j + l] > lane[l] ? a[j + l] : lane[l];
+    double top = 0.0;
+    for (; j < m; j++) top = a[j] > top ? a[j] : top;
+    for (long l = 0; l < LANES; l++) top = lane[l] > top ? lane[l] : top;
+    return top;
+}
+
+/* eight doubles as one value (GCC and clang lower it to the widest vector unit of the clone,
+ * AVX-512, AVX2 or SSE2), loaded from any address */
+typedef double lanes8 __attribute__((vector_size(8 * sizeof(double)), aligned(sizeof(double))));
+
+/* out[i] = dot(a, b + i * stride, m) for i < 4, each summed in dot's order (LANES = 8) */
+static inline __attribute__((always_inline)) void dot4(
+    const double *restrict a, const double *restrict b, long stride, long m, double *restrict out)
+{
+    lanes8 s0 = {0.0}, s1 = {0.0}, s2 = {0.0}, s3 = {0.0};
+    const double *b0 = b, *b1 = b + stride, *b2 = b + 2 * stride, *b3 = b + 3 * stride;
+    long j = 0;
+    for (; j + 8 <= m; j += 8) {
+        const lanes8 x = *(const lanes8 *)(a + j);
+        s0 += x * *(const lanes8 *)(b0 + j);
+        s1 += x * *(const lanes8 *)(b1 + j);
+        s2 += x * *(const lanes8 *)(b2 + j);
+        s3 += x * *(const lanes8 *)(b3 + j);
+    }
+    double t0 = 0.0, t1 = 0.0, t2 = 0.0, t3 = 0.0;
+    for (; j < m; j++) {
+        t0 += a[j] * b0[j];
+        t1 += a[j] * b1[j];
+        t2 += a[j] * b2[j];
+        t3 += a[j] * b3[j];
+    }
+    for (long l = 0; l < 8; l++) {
+        t0 += s0[l];
+        t1 += s1[l];
+        t2 += s2[l];
+        t3 += s3[l];
+    }
+    out[0] = t0, out[1] = t1, out[2] = t2, out[3] = t3;
+}
+
+#define FEATURE_SUMS_FULL(NAME, T, TOP)                                                            \
+    VECTORISED                                                                                     \
+    long NAME(const double *restrict X, long n, long D, const double *restrict c,                  \
+              const T *restrict resp, long K, double negligible, long max_pairs,                   \
+              double *restrict G, double *restrict scratch)                                        \
+    {                                                                                              \
+        const long nq = D * (D + 1) / 2, F = nq + D + 1;                                           \
+        double *restrict floor_k = scratch, *restrict q = scratch + K;                             \
+        long *restrict index = (long *)(q + SUM_ROWS);                                             \
+        double *restrict Z = (double *)(index + SUM_ROWS);                                        \
+        double *restrict QZ = Z + D * (SUM_ROWS + 16);                                             \
+        double part[4];                                                                            \
+        long pairs = 0;                                                                            \
+        for (long k = 0; k < K; k++) {                                                             \
+            const T *row = resp + k * n;                                                           \
+            const double floor = TOP(row, n) * negligible;                                         \
+            long count = 0;                                                                        \
+            for (long j = 0; j < n; j++) count += (double)row[j] > floor;                          \
+            floor_k[k] = floor;                                                                    \
+            pairs += count;                                                                        \
+            if (pairs > max_pairs) return -1;                                                      \
+        }                                                                                          \
+        for (long i = 0; i < K * F; i++) G[i] = 0.0;                                               \
+        for (long k = 0; k < K; k++) {                                                             \
+            const T *row = resp + k * n;                                                           \
+            const double floor = floor_k[k];                                                       \
+            double *restrict g = G + k * F;                                                        \
+            for (long j = 0; j < n;) {                                                             \
+                /* the next (up to) SUM_ROWS rows of the component, gathered */                    \
+                long m = 0;                                                                        \
+                for (; j < n && m < SUM_ROWS; j++) {                                               \
+                    index[m] = j;                                                                  \
+                    q[m] = (double)row[j];                                                         \
+                    m += (double)row[j] > floor;                                                   \
+                }                                                                                  \
+                if (m == 0) break;                                                                 \
+                /* rows of Z and QZ `stride` apart: a multiple of 8 doubles but not of 256     \
+                 * (columns written together 2 KB apart would share cache sets) */                 \
+                long stride = (m + 7) / 8 * 8 + 8;                                                 \
+                stride += stride % 256 == 0 ? 8 : 0;                                               \
+                for (long i = 0; i < m; i++) {                                                     \
+                    const double *x = X + index[i] * D;                                            \
+                    for (long d = 0; d < D; d++) Z[d * stride + i] = x[d] - c[d];                  \
+                }                                                                                  \
+                for (long d = 0; d < D; d++)                                                       \
+                    for (long i = 0; i < m; i++) QZ[d * stride + i] = q[i] * Z[d * stride + i];    \
+                long f = 0;                                                                        \
+                for (long a = 0; a < D; a++) {                                                     \
+                    const double *qa = QZ + a * stride;                                            \
+                    long b = a;                                                                    \
+                    for (; b + 4 <= D; b += 4, f += 4) {                                           \
+                        dot4(qa, Z + b * stride, stride, m, part);                                 \
+                        for (long i = 0; i < 4; i++) g[f + i] += part[i];                          \
+                    }                                                                              \
+                    for (; b < D; b++) g[f++] += dot(qa, Z + b * stride, m);                       \
+                }                                                                                  \
+                for (long d = 0; d < D; d++) g[nq + d] += sum(QZ + d * stride, m);                 \
+                g[F - 1] += sum(q, m);                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        return pairs;                                                                              \
+    }
+
+/* the largest of m floats (as double) */
+static inline __attribute__((always_inline)) double top_f32(const float *restrict a, long m)
+{
+    float top = 0.0f;
+    for (long j = 0; j < m; j++) top = a[j] > top ? a[j] : top;
+    return (double)top;
+}
+
+FEATURE_SUMS_FULL(feature_sums_full_f64, double, lanes_max)
+FEATURE_SUMS_FULL(feature_sums_full_f32, float, top_f32)
 
 /* precision_factors: P_k = C_k^-T for the lower Cholesky factors C_k of K covariances
  * (K, D, D), the precisions' upper triangular Cholesky factors (Sigma^-1 = P P') that

@@ -15,6 +15,9 @@ runs a whole fit's iterations, E-step and M-step, in one call (``lean.Univariate
 ``constrained_mstep`` is the same for the M-step of the iterative and eigen models
 (``Covariance.mstep_kernel``): a ``ConstrainedMstep`` per thread and shape holds its buffers.
 
+``feature_sums_full`` replaces the natural kernel's second GEMM for full covariances on blocks
+where few responsibilities count (``stats._feature_sums``; its reference is that GEMM).
+
 Measured (benchmarks/README.md), the softmax in one sweep instead of seven numpy passes and the
 features built from each tile of rows while it is in cache: W1 fits 16% faster, W2, W3 and W6
 10-12%, W1 in float32 17%.
@@ -35,6 +38,7 @@ Float = TypeVar("Float", bound=np.floating[Any])
 
 _P, _N, _F = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
 _ROWS = 128  # the features' tile of rows (ROWS in _kernels.c)
+_SUM_ROWS = 256  # feature_sums_full's rows at a time (SUM_ROWS in _kernels.c)
 _LEAN_ROWS = 128  # estep_rows's tile of rows (LEAN_ROWS in _kernels.c)
 _KINDS = ("full", "diag", "spherical")
 
@@ -56,6 +60,9 @@ def _load() -> ctypes.CDLL | None:
         getattr(lib, f"softmax_{suffix}").argtypes = [_P, _N, _N, _P, _F]
         for kind in _KINDS:
             getattr(lib, f"features_{kind}_{suffix}").argtypes = [_P, _N, _N, _P, _P, _P]
+        sums = getattr(lib, f"feature_sums_full_{suffix}")
+        sums.argtypes = [_P, _N, _N, _P, _P, _N, _F, _N, _P, _P]
+        sums.restype = _N
     lib.estep_rows.argtypes = [_N, _P, _P, _N, _N, _N, _P, _F, _P, _P]
     lib.estep_rows.restype = None
     lib.univariate_em.argtypes = [_N, _P, _P, _N, _N, _P, _F, _F, _F, _P, _F, _N, _N, _F, _F]
@@ -128,6 +135,40 @@ def features(
         X.ctypes.data, n, n_features, center.ctypes.data, out.ctypes.data, scratch.ctypes.data
     )
     return True
+
+
+def feature_sums_full(
+    X: NDArray[np.floating],
+    center: NDArray[np.float64],
+    resp: NDArray[np.floating],
+    negligible: float,
+    max_pairs: int,
+) -> NDArray[np.float64] | None:
+    """The natural kernel's sums T q' (nq + D + 1, K) for full covariances: the features of
+    the rows X (n, D) about ``center`` (as ``features("full", ...)`` makes them) weighted by the
+    responsibilities ``resp`` (K, n), summed over the (row, component) pairs whose
+    responsibility is above ``negligible`` times the block's largest for that component
+    (``_kernels.c``), in float64 for float64 or float32 responsibilities. None when the C loop
+    cannot take them (rows not C-ordered float64) or more than ``max_pairs`` pairs are above
+    it (then the GEMM runs). The result is the transposed view of a C-ordered (K, nq + D + 1)
+    array."""
+    suffix = _SUFFIX.get(resp.dtype)
+    if _LIB is None or suffix is None or X.dtype != np.float64:
+        return None
+    if not (X.flags.c_contiguous and resp.flags.c_contiguous):
+        return None
+    (n, n_features), n_components = X.shape, resp.shape[0]
+    if resp.shape != (n_components, n) or center.shape != (n_features,):
+        raise ValueError(f"sums of {X.shape} rows cannot take {resp.shape} responsibilities")
+    center = np.ascontiguousarray(center, dtype=np.float64)
+    G = np.empty((n_components, n_features * (n_features + 1) // 2 + n_features + 1))
+    # the thresholds, then up to _SUM_ROWS rows of one component: q, indices, z, q z
+    scratch = np.empty(n_components + 2 * _SUM_ROWS + 2 * n_features * (_SUM_ROWS + 16))
+    pairs = getattr(_LIB, f"feature_sums_full_{suffix}")(
+        X.ctypes.data, n, n_features, center.ctypes.data, resp.ctypes.data, n_components,
+        negligible, max_pairs, G.ctypes.data, scratch.ctypes.data,
+    )  # fmt: skip
+    return None if pairs < 0 else G.T
 
 
 # Above this many features LAPACK's blocked factorisations beat precision_factors's loops

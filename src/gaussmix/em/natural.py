@@ -10,7 +10,9 @@ x - c, x - c, 1), every component's log-density is linear in T:
 So one block of rows costs: build T (nq + D rows, stored features-major so every product is a
 contiguous row operation), one GEMM W' T for all K log-densities, an in-place softmax over
 components, and one GEMM T q' for all K components' sums of the quadratic features, of x - c
-and of 1 (N_k): the sufficient statistics about c. No K x n x D array is ever formed.
+and of 1 (N_k): the sufficient statistics about c. No K x n x D array is ever formed. Once
+the components of a full-covariance mixture separate, most q_kn are negligible, and that second
+product is a C loop over the pairs (n, k) that count instead (``stats._feature_sums``).
 
 Statistics about one centre c cost precision when a component sits far from c relative to its
 own spread: the covariance S/N_k - d d' then cancels about log10(e_k' Lambda_k e_k) digits.

@@ -13,10 +13,11 @@ the origin). Responsibilities exist for one block at a time: the N x K matrix is
 
 ``chunk_stats`` is the kernel's one contract; two numpy implementations stand behind it and the
 tests hold them to each other (a third, ``device.py``, takes rows of array-API libraries on their
-device): the natural-parameter kernel (two GEMMs on shared features, see
-``natural.py``), and the componentwise kernel (the rows centred at every component's mean, with
-triangular BLAS), which wins for full covariances with many features and few components and is
-exact however far apart the components are.
+device): the natural-parameter kernel (two GEMMs on shared features, see ``natural.py``; for
+full covariances the second is a C loop over the pairs of non-negligible responsibility once
+the components separate, ``_feature_sums``), and the componentwise kernel (the rows centred at
+every component's mean, with triangular BLAS), which wins for full covariances with many
+features and few components and is exact however far apart the components are.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gaussmix.em import compiled
-from gaussmix.em.covariance import Covariance
+from gaussmix.em.covariance import NEGLIGIBLE, Covariance
 from gaussmix.em.natural import FAST_SHIFT_LIMIT
 from gaussmix.em.params import Params
 
@@ -178,6 +179,43 @@ def _times_transposed(T: Array, resp: Array) -> Array:
     return out
 
 
+# Once a mixture separates, most responsibilities are negligible (W1: about 1.07 components a
+# row), and the C loop sums only the (row, component) pairs above NEGLIGIBLE times the block's
+# largest for the component (in float32: its unit roundoff, 2^-24). It pays where the features
+# are many and the pairs few: measured per block on one core (benchmarks/README.md), W1 (F =
+# 153 features) 0.18-0.20 ms at 9% of the pairs, 0.31 at 17% against 0.60 ms for the GEMM
+# T q'; at F = 45 it won 1.35x at 10% and lost at 16%; at F = 6 (W3) it lost 10x. Besides a
+# cost per pair of about F + 128 multiply-adds, it reads every responsibility three times,
+# which matters when F is small. In float32 the GEMM runs twice as fast (W1: 0.30 ms) and the
+# loop as fast as in float64 (0.20-0.23 ms at 7-8%), so the share is halved.
+def sparse_share(n_features_t: int, dtype: DType = np.float64) -> float:
+    """The largest share of (row, component) pairs for which the C loop of ``_feature_sums``
+    runs instead of the GEMM, for F = ``n_features_t`` features (0.27 at F = 153, 0.12 at
+    F = 45, under 0.01 at F = 6; half that in float32)."""
+    single = 0.5 if np.dtype(dtype) == np.float32 else 1.0
+    return SPARSE_SCALE * single * (n_features_t - 4) / (2 * (n_features_t + 128))
+
+
+SPARSE_SCALE = 1.0  # 0 sends every block to the GEMM
+
+
+def _feature_sums(X: NDArray[np.floating], T: Array, resp: Array, params: Params) -> Array:
+    """T @ resp.T (F, K): the sums of the features T (F, n) weighted by the responsibilities
+    (K, n); for full covariances, where the block is sparse enough, by the C loop over the
+    pairs of non-negligible responsibility (``compiled.feature_sums_full``), else by the GEMM
+    (``_times_transposed``)."""
+    if params.covariance.features_kernel == "full":
+        limit = int(sparse_share(T.shape[0], resp.dtype) * resp.size)
+        # every row of positive weight has a pair above the threshold: below n, never
+        if limit >= resp.shape[1]:
+            single = resp.dtype == np.float32
+            negligible = float(np.finfo(np.float32).epsneg) if single else NEGLIGIBLE
+            sums = compiled.feature_sums_full(X, params.natural.center, resp, negligible, limit)
+            if sums is not None:
+                return sums
+    return _times_transposed(T, resp)
+
+
 def log_prob_natural(X: NDArray[np.floating], params: Params, dtype: DType = np.float64) -> Array:
     """log pi_k + log N(x_n | mu_k, Sigma_k) = w_k' T(x_n), shape (K, n): one GEMM."""
     return _weights_times(
@@ -314,7 +352,7 @@ def chunk_stats_natural(
     loglik, count, candidates = _weighted_sums(resp, log_norm, weights)
     # (nq + D + 1, K): every component's sums of the features about c, and N_k; from here on
     # float64 whatever the compute dtype
-    G = np.asarray(_times_transposed(T, resp), dtype=np.float64)
+    G = np.asarray(_feature_sums(X, T, resp, params), dtype=np.float64)
     nk = G[-1]
     cov = params.covariance
     # move the sums from c to each component's mean mu_k = c + e_k (K D^2 work per block), so
