@@ -75,6 +75,8 @@ def _load() -> ctypes.CDLL | None:
     lib.constrained_mstep.restype = _N
     lib.constrained_mstep_work.argtypes = [_N, _N, _N]
     lib.constrained_mstep_work.restype = _N
+    lib.mstep_closed.argtypes = [_N, _P, _N, _N, _F, _F, _P, _P]
+    lib.mstep_closed.restype = _N
     return lib
 
 
@@ -534,3 +536,122 @@ def constrained_mstep(
             return None
         call = calls[key] = ConstrainedMstep(_LIB, MSTEP_KERNELS[model], sxx.shape)
     return call(sxx, nk, d, reg_covar, start, tol, max_iter)
+
+# --- closed-form M-steps ------------------------------------------------------------------
+# mstep_closed's code for each model with its whole M-step in C (Covariance.compiled_mstep)
+_MSTEP_MODELS = {"VVV": 0, "EEE": 1, "VVI": 2, "VII": 3, "EII": 4, "EEI": 5, "EVI": 6}
+# and for the layouts' scatters alone (Covariance.scatter), for models whose own M-step
+# (Covariance.constrain) runs after them
+_MSTEP_SCATTERS = {"full": 7, "diag": 8}
+
+
+class ClosedMStep:
+    """One fit's call of ``mstep_closed`` with the code ``code`` (``_MSTEP_MODELS``, or when
+    not ``whole`` ``_MSTEP_SCATTERS``): buffers for the statistics and the parameters of K
+    components, D features and covariances of shape ``shape`` (``Covariance.shape``), with
+    their addresses, so that an M-step costs four copies in, one foreign call and the copies
+    out. Build it with ``closed_mstep``."""
+
+    def __init__(
+        self,
+        lib: ctypes.CDLL,
+        code: int,
+        whole: bool,
+        means_shape: tuple[int, int],
+        shape: tuple[int, ...],
+        reg_covar: float,
+        nk_floor: float,
+    ) -> None:
+        k, d = means_shape
+        size = int(np.prod(shape))
+        self.whole = whole
+        self.stats = np.empty(k + k * d + size + k * d)
+        self.nk = self.stats[:k]
+        self.sx = self.stats[k : k + k * d].reshape(k, d)
+        self.sxx = self.stats[k + k * d : k + k * d + size].reshape(shape)
+        self.shift = self.stats[k + k * d + size :].reshape(k, d)
+        out = np.empty(2 * k + k * d + 2 * size)
+        self.out = out
+        # the result's parts (_kernels.c): weights, N_k, means, covariances (or the scatter),
+        # the precisions' Cholesky factors
+        self.parts = (
+            out[:k],
+            out[k : 2 * k],
+            out[2 * k : 2 * k + k * d].reshape(k, d),
+            out[2 * k + k * d : 2 * k + k * d + size].reshape(shape),
+            out[2 * k + k * d + size :].reshape(shape),
+        )
+        self.scratch = np.empty(2 * k + k * d + d * d)
+        self._call = lib.mstep_closed
+        self._args = (
+            code, self.stats.ctypes.data, k, d, reg_covar, nk_floor, out.ctypes.data,
+            self.scratch.ctypes.data,
+        )  # fmt: skip
+        # precision_factors of K matrices in the covariances' part, for ``factors``
+        self._factors = lib.precision_factors
+        covariances, factors = self.parts[3:]
+        self._factor_args = (
+            covariances.ctypes.data, k, d, factors.ctypes.data, self.scratch.ctypes.data
+        )
+
+    def __call__(
+        self,
+        nk: NDArray[np.float64],
+        sx: NDArray[np.float64],
+        sxx: NDArray[np.float64],
+        shift: NDArray[np.float64],
+    ) -> tuple[NDArray[np.float64], ...] | None:
+        """From the statistics ``stats.SuffStats`` holds (N_k, the sums and second moments
+        about the shifts, the shifts), new arrays: (weights (K,), means (K, D), covariances,
+        precisions' Cholesky factors (both of ``shape``)), or when not ``whole`` (weights,
+        N_k with the floor (K,), means, the scatter (``shape``)); None when some covariance
+        is degenerate (the numpy M-step then says which)."""
+        self.nk[...] = nk
+        self.sx[...] = sx
+        self.sxx[...] = sxx
+        self.shift[...] = shift
+        if self._call(*self._args) >= 0:
+            return None
+        weights, counts, means, covariances, factors = self.parts
+        if self.whole:
+            return weights.copy(), means.copy(), covariances.copy(), factors.copy()
+        return weights.copy(), counts.copy(), means.copy(), covariances.copy()
+
+    def factors(self, covariances: NDArray[np.float64]) -> NDArray[np.float64] | None:
+        """``precision_factors`` of the covariances (K, D, D) of the full layout (``shape``),
+        with this fit's buffers; None when one is not positive definite (``covariance.py``'s
+        LAPACK path then says which)."""
+        self.parts[3][...] = covariances
+        if self._factors(*self._factor_args) >= 0:
+            return None
+        return self.parts[4].copy()
+
+
+# Above this many features LAPACK's factorisations serve the matrix layouts better (as for
+# precision_factors); the variances have no such limit.
+CLOSED_MSTEP_MAX_FEATURES = PRECISION_FACTORS_MAX_FEATURES
+
+
+def closed_mstep(
+    model: str | None,
+    layout: str,
+    means_shape: tuple[int, int],
+    shape: tuple[int, ...],
+    matrices: bool,
+    reg_covar: float,
+    nk_floor: float,
+) -> ClosedMStep | None:
+    """A ``ClosedMStep`` for the model named ``model`` (``Covariance.compiled_mstep``, the
+    whole M-step), else for its storage layout's scatter (``Covariance.layout``), with
+    covariances of whole matrices when ``matrices``; None without the C loops, for a model
+    and layout without either, or for matrices of more than ``CLOSED_MSTEP_MAX_FEATURES``
+    features."""
+    if _LIB is None or (matrices and means_shape[1] > CLOSED_MSTEP_MAX_FEATURES):
+        return None
+    if model in _MSTEP_MODELS:
+        code, whole = _MSTEP_MODELS[model], True
+    elif layout in _MSTEP_SCATTERS:
+        code, whole = _MSTEP_SCATTERS[layout], False
+    else:
+        return None
+    return ClosedMStep(_LIB, code, whole, means_shape, shape, reg_covar, nk_floor)

@@ -101,6 +101,74 @@ def mstep(
     )
 
 
+class FitMStep:
+    """One fit's M-step: ``mstep`` with the fit's covariance structure, ``reg_covar`` and
+    ``prior``, called once per EM iteration as ``step(stats, start)``.
+
+    At hundreds of rows the numpy M-step's twenty-odd small calls cost several times the lean
+    E-step, so where the C loops were built the M-step runs in C with buffers held for the
+    fit (``compiled.ClosedMStep``), the same arithmetic as ``estimate`` and
+    ``precisions_cholesky``:
+
+    * a model whose registry entry names a C M-step (``Covariance.compiled_mstep``: the
+      closed forms VVV, EEE, VVI, VII, EII, EEI, EVI) in one foreign call;
+    * any other model stored in the full or diagonal layout: the weights, means and the
+      layout's scatter in one call, then the model's own ``constrain`` (``constrained.py``,
+      with its own C loops), then for the full layout the precisions' factors in a second
+      call.
+
+    ``mstep`` itself runs without the C loops (``GAUSSMIX_COMPILED=0``), with a prior, and
+    for a degenerate covariance, where it raises the named error as always.
+
+    Parameters
+    ----------
+    covariance : the covariance structure.
+    means_shape : (K, D), the shape of the means.
+    reg_covar : non-negative number added to the diagonal of every covariance.
+    prior : a conjugate prior (``gaussmix.em.prior``), or None.
+    """
+
+    def __init__(
+        self,
+        covariance: Covariance,
+        means_shape: tuple[int, int],
+        reg_covar: float,
+        prior: ResolvedPrior | None = None,
+    ) -> None:
+        from gaussmix.em import compiled  # the C loops load on first use (``gaussmix info``)
+
+        self.covariance, self.reg_covar, self.prior = covariance, reg_covar, prior
+        self.compiled = None
+        if prior is None:
+            self.compiled = compiled.closed_mstep(
+                covariance.compiled_mstep,
+                covariance.layout,
+                means_shape,
+                covariance.shape(*means_shape),
+                covariance.matrix_layout,
+                reg_covar,
+                _NK_FLOOR,
+            )
+
+    def __call__(self, stats: SuffStats, start: Array | None = None) -> Params:
+        """New parameters from the merged statistics of all rows (``mstep``); ``start``: the
+        current covariances, where an iterative M-step starts."""
+        step = self.compiled
+        done = None if step is None else step(stats.nk, stats.sx, stats.sxx, stats.shift)
+        if step is None or done is None:
+            return mstep(stats, self.covariance, self.reg_covar, start, self.prior)
+        cov = self.covariance
+        if step.whole:
+            weights, means, covariances, factors = done
+            return Params(weights, means, factors, cov, covariances)
+        weights, nk, means, scatter = done
+        covariances = cov.constrain(scatter, nk, start)
+        matrix_factors = step.factors(covariances) if cov.matrix_layout else None
+        if matrix_factors is None:  # the variances, or a degenerate matrix: its error
+            return Params(weights, means, cov.precisions_cholesky(covariances), cov, covariances)
+        return Params(weights, means, matrix_factors, cov, covariances)
+
+
 def resp_stats(
     X: Array, resp: Array, shift: Array, covariance: Covariance, weights: Array | None = None
 ) -> SuffStats:
