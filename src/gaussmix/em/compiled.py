@@ -14,6 +14,8 @@ runs a whole fit's iterations, E-step and M-step, in one call (``lean.Univariate
 
 ``constrained_mstep`` is the same for the M-step of the iterative and eigen models
 (``Covariance.mstep_kernel``): a ``ConstrainedMstep`` per thread and shape holds its buffers.
+``mstep_closed`` is the M-step of a fit of a closed-form model (VVV, EEE, VVI, VII, EII, EEI,
+EVI; ``mstep.FitMStep``): a ``ClosedMStep`` per fit holds its buffers, one call an iteration.
 
 Measured (benchmarks/README.md), the softmax in one sweep instead of seven numpy passes and the
 features built from each tile of rows while it is in cache: W1 fits 16% faster, W2, W3 and W6
@@ -583,16 +585,13 @@ class ClosedMStep:
         )
         self.scratch = np.empty(2 * k + k * d + d * d)
         self._call = lib.mstep_closed
-        self._args = (
-            code, self.stats.ctypes.data, k, d, reg_covar, nk_floor, out.ctypes.data,
-            self.scratch.ctypes.data,
-        )  # fmt: skip
-        # precision_factors of K matrices in the covariances' part, for ``factors``
+        at, scratch = out.ctypes.data, self.scratch.ctypes.data
+        self._args = (code, self.stats.ctypes.data, k, d, reg_covar, nk_floor, at, scratch)
+        # precision_factors of K matrices in the covariances' part (its address from the
+        # buffer's: an address from numpy costs a microsecond or two), for ``factors``
         self._factors = lib.precision_factors
-        covariances, factors = self.parts[3:]
-        self._factor_args = (
-            covariances.ctypes.data, k, d, factors.ctypes.data, self.scratch.ctypes.data
-        )
+        covariances = at + out.itemsize * (2 * k + k * d)
+        self._factor_args = (covariances, k, d, covariances + out.itemsize * size, scratch)
 
     def __call__(
         self,
