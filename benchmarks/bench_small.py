@@ -185,13 +185,13 @@ def per_iteration(
     params = mstep(stats_from_resp(X, z, cov), cov, 1e-6)
     saved = lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES, lean.UNIVARIATE_IN_C
     saved_whole = compiled.WHOLE_MSTEP_MAX_FEATURES
-    in_c = compiled._MSTEP_MODELS, compiled._MSTEP_SCATTERS
+    in_c = compiled._MSTEP_MODELS
     if general:
         lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES = 0, 0
     if general or split:
         compiled.WHOLE_MSTEP_MAX_FEATURES = 0
     if general or numpy_mstep:
-        compiled._MSTEP_MODELS, compiled._MSTEP_SCATTERS = {}, {}
+        compiled._MSTEP_MODELS = {}
     lean.UNIVARIATE_IN_C = not (py_loop or numpy_mstep)
     try:
         workers = InProcess(ArraySource(X))
@@ -201,7 +201,7 @@ def per_iteration(
     finally:
         lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES, lean.UNIVARIATE_IN_C = saved
         compiled.WHOLE_MSTEP_MAX_FEATURES = saved_whole
-        compiled._MSTEP_MODELS, compiled._MSTEP_SCATTERS = in_c
+        compiled._MSTEP_MODELS = in_c
     return seconds / result.n_iter
 
 

@@ -1058,14 +1058,11 @@ long univariate_em(long equal, const double *X, const double *w, long n, long K,
  *        W_k = N_k (|S_k / N_k - d_k^2| + reg),
  *
  * with sym(A) = (A + A') / 2, then the precisions' Cholesky factors: precision_factors for
- * the matrix models, 1 / sqrt for the variances. The two SCATTER codes stop after the
- * layout's scatter (Covariance.scatter: the VVV or VVI line without the last division), for
- * models whose own M-step (Covariance.constrain) runs after it, elsewhere.
+ * the matrix models, 1 / sqrt for the variances.
  *
  * model: one of MSTEP_* below (compiled._MSTEP_MODELS, named by Covariance.compiled_mstep).
  * stats: nk (K), sx (K, D), sxx (the layout: (K, D, D), (D, D), (K, D) or (K,)), shift (K, D).
- * out: weights (K), N (K), means (K, D), covariances (or the scatter; layout), P (layout),
- *      overwritten (P not with the SCATTER codes).
+ * out: weights (K), N (K), means (K, D), covariances (layout), P (layout), overwritten.
  * scratch: 2 K + K D + D D doubles.
  * Returns -1, or the first component (0 for a shared covariance) whose covariance is not
  * positive definite or not positive, or whose factor is not finite: the caller then runs the
@@ -1077,8 +1074,6 @@ long univariate_em(long equal, const double *X, const double *w, long n, long K,
 #define MSTEP_EII 4
 #define MSTEP_EEI 5
 #define MSTEP_EVI 6
-#define MSTEP_SCATTER_FULL 7
-#define MSTEP_SCATTER_DIAG 8
 
 /* the variances' layouts: N_k (|S_k / N_k - d_k^2| + reg) per coordinate, or with the squares
  * summed and divided by D (spherical) */
@@ -1112,7 +1107,7 @@ static long inverse_roots(const double *restrict v, long n, long per, double *re
 long mstep_closed(long model, const double *restrict stats, long K, long D, double reg_covar,
                   double nk_floor, double *restrict out, double *restrict scratch)
 {
-    const long size = (model == MSTEP_VVV || model == MSTEP_SCATTER_FULL) ? K * D * D
+    const long size = model == MSTEP_VVV ? K * D * D
                       : model == MSTEP_EEE ? D * D
                       : (model == MSTEP_VII || model == MSTEP_EII) ? K : K * D;
     const double *nk_in = stats, *sx = stats + K, *sxx = sx + K * D, *shift = sxx + size;
@@ -1132,8 +1127,7 @@ long mstep_closed(long model, const double *restrict stats, long K, long D, doub
     }
     switch (model) {
     case MSTEP_VVV:
-    case MSTEP_EEE:
-    case MSTEP_SCATTER_FULL: {
+    case MSTEP_EEE: {
         const long shared = model == MSTEP_EEE, n_matrices = shared ? 1 : K;
         /* S_k - N_k d_k d_k', or S - sum_k N_k d_k d_k' (the sum first, as numpy's matmul) */
         double *moved = shared ? L : cov;
@@ -1155,20 +1149,15 @@ long mstep_closed(long model, const double *restrict stats, long K, long D, doub
                     0.5 * (W[a * D + b] + W[b * D + a]);
                 W[a * D + a] = 0.5 * (W[a * D + a] + W[a * D + a]) + n_k * reg_covar;
             }
-            if (model == MSTEP_SCATTER_FULL) continue;
             for (long i = 0; i < D * D; i++) W[i] /= n_k;
         }
-        if (model == MSTEP_SCATTER_FULL) return -1;
         return precision_factors(cov, n_matrices, D, P, L);
     }
     case MSTEP_VVI:
     case MSTEP_EEI:
-    case MSTEP_EVI:
-    case MSTEP_SCATTER_DIAG: {
+    case MSTEP_EVI: {
         variance_scatter(sxx, nk, d, K, D, 0, reg_covar, cov);
-        if (model == MSTEP_SCATTER_DIAG) {
-            return -1;
-        } else if (model == MSTEP_VVI) {
+        if (model == MSTEP_VVI) {
             for (long k = 0; k < K; k++)
                 for (long j = 0; j < D; j++) cov[k * D + j] /= nk[k];
         } else if (model == MSTEP_EEI) {

@@ -542,23 +542,19 @@ def constrained_mstep(
 # --- closed-form M-steps ------------------------------------------------------------------
 # mstep_closed's code for each model with its whole M-step in C (Covariance.compiled_mstep)
 _MSTEP_MODELS = {"VVV": 0, "EEE": 1, "VVI": 2, "VII": 3, "EII": 4, "EEI": 5, "EVI": 6}
-# and for the layouts' scatters alone (Covariance.scatter), for models whose own M-step
-# (Covariance.constrain) runs after them
-_MSTEP_SCATTERS = {"full": 7, "diag": 8}
 
 
 class ClosedMStep:
-    """One fit's call of ``mstep_closed`` with the code ``code`` (``_MSTEP_MODELS``, or when
-    not ``whole`` ``_MSTEP_SCATTERS``): buffers for the statistics and the parameters of K
-    components, D features and covariances of shape ``shape`` (``Covariance.shape``), with
-    their addresses, so that an M-step costs four copies in, one foreign call and the copies
-    out. Build it with ``closed_mstep``."""
+    """One fit's call of ``mstep_closed`` for the model ``model`` (a key of
+    ``_MSTEP_MODELS``): buffers for the statistics and the parameters of K components, D
+    features and covariances of shape ``shape`` (``Covariance.shape``), with their addresses,
+    so that an M-step costs four copies in, one foreign call and four copies out. Build it
+    with ``closed_mstep``."""
 
     def __init__(
         self,
         lib: ctypes.CDLL,
-        code: int,
-        whole: bool,
+        model: str,
         means_shape: tuple[int, int],
         shape: tuple[int, ...],
         reg_covar: float,
@@ -566,7 +562,6 @@ class ClosedMStep:
     ) -> None:
         k, d = means_shape
         size = int(np.prod(shape))
-        self.whole = whole
         self.stats = np.empty(k + k * d + size + k * d)
         self.nk = self.stats[:k]
         self.sx = self.stats[k : k + k * d].reshape(k, d)
@@ -574,24 +569,20 @@ class ClosedMStep:
         self.shift = self.stats[k + k * d + size :].reshape(k, d)
         out = np.empty(2 * k + k * d + 2 * size)
         self.out = out
-        # the result's parts (_kernels.c): weights, N_k, means, covariances (or the scatter),
+        # the result's parts (_kernels.c): weights, N_k (unused here), means, covariances,
         # the precisions' Cholesky factors
         self.parts = (
             out[:k],
-            out[k : 2 * k],
             out[2 * k : 2 * k + k * d].reshape(k, d),
             out[2 * k + k * d : 2 * k + k * d + size].reshape(shape),
             out[2 * k + k * d + size :].reshape(shape),
         )
         self.scratch = np.empty(2 * k + k * d + d * d)
         self._call = lib.mstep_closed
-        at, scratch = out.ctypes.data, self.scratch.ctypes.data
-        self._args = (code, self.stats.ctypes.data, k, d, reg_covar, nk_floor, at, scratch)
-        # precision_factors of K matrices in the covariances' part (its address from the
-        # buffer's: an address from numpy costs a microsecond or two), for ``factors``
-        self._factors = lib.precision_factors
-        covariances = at + out.itemsize * (2 * k + k * d)
-        self._factor_args = (covariances, k, d, covariances + out.itemsize * size, scratch)
+        self._args = (
+            _MSTEP_MODELS[model], self.stats.ctypes.data, k, d, reg_covar, nk_floor,
+            out.ctypes.data, self.scratch.ctypes.data,
+        )  # fmt: skip
 
     def __call__(
         self,
@@ -601,29 +592,16 @@ class ClosedMStep:
         shift: NDArray[np.float64],
     ) -> tuple[NDArray[np.float64], ...] | None:
         """From the statistics ``stats.SuffStats`` holds (N_k, the sums and second moments
-        about the shifts, the shifts), new arrays: (weights (K,), means (K, D), covariances,
-        precisions' Cholesky factors (both of ``shape``)), or when not ``whole`` (weights,
-        N_k with the floor (K,), means, the scatter (``shape``)); None when some covariance
-        is degenerate (the numpy M-step then says which)."""
+        about the shifts, the shifts), new arrays: weights (K,), means (K, D), covariances and
+        the precisions' Cholesky factors (both of ``shape``); None when some covariance is
+        degenerate (the numpy M-step then says which)."""
         self.nk[...] = nk
         self.sx[...] = sx
         self.sxx[...] = sxx
         self.shift[...] = shift
         if self._call(*self._args) >= 0:
             return None
-        weights, counts, means, covariances, factors = self.parts
-        if self.whole:
-            return weights.copy(), means.copy(), covariances.copy(), factors.copy()
-        return weights.copy(), counts.copy(), means.copy(), covariances.copy()
-
-    def factors(self, covariances: NDArray[np.float64]) -> NDArray[np.float64] | None:
-        """``precision_factors`` of the covariances (K, D, D) of the full layout (``shape``),
-        with this fit's buffers; None when one is not positive definite (``covariance.py``'s
-        LAPACK path then says which)."""
-        self.parts[3][...] = covariances
-        if self._factors(*self._factor_args) >= 0:
-            return None
-        return self.parts[4].copy()
+        return tuple(part.copy() for part in self.parts)
 
 
 # Above this many features LAPACK's factorisations serve the matrix layouts better (as for
@@ -633,24 +611,18 @@ CLOSED_MSTEP_MAX_FEATURES = PRECISION_FACTORS_MAX_FEATURES
 
 def closed_mstep(
     model: str | None,
-    layout: str,
     means_shape: tuple[int, int],
     shape: tuple[int, ...],
     matrices: bool,
     reg_covar: float,
     nk_floor: float,
 ) -> ClosedMStep | None:
-    """A ``ClosedMStep`` for the model named ``model`` (``Covariance.compiled_mstep``, the
-    whole M-step), else for its storage layout's scatter (``Covariance.layout``), with
-    covariances of whole matrices when ``matrices``; None without the C loops, for a model
-    and layout without either, or for matrices of more than ``CLOSED_MSTEP_MAX_FEATURES``
+    """A ``ClosedMStep`` for the model named ``model`` (``Covariance.compiled_mstep``) whose
+    covariances are whole matrices when ``matrices``; None without the C loops, for a model
+    without a C M-step (None), or for matrices of more than ``CLOSED_MSTEP_MAX_FEATURES``
     features."""
-    if _LIB is None or (matrices and means_shape[1] > CLOSED_MSTEP_MAX_FEATURES):
+    if _LIB is None or model not in _MSTEP_MODELS:
         return None
-    if model in _MSTEP_MODELS:
-        code, whole = _MSTEP_MODELS[model], True
-    elif layout in _MSTEP_SCATTERS:
-        code, whole = _MSTEP_SCATTERS[layout], False
-    else:
+    if matrices and means_shape[1] > CLOSED_MSTEP_MAX_FEATURES:
         return None
-    return ClosedMStep(_LIB, code, whole, means_shape, shape, reg_covar, nk_floor)
+    return ClosedMStep(_LIB, model, means_shape, shape, reg_covar, nk_floor)

@@ -19,7 +19,7 @@ instead: the prior is added to the merged statistics (``prior.py`` says why that
 ``FitMStep``, made once per fit, which runs the same arithmetic in C where the C loops were
 built (``compiled.ClosedMStep``): at hundreds of rows the numpy M-step's twenty-odd calls on
 K x D x D numbers took several times the E-step's one call, so buffers and their addresses
-are held for the fit and an iteration's M-step is one or two foreign calls.
+are held for the fit and a closed form's M-step is one foreign call.
 """
 
 from __future__ import annotations
@@ -111,20 +111,14 @@ class FitMStep:
     """One fit's M-step: ``mstep`` with the fit's covariance structure, ``reg_covar`` and
     ``prior``, called once per EM iteration as ``step(stats, start)``.
 
-    At hundreds of rows the numpy M-step's twenty-odd small calls cost several times the lean
-    E-step, so where the C loops were built the M-step runs in C with buffers held for the
-    fit (``compiled.ClosedMStep``), the same arithmetic as ``estimate`` and
-    ``precisions_cholesky``:
-
-    * a model whose registry entry names a C M-step (``Covariance.compiled_mstep``: the
-      closed forms VVV, EEE, VVI, VII, EII, EEI, EVI) in one foreign call;
-    * any other model stored in the full or diagonal layout: the weights, means and the
-      layout's scatter in one call, then the model's own ``constrain`` (``constrained.py``,
-      with its own C loops), then for the full layout the precisions' factors in a second
-      call.
-
-    ``mstep`` itself runs without the C loops (``GAUSSMIX_COMPILED=0``), with a prior, and
-    for a degenerate covariance, where it raises the named error as always.
+    A model whose registry entry names a C M-step (``Covariance.compiled_mstep``: the closed
+    forms VVV, EEE, VVI, VII, EII, EEI, EVI) runs it in one foreign call with buffers held for
+    the fit (``compiled.ClosedMStep``), the same arithmetic as ``estimate`` and
+    ``precisions_cholesky``: at hundreds of rows the numpy M-step's twenty-odd small calls
+    cost several times the lean E-step. ``mstep`` itself (whose iterative models have their
+    own C, ``Covariance.mstep_kernel``) runs for the other models, without the C loops
+    (``GAUSSMIX_COMPILED=0``), with a prior, and for a degenerate covariance, where it raises
+    the named error as always.
 
     Parameters
     ----------
@@ -148,7 +142,6 @@ class FitMStep:
         if prior is None:
             self.compiled = compiled.closed_mstep(
                 covariance.compiled_mstep,
-                covariance.layout,
                 means_shape,
                 covariance.shape(*means_shape),
                 covariance.matrix_layout,
@@ -159,20 +152,12 @@ class FitMStep:
     def __call__(self, stats: SuffStats, start: Array | None = None) -> Params:
         """New parameters from the merged statistics of all rows (``mstep``); ``start``: the
         current covariances, where an iterative M-step starts."""
-        step = self.compiled
-        done = None if step is None else step(stats.nk, stats.sx, stats.sxx, stats.shift)
-        if step is None or done is None:
-            return mstep(stats, self.covariance, self.reg_covar, start, self.prior)
-        cov = self.covariance
-        if step.whole:
-            weights, means, covariances, factors = done
-            return Params(weights, means, factors, cov, covariances)
-        weights, nk, means, scatter = done
-        covariances = cov.constrain(scatter, nk, start)
-        matrix_factors = step.factors(covariances) if cov.matrix_layout else None
-        if matrix_factors is None:  # the variances, or a degenerate matrix: its error
-            return Params(weights, means, cov.precisions_cholesky(covariances), cov, covariances)
-        return Params(weights, means, matrix_factors, cov, covariances)
+        if self.compiled is not None:
+            done = self.compiled(stats.nk, stats.sx, stats.sxx, stats.shift)
+            if done is not None:
+                weights, means, covariances, factors = done
+                return Params(weights, means, factors, self.covariance, covariances)
+        return mstep(stats, self.covariance, self.reg_covar, start, self.prior)
 
 
 def resp_stats(
