@@ -1157,10 +1157,7 @@ long mstep_closed(long model, const double *restrict stats, long K, long D, doub
     case MSTEP_EEI:
     case MSTEP_EVI: {
         variance_scatter(sxx, nk, d, K, D, 0, reg_covar, cov);
-        if (model == MSTEP_VVI) {
-            for (long k = 0; k < K; k++)
-                for (long j = 0; j < D; j++) cov[k * D + j] /= nk[k];
-        } else if (model == MSTEP_EEI) {
+        if (model == MSTEP_EEI) {
             for (long j = 0; j < D; j++) {
                 double pooled = 0.0;
                 for (long k = 0; k < K; k++) pooled += cov[k * D + j];
@@ -1168,17 +1165,9 @@ long mstep_closed(long model, const double *restrict stats, long K, long D, doub
             }
             for (long k = 0; k < K; k++) memcpy(cov + k * D, L, (size_t)D * sizeof(double));
         } else {
-            /* g_k = exp(sum_j log W_kj / D); v_k = W_k / g_k * (sum g / sum N) */
-            double *g = L, g_total = 0.0;
-            for (long k = 0; k < K; k++) {
-                double logs = 0.0;
-                for (long j = 0; j < D; j++) logs += log(cov[k * D + j]);
-                g[k] = exp(logs / (double)D);
-                g_total += g[k];
-            }
-            const double volume = g_total / total;
-            for (long k = 0; k < K; k++)
-                for (long j = 0; j < D; j++) cov[k * D + j] = cov[k * D + j] / g[k] * volume;
+            /* VVI: v_k = W_k / N_k; EVI: v_k = W_k / g_k * (sum g / sum N), g_k the geometric
+             * mean of W_k (EVE's and VVE's eigenvalue steps, in place) */
+            eigenvalue_step(cov, nk, K, D, model == MSTEP_EVI, total, L, cov);
         }
         return inverse_roots(cov, K * D, D, P);
     }
