@@ -23,12 +23,15 @@ cell is run ``--runs`` times; the median and the range are reported.
     .venv/bin/python benchmarks/bench_small.py --runs 3 --iters 50
     .venv/bin/python benchmarks/bench_small.py --crossover      # where the lean pass stops paying
     .venv/bin/python benchmarks/bench_small.py --numpy-inner-loops  # M-steps as before their C
+    .venv/bin/python benchmarks/bench_small.py --numpy-mstep    # + the closed forms in numpy
 
 ``--numpy-inner-loops`` runs every side's constrained M-steps (constrained.py) in numpy, as
 before the C inner loops and Jacobi eigensolver (``compiled.INNER_LOOP_MAX_FEATURES = 0``).
 ``--split-msteps`` adds a side ``split``: the lean pass with the iterative and eigen models'
 M-steps as before they ran whole in one C call (``compiled.WHOLE_MSTEP_MAX_FEATURES = 0``:
 numpy's scatter, assembly and calls around the C inner loops), interleaved with the others.
+``--numpy-mstep`` adds a side ``numpy_mstep``: the lean pass with the closed-form models'
+numpy M-step instead of its C (``mstep.FitMStep``); the general side never has it.
 
 Writes benchmarks/out/bench_small.json (or --out).
 """
@@ -70,6 +73,12 @@ CELLS: list[tuple[str, str, int]] = [
     ("diabetes", "VEI", 3),
     ("diabetes", "VEE", 3),
     ("iris", "EVV", 3),
+    ("diabetes", "EEE", 3),
+    ("diabetes", "VII", 3),
+    ("diabetes", "EEI", 3),
+    ("diabetes", "EVI", 3),
+    ("faithful", "VVI", 3),
+    ("iris", "EII", 3),
     ("1-D", "V", 2),
     ("1-D", "E", 3),
     ("1-D", "V", 5),
@@ -167,18 +176,23 @@ def per_iteration(
     general: bool,
     py_loop: bool = False,
     split: bool = False,
+    numpy_mstep: bool = False,
 ) -> float:
     """CPU seconds per iteration of run_em from the M-step of z (``py_loop``: the univariate
-    models in run_em's Python loop; ``split``: the M-step not whole in C)."""
+    models in run_em's Python loop; ``split``: the M-step not whole in C; ``numpy_mstep``:
+    the closed forms' M-step in numpy)."""
     cov = get_covariance(model)
     params = mstep(stats_from_resp(X, z, cov), cov, 1e-6)
     saved = lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES, lean.UNIVARIATE_IN_C
     saved_whole = compiled.WHOLE_MSTEP_MAX_FEATURES
+    in_c = compiled._MSTEP_MODELS
     if general:
         lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES = 0, 0
     if general or split:
         compiled.WHOLE_MSTEP_MAX_FEATURES = 0
-    lean.UNIVARIATE_IN_C = not py_loop
+    if general or numpy_mstep:
+        compiled._MSTEP_MODELS = {}
+    lean.UNIVARIATE_IN_C = not (py_loop or numpy_mstep)
     try:
         workers = InProcess(ArraySource(X))
         start = time.process_time()
@@ -187,6 +201,7 @@ def per_iteration(
     finally:
         lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES, lean.UNIVARIATE_IN_C = saved
         compiled.WHOLE_MSTEP_MAX_FEATURES = saved_whole
+        compiled._MSTEP_MODELS = in_c
     return seconds / result.n_iter
 
 
@@ -225,12 +240,16 @@ def cells_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 times["py-loop"] = []
             if args.split_msteps and get_covariance(model).mstep_kernel:
                 times["split"] = []
+            if args.numpy_mstep and get_covariance(model).compiled_mstep:
+                times["numpy_mstep"] = []
             per_iteration(X, z, model, 5, False)  # warm-up
             for _ in range(args.runs):  # interleaved, so the sides see the same neighbours
                 for side in times:
-                    general, py_loop, split = (side == s for s in ("general", "py-loop", "split"))
+                    general, py_loop, split, numpy_mstep = (
+                        side == s for s in ("general", "py-loop", "split", "numpy_mstep")
+                    )
                     times[side].append(
-                        per_iteration(X, z, model, args.iters, general, py_loop, split)
+                        per_iteration(X, z, model, args.iters, general, py_loop, split, numpy_mstep)
                     )
             row: dict[str, Any] = {
                 "data": name,
@@ -290,6 +309,7 @@ def main() -> None:
     parser.add_argument("--crossover", action="store_true")
     parser.add_argument("--numpy-inner-loops", action="store_true")
     parser.add_argument("--split-msteps", action="store_true")
+    parser.add_argument("--numpy-mstep", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # convergence and cap warnings: iterating past the optimum
@@ -305,8 +325,9 @@ def main() -> None:
             report["numpy_inner_loops"] = args.numpy_inner_loops
             name = "bench_small.json"
             split = ("split",) if args.split_msteps else ()
-            sides = ("lean", "py-loop", "general", *split, "mclust")
-            heads = ("lean", "py-loop", "general", *split, "mclust me()")
+            extra = ("numpy_mstep",) if args.numpy_mstep else ()
+            sides = ("lean", "py-loop", "general", *split, *extra, "mclust")
+            heads = ("lean", "py-loop", "general", *split, *extra, "mclust me()")
             print(f"{'cell':24s} " + " ".join(f"{h:>16s}" for h in heads) + "  (us/iter)")
             for r in report["cells"]:
                 cell = f"{r['data']} {r['model']},{r['K']} (n={r['n']})"

@@ -203,9 +203,9 @@ def test_float32_kernel_matches_float64(covariance_type: str) -> None:
 def test_float32_redoes_a_degenerate_m_step_in_float64(monkeypatch: pytest.MonkeyPatch) -> None:
     """An M-step from single-precision sums that is not positive definite is redone from
     float64 sums; in float64 the same failure is the user's error."""
-    import gaussmix.em.loop as loop
+    from gaussmix.em.mstep import FitMStep  # run_em's M-step, one per fit
 
-    real_mstep = loop.mstep
+    real_mstep = FitMStep.__call__
     calls = {"n": 0}
 
     def failing_once(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -214,7 +214,7 @@ def test_float32_redoes_a_degenerate_m_step_in_float64(monkeypatch: pytest.Monke
             raise DegenerateCovarianceError("not positive definite", component=0)
         return real_mstep(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "mstep", failing_once)
+    monkeypatch.setattr(FitMStep, "__call__", failing_once)
     X = mixture_data(13, n=500)
     model = GaussianMixture(3, dtype=np.float32, random_state=0).fit(X)
     assert calls["n"] >= 2 and np.isfinite(model.lower_bound_)

@@ -26,6 +26,8 @@
  *   eigenvectors for the free orientations), each the numpy loop's arithmetic in one call.
  * constrained_mstep: the whole M-step of VEI, VEE, EVE, VVE, EEV, VEV and EVV (the scatter,
  *   the loops above, the assembled covariances and their precision factors) in one call.
+ * mstep_closed: the whole M-step of the closed-form models (VVV, EEE, VVI, VII, EII, EEI, EVI)
+ *   with the precisions' Cholesky factors, in one call (mstep.estimate's arithmetic).
  *
  * The numpy references: stats.py for the first two, stats.chunk_stats_componentwise for
  * estep_rows, LAPACK for precision_factors, constrained.py's loops (and numpy's eigh) for the
@@ -1181,6 +1183,151 @@ long univariate_em(long equal, const double *X, const double *w, long n, long K,
     }
     result[0] = (double)steps;
     return status;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* closed-form M-steps: the whole M-step of a closed-form model in one call (mstep.py's
+ * FitMStep through compiled.ClosedMStep, one per fit), from the merged statistics about the
+ * shifts c_k. mstep.estimate with the model's Covariance.covariances, then its
+ * precisions_cholesky, is the reference, in the same order of operations:
+ *
+ *   N_k = nk_k + nk_floor,  pi_k = N_k / sum N,  d_k = sx_k / N_k,  mu_k = c_k + d_k,
+ *   VVV: Sigma_k = sym(S_k - N_k d_k d_k' + N_k reg I) / N_k,
+ *   EEE: Sigma = sym(S - sum_k N_k d_k d_k' + sum N reg I) / sum N,
+ *   VVI: Sigma_k = N_k (|S_k / N_k - d_k^2| + reg) / N_k   (diagonals),
+ *   VII: s_k = N_k (|S_k / N_k - |d_k|^2| / D + reg) / N_k,
+ *   EII: s = sum_k N_k (...) / sum N,  EEI: v = sum_k N_k (...) / sum N  (the VII / VVI
+ *        scatters pooled), EVI: v_k = W_k / g_k * (sum g / sum N), g_k the geometric mean of
+ *        W_k = N_k (|S_k / N_k - d_k^2| + reg),
+ *
+ * with sym(A) = (A + A') / 2, then the precisions' Cholesky factors: precision_factors for
+ * the matrix models, 1 / sqrt for the variances.
+ *
+ * model: one of MSTEP_* below (compiled._MSTEP_MODELS, named by Covariance.compiled_mstep).
+ * stats: nk (K), sx (K, D), sxx (the layout: (K, D, D), (D, D), (K, D) or (K,)), shift (K, D).
+ * out: weights (K), N (K), means (K, D), covariances (layout), P (layout), overwritten.
+ * scratch: 2 K + K D + D D doubles.
+ * Returns -1, or the first component (0 for a shared covariance) whose covariance is not
+ * positive definite or not positive, or whose factor is not finite: the caller then runs the
+ * numpy M-step, which says which and why (DegenerateCovarianceError), as before. */
+#define MSTEP_VVV 0
+#define MSTEP_EEE 1
+#define MSTEP_VVI 2
+#define MSTEP_VII 3
+#define MSTEP_EII 4
+#define MSTEP_EEI 5
+#define MSTEP_EVI 6
+
+/* the variances' layouts: N_k (|S_k / N_k - d_k^2| + reg) per coordinate, or with the squares
+ * summed and divided by D (spherical) */
+static void variance_scatter(const double *restrict sxx, const double *restrict nk,
+                             const double *restrict d, long K, long D, long spherical,
+                             double reg_covar, double *restrict W)
+{
+    for (long k = 0; k < K; k++) {
+        const double *dk = d + k * D;
+        if (spherical) {
+            double norm = 0.0;
+            for (long j = 0; j < D; j++) norm += dk[j] * dk[j];
+            W[k] = nk[k] * (fabs(sxx[k] / nk[k] - norm) / (double)D + reg_covar);
+        } else {
+            for (long j = 0; j < D; j++)
+                W[k * D + j] = nk[k] * (fabs(sxx[k * D + j] / nk[k] - dk[j] * dk[j]) + reg_covar);
+        }
+    }
+}
+
+/* 1 / sqrt(v) for n variances; the first index (divided by per) of one that is not > 0 */
+static long inverse_roots(const double *restrict v, long n, long per, double *restrict P)
+{
+    for (long i = 0; i < n; i++) {
+        if (!(v[i] > 0.0)) return i / per;
+        P[i] = 1.0 / sqrt(v[i]);
+    }
+    return -1;
+}
+
+long mstep_closed(long model, const double *restrict stats, long K, long D, double reg_covar,
+                  double nk_floor, double *restrict out, double *restrict scratch)
+{
+    const long size = model == MSTEP_VVV ? K * D * D
+                      : model == MSTEP_EEE ? D * D
+                      : (model == MSTEP_VII || model == MSTEP_EII) ? K : K * D;
+    const double *nk_in = stats, *sx = stats + K, *sxx = sx + K * D, *shift = sxx + size;
+    double *weights = out, *nk = out + K, *means = nk + K, *cov = means + K * D;
+    double *P = cov + size, *d = scratch, *L = d + K * D;
+    double total = 0.0;
+    for (long k = 0; k < K; k++) {
+        nk[k] = nk_in[k] + nk_floor;
+        total += nk[k];
+    }
+    for (long k = 0; k < K; k++) {
+        weights[k] = nk[k] / total;
+        for (long j = 0; j < D; j++) {
+            d[k * D + j] = sx[k * D + j] / nk[k];
+            means[k * D + j] = shift[k * D + j] + d[k * D + j];
+        }
+    }
+    switch (model) {
+    case MSTEP_VVV:
+    case MSTEP_EEE: {
+        const long shared = model == MSTEP_EEE, n_matrices = shared ? 1 : K;
+        /* S_k - N_k d_k d_k', or S - sum_k N_k d_k d_k' (the sum first, as numpy's matmul) */
+        double *moved = shared ? L : cov;
+        memset(moved, 0, (size_t)size * sizeof(double));
+        for (long k = 0; k < K; k++) {
+            double *M = moved + (shared ? 0 : k * D * D);
+            const double *dk = d + k * D;
+            for (long a = 0; a < D; a++) {
+                const double nd = nk[k] * dk[a];
+                for (long b = 0; b < D; b++) M[a * D + b] += nd * dk[b];
+            }
+        }
+        for (long i = 0; i < size; i++) cov[i] = sxx[i] - moved[i];
+        for (long k = 0; k < n_matrices; k++) {
+            double *W = cov + k * D * D;
+            const double n_k = shared ? total : nk[k];
+            for (long a = 0; a < D; a++) {
+                for (long b = 0; b < a; b++) W[a * D + b] = W[b * D + a] =
+                    0.5 * (W[a * D + b] + W[b * D + a]);
+                W[a * D + a] = 0.5 * (W[a * D + a] + W[a * D + a]) + n_k * reg_covar;
+            }
+            for (long i = 0; i < D * D; i++) W[i] /= n_k;
+        }
+        return precision_factors(cov, n_matrices, D, P, L);
+    }
+    case MSTEP_VVI:
+    case MSTEP_EEI:
+    case MSTEP_EVI: {
+        variance_scatter(sxx, nk, d, K, D, 0, reg_covar, cov);
+        if (model == MSTEP_EEI) {
+            for (long j = 0; j < D; j++) {
+                double pooled = 0.0;
+                for (long k = 0; k < K; k++) pooled += cov[k * D + j];
+                L[j] = pooled / total;
+            }
+            for (long k = 0; k < K; k++) memcpy(cov + k * D, L, (size_t)D * sizeof(double));
+        } else {
+            /* VVI: v_k = W_k / N_k; EVI: v_k = W_k / g_k * (sum g / sum N), g_k the geometric
+             * mean of W_k (EVE's and VVE's eigenvalue steps, in place) */
+            eigenvalue_step(cov, nk, K, D, model == MSTEP_EVI, total, L, cov);
+        }
+        return inverse_roots(cov, K * D, D, P);
+    }
+    case MSTEP_VII:
+    case MSTEP_EII: {
+        variance_scatter(sxx, nk, d, K, D, 1, reg_covar, cov);
+        if (model == MSTEP_VII) {
+            for (long k = 0; k < K; k++) cov[k] /= nk[k];
+        } else {
+            double pooled = 0.0;
+            for (long k = 0; k < K; k++) pooled += cov[k];
+            for (long k = 0; k < K; k++) cov[k] = pooled / total;
+        }
+        return inverse_roots(cov, K, 1, P);
+    }
+    default: return 0;
+    }
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -14,6 +14,8 @@ runs a whole fit's iterations, E-step and M-step, in one call (``lean.Univariate
 
 ``constrained_mstep`` is the same for the M-step of the iterative and eigen models
 (``Covariance.mstep_kernel``): a ``ConstrainedMstep`` per thread and shape holds its buffers.
+``mstep_closed`` is the M-step of a fit of a closed-form model (VVV, EEE, VVI, VII, EII, EEI,
+EVI; ``mstep.FitMStep``): a ``ClosedMStep`` per fit holds its buffers, one call an iteration.
 
 ``feature_sums_full`` replaces the natural kernel's second GEMM for full covariances on blocks
 where few responsibilities count (``stats._feature_sums``; its reference is that GEMM).
@@ -85,6 +87,8 @@ def _load() -> ctypes.CDLL | None:
     # hierarchical agglomeration
     lib.hc_merge_loop.argtypes = [_P, _P, _N, _N, _F, _P, _P, _P]
     lib.hc_merge_loop.restype = _N
+    lib.mstep_closed.argtypes = [_N, _P, _N, _N, _F, _F, _P, _P]
+    lib.mstep_closed.restype = _N
     return lib
 
 
@@ -604,3 +608,92 @@ def hc_merge_loop(
         iwork.ctypes.data, merges.ctypes.data,
     )  # fmt: skip
     return None if failed else merges.astype(np.intp, copy=False)
+
+
+# --- closed-form M-steps ------------------------------------------------------------------
+# mstep_closed's code for each model with its whole M-step in C (Covariance.compiled_mstep)
+_MSTEP_MODELS = {"VVV": 0, "EEE": 1, "VVI": 2, "VII": 3, "EII": 4, "EEI": 5, "EVI": 6}
+
+
+class ClosedMStep:
+    """One fit's call of ``mstep_closed`` for the model ``model`` (a key of
+    ``_MSTEP_MODELS``): buffers for the statistics and the parameters of K components, D
+    features and covariances of shape ``shape`` (``Covariance.shape``), with their addresses,
+    so that an M-step costs four copies in, one foreign call and four copies out. Build it
+    with ``closed_mstep``."""
+
+    def __init__(
+        self,
+        lib: ctypes.CDLL,
+        model: str,
+        means_shape: tuple[int, int],
+        shape: tuple[int, ...],
+        reg_covar: float,
+        nk_floor: float,
+    ) -> None:
+        k, d = means_shape
+        size = int(np.prod(shape))
+        self.stats = np.empty(k + k * d + size + k * d)
+        self.nk = self.stats[:k]
+        self.sx = self.stats[k : k + k * d].reshape(k, d)
+        self.sxx = self.stats[k + k * d : k + k * d + size].reshape(shape)
+        self.shift = self.stats[k + k * d + size :].reshape(k, d)
+        out = np.empty(2 * k + k * d + 2 * size)
+        self.out = out
+        # the result's parts (_kernels.c): weights, N_k (unused here), means, covariances,
+        # the precisions' Cholesky factors
+        self.parts = (
+            out[:k],
+            out[2 * k : 2 * k + k * d].reshape(k, d),
+            out[2 * k + k * d : 2 * k + k * d + size].reshape(shape),
+            out[2 * k + k * d + size :].reshape(shape),
+        )
+        self.scratch = np.empty(2 * k + k * d + d * d)
+        self._call = lib.mstep_closed
+        self._args = (
+            _MSTEP_MODELS[model], self.stats.ctypes.data, k, d, reg_covar, nk_floor,
+            out.ctypes.data, self.scratch.ctypes.data,
+        )  # fmt: skip
+
+    def __call__(
+        self,
+        nk: NDArray[np.float64],
+        sx: NDArray[np.float64],
+        sxx: NDArray[np.float64],
+        shift: NDArray[np.float64],
+    ) -> tuple[NDArray[np.float64], ...] | None:
+        """From the statistics ``stats.SuffStats`` holds (N_k, the sums and second moments
+        about the shifts, the shifts), new arrays: weights (K,), means (K, D), covariances and
+        the precisions' Cholesky factors (both of ``shape``); None when some covariance is
+        degenerate (the numpy M-step then says which)."""
+        self.nk[...] = nk
+        self.sx[...] = sx
+        self.sxx[...] = sxx
+        self.shift[...] = shift
+        if self._call(*self._args) >= 0:
+            return None
+        return tuple(part.copy() for part in self.parts)
+
+
+# Above this many features LAPACK's factorisations serve the matrix layouts better (as for
+# precision_factors); the variances have no such limit.
+CLOSED_MSTEP_MAX_FEATURES = PRECISION_FACTORS_MAX_FEATURES
+
+
+def closed_mstep(
+    model: str | None,
+    means_shape: tuple[int, int],
+    shape: tuple[int, ...],
+    matrices: bool,
+    reg_covar: float,
+    nk_floor: float,
+) -> ClosedMStep | None:
+    """A ``ClosedMStep`` for the model named ``model`` (``Covariance.compiled_mstep``) whose
+    covariances are whole matrices when ``matrices``; None without the C loops, for a model
+    without a C M-step (None), or for matrices of more than ``CLOSED_MSTEP_MAX_FEATURES``
+    features."""
+    if _LIB is None or model not in _MSTEP_MODELS:
+        return None
+    if matrices and means_shape[1] > CLOSED_MSTEP_MAX_FEATURES:
+        return None
+    return ClosedMStep(_LIB, model, means_shape, shape, reg_covar, nk_floor)

@@ -175,6 +175,15 @@ class Covariance(ABC):
     # spherical layout: lean.py then runs the whole fit in one C call (_kernels.c's
     # univariate_em); None for the others, whose fits keep to run_em's Python loop
     univariate: ClassVar[str | None] = None
+    # the model's whole M-step in one C call (_kernels.c's mstep_closed, named as in
+    # compiled._MSTEP_MODELS), used by mstep.FitMStep; None: the numpy M-step. Never inherited
+    # (``__init_subclass__``): a model stored in another's layout has an M-step of its own.
+    compiled_mstep: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "compiled_mstep" not in cls.__dict__:
+            cls.compiled_mstep = None
 
     # --- shapes and counting -------------------------------------------------------------
     @abstractmethod
@@ -530,6 +539,7 @@ class Full(_Matrix):
     layout = "full"
     mclust = "VVV"
     description = "each component has its own general covariance matrix"
+    compiled_mstep = "VVV"
     features_kernel = "full"
     plot_style = ("D", "#d62728")
 
@@ -654,6 +664,7 @@ class Tied(_Matrix):
     layout = "tied"
     mclust = "EEE"
     description = "all components share one general covariance matrix"
+    compiled_mstep = "EEE"
     shared_layout = True
     one_covariance = True
     plot_style = ("^", "#2ca02c")
@@ -734,6 +745,7 @@ class Diag(_Scales):
     layout = "diag"
     mclust = "VVI"
     description = "each component has its own diagonal covariance matrix"
+    compiled_mstep = "VVI"
     features_kernel = "diag"
     plot_style = ("s", "#ff7f0e")
 
@@ -792,6 +804,7 @@ class Spherical(_Scales):
     mclust = "VII"
     univariate = "V"  # one variance per component
     description = "each component has its own single variance"
+    compiled_mstep = "VII"
     features_kernel = "spherical"
     plot_style = ("o", "#1f77b4")
 
@@ -870,6 +883,7 @@ class Spherical(_Scales):
 class EII(Spherical):
     name = mclust = "EII"
     description = "all components share one single variance"
+    compiled_mstep = "EII"
     plot_style = ("o", "#9ecae1")
     one_covariance = True
     univariate = "E"  # one variance for all
@@ -898,17 +912,20 @@ class E(_Univariate, EII):
     name = mclust = "E"
     multivariate = "EII"
     description = "one feature, one variance shared by all components"
+    compiled_mstep = "EII"  # EII at D = 1
 
 
 class V(_Univariate, Spherical):
     name = mclust = "V"
     multivariate = "VII"
     description = "one feature, each component has its own variance"
+    compiled_mstep = "VII"  # VII at D = 1
 
 
 class EEI(Diag):
     name = mclust = "EEI"
     description = "all components share one diagonal covariance matrix"
+    compiled_mstep = "EEI"
     plot_style = ("s", "#fdae6b")
     one_covariance = True
 
@@ -935,6 +952,7 @@ class VEI(Diag):
 class EVI(Diag):
     name = mclust = "EVI"
     description = "diagonal, all share one volume, each component has its own shape"
+    compiled_mstep = "EVI"
     plot_style = ("X", "#c49c94")
 
     def n_parameters(self, n_components: int, n_features: int) -> int:

@@ -25,7 +25,7 @@ from gaussmix.data.sources import DataSource
 from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
 from gaussmix.em.lean import lean_pass, univariate_loop
 from gaussmix.em.missing import block_stats, regroup
-from gaussmix.em.mstep import mstep
+from gaussmix.em.mstep import FitMStep
 from gaussmix.em.parallel import BlockMap, Workers
 from gaussmix.em.params import Params
 from gaussmix.em.prior import ResolvedPrior
@@ -165,6 +165,7 @@ def run_em(
     converged = False
     n_iter = 0
     lean = lean_pass(workers, params, dtype, missing, reg_covar) if max_iter > 0 else None
+    step = FitMStep(params.covariance, (params.n_components, params.n_features), reg_covar, prior)
     whole = univariate_loop(lean, params, prior)
     while n_iter < max_iter:
         if whole is not None:  # E and V on one feature: iterations in one C call (lean.py)
@@ -194,13 +195,13 @@ def run_em(
             )
         history.append(lower_bound)
         try:
-            new_params = mstep(stats, params.covariance, reg_covar, params.covariances, prior)
+            new_params = step(stats, params.covariances)
         except DegenerateCovarianceError:
             if np.dtype(dtype) == np.float64:
                 raise
             # single-precision sums lost a thin direction: redo this pass in float64
             stats = pass_stats(workers, rows, params, np.float64, missing)
-            new_params = mstep(stats, params.covariance, reg_covar, params.covariances, prior)
+            new_params = step(stats, params.covariances)
         params = new_params
         collapsed = _collapsed(stats)
         if collapsed.size and np.isfinite(stats.worst_loglik):
