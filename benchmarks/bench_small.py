@@ -238,7 +238,7 @@ def cells_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             times: dict[str, list[float]] = {"lean": [], "general": []}
             if X.shape[1] == 1 and get_covariance(model).univariate:
                 times["py-loop"] = []
-            if args.split_msteps and get_covariance(model).mstep_kernel:
+            if args.split_msteps and get_covariance(model).compiled_mstep in compiled.MSTEP_KERNELS:
                 times["split"] = []
             if args.numpy_mstep and get_covariance(model).compiled_mstep:
                 times["numpy_mstep"] = []

@@ -24,14 +24,16 @@ CLOSED = ("VVV", "EEE", "VVI", "VII", "EII", "EEI", "EVI")
 ITERATIVE = ("VEI", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV")
 
 
-def test_the_registry_names_the_closed_forms_and_only_them() -> None:
-    """Every closed-form model has a C M-step of its own name (E and V: EII's and VII's at
-    D = 1); the iterative models stored in their layouts inherit none."""
+def test_the_registry_names_each_models_own_c_m_step() -> None:
+    """Every closed-form model has a closed C M-step of its own name (E and V: EII's and
+    VII's at D = 1); the iterative models stored in their layouts inherit none of those but
+    name their own constrained one."""
     names = {cov.mclust: cov.compiled_mstep for cov in REGISTRY.values()}
     assert {m: names[m] for m in CLOSED} == {m: m for m in CLOSED}
+    assert set(CLOSED) == set(compiled._MSTEP_MODELS)
     assert names["E"] == "EII" and names["V"] == "VII"
-    for model in ITERATIVE:
-        assert names[model] is None
+    assert {m: names[m] for m in ITERATIVE} == {m: m for m in ITERATIVE}
+    assert set(ITERATIVE) == set(compiled.MSTEP_KERNELS)
 
 
 def _rows(
@@ -116,7 +118,7 @@ def test_a_degenerate_covariance_is_named_as_before(model: str) -> None:
 
 
 def test_what_fit_mstep_leaves_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A prior, an iterative model (its own C: Covariance.mstep_kernel), whole matrices
+    """A prior, an iterative model (its own C, constrained_mstep), whole matrices
     above the size limit, and no C loops (GAUSSMIX_COMPILED=0) run ``mstep``, with its
     results."""
     X = mixture_data(3, n=200, n_features=3)

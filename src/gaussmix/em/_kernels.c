@@ -1331,7 +1331,7 @@ long mstep_closed(long model, const double *restrict stats, long K, long D, doub
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* constrained M-steps whole: constrained_mstep (covariance.py's mstep_kernel models).
+/* constrained M-steps whole: constrained_mstep (covariance.py's compiled_mstep names in compiled.MSTEP_KERNELS).
  *
  * One call does what Covariance.covariances and Covariance.precisions_cholesky do for the
  * iterative and eigen models VEI, VEE, EVE, VVE, EEV, VEV, EVV: the layout's regularised

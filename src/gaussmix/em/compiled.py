@@ -13,7 +13,7 @@ and a few copies (asking numpy for an array's address costs about as much as a s
 runs a whole fit's iterations, E-step and M-step, in one call (``lean.UnivariateLoop``).
 
 ``constrained_mstep`` is the same for the M-step of the iterative and eigen models
-(``Covariance.mstep_kernel``): a ``ConstrainedMstep`` per thread and shape holds its buffers.
+(``Covariance.compiled_mstep``): a ``ConstrainedMstep`` per thread and shape holds its buffers.
 ``mstep_closed`` is the M-step of a fit of a closed-form model (VVV, EEE, VVI, VII, EII, EEI,
 EVI; ``mstep.FitMStep``): a ``ClosedMStep`` per fit holds its buffers, one call an iteration.
 
@@ -496,7 +496,7 @@ def common_orientation(
 # Above this many features their M-step stays in constrained.py (its inner loops still in C
 # up to INNER_LOOP_MAX_FEATURES); 0 keeps every one there (benchmarks compare the two).
 WHOLE_MSTEP_MAX_FEATURES = 16
-# constrained_mstep's code for each model (``Covariance.mstep_kernel``)
+# constrained_mstep's code for each model (``Covariance.compiled_mstep``)
 MSTEP_KERNELS = {"VEI": 0, "VEE": 1, "EVE": 2, "VVE": 3, "EEV": 4, "VEV": 5, "EVV": 6}
 
 MstepResult = tuple[NDArray[np.float64], "NDArray[np.float64] | None", int, float, float]
@@ -570,7 +570,7 @@ def constrained_mstep(
     positive definite, the inner steps (0 at the cap), the last objective, the one before);
     None when the C loop cannot take them (then numpy's M-step runs)."""
     n_features = d.shape[1]
-    if _LIB is None or n_features > WHOLE_MSTEP_MAX_FEATURES:
+    if _LIB is None or n_features > WHOLE_MSTEP_MAX_FEATURES or model not in MSTEP_KERNELS:
         return None
     key = (model, sxx.shape)
     calls = getattr(_MSTEPS, "calls", None)

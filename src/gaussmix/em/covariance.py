@@ -175,9 +175,11 @@ class Covariance(ABC):
     # spherical layout: lean.py then runs the whole fit in one C call (_kernels.c's
     # univariate_em); None for the others, whose fits keep to run_em's Python loop
     univariate: ClassVar[str | None] = None
-    # the model's whole M-step in one C call (_kernels.c's mstep_closed, named as in
-    # compiled._MSTEP_MODELS), used by mstep.FitMStep; None: the numpy M-step. Never inherited
-    # (``__init_subclass__``): a model stored in another's layout has an M-step of its own.
+    # the model's M-step in C, by its name there: a closed form's whole M-step (_kernels.c's
+    # mstep_closed, compiled._MSTEP_MODELS; one call an iteration through mstep.FitMStep), or
+    # an iterative or eigen model's covariances and their factors (constrained_mstep,
+    # compiled.MSTEP_KERNELS; through covariances_and_factors); None: numpy's M-step. Never
+    # inherited (``__init_subclass__``): a model stored in another's layout has its own M-step.
     compiled_mstep: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
@@ -286,18 +288,14 @@ class Covariance(ABC):
         """
         return self.constrain(self.scatter(sxx, nk, d, reg_covar), nk, start)
 
-    # the model whose M-step (scatter, constrain and the precisions' factors) runs as one C
-    # call (``compiled.constrained_mstep``, named by its key there), if one does
-    mstep_kernel: ClassVar[str | None] = None
-
     def covariances_and_factors(
         self, sxx: Array, nk: Array, d: Array, reg_covar: float, start: Array | None = None
     ) -> tuple[Array, Array]:
         """``covariances`` (the same arguments) and their ``precisions_cholesky``: in one C
-        call for a model with an ``mstep_kernel`` where the C loops take them, else the two
-        methods (the reference)."""
-        if self.mstep_kernel is not None:
-            done = constrained.whole_mstep(self.mstep_kernel, sxx, nk, d, reg_covar, start)
+        call for an iterative or eigen model whose ``compiled_mstep`` is there, where the C loops
+        take them, else the two methods (the reference)."""
+        if self.compiled_mstep is not None:
+            done = constrained.whole_mstep(self.compiled_mstep, sxx, nk, d, reg_covar, start)
             if done is not None:
                 covariances, factors = done
                 if factors is None:  # not positive definite: LAPACK's path says which
@@ -938,7 +936,7 @@ class EEI(Diag):
 
 class VEI(Diag):
     name = mclust = "VEI"
-    mstep_kernel = "VEI"
+    compiled_mstep = "VEI"
     description = "diagonal, each component has its own volume, all share one shape"
     plot_style = ("P", "#8c564b")
 
@@ -969,7 +967,7 @@ def _n_rotations(n_features: int) -> int:
 
 class VEE(Full):
     name = mclust = "VEE"
-    mstep_kernel = "VEE"
+    compiled_mstep = "VEE"
     description = "each component has its own volume; all share one shape and orientation"
     plot_style = ("v", "#9467bd")
 
@@ -982,7 +980,7 @@ class VEE(Full):
 
 class EVE(Full):
     name = mclust = "EVE"
-    mstep_kernel = "EVE"
+    compiled_mstep = "EVE"
     description = "all share one volume and orientation; each component has its own shape"
     plot_style = ("<", "#c5b0d5")
 
@@ -995,7 +993,7 @@ class EVE(Full):
 
 class VVE(Full):
     name = mclust = "VVE"
-    mstep_kernel = "VVE"
+    compiled_mstep = "VVE"
     description = "all share one orientation; each component has its own volume and shape"
     plot_style = (">", "#e377c2")
 
@@ -1008,7 +1006,7 @@ class VVE(Full):
 
 class EEV(Full):
     name = mclust = "EEV"
-    mstep_kernel = "EEV"
+    compiled_mstep = "EEV"
     description = "all share one volume and shape; each component has its own orientation"
     plot_style = ("p", "#7f7f7f")
 
@@ -1021,7 +1019,7 @@ class EEV(Full):
 
 class VEV(Full):
     name = mclust = "VEV"
-    mstep_kernel = "VEV"
+    compiled_mstep = "VEV"
     description = "all share one shape; each component has its own volume and orientation"
     plot_style = ("h", "#bcbd22")
 
@@ -1035,7 +1033,7 @@ class VEV(Full):
 
 class EVV(Full):
     name = mclust = "EVV"
-    mstep_kernel = "EVV"
+    compiled_mstep = "EVV"
     description = "all share one volume; each component has its own shape and orientation"
     plot_style = ("*", "#17becf")
 

@@ -111,14 +111,14 @@ class FitMStep:
     """One fit's M-step: ``mstep`` with the fit's covariance structure, ``reg_covar`` and
     ``prior``, called once per EM iteration as ``step(stats, start)``.
 
-    A model whose registry entry names a C M-step (``Covariance.compiled_mstep``: the closed
-    forms VVV, EEE, VVI, VII, EII, EEI, EVI) runs it in one foreign call with buffers held for
-    the fit (``compiled.ClosedMStep``), the same arithmetic as ``estimate`` and
+    A closed-form model whose registry entry names its C M-step (``Covariance.compiled_mstep``:
+    VVV, EEE, VVI, VII, EII, EEI, EVI) runs it in one foreign call with buffers held for the
+    fit (``compiled.ClosedMStep``), the same arithmetic as ``estimate`` and
     ``precisions_cholesky``: at hundreds of rows the numpy M-step's twenty-odd small calls
-    cost several times the lean E-step. ``mstep`` itself (whose iterative models have their
-    own C, ``Covariance.mstep_kernel``) runs for the other models, without the C loops
-    (``GAUSSMIX_COMPILED=0``), with a prior, and for a degenerate covariance, where it raises
-    the named error as always.
+    cost several times the lean E-step. ``mstep`` itself runs for the other models (the
+    iterative and eigen ones, whose ``compiled_mstep`` names their C there), without the C
+    loops (``GAUSSMIX_COMPILED=0``), with a prior, and for a degenerate covariance, where it
+    raises the named error as always.
 
     Parameters
     ----------
