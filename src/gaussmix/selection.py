@@ -81,7 +81,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from gaussmix.data.dask_source import on_dask
-from gaussmix.data.sources import ArraySource
+from gaussmix.data.sources import ArraySource, check_missing_blocks
 from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covariance
 from gaussmix.em.covariance import MCLUST_MODELS, UNIVARIATE_MODELS
 from gaussmix.em.errors import ComponentCollapseWarning, InnerIterationWarning
@@ -436,13 +436,16 @@ def _record(
     X: Any,
     data_variance: NDArray[np.float64],
     singular_tol: float,
+    entropy: float | None = None,
 ) -> FitRecord:
-    """The record of a fitted cell: its criteria, degeneracy and convergence."""
+    """The record of a fitted cell: its criteria, degeneracy and convergence (``entropy``: the
+    classification entropy where the fit gave it, else computed here, a pass over ``X``)."""
     cov = get_covariance(model.covariance_type)
     n = model.n_samples_fit_
     log_lik = float(model.log_likelihood_)
     p = int(model._n_parameters())
-    entropy = classification_entropy(model, X.X if isinstance(X, ArraySource) else X)
+    if entropy is None:
+        entropy = classification_entropy(model, X)
     bic = -2.0 * log_lik + p * math.log(n)
     smallest = min_relative_variance(model, data_variance)
     return FitRecord(
@@ -488,6 +491,26 @@ def _failed_record(n_components: int, covariance_type: str, error: str) -> FitRe
 _Outcome = tuple[tuple[int, str], FitRecord, "GaussianMixture | None"]
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """In-memory rows of a grid, validated once for all its fits: each cell's fit skips the
+    validation of rows and parameters that ``fit`` repeats (``GaussianMixture._fit_validated``),
+    which costs about as much as the EM of a small fit."""
+
+    source: ArraySource
+    n_missing: int
+    feature_names: NDArray[Any] | None
+
+
+def _fit(model: GaussianMixture, X: _Rows | Any) -> float | None:
+    """Fit ``model`` to the grid's rows; the classification entropy of the fit where its final
+    E-step gave it (rows in memory), else None (rows on Dask)."""
+    if isinstance(X, _Rows):
+        return model._fit_validated(X.source, X.n_missing, X.feature_names)
+    model.fit(X)
+    return None
+
+
 def _fit_cell(
     X: Any,
     cell: tuple[int, str],
@@ -501,6 +524,7 @@ def _fit_cell(
     best log-likelihood, and compute its record (runs in a joblib worker or in this process)."""
     n_components, covariance_type = cell
     model: GaussianMixture | None = None
+    entropy: float | None = None
     failure: DegenerateCovarianceError | None = None
     with _quiet():
         for method, n_init in starts:
@@ -511,15 +535,15 @@ def _fit_cell(
                 **(params | {"init_params": method, "n_init": n_init}),
             )
             try:
-                candidate.fit(X)
+                candidate_entropy = _fit(candidate, X)
             except DegenerateCovarianceError as exc:
                 failure = exc
                 continue
             if model is None or candidate.log_likelihood_ > model.log_likelihood_:
-                model = candidate
+                model, entropy = candidate, candidate_entropy
     if model is None:
         return cell, _failed_record(n_components, covariance_type, str(failure)), None
-    return cell, _record(model, X, data_variance, singular_tol), model
+    return cell, _record(model, X, data_variance, singular_tol, entropy), model
 
 
 def _polish_cell(
@@ -537,13 +561,13 @@ def _polish_cell(
     polished.set_params(warm_start=True, tol=tol)
     with _quiet():
         try:
-            polished.fit(X)
+            entropy = _fit(polished, X)
         except DegenerateCovarianceError:  # pragma: no cover - only with reg_covar = 0
             return cell, _record(model, X, data_variance, singular_tol), model
     polished.set_params(warm_start=False, tol=model.tol)
     polished.n_iter_ += model.n_iter_
     polished.lower_bounds_ = [*model.lower_bounds_, *polished.lower_bounds_]
-    return cell, _record(polished, X, data_variance, singular_tol), polished
+    return cell, _record(polished, X, data_variance, singular_tol, entropy), polished
 
 
 @contextmanager
@@ -853,19 +877,14 @@ def select(
     if polish_tol is not None and not polish_tol >= 0:
         raise ValueError(f"polish_tol must be >= 0 or None; got {polish_tol!r}")
     Xv: Any
+    checker = GaussianMixture(missing=missing)  # validates the rows; keeps their column names
     if on_dask(X):  # rows on a Dask cluster, opened once; the cells in turn (selection_dask)
         from gaussmix import selection_dask
 
         Xv, variance = selection_dask.open_rows(X, missing)
         n_samples, n_features, n_jobs = Xv.n_samples, Xv.n_features, 1
     else:
-        Xv = validate_rows(
-            GaussianMixture(missing=missing),
-            X,
-            reset=True,
-            ensure_min_samples=2,
-            allow_nan=missing == "em",
-        )
+        Xv = validate_rows(checker, X, reset=True, ensure_min_samples=2, allow_nan=missing == "em")
         n_samples, n_features = Xv.shape
         variance = _data_variance(Xv)
     ks, types = _check_grid(n_components, covariance_types, n_features)
@@ -883,13 +902,7 @@ def select(
     if not on_dask(Xv):  # duplicated columns: looked for in memory only
         names = getattr(X, "columns", None)
         warn_degenerate_columns(Xv, None if names is None else [str(c) for c in names])
-    # a DataFrame keeps its column names in the models; an array goes as a data source, which
-    # the fits take without validating its rows again (rows on Dask: their open source)
-    if on_dask(Xv):
-        data = Xv
-    else:
-        data = X if hasattr(X, "iloc") else ArraySource(Xv)
-    params = {
+    params: dict[str, Any] = {
         "n_init": n_init,
         "tol": tol,
         "convergence": convergence,
@@ -900,6 +913,19 @@ def select(
         "prior": prior,
         "n_threads": 1,  # the grid is the parallel loop: one thread per fit
     }
+    # the parameters as every fit would check them (the cells' K and types are checked above),
+    # once here: the fits of rows in memory then skip the checks (``_Rows``)
+    kinds = {s for k in ks for s in _first_starts(init_params, n_init, k)}
+    kinds |= {s for k in ks for s in _extra_starts(init_params, n_init, k)}
+    for method, n in sorted(kinds):
+        GaussianMixture(**(params | {"init_params": method, "n_init": n}))._validate_params()
+    data: _Rows | Any
+    if on_dask(Xv):  # the fits open their rows on the cluster
+        data = Xv
+    else:  # a DataFrame's column names go to every model
+        source = ArraySource(Xv)
+        n_missing = check_missing_blocks(source, _BLOCK_ROWS) if missing == "em" else 0
+        data = _Rows(source, n_missing, getattr(checker, "feature_names_in_", None))
     cells = [(k, t) for t in types for k in ks]
     seeds: dict[tuple[int, str], Any]
     if random_state is None or isinstance(random_state, Integral):
