@@ -55,7 +55,7 @@ from gaussmix.em.init import DRAWS_NOTHING, drawing
 from gaussmix.em.missing import Block, fill_for_init, log_prob_observed, regroup
 from gaussmix.em.parallel import BlockMap, Workers, workers
 from gaussmix.em.prior import MCLUST, Prior, ResolvedPrior, data_moments, moments_on, resolve
-from gaussmix.em.stats import log_density_in_place, softmax_in_place
+from gaussmix.em.stats import log_density_in_place, log_prob, softmax_in_place
 from gaussmix.validation import (
     check_precisions,
     check_sample_weight,
@@ -160,20 +160,28 @@ def _log_likelihood_of_share(
 
 
 def _log_likelihood_and_entropy_of_share(
-    params: Params, rows: int, dtype: Any, share: DataSource, map_blocks: BlockMap[Any, Any]
+    params: Params,
+    rows: int,
+    dtype: Any,
+    missing: bool,
+    share: DataSource,
+    map_blocks: BlockMap[Any, Any],
 ) -> tuple[float, float]:
     """``_log_likelihood_of_share`` (the same sums, to the bit) and, from the same
     responsibilities t, the share's classification entropy -sum_n sum_k t_nk log t_nk (rows
-    unweighted, as ``selection.classification_entropy``)."""
+    unweighted, as ``selection.classification_entropy``). Rows known to hold no NaN
+    (``missing`` False) skip the two searches for them, which find none."""
+    log_prob_of = log_prob_observed if missing else log_prob
 
     def block_sums(block: Block) -> tuple[float, float]:
-        resp, log_density = softmax_in_place(log_prob_observed(block[0], params, dtype))
+        resp, log_density = softmax_in_place(log_prob_of(block[0], params, dtype))
         entropy = -float(xlogy(resp, resp).sum())  # 0 log 0 = 0
         if block[1] is None:
             return float(log_density.sum(dtype=np.float64)), entropy
         return float(block[1] @ log_density.astype(np.float64, copy=False)), entropy
 
-    parts = list(map_blocks(block_sums, regroup(share.chunks(rows))))
+    blocks = share.chunks(rows)
+    parts = list(map_blocks(block_sums, regroup(blocks) if missing else blocks))
     return float(sum(part[0] for part in parts)), float(sum(part[1] for part in parts))
 
 
@@ -695,9 +703,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         with self._em(source, do_init) as pool:
             task = partial(
                 _log_likelihood_and_entropy_of_share,
-                self._params(),
+                self._fitted_params(),
                 self._chunk_rows(source.n_features),
                 self.dtype,
+                n_missing > 0,
             )
             shares = pool.run(task)
         self.log_likelihood_ = float(sum(share[0] for share in shares))
@@ -845,6 +854,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _params(self) -> Params:
         """The fitted parameters in float64, whatever the attributes' dtype (the engine's)."""
         check_is_fitted(self)
+        return self._fitted_params()
+
+    def _fitted_params(self) -> Params:
+        """``_params`` where the model is known to be fitted (no check)."""
         return Params(
             weights=device.to_host(self.weights_),
             means=device.to_host(self.means_),

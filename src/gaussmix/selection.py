@@ -68,7 +68,7 @@ import copy
 import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from numbers import Integral
 from typing import TYPE_CHECKING, Any
@@ -86,6 +86,7 @@ from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covarianc
 from gaussmix.em.covariance import MCLUST_MODELS, UNIVARIATE_MODELS
 from gaussmix.em.errors import ComponentCollapseWarning, InnerIterationWarning
 from gaussmix.em.missing import log_prob_observed
+from gaussmix.em.parallel import one_thread
 from gaussmix.em.prior import Prior
 from gaussmix.em.stats import softmax_in_place
 from gaussmix.errors import GaussmixError
@@ -410,6 +411,8 @@ def min_relative_variance(model: GaussianMixture, data_variance: ArrayLike) -> f
         matrices = matrices[:1]  # one shared matrix
     inv_sd = 1.0 / np.sqrt(np.asarray(data_variance, dtype=np.float64))
     scaled = (matrices - model.reg_covar * np.eye(D)) * np.outer(inv_sd, inv_sd)
+    if not cov.matrix_layout:  # diagonal matrices: their eigenvalues are their diagonals
+        return float(np.diagonal(scaled, axis1=1, axis2=2).min())
     return float(np.linalg.eigvalsh(scaled)[:, 0].min())
 
 
@@ -720,13 +723,17 @@ def _jobs(n_jobs: int | None, n_samples: int, n_features: int) -> int:
 
 
 def _run(
-    tasks: Sequence[tuple[Callable[..., _Outcome], tuple[Any, ...]]], jobs: int
+    tasks: Sequence[tuple[Callable[..., _Outcome], tuple[Any, ...]]],
+    jobs: int,
+    in_memory: bool = True,
 ) -> Iterator[_Outcome]:
-    """Each task's outcome as it finishes: in this process (jobs == 1), else in joblib's
-    worker processes."""
+    """Each task's outcome as it finishes: in this process (jobs == 1; for rows in memory
+    with every native pool held at one thread for all the fits, as each fit would hold it),
+    else in joblib's worker processes."""
     if jobs == 1:
-        for fn, args in tasks:
-            yield fn(*args)
+        with one_thread() if in_memory else nullcontext():
+            for fn, args in tasks:
+                yield fn(*args)
         return
     if not tasks:
         return
@@ -940,6 +947,7 @@ def select(
     for cell in cells:
         distinct.setdefault(twin_of[cell], seeds[cell])
     jobs = _jobs(n_jobs, n_samples, n_features)
+    in_memory = isinstance(data, _Rows)
     fitted: dict[tuple[int, str], tuple[FitRecord, GaussianMixture | None]] = {}
 
     def of_cell(cell: tuple[int, str]) -> tuple[FitRecord, GaussianMixture | None]:
@@ -959,7 +967,7 @@ def select(
 
     # 1. every distinct fit from its first start (mclust's hierarchical one by default)
     first = fit_tasks(distinct, lambda k: _first_starts(init_params, n_init, k))
-    for cell, record, model in _run(first, jobs):
+    for cell, record, model in _run(first, jobs, in_memory):
         fitted[cell] = (record, model)
         if progress is not None:
             for grid_cell in cells:
@@ -969,7 +977,7 @@ def select(
     chosen = {twin_of[c] for c in _to_refine([of_cell(c)[0] for c in cells], criterion, refine)}
     extra = fit_tasks(chosen, lambda k: _extra_starts(init_params, n_init, k))
     refined = {task[1][1] for task in extra}
-    for cell, record, model in _run(extra, jobs):
+    for cell, record, model in _run(extra, jobs, in_memory):
         if _preferred(record) > _preferred(fitted[cell][0]):
             fitted[cell] = (record, model)
     # 3. the fits near the best run on, so that the choice is made between converged fits
@@ -982,7 +990,7 @@ def select(
             if (model := fitted[c][1]) is not None
         ]
         polished = {task[1][1] for task in polish}
-        for cell, record, model in _run(polish, jobs):
+        for cell, record, model in _run(polish, jobs, in_memory):
             fitted[cell] = (record, model)
     results = {cell: of_cell(cell) for cell in cells}
     records = [results[cell][0] for cell in cells]
