@@ -60,6 +60,14 @@ can change the answer:
 
 Worker processes cost about a second to start: below ``PROCESSES_MIN_SIZE`` rows x features
 the grid runs in this process.
+
+The fits of a grid of rows in memory. The rows and the parameters are checked once for the
+grid, and each cell's fit (``GaussianMixture._fit_validated``) skips the checks ``fit`` would
+repeat; it makes no random state for the hierarchical start (which draws nothing), takes its
+classification entropy from the final E-step that gives its log-likelihood, and starts from
+initial statistics that the models of one K and one layout share (``em/init.py``). Every
+number is the public fit's, to the bit (tests/test_selection.py); the fixed cost of a fit fell
+by about half (benchmarks/README.md, ``bench_fixed_cost.py``).
 """
 
 from __future__ import annotations
