@@ -9,8 +9,8 @@ median of the CPU time of this process (less disturbed by a busy neighbour than 
 
 ``--backend``: the whole default ``select`` on synthetic sets of the sizes around
 ``PROCESSES_MIN_SIZE`` (rows x columns), in this process (``n_jobs=1``) and in joblib's worker
-processes (``n_jobs=-1``, started afresh each call, as a command-line call starts them),
-alternating, ``--repeat`` rounds; wall time.
+processes (``n_jobs=-1``), alternating, ``--repeat`` rounds, each call as a new command
+makes it (no worker processes running, no hierarchical tree kept); wall time.
 
     .venv/bin/python benchmarks/bench_fixed_cost.py --fixed --repeat 9
     .venv/bin/python benchmarks/bench_fixed_cost.py --backend --repeat 2   # ~5 minutes
@@ -60,6 +60,18 @@ def fixed(repeat: int) -> None:
         )
 
 
+def fresh() -> None:
+    """As a new command starts: no hierarchical tree, initial statistics or k-means labels kept
+    from an earlier call, and no worker processes left running (joblib reuses them)."""
+    from joblib.externals.loky import get_reusable_executor
+
+    from gaussmix.em import hc, init
+
+    for cache in (hc._TREES, hc._CUTS, init._STATS, init._KMEANS):
+        cache.clear()
+    get_reusable_executor().shutdown(wait=True)
+
+
 def backend(repeat: int) -> None:
     shapes = [(3_000, 2), (20_000, 4)]
     print("shape          n_jobs   wall s per round")
@@ -68,6 +80,7 @@ def backend(repeat: int) -> None:
         for shape in shapes:
             X = synthetic(*shape)
             for jobs in (1, -1):
+                fresh()
                 start = time.perf_counter()
                 select(X, random_state=0, n_jobs=jobs)
                 rows.setdefault((shape, jobs), []).append(time.perf_counter() - start)
