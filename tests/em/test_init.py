@@ -90,3 +90,19 @@ def test_the_hierarchical_start_makes_no_random_state(monkeypatch: pytest.Monkey
         GaussianMixture(3, init_params="kmeans", random_state=0).fit(X)
     with pytest.raises(RuntimeError, match="given no state"):
         init._random(X, 3, None, None)
+
+
+def test_initial_statistics_of_other_memory_layouts_are_other_entries() -> None:
+    from gaussmix.em import get_covariance
+    from gaussmix.em.hc import hc_resp
+    from gaussmix.em.mstep import stats_from_resp
+
+    X = mixture_data(4, n=150, n_features=3, n_components=3)
+    columns = np.asfortranarray(X)  # the same numbers, as a DataFrame's columns give them
+    resp, full = hc_resp(X, 3), get_covariance("full")
+    init._STATS.clear()
+    init._initial_stats(X, resp, full, None, 3)
+    replayed = init._initial_stats(columns, resp, full, None, 3)
+    assert len(init._STATS) == 2
+    np.testing.assert_array_equal(replayed.sx, stats_from_resp(columns, resp, full).sx)
+    init._STATS.clear()

@@ -100,7 +100,10 @@ def _initial_stats(
     # the implementation (not the name) decides: a model with its own code has its own entry
     code = (cls.moments_rows, cls.moments, cls.second_moment, cls.zero_second_moment)
     resp_bytes = np.ascontiguousarray(resp)
-    key = (_digest(X, w, resp_bytes, np.asarray([k, resp_bytes.dtype.num])), code)
+    # the memory layouts too: the sums over rows of C- and Fortran-ordered rows differ in the
+    # last bit (the same numbers taken once from a DataFrame's columns, once from an array)
+    layout = np.asarray([k, resp_bytes.dtype.num, *X.strides, *resp.strides])
+    key = (_digest(X, w, resp_bytes, layout), code)
     stats = _STATS.get(key)
     if stats is None:
         stats = stats_from_resp(X, resp, covariance, w, n_components=k)
