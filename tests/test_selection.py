@@ -527,3 +527,80 @@ def test_a_collapsed_start_never_replaces_a_fit(small: SelectionResult) -> None:
     assert _preferred(fit) > _preferred(collapse) > _preferred(failed)
     assert _preferred(better) > _preferred(fit)
     assert _preferred(collapse) > _preferred(replace(collapse, log_likelihood=0.0 - 1e9))
+
+
+# ------------------------------------------------------------------ the grid's fits, validated once
+
+
+def _public_fit(X: object, k: int, name: str, **kwargs: object) -> GaussianMixture:
+    """One cell by the public ``fit`` (its own checks, fresh initial statistics)."""
+    from gaussmix.em import init
+
+    init._STATS.clear()  # no statistics replayed from select's fits
+    options = {"init_params": "hc", "tol": 1e-5, "convergence": "relative", "max_iter": 1000}
+    return GaussianMixture(
+        k, covariance_type=name, random_state=0, n_threads=1, **(options | kwargs)
+    ).fit(X)
+
+
+def test_cells_are_the_public_fit_to_the_bit(blobs: np.ndarray) -> None:
+    from gaussmix.selection import _distinct_fit
+
+    # select's fits skip the checks fit repeats (rows, parameters, the random state of the
+    # hierarchical start), take their entropy from the final E-step, replay the initial
+    # statistics across models: none of it may change a number
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(blobs, columns=["height", "width"])
+    types = ("EII", "VII", "EEI", "VVI", "EEE", "VEV", "EVE", "VVV")
+    # the same numbers in rows (C order) first: nothing of theirs may be replayed for the
+    # DataFrame's columns (Fortran order), whose sums differ in the last bit
+    select(blobs, range(1, 4), types, polish_tol=None, refine=0, **FAST)
+    result = select(frame, range(1, 4), types, polish_tol=None, refine=0, **FAST)
+    for record in result.records:
+        k = record.n_components
+        fitted_as = _distinct_fit(record.covariance_type, k, 2)  # K = 1: VII, VVI or VVV
+        alone = _public_fit(frame, k, fitted_as)
+        model = result.models[(k, fitted_as)]
+        assert model is not None
+        assert record.log_likelihood == alone.log_likelihood_
+        assert record.n_iter == alone.n_iter_ and record.converged == alone.converged_
+        for attr in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+            np.testing.assert_array_equal(getattr(model, attr), getattr(alone, attr))
+        assert record.entropy == classification_entropy(alone, frame)
+        assert list(model.feature_names_in_) == ["height", "width"]
+        assert model.n_features_in_ == 2 and model.n_missing_ == 0
+
+
+def test_cells_with_missing_values_are_the_public_fit(blobs: np.ndarray) -> None:
+    holes = blobs.copy()
+    holes[np.random.default_rng(2).random(holes.shape) < 0.08] = np.nan
+    holes[np.isnan(holes).all(axis=1), 0] = 0.0
+    grid = {"n_components": [1, 2, 3], "covariance_types": ["VVV", "VEI"]}
+    result = select(holes, **grid, missing="em", polish_tol=None, refine=0, **FAST)
+    for record in result.records:
+        alone = _public_fit(holes, record.n_components, record.covariance_type, missing="em")
+        model = result.models[(record.n_components, record.covariance_type)]
+        assert model is not None and model.n_missing_ == alone.n_missing_ > 0
+        assert record.log_likelihood == alone.log_likelihood_
+        np.testing.assert_array_equal(model.means_, alone.means_)
+        # the same responsibilities, summed in another order (rows with NaN gathered)
+        assert record.entropy == pytest.approx(classification_entropy(alone, holes), rel=1e-12)
+
+
+def test_the_parameters_are_checked_once_per_kind_of_start(
+    blobs: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[tuple[str, int]] = []
+    original = GaussianMixture._validate_params
+
+    def counting(self: GaussianMixture) -> None:
+        checked.append((self.init_params, self.n_init))
+        original(self)
+
+    monkeypatch.setattr(GaussianMixture, "_validate_params", counting)
+    result = select(blobs, range(1, 4), ("VII", "VVV"), n_init=2, random_state=0, n_jobs=1)
+    assert result.refined  # the k-means starts ran too, and the polish
+    assert sorted(checked) == [("hc", 1), ("kmeans_standardised", 1)]
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="'tol' parameter"):  # scikit-learn's message, as fit's
+        select(blobs, [1, 2], "VVV", tol=-1.0, n_jobs=1)

@@ -60,6 +60,14 @@ can change the answer:
 
 Worker processes cost about a second to start: below ``PROCESSES_MIN_SIZE`` rows x features
 the grid runs in this process.
+
+The fits of a grid of rows in memory. The rows and the parameters are checked once for the
+grid, and each cell's fit (``GaussianMixture._fit_validated``) skips the checks ``fit`` would
+repeat; it makes no random state for the hierarchical start (which draws nothing), takes its
+classification entropy from the final E-step that gives its log-likelihood, and starts from
+initial statistics that the models of one K and one layout share (``em/init.py``). Every
+number is the public fit's, to the bit (tests/test_selection.py); the fixed cost of a fit fell
+by about half (benchmarks/README.md, ``bench_fixed_cost.py``).
 """
 
 from __future__ import annotations
@@ -68,7 +76,7 @@ import copy
 import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from numbers import Integral
 from typing import TYPE_CHECKING, Any
@@ -81,11 +89,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from gaussmix.data.dask_source import on_dask
-from gaussmix.data.sources import ArraySource
+from gaussmix.data.sources import ArraySource, check_missing_blocks
 from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covariance
 from gaussmix.em.covariance import MCLUST_MODELS, UNIVARIATE_MODELS
 from gaussmix.em.errors import ComponentCollapseWarning, InnerIterationWarning
 from gaussmix.em.missing import log_prob_observed
+from gaussmix.em.parallel import one_thread
 from gaussmix.em.prior import Prior
 from gaussmix.em.stats import softmax_in_place
 from gaussmix.errors import GaussmixError
@@ -410,6 +419,8 @@ def min_relative_variance(model: GaussianMixture, data_variance: ArrayLike) -> f
         matrices = matrices[:1]  # one shared matrix
     inv_sd = 1.0 / np.sqrt(np.asarray(data_variance, dtype=np.float64))
     scaled = (matrices - model.reg_covar * np.eye(D)) * np.outer(inv_sd, inv_sd)
+    if not cov.matrix_layout:  # diagonal matrices: their eigenvalues are their diagonals
+        return float(np.diagonal(scaled, axis1=1, axis2=2).min())
     return float(np.linalg.eigvalsh(scaled)[:, 0].min())
 
 
@@ -436,13 +447,16 @@ def _record(
     X: Any,
     data_variance: NDArray[np.float64],
     singular_tol: float,
+    entropy: float | None = None,
 ) -> FitRecord:
-    """The record of a fitted cell: its criteria, degeneracy and convergence."""
+    """The record of a fitted cell: its criteria, degeneracy and convergence (``entropy``: the
+    classification entropy where the fit gave it, else computed here, a pass over ``X``)."""
     cov = get_covariance(model.covariance_type)
     n = model.n_samples_fit_
     log_lik = float(model.log_likelihood_)
     p = int(model._n_parameters())
-    entropy = classification_entropy(model, X.X if isinstance(X, ArraySource) else X)
+    if entropy is None:
+        entropy = classification_entropy(model, X)
     bic = -2.0 * log_lik + p * math.log(n)
     smallest = min_relative_variance(model, data_variance)
     return FitRecord(
@@ -488,6 +502,26 @@ def _failed_record(n_components: int, covariance_type: str, error: str) -> FitRe
 _Outcome = tuple[tuple[int, str], FitRecord, "GaussianMixture | None"]
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """In-memory rows of a grid, validated once for all its fits: each cell's fit skips the
+    validation of rows and parameters that ``fit`` repeats (``GaussianMixture._fit_validated``),
+    which costs about as much as the EM of a small fit."""
+
+    source: ArraySource
+    n_missing: int
+    feature_names: NDArray[Any] | None
+
+
+def _fit(model: GaussianMixture, X: _Rows | Any) -> float | None:
+    """Fit ``model`` to the grid's rows; the classification entropy of the fit where its final
+    E-step gave it (rows in memory), else None (rows on Dask)."""
+    if isinstance(X, _Rows):
+        return model._fit_validated(X.source, X.n_missing, X.feature_names)
+    model.fit(X)
+    return None
+
+
 def _fit_cell(
     X: Any,
     cell: tuple[int, str],
@@ -501,6 +535,7 @@ def _fit_cell(
     best log-likelihood, and compute its record (runs in a joblib worker or in this process)."""
     n_components, covariance_type = cell
     model: GaussianMixture | None = None
+    entropy: float | None = None
     failure: DegenerateCovarianceError | None = None
     with _quiet():
         for method, n_init in starts:
@@ -511,15 +546,15 @@ def _fit_cell(
                 **(params | {"init_params": method, "n_init": n_init}),
             )
             try:
-                candidate.fit(X)
+                candidate_entropy = _fit(candidate, X)
             except DegenerateCovarianceError as exc:
                 failure = exc
                 continue
             if model is None or candidate.log_likelihood_ > model.log_likelihood_:
-                model = candidate
+                model, entropy = candidate, candidate_entropy
     if model is None:
         return cell, _failed_record(n_components, covariance_type, str(failure)), None
-    return cell, _record(model, X, data_variance, singular_tol), model
+    return cell, _record(model, X, data_variance, singular_tol, entropy), model
 
 
 def _polish_cell(
@@ -537,13 +572,13 @@ def _polish_cell(
     polished.set_params(warm_start=True, tol=tol)
     with _quiet():
         try:
-            polished.fit(X)
+            entropy = _fit(polished, X)
         except DegenerateCovarianceError:  # pragma: no cover - only with reg_covar = 0
             return cell, _record(model, X, data_variance, singular_tol), model
     polished.set_params(warm_start=False, tol=model.tol)
     polished.n_iter_ += model.n_iter_
     polished.lower_bounds_ = [*model.lower_bounds_, *polished.lower_bounds_]
-    return cell, _record(polished, X, data_variance, singular_tol), polished
+    return cell, _record(polished, X, data_variance, singular_tol, entropy), polished
 
 
 @contextmanager
@@ -696,13 +731,17 @@ def _jobs(n_jobs: int | None, n_samples: int, n_features: int) -> int:
 
 
 def _run(
-    tasks: Sequence[tuple[Callable[..., _Outcome], tuple[Any, ...]]], jobs: int
+    tasks: Sequence[tuple[Callable[..., _Outcome], tuple[Any, ...]]],
+    jobs: int,
+    in_memory: bool = True,
 ) -> Iterator[_Outcome]:
-    """Each task's outcome as it finishes: in this process (jobs == 1), else in joblib's
-    worker processes."""
+    """Each task's outcome as it finishes: in this process (jobs == 1; for rows in memory
+    with every native pool held at one thread for all the fits, as each fit would hold it),
+    else in joblib's worker processes."""
     if jobs == 1:
-        for fn, args in tasks:
-            yield fn(*args)
+        with one_thread() if in_memory else nullcontext():
+            for fn, args in tasks:
+                yield fn(*args)
         return
     if not tasks:
         return
@@ -853,19 +892,14 @@ def select(
     if polish_tol is not None and not polish_tol >= 0:
         raise ValueError(f"polish_tol must be >= 0 or None; got {polish_tol!r}")
     Xv: Any
+    checker = GaussianMixture(missing=missing)  # validates the rows; keeps their column names
     if on_dask(X):  # rows on a Dask cluster, opened once; the cells in turn (selection_dask)
         from gaussmix import selection_dask
 
         Xv, variance = selection_dask.open_rows(X, missing)
         n_samples, n_features, n_jobs = Xv.n_samples, Xv.n_features, 1
     else:
-        Xv = validate_rows(
-            GaussianMixture(missing=missing),
-            X,
-            reset=True,
-            ensure_min_samples=2,
-            allow_nan=missing == "em",
-        )
+        Xv = validate_rows(checker, X, reset=True, ensure_min_samples=2, allow_nan=missing == "em")
         n_samples, n_features = Xv.shape
         variance = _data_variance(Xv)
     ks, types = _check_grid(n_components, covariance_types, n_features)
@@ -883,13 +917,7 @@ def select(
     if not on_dask(Xv):  # duplicated columns: looked for in memory only
         names = getattr(X, "columns", None)
         warn_degenerate_columns(Xv, None if names is None else [str(c) for c in names])
-    # a DataFrame keeps its column names in the models; an array goes as a data source, which
-    # the fits take without validating its rows again (rows on Dask: their open source)
-    if on_dask(Xv):
-        data = Xv
-    else:
-        data = X if hasattr(X, "iloc") else ArraySource(Xv)
-    params = {
+    params: dict[str, Any] = {
         "n_init": n_init,
         "tol": tol,
         "convergence": convergence,
@@ -900,6 +928,19 @@ def select(
         "prior": prior,
         "n_threads": 1,  # the grid is the parallel loop: one thread per fit
     }
+    # the parameters as every fit would check them (the cells' K and types are checked above),
+    # once here: the fits of rows in memory then skip the checks (``_Rows``)
+    kinds = {s for k in ks for s in _first_starts(init_params, n_init, k)}
+    kinds |= {s for k in ks for s in _extra_starts(init_params, n_init, k)}
+    for method, n in sorted(kinds):
+        GaussianMixture(**(params | {"init_params": method, "n_init": n}))._validate_params()
+    data: _Rows | Any
+    if on_dask(Xv):  # the fits open their rows on the cluster
+        data = Xv
+    else:  # a DataFrame's column names go to every model
+        source = ArraySource(Xv)
+        n_missing = check_missing_blocks(source, _BLOCK_ROWS) if missing == "em" else 0
+        data = _Rows(source, n_missing, getattr(checker, "feature_names_in_", None))
     cells = [(k, t) for t in types for k in ks]
     seeds: dict[tuple[int, str], Any]
     if random_state is None or isinstance(random_state, Integral):
@@ -914,6 +955,7 @@ def select(
     for cell in cells:
         distinct.setdefault(twin_of[cell], seeds[cell])
     jobs = _jobs(n_jobs, n_samples, n_features)
+    in_memory = isinstance(data, _Rows)
     fitted: dict[tuple[int, str], tuple[FitRecord, GaussianMixture | None]] = {}
 
     def of_cell(cell: tuple[int, str]) -> tuple[FitRecord, GaussianMixture | None]:
@@ -933,7 +975,7 @@ def select(
 
     # 1. every distinct fit from its first start (mclust's hierarchical one by default)
     first = fit_tasks(distinct, lambda k: _first_starts(init_params, n_init, k))
-    for cell, record, model in _run(first, jobs):
+    for cell, record, model in _run(first, jobs, in_memory):
         fitted[cell] = (record, model)
         if progress is not None:
             for grid_cell in cells:
@@ -943,7 +985,7 @@ def select(
     chosen = {twin_of[c] for c in _to_refine([of_cell(c)[0] for c in cells], criterion, refine)}
     extra = fit_tasks(chosen, lambda k: _extra_starts(init_params, n_init, k))
     refined = {task[1][1] for task in extra}
-    for cell, record, model in _run(extra, jobs):
+    for cell, record, model in _run(extra, jobs, in_memory):
         if _preferred(record) > _preferred(fitted[cell][0]):
             fitted[cell] = (record, model)
     # 3. the fits near the best run on, so that the choice is made between converged fits
@@ -956,7 +998,7 @@ def select(
             if (model := fitted[c][1]) is not None
         ]
         polished = {task[1][1] for task in polish}
-        for cell, record, model in _run(polish, jobs):
+        for cell, record, model in _run(polish, jobs, in_memory):
             fitted[cell] = (record, model)
     results = {cell: of_cell(cell) for cell in cells}
     records = [results[cell][0] for cell in cells]

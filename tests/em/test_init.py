@@ -1,8 +1,11 @@
-"""Initialisation: k-means labels replayed for the models of a grid are the ones k-means draws."""
+"""Initialisation: k-means labels replayed for the models of a grid are the ones k-means draws;
+initial statistics replayed between models are the ones each takes; the hierarchical start
+draws nothing."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gaussmix.em import init
 from tests.conftest import mixture_data
@@ -36,3 +39,70 @@ def test_other_rows_weights_or_states_are_other_entries() -> None:
     init._kmeans(X, 2, np.random.RandomState(3), None)
     assert len(init._KMEANS) == 5
     init._KMEANS.clear()
+
+
+def test_initial_statistics_are_replayed_only_between_models_that_take_them_alike() -> None:
+    from gaussmix.em import REGISTRY, get_covariance
+    from gaussmix.em.hc import hc_resp
+
+    X = mixture_data(4, n=150, n_features=3, n_components=3)
+    names = [name for name in REGISTRY if name not in ("E", "V")]
+    for k in (2, 3):
+        resp = hc_resp(X, k)
+
+        def start(name: str, k: int = k) -> tuple[np.ndarray, ...]:
+            params = init.initial_params(
+                lambda: (X, None), k, get_covariance(name), method="hc", rng=None, reg_covar=1e-6
+            )
+            return params.weights, params.means, params.precisions_cholesky
+
+        fresh = {}
+        for name in names:
+            init._STATS.clear()
+            fresh[name] = start(name)
+        init._STATS.clear()
+        replayed = {name: start(name) for name in names}
+        # full, tied, diagonal, spherical: the four codes that take statistics
+        assert len(init._STATS) == 4
+        for name in names:
+            for a, b in zip(fresh[name], replayed[name], strict=True):
+                np.testing.assert_array_equal(a, b)
+        stats = init._initial_stats(X, resp, get_covariance("full"), None, k)
+        stats.sxx[...] = 0.0  # each caller has its own copy
+        again = init._initial_stats(X, resp, get_covariance("full"), None, k)
+        assert np.all(np.diagonal(again.sxx, axis1=1, axis2=2) > 0)
+    init._STATS.clear()
+
+
+def test_the_hierarchical_start_makes_no_random_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gaussmix.mixture
+    from gaussmix import GaussianMixture
+
+    def refused(seed: object) -> np.random.RandomState:
+        raise AssertionError("a random state was made")
+
+    X = mixture_data(6, n=200, n_features=2, n_components=3)
+    monkeypatch.setattr(gaussmix.mixture, "check_random_state", refused)
+    GaussianMixture(3, init_params="hc", random_state=0).fit(X)  # draws nothing
+    with pytest.raises(AssertionError, match="was made"):  # a sample of the rows is drawn
+        GaussianMixture(3, init_params="hc", init_sample_size=50, random_state=0).fit(X)
+    with pytest.raises(AssertionError, match="was made"):
+        GaussianMixture(3, init_params="kmeans", random_state=0).fit(X)
+    with pytest.raises(RuntimeError, match="given no state"):
+        init._random(X, 3, None, None)
+
+
+def test_initial_statistics_of_other_memory_layouts_are_other_entries() -> None:
+    from gaussmix.em import get_covariance
+    from gaussmix.em.hc import hc_resp
+    from gaussmix.em.mstep import stats_from_resp
+
+    X = mixture_data(4, n=150, n_features=3, n_components=3)
+    columns = np.asfortranarray(X)  # the same numbers, as a DataFrame's columns give them
+    resp, full = hc_resp(X, 3), get_covariance("full")
+    init._STATS.clear()
+    init._initial_stats(X, resp, full, None, 3)
+    replayed = init._initial_stats(columns, resp, full, None, 3)
+    assert len(init._STATS) == 2
+    np.testing.assert_array_equal(replayed.sx, stats_from_resp(columns, resp, full).sx)
+    init._STATS.clear()

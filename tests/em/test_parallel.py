@@ -173,3 +173,25 @@ def test_worker_memory_is_traced(fork_small: None) -> None:
     parallel.reset_worker_memory()
     fit()
     assert parallel.worker_memory() == 0  # nothing traced, nothing reported
+
+
+def test_one_thread_holds_the_limits_for_the_fits_inside(monkeypatch: pytest.MonkeyPatch) -> None:
+    controller = parallel._controller()
+    limits: list[dict[str, Any]] = []
+
+    class Counting:
+        def limit(self, **kwargs: Any) -> Any:
+            limits.append(kwargs)
+            return controller.limit(**kwargs)
+
+    monkeypatch.setattr(parallel, "_controller", Counting)
+    with parallel.one_thread():
+        for _ in range(3):  # a grid's fits, each with its one-thread block map
+            with parallel.block_map(1) as map_blocks:
+                assert map_blocks is map
+                blas = [pool for pool in controller.info() if pool["user_api"] == "blas"]
+                assert all(pool["num_threads"] == 1 for pool in blas)
+    assert limits == [{"limits": 1, "user_api": None}]  # set once, for all three
+    with parallel.block_map(1):  # alone, a fit sets them itself
+        pass
+    assert len(limits) == 2

@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache, reduce
 from multiprocessing.connection import Connection
 from typing import Any, Protocol, TypeVar
@@ -98,6 +99,26 @@ def _controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+# True within ``one_thread`` (in this context): every native pool is held at one thread already
+_AT_ONE_THREAD: ContextVar[bool] = ContextVar("gaussmix_at_one_thread", default=False)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Every native pool (BLAS, OpenMP) limited to one thread within the block; the one-thread
+    ``block_map`` of each fit inside (``select``'s grid in this process) then need not set and
+    restore the limits again, some 20-30 us a fit."""
+    if _AT_ONE_THREAD.get():
+        yield
+        return
+    with _controller().limit(limits=1, user_api=None):
+        token = _AT_ONE_THREAD.set(True)
+        try:
+            yield
+        finally:
+            _AT_ONE_THREAD.reset(token)
+
+
 @contextmanager
 def block_map(n_threads: int | None = None) -> Iterator[BlockMap[Any, Any]]:
     """A ``map`` over blocks that uses ``n_threads`` threads (default: every available core),
@@ -105,10 +126,11 @@ def block_map(n_threads: int | None = None) -> Iterator[BlockMap[Any, Any]]:
     every native pool (OpenMP too, as in k-means) is limited to one thread, so that fits run
     side by side in processes do not oversubscribe the cores."""
     n = n_threads or available_cores()
-    with _controller().limit(limits=1, user_api="blas" if n > 1 else None):
-        if n <= 1:
+    if n <= 1:
+        with one_thread():
             yield map
-            return
+        return
+    with _controller().limit(limits=1, user_api="blas"):
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="gaussmix") as executor:
 
             def mapper(fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
