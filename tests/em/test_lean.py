@@ -123,6 +123,45 @@ def test_c_pass_equals_the_numpy_kernels(model: str, weighted: bool) -> None:
 
 
 @needs_c
+def test_a_pass_owns_its_statistics() -> None:
+    """Each call's statistics are its own arrays (the C loop's buffers are reused), the worst
+    row is the data's, and the pass never writes its rows."""
+    X = _data("VEI", seed=4, n=200)
+    p = _start(X, "VEI")
+    before = X.copy()
+    pass_ = lean.LeanPass(X, None, p)
+    first = pass_(p)
+    kept = {name: getattr(first, name).copy() for name in ("nk", "sx", "sxx", "worst_x")}
+    moved = Params(p.weights[::-1].copy(), p.means + 0.5, p.precisions_cholesky, p.covariance)
+    second = pass_(moved)
+    assert not np.array_equal(second.sx, kept["sx"])
+    for name, value in kept.items():
+        np.testing.assert_array_equal(getattr(first, name), value)
+    row = np.flatnonzero((X == first.worst_x).all(axis=1))
+    assert row.size >= 1
+    np.testing.assert_array_equal(X, before)
+
+
+@pytest.mark.parametrize(
+    "nk",
+    [[5.0, 3.0, 2.0], [5.0, 0.0, 2.0], [np.nan, 4.0, 1e-12], [np.nan, 4.0, 6.0],
+     [4.0, np.nan, 1e-12], [1e-12, 1e-13, 9.0], [], [np.inf, 1e-20]],
+)  # fmt: skip
+def test_collapsed_components_are_those_below_the_threshold(nk: list[float]) -> None:
+    """loop._collapsed's shortcut for the common case gives the exact answer, NaN included."""
+    from gaussmix.em.loop import COLLAPSED_WEIGHT, _collapsed
+
+    counts = np.array(nk, dtype=np.float64)
+    k = counts.size
+    stats = SuffStats(
+        n=10.0, loglik=0.0, nk=counts, sx=np.zeros((k, 2)), sxx=np.zeros((k, 2)),
+        shift=np.zeros((k, 2)), worst_loglik=0.0, worst_x=np.zeros(2),
+    )  # fmt: skip
+    expected = np.flatnonzero(counts < COLLAPSED_WEIGHT * 10.0)
+    np.testing.assert_array_equal(_collapsed(stats), expected)
+
+
+@needs_c
 def test_c_pass_with_a_component_far_out() -> None:
     """A component 1e4 standard deviations away from the rest: exact like the componentwise
     kernel (statistics about each mean), where the natural one would cancel digits."""

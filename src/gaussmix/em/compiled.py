@@ -242,9 +242,11 @@ class RowsPass:
     ) -> NDArray[np.float64]:
         """The statistics (a new flat array) at the means (K, D), weights (K,) and precision
         Cholesky factors (the layout's shape); ``floor`` as in ``softmax`` (>= -700)."""
-        np.copyto(self.means, means)
-        np.copyto(self.mixing, mixing)
-        np.copyto(self.precision, prec_chol)
+        # slice assignment: the copy of np.copyto without its dispatch (a third of a
+        # microsecond each, per iteration)
+        self.means[...] = means
+        self.mixing[...] = mixing
+        self.precision[...] = prec_chol
         self._call(*self._args, floor, *self._buffers)
         return self.out.copy()
 

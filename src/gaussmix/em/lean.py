@@ -80,6 +80,7 @@ class LeanPass:
         k, d = params.means.shape
         self.X, self.weights = X, weights
         self.shape = cov.shape(k, d)
+        self.k, self.means_shape = k, (k, d)
         self.rows = compiled.rows_pass(X, weights, cov.layout, (k, d), self.shape)
         size = int(np.prod(self.shape))
         # where each statistic sits in the C loop's flat result
@@ -90,17 +91,16 @@ class LeanPass:
         if self.rows is None:
             return chunk_stats(self.X, params, self.weights)
         out = self.rows(params.means, params.weights, params.precisions_cholesky, _FLOOR)
-        k, d = params.means.shape
         loglik, count, worst, row = out[-4:].tolist()
         return SuffStats(
             n=count,
             loglik=loglik,
-            nk=out[:k],
-            sx=out[self.sx].reshape(k, d),
+            nk=out[: self.k],
+            sx=out[self.sx].reshape(self.means_shape),
             sxx=out[self.sxx].reshape(self.shape),
             shift=params.means,
             worst_loglik=worst,
-            worst_x=self.X[int(row)].copy(),
+            worst_x=self.X[int(row)],  # a view: the pass's rows are never written
         )
 
 
