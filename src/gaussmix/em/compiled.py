@@ -538,11 +538,11 @@ class ConstrainedMstep:
         tol: float,
         max_iter: int,
     ) -> MstepResult | None:
-        np.copyto(self.nk, nk)
-        np.copyto(self.d, d)
-        np.copyto(self.sxx, sxx)
+        self.nk[...] = nk  # slice assignment: RowsPass.__call__ says why
+        self.d[...] = d
+        self.sxx[...] = sxx
         if start is not None:
-            np.copyto(self.start, start)
+            self.start[...] = start
         code = self._call(*self._head, start is not None, reg_covar, tol, max_iter, *self._tail)
         if code < 0:
             return None
