@@ -29,8 +29,10 @@ an iteration on small data; the first design's cost three; see ``benchmarks/READ
   those that held the groups (a failover, not a stolen task), makes the next pass group the
   chunks afresh, and rebalance them onto the workers there are then.
   How much a worker merges depends on placement: Dask's default scheduler (root tasks
-  queued) spreads a persisted array's chunks one by one, so few runs are whole; the clusters
-  gaussmix starts co-assign them (``local_cluster``), in long runs.
+  queued) spreads a persisted array's chunks one by one, so few runs are whole; co-assigned
+  (``local_cluster(co_assign=True)``) they land in long runs. The clusters gaussmix starts
+  keep Dask's default: co-assigned, W1's two chunks ran 1.2-1.7x slower an iteration in eight
+  alternating runs (benchmarks/README.md), which outweighs the bytes it saves.
 * Without a client (Dask's threaded scheduler in this process), or for rows not persisted, the
   chunk tasks go through ``dask.compute`` and their results are merged here by the same tree.
 """
@@ -329,15 +331,15 @@ class DaskWorkers:
         return fold_run(folded, range(len(runs)), combine, identity)
 
 
-def local_cluster(n_workers: int, co_assign: bool = True, **kwargs: Any) -> Any:
+def local_cluster(n_workers: int, co_assign: bool = False, **kwargs: Any) -> Any:
     """A ``distributed.LocalCluster`` of ``n_workers`` processes with one thread each, no
-    dashboard, glibc's own malloc thresholds (see ``UNSET_IN_WORKERS``) and a scheduler that
-    places neighbouring chunks together.
+    dashboard and glibc's own malloc thresholds (see ``UNSET_IN_WORKERS``); on request a
+    scheduler that places neighbouring chunks together.
 
     Parameters
     ----------
     n_workers : worker processes.
-    co_assign : root tasks co-assigned (False: queued, Dask's default scheduling).
+    co_assign : root tasks co-assigned (default False: queued, Dask's default scheduling).
     kwargs : passed on to ``LocalCluster``.
     """
     import dask
@@ -345,8 +347,8 @@ def local_cluster(n_workers: int, co_assign: bool = True, **kwargs: Any) -> Any:
 
     key = "distributed.nanny.pre-spawn-environ"
     environ = {k: v for k, v in dask.config.get(key).items() if k != UNSET_IN_WORKERS}
-    # root tasks co-assigned, not queued: a persisted collection's neighbouring chunks land on
-    # one worker, whose runs of them ``DaskWorkers.fold`` then merges there (see ``RUN``)
+    # co-assigned root tasks: a persisted collection's neighbouring chunks land on one worker,
+    # whose runs of them ``DaskWorkers.fold`` then merges there (see ``RUN``)
     queued = dask.config.get("distributed.scheduler.worker-saturation")
     saturation = math.inf if co_assign else queued
     with dask.config.set({key: environ, "distributed.scheduler.worker-saturation": saturation}):
