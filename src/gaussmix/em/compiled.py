@@ -202,6 +202,17 @@ def precision_factors(covariances: NDArray[np.float64]) -> NDArray[np.float64] |
 _LAYOUTS = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 
 
+def _packed(*shapes: tuple[int, ...]) -> tuple[NDArray[np.float64], list[NDArray[np.float64]]]:
+    """One flat float64 buffer holding arrays of these shapes one after another (the layout a
+    C function reads from or writes to one address), and a view of it in each shape."""
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    flat = np.empty(sum(sizes))
+    ends = np.cumsum(sizes).tolist()
+    starts = [0, *ends[:-1]]
+    views = [flat[a:b].reshape(shape) for a, b, shape in zip(starts, ends, shapes, strict=True)]
+    return flat, views
+
+
 class RowsPass:
     """One fit's call of ``estep_rows``: the rows X (n, D) in float64 and their weights (n,)
     or None, held with buffers for parameters whose covariances have the storage layout
@@ -222,10 +233,7 @@ class RowsPass:
         (n, d), k = X.shape, means_shape[0]
         size = int(np.prod(shape))
         self.X, self.weights = X, weights  # kept alive: the C loop reads them by address
-        self.param = np.empty(k * d + k + size)
-        self.means = self.param[: k * d].reshape(k, d)
-        self.mixing = self.param[k * d : k * d + k]
-        self.precision = self.param[k * d + k :].reshape(shape)
+        self.param, (self.means, self.mixing, self.precision) = _packed((k, d), (k,), shape)
         self.out = np.empty(k + k * d + size + 4)
         self.scratch = np.empty((2 * d + k + 5) * _LEAN_ROWS + k)
         self._call = lib.estep_rows
@@ -289,11 +297,8 @@ class UnivariateEM:
         k = n_components
         self.X, self.weights = X, weights  # kept alive: the C loop reads them by address
         self.prior = None if prior is None else np.array(prior, dtype=np.float64)
-        self.param = np.empty(4 * k)
-        self.means = self.param[:k]
-        self.mixing = self.param[k : 2 * k]
-        self.precision = self.param[2 * k : 3 * k]
-        self.variances = self.param[3 * k :]
+        self.param, views = _packed((k,), (k,), (k,), (k,))
+        self.means, self.mixing, self.precision, self.variances = views
         self.history = np.empty(self.BATCH)
         self.work = np.empty((k + 7) * _LEAN_ROWS + 10 * k + 4)
         self.result = np.empty(1)
@@ -513,16 +518,8 @@ class ConstrainedMstep:
 
     def __init__(self, lib: ctypes.CDLL, code: int, shape: tuple[int, ...]) -> None:
         k, d = shape[0], shape[1]
-        size = int(np.prod(shape))
-        self.input = np.empty(k + k * d + 2 * size)
-        self.nk = self.input[:k]
-        self.d = self.input[k : k + k * d].reshape(k, d)
-        self.sxx = self.input[k + k * d : k + k * d + size].reshape(shape)
-        self.start = self.input[k + k * d + size :].reshape(shape)
-        self.out = np.empty(2 * size + 3)
-        self.covariances = self.out[:size].reshape(shape)
-        self.factors = self.out[size : 2 * size].reshape(shape)
-        self.result = self.out[2 * size :]
+        self.input, (self.nk, self.d, self.sxx, self.start) = _packed((k,), (k, d), shape, shape)
+        self.out, (self.covariances, self.factors, self.result) = _packed(shape, shape, (3,))
         self.work = np.empty(lib.constrained_mstep_work(code, k, d))
         self._call = lib.constrained_mstep
         self._head = (code, k, d, self.input.ctypes.data)
@@ -634,22 +631,12 @@ class ClosedMStep:
         nk_floor: float,
     ) -> None:
         k, d = means_shape
-        size = int(np.prod(shape))
-        self.stats = np.empty(k + k * d + size + k * d)
-        self.nk = self.stats[:k]
-        self.sx = self.stats[k : k + k * d].reshape(k, d)
-        self.sxx = self.stats[k + k * d : k + k * d + size].reshape(shape)
-        self.shift = self.stats[k + k * d + size :].reshape(k, d)
-        out = np.empty(2 * k + k * d + 2 * size)
-        self.out = out
+        self.stats, (self.nk, self.sx, self.sxx, self.shift) = _packed((k,), (k, d), shape, (k, d))
         # the result's parts (_kernels.c): weights, N_k (unused here), means, covariances,
         # the precisions' Cholesky factors
-        self.parts = (
-            out[:k],
-            out[2 * k : 2 * k + k * d].reshape(k, d),
-            out[2 * k + k * d : 2 * k + k * d + size].reshape(shape),
-            out[2 * k + k * d + size :].reshape(shape),
-        )
+        out, (weights, _, means, covariances, factors) = _packed((k,), (k,), (k, d), shape, shape)
+        self.out = out
+        self.parts = (weights, means, covariances, factors)
         self.scratch = np.empty(2 * k + k * d + d * d)
         self._call = lib.mstep_closed
         self._args = (
