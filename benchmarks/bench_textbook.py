@@ -111,8 +111,12 @@ CASES: list[tuple[str, str, dict[str, str], str]] = [
         SYM,
         "1/2*(inv(S)*(x - m)*(x - m)'*inv(S) - inv(S))",
     ),
-    ("1/2*logdet(L) - 1/2*(x - m)'*L*(x - m)", "L", {"L": "symmetric"},
-     "1/2*(inv(L) - (x - m)*(x - m)')"),
+    (
+        "1/2*logdet(L) - 1/2*(x - m)'*L*(x - m)",
+        "L",
+        {"L": "symmetric"},
+        "1/2*(inv(L) - (x - m)*(x - m)')",
+    ),
 ]
 
 
@@ -157,13 +161,17 @@ def main() -> int:
             line += f"   [textbook: {row['textbook']}, {row['ratio']:.2f}x]"
         print(line)
     print()
-    print(f"{len(rows)} gradients: {exact} printed exactly in the textbook's form "
-          f"({100 * exact / len(rows):.0f}%); longest relative to the textbook: "
-          f"{worst['ratio']:.2f}x ({worst['expression']} in {worst['wrt']})")
+    print(
+        f"{len(rows)} gradients: {exact} printed exactly in the textbook's form "
+        f"({100 * exact / len(rows):.0f}%); longest relative to the textbook: "
+        f"{worst['ratio']:.2f}x ({worst['expression']} in {worst['wrt']})"
+    )
     check = max(row["check"] for row in rows)
     trip = max(row["round_trip"] for row in rows)
-    print(f"finite-difference check: worst {check:.1e}; "
-          f"round trip (printed text parsed back): worst {trip:.1e}")
+    print(
+        f"finite-difference check: worst {check:.1e}; "
+        f"round trip (printed text parsed back): worst {trip:.1e}"
+    )
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "textbook.json").write_text(json.dumps(rows, indent=2))
     return 0

@@ -46,15 +46,26 @@ CASES = [
     ("(y - X*w)'*(y - X*w) + lambda*w'*w", "w", "2*X'*(X*w - y) + 2*lambda*w", {}),
     ("norm2(y - X*beta)^2 + alpha*norm2(beta)^2", "beta", "2*X'*(X*beta - y) + 2*alpha*beta", {}),
     ("1/2*beta'*X'*X*beta - y'*X*beta", "beta", "X'*X*beta - X'*y", {}),
-    ("alpha*w'*w + sum_n((y_n - w'*x_n)^2)", "w", "2*alpha*w - 2*sum_n((y_n - w'*x_n)*x_n)",
-     {"y_n": Kind.SCALAR}),
+    (
+        "alpha*w'*w + sum_n((y_n - w'*x_n)^2)",
+        "w",
+        "2*alpha*w - 2*sum_n((y_n - w'*x_n)*x_n)",
+        {"y_n": Kind.SCALAR},
+    ),
     # logistic and Poisson regression log-likelihoods
-    ("sum_n(y_n*w'*x_n - log(1 + exp(w'*x_n)))", "w",
-     "sum_n((y_n - 1/(1 + exp(-w'*x_n)))*x_n)", {"y_n": Kind.SCALAR}),
-    ("-sum_n(log(1 + exp(-y_n*w'*x_n)))", "w",
-     "sum_n(y_n*x_n/(1 + exp(y_n*w'*x_n)))", {}),
-    ("sum_n(y_n*theta'*x_n - exp(theta'*x_n))", "theta", "sum_n((y_n - exp(theta'*x_n))*x_n)",
-     {"theta": Kind.VECTOR}),
+    (
+        "sum_n(y_n*w'*x_n - log(1 + exp(w'*x_n)))",
+        "w",
+        "sum_n((y_n - 1/(1 + exp(-w'*x_n)))*x_n)",
+        {"y_n": Kind.SCALAR},
+    ),
+    ("-sum_n(log(1 + exp(-y_n*w'*x_n)))", "w", "sum_n(y_n*x_n/(1 + exp(y_n*w'*x_n)))", {}),
+    (
+        "sum_n(y_n*theta'*x_n - exp(theta'*x_n))",
+        "theta",
+        "sum_n((y_n - exp(theta'*x_n))*x_n)",
+        {"theta": Kind.VECTOR},
+    ),
     ("log(sum(exp(theta)))", "theta", "exp(theta)/sum(exp(theta))", {}),
     # log-determinants, traces, quadratic forms
     ("-1/2*logdet(Sigma_k) - 1/2*tr(inv(Sigma_k)*S_k)", "Sigma_k", None, {}),
@@ -65,16 +76,28 @@ CASES = [
     ("(x - mu)'*inv(Sigma)*(x - mu)", "mu", "-2*inv(Sigma)*(x - mu)", {}),
     ("mu'*Lambda*mu", "mu", "2*Lambda*mu", {"Lambda": Kind.SYMMETRIC}),
     # an inverse written as a power, as notes write it
-    ("(x - mu)'*Sigma^-1*(x - mu)", "Sigma", "-inv(Sigma)*(x - mu)*(x - mu)'*inv(Sigma)",
-     {"Sigma": Kind.SYMMETRIC}),
+    (
+        "(x - mu)'*Sigma^-1*(x - mu)",
+        "Sigma",
+        "-inv(Sigma)*(x - mu)*(x - mu)'*inv(Sigma)",
+        {"Sigma": Kind.SYMMETRIC},
+    ),
     # variance parameters by their Greek names
-    ("-1/2*log(sigma2) - (x - mu)'*(x - mu)/(2*sigma2)", "sigma2",
-     "-1/(2*sigma2) + (x - mu)'*(x - mu)/(2*sigma2^2)", {"sigma2": Kind.SCALAR}),
+    (
+        "-1/2*log(sigma2) - (x - mu)'*(x - mu)/(2*sigma2)",
+        "sigma2",
+        "-1/(2*sigma2) + (x - mu)'*(x - mu)/(2*sigma2^2)",
+        {"sigma2": Kind.SCALAR},
+    ),
     ("log(tau) - tau*(x - mu)'*(x - mu)", "tau", "1/tau - (x - mu)'*(x - mu)", {}),
     # LaTeX, as copied from the notes
     (r"\mu_k'*\Sigma_k^{-1}*\mu_k", "mu_k", "2*inv(Sigma_k)*mu_k", {"mu_k": Kind.VECTOR}),
-    (r"(x_n - \mu_k)^\top \Sigma_k^{-1} (x_n - \mu_k)", "mu_k", "-2*inv(Sigma_k)*(x_n - mu_k)",
-     {"Sigma_k": Kind.SYMMETRIC}),
+    (
+        r"(x_n - \mu_k)^\top \Sigma_k^{-1} (x_n - \mu_k)",
+        "mu_k",
+        "-2*inv(Sigma_k)*(x_n - mu_k)",
+        {"Sigma_k": Kind.SYMMETRIC},
+    ),
     (r"\log\det(\Sigma) + \operatorname{tr}(\Sigma^{-1} S)", "Sigma", None, {}),
     (
         r"\sum_{n=1}^{N} q_{kn} \left( \log \pi_k + \frac{1}{2} \log|\Lambda_k| "
@@ -86,8 +109,12 @@ CASES = [
     (r"\sum_k N_k \log \pi_k + \lambda (\sum_k \pi_k - 1)", "pi_k", "N_k/pi_k + lambda", {}),
     (r"\|y - X\beta\|^2 + \alpha \|\beta\|^2", "beta", "2*X'*(X*beta - y) + 2*alpha*beta", {}),
     (r"\mathbf{x}^T A \mathbf{x}", "x", "(A + A')*x", {}),
-    (r"\frac{1}{2}\log\det\Lambda - \frac{1}{2} x^\top \Lambda x", "Lambda",
-     "1/2*(inv(Lambda) - x*x')", {}),
+    (
+        r"\frac{1}{2}\log\det\Lambda - \frac{1}{2} x^\top \Lambda x",
+        "Lambda",
+        "1/2*(inv(Lambda) - x*x')",
+        {},
+    ),
 ]
 
 
@@ -120,10 +147,16 @@ def test_summing_over_an_index_makes_its_names_indexed() -> None:
     ("text", "wrt", "words"),
     [
         # a one-letter N is a matrix by the convention: the error says which --types fixes it
-        ("-N/2*logdet(Sigma) - 1/2*tr(inv(Sigma)*S)", "Sigma",
-         ["is not a scalar", "N, S matrices", "--types N:scalar would make it a scalar"]),
-        (r"-\frac{D}{2}\log(\sigma2) - \frac{\|x - \mu\|^2}{2 \sigma2}", "sigma2",
-         ["is not a scalar", "D matrix", "--types D:scalar"]),
+        (
+            "-N/2*logdet(Sigma) - 1/2*tr(inv(Sigma)*S)",
+            "Sigma",
+            ["is not a scalar", "N, S matrices", "--types N:scalar would make it a scalar"],
+        ),
+        (
+            r"-\frac{D}{2}\log(\sigma2) - \frac{\|x - \mu\|^2}{2 \sigma2}",
+            "sigma2",
+            ["is not a scalar", "D matrix", "--types D:scalar"],
+        ),
         ("A*x", "x", ["A*x is not a scalar", "x vector; A matrix", "try tr(...)"]),
         # the sigmoid is no function of the syntax: the error says how to write it
         ("sum_n(y_n*log(sigmoid(w'*x_n)))", "w", ["unknown function 'sigmoid'", "1/(1 + exp(-t))"]),
@@ -159,7 +192,7 @@ def test_latex_reads_as_the_syntax(latex: str, text: str) -> None:
     assert is_latex(latex)
     kinds = {"Sigma": "symmetric", "Lambda": "symmetric", "mu": "vector"}
     read = parse(latex, kinds, indices="nk")
-    assert read == parse(text, kinds, indices="nk"), (from_latex(latex, frozenset(FUNCTIONS)))
+    assert read == parse(text, kinds, indices="nk"), from_latex(latex, frozenset(FUNCTIONS))
     assert to_text(read) == to_text(parse(text, kinds, indices="nk"))
 
 
@@ -180,15 +213,28 @@ def test_the_command_line_takes_latex_with_a_claim() -> None:
     runner = CliRunner()
     ok = runner.invoke(
         app,
-        ["grad", r"(x_n - \mu_k)^\top \Sigma_k^{-1} (x_n - \mu_k)", "--wrt", "mu_k",
-         "--claim", r"-2 \Sigma_k^{-1} (x_n - \mu_k)", "--check"],
+        [
+            "grad",
+            r"(x_n - \mu_k)^\top \Sigma_k^{-1} (x_n - \mu_k)",
+            "--wrt",
+            "mu_k",
+            "--claim",
+            r"-2 \Sigma_k^{-1} (x_n - \mu_k)",
+            "--check",
+        ],
     )
     assert ok.exit_code == 0, ok.output
     assert "agrees" in ok.output and "relative error" in ok.output
     wrong = runner.invoke(
         app,
-        ["grad", r"\frac{1}{2}\log\det\Lambda - \frac{1}{2} x^\top \Lambda x", "--wrt",
-         "Lambda", "--claim", r"\Lambda^{-1} - x x^\top"],
+        [
+            "grad",
+            r"\frac{1}{2}\log\det\Lambda - \frac{1}{2} x^\top \Lambda x",
+            "--wrt",
+            "Lambda",
+            "--claim",
+            r"\Lambda^{-1} - x x^\top",
+        ],
     )
     assert wrong.exit_code == 1
     assert "twice the gradient" in wrong.output and "corrected claim" in wrong.output
@@ -198,9 +244,37 @@ def test_the_command_line_takes_latex_with_a_claim() -> None:
 
 
 _LATEX_PIECES = st.sampled_from(
-    [r"\mu_k", r"\Sigma", r"^{-1}", r"^\top", "^T", r"\frac{", "}{", "}", "{", r"\sum_n",
-     r"\log", r"\det", "|", r"\|", "(", ")", " ", "x_n", "A", "+", "-", "*", "2", r"\left(",
-     r"\right)", r"\mathrm{tr}", "_{kn}", r"\lambda", "'"]
+    [
+        r"\mu_k",
+        r"\Sigma",
+        r"^{-1}",
+        r"^\top",
+        "^T",
+        r"\frac{",
+        "}{",
+        "}",
+        "{",
+        r"\sum_n",
+        r"\log",
+        r"\det",
+        "|",
+        r"\|",
+        "(",
+        ")",
+        " ",
+        "x_n",
+        "A",
+        "+",
+        "-",
+        "*",
+        "2",
+        r"\left(",
+        r"\right)",
+        r"\mathrm{tr}",
+        "_{kn}",
+        r"\lambda",
+        "'",
+    ]
 )
 
 

@@ -161,9 +161,7 @@ def test_a_scaled_fit_says_so(faithful_csv: Path) -> None:
 
 
 def test_predict_reads_standard_input(model: Path, faithful_csv: Path) -> None:
-    result = CliRunner().invoke(
-        app, ["predict", str(model), "-"], input=faithful_csv.read_text()
-    )
+    result = CliRunner().invoke(app, ["predict", str(model), "-"], input=faithful_csv.read_text())
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == "component"
     assert len(result.stdout.splitlines()) == 273

@@ -65,8 +65,9 @@ def test_fit_npy_with_mclust_name_and_save_then_predict(gaussmix_cli, tmp_path: 
     assert labels.exit_code == 0, labels.output
     lines = labels.stdout.strip().splitlines()
     assert lines[0] == "component" and len(lines) == 121
-    reference = GaussianMixture(3, covariance_type="diag", n_init=5, tol=1e-5, max_iter=1000,
-                                random_state=1)
+    reference = GaussianMixture(
+        3, covariance_type="diag", n_init=5, tol=1e-5, max_iter=1000, random_state=1
+    )
     expected = reference.fit(X).predict(X)
     np.testing.assert_array_equal([int(v) for v in lines[1:]], expected)
     proba = gaussmix_cli("predict", model, data, "--proba")

@@ -92,8 +92,7 @@ def test_file_fails_with_one_line(name: str, extra: tuple[str, ...], message: st
 
 
 FITTED_NOTE = (
-    "note: 2 missing values in 2 rows are fitted (integrated out); --dropna leaves those rows "
-    "out\n"
+    "note: 2 missing values in 2 rows are fitted (integrated out); --dropna leaves those rows out\n"
 )
 
 

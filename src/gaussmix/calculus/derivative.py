@@ -149,8 +149,15 @@ def differentiate(f: Expr, wrt: Expr) -> Derivation:
         collected = COLLECT.apply(terms)
         if collected is not None:
             steps.append(
-                Step(COLLECT.name, canonical, display(collected), COLLECT.identity, "df",
-                     "canonical", COLLECT.kind)
+                Step(
+                    COLLECT.name,
+                    canonical,
+                    display(collected),
+                    COLLECT.identity,
+                    "df",
+                    "canonical",
+                    COLLECT.kind,
+                )
             )
         gradient, identified = rewrite(
             terms, IDENTIFY, everywhere=True, show=display, lhs="G", stage="identify"
@@ -161,8 +168,17 @@ def differentiate(f: Expr, wrt: Expr) -> Derivation:
     if wrt.kind is not None and wrt.kind.is_symmetric and not wrt.is_scalar:
         sym = SYMMETRIC.apply(gradient)
         if sym is not None:
-            steps.append(Step(SYMMETRIC.name, gradient, sym, SYMMETRIC.identity, "G",
-                              "symmetric", SYMMETRIC.kind))
+            steps.append(
+                Step(
+                    SYMMETRIC.name,
+                    gradient,
+                    sym,
+                    SYMMETRIC.identity,
+                    "G",
+                    "symmetric",
+                    SYMMETRIC.kind,
+                )
+            )
             gradient, simplified = rewrite(sym, RULES, lhs="G", ctx=sizes)
             steps.extend(simplified)
     return Derivation(f, wrt, canonical, gradient, tuple(steps))

@@ -361,6 +361,7 @@ def _unify_shapes(a: Expr, b: Expr, dims: Dims, what: str) -> None:
 
 def require_square(a: Expr, dims: Dims, fname: str) -> None:
     """Check that ``a`` is a square matrix (an argument of ``fname``)."""
+
     def why() -> str:
         return f"{fname} needs a square matrix, but {shape_word(a, dims)}"
 

@@ -181,8 +181,10 @@ def _juxtapose(factors: list[str], raw: list[Expr]) -> str:
 def matmul_form(e: Expr, p: Printer) -> str:
     """``A*B*C`` / ``A B C``."""
     first, *rest = e.args
-    factors = [_left_factor(first, p), *(_right(f, p, last=i == len(rest) - 1) for i, f in
-                                         enumerate(rest))]
+    factors = [
+        _left_factor(first, p),
+        *(_right(f, p, last=i == len(rest) - 1) for i, f in enumerate(rest)),
+    ]
     if p.latex:
         return _juxtapose(factors, list(e.args))
     return "*".join(factors)

@@ -173,8 +173,7 @@ def _dropped(step: Step) -> list[Expr]:
         if node.op is Op.D and node.args[0].op is Op.ADD:
             terms = _terms(node.args[0])
             dropped = [
-                t for t in terms
-                if d(t) not in after and _free_of_diff(t, after) and bool(t.free)
+                t for t in terms if d(t) not in after and _free_of_diff(t, after) and bool(t.free)
             ]
             if dropped and len(dropped) < len(terms):
                 return dropped
@@ -297,8 +296,11 @@ def _finishes(lines: list[Line], pending: list[Step]) -> bool:
     if last.op is Op.EQ and result.op is Op.EQ:
         same_lhs = last.args[0] == result.args[0]
     else:  # Q = ... stays Q = ...
-        same_lhs = last.op is not Op.EQ and result.op is not Op.EQ and lines[-1].lhs != "" and (
-            all(s.lhs == lines[-1].lhs for s in pending)
+        same_lhs = (
+            last.op is not Op.EQ
+            and result.op is not Op.EQ
+            and lines[-1].lhs != ""
+            and (all(s.lhs == lines[-1].lhs for s in pending))
         )
     return same_lhs and all(s.kind != "calculus" for s in pending)
 
@@ -374,9 +376,7 @@ def view(
     return lecture(steps, names)
 
 
-def abbreviate(
-    lines: Sequence[Line], abbreviations: Sequence[tuple[Expr, Expr]]
-) -> list[Line]:
+def abbreviate(lines: Sequence[Line], abbreviations: Sequence[tuple[Expr, Expr]]) -> list[Line]:
     """The lines printed with abbreviations: ``(name, definition)`` pairs, the definition
     replaced by the name (:func:`replace_bound`) from the first line it occurs in, which says
     so (unless a line stated the definition itself, ``Q = ...``). The terms an isolating line
@@ -407,8 +407,11 @@ def abbreviate(
             dropped = tuple(replace_bound(t, definition, name) for t in dropped)
         out.append(
             replace(
-                line, identity=_isolating(dropped, line.identity), dropped=dropped,
-                shown=shown if shown != line.expr else None, introduces=tuple(notes),
+                line,
+                identity=_isolating(dropped, line.identity),
+                dropped=dropped,
+                shown=shown if shown != line.expr else None,
+                introduces=tuple(notes),
             )
         )
     return out

@@ -298,6 +298,7 @@ SIZES = (3, 2, 4, 5, 6, 7)
 """Sizes given to the symbolic dimensions of an expression, in order: distinct, so that a
 missing transpose shows up as a shape error or a wrong number."""
 
+
 def _positive_variables(e: Expr) -> set[str]:
     """Variables in an operand that the table keeps positive (under a log, a square root, a
     power, in a denominator)."""

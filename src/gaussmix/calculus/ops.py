@@ -439,6 +439,7 @@ R = Differential
 # The table
 # ---------------------------------------------------------------------------------------------
 
+# fmt: off
 _ENTRIES: list[OpSpec] = [
     # --- leaves -----------------------------------------------------------------------------
     OpSpec(Op.NUM, 0, F.number_form, F.number_form,
@@ -638,6 +639,7 @@ _ENTRIES: list[OpSpec] = [
            diff=(R("sign", "d(sign(A)) = 0 where A has no zero entry",
                    lambda e, ctx: zero(e.shape), (X("sum(sign(x).*x)", "x"),)),)),
 ]
+# fmt: on
 
 OPS: dict[Op, OpSpec] = {spec.op: spec for spec in _ENTRIES}
 """The table, by operator."""

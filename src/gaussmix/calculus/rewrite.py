@@ -64,8 +64,10 @@ class Pat:
     name: str = ""
 
     def __post_init__(self) -> None:
-        ops = None if self.op is None else (
-            self.op if isinstance(self.op, frozenset) else frozenset({self.op})
+        ops = (
+            None
+            if self.op is None
+            else (self.op if isinstance(self.op, frozenset) else frozenset({self.op}))
         )
         object.__setattr__(self, "_ops", ops)  # matching is the hot path: computed once
 

@@ -55,6 +55,8 @@ def check_prior(prior: str | None) -> str | None:
     if prior is None or prior.lower() == "mclust":
         return None if prior is None else "mclust"
     raise UserError(f"unknown prior {prior!r}; use --prior mclust, or leave --prior out")
+
+
 PLOT_KIND_HELP = f"The picture --plot draws: {', '.join(PLOT_KINDS)}."
 PLOT_COLUMNS_HELP = (
     "Columns --plot draws (comma-separated), instead of the directions that separate the "
@@ -358,8 +360,10 @@ def fit(
     tol: Annotated[
         float,
         typer.Option(
-            "--tol", min=0.0, help="Stop when the log-likelihood per row gains less (select's "
-            "default; the library's is scikit-learn's 1e-3)."
+            "--tol",
+            min=0.0,
+            help="Stop when the log-likelihood per row gains less (select's "
+            "default; the library's is scikit-learn's 1e-3).",
         ),
     ] = TOL,
     reg_covar: Annotated[float, typer.Option("--reg-covar", min=0.0)] = 1e-6,

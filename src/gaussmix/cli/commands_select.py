@@ -372,9 +372,7 @@ def select_command(
             console.print(escape(f"wrote {path}"))
 
 
-def _flat_columns(
-    result: SelectionResult, X: Any, names: list[str], reg_covar: float
-) -> list[str]:
+def _flat_columns(result: SelectionResult, X: Any, names: list[str], reg_covar: float) -> list[str]:
     """The columns along which some component of a degenerate fit has (all but) no variance,
     by the selection's own rule applied per column (X: the rows, in memory or on Dask)."""
     from gaussmix.data.dask_source import column_moments, on_dask

@@ -34,6 +34,7 @@ __all__ = [
     "model_command",
 ]
 
+
 class _Group(TyperGroup):
     """``derive OBJECTIVE --for ...`` is ``derive model OBJECTIVE --for ...``: a first argument
     that is not a subcommand's name (nor an option) is the objective of ``model``."""

@@ -44,6 +44,7 @@ def mixture_missing(policy: MissingPolicy) -> str:
     """The ``GaussianMixture(missing=...)`` a reading policy asks for: 'em' for "fit"."""
     return "em" if policy == "fit" else "error"
 
+
 # a text file larger than this is read block by block on every pass instead of held in memory
 STREAM_BYTES = 1 << 30
 

@@ -118,9 +118,7 @@ STRUCTURES: dict[str, Structure] = {
     "tied": Structure("tied", "Lambda", "Lambda", {"Lambda": "spd"}, "Sigma"),
     # mclust's models with a closed form the engine derives: one precision shared by all
     "EII": Structure("EII", "tau*eye", "tau", {"tau": "positive"}, "sigma2"),
-    "EEI": Structure(
-        "EEI", "diag(tau)", "tau", {"tau": "vector"}, "sigma2", positive_entries=True
-    ),
+    "EEI": Structure("EEI", "diag(tau)", "tau", {"tau": "vector"}, "sigma2", positive_entries=True),
 }
 
 DERIVED = tuple(STRUCTURES)
@@ -240,6 +238,7 @@ class GMMDerivation(Derivation):
             and EII: a shared covariance is repeated per component where the layout has one.
         """
         from gaussmix.em.covariance import get_covariance
+
         X = np.asarray(X, dtype=float)
         resp = np.asarray(resp, dtype=float)
         if X.ndim != 2 or resp.ndim != 2 or resp.shape[0] != X.shape[0]:
@@ -290,11 +289,22 @@ class GMMDerivation(Derivation):
         scatter = next((n for n in update.walk() if n.op is Op.SUMIDX), None) if update else None
         if scatter is None:
             return []
-        matrix = Expr(Op.VAR, (), (u.shape[0], u.shape[0]), name="S", kind=Kind.SYMMETRIC,
-                      indices=tuple(sorted(free_indices(scatter))))
-        name = matrix if scatter.shape == matrix.shape else Expr(
-            Op.DIAGV if scatter.is_vector else Op.TR, (matrix,),
-            (u.shape[0], 1) if scatter.is_vector else (1, 1),
+        matrix = Expr(
+            Op.VAR,
+            (),
+            (u.shape[0], u.shape[0]),
+            name="S",
+            kind=Kind.SYMMETRIC,
+            indices=tuple(sorted(free_indices(scatter))),
+        )
+        name = (
+            matrix
+            if scatter.shape == matrix.shape
+            else Expr(
+                Op.DIAGV if scatter.is_vector else Op.TR,
+                (matrix,),
+                (u.shape[0], 1) if scatter.is_vector else (1, 1),
+            )
         )
         return [(name, replace_bound(scatter, residual, u))]
 
@@ -356,8 +366,11 @@ def _structure(state: State, stage: str) -> None:
     d.template = template
     solver = Solver(state.facts, stage)
     q = solver.substitute(
-        template, precision_var, precision, f"{d.structure.name} covariance: P_k = "
-        f"{d.structure.precision}", simplify=False,
+        template,
+        precision_var,
+        precision,
+        f"{d.structure.name} covariance: P_k = {d.structure.precision}",
+        simplify=False,
     )
     q, tidy_steps = rewrite(q, TIDY_RULES, stage=stage)
     d.steps += [_lhs(s, "Q") for s in solver.steps] + [_lhs(s, "Q") for s in tidy_steps]
@@ -383,8 +396,14 @@ def _constraint(state: State, stage: str, name: str) -> None:
     assert d.objective is not None
     g = parse(CONSTRAINT[0], state.kinds, indices=INDICES, context=d.objective)
     multiplier = parse(MULTIPLIER, {MULTIPLIER: "scalar"})
-    lagrangian(state, stage, (g, parse(CONSTRAINT[1])), multiplier,
-               f"{CONSTRAINT[0]} = {CONSTRAINT[1]}", [name])
+    lagrangian(
+        state,
+        stage,
+        (g, parse(CONSTRAINT[1])),
+        multiplier,
+        f"{CONSTRAINT[0]} = {CONSTRAINT[1]}",
+        [name],
+    )
 
 
 PLAN: Plan = [

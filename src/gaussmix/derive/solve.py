@@ -452,22 +452,42 @@ def _substitute(m: Match) -> Expr | None:
 A, C = P(name="A"), P(name="c")
 
 STATIONARY = Rule(
-    "stationary point", "a maximum of a smooth function has gradient 0", P(), _stationary,
+    "stationary point",
+    "a maximum of a smooth function has gradient 0",
+    P(),
+    _stationary,
     kind="calculus",
 )
 CANCEL: list[Rule] = [
     # c*A = 0 with c != 0 gives A = 0
-    Rule("cancel a nonzero factor", "c*A = 0 with c != 0 gives A = 0",
-         P(Op.EQ, P(Op.SCALE, C, A), ZERO_P), _cancel_nonzero),
+    Rule(
+        "cancel a nonzero factor",
+        "c*A = 0 with c != 0 gives A = 0",
+        P(Op.EQ, P(Op.SCALE, C, A), ZERO_P),
+        _cancel_nonzero,
+    ),
     # A/c = 0 with c != 0 gives A = 0
-    Rule("cancel a nonzero divisor", "A/c = 0 with c != 0 gives A = 0",
-         P(Op.EQ, P(Op.DIV, A, C), ZERO_P), _cancel_divisor),
+    Rule(
+        "cancel a nonzero divisor",
+        "A/c = 0 with c != 0 gives A = 0",
+        P(Op.EQ, P(Op.DIV, A, C), ZERO_P),
+        _cancel_divisor,
+    ),
     # M*A = 0 with M invertible gives A = 0
-    Rule("cancel an invertible factor", "M*A = 0 with M invertible gives A = 0",
-         P(Op.EQ, P(Op.MATMUL, name="A"), ZERO_P), _cancel_invertible, kind="calculus"),
+    Rule(
+        "cancel an invertible factor",
+        "M*A = 0 with M invertible gives A = 0",
+        P(Op.EQ, P(Op.MATMUL, name="A"), ZERO_P),
+        _cancel_invertible,
+        kind="calculus",
+    ),
     # sum_n(M*A_n) = M*sum_n(A_n) for M free of n
-    Rule("factor out of the sum", "sum_n(M*A_n) = M*sum_n(A_n) for M free of n",
-         P(Op.EQ, A, ZERO_P), _factor_out),
+    Rule(
+        "factor out of the sum",
+        "sum_n(M*A_n) = M*sum_n(A_n) for M free of n",
+        P(Op.EQ, A, ZERO_P),
+        _factor_out,
+    ),
 ]
 """Nonzero and invertible factors taken off ``lhs = 0``."""
 
@@ -475,8 +495,12 @@ EXPAND: list[Rule] = [
     # sum_n(A_n + B_n) = sum_n(A_n) + sum_n(B_n), where the terms hold the unknown
     Rule("split the sum", "sum_n(A_n + B_n) = sum_n(A_n) + sum_n(B_n)", P(Op.SUMIDX), _split),
     # c*(A + B) = c*A + c*B, where the sum holds the unknown
-    Rule("expand the product", "c*(A + B) = c*A + c*B",
-         P(frozenset({Op.SCALE, Op.MATMUL, Op.NEG})), _distribute_over),
+    Rule(
+        "expand the product",
+        "c*(A + B) = c*A + c*B",
+        P(frozenset({Op.SCALE, Op.MATMUL, Op.NEG})),
+        _distribute_over,
+    ),
 ]
 """The sums and products that contain the unknown, taken apart."""
 
@@ -485,21 +509,31 @@ FACTS: list[Rule] = [
     Rule("identity", "a fact of the problem", P(), _use_identity, kind="calculus"),
 ]
 ABBREVIATE = Rule(
-    "abbreviate", "write the definition's name for its expression", P(), _abbreviate,
+    "abbreviate",
+    "write the definition's name for its expression",
+    P(),
+    _abbreviate,
     kind="calculus",
 )
 COUNT: list[Rule] = [
     # sum_k(N_k) = sum_k(sum_n(q_kn)): an abbreviation summed over its own index
-    Rule("write out", "write the definition out where it is summed over its own index",
-         P(Op.SUMIDX), _write_out),
+    Rule(
+        "write out",
+        "write the definition out where it is summed over its own index",
+        P(Op.SUMIDX),
+        _write_out,
+    ),
     # sum_k(sum_n(A)) = sum_n(sum_k(A)), towards a fact of the problem
     Rule("swap sums", "sum_k(sum_n(A)) = sum_n(sum_k(A))", P(Op.SUMIDX, P(Op.SUMIDX)), _swap),
 ]
 ISOLATE = Rule("isolate", "c*U + B = 0 gives c*U = -B", P(Op.EQ), _isolate)
 DIVIDE = Rule("divide", "c*U = B with c != 0 gives U = B/c", P(Op.EQ), _divide)
 LINEAR = Rule(
-    "solve the linear system", "A*U = B with A invertible gives U = inv(A)*B", P(Op.EQ),
-    _solve_linear, kind="calculus",
+    "solve the linear system",
+    "A*U = B with A invertible gives U = inv(A)*B",
+    P(Op.EQ),
+    _solve_linear,
+    kind="calculus",
 )
 CLEAR = Rule(
     "clear the denominators",
@@ -508,7 +542,10 @@ CLEAR = Rule(
     _clear,
 )
 INVERT = Rule(
-    "invert", "inv(A) = B gives A = inv(B); 1/a = b gives a = 1/b", P(Op.EQ), _invert,
+    "invert",
+    "inv(A) = B gives A = inv(B); 1/a = b gives a = 1/b",
+    P(Op.EQ),
+    _invert,
     kind="calculus",
 )
 SUBSTITUTE = Rule(
@@ -516,7 +553,16 @@ SUBSTITUTE = Rule(
 )
 
 SOLVE_RULES: list[Rule] = [
-    STATIONARY, *CANCEL, *EXPAND, *FACTS, ABBREVIATE, *COUNT, ISOLATE, DIVIDE, LINEAR, INVERT,
+    STATIONARY,
+    *CANCEL,
+    *EXPAND,
+    *FACTS,
+    ABBREVIATE,
+    *COUNT,
+    ISOLATE,
+    DIVIDE,
+    LINEAR,
+    INVERT,
     SUBSTITUTE,
 ]
 """Every rule of the solver."""
@@ -601,8 +647,9 @@ class Solver:
         eq = STATIONARY.apply(gradient)
         assert eq is not None  # a gradient is never an equation
         self.steps.append(
-            Step(STATIONARY.name, gradient, eq, STATIONARY.identity, "", self.stage,
-                 STATIONARY.kind)
+            Step(
+                STATIONARY.name, gradient, eq, STATIONARY.identity, "", self.stage, STATIONARY.kind
+            )
         )
         return eq
 
@@ -681,8 +728,9 @@ class Solver:
         out = self.run(eq, [SUBSTITUTE], variable, everywhere=True, replace=(variable, value))
         for i in range(before, len(self.steps)):
             s = self.steps[i]
-            self.steps[i] = Step(s.rule, s.before, s.after, f"{s.identity}: {note}", s.lhs,
-                                 s.stage, s.kind)
+            self.steps[i] = Step(
+                s.rule, s.before, s.after, f"{s.identity}: {note}", s.lhs, s.stage, s.kind
+            )
         return self.simplify(out) if simplify and out.op is Op.EQ else out
 
 

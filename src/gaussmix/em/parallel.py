@@ -151,9 +151,7 @@ class Workers(Protocol):
         ...
 
 
-def fold_in_order(
-    workers: Workers, task: Task[R], combine: Callable[[R, R], R], identity: R
-) -> R:
+def fold_in_order(workers: Workers, task: Task[R], combine: Callable[[R, R], R], identity: R) -> R:
     """``Workers.fold`` for workers whose results come here: a left fold in row order."""
     return reduce(combine, workers.run(task), identity)
 

@@ -136,6 +136,7 @@ def _hadamard(m: Match) -> Expr:
     return term(transpose(hadamard(transpose(m["M"]), c)), u)
 
 
+# fmt: off
 CANONICAL_RULES: list[Rule] = [
     # tr(M*(A + B)) = tr(M*A) + tr(M*B)
     Rule("linearity of the trace", "tr(M*(A + B)) = tr(M*A) + tr(M*B)",
@@ -210,6 +211,7 @@ IDENTIFY: list[Rule] = [
          P(Op.TERM, M, P(Op.DIFF, where=lambda e: e.is_scalar)),
          lambda m: transpose(m["M"]), kind="calculus"),
 ]
+# fmt: on
 """The identification theorem, for a matrix, a vector and a scalar variable."""
 
 

@@ -473,6 +473,7 @@ def _diag_sandwich(m: Match) -> Expr | None:
 
 S = {"S": "symmetric"}
 
+# fmt: off
 NEUTRAL: list[Rule] = [
     # --- arithmetic and neutral elements ------------------------------------------------------
     # 2 + 3 = 5 among the terms of a sum
@@ -852,6 +853,7 @@ RULES: list[Rule] = [
     *FACTORING,
     *ORDER,
 ]
+# fmt: on
 """The simplification rules, in the order they are tried."""
 
 TIDY_RULES: list[Rule] = [*NEUTRAL, *SIGNS, *TRANSPOSE_SCALARS, *NEGATION, *SCALAR_ORDER]
@@ -859,6 +861,8 @@ TIDY_RULES: list[Rule] = [*NEUTRAL, *SIGNS, *TRANSPOSE_SCALARS, *NEGATION, *SCAL
 
 FACTORING_RULES: list[Rule] = [*MERGE, *FACTORING]
 """The rules that factor (the equation solver leaves them out: they would undo its expansion)."""
+
+
 def _sum_scalar_out(index: str, body: Expr) -> Expr | None:
     factors, rest = _scalar_factors(body)
     free = [f for f in factors if _index_free(f, index)]
@@ -988,5 +992,3 @@ def _rest(factors: Sequence[Expr], matrix: Expr | None, den: Expr | None = None)
     if den is not None:
         return div(mul_all(items), den)
     return mul_all(items) if items else None
-
-
