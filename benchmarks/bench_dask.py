@@ -131,6 +131,49 @@ def gaussmix_fit(X: Any, k: int, init: dict[str, np.ndarray], client: Any = None
     return fit
 
 
+def pinned_against_unpinned(fit: Fit, rounds: int) -> dict[str, Any]:
+    """W1 on Dask with each pass's group tasks held to the workers holding their chunks
+    (``DaskWorkers.pin``, the default) against unrestricted tasks, in turn for ``rounds``
+    rounds: per side the marginal s/iter of each round (a fit of LONG minus one of SHORT)
+    and how many group tasks ran on another worker than their chunks' (``DaskWorkers.away``)."""
+    from gaussmix.data.dask_source import DaskSource
+    from gaussmix.em.dask_workers import DaskWorkers
+
+    made: list[DaskWorkers] = []
+    opened = DaskSource.workers
+
+    def recorded(source: DaskSource) -> DaskWorkers:
+        made.append(opened(source))
+        return made[-1]
+
+    sides: dict[str, dict[str, list[Any]]] = {
+        side: {"s_per_iter": [], "away": [], "tasks": []} for side in ("pinned", "unpinned")
+    }
+    DaskSource.workers = recorded  # type: ignore[method-assign]
+    try:
+        fit(SHORT)
+        for _ in range(rounds):
+            for side, row in sides.items():
+                DaskWorkers.pin = side == "pinned"
+                made.clear()
+                seconds = {}
+                for iterations in (SHORT, LONG):
+                    start = time.perf_counter()
+                    fit(iterations)
+                    seconds[iterations] = time.perf_counter() - start
+                row["s_per_iter"].append((seconds[LONG] - seconds[SHORT]) / (LONG - SHORT))
+                row["away"].append(sum(w.away for w in made))
+                row["tasks"].append(sum(w.tasks for w in made))
+    finally:
+        DaskSource.workers = opened  # type: ignore[method-assign]
+        DaskWorkers.pin = True
+    for row in sides.values():
+        times = row["s_per_iter"]
+        row["median"] = float(np.median(times))
+        row["range"] = [float(min(times)), float(max(times))]
+    return sides
+
+
 def spark_session(cores: int) -> tuple[Any, str | None]:
     """A local Spark session on ``cores`` cores, or None and why not."""
     try:
@@ -256,6 +299,13 @@ def run(args: argparse.Namespace, record: dict[str, Any]) -> None:
         print("W1 by row chunks:", json.dumps(record["W1_by_chunks"]), flush=True)
         print(f"({time.perf_counter() - started:.0f} s)", flush=True)
         save(record, args.out)
+        if args.pin_rounds:
+            rows = persisted(X, args.chunks)
+            pin = pinned_against_unpinned(gaussmix_fit(rows, k, init), args.pin_rounds)
+            record["W1_pinned_against_unpinned"] = pin
+            print("W1 pinned against unpinned:", json.dumps(pin), flush=True)
+            print(f"({time.perf_counter() - started:.0f} s)", flush=True)
+            save(record, args.out)
         if cores > 1:  # beside the cluster of every core, one of a single worker, in turn
             with local_cluster(1) as single, Client(single, set_as_default=False) as one:
                 one.wait_for_workers(1)
@@ -327,6 +377,17 @@ def report(record: dict[str, Any]) -> str:
         + ", ".join(f"{w}: {t:.3f}" for w, t in record["W1_by_workers"].items())
         + " s/iter",
     ]
+    pin = record.get("W1_pinned_against_unpinned")
+    if pin:
+        lines.append(
+            "W1 on Dask, group tasks held to their chunks' workers or not, s/iter median "
+            "[range] (tasks away / tasks): "
+            + "; ".join(
+                f"{side} {row['median']:.3f} [{row['range'][0]:.3f}-{row['range'][1]:.3f}] "
+                f"({sum(row['away'])}/{sum(row['tasks'])})"
+                for side, row in pin.items()
+            )
+        )
     worst = max(overhead.values())
     targets.append(
         f"tiny: overhead at most {1000 * worst:.1f} ms/iter over 1-8 chunks "
@@ -344,6 +405,9 @@ def main() -> None:
     parser.add_argument("--scaling-repeats", type=int, default=1)
     parser.add_argument("--chunks", type=int, default=2, help="row chunks of the dask array")
     parser.add_argument("--chunk-counts", type=int, nargs="*", default=[2, 8, 32])
+    parser.add_argument(
+        "--pin-rounds", type=int, default=6, help="rounds of W1 pinned against unpinned (0: none)"
+    )
     parser.add_argument("--no-spark", action="store_true")
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "bench_dask.json"

@@ -21,6 +21,14 @@ an iteration on small data; the first design's cost three; see ``benchmarks/READ
   their results come back in one gather. So a pass is one task per worker, whatever the number
   of chunks. A worker holding more than its share of the chunks first copies its excess to the
   others, once per fit (``balance``), or its group would run while the others idle.
+* Each group's task is held to its holder, strictly (``pin``: a per-key ``workers``
+  annotation, ``allow_other_workers=False``). Unrestricted, a pass's tasks over few chunks
+  (under 5) are "root-ish" to Dask (their task group, the held passes', is larger than twice
+  the threads, on few dependencies): queued and handed to whichever worker asks first, so a
+  chunk (12.8 MB on W1's two) was copied to the other worker most passes; loosely restricted
+  they may still be stolen. A strict task waits for its worker forever, so while a pass runs
+  the workers are looked at every ``CHECK_S``: a holder gone, the pass is sent again
+  unrestricted (Dask rebuilds the lost chunks where it can) and the next one groups afresh.
 * A pass's futures are kept and released 16 passes at a time (``DaskWorkers._hold``).
 * Each chunk's statistics depend only on its rows, and the merge tree only on the number of
   chunks, so a pass gives the same bits whichever worker ran what, however the chunks were
@@ -40,6 +48,7 @@ an iteration on small data; the first design's cost three; see ``benchmarks/READ
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import reduce
@@ -133,6 +142,8 @@ def _on_chunks_folded(
 # Results of earlier passes left on the workers until released together (see ``DaskWorkers._hold``).
 HELD_PASSES = 16
 HELD_BYTES = 16 * 2**20
+# Seconds between looks at the workers while a pass runs, for a holder that is gone
+CHECK_S = 1.0
 
 
 def _nbytes(result: Any) -> int:
@@ -198,6 +209,12 @@ class DaskWorkers:
         self._plan: list[tuple[list[int], list[list[int]], list[int]]] = []
         self._plan_of: list[list[int]] | None = None
         self._held_bytes = 0
+        self.tasks = 0  # group tasks ``fold`` sent
+        self.away = 0  # of them, those that ran on another worker than their chunks' holder
+
+    # Each pass's group tasks are restricted to their holders' workers (``_map``); False sends
+    # them unrestricted, as before, only to measure what that is worth (benchmarks/bench_dask.py)
+    pin = True
 
     def _per_chunk(self, task: Task[R]) -> list[R]:
         """``task`` on every row chunk, through ``dask.compute``; results in row order."""
@@ -229,15 +246,15 @@ class DaskWorkers:
         if client is None:
             return self._per_chunk(task)
         rows, weights, groups = self._rows, self._weights, self._groups
-        futures = client.map(
+        futures, replies = self._pass(
+            client,
             _on_chunks,
             [task] * len(groups),
             [[rows[i] for i in group] for group in groups],
             [None if weights is None else [weights[i] for i in group] for group in groups],
-            pure=False,
         )
         results: list[Any] = [None] * len(rows)
-        for group, stats in zip(groups, client.gather(futures), strict=True):
+        for group, stats in zip(groups, replies, strict=True):
             for i, s in zip(group, stats, strict=True):
                 results[i] = s
         self._hold(futures, sum(map(_nbytes, results)))
@@ -258,6 +275,54 @@ class DaskWorkers:
             self._plan_of = self._groups
         return self._plan
 
+    def _map(
+        self, client: Any, func: Callable[..., Any], on: Sequence[str] | None, *args: list[Any]
+    ) -> list[Any]:
+        """``func`` on each item of ``args``, all in one message to the scheduler; the ``i``-th
+        task restricted to worker ``on[i]`` alone (none when ``on`` is None)."""
+        import dask
+
+        token = uuid.uuid4().hex
+        keys = [f"{func.__name__}-{token}-{i}" for i in range(len(args[0]))]
+        if on is None:
+            return client.map(func, *args, key=keys)
+        # strict: a task held to its worker is never stolen, and with restrictions it is no
+        # longer "root-ish", which Dask's queuing would give to whichever worker asks first
+        # (a pass's tasks join one task group over the held passes); per key, by a callable
+        where = {key: [worker] for key, worker in zip(keys, on, strict=True)}
+        with dask.annotate(workers=where.__getitem__, allow_other_workers=False):
+            return client.map(func, *args, key=keys)
+
+    @staticmethod
+    def _waited(client: Any, futures: list[Any], on: Sequence[str]) -> bool:
+        """Whether ``futures``, tasks held to the workers ``on``, are done; False, the futures
+        cancelled, when one of those workers is gone (a held task would wait for it forever)."""
+        from distributed import wait
+
+        while True:
+            try:
+                wait(futures, timeout=CHECK_S)
+                return True
+            except TimeoutError:  # a long pass, or a task held to a worker that is gone
+                if not set(on) <= set(client.scheduler_info()["workers"]):
+                    client.cancel(futures)
+                    return False
+
+    def _pass(
+        self, client: Any, func: Callable[..., Any], *args: list[Any]
+    ) -> tuple[list[Any], list[Any]]:
+        """One task per group (``func`` on the group's items of ``args``) on the worker
+        holding its chunks (``pin``), in one message; their futures and results. When a
+        holder is gone, the pass is sent again unrestricted, Dask rebuilding the lost chunks
+        where it can, and the next pass groups the chunks afresh."""
+        if self.pin:
+            futures = self._map(client, func, self._holders, *args)
+            if self._waited(client, futures, self._holders):
+                return futures, list(client.gather(futures))
+            self._groups = []
+        futures = self._map(client, func, None, *args)
+        return futures, list(client.gather(futures))
+
     def _hold(self, futures: list[Any], nbytes: int) -> None:
         """Keep a pass's futures (their results stay on the workers) and release the held ones
         together every ``HELD_PASSES`` passes or ``HELD_BYTES`` bytes: the release is a
@@ -272,25 +337,27 @@ class DaskWorkers:
         """Group the chunks by the worker holding them, after copying a crowded worker's
         excess chunks to the others (``balance``; Dask may persist two chunks on one of two
         workers, and its groups would then run one after the other). The copies are tasks
-        on the chunks, so Dask can rebuild them too; they live as long as this fit."""
+        on the chunks, each held to its worker, so Dask can rebuild them too and cannot
+        steal them back; they live as long as this fit."""
         from distributed import wait
 
         wait(rows)
         groups = by_holder(rows, client.who_has(rows))
         moves = balance(groups, sorted(client.scheduler_info()["workers"]))
-        rows, weights = list(rows), None if weights is None else list(weights)
-        for target in sorted(set(moves.values())):
-            moved = [i for i, w in moves.items() if w == target]
-            options = {"workers": [target], "allow_other_workers": True, "pure": False}
-            for futures in (rows, weights):
+        if moves:
+            moved = sorted(moves)
+            targets = [moves[i] for i in moved]
+            placed, kept = list(rows), None if weights is None else list(weights)
+            for futures in (placed, kept):
                 if futures is not None:
-                    copies = client.map(_same, [futures[i] for i in moved], **options)
+                    copies = self._map(client, _same, targets, [futures[i] for i in moved])
+                    if not self._waited(client, copies, targets):  # a worker left: afresh
+                        return self._place(client, rows, weights)
                     for i, copy in zip(moved, copies, strict=True):
                         futures[i] = copy
-        if moves:
-            wait(rows)
+            rows, weights = placed, kept
             groups = by_holder(rows, client.who_has(rows))
-        self._rows, self._weights, self._groups = rows, weights, list(groups.values())
+        self._rows, self._weights, self._groups = list(rows), weights, list(groups.values())
         self._holders = list(groups)
 
     def fold(self, task: Task[R], combine: Callable[[R, R], R], identity: R) -> R:
@@ -302,7 +369,9 @@ class DaskWorkers:
             return fold_runs(self._per_chunk(task), combine, identity, self.run_length)
         rows, weights, groups = self._rows, self._weights, self._groups
         plans = self._plans()
-        futures = client.map(
+        holders = self._holders
+        futures, replies = self._pass(
+            client,
             _on_chunks_folded,
             [task] * len(groups),
             [combine] * len(groups),
@@ -310,18 +379,18 @@ class DaskWorkers:
             [local for _, local, _ in plans],
             [[rows[i] for i in group] for group in groups],
             [None if weights is None else [weights[i] for i in group] for group in groups],
-            pure=False,
         )
         folded: dict[int, R] = {}
         results: dict[int, R] = {}
-        replies = client.gather(futures)
         for (whole, _, rest), (merged, single, _) in zip(plans, replies, strict=True):
             folded.update(zip(whole, merged, strict=True))
             results.update(zip(rest, single, strict=True))
-        ran_away = [where for _, _, where in replies] != self._holders
-        # a group ran away from its chunks' worker, and not by Dask's work stealing: a worker
-        # died (its chunks were rebuilt elsewhere), left or joined; the next pass groups afresh
-        if ran_away and set(self._holders) != set(client.scheduler_info()["workers"]):
+        away = sum(where != holder for (_, _, where), holder in zip(replies, holders, strict=True))
+        self.tasks, self.away = self.tasks + len(replies), self.away + away
+        # a group ran away from its chunks' worker (unpinned, or after a failover): when the
+        # workers are no longer the holders (one died, left or joined), the next pass groups
+        # the chunks afresh
+        if away and self._groups and set(holders) != set(client.scheduler_info()["workers"]):
             self._groups = []
         self._hold(futures, sum(map(_nbytes, [*folded.values(), *results.values()])))
         runs = runs_of(len(rows), self.run_length)
