@@ -298,3 +298,35 @@ def test_each_pass_runs_every_group_on_the_worker_holding_its_chunks(client: Any
     assert unpinned.fold(first_rows, joined, "") == expected
     last = [future.key for future in unpinned._held[-1]]
     assert client.run_on_scheduler(restrictions, keys=last) == [([], False)] * 2
+
+
+def test_a_worker_that_joins_mid_fit_is_given_chunks(client: Any) -> None:
+    """A worker that joins between passes is seen within ``HELD_PASSES`` passes: the chunks
+    are grouped afresh, the newcomer holds its share, and the passes keep their bits."""
+    from gaussmix.data.dask_source import DaskSource
+    from gaussmix.em.dask_workers import HELD_PASSES, DaskWorkers
+
+    def first_rows(share: Any, map_blocks: Any) -> str:  # local: pickled by value
+        return str(int(share.X[0, 0]))
+
+    def bracketed(a: str, b: str) -> str:
+        return f"({a}+{b})" if a else b
+
+    rows = client.persist(da.from_array(np.arange(63.0).reshape(-1, 1), chunks=3))  # 21 chunks
+    workers = DaskWorkers(DaskSource.open(rows), run_length=4)
+    expected = workers.fold(first_rows, bracketed, "")
+    before = set(client.scheduler_info()["workers"])
+    client.cluster.scale(3)
+    try:
+        client.wait_for_workers(3, timeout=60)
+        for _ in range(HELD_PASSES):
+            assert workers.fold(first_rows, bracketed, "") == expected
+        now = set(client.scheduler_info()["workers"])
+        assert len(now - before) == 1 and set(workers._holders) == now
+        assert sorted(map(len, workers._groups)) == [7, 7, 7]
+        assert workers.away == 0
+    finally:
+        client.cluster.scale(2)
+        deadline = time.monotonic() + 60
+        while len(client.scheduler_info()["workers"]) > 2 and time.monotonic() < deadline:
+            time.sleep(0.2)

@@ -29,13 +29,12 @@ an iteration on small data; the first design's cost three; see ``benchmarks/READ
   they may still be stolen. A strict task waits for its worker forever, so while a pass runs
   the workers are looked at every ``CHECK_S``: a holder gone, the pass is sent again
   unrestricted (Dask rebuilds the lost chunks where it can) and the next one groups afresh.
-* A pass's futures are kept and released 16 passes at a time (``DaskWorkers._hold``).
+* A pass's futures are kept and released 16 passes at a time (``DaskWorkers._hold``); then,
+  too, the workers are looked at: one joined or left since the chunks were grouped, the next
+  pass groups them afresh, and rebalances them onto the workers there are then.
 * Each chunk's statistics depend only on its rows, and the merge tree only on the number of
   chunks, so a pass gives the same bits whichever worker ran what, however the chunks were
-  grouped, and after a worker dies and its chunks are recomputed elsewhere. A group whose
-  task ran on another worker than the one holding its chunks, when the workers are no longer
-  those that held the groups (a failover, not a stolen task), makes the next pass group the
-  chunks afresh, and rebalance them onto the workers there are then.
+  grouped, and after a worker dies and its chunks are recomputed elsewhere.
   How much a worker merges depends on placement: Dask's default scheduler (root tasks
   queued) spreads a persisted array's chunks one by one, so few runs are whole; co-assigned
   (``local_cluster(co_assign=True)``) they land in long runs. The clusters gaussmix starts
@@ -203,6 +202,7 @@ class DaskWorkers:
         self.run_length = run_length  # the leaves of the merge tree (``fold_runs``)
         self._groups: list[list[int]] = []
         self._holders: list[str] = []  # the worker holding each group
+        self._seen: set[str] = set()  # the workers there were when the chunks were grouped
         self._rows: list[Any] = []
         self._weights: list[Any] | None = None
         self._held: list[list[Any]] = []
@@ -257,7 +257,7 @@ class DaskWorkers:
         for group, stats in zip(groups, replies, strict=True):
             for i, s in zip(group, stats, strict=True):
                 results[i] = s
-        self._hold(futures, sum(map(_nbytes, results)))
+        self._hold(client, futures, sum(map(_nbytes, results)))
         return results
 
     def _plans(self) -> list[tuple[list[int], list[list[int]], list[int]]]:
@@ -323,15 +323,19 @@ class DaskWorkers:
         futures = self._map(client, func, None, *args)
         return futures, list(client.gather(futures))
 
-    def _hold(self, futures: list[Any], nbytes: int) -> None:
+    def _hold(self, client: Any, futures: list[Any], nbytes: int) -> None:
         """Keep a pass's futures (their results stay on the workers) and release the held ones
         together every ``HELD_PASSES`` passes or ``HELD_BYTES`` bytes: the release is a
         message to the scheduler, and the client sends the next message (the next pass) no
-        sooner than 10 ms after it, which costs a short pass most of a round trip."""
+        sooner than 10 ms after it, which costs a short pass most of a round trip. Then, too,
+        a look at the workers (a round trip, so not every pass): when they are no longer
+        those the chunks were grouped over (one joined, or left), the next pass groups afresh."""
         self._held.append(futures)
         self._held_bytes += nbytes
         if len(self._held) >= HELD_PASSES or self._held_bytes >= HELD_BYTES:
             self._held, self._held_bytes = [], 0
+            if self._groups and set(client.scheduler_info()["workers"]) != self._seen:
+                self._groups = []
 
     def _place(self, client: Any, rows: list[Any], weights: list[Any] | None) -> None:
         """Group the chunks by the worker holding them, after copying a crowded worker's
@@ -343,7 +347,8 @@ class DaskWorkers:
 
         wait(rows)
         groups = by_holder(rows, client.who_has(rows))
-        moves = balance(groups, sorted(client.scheduler_info()["workers"]))
+        self._seen = set(client.scheduler_info()["workers"])
+        moves = balance(groups, sorted(self._seen))
         if moves:
             moved = sorted(moves)
             targets = [moves[i] for i in moved]
@@ -388,11 +393,11 @@ class DaskWorkers:
         away = sum(where != holder for (_, _, where), holder in zip(replies, holders, strict=True))
         self.tasks, self.away = self.tasks + len(replies), self.away + away
         # a group ran away from its chunks' worker (unpinned, or after a failover): when the
-        # workers are no longer the holders (one died, left or joined), the next pass groups
-        # the chunks afresh
-        if away and self._groups and set(holders) != set(client.scheduler_info()["workers"]):
+        # workers are no longer those the chunks were grouped over (one died, left or joined),
+        # the next pass groups the chunks afresh
+        if away and self._groups and set(client.scheduler_info()["workers"]) != self._seen:
             self._groups = []
-        self._hold(futures, sum(map(_nbytes, [*folded.values(), *results.values()])))
+        self._hold(client, futures, sum(map(_nbytes, [*folded.values(), *results.values()])))
         runs = runs_of(len(rows), self.run_length)
         for r, chunks in enumerate(runs):
             if r not in folded:  # a run split among workers: folded here, as it would be there
