@@ -77,6 +77,31 @@ def test_missing_policy_is_one_setting() -> None:
     assert kept.X.shape == (38, 2) and not np.isnan(kept.X).any()
 
 
+def test_a_parquet_file_read_into_memory_has_the_same_missing_policy(tmp_path: Path) -> None:
+    """Nulls of a Parquet file read into memory (``--scale``, the API) are the text file's
+    missing values: fitted with its note, refused or dropped in its words."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    csv = read_table(MESSY / "missing.csv")
+    path = tmp_path / "missing.parquet"
+    pd.DataFrame(csv.X, columns=csv.columns).to_parquet(path)
+    fitted = read_table(path)
+    np.testing.assert_array_equal(fitted.X, csv.X)
+    assert fitted.notes[-1] == csv.notes[-1]
+    with pytest.raises(
+        GaussmixError, match=r"missing\.parquet has 2 missing value.*row 3, column 'y'"
+    ):
+        read_table(path, options=ReadOptions(missing="error"))
+    kept = read_table(path, options=ReadOptions(missing="drop"))
+    drop = ReadOptions(missing="drop")
+    np.testing.assert_array_equal(kept.X, read_table(MESSY / "missing.csv", options=drop).X)
+    X = csv.X.copy()
+    X[4] = np.nan
+    pd.DataFrame(X, columns=csv.columns).to_parquet(path)
+    with pytest.raises(GaussmixError, match="row 5 has every value missing"):
+        read_table(path)
+
+
 def test_duplicate_header_names_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "twice.csv"
     path.write_text("a,a\n1,2\n3,4\n")

@@ -280,7 +280,12 @@ def _read_parquet(path: Path, options: ReadOptions) -> Table:
     chosen, left_out = _parquet_columns(path, options)
     table = pq.read_table(path, columns=chosen)
     X = np.column_stack([table.column(c).to_numpy().astype(np.float64) for c in chosen])
-    return Table(X, chosen, tuple(_left_out_note(left_out)))
+    # nulls (and NaN) under the missing-value policy, as in a text file or a dataset
+    where = label(path)
+    X, notes = apply_missing(X, np.isnan(X), chosen, options.missing, where)
+    if X.shape[0] == 0:
+        raise GaussmixError(f"{where} has no rows of data left")
+    return Table(X, chosen, tuple(_left_out_note(left_out) + notes))
 
 
 def _read_text(path: Path | str, options: ReadOptions, stdin: bytes | None = None) -> Table:
