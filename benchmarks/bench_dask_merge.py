@@ -48,9 +48,9 @@ class Counted(DaskWorkers):
         super().__init__(source, run_length)
         self.nbytes: list[int] = []
 
-    def _hold(self, futures: list[Any], nbytes: int) -> None:
+    def _hold(self, client: Any, futures: list[Any], nbytes: int) -> None:
         self.nbytes.append(nbytes)
-        super()._hold(futures, nbytes)
+        super()._hold(client, futures, nbytes)
 
 
 def placement(workers: DaskWorkers) -> str:
