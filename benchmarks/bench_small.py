@@ -7,8 +7,9 @@ of times (tolerance 0, so no side stops early; mclust stops only when its log-li
 changing at all, and is divided by the iterations it did):
 
 * ``lean``: gaussmix as it runs now (``em/lean.py``: one C call per E-step);
-* ``py-loop`` (the 1-D cells only): the lean pass in run_em's Python loop, as before the
-  univariate models' whole fit went into one C call (``lean.UNIVARIATE_IN_C = False``);
+* ``py-loop``: the lean pass in run_em's Python loop, as before the whole fit went into one
+  C call (``lean.UNIVARIATE_IN_C = False`` for the 1-D cells, ``lean.WHOLE_LOOP_IN_C = False``
+  for the others: one C E-step and one C M-step an iteration, Python around them);
 * ``general``: the same process with the lean pass and the C precision factors switched off
   (``lean.LEAN_MAX_WORK = 0``, ``compiled.PRECISION_FACTORS_MAX_FEATURES = 0``): main's engine
   before this change, the block kernel with its natural parameters and LAPACK per component;
@@ -79,6 +80,9 @@ CELLS: list[tuple[str, str, int]] = [
     ("diabetes", "EVI", 3),
     ("faithful", "VVI", 3),
     ("iris", "EII", 3),
+    ("trees", "VVV", 2),
+    ("trees", "EVE", 2),
+    ("trees", "EII", 3),
     ("1-D", "V", 2),
     ("1-D", "E", 3),
     ("1-D", "V", 5),
@@ -93,6 +97,7 @@ R_DATA = {
     "iris": "iris[, 1:4]",
     "diabetes": "diabetes[, 2:4]",
     "acidity": "matrix(acidity, ncol = 1)",
+    "trees": "trees",
 }
 
 R_SCRIPT = r"""
@@ -184,6 +189,7 @@ def per_iteration(
     cov = get_covariance(model)
     params = mstep(stats_from_resp(X, z, cov), cov, 1e-6)
     saved = lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES, lean.UNIVARIATE_IN_C
+    saved_loop = lean.WHOLE_LOOP_IN_C
     saved_whole = compiled.WHOLE_MSTEP_MAX_FEATURES
     in_c = compiled._MSTEP_MODELS
     if general:
@@ -193,6 +199,7 @@ def per_iteration(
     if general or numpy_mstep:
         compiled._MSTEP_MODELS = {}
     lean.UNIVARIATE_IN_C = not (py_loop or numpy_mstep)
+    lean.WHOLE_LOOP_IN_C = not py_loop
     try:
         workers = InProcess(ArraySource(X))
         start = time.process_time()
@@ -201,6 +208,7 @@ def per_iteration(
     finally:
         lean.LEAN_MAX_WORK, compiled.PRECISION_FACTORS_MAX_FEATURES, lean.UNIVARIATE_IN_C = saved
         compiled.WHOLE_MSTEP_MAX_FEATURES = saved_whole
+        lean.WHOLE_LOOP_IN_C = saved_loop
         compiled._MSTEP_MODELS = in_c
     return seconds / result.n_iter
 
@@ -235,9 +243,7 @@ def cells_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         results = []
         for i, (name, model, k) in enumerate(cells):
             X, z = sets[name], np.loadtxt(folder / f"z{i}.csv", delimiter=",", ndmin=2)
-            times: dict[str, list[float]] = {"lean": [], "general": []}
-            if X.shape[1] == 1 and get_covariance(model).univariate:
-                times["py-loop"] = []
+            times: dict[str, list[float]] = {"lean": [], "py-loop": [], "general": []}
             if args.split_msteps and get_covariance(model).compiled_mstep in compiled.MSTEP_KERNELS:
                 times["split"] = []
             if args.numpy_mstep and get_covariance(model).compiled_mstep:

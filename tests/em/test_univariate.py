@@ -49,7 +49,7 @@ def _fit(X: np.ndarray, w: np.ndarray | None, params: Params, in_c: bool, **kwar
     calls: list[int] = []
     original = lean.UnivariateLoop.__call__
 
-    def counted(self: lean.UnivariateLoop, *args: Any, **kw: Any) -> lean.UnivariateRun:
+    def counted(self: lean.UnivariateLoop, *args: Any, **kw: Any) -> lean.WholeRun:
         calls.append(1)
         return original(self, *args, **kw)
 

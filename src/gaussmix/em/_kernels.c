@@ -28,6 +28,8 @@
  *   the loops above, the assembled covariances and their precision factors) in one call.
  * mstep_closed: the whole M-step of the closed-form models (VVV, EEE, VVI, VII, EII, EEI, EVI)
  *   with the precisions' Cholesky factors, in one call (mstep.estimate's arithmetic).
+ * whole_em: a whole EM fit of a model whose M-step is one of the two above, estep_rows and
+ *   that M-step called in turn with run_em's arithmetic around them (its own comment below).
  *
  * The numpy references: stats.py for the first two, stats.chunk_stats_componentwise for
  * estep_rows, LAPACK for precision_factors, constrained.py's loops (and numpy's eigh) for the
@@ -1819,3 +1821,158 @@ long hc_merge_loop(const double *restrict n0, const double *restrict means0, lon
 #elif defined(__GNUC__)
 #pragma GCC pop_options
 #endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* whole EM loop: a small multivariate fit's iterations in one call (lean.py's WholeLoop
+ * through compiled.WholeEM, one per fit).
+ *
+ * run_em's Python loop with the lean pass does, per iteration, one estep_rows call, one
+ * M-step call (mstep_closed for the closed forms, constrained_mstep for the iterative and
+ * eigen models) and some fifteen microseconds of Python around them (the statistics and
+ * parameters as objects, the counts, the collapse check, the history, the stopping rule).
+ * Here the same calls follow one another with the parameters kept in one buffer: estep_rows
+ * on it, the model's M-step from the statistics about the means (the same functions, not
+ * copies), and the Python loop's own arithmetic around them, in its order, so that every
+ * iteration is the Python loop's to the bit:
+ *
+ *   closed forms: mstep_closed on (N_k, sum q z, the second moments, the means) as
+ *     mstep.FitMStep's ClosedMStep passes them;
+ *   iterative and eigen models: mstep.mstep's N_k + nk_floor, d_k = sx_k / N_k,
+ *     pi_k = N_k / sum N (numpy's pairwise sum) and mu_k = mu_k + d_k around
+ *     constrained_mstep, warm-started from the current covariances, with constrained.py's
+ *     inner tolerance and cap (inner_tol, inner_max_iter);
+ *   the lower bound loglik / n and both stopping rules of run_em ('mean': |change| < tol;
+ *     'relative': mclust's |change| n / (1 + |L|) < tol).
+ *
+ * An iteration that needs Python is not done here: one whose lower bound is not finite,
+ * whose M-step declines or finds a covariance degenerate (Python's M-step then raises its
+ * named error, or takes the statistics itself), or in which a component collapses
+ * (N_k < collapsed n with a finite worst log-density: Python re-seeds it). The loop stops
+ * before it with the parameters it started from, and run_em's Python body does it. An
+ * iterative M-step that reached its cap is done, and the loop stops after it, so that
+ * Python warns (constrained._cap_reached) before asking for more.
+ *
+ * kind: estep_rows's layout (KIND_*).  mstep: 0 closed form, 1 constrained; model: the
+ *   model's code in that family (MSTEP_* of mstep_closed or of constrained_mstep).
+ * X (n, D), w (n) or NULL: the rows and their weights.
+ * param: means (K, D), weights (K), precision factors (layout), covariances (layout); the
+ *   first three estep_rows's param. Read at the start, overwritten by every finished
+ *   iteration.
+ * previous: the lower bound the first iteration is compared with (-inf, or a warm start's).
+ * history: the lower bounds of the finished iterations (max_iter doubles).
+ * work: whole_em_work(mstep, model, K, D, kind) doubles.
+ * result: the iterations finished, 1 when the last one's M-step stopped at its cap, and
+ *   then its last objective and the one before (constrained_mstep's).
+ * Returns 1 when converged, 0 at max_iter, 2 when the next iteration is Python's, 3 after an
+ * iteration whose M-step reached its cap (result[1]) when not converged. */
+#define WHOLE_CLOSED 0
+#define WHOLE_CONSTRAINED 1
+
+long whole_em_work(long mstep, long model, long K, long D, long kind)
+{
+    const long size = precision_size(kind, K, D), stats = K + K * D + size;
+    long total = stats + 4 + (2 * D + K + 5) * LEAN_ROWS + K + K * D + K + 2 * size;
+    if (mstep == WHOLE_CLOSED)
+        total += stats + K * D + 2 * K + K * D + 2 * size + 2 * K + K * D + D * D;
+    else
+        total += K + K * D + 2 * size + 2 * size + 3 + constrained_mstep_work(model, K, D);
+    return total;
+}
+
+long whole_em(long kind, long mstep, long model, const double *X, const double *w, long n,
+              long D, long K, double *restrict param, double reg_covar, double nk_floor,
+              double collapsed, double tol, long relative, long max_iter, double floor_,
+              double previous, double inner_tol, long inner_max_iter,
+              double *restrict history, double *restrict work, double *restrict result)
+{
+    const long size = precision_size(kind, K, D), stats = K + K * D + size;
+    const size_t all = (size_t)(K * D + K + 2 * size) * sizeof(double);
+    double *out = work, *scratch = out + stats + 4;
+    /* the next parameters, in param's layout */
+    double *next = scratch + (2 * D + K + 5) * LEAN_ROWS + K;
+    double *next_means = next, *next_weights = next + K * D, *next_P = next_weights + K;
+    double *next_cov = next_P + size, *rest = next_cov + size;
+    const double *means = param, *cov = param + K * D + K + size;
+    long steps = 0, status = 0;
+    result[1] = 0.0;
+    while (steps < max_iter) {
+        estep_rows(kind, X, w, n, D, K, param, floor_, out, scratch);
+        const double loglik = out[stats], count = out[stats + 1], worst = out[stats + 2];
+        const double lower_bound = loglik / count;
+        if (!isfinite(lower_bound)) {
+            status = 2;
+            break;
+        }
+        long capped = 0;
+        double objective = 0.0, before = 0.0;
+        if (mstep == WHOLE_CLOSED) {
+            /* FitMStep's ClosedMStep: the statistics, then the shifts (the means) */
+            double *in = rest, *mout = in + stats + K * D, *mscratch = mout + 2 * K + K * D + 2 * size;
+            memcpy(in, out, (size_t)stats * sizeof(double));
+            memcpy(in + stats, means, (size_t)(K * D) * sizeof(double));
+            if (mstep_closed(model, in, K, D, reg_covar, nk_floor, mout, mscratch) >= 0) {
+                status = 2;
+                break;
+            }
+            /* out: weights, N, means, covariances, factors */
+            memcpy(next_weights, mout, (size_t)K * sizeof(double));
+            memcpy(next_means, mout + 2 * K, (size_t)(K * D) * sizeof(double));
+            memcpy(next_cov, mout + 2 * K + K * D, (size_t)size * sizeof(double));
+            memcpy(next_P, mout + 2 * K + K * D + size, (size_t)size * sizeof(double));
+        } else {
+            /* mstep.mstep: _counts_and_moves, then covariances_and_factors from the current
+             * covariances */
+            double *in = rest, *nkf = in, *d = nkf + K, *mout = in + K + K * D + 2 * size;
+            double *mwork = mout + 2 * size + 3;
+            for (long k = 0; k < K; k++) nkf[k] = out[k] + nk_floor;
+            for (long k = 0; k < K; k++)
+                for (long j = 0; j < D; j++) d[k * D + j] = out[K + k * D + j] / nkf[k];
+            memcpy(d + K * D, out + K + K * D, (size_t)size * sizeof(double));
+            memcpy(d + K * D + size, cov, (size_t)size * sizeof(double));
+            const long code = constrained_mstep(model, K, D, in, 1, reg_covar, inner_tol,
+                                                inner_max_iter, mout, mwork);
+            if (code < 0 || mout[2 * size + 2] == 0.0) {
+                status = 2;
+                break;
+            }
+            if (code == 0) {
+                capped = 1;
+                objective = mout[2 * size];
+                before = mout[2 * size + 1];
+            }
+            const double total = numpy_sum(nkf, K);
+            for (long k = 0; k < K; k++) next_weights[k] = nkf[k] / total;
+            for (long i = 0; i < K * D; i++) next_means[i] = means[i] + d[i];
+            memcpy(next_cov, mout, (size_t)size * sizeof(double));
+            memcpy(next_P, mout + size, (size_t)size * sizeof(double));
+        }
+        /* loop._collapsed: a count below the threshold, with a row to re-seed it at */
+        const double threshold = collapsed * count;
+        int collapse = 0;
+        for (long k = 0; k < K; k++) collapse |= out[k] < threshold;
+        if (collapse && isfinite(worst)) {
+            status = 2;
+            break;
+        }
+        memcpy(param, next, all);
+        history[steps++] = lower_bound;
+        double change = fabs(lower_bound - previous);
+        if (relative) change *= count / (1.0 + fabs(loglik));
+        previous = lower_bound;
+        if (capped) {
+            result[1] = 1.0;
+            result[2] = objective;
+            result[3] = before;
+        }
+        if (change < tol) {
+            status = 1;
+            break;
+        }
+        if (capped) {
+            status = 3;
+            break;
+        }
+    }
+    result[0] = (double)steps;
+    return status;
+}

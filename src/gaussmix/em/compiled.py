@@ -10,7 +10,10 @@ reference the tests hold these to. ``GAUSSMIX_COMPILED=0`` in the environment ke
 holds one fit's rows and buffers with their addresses, so an iteration costs one foreign call
 and a few copies (asking numpy for an array's address costs about as much as a small ufunc).
 ``univariate_em`` goes one step further for the one-feature models E and V: a ``UnivariateEM``
-runs a whole fit's iterations, E-step and M-step, in one call (``lean.UnivariateLoop``).
+runs a whole fit's iterations, E-step and M-step, in one call (``lean.UnivariateLoop``), and
+``whole_em`` the same for every other model whose M-step is one of the two below: a
+``WholeEM`` calls ``estep_rows`` and that M-step in turn, iteration after iteration
+(``lean.WholeLoop``).
 
 ``constrained_mstep`` is the same for the M-step of the iterative and eigen models
 (``Covariance.compiled_mstep``): a ``ConstrainedMstep`` per thread and shape holds its buffers.
@@ -70,6 +73,11 @@ def _load() -> ctypes.CDLL | None:
     lib.univariate_em.argtypes = [_N, _P, _P, _N, _N, _P, _F, _F, _F, _P, _F, _N, _N, _F, _F]
     lib.univariate_em.argtypes += [_P, _P, _P]
     lib.univariate_em.restype = _N
+    lib.whole_em.argtypes = [_N, _N, _N, _P, _P, _N, _N, _N, _P, _F, _F, _F, _F, _N, _N, _F]
+    lib.whole_em.argtypes += [_F, _F, _N, _P, _P, _P]
+    lib.whole_em.restype = _N
+    lib.whole_em_work.argtypes = [_N, _N, _N, _N, _N]
+    lib.whole_em_work.restype = _N
     lib.precision_factors.argtypes = [_P, _N, _N, _P, _P]
     lib.precision_factors.restype = _N
     lib.orientation_mm.argtypes = [_P, _P, _P, _N, _N, _N, _F, _F, _N, _P, _P, _P, _P]
@@ -366,6 +374,104 @@ def univariate_em(
         if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
             raise ValueError("univariate_em takes C-ordered float64 rows and weights")
     return UnivariateEM(_LIB, X, weights, n_components, equal, prior)
+
+
+class WholeEM:
+    """One fit's call of ``whole_em``: the whole EM loop of a multivariate fit on the rows X
+    (n, D) in float64 with weights (n,) or None, for parameters of K components whose
+    covariances have the storage layout ``layout`` and shape ``shape`` (``Covariance``), with
+    the M-step named ``model`` (``Covariance.compiled_mstep``: a key of ``_MSTEP_MODELS`` or of
+    ``MSTEP_KERNELS``) (``lean.WholeLoop``, ``_kernels.c``). Build it with ``whole_em``."""
+
+    # iterations per foreign call: the history buffer's length, however large max_iter is
+    BATCH = 1024
+
+    def __init__(
+        self,
+        lib: ctypes.CDLL,
+        X: NDArray[np.float64],
+        weights: NDArray[np.float64] | None,
+        layout: str,
+        model: str,
+        means_shape: tuple[int, int],
+        shape: tuple[int, ...],
+    ) -> None:
+        (n, d), k = X.shape, means_shape[0]
+        closed = model in _MSTEP_MODELS
+        family, code = (0, _MSTEP_MODELS[model]) if closed else (1, MSTEP_KERNELS[model])
+        self.X, self.weights = X, weights  # kept alive: the C loop reads them by address
+        self.param, views = _packed((k, d), (k,), shape, shape)
+        self.means, self.mixing, self.precision, self.covariances = views
+        self.history = np.empty(self.BATCH)
+        kind = _LAYOUTS[layout]
+        self.work = np.empty(lib.whole_em_work(family, code, k, d, kind))
+        self.result = np.empty(4)
+        self._call = lib.whole_em
+        address = None if weights is None else weights.ctypes.data
+        self._args = (kind, family, code, X.ctypes.data, address, n, d, k, self.param.ctypes.data)
+        self._buffers = (self.history.ctypes.data, self.work.ctypes.data, self.result.ctypes.data)
+
+    def __call__(
+        self,
+        params: tuple[NDArray[np.float64], ...] | None,
+        *,
+        reg_covar: float,
+        nk_floor: float,
+        collapsed: float,
+        tol: float,
+        relative: bool,
+        max_iter: int,
+        floor: float,
+        previous: float,
+        inner_tol: float,
+        inner_max_iter: int,
+    ) -> tuple[int, NDArray[np.float64]]:
+        """Iterate from ``params``, the means (K, D), weights (K,), precision factors and
+        covariances (the layout), or None to go on from where the last call stopped: at most
+        ``max_iter`` iterations (and one ``BATCH``), ``previous`` the lower bound the first is
+        compared with; the other arguments are ``loop.run_em``'s and ``mstep.py``'s
+        (``nk_floor``), ``collapsed`` its ``COLLAPSED_WEIGHT``, ``floor`` as in ``softmax``,
+        ``inner_*`` constrained.py's. Returns (status, lower bounds of the finished
+        iterations): status 1 converged, 0 at max_iter, 2 when the next iteration is Python's,
+        3 after an iteration whose M-step stopped at its cap (``capped``; then the fit goes
+        on); the parameters after the last finished iteration are in ``means``, ``mixing``,
+        ``precision`` and ``covariances``."""
+        if params is not None:
+            self.means[...], self.mixing[...], self.precision[...], self.covariances[...] = params
+        status = self._call(
+            *self._args, reg_covar, nk_floor, collapsed, tol, int(relative),
+            min(max_iter, self.BATCH), floor, previous, inner_tol, inner_max_iter, *self._buffers,
+        )  # fmt: skip
+        return status, self.history[: int(self.result[0])].copy()
+
+    @property
+    def capped(self) -> tuple[float, float] | None:
+        """After a call: the last objective of the last iteration's M-step and the one before
+        it when that M-step stopped at its cap, else None."""
+        if self.result[1] == 0.0:
+            return None
+        return float(self.result[2]), float(self.result[3])
+
+
+def whole_em(
+    X: NDArray[np.float64],
+    weights: NDArray[np.float64] | None,
+    layout: str,
+    model: str,
+    matrices: bool,
+    means_shape: tuple[int, int],
+    shape: tuple[int, ...],
+) -> WholeEM | None:
+    """A ``WholeEM`` for these C-ordered float64 rows (and weights) and the model whose C
+    M-step is named ``model`` (``Covariance.compiled_mstep``; its covariances whole matrices
+    when ``matrices``), or None where an iteration's M-step would not be C's (no C loops, no
+    C M-step, too many features: ``_mstep_in_c``)."""
+    if _LIB is None or layout not in _LAYOUTS or not _mstep_in_c(model, means_shape[1], matrices):
+        return None
+    for array in (X, weights):
+        if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
+            raise ValueError("whole_em takes C-ordered float64 rows and weights")
+    return WholeEM(_LIB, X, weights, layout, model, means_shape, shape)
 
 
 # Above this many features the inner loops' O(D^3) C arithmetic stops being small beside the
@@ -683,6 +789,16 @@ def closed_mstep(
     features."""
     if _LIB is None or model not in _MSTEP_MODELS:
         return None
-    if matrices and means_shape[1] > CLOSED_MSTEP_MAX_FEATURES:
+    if not _mstep_in_c(model, means_shape[1], matrices):
         return None
     return ClosedMStep(_LIB, model, means_shape, shape, reg_covar, nk_floor)
+
+
+def _mstep_in_c(model: str | None, n_features: int, matrices: bool) -> bool:
+    """Whether the M-step named ``model`` (``Covariance.compiled_mstep``) runs in C for this
+    many features: a closed form's (whose covariances are whole matrices when ``matrices``)
+    up to ``CLOSED_MSTEP_MAX_FEATURES`` for matrices, an iterative or eigen model's up to
+    ``WHOLE_MSTEP_MAX_FEATURES``."""
+    if model in _MSTEP_MODELS:
+        return not matrices or n_features <= CLOSED_MSTEP_MAX_FEATURES
+    return model in MSTEP_KERNELS and n_features <= WHOLE_MSTEP_MAX_FEATURES

@@ -28,6 +28,17 @@ and hands the next ones back, so errors, re-initialisations and their warnings a
 loop's own. A conjugate prior's posterior mode is the C loop's too; the callback is called
 for every iteration after the C call returns.
 
+The other models go the same way where their M-step is C's (``Covariance.compiled_mstep``:
+the closed forms' ``mstep_closed``, the iterative and eigen models' ``constrained_mstep``, at
+the shapes they take) and there is no prior: a ``WholeLoop`` runs their iterations in one C
+call (``whole_em``), this pass's E-step and those M-step functions called one after another
+with the parameters in one buffer, and run_em's arithmetic around them in its order, so the
+fit is the Python loop's to the bit, at a few microseconds an iteration instead of some
+fifteen of Python between the two calls. It hands iterations back to run_em as the univariate
+loop does (and also one whose M-step declines or finds a covariance degenerate), and stops
+after an iteration whose inner iterations reached their cap, so that the warning is
+``constrained.py``'s.
+
 The pass computes in float64: a fit that asks for the float32 kernel (whose point is the speed
 of single-precision GEMMs over many rows) keeps to the general pass. So does a fit with
 ``reg_covar=0``: there a component on one row has, exactly, a zero variance, which the sums
@@ -44,7 +55,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gaussmix.data.sources import ArraySource
-from gaussmix.em import compiled
+from gaussmix.em import compiled, constrained
 from gaussmix.em.mstep import _NK_FLOOR
 from gaussmix.em.parallel import InProcess, Workers
 from gaussmix.em.params import Params
@@ -62,6 +73,8 @@ Array = NDArray[np.float64]
 LEAN_MAX_WORK = 2**21
 # False keeps the univariate models' fits in run_em's Python loop (benchmarks, tests)
 UNIVARIATE_IN_C = True
+# False keeps the other fits' iterations in run_em's Python loop (benchmarks, tests)
+WHOLE_LOOP_IN_C = True
 _FLOOR = float(EXP_FLOOR[np.dtype(np.float64)])
 
 
@@ -128,10 +141,11 @@ def lean_pass(
 
 
 @dataclass(frozen=True)
-class UnivariateRun:
-    """What a ``UnivariateLoop`` call did: the parameters after its last finished iteration,
-    the lower bounds of those iterations, and whether the last converged (else it stopped at
-    max_iter, or before an iteration that is Python's: then fewer than max_iter are done)."""
+class WholeRun:
+    """What a ``UnivariateLoop`` or ``WholeLoop`` call did: the parameters after its last
+    finished iteration, the lower bounds of those iterations, and whether the last converged
+    (else it stopped at max_iter, or before an iteration that is Python's: then fewer than
+    max_iter are done)."""
 
     params: Params
     lower_bounds: list[float]
@@ -165,7 +179,7 @@ class UnivariateLoop:
         reg_covar: float,
         relative: bool,
         collapsed: float,
-    ) -> UnivariateRun:
+    ) -> WholeRun:
         """Iterate from ``params``; the arguments are ``loop.run_em``'s (``collapsed`` its
         ``COLLAPSED_WEIGHT``)."""
         loop = self.loop
@@ -183,7 +197,7 @@ class UnivariateLoop:
             previous=lower_bound,
         )
         if history.size == 0:  # the first iteration is Python's
-            return UnivariateRun(params, [], False)
+            return WholeRun(params, [], False)
         done = Params(
             weights=loop.mixing.copy(),
             means=loop.means.reshape(-1, 1).copy(),
@@ -191,7 +205,7 @@ class UnivariateLoop:
             covariance=params.covariance,
             stored_covariances=loop.variances.copy(),
         )
-        return UnivariateRun(done, history.tolist(), status == 1)
+        return WholeRun(done, history.tolist(), status == 1)
 
 
 def univariate_loop(
@@ -205,3 +219,84 @@ def univariate_loop(
     if params.n_features != 1 or params.covariance.univariate is None:
         return None
     return UnivariateLoop(lean, params, prior)
+
+
+class WholeLoop:
+    """The whole EM loop of one fit of a model whose M-step is C's (``Covariance.compiled_mstep``)
+    over a lean pass's rows, in one C call (``compiled.WholeEM``): the iterations of
+    ``loop.run_em`` with this pass's E-step and ``mstep.FitMStep``'s M-step, to the bit. An
+    iterative M-step that stops at its cap is warned about here, as ``constrained.py`` warns,
+    and the loop goes on."""
+
+    def __init__(self, loop: compiled.WholeEM, model: str) -> None:
+        self.loop, self.model = loop, model
+
+    def __call__(
+        self,
+        params: Params,
+        *,
+        lower_bound: float,
+        max_iter: int,
+        tol: float,
+        reg_covar: float,
+        relative: bool,
+        collapsed: float,
+    ) -> WholeRun:
+        """Iterate from ``params``; the arguments are ``loop.run_em``'s (``collapsed`` its
+        ``COLLAPSED_WEIGHT``)."""
+        loop = self.loop
+        state: tuple[Array, ...] | None = (
+            params.means, params.weights, params.precisions_cholesky, params.covariances
+        )  # fmt: skip
+        history: list[float] = []
+        status, previous = 0, lower_bound
+        while len(history) < max_iter:
+            status, bounds = loop(
+                state, reg_covar=reg_covar, nk_floor=_NK_FLOOR, collapsed=collapsed, tol=tol,
+                relative=relative, max_iter=max_iter - len(history), floor=_FLOOR,
+                previous=previous, inner_tol=constrained.INNER_TOL,
+                inner_max_iter=constrained.INNER_MAX_ITER,
+            )  # fmt: skip
+            state = None  # the next call goes on from the loop's own buffers
+            history += bounds.tolist()
+            capped = loop.capped
+            if capped is not None:
+                objective, before = capped  # constrained.whole_mstep's warning
+                change = abs(before - objective) / (1.0 + abs(objective))
+                constrained._cap_reached(self.model, change)
+            if status in (1, 2):  # converged, or the next iteration is Python's
+                break
+            previous = history[-1]
+        if not history:  # the first iteration is Python's
+            return WholeRun(params, [], False)
+        done = Params(
+            weights=loop.mixing.copy(),
+            means=loop.means.copy(),
+            precisions_cholesky=loop.precision.copy(),
+            covariance=params.covariance,
+            stored_covariances=loop.covariances.copy(),
+        )
+        return WholeRun(done, history, status == 1)
+
+
+def whole_loop(
+    lean: LeanPass | None, params: Params, prior: ResolvedPrior | None
+) -> UnivariateLoop | WholeLoop | None:
+    """The C loop that runs a fit's iterations where its E-step is the lean pass ``lean``
+    (its C loop): ``univariate_loop``'s on one feature; else, without a prior, a
+    ``WholeLoop`` for a model whose M-step the C loops take at this shape
+    (``compiled.whole_em``); else None (``run_em``'s Python loop)."""
+    univariate = univariate_loop(lean, params, prior)
+    if univariate is not None:
+        return univariate
+    if lean is None or lean.rows is None or prior is not None or not WHOLE_LOOP_IN_C:
+        return None
+    cov = params.covariance
+    model = cov.compiled_mstep
+    if model is None:
+        return None
+    loop = compiled.whole_em(
+        lean.X, lean.weights, cov.layout, model, cov.matrix_layout,
+        (params.n_components, params.n_features), lean.shape,
+    )  # fmt: skip
+    return None if loop is None else WholeLoop(loop, model)

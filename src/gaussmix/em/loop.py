@@ -5,9 +5,10 @@ pure M-step. The lower bound of iteration t is the mean log-likelihood of the pa
 its M-step, as in scikit-learn, so ``lower_bounds`` is non-decreasing for exact EM.
 
 A small in-memory data set takes the lean pass instead (``lean.py``): the same statistics from
-one call per iteration, its rows and buffers prepared once per fit; on one feature, the models
-E and V run their iterations in one C call, and this loop does only those the C loop hands it
-(an error to raise, a collapsed component to re-seed).
+one call per iteration, its rows and buffers prepared once per fit; where the C loops take
+the model's M-step (on one feature the models E and V, elsewhere a model whose M-step is C's,
+without a prior) the iterations run in one C call, and this loop does only those the C loop
+hands it (an error to raise, a collapsed component to re-seed, an M-step that declines).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from numpy.typing import NDArray
 
 from gaussmix.data.sources import DataSource
 from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
-from gaussmix.em.lean import lean_pass, univariate_loop
+from gaussmix.em.lean import lean_pass, whole_loop
 from gaussmix.em.missing import block_stats, regroup
 from gaussmix.em.mstep import FitMStep
 from gaussmix.em.parallel import BlockMap, Workers
@@ -169,9 +170,9 @@ def run_em(
     n_iter = 0
     lean = lean_pass(workers, params, dtype, missing, reg_covar) if max_iter > 0 else None
     step = FitMStep(params.covariance, (params.n_components, params.n_features), reg_covar, prior)
-    whole = univariate_loop(lean, params, prior)
+    whole = whole_loop(lean, params, prior)
     while n_iter < max_iter:
-        if whole is not None:  # E and V on one feature: iterations in one C call (lean.py)
+        if whole is not None:  # iterations in one C call (lean.py)
             run = whole(
                 params, lower_bound=lower_bound, max_iter=max_iter - n_iter, tol=tol,
                 reg_covar=reg_covar, relative=relative, collapsed=COLLAPSED_WEIGHT,

@@ -1,0 +1,295 @@
+"""A multivariate fit's whole EM loop in one C call (``lean.WholeLoop``, ``_kernels.c``'s
+``whole_em``) against run_em's Python loop with the same C E-step and M-step calls, which
+stays the reference: the same operations in the same order, so the same fit."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+
+from gaussmix import GaussianMixture, select
+from gaussmix.data.sources import ArraySource
+from gaussmix.em import compiled, constrained, lean
+from gaussmix.em.covariance import REGISTRY, get_covariance
+from gaussmix.em.errors import (
+    ComponentCollapseWarning,
+    DegenerateCovarianceError,
+    InnerIterationWarning,
+)
+from gaussmix.em.init import initial_params
+from gaussmix.em.loop import EMResult, run_em
+from gaussmix.em.parallel import InProcess
+from gaussmix.em.params import Params
+from gaussmix.em.prior import Prior, data_moments, resolve
+from gaussmix.errors import GaussmixError
+
+needs_c = pytest.mark.skipif(not compiled.AVAILABLE, reason="the C loops were not built here")
+MODELS = sorted({cov.mclust for cov in REGISTRY.values()} - {"E", "V"})
+# the same operations in the same order: equal on this machine; 1e-12 leaves room for a
+# numpy whose sum of K numbers is ordered otherwise than the pairwise sum _kernels.c mirrors
+RTOL = 1e-12
+
+
+def _rows(seed: int, n: int = 180, d: int = 3) -> np.ndarray:
+    """Three groups of different spread and orientation, at an offset and scale of the seed's."""
+    rng = np.random.default_rng(seed)
+    groups = rng.integers(0, 3, size=n)
+    X = rng.normal(size=(n, d)) @ rng.normal(size=(3, d, d))[groups].transpose(0, 2, 1)[0]
+    X = X * np.array([1.0, 0.4, 2.0])[groups, None] + groups[:, None] * 3.0
+    return X * 10.0 ** rng.uniform(-2, 2) + rng.uniform(-100, 100, size=d)
+
+
+def _start(X: np.ndarray, model: str, k: int, seed: int = 0) -> Params:
+    rng = np.random.RandomState(seed)
+    cov = get_covariance(model)
+    with warnings.catch_warnings():  # a start's own M-step at a cap a test set low
+        warnings.simplefilter("ignore", InnerIterationWarning)
+        return initial_params(lambda: (X, None), k, cov, method="kmeans", rng=rng, reg_covar=1e-6)
+
+
+class Run(NamedTuple):
+    result: EMResult
+    c_calls: int  # how many times the whole loop was called
+    warned: list[tuple[type[Warning], str]]
+
+
+def _fit(X: np.ndarray, w: np.ndarray | None, params: Params, in_c: bool, **kwargs: Any) -> Run:
+    """run_em on the rows, by the whole C loop (in_c) or run_em's Python loop."""
+    calls: list[int] = []
+    original = lean.WholeLoop.__call__
+
+    def counted(self: lean.WholeLoop, *args: Any, **kw: Any) -> lean.WholeRun:
+        calls.append(1)
+        return original(self, *args, **kw)
+
+    settings = {"tol": 1e-8, "max_iter": 400, "reg_covar": 1e-6, **kwargs}
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        patch.setattr(lean, "WHOLE_LOOP_IN_C", in_c)
+        patch.setattr(lean.WholeLoop, "__call__", counted)
+        result = run_em(InProcess(ArraySource(X, w)), 4096, params, **settings)
+    return Run(result, len(calls), [(w.category, str(w.message)) for w in seen])
+
+
+def _same(run_a: Run, run_b: Run) -> None:
+    a, b = run_a.result, run_b.result
+    assert a.n_iter == b.n_iter
+    assert a.converged == b.converged
+    assert a.reinitialized == b.reinitialized
+    np.testing.assert_allclose(a.lower_bounds, b.lower_bounds, rtol=RTOL, atol=0)
+    for name in ("weights", "means", "precisions_cholesky", "covariances"):
+        got, want = getattr(a.params, name), getattr(b.params, name)
+        assert got.shape == want.shape, name
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-300, err_msg=name)
+    assert [category for category, _ in run_a.warned] == [c for c, _ in run_b.warned]
+
+
+@needs_c
+@pytest.mark.parametrize("relative", [False, True], ids=["mean", "relative"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("k", [1, 2, 5])
+@pytest.mark.parametrize("model", MODELS)
+def test_c_fit_equals_the_python_loop(model: str, k: int, weighted: bool, relative: bool) -> None:
+    """From k-means starts on random 3-D data, to convergence under either stopping rule
+    (tolerances of each rule's scale), with weights (some zero) or none."""
+    X = _rows(k)
+    w = None
+    if weighted:
+        w = np.random.default_rng(k).uniform(0.1, 3.0, size=len(X))
+        w[::13] = 0.0
+    params = _start(X, model, k, seed=k)
+    tol = 1e-10 if relative else 1e-7
+    c_fit = _fit(X, w, params, True, tol=tol, relative=relative)
+    python = _fit(X, w, params, False, tol=tol, relative=relative)
+    assert c_fit.c_calls > 0 and python.c_calls == 0
+    _same(c_fit, python)
+    assert c_fit.result.n_iter >= 2
+
+
+def test_the_models_list_is_mclust_s_fourteen() -> None:
+    assert len(MODELS) == 14 and {"VVV", "EII", "EVE", "VEI"} <= set(MODELS)
+
+
+@needs_c
+@pytest.mark.parametrize("model", ["VVV", "EEE", "VEI", "EVE", "VEV"])
+def test_max_iter_batches_and_warm_starts(model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """max_iter reached over several calls of the C loop (BATCH iterations each), then a warm
+    start from there: the previous lower bound is what the first iteration is compared with,
+    so a converged fit refitted with max_iter=1 converges at once."""
+    monkeypatch.setattr(compiled.WholeEM, "BATCH", 7)
+    X = _rows(11)
+    params = _start(X, model, 3)
+    c_fit, python = (_fit(X, None, params, in_c, tol=0.0, max_iter=23) for in_c in (True, False))
+    _same(c_fit, python)
+    capped = c_fit.result
+    assert capped.n_iter == 23 and not capped.converged and len(capped.lower_bounds) == 23
+    warm = {"lower_bound": capped.lower_bound, "tol": 1e-6}
+    again = [_fit(X, None, capped.params, in_c, **warm) for in_c in (True, False)]
+    _same(*again)
+    converged = again[0].result
+    assert converged.converged
+    warm = {"lower_bound": converged.lower_bound, "tol": 1e-6, "max_iter": 1}
+    once = [_fit(X, None, converged.params, in_c, **warm) for in_c in (True, False)]
+    _same(*once)
+    assert once[0].result.n_iter == 1 and once[0].result.converged
+
+
+def _far_start(X: np.ndarray, model: str) -> Params:
+    """Three components, the second's mean far from every row: it explains none."""
+    p = _start(X, model, 3)
+    means = p.means.copy()
+    means[1] = X.max(axis=0) + 1e3 * X.std(axis=0)
+    return Params(p.weights, means, p.precisions_cholesky, p.covariance, p.stored_covariances)
+
+
+@needs_c
+@pytest.mark.parametrize("model", ["VVV", "EEI", "VII", "VEE", "EVV"])
+def test_a_collapsing_component_is_the_python_loop_s(model: str) -> None:
+    """A component started far from every row explains none (N_k < 1e-8 n): the C loop stops
+    before the iteration, Python re-seeds it at the worst-explained row with its warning, and
+    the C loop does the rest."""
+    X = _rows(6, n=200)
+    params = _far_start(X, model)
+    c_fit, python = (_fit(X, None, params, in_c) for in_c in (True, False))
+    _same(c_fit, python)
+    assert ComponentCollapseWarning in [category for category, _ in c_fit.warned]
+    assert c_fit.result.reinitialized[0] == (1, 1)
+    assert c_fit.c_calls == len(c_fit.result.reinitialized) + 1
+    assert c_fit.result.n_iter > 2
+
+
+@needs_c
+def test_a_component_collapsing_later_hands_back_mid_fit() -> None:
+    """A weight that EM drives to zero over several iterations: the C loop's iterations,
+    Python's for the one that collapses, the C loop's again, as the Python loop alone."""
+    rng = np.random.default_rng(2)
+    X = np.vstack([rng.normal(0.0, 1.0, (300, 2)), rng.normal(12.0, 1.0, (300, 2))])
+    cov = get_covariance("VVI")
+    # a third component between the groups, with a tiny weight and a wide variance
+    variances = np.array([[1.0, 1.0], [40.0, 40.0], [1.0, 1.0]])
+    params = Params(
+        np.array([0.5, 1e-6, 0.5]), np.array([[0.0, 0.0], [6.0, 6.0], [12.0, 12.0]]),
+        cov.precisions_cholesky(variances), cov, variances,
+    )  # fmt: skip
+    c_fit, python = (_fit(X, None, params, in_c, tol=0.0, max_iter=200) for in_c in (1, 0))
+    _same(c_fit, python)
+    assert c_fit.result.reinitialized and c_fit.result.reinitialized[0][0] > 1
+    assert c_fit.c_calls == len(c_fit.result.reinitialized) + 1
+
+
+@needs_c
+@pytest.mark.parametrize("model", ["VEE", "EVE", "VVE", "VEI", "VEV"])
+def test_an_inner_cap_warns_as_the_python_loop_does(
+    model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An iterative M-step stopping at its cap: the C loop finishes that iteration, stops,
+    Python warns with constrained.py's message (the same change left), and C goes on."""
+    monkeypatch.setattr(constrained, "INNER_MAX_ITER", 1)
+    monkeypatch.setattr(constrained, "INNER_TOL", 0.0)
+    X = _rows(5)
+    params = _start(X, model, 3)
+    c_fit, python = (_fit(X, None, params, in_c, max_iter=12, tol=0.0) for in_c in (1, 0))
+    _same(c_fit, python)
+    assert c_fit.warned == python.warned  # the messages too
+    caps = [message for category, message in c_fit.warned if category is InnerIterationWarning]
+    assert len(caps) == 12 and all(model in message for message in caps)
+
+
+@needs_c
+def test_a_lower_bound_that_is_not_finite_is_the_python_loop_s_error() -> None:
+    X = np.vstack([_rows(3, n=40), [[1e300, 0.0, 0.0], [-1e300, 0.0, 0.0]]])
+    cov = get_covariance("VVV")
+    covariances = np.stack([np.eye(3)] * 2)
+    params = Params(
+        np.array([0.5, 0.5]), X[:2].copy(), cov.precisions_cholesky(covariances), cov,
+        covariances,
+    )  # fmt: skip
+    messages = []
+    for in_c in (True, False):
+        with pytest.raises(GaussmixError, match="not finite") as error:
+            _fit(X, None, params, in_c)
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+
+
+@needs_c
+@pytest.mark.parametrize("model", ["VVV", "EEE", "EVE", "VEV", "EEV", "VEE"])
+def test_a_degenerate_covariance_is_the_python_loop_s_error(model: str) -> None:
+    """Two proportional columns with a reg_covar below their rounding: the C M-step declines,
+    the iteration is handed back, and the numpy M-step raises its named error, as without C."""
+    X = _rows(7, n=60)
+    X[:, 1] = 3.0 * X[:, 0]
+    params = _start(X, model, 2)
+    messages = []
+    for in_c in (True, False):
+        with pytest.raises(DegenerateCovarianceError) as error:
+            _fit(X, None, params, in_c, reg_covar=1e-300)
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+
+
+@needs_c
+def test_the_callback_sees_every_iteration() -> None:
+    X = _rows(8)
+    params = _start(X, "EEV", 3)
+    seen: dict[bool, list[tuple[int, float]]] = {True: [], False: []}
+    for in_c in (True, False):
+        run = _fit(X, None, params, in_c, callback=lambda i, lb, c=in_c: seen[c].append((i, lb)))
+        assert [i for i, _ in seen[in_c]] == list(range(1, run.result.n_iter + 1))
+        assert [lb for _, lb in seen[in_c]] == run.result.lower_bounds
+    np.testing.assert_allclose(seen[True], seen[False], rtol=RTOL)
+
+
+@needs_c
+def test_which_fits_run_in_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every model whose registry entry names its C M-step, at the shapes that M-step takes;
+    one feature's E and V models keep their own loop; a prior, the lean pass declining, or
+    too many features keep to the Python loop."""
+    X = _rows(1)
+
+    def loop(rows: np.ndarray, model: str, prior: Any = None) -> object:
+        params = _start(rows, model, 2)
+        pass_ = lean.lean_pass(InProcess(ArraySource(rows)), params, np.float64, False, 1e-6)
+        return lean.whole_loop(pass_, params, prior)
+
+    for model in MODELS:
+        assert isinstance(loop(X, model), lean.WholeLoop), model
+    one = X[:, :1].copy()
+    assert isinstance(loop(one, "V"), lean.UnivariateLoop)
+    assert isinstance(loop(one, "VVV"), lean.WholeLoop)
+    cov = get_covariance("VVV")
+    prior = resolve(Prior(), data_moments(lambda: [(X, None)]), 2, cov)
+    assert loop(X, "VVV", prior) is None
+    wide = np.random.default_rng(0).normal(size=(60, 17))
+    assert loop(wide, "VVV") is None and loop(wide, "VEV") is None
+    assert isinstance(loop(wide, "VVI"), lean.WholeLoop)  # variances: no limit
+    params = _start(X, "VVV", 2)
+    assert lean.whole_loop(None, params, None) is None
+    monkeypatch.setattr(lean, "WHOLE_LOOP_IN_C", False)
+    assert loop(X, "VVV") is None
+
+
+@needs_c
+def test_select_is_the_python_loop_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole grid, C against the Python loop: every cell's BIC and iterations, the choice;
+    and an estimator's fit."""
+    X = _rows(21, n=120)
+    kwargs = {"n_jobs": 1, "random_state": 0}
+    c_grid = select(X, range(1, 6), "all", **kwargs)
+    monkeypatch.setattr(lean, "WHOLE_LOOP_IN_C", False)
+    python = select(X, range(1, 6), "all", **kwargs)
+    cells = [(r.mclust, r.n_components) for r in python.records]
+    assert [(r.mclust, r.n_components) for r in c_grid.records] == cells
+    np.testing.assert_allclose(
+        [r.bic for r in c_grid.records], [r.bic for r in python.records], rtol=RTOL
+    )
+    assert [r.n_iter for r in c_grid.records] == [r.n_iter for r in python.records]
+    gm = GaussianMixture(3, covariance_type="VEV", random_state=0).fit(X)
+    monkeypatch.setattr(lean, "WHOLE_LOOP_IN_C", True)
+    gm_c = GaussianMixture(3, covariance_type="VEV", random_state=0).fit(X)
+    assert gm_c.n_iter_ == gm.n_iter_
+    np.testing.assert_allclose(gm_c.covariances_, gm.covariances_, rtol=RTOL)
+    np.testing.assert_allclose(gm_c.lower_bound_, gm.lower_bound_, rtol=RTOL)
