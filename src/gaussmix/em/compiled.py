@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import math
 import os
 import threading
 from typing import Any, TypeVar
@@ -102,6 +103,13 @@ def _load() -> ctypes.CDLL | None:
 
 _LIB = _load()
 AVAILABLE = _LIB is not None
+
+
+def loaded() -> bool:
+    """Whether the C loops are there now (tests switch them off by setting ``_LIB``)."""
+    return _LIB is not None
+
+
 _SUFFIX = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
 # the lowest floor each C exp serves with 2^k normal (_kernels.c: exp_nonpositive, expf_...)
 _LOWEST_FLOOR = {"f64": -700.0, "f32": -87.0}
@@ -213,11 +221,14 @@ _LAYOUTS = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 def _packed(*shapes: tuple[int, ...]) -> tuple[NDArray[np.float64], list[NDArray[np.float64]]]:
     """One flat float64 buffer holding arrays of these shapes one after another (the layout a
     C function reads from or writes to one address), and a view of it in each shape."""
-    sizes = [int(np.prod(shape)) for shape in shapes]
+    # in Python's integers: numpy's prod and cumsum on a few tuples took some 15 us, a whole
+    # small fit's iterations' worth, and every fit makes several of these
+    sizes = [math.prod(shape) for shape in shapes]
     flat = np.empty(sum(sizes))
-    ends = np.cumsum(sizes).tolist()
-    starts = [0, *ends[:-1]]
-    views = [flat[a:b].reshape(shape) for a, b, shape in zip(starts, ends, shapes, strict=True)]
+    views, start = [], 0
+    for size, shape in zip(sizes, shapes, strict=True):
+        views.append(flat[start : start + size].reshape(shape))
+        start += size
     return flat, views
 
 
@@ -381,7 +392,10 @@ class WholeEM:
     (n, D) in float64 with weights (n,) or None, for parameters of K components whose
     covariances have the storage layout ``layout`` and shape ``shape`` (``Covariance``), with
     the M-step named ``model`` (``Covariance.compiled_mstep``: a key of ``_MSTEP_MODELS`` or of
-    ``MSTEP_KERNELS``) (``lean.WholeLoop``, ``_kernels.c``). Build it with ``whole_em``."""
+    ``MSTEP_KERNELS``) (``lean.WholeLoop``, ``_kernels.c``). Build it with ``whole_em``.
+
+    Its parameters, history, result and work space are one buffer, whose address is asked
+    once (each ``ctypes.data`` costs about 2 us, and a small fit's iterations take tens)."""
 
     # iterations per foreign call: the history buffer's length, however large max_iter is
     BATCH = 1024
@@ -399,50 +413,39 @@ class WholeEM:
         (n, d), k = X.shape, means_shape[0]
         closed = model in _MSTEP_MODELS
         family, code = (0, _MSTEP_MODELS[model]) if closed else (1, MSTEP_KERNELS[model])
-        self.X, self.weights = X, weights  # kept alive: the C loop reads them by address
-        self.param, views = _packed((k, d), (k,), shape, shape)
-        self.means, self.mixing, self.precision, self.covariances = views
-        self.history = np.empty(self.BATCH)
         kind = _LAYOUTS[layout]
-        self.work = np.empty(lib.whole_em_work(family, code, k, d, kind))
-        self.result = np.empty(4)
+        work = lib.whole_em_work(family, code, k, d, kind)
+        self.X, self.weights = X, weights  # kept alive: the C loop reads them by address
+        # the parameters (whole_em's param), the history, the result, the work space
+        layout_of = ((k, d), (k,), shape, shape, (self.BATCH,), (4,), (work,))
+        self.flat, views = _packed(*layout_of)
+        self.means, self.mixing, self.precision, self.covariances = views[:4]
+        self.history, self.result = views[4], views[5]
+        base = self.flat.ctypes.data
+        history = base + 8 * sum(view.size for view in views[:4])
+        result, space = history + 8 * self.BATCH, history + 8 * (self.BATCH + 4)
         self._call = lib.whole_em
         address = None if weights is None else weights.ctypes.data
-        self._args = (kind, family, code, X.ctypes.data, address, n, d, k, self.param.ctypes.data)
-        self._buffers = (self.history.ctypes.data, self.work.ctypes.data, self.result.ctypes.data)
+        self._args = (kind, family, code, X.ctypes.data, address, n, d, k, base)
+        self._buffers = (history, space, result)
 
     def __call__(
-        self,
-        params: tuple[NDArray[np.float64], ...] | None,
-        *,
-        reg_covar: float,
-        nk_floor: float,
-        collapsed: float,
-        tol: float,
-        relative: bool,
-        max_iter: int,
-        floor: float,
-        previous: float,
-        inner_tol: float,
-        inner_max_iter: int,
-    ) -> tuple[int, NDArray[np.float64]]:
-        """Iterate from ``params``, the means (K, D), weights (K,), precision factors and
-        covariances (the layout), or None to go on from where the last call stopped: at most
+        self, settings: tuple[float, float, float, float, int], max_iter: int, floor: float,
+        previous: float, inner: tuple[float, int],
+    ) -> int:  # fmt: skip
+        """Iterate from the parameters in ``means``, ``mixing``, ``precision`` and
+        ``covariances`` (set them, or leave them from the last call to go on): at most
         ``max_iter`` iterations (and one ``BATCH``), ``previous`` the lower bound the first is
-        compared with; the other arguments are ``loop.run_em``'s and ``mstep.py``'s
-        (``nk_floor``), ``collapsed`` its ``COLLAPSED_WEIGHT``, ``floor`` as in ``softmax``,
-        ``inner_*`` constrained.py's. Returns (status, lower bounds of the finished
-        iterations): status 1 converged, 0 at max_iter, 2 when the next iteration is Python's,
-        3 after an iteration whose M-step stopped at its cap (``capped``; then the fit goes
-        on); the parameters after the last finished iteration are in ``means``, ``mixing``,
-        ``precision`` and ``covariances``."""
-        if params is not None:
-            self.means[...], self.mixing[...], self.precision[...], self.covariances[...] = params
-        status = self._call(
-            *self._args, reg_covar, nk_floor, collapsed, tol, int(relative),
-            min(max_iter, self.BATCH), floor, previous, inner_tol, inner_max_iter, *self._buffers,
-        )  # fmt: skip
-        return status, self.history[: int(self.result[0])].copy()
+        compared with; ``settings`` (reg_covar, nk_floor, collapsed, tol, relative) are
+        ``loop.run_em``'s and ``mstep.py``'s, ``collapsed`` its ``COLLAPSED_WEIGHT``,
+        ``floor`` as in ``softmax``, ``inner`` (tol, max_iter) constrained.py's. Returns the
+        status: 1 converged, 0 at max_iter, 2 when the next iteration is Python's, 3 after an
+        iteration whose M-step stopped at its cap (``capped``; then the fit goes on). The
+        lower bounds of the finished iterations are ``history[:result[0]]``, the parameters
+        after the last one in the four buffers."""
+        batch = min(max_iter, self.BATCH)
+        status = self._call(*self._args, *settings, batch, floor, previous, *inner, *self._buffers)
+        return int(status)
 
     @property
     def capped(self) -> tuple[float, float] | None:

@@ -49,7 +49,9 @@ scikit-learn's arithmetic does; the general pass keeps that behaviour where it i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -92,13 +94,20 @@ class LeanPass:
         cov = params.covariance
         k, d = params.means.shape
         self.X, self.weights = X, weights
-        self.shape = cov.shape(k, d)
+        self.layout, self.shape = cov.layout, cov.shape(k, d)
         self.k, self.means_shape = k, (k, d)
-        self.rows = compiled.rows_pass(X, weights, cov.layout, (k, d), self.shape)
-        size = int(np.prod(self.shape))
+        # whether the pass is the C loop's (``rows``, made on first use: a fit whose iterations
+        # all run in a whole-fit C loop never calls this pass)
+        self.in_c = compiled.loaded()
+        size = math.prod(self.shape)
         # where each statistic sits in the C loop's flat result
         self.sx = slice(k, k + k * d)
         self.sxx = slice(k + k * d, k + k * d + size)
+
+    @cached_property
+    def rows(self) -> compiled.RowsPass | None:
+        """The C loop's pass over the rows, or None without the C loops."""
+        return compiled.rows_pass(self.X, self.weights, self.layout, self.means_shape, self.shape)
 
     def __call__(self, params: Params) -> SuffStats:
         if self.rows is None:
@@ -214,7 +223,7 @@ def univariate_loop(
     """The whole-fit C loop for a fit whose E-step is the lean pass ``lean`` (its C loop), on
     one feature, of a model the registry gives a univariate M-step (with a conjugate prior
     or none); else None (``run_em``'s Python loop)."""
-    if lean is None or lean.rows is None or not UNIVARIATE_IN_C:
+    if lean is None or not lean.in_c or not UNIVARIATE_IN_C:
         return None
     if params.n_features != 1 or params.covariance.univariate is None:
         return None
@@ -245,20 +254,15 @@ class WholeLoop:
         """Iterate from ``params``; the arguments are ``loop.run_em``'s (``collapsed`` its
         ``COLLAPSED_WEIGHT``)."""
         loop = self.loop
-        state: tuple[Array, ...] | None = (
-            params.means, params.weights, params.precisions_cholesky, params.covariances
-        )  # fmt: skip
+        loop.means[...], loop.mixing[...] = params.means, params.weights
+        loop.precision[...], loop.covariances[...] = params.precisions_cholesky, params.covariances
+        settings = (reg_covar, _NK_FLOOR, collapsed, tol, int(relative))
+        inner = (constrained.INNER_TOL, constrained.INNER_MAX_ITER)
         history: list[float] = []
         status, previous = 0, lower_bound
         while len(history) < max_iter:
-            status, bounds = loop(
-                state, reg_covar=reg_covar, nk_floor=_NK_FLOOR, collapsed=collapsed, tol=tol,
-                relative=relative, max_iter=max_iter - len(history), floor=_FLOOR,
-                previous=previous, inner_tol=constrained.INNER_TOL,
-                inner_max_iter=constrained.INNER_MAX_ITER,
-            )  # fmt: skip
-            state = None  # the next call goes on from the loop's own buffers
-            history += bounds.tolist()
+            status = loop(settings, max_iter - len(history), _FLOOR, previous, inner)
+            history += loop.history[: int(loop.result[0])].tolist()
             capped = loop.capped
             if capped is not None:
                 objective, before = capped  # constrained.whole_mstep's warning
@@ -289,7 +293,7 @@ def whole_loop(
     univariate = univariate_loop(lean, params, prior)
     if univariate is not None:
         return univariate
-    if lean is None or lean.rows is None or prior is not None or not WHOLE_LOOP_IN_C:
+    if lean is None or not lean.in_c or prior is not None or not WHOLE_LOOP_IN_C:
         return None
     cov = params.covariance
     model = cov.compiled_mstep

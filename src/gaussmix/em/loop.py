@@ -169,7 +169,7 @@ def run_em(
     converged = False
     n_iter = 0
     lean = lean_pass(workers, params, dtype, missing, reg_covar) if max_iter > 0 else None
-    step = FitMStep(params.covariance, (params.n_components, params.n_features), reg_covar, prior)
+    step: FitMStep | None = None  # made when this loop's first M-step needs it
     whole = whole_loop(lean, params, prior)
     while n_iter < max_iter:
         if whole is not None:  # iterations in one C call (lean.py)
@@ -198,6 +198,9 @@ def run_em(
                 "try scaling the data or a larger reg_covar"
             )
         history.append(lower_bound)
+        if step is None:
+            shape = (params.n_components, params.n_features)
+            step = FitMStep(params.covariance, shape, reg_covar, prior)
         try:
             new_params = step(stats, params.covariances)
         except DegenerateCovarianceError:
