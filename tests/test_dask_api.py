@@ -256,7 +256,9 @@ def test_cli_select_on_a_dataset_equals_select_on_the_file(client: Any, tmp_path
     assert b["best"]["mclust"] == a["best"]["mclust"]
     assert b["n_samples"] == a["n_samples"] == 450
     for fit_a, fit_b in zip(a["fits"], b["fits"], strict=True):
-        assert fit_b["n_iter"] == fit_a["n_iter"]
+        # the same optimum; which start reached it may differ where two starts tie to
+        # rounding (here EII,2's hierarchical and k-means starts, 3e-16 apart): the last bits
+        # of the final E-step decide, the lean C pass's in memory, the general pass's on Dask
         assert fit_b["log_likelihood"] == pytest.approx(fit_a["log_likelihood"], rel=1e-9)
 
 

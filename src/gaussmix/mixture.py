@@ -52,6 +52,7 @@ from gaussmix.em import (
 )
 from gaussmix.em.device import DeviceSource
 from gaussmix.em.init import DRAWS_NOTHING, drawing
+from gaussmix.em.lean import final_pass
 from gaussmix.em.missing import Block, fill_for_init, log_prob_observed, regroup
 from gaussmix.em.parallel import BlockMap, Workers, workers
 from gaussmix.em.prior import MCLUST, Prior, ResolvedPrior, data_moments, moments_on, resolve
@@ -521,12 +522,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _final_log_likelihood(self, source: DataSource, pool: Workers) -> float:
         """sum_n w_n log p(x_n) under the fitted parameters, a pass by ``pool``'s workers
-        (only one number per share comes back)."""
+        (only one number per share comes back), or the lean pass's where it serves the fit
+        (``lean.final_pass``: the same number as ``_fit_validated``'s)."""
+        params = self._params()
+        final = final_pass(pool, params, self.dtype, self.n_missing_ > 0, self.reg_covar)
+        if final is not None:
+            return final[0]
         task = partial(
-            _log_likelihood_of_share,
-            self._params(),
-            self._chunk_rows(source.n_features),
-            self.dtype,
+            _log_likelihood_of_share, params, self._chunk_rows(source.n_features), self.dtype
         )
         return float(sum(pool.run(task)))
 
@@ -701,16 +704,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 self.feature_names_in_ = feature_names.copy()
         self.n_missing_ = n_missing
         with self._em(source, do_init) as pool:
-            task = partial(
-                _log_likelihood_and_entropy_of_share,
-                self._fitted_params(),
-                self._chunk_rows(source.n_features),
-                self.dtype,
-                n_missing > 0,
-            )
-            shares = pool.run(task)
-        self.log_likelihood_ = float(sum(share[0] for share in shares))
-        return float(sum(share[1] for share in shares))
+            params = self._fitted_params()
+            final = final_pass(pool, params, self.dtype, n_missing > 0, self.reg_covar)
+            if final is None:
+                task = partial(
+                    _log_likelihood_and_entropy_of_share,
+                    params,
+                    self._chunk_rows(source.n_features),
+                    self.dtype,
+                    n_missing > 0,
+                )
+                shares = pool.run(task)
+                final = sum(share[0] for share in shares), sum(share[1] for share in shares)
+        self.log_likelihood_ = float(final[0])
+        return float(final[1])
 
     def _random_state(self, source: DataSource, do_init: bool) -> np.random.RandomState | None:
         """The random state the initialisations draw from; None where they draw nothing (a

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+from scipy.special import xlogy
 
 from gaussmix.data.sources import ArraySource
 from gaussmix.em import REGISTRY, compiled, lean
@@ -227,3 +228,47 @@ def test_the_c_pass_lets_go_of_the_gil() -> None:
             break
     assert seen
     assert float(rows.out[:k].sum()) == pytest.approx(n)
+
+
+@needs_c
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("model", ["full", "tied", "diag", "spherical", "EVE", "VEI", "E"])
+def test_the_final_pass_is_the_general_one_s(model: str, weighted: bool) -> None:
+    """A fit's final E-step in the C pass (``lean.final_pass``): the log-likelihood and the
+    classification entropy of the general pass (mixture.py's), to rounding, also with a
+    component of weight 0 (its responsibilities exactly 0: 0 log 0 = 0)."""
+    from gaussmix.mixture import _log_likelihood_and_entropy_of_share
+
+    X = _data(model, seed=9, n=300)
+    w = _weights(len(X), seed=4) if weighted else None
+    p = _start(X, model, k=4)
+    zero = Params(np.array([0.5, 0.3, 0.2, 0.0]), p.means, p.precisions_cholesky, p.covariance)
+    workers = InProcess(ArraySource(X, w))
+    got = lean.final_pass(workers, p, np.float64, False, 1e-6)
+    want = _log_likelihood_and_entropy_of_share(p, 4096, np.float64, False, workers.source, map)
+    assert got is not None and got[1] > 0.0
+    np.testing.assert_allclose(got, want, rtol=1e-11)
+    # directly: log-sum-exp of log pi_k + log N(x | mu_k, Sigma_k), t log t summed
+    for params in (p, zero):
+        cov = params.covariance
+        with np.errstate(divide="ignore"):
+            log_prob = cov.log_gauss_rows(X, params.means, params.precisions_cholesky)
+            log_prob = log_prob + np.log(params.weights)[:, None]
+        top = log_prob.max(axis=0)
+        log_density = top + np.log(np.exp(log_prob - top).sum(axis=0))
+        resp = np.exp(log_prob - log_density)
+        loglik = float(log_density @ (np.ones(len(X)) if w is None else w))
+        entropy = -float(xlogy(resp, resp).sum())
+        got = lean.final_pass(workers, params, np.float64, False, 1e-6)
+        np.testing.assert_allclose(got, (loglik, entropy), rtol=1e-11)
+
+
+def test_the_final_pass_declines_where_the_general_pass_serves() -> None:
+    X = _data("full", n=100)
+    p = _start(X, "full")
+    workers = InProcess(ArraySource(X))
+    assert lean.final_pass(workers, p, np.float32, False, 1e-6) is None
+    assert lean.final_pass(workers, p, np.float64, True, 1e-6) is None  # missing entries
+    assert lean.final_pass(workers, p, np.float64, False, 0.0) is None  # the fit's pass
+    if not compiled.AVAILABLE:
+        assert lean.final_pass(workers, p, np.float64, False, 1e-6) is None

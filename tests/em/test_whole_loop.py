@@ -199,6 +199,28 @@ def test_an_inner_cap_warns_as_the_python_loop_does(
 
 
 @needs_c
+def test_an_m_step_c_declines_keeps_the_fit_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """VVE with four components on 24 rows: some scatter's Procrustes problem has no unique
+    solution, constrained_mstep declines, numpy's M-step takes the iteration, and the fit's
+    later iterations stay in run_em's loop (tried in C there first, as without the whole
+    loop): the Python loop's fit."""
+    declined: list[bool] = []
+    original = lean.WholeLoop.__call__
+
+    def watched(self: lean.WholeLoop, *args: Any, **kw: Any) -> lean.WholeRun:
+        run = original(self, *args, **kw)
+        declined.append(self.declined)
+        return run
+
+    monkeypatch.setattr(lean.WholeLoop, "__call__", watched)
+    X = np.random.default_rng(1).normal(size=(24, 3)) * np.array([1.0, 3.0, 0.3])
+    params = _start(X, "VVE", 4, seed=1)
+    c_fit, python = (_fit(X, None, params, in_c, max_iter=200) for in_c in (True, False))
+    _same(c_fit, python)
+    assert any(declined) and c_fit.result.n_iter > 2
+
+
+@needs_c
 def test_a_lower_bound_that_is_not_finite_is_the_python_loop_s_error() -> None:
     X = np.vstack([_rows(3, n=40), [[1e300, 0.0, 0.0], [-1e300, 0.0, 0.0]]])
     cov = get_covariance("VVV")

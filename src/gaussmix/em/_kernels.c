@@ -356,7 +356,8 @@ static inline __attribute__((always_inline)) void mahalanobis(
 
 static inline __attribute__((always_inline)) void estep_tiles(
     const long kind, const double *restrict X, const double *restrict w, long n, long D, long K,
-    const double *restrict param, double floor_, double *restrict out, double *restrict scratch)
+    const double *restrict param, double floor_, double *restrict out, double *restrict scratch,
+    long with_entropy)
 {
     const double *means = param, *pi = param + K * D, *P = param + K * D + K;
     const long sxx_size = precision_size(kind, K, D);
@@ -383,7 +384,7 @@ static inline __attribute__((always_inline)) void estep_tiles(
         offset[k] = log(pi[k]) - 0.5 * (double)D * LOG_2PI + log_det;
     }
     memset(out, 0, (size_t)(K + K * D + sxx_size) * sizeof(double));
-    double loglik = 0.0, count = 0.0, worst = INFINITY;
+    double loglik = 0.0, count = 0.0, worst = INFINITY, entropy = 0.0;
     long worst_row = 0;
 
     for (long i0 = 0; i0 < n; i0 += LEAN_ROWS) {
@@ -427,6 +428,9 @@ static inline __attribute__((always_inline)) void estep_tiles(
         for (long k = 0; k < K; k++) {
             double *q = lp + k * LEAN_ROWS;
             for (long j = 0; j < m; j++) q[j] *= scale[j];
+            if (with_entropy) /* -sum t log t of the rows' responsibilities, 0 log 0 = 0 */
+                for (long j = 0; j < m; j++)
+                    if (q[j] > 0.0) entropy -= q[j] * log(q[j]);
             if (w)
                 for (long j = 0; j < m; j++) q[j] *= w[i0 + j];
         }
@@ -466,14 +470,15 @@ static inline __attribute__((always_inline)) void estep_tiles(
     result[1] = count;
     result[2] = worst;
     result[3] = (double)worst_row;
+    if (with_entropy) result[4] = entropy;
 }
 
 #define ESTEP(NAME, KIND)                                                                       \
     VECTORISED static void NAME(const double *X, const double *w, long n, long D, long K,      \
                                 const double *param, double floor_, double *out,               \
-                                double *scratch)                                               \
+                                double *scratch, long with_entropy)                            \
     {                                                                                           \
-        estep_tiles(KIND, X, w, n, D, K, param, floor_, out, scratch);                          \
+        estep_tiles(KIND, X, w, n, D, K, param, floor_, out, scratch, with_entropy);            \
     }
 
 ESTEP(estep_full, KIND_FULL)
@@ -481,15 +486,31 @@ ESTEP(estep_tied, KIND_TIED)
 ESTEP(estep_diag, KIND_DIAG)
 ESTEP(estep_spherical, KIND_SPHERICAL)
 
+static void estep_kind(long kind, const double *X, const double *w, long n, long D, long K,
+                       const double *param, double floor_, double *out, double *scratch,
+                       long with_entropy)
+{
+    switch (kind) {
+    case KIND_FULL: estep_full(X, w, n, D, K, param, floor_, out, scratch, with_entropy); break;
+    case KIND_TIED: estep_tied(X, w, n, D, K, param, floor_, out, scratch, with_entropy); break;
+    case KIND_DIAG: estep_diag(X, w, n, D, K, param, floor_, out, scratch, with_entropy); break;
+    default: estep_spherical(X, w, n, D, K, param, floor_, out, scratch, with_entropy); break;
+    }
+}
+
 void estep_rows(long kind, const double *X, const double *w, long n, long D, long K,
                 const double *param, double floor_, double *out, double *scratch)
 {
-    switch (kind) {
-    case KIND_FULL: estep_full(X, w, n, D, K, param, floor_, out, scratch); break;
-    case KIND_TIED: estep_tied(X, w, n, D, K, param, floor_, out, scratch); break;
-    case KIND_DIAG: estep_diag(X, w, n, D, K, param, floor_, out, scratch); break;
-    default: estep_spherical(X, w, n, D, K, param, floor_, out, scratch); break;
-    }
+    estep_kind(kind, X, w, n, D, K, param, floor_, out, scratch, 0);
+}
+
+/* estep_rows with, in out's fifth value after the statistics, the classification entropy
+ * -sum_n sum_k t_nk log t_nk of the responsibilities t (rows unweighted; a fit's final
+ * E-step, mixture.py) */
+void estep_rows_entropy(long kind, const double *X, const double *w, long n, long D, long K,
+                        const double *param, double floor_, double *out, double *scratch)
+{
+    estep_kind(kind, X, w, n, D, K, param, floor_, out, scratch, 1);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1157,7 +1178,7 @@ long univariate_em(long equal, const double *X, const double *w, long n, long K,
     double *next = scratch + (K + 7) * LEAN_ROWS + K, *nkf = next + 4 * K, *scatter = nkf + K;
     long steps = 0, status = 0;
     while (steps < max_iter) {
-        estep_spherical(X, w, n, 1, K, param, floor_, out, scratch);
+        estep_spherical(X, w, n, 1, K, param, floor_, out, scratch, 0);
         const double loglik = out[3 * K], count = out[3 * K + 1], worst = out[3 * K + 2];
         const double lower_bound = loglik / count;
         if (!isfinite(lower_bound) ||
@@ -1864,7 +1885,10 @@ long hc_merge_loop(const double *restrict n0, const double *restrict means0, lon
  * result: the iterations finished, 1 when the last one's M-step stopped at its cap, and
  *   then its last objective and the one before (constrained_mstep's).
  * Returns 1 when converged, 0 at max_iter, 2 when the next iteration is Python's, 3 after an
- * iteration whose M-step reached its cap (result[1]) when not converged. */
+ * iteration whose M-step reached its cap (result[1]) when not converged, 4 when the next
+ * iteration is Python's because constrained_mstep declined it (a Procrustes problem without a
+ * unique solution, say: the caller keeps the fit's later iterations in Python, where numpy's
+ * M-step takes them, rather than trying C again each time). */
 #define WHOLE_CLOSED 0
 #define WHOLE_CONSTRAINED 1
 
@@ -1931,7 +1955,11 @@ long whole_em(long kind, long mstep, long model, const double *X, const double *
             memcpy(d + K * D + size, cov, (size_t)size * sizeof(double));
             const long code = constrained_mstep(model, K, D, in, 1, reg_covar, inner_tol,
                                                 inner_max_iter, mout, mwork);
-            if (code < 0 || mout[2 * size + 2] == 0.0) {
+            if (code < 0) { /* declined: numpy's M-step takes this fit's iterations */
+                status = 4;
+                break;
+            }
+            if (mout[2 * size + 2] == 0.0) { /* not positive definite: Python's error */
                 status = 2;
                 break;
             }

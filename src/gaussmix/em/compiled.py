@@ -71,6 +71,8 @@ def _load() -> ctypes.CDLL | None:
         sums.restype = _N
     lib.estep_rows.argtypes = [_N, _P, _P, _N, _N, _N, _P, _F, _P, _P]
     lib.estep_rows.restype = None
+    lib.estep_rows_entropy.argtypes = lib.estep_rows.argtypes
+    lib.estep_rows_entropy.restype = None
     lib.univariate_em.argtypes = [_N, _P, _P, _N, _N, _P, _F, _F, _F, _P, _F, _N, _N, _F, _F]
     lib.univariate_em.argtypes += [_P, _P, _P]
     lib.univariate_em.restype = _N
@@ -253,9 +255,10 @@ class RowsPass:
         size = int(np.prod(shape))
         self.X, self.weights = X, weights  # kept alive: the C loop reads them by address
         self.param, (self.means, self.mixing, self.precision) = _packed((k, d), (k,), shape)
-        self.out = np.empty(k + k * d + size + 4)
+        # and one more for estep_rows_entropy's entropy
+        self.out = np.empty(k + k * d + size + 5)
         self.scratch = np.empty((2 * d + k + 5) * _LEAN_ROWS + k)
-        self._call = lib.estep_rows
+        self._call, self._entropy_call = lib.estep_rows, lib.estep_rows_entropy
         address = None if weights is None else weights.ctypes.data
         self._args = (_LAYOUTS[layout], X.ctypes.data, address, n, d, k, self.param.ctypes.data)
         self._buffers = (self.out.ctypes.data, self.scratch.ctypes.data)
@@ -275,7 +278,22 @@ class RowsPass:
         self.mixing[...] = mixing
         self.precision[...] = prec_chol
         self._call(*self._args, floor, *self._buffers)
-        return self.out.copy()
+        return self.out[:-1].copy()
+
+    def loglik_and_entropy(
+        self,
+        means: NDArray[np.float64],
+        mixing: NDArray[np.float64],
+        prec_chol: NDArray[np.float64],
+        floor: float,
+    ) -> tuple[float, float]:
+        """The same pass's log-likelihood sum_n w_n log p(x_n) and classification entropy
+        -sum_n sum_k t_nk log t_nk (rows unweighted) at these parameters."""
+        self.means[...] = means
+        self.mixing[...] = mixing
+        self.precision[...] = prec_chol
+        self._entropy_call(*self._args, floor, *self._buffers)
+        return float(self.out[-5]), float(self.out[-1])
 
 
 def rows_pass(
@@ -440,7 +458,8 @@ class WholeEM:
         ``loop.run_em``'s and ``mstep.py``'s, ``collapsed`` its ``COLLAPSED_WEIGHT``,
         ``floor`` as in ``softmax``, ``inner`` (tol, max_iter) constrained.py's. Returns the
         status: 1 converged, 0 at max_iter, 2 when the next iteration is Python's, 3 after an
-        iteration whose M-step stopped at its cap (``capped``; then the fit goes on). The
+        iteration whose M-step stopped at its cap (``capped``; then the fit goes on), 4 when
+        the next iteration is Python's because the iterative M-step declined it. The
         lower bounds of the finished iterations are ``history[:result[0]]``, the parameters
         after the last one in the four buffers."""
         batch = min(max_iter, self.BATCH)

@@ -149,6 +149,22 @@ def lean_pass(
     return LeanPass(X, weights, params)
 
 
+def final_pass(
+    workers: Workers, params: Params, dtype: DType, missing: bool, reg_covar: float
+) -> tuple[float, float] | None:
+    """A fit's final E-step in the lean pass's C loop, where the lean pass serves the fit
+    (``lean_pass``'s arguments): the log-likelihood sum_n w_n log p(x_n) of ``params`` and
+    the classification entropy -sum_n sum_k t_nk log t_nk of their responsibilities (rows
+    unweighted), as ``mixture.py``'s general pass gives them, to rounding, in one call
+    instead of the natural kernel's set-up and passes; None where the general pass serves."""
+    lean = lean_pass(workers, params, dtype, missing, reg_covar)
+    if lean is None or not lean.in_c or lean.rows is None:
+        return None
+    return lean.rows.loglik_and_entropy(
+        params.means, params.weights, params.precisions_cholesky, _FLOOR
+    )
+
+
 @dataclass(frozen=True)
 class WholeRun:
     """What a ``UnivariateLoop`` or ``WholeLoop`` call did: the parameters after its last
@@ -239,6 +255,10 @@ class WholeLoop:
 
     def __init__(self, loop: compiled.WholeEM, model: str) -> None:
         self.loop, self.model = loop, model
+        # set when the C M-step declined an iteration (numpy's took it): the fit's further
+        # iterations stay in run_em's loop, which tries the C M-step first anyway, rather
+        # than each being tried twice
+        self.declined = False
 
     def __call__(
         self,
@@ -253,6 +273,8 @@ class WholeLoop:
     ) -> WholeRun:
         """Iterate from ``params``; the arguments are ``loop.run_em``'s (``collapsed`` its
         ``COLLAPSED_WEIGHT``)."""
+        if self.declined:
+            return WholeRun(params, [], False)
         loop = self.loop
         loop.means[...], loop.mixing[...] = params.means, params.weights
         loop.precision[...], loop.covariances[...] = params.precisions_cholesky, params.covariances
@@ -268,7 +290,8 @@ class WholeLoop:
                 objective, before = capped  # constrained.whole_mstep's warning
                 change = abs(before - objective) / (1.0 + abs(objective))
                 constrained._cap_reached(self.model, change)
-            if status in (1, 2):  # converged, or the next iteration is Python's
+            if status in (1, 2, 4):  # converged, or the next iteration is Python's
+                self.declined = status == 4
                 break
             previous = history[-1]
         if not history:  # the first iteration is Python's
