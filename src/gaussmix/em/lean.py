@@ -37,7 +37,13 @@ fit is the Python loop's to the bit, at a few microseconds an iteration instead 
 fifteen of Python between the two calls. It hands iterations back to run_em as the univariate
 loop does (and also one whose M-step declines or finds a covariance degenerate), and stops
 after an iteration whose inner iterations reached their cap, so that the warning is
-``constrained.py``'s.
+``constrained.py``'s. A prior's fits keep to run_em's loop (with this pass's E-step).
+
+A fit's final E-step (its log-likelihood, and for ``select`` its classification entropy) is
+this pass's C loop too where the pass serves the fit (``final_pass``): one call, the same
+numbers as the general pass's to rounding, without its natural parameters and blocks, which
+cost a small fit more than all its iterations in C. The C loop's buffers are made when first
+needed, so a fit run wholly in C pays for none it does not use.
 
 The pass computes in float64: a fit that asks for the float32 kernel (whose point is the speed
 of single-precision GEMMs over many rows) keeps to the general pass. So does a fit with
