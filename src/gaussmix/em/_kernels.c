@@ -1122,6 +1122,27 @@ static double numpy_pairwise(const double *a, long n)
 
 static double numpy_sum(const double *a, long n) { return 0.0 + numpy_pairwise(a, n); }
 
+/* loop.run_em's test for a re-seed: some N_k below collapsed * n (loop._collapsed), with a
+ * finite worst log-density (a row to re-seed it at); shared by the whole-fit loops */
+static int collapse_to_reseed(const double *nk, long K, double collapsed, double count,
+                              double worst)
+{
+    const double threshold = collapsed * count;
+    int collapse = 0;
+    for (long k = 0; k < K; k++) collapse |= nk[k] < threshold;
+    return collapse && isfinite(worst);
+}
+
+/* run_em's change of the lower bound for its stopping rule: |L_t - L_{t-1}| on the mean, or
+ * ('relative', mclust's) times n / (1 + |L|) on the total log-likelihood L */
+static double bound_change(double lower_bound, double previous, double loglik, double count,
+                           long relative)
+{
+    double change = fabs(lower_bound - previous);
+    if (relative) change *= count / (1.0 + fabs(loglik));
+    return change;
+}
+
 /* mstep.estimate and Spherical.precisions_cholesky for D = 1: from the statistics (nk, sx,
  * sxx: 3 K) about the means mu, the next means, weights, precision factors and variances
  * (next: 4 K); nkf, scatter: K each. With a conjugate prior (prior: its shrinkage kappa, mean
@@ -1187,17 +1208,13 @@ long univariate_em(long equal, const double *X, const double *w, long n, long K,
             status = 2;
             break;
         }
-        const double threshold = collapsed * count;
-        int collapse = 0;
-        for (long k = 0; k < K; k++) collapse |= out[k] < threshold;
-        if (collapse && isfinite(worst)) {
+        if (collapse_to_reseed(out, K, collapsed, count, worst)) {
             status = 2;
             break;
         }
         memcpy(param, next, (size_t)(4 * K) * sizeof(double));
         history[steps++] = lower_bound;
-        double change = fabs(lower_bound - previous);
-        if (relative) change *= count / (1.0 + fabs(loglik));
+        const double change = bound_change(lower_bound, previous, loglik, count, relative);
         previous = lower_bound;
         if (change < tol) {
             status = 1;
@@ -1974,18 +1991,13 @@ long whole_em(long kind, long mstep, long model, const double *X, const double *
             memcpy(next_cov, mout, (size_t)size * sizeof(double));
             memcpy(next_P, mout + size, (size_t)size * sizeof(double));
         }
-        /* loop._collapsed: a count below the threshold, with a row to re-seed it at */
-        const double threshold = collapsed * count;
-        int collapse = 0;
-        for (long k = 0; k < K; k++) collapse |= out[k] < threshold;
-        if (collapse && isfinite(worst)) {
+        if (collapse_to_reseed(out, K, collapsed, count, worst)) {
             status = 2;
             break;
         }
         memcpy(param, next, all);
         history[steps++] = lower_bound;
-        double change = fabs(lower_bound - previous);
-        if (relative) change *= count / (1.0 + fabs(loglik));
+        const double change = bound_change(lower_bound, previous, loglik, count, relative);
         previous = lower_bound;
         if (capped) {
             result[1] = 1.0;
