@@ -708,17 +708,66 @@ long precision_factors(const double *restrict S, long K, long D, double *restric
 /* The orthogonal polar factor Q = U V' of the D x D matrix F = U S V' (the orthogonal matrix
  * maximising tr(Q' F), orthogonal Procrustes), by one-sided Jacobi (Hestenes): rotations from
  * the right make F's columns orthogonal, F V = U S, then Q = U V'. A (D x D) and V (D x D) are
- * scratch. Where F is rank deficient Q is not unique: with null_row set, one exactly zero row
- * i of F is taken (U's missing column is e_i; any other choice changes Q by a sign of the
- * pair u v', which for the transposed Q that orientation_mm uses is the sign of one column of
- * the orientation: the covariances, and numpy's loop, do not see it); otherwise returns 0.
+ * scratch. Where F is rank deficient to rounding (a singular value at most 1e-12 of the
+ * largest: a component's omega_k I - W_k has one null direction, so K = 1 always, and data
+ * whose variances span ten orders of magnitude often) U's columns there are not determined by
+ * F: complete_columns makes them an orthonormal completion of the others, which any SVD's U
+ * is; tr(Q' F) moves by at most those singular values, so Q is a maximiser to rounding (the
+ * MM step stays monotone) though not always the one LAPACK returns (they may differ by the
+ * sign of a pair u v'). F = 0: Q = I, as numpy's SVD gives. Returns 0 when F is not finite.
  * With warm set, V holds on entry an orthogonal matrix, the right singular vectors of a nearby
  * F (the previous MM step's), and the rotations start from F V: near the MM loop's end F V's
  * columns are nearly orthogonal already, and Jacobi, quadratically convergent, needs a sweep
  * or two instead of the six to eight from the identity (Q, unique for F of full rank, is the
  * same to rounding). On return V holds F's right singular vectors. */
+
+/* U's columns j with set[j] == 0 (A's columns, D x D; the others orthonormal), made an
+ * orthonormal completion: each from its own column (the direction rounding left, so its sign
+ * where the singular value is above rounding) if that keeps half its length once made
+ * orthogonal to the columns set, else from the axis e_c farthest from their span (at least
+ * 1/sqrt(D) of it lies outside); Gram-Schmidt twice ("twice is enough"). */
+static void complete_columns(double *restrict A, long D, double *restrict set)
+{
+    for (long j = 0; j < D; j++) {
+        if (set[j] > 0.0) continue;
+        for (int attempt = 0; attempt < 2; attempt++) {
+            double before = 0.0;
+            if (attempt == 1) { /* the axis with the least of it in the columns set */
+                long best = 0;
+                double room = -1.0;
+                for (long c = 0; c < D; c++) {
+                    double inside = 0.0;
+                    for (long i = 0; i < D; i++)
+                        if (set[i] > 0.0) inside += A[c * D + i] * A[c * D + i];
+                    if (1.0 - inside > room) {
+                        room = 1.0 - inside;
+                        best = c;
+                    }
+                }
+                for (long r = 0; r < D; r++) A[r * D + j] = r == best ? 1.0 : 0.0;
+            }
+            for (long r = 0; r < D; r++) before += A[r * D + j] * A[r * D + j];
+            for (int pass = 0; pass < 2; pass++)
+                for (long i = 0; i < D; i++) {
+                    if (!(set[i] > 0.0)) continue;
+                    double dot = 0.0;
+                    for (long r = 0; r < D; r++) dot += A[r * D + i] * A[r * D + j];
+                    for (long r = 0; r < D; r++) A[r * D + j] -= dot * A[r * D + i];
+                }
+            double after = 0.0;
+            for (long r = 0; r < D; r++) after += A[r * D + j] * A[r * D + j];
+            if (after > 0.25 * before && after > 0.0) {
+                const double norm = sqrt(after);
+                for (long r = 0; r < D; r++) A[r * D + j] /= norm;
+                set[j] = 1.0;
+                break;
+            }
+        }
+    }
+}
+
 static int polar_factor(const double *restrict F, long D, double *restrict Q,
-                        double *restrict A, double *restrict V, int null_row, int warm)
+                        double *restrict A, double *restrict V, int warm)
 {
     if (warm) {
         for (long i = 0; i < D; i++)
@@ -763,7 +812,7 @@ static int polar_factor(const double *restrict F, long D, double *restrict Q,
             }
         if (!rotated) break;
     }
-    /* the singular values S, held in Q until Q is written */
+    /* the singular values S, held in Q until Q is written; 0 marks those left to rounding */
     double largest = 0.0;
     for (long j = 0; j < D; j++) {
         double s = 0.0;
@@ -772,26 +821,21 @@ static int polar_factor(const double *restrict F, long D, double *restrict Q,
         if (!isfinite(Q[j])) return 0;
         if (Q[j] > largest) largest = Q[j];
     }
-    long missing = -1;
+    if (!(largest > 0.0)) { /* F = 0: every orthogonal Q maximises; numpy's SVD gives I */
+        for (long i = 0; i < D * D; i++) Q[i] = 0.0;
+        for (long i = 0; i < D; i++) Q[i * D + i] = 1.0;
+        return 1;
+    }
+    int deficient = 0;
     for (long j = 0; j < D; j++) {
-        if (!(Q[j] > 1e-12 * largest)) { /* rank deficient, or F = 0 */
-            if (missing >= 0 || !null_row || !(largest > 0.0)) return 0;
-            missing = j;
+        if (!(Q[j] > 1e-12 * largest)) {
+            Q[j] = 0.0;
+            deficient = 1;
             continue;
         }
         for (long i = 0; i < D; i++) A[i * D + j] /= Q[j]; /* the columns of U */
     }
-    if (missing >= 0) {
-        long zero_row = -1;
-        for (long i = 0; i < D && zero_row < 0; i++) {
-            zero_row = i;
-            for (long j = 0; j < D; j++)
-                if (F[i * D + j] != 0.0) zero_row = -1;
-        }
-        if (zero_row < 0) return 0;
-        /* the other columns of U vanish in that row (rotations mix columns within rows) */
-        for (long i = 0; i < D; i++) A[i * D + missing] = i == zero_row ? 1.0 : 0.0;
-    }
+    if (deficient) complete_columns(A, D, Q);
     for (long i = 0; i < D; i++)
         for (long j = 0; j < D; j++) {
             double s = 0.0;
@@ -873,7 +917,11 @@ static void eigenvalue_step(const double *S, const double *nk, long K, long D, l
 /* constrained.common_orientation's MM loop (EVE: equal_volume 1, VVE: 0). W (K, D, D) the
  * scatters, nk (K,), omega (K,) their largest eigenvalues, Dm (D, D) the orientation and v
  * (K, D) the variances, both read as the start and overwritten with the result; objective the
- * start's; work (K + 6) D^2 + 2 K D doubles. */
+ * start's; work (K + 7) D^2 + 3 K D doubles. A step whose objective is above the one before
+ * is undone and ends the loop (counted as converged): the minorants hold in exact arithmetic,
+ * but F and G are sums of omega_k M_k-sized terms whose differences carry the step, and where
+ * the scatters' eigenvalues and the variances span more than rounding keeps (R's state.x77,
+ * a variance at reg_covar against one of 1e10) a step can raise the objective. */
 long orientation_mm(const double *restrict W, const double *restrict nk,
                     const double *restrict omega, long K, long D, long equal_volume,
                     double objective, double tol, long max_iter, double *restrict Dm,
@@ -881,10 +929,13 @@ long orientation_mm(const double *restrict W, const double *restrict nk,
 {
     double *F = work, *Q = F + D * D, *A = Q + D * D, *V = A + D * D, *V2 = V + D * D;
     double *M = V2 + D * D, *S = M + K * D, *WD = S + K * D;
+    double *Dlast = WD + K * D * D, *vlast = Dlast + D * D; /* the step before, to undo one */
     double total = 0.0, previous = objective;
     for (long k = 0; k < K; k++) total += nk[k];
     times_orientation(W, Dm, K, D, WD);
     for (long it = 0; it < max_iter; it++) {
+        memcpy(Dlast, Dm, (size_t)(D * D) * sizeof(double));
+        memcpy(vlast, v, (size_t)(K * D) * sizeof(double));
         for (long i = 0; i < K * D; i++) M[i] = 1.0 / v[i];
         /* F = sum_k (omega_k I - W_k) D diag(M_k), with W_k D from the step before */
         for (long i = 0; i < D * D; i++) F[i] = 0.0;
@@ -895,7 +946,7 @@ long orientation_mm(const double *restrict W, const double *restrict nk,
                     F[i * D + l] += (omega[k] * Dm[i * D + l] - WDk[i * D + l]) * M[k * D + l];
         }
         /* each of the two Procrustes problems starts from its own last right vectors */
-        if (!polar_factor(F, D, Dm, A, V, 0, it > 0)) return -1;
+        if (!polar_factor(F, D, Dm, A, V, it > 0)) return -1;
         /* G = sum_k diag(max M_k - M_k) D' W_k; the new D is the polar factor of G, transposed */
         for (long i = 0; i < D * D; i++) F[i] = 0.0;
         for (long k = 0; k < K; k++) {
@@ -912,7 +963,7 @@ long orientation_mm(const double *restrict W, const double *restrict nk,
                 }
             }
         }
-        if (!polar_factor(F, D, Q, A, V2, 1, it > 0)) return -1;
+        if (!polar_factor(F, D, Q, A, V2, it > 0)) return -1;
         for (long i = 0; i < D; i++)
             for (long j = 0; j < D; j++) Dm[i * D + j] = Q[j * D + i];
         times_orientation(W, Dm, K, D, WD); /* for S here and F in the next step */
@@ -926,6 +977,12 @@ long orientation_mm(const double *restrict W, const double *restrict nk,
         eigenvalue_step(S, nk, K, D, equal_volume, total, M, v);
         previous = objective;
         objective = diag_objective_c(S, nk, v, K, D);
+        if (objective > previous) { /* rounding raised it: the step before stands */
+            memcpy(Dm, Dlast, (size_t)(D * D) * sizeof(double));
+            memcpy(v, vlast, (size_t)(K * D) * sizeof(double));
+            result[0] = result[1] = previous;
+            return it + 1;
+        }
         result[0] = objective;
         result[1] = previous;
         if (inner_converged(previous, objective, tol)) return it + 1;
@@ -1033,7 +1090,7 @@ long symmetric_eigen(const double *restrict S, long K, long D, double *restrict 
  * W_k, by symmetric_eigen), the candidate starts (the eigenvectors of each of the n_pooled
  * matrices pooled (n_pooled, D, D)), their exact eigenvalue steps and objectives, the best
  * (the first of the least, as Python's min), then orientation_mm from it. Dm (D, D) and v
- * (K, D) receive the result; work (K + n_pooled) (D^2 + D) + (K + 7) D^2 + 4 K D + 2 K
+ * (K, D) receive the result; work (K + n_pooled) (D^2 + D) + (K + 8) D^2 + 5 K D + 2 K
  * doubles.
  * Returns orientation_mm's code, or -2 when the best start's objective is not finite (a zero
  * variance: Dm and v hold that start, the caller's positivity check says so), or -1. */

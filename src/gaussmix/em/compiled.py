@@ -531,7 +531,7 @@ def orientation_mm(
     W, nk, omega = (np.ascontiguousarray(a) for a in (W, nk, omega))
     D = np.array(orientation, dtype=np.float64, order="C")
     v = np.array(variances, dtype=np.float64, order="C")
-    work = np.empty((n_components + 6) * n_features**2 + 2 * n_components * n_features)
+    work = np.empty((n_components + 7) * n_features**2 + 3 * n_components * n_features)
     result = np.array([objective, objective])
     steps = lib.orientation_mm(
         W.ctypes.data, nk.ctypes.data, omega.ctypes.data, n_components, n_features,
@@ -614,8 +614,8 @@ def common_orientation(
     D = np.empty((n_features, n_features))
     v = np.empty((n_components, n_features))
     size = (n_components + len(pooled)) * (n_features + 1) * n_features
-    square = (n_components + 7) * n_features**2
-    work = np.empty(size + square + 4 * n_components * n_features + 2 * n_components)
+    square = (n_components + 8) * n_features**2
+    work = np.empty(size + square + 5 * n_components * n_features + 2 * n_components)
     result = np.empty(2)
     code = lib.common_orientation(
         W.ctypes.data, nk.ctypes.data, n_components, n_features, pooled.ctypes.data,

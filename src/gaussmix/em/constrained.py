@@ -25,17 +25,29 @@ which statistics those are:
 
 Every iteration maximises Q over one block of parameters, or a minorant of it that touches at the
 current point, so Q never decreases; an iteration stops when Q changes by less than
-``INNER_TOL`` relatively, or at ``INNER_MAX_ITER`` with an ``InnerIterationWarning`` naming the
-model and the change left. VEI's problem is convex in the logarithms of volumes and shapes, so
-its iteration finds the maximum; VEE's and the common-orientation ones start from the previous
-parameters when given (so EM stays monotone) or from the pooled scatter's eigenvectors.
+``INNER_TOL`` relatively, or at its cap. VEI's problem is convex in the logarithms of volumes
+and shapes, so its iteration finds the maximum; VEE's and the common-orientation ones start from
+the previous parameters when given or from the pooled scatter's eigenvectors.
+
+Two caps. An M-step without a start (the first of a fit, ``mstep_from_resp``) runs to
+``INNER_MAX_ITER`` and warns there (``InnerIterationWarning``, naming the model and the change
+left). Within EM an M-step starts from the previous M-step's covariances (the orientation among
+the candidates, the volumes and shapes from them), so any number of inner iterations leaves Q at
+least where the previous parameters had it: a generalised EM step (Dempster, Laird and Rubin
+1977), which keeps EM monotone and its fixed points (where the M-step no longer moves, it is
+at a stationary point of Q). Those M-steps stop at ``WARM_MAX_ITER`` without a warning, the next
+one going on from there: on data whose variances span ten orders of magnitude (R's state.x77)
+the common-orientation MM steps, whose minorants are as loose as a scatter's largest
+eigenvalue is large against its smallest, ran to a cap of 500 in 1066 of the 1148 M-steps of
+the EVE and VVE cells of ``select`` (benchmarks/README.md measures the cap).
 
 For D <= 16 the inner loops run in C where the C loops were built (``compiled.py``: EVE's and
 VVE's whole M-step, VEI's alternation, the free orientations' eigenvectors by Jacobi), doing
 the same arithmetic; the numpy loops here are their reference, and run where C declines (a
-rank-deficient Procrustes matrix other than one zero row, K = 1's first MM step among them).
-In EM (``mstep.mstep``) the seven iterative and eigen models go further: ``whole_mstep`` runs
-the layout's scatter, the M-step here and the precisions' factors as one C call
+statistic that is not finite).
+The seven iterative and eigen models' M-steps (``Covariance.covariances`` and
+``covariances_and_factors``, so EM's and the first one's) go further: ``whole_mstep`` runs the
+layout's scatter, the M-step here and the precisions' factors as one C call
 (``compiled.constrained_mstep``), since at hundreds of rows the numpy calls around the loops
 cost more than the loops.
 """
@@ -54,6 +66,9 @@ Array = NDArray[np.float64]
 
 INNER_MAX_ITER = 500
 INNER_TOL = 1.5e-8  # mclust's inner tolerance, sqrt(machine epsilon)
+# the cap of an M-step that starts from the previous parameters (EM's iterations): a
+# generalised EM step (benchmarks/README.md measures it)
+WARM_MAX_ITER = 500
 
 # An eigenvalue solver: diagonal statistics S (K, D) and counts N (K,) -> variances (K, D),
 # optionally warm-started from earlier variances (K, D).
@@ -81,7 +96,14 @@ def _geometric_mean_inside(values: Array) -> Array:
     return np.asarray(np.exp(np.log(values).sum(axis=-1) / values.shape[-1]))  # (= mean)
 
 
-def _cap_reached(model: str, change: float) -> None:
+def _max_iter(start: object | None) -> int:
+    """The inner cap of an M-step: ``WARM_MAX_ITER`` from a start, else ``INNER_MAX_ITER``."""
+    return INNER_MAX_ITER if start is None else WARM_MAX_ITER
+
+
+def _cap_reached(model: str, change: float, start: object | None = None) -> None:
+    if start is not None:
+        return  # a generalised EM step: the next M-step goes on from here
     warnings.warn(
         f"the {model} M-step stopped at its cap of {INNER_MAX_ITER} inner iterations with the "
         f"surrogate still changing by {change:.1e} (relative); the fit may be slightly off",
@@ -127,13 +149,13 @@ def vei(S: Array, nk: Array, start: Array | None = None, model: str = "VEI") -> 
         shape = np.ones(n_features)
         variances = volume[:, None] * shape
         objective = _diag_objective(S, nk, variances)
-        done = compiled.vei_loop(S, nk, volume, objective, INNER_TOL, INNER_MAX_ITER)
+        done = compiled.vei_loop(S, nk, volume, objective, INNER_TOL, _max_iter(start))
         if done is not None:  # the same loop in C (small D)
             variances, steps, objective, previous = done
             if steps == 0:
-                _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
+                _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)), start)
             return variances
-        for _ in range(INNER_MAX_ITER):
+        for _ in range(_max_iter(start)):
             shape = (S / volume[:, None]).sum(axis=0)
             shape = shape / _geometric_mean_inside(shape)
             volume = (S / shape).sum(axis=1) / (n_features * nk)
@@ -141,7 +163,7 @@ def vei(S: Array, nk: Array, start: Array | None = None, model: str = "VEI") -> 
             previous, objective = objective, _diag_objective(S, nk, variances)
             if _converged(previous, objective):
                 return variances
-    _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
+    _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)), start)
     return variances
 
 
@@ -210,18 +232,21 @@ def common_orientation(
     eigenvalue of W_k), so it lies below its tangent; minimising the tangent is the Procrustes
     problem max tr(D' sum_k (omega_k I - W_k) D_0 M_k). The second step does the same with the
     roles of W_k and M_k exchanged (in D'). The eigenvalues are then solved exactly for the new D.
-    W (K, D, D) -> covariances (K, D, D).
+    A step that raises the objective all the same (rounding: the Procrustes matrices add terms
+    of size omega_k M_k whose differences carry the step, and on data whose scatters and
+    variances span ten orders of magnitude those differences are below rounding) is undone and
+    ends the loop, so the M-step never lowers Q. W (K, D, D) -> covariances (K, D, D).
     """
     from gaussmix.em import compiled  # the C loops load on first use
 
     if solve is evi or solve is vvi:  # small D: all of it in one C call, where it can
         done = compiled.common_orientation(
-            W, nk, _pooled(W, start), solve is evi, INNER_TOL, INNER_MAX_ITER
+            W, nk, _pooled(W, start), solve is evi, INNER_TOL, _max_iter(start)
         )
         if done is not None:
             D, variances, steps, objective, previous = done
             if steps == 0:
-                _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
+                _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)), start)
             return _assemble(D, variances)
     n_features = W.shape[-1]
     identity = np.eye(n_features)
@@ -238,9 +263,10 @@ def common_orientation(
 
     shifted = omega[:, None, None] * identity - W  # (K, D, D): omega_k I - W_k
     with np.errstate(divide="ignore", invalid="ignore"):
-        for _ in range(INNER_MAX_ITER):
+        for _ in range(_max_iter(start)):
             M = 1.0 / variances  # (K, D): the diagonals of the inverse eigenvalue matrices
             F = ((shifted @ D) * M[:, None, :]).sum(axis=0)
+            last = D, variances
             D = _procrustes(F)
             # second step, in E = D': max tr(E' sum_k (m_k I - M_k) E_0 W_k), m_k = max M_k
             E = D.T
@@ -249,9 +275,11 @@ def common_orientation(
             S = _rotated_diagonals(W, D)
             variances = solve(S, nk, variances)
             previous, objective = objective, _diag_objective(S, nk, variances)
+            if objective > previous:  # rounding raised it (F's terms span too much): undone
+                return _assemble(*last)
             if _converged(previous, objective):
                 return _assemble(D, variances)
-    _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
+    _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)), start)
     return _assemble(D, variances)
 
 
@@ -267,7 +295,7 @@ def vee(W: Array, nk: Array, start: Array | None = None) -> Array:
             volume = np.exp(np.linalg.slogdet(start)[1] / n_features)
         objective = np.inf
         C = np.full((n_features, n_features), np.nan)
-        for _ in range(INNER_MAX_ITER):
+        for _ in range(_max_iter(start)):
             C = np.einsum("k,kij->ij", 1.0 / volume, W)
             sign, logdet = np.linalg.slogdet(C)
             if sign <= 0:  # a singular scatter: degenerate, the caller's check says so
@@ -283,7 +311,7 @@ def vee(W: Array, nk: Array, start: Array | None = None) -> Array:
             if _converged(previous, objective):
                 break
         else:
-            _cap_reached("VEE", abs(previous - objective) / (1.0 + abs(objective)))
+            _cap_reached("VEE", abs(previous - objective) / (1.0 + abs(objective)), start)
         cov = volume[:, None, None] * C
     return np.asarray(0.5 * (cov + np.swapaxes(cov, 1, 2)))
 
@@ -298,11 +326,11 @@ def whole_mstep(
     from gaussmix.em import compiled  # the C loops load on first use
 
     done = compiled.constrained_mstep(
-        model, sxx, nk, d, reg_covar, start, INNER_TOL, INNER_MAX_ITER
+        model, sxx, nk, d, reg_covar, start, INNER_TOL, _max_iter(start)
     )
     if done is None:
         return None
     covariances, factors, steps, objective, previous = done
     if steps == 0:
-        _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)))
+        _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)), start)
     return covariances, factors

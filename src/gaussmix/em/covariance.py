@@ -286,6 +286,9 @@ class Covariance(ABC):
         reg_covar : added to the diagonal (as N_k reg_covar I to each scatter W_k).
         start : the previous covariances (this layout), where an iterative M-step starts.
         """
+        done = self._compiled_mstep(sxx, nk, d, reg_covar, start)
+        if done is not None:
+            return done[0]
         return self.constrain(self.scatter(sxx, nk, d, reg_covar), nk, start)
 
     def covariances_and_factors(
@@ -294,15 +297,24 @@ class Covariance(ABC):
         """``covariances`` (the same arguments) and their ``precisions_cholesky``: in one C
         call for an iterative or eigen model whose ``compiled_mstep`` is there, where the C loops
         take them, else the two methods (the reference)."""
-        if self.compiled_mstep is not None:
-            done = constrained.whole_mstep(self.compiled_mstep, sxx, nk, d, reg_covar, start)
-            if done is not None:
-                covariances, factors = done
-                if factors is None:  # not positive definite: LAPACK's path says which
-                    factors = self.precisions_cholesky(covariances)
-                return covariances, factors
-        covariances = self.covariances(sxx, nk, d, reg_covar, start)
+        done = self._compiled_mstep(sxx, nk, d, reg_covar, start)
+        if done is not None:
+            covariances, factors = done
+            if factors is None:  # not positive definite: LAPACK's path says which
+                factors = self.precisions_cholesky(covariances)
+            return covariances, factors
+        covariances = self.constrain(self.scatter(sxx, nk, d, reg_covar), nk, start)
         return covariances, self.precisions_cholesky(covariances)
+
+    def _compiled_mstep(
+        self, sxx: Array, nk: Array, d: Array, reg_covar: float, start: Array | None
+    ) -> tuple[Array, Array | None] | None:
+        """The iterative or eigen model's whole M-step in C (``constrained.whole_mstep``):
+        (covariances, their factors or None where one is not positive definite), or None
+        where there is none or C declines (then ``constrain`` runs on ``scatter``)."""
+        if self.compiled_mstep is None:
+            return None
+        return constrained.whole_mstep(self.compiled_mstep, sxx, nk, d, reg_covar, start)
 
     @abstractmethod
     def scatter(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
