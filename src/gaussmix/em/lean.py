@@ -285,7 +285,7 @@ class WholeLoop:
         loop.means[...], loop.mixing[...] = params.means, params.weights
         loop.precision[...], loop.covariances[...] = params.precisions_cholesky, params.covariances
         settings = (reg_covar, _NK_FLOOR, collapsed, tol, int(relative))
-        inner = (constrained.INNER_TOL, constrained.INNER_MAX_ITER)
+        inner = (constrained.INNER_TOL, constrained.WARM_MAX_ITER)  # each from a start
         history: list[float] = []
         status, previous = 0, lower_bound
         while len(history) < max_iter:
@@ -295,7 +295,7 @@ class WholeLoop:
             if capped is not None:
                 objective, before = capped  # constrained.whole_mstep's warning
                 change = abs(before - objective) / (1.0 + abs(objective))
-                constrained._cap_reached(self.model, change)
+                constrained._cap_reached(self.model, change, loop.covariances)
             if status in (1, 2, 4):  # converged, or the next iteration is Python's
                 self.declined = status == 4
                 break
