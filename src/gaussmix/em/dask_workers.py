@@ -276,10 +276,16 @@ class DaskWorkers:
         return self._plan
 
     def _map(
-        self, client: Any, func: Callable[..., Any], on: Sequence[str] | None, *args: list[Any]
+        self,
+        client: Any,
+        func: Callable[..., Any],
+        on: Sequence[str] | None,
+        *args: list[Any],
+        strict: bool = True,
     ) -> list[Any]:
         """``func`` on each item of ``args``, all in one message to the scheduler; the ``i``-th
-        task restricted to worker ``on[i]`` alone (none when ``on`` is None)."""
+        task restricted to worker ``on[i]`` (none when ``on`` is None): to it alone when
+        ``strict``, else preferred (run elsewhere when that worker is gone)."""
         import dask
 
         token = uuid.uuid4().hex
@@ -290,7 +296,7 @@ class DaskWorkers:
         # longer "root-ish", which Dask's queuing would give to whichever worker asks first
         # (a pass's tasks join one task group over the held passes); per key, by a callable
         where = {key: [worker] for key, worker in zip(keys, on, strict=True)}
-        with dask.annotate(workers=where.__getitem__, allow_other_workers=False):
+        with dask.annotate(workers=where.__getitem__, allow_other_workers=not strict):
             return client.map(func, *args, key=keys)
 
     @staticmethod
@@ -341,8 +347,10 @@ class DaskWorkers:
         """Group the chunks by the worker holding them, after copying a crowded worker's
         excess chunks to the others (``balance``; Dask may persist two chunks on one of two
         workers, and its groups would then run one after the other). The copies are tasks
-        on the chunks, each held to its worker, so Dask can rebuild them too and cannot
-        steal them back; they live as long as this fit."""
+        on the chunks, each meant for its worker but not held there: when that worker dies,
+        Dask rebuilds them elsewhere (a copy held to a dead worker would wait for it forever,
+        and so would every pass on it); they live as long as this fit, and the chunks are
+        grouped by where the copies are."""
         from distributed import wait
 
         wait(rows)
@@ -355,12 +363,13 @@ class DaskWorkers:
             placed, kept = list(rows), None if weights is None else list(weights)
             for futures in (placed, kept):
                 if futures is not None:
-                    copies = self._map(client, _same, targets, [futures[i] for i in moved])
-                    if not self._waited(client, copies, targets):  # a worker left: afresh
-                        return self._place(client, rows, weights)
+                    copies = self._map(
+                        client, _same, targets, [futures[i] for i in moved], strict=False
+                    )
                     for i, copy in zip(moved, copies, strict=True):
                         futures[i] = copy
             rows, weights = placed, kept
+            wait(rows)
             groups = by_holder(rows, client.who_has(rows))
         self._rows, self._weights, self._groups = list(rows), weights, list(groups.values())
         self._holders = list(groups)
