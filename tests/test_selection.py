@@ -15,6 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import gaussmix
 from gaussmix import GaussianMixture, SelectionResult, select
+from gaussmix.em.lean import zero_variance_is_singular
 from gaussmix.plotting import (
     criterion_figure,
     draw_criterion_curves,
@@ -234,7 +235,7 @@ def test_min_relative_variance_does_not_depend_on_units() -> None:
 
 def test_collapse_is_marked_degenerate_and_never_chosen() -> None:
     X = collapsing_data()
-    result = select(X, [1, 2, 3], ("diag", "full"), **FAST)
+    result = select(X, [1, 2, 3], ("diag", "full"), reg_covar=1e-6, **FAST)
     degenerate = [r for r in result.records if r.degenerate]
     assert degenerate, "a component should sit on the rows with x1 == 5"
     for r in degenerate:
@@ -350,7 +351,7 @@ def _png(fig: Figure) -> bytes:
 
 
 def test_criterion_curves_ring_the_choice_and_cross_out_degenerate_fits() -> None:
-    result = select(collapsing_data(), [1, 2, 3], ("diag", "full"), **FAST)
+    result = select(collapsing_data(), [1, 2, 3], ("diag", "full"), reg_covar=1e-6, **FAST)
     fig = Figure()
     ax = fig.subplots()
     draw_criterion_curves(ax, result)
@@ -421,8 +422,9 @@ def test_select_fits_rows_with_missing_values(blobs: np.ndarray) -> None:
         n_jobs=1, polish_tol=None,
     )
     alone = GaussianMixture(
-        2, missing="em", n_init=5, tol=1e-5, convergence="relative", max_iter=1000, random_state=0
-    )
+        2, missing="em", n_init=5, tol=1e-5, convergence="relative", max_iter=1000,
+        reg_covar=0.0, random_state=0,
+    )  # fmt: skip
     alone.fit(holes)
     cell = result.models[(2, "full")]
     assert cell is not None and cell.missing == "em" and cell.n_missing_ == alone.n_missing_
@@ -433,16 +435,20 @@ def test_select_fits_rows_with_missing_values(blobs: np.ndarray) -> None:
 
 
 def _alone(X: np.ndarray, k: int, name: str) -> GaussianMixture:
-    """One cell as select fits it first: mclust's start and stopping rule."""
-    return GaussianMixture(
+    """One cell as select fits it first: mclust's start, stopping rule and no reg_covar (a
+    zero variance singular, as in select)."""
+    model = GaussianMixture(
         k,
         covariance_type=name,
         init_params="hc",
         tol=1e-5,
         convergence="relative",
         max_iter=1000,
+        reg_covar=0.0,
         random_state=0,
-    ).fit(X)
+    )
+    with zero_variance_is_singular():
+        return model.fit(X)
 
 
 def test_one_component_models_are_three_fits_each_with_its_own_count(blobs: np.ndarray) -> None:
@@ -538,9 +544,12 @@ def _public_fit(X: object, k: int, name: str, **kwargs: object) -> GaussianMixtu
 
     init._STATS.clear()  # no statistics replayed from select's fits
     options = {"init_params": "hc", "tol": 1e-5, "convergence": "relative", "max_iter": 1000}
-    return GaussianMixture(
+    options |= {"reg_covar": 0.0}  # select's default, with its arithmetic (lean.py)
+    model = GaussianMixture(
         k, covariance_type=name, random_state=0, n_threads=1, **(options | kwargs)
-    ).fit(X)
+    )
+    with zero_variance_is_singular():
+        return model.fit(X)
 
 
 def test_cells_are_the_public_fit_to_the_bit(blobs: np.ndarray) -> None:
@@ -574,14 +583,18 @@ def test_cells_are_the_public_fit_to_the_bit(blobs: np.ndarray) -> None:
 
 
 def test_cells_with_missing_values_are_the_public_fit(blobs: np.ndarray) -> None:
+    from gaussmix.selection import _distinct_fit
+
     holes = blobs.copy()
     holes[np.random.default_rng(2).random(holes.shape) < 0.08] = np.nan
     holes[np.isnan(holes).all(axis=1), 0] = 0.0
     grid = {"n_components": [1, 2, 3], "covariance_types": ["VVV", "VEI"]}
     result = select(holes, **grid, missing="em", polish_tol=None, refine=0, **FAST)
     for record in result.records:
-        alone = _public_fit(holes, record.n_components, record.covariance_type, missing="em")
-        model = result.models[(record.n_components, record.covariance_type)]
+        k = record.n_components
+        fitted_as = _distinct_fit(record.covariance_type, k, 2)  # K = 1: VVI or VVV
+        alone = _public_fit(holes, k, fitted_as, missing="em")
+        model = result.models[(k, record.covariance_type)]
         assert model is not None and model.n_missing_ == alone.n_missing_ > 0
         assert record.log_likelihood == alone.log_likelihood_
         np.testing.assert_array_equal(model.means_, alone.means_)
