@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -619,3 +620,42 @@ def test_the_parameters_are_checked_once_per_kind_of_start(
     monkeypatch.undo()
     with pytest.raises(ValueError, match="'tol' parameter"):  # scikit-learn's message, as fit's
         select(blobs, [1, 2], "VVV", tol=-1.0, n_jobs=1)
+
+
+# ------------------------------------------------------------------ against mclust, near singular
+
+MCLUST_SELECT = Path(__file__).parent / "data" / "mclust_select" / "fixture.json"
+
+
+@pytest.mark.parametrize("name", ["mtcars", "pressure"])
+def test_near_singular_best_fits_of_mclust_are_chosen(name: str) -> None:
+    """mclust's choice (tests/data/mclust_select/make_fixture.py) has a smallest variance some
+    1e-10 of the data's: without reg_covar and with the threshold near rounding, select's
+    defaults reach it (1e-8 refused it: 133 and 16 below mclust's)."""
+    recorded = json.loads(MCLUST_SELECT.read_text())["sets"][name]
+    X = np.array(recorded["rows"], dtype=np.float64)
+    result = select(X, random_state=0)
+    best = result.best_record
+    assert (best.mclust, best.n_components) == (recorded["model"], recorded["G"])
+    assert best.bic_mclust >= recorded["bic"] - 1e-6 * abs(recorded["bic"])
+    assert 0 < best.min_relative_variance < 1e-8
+
+
+def test_the_choice_does_not_depend_on_the_units() -> None:
+    """Without reg_covar nothing in select has a unit: rows scaled by c give the same choice,
+    and BIC moves by -2 n D log c (a constant reg_covar of 1e-6 is most of a variance of 1e-6:
+    as on wdbc, whose last column's variance is 5e-5)."""
+    X = mixture_data(4, n=240, n_features=2, n_components=3)
+    grid = {"n_components": [1, 2, 3, 4], "covariance_types": ["VII", "VVI", "EEE", "VVV"]}
+    ref = select(X, random_state=0, n_jobs=1, **grid)
+    n, d = X.shape
+    for c in (1e-3, 1e3):
+        scaled = select(X * c, random_state=0, n_jobs=1, **grid)
+        shift = 2 * n * d * math.log(c)
+        assert scaled.best_record.model_name == ref.best_record.model_name
+        assert scaled.best_record.bic == pytest.approx(ref.best_record.bic + shift, abs=0.05)
+        for a, b in zip(ref.records, scaled.records, strict=True):
+            # to where EM stops: mclust's relative rule reads |L|, which moves with the units
+            # (0.3 at most here; with reg_covar=1e-6 at c = 1e-3: 39 in the median, 187 at most,
+            # and the choice VVV,2 instead of EEE,4)
+            assert b.bic == pytest.approx(a.bic + shift, abs=1.0)
