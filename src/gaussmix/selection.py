@@ -28,9 +28,13 @@ No regularisation by default. ``select`` fits with ``reg_covar = 0``, as mclust 
 component that collapses makes its covariance singular, the fit fails and the cell is NA, as
 in mclust, at once (with a positive ``reg_covar`` the collapse goes on climbing, and the
 iterative M-steps spend their inner iterations on matrices conditioned like 1/reg_covar:
-Boston's grid 26 s instead of 8 s). A constant ``reg_covar`` is also a unit: on wdbc's first ten
-columns (mclust's data set; one column's variance is 5e-5) 1e-6 cost the chosen VVV,5 13 units
-of BIC against mclust's fit from the same start. What is left for the rule are fits whose
+Boston's grid 26 s instead of 8 s). So does an M-step whose covariance is numerically singular,
+a variance of at most eps times the data's in some direction (``mstep.singular_fails``, as
+mclust's M-steps check their Cholesky factors): a constraint such as a shared orientation
+keeps some collapses from ever being exactly singular, and EM would run on to ``max_iter``.
+A constant ``reg_covar`` is also a unit: on wdbc's first ten columns (mclust's data set; one
+column's variance is 5e-5) 1e-6 cost the chosen VVV,5 13 units of BIC against mclust's fit
+from the same start. What is left for the rule are fits whose
 covariance is near singular but not singular; mclust keeps those down to a reciprocal
 condition of sqrt(eps) in its Cholesky factor, and so ``SINGULAR_TOL_UNREGULARISED`` = 1e-13
 (some 50 times the rounding of the eigenvalues) flags only what rounding cannot tell from
@@ -110,6 +114,7 @@ from gaussmix.em.covariance import MCLUST_MODELS, UNIVARIATE_MODELS
 from gaussmix.em.errors import ComponentCollapseWarning, InnerIterationWarning
 from gaussmix.em.lean import zero_variance_is_singular
 from gaussmix.em.missing import log_prob_observed
+from gaussmix.em.mstep import singular_fails
 from gaussmix.em.parallel import one_thread
 from gaussmix.em.prior import Prior
 from gaussmix.em.stats import softmax_in_place
@@ -556,7 +561,7 @@ def _fit_cell(
     model: GaussianMixture | None = None
     entropy: float | None = None
     failure: DegenerateCovarianceError | None = None
-    with _quiet():
+    with _quiet(), singular_fails(data_variance):
         for method, n_init in starts:
             candidate = GaussianMixture(
                 n_components,
@@ -589,7 +594,7 @@ def _polish_cell(
     run's."""
     polished = copy.deepcopy(model)
     polished.set_params(warm_start=True, tol=tol)
-    with _quiet():
+    with _quiet(), singular_fails(data_variance):
         try:
             entropy = _fit(polished, X)
         except DegenerateCovarianceError:  # pragma: no cover - only with reg_covar = 0

@@ -1,5 +1,5 @@
-"""Writes fixture.json beside this file: R's ``Mclust`` with its defaults on two small data sets
-whose best fits are near singular.
+"""Writes fixture.json beside this file: R's ``Mclust`` with its defaults on small data sets
+whose best fits are near singular, and one with a column of two values.
 
 Run from the repository root with R and mclust installed (Debian: apt-get install
 r-cran-mclust):
@@ -7,8 +7,9 @@ r-cran-mclust):
     python tests/data/mclust_select/make_fixture.py
 
 The sets are R's ``mtcars`` (columns mpg, disp, hp, drat, wt, qsec: 32 x 6; mclust chooses
-VEV,6, components of three to nine cars whose smallest variance is 1e-10 of the data's) and
-``pressure`` (19 x 2; VVV,5). ``Mclust(X)`` fits G = 1..9 and all fourteen models from its
+VEV,6, components of three to nine cars whose smallest variance is 1e-10 of the data's),
+``pressure`` (19 x 2; VVV,5) and MASS's ``ships`` (period, a column of two values, service and
+incidents: 40 x 3; VEV,2). ``Mclust(X)`` fits G = 1..9 and all fourteen models from its
 hierarchical start without any regularisation. The JSON records mclust's version, R's, the date
 and per set the rows, mclust's choice and its BIC (mclust's sign). tests/test_selection.py
 reads it; the test does not need R.
@@ -31,7 +32,8 @@ library(jsonlite)
 args <- commandArgs(trailingOnly = TRUE)
 sets <- list(
   mtcars = as.matrix(mtcars[, c("mpg", "disp", "hp", "drat", "wt", "qsec")]),
-  pressure = as.matrix(pressure)
+  pressure = as.matrix(pressure),
+  ships = as.matrix(MASS::ships[, 3:5])
 )
 out <- list()
 for (name in names(sets)) {
