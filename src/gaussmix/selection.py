@@ -34,13 +34,13 @@ mclust's M-steps check their Cholesky factors): a constraint such as a shared or
 keeps some collapses from ever being exactly singular, and EM would run on to ``max_iter``.
 A constant ``reg_covar`` is also a unit: on wdbc's first ten columns (mclust's data set; one
 column's variance is 5e-5) 1e-6 cost the chosen VVV,5 13 units of BIC against mclust's fit
-from the same start. What is left for the rule are fits whose
-covariance is near singular but not singular; mclust keeps those down to a reciprocal
-condition of sqrt(eps) in its Cholesky factor, and so ``SINGULAR_TOL_UNREGULARISED`` = 1e-13
-(some 50 times the rounding of the eigenvalues) flags only what rounding cannot tell from
-singular: on R's mtcars, pressure and MASS's Boston mclust chooses fits (VEV,6, VVV,5, VEV,9)
-whose smallest relative variances are 8e-11, 2e-11 and 8e-10, which 1e-8 refused (mclust's
-BIC 133, 16 and 1205 above the best fit left).
+from the same start. What is left for the rule are fits whose covariance is near singular but
+not singular; mclust keeps those down to a reciprocal condition of sqrt(eps) in its Cholesky
+factor, and so ``SINGULAR_TOL_UNREGULARISED`` = 1e-13 (some 50 times the rounding of the
+eigenvalues) flags only what rounding cannot tell from singular: on R's mtcars, pressure and
+MASS's Boston mclust chooses fits (VEV,6, VVV,5, VEV,9) whose smallest relative variances are
+8e-11, 2e-11 and 8e-10, which 1e-8 refused (mclust's BIC 133, 16 and 1205 above the best fit
+left).
 
 Criteria and their signs. The API uses scikit-learn's convention, lower is better:
 
@@ -561,7 +561,7 @@ def _fit_cell(
     model: GaussianMixture | None = None
     entropy: float | None = None
     failure: DegenerateCovarianceError | None = None
-    with _quiet(), singular_fails(data_variance):
+    with _quiet(), _as_mclust(data_variance):
         for method, n_init in starts:
             candidate = GaussianMixture(
                 n_components,
@@ -594,10 +594,10 @@ def _polish_cell(
     run's."""
     polished = copy.deepcopy(model)
     polished.set_params(warm_start=True, tol=tol)
-    with _quiet(), singular_fails(data_variance):
+    with _quiet(), _as_mclust(data_variance):
         try:
             entropy = _fit(polished, X)
-        except DegenerateCovarianceError:  # pragma: no cover - only with reg_covar = 0
+        except DegenerateCovarianceError:  # without reg_covar: a collapse on the way
             return cell, _record(model, X, data_variance, singular_tol), model
     polished.set_params(warm_start=False, tol=model.tol)
     polished.n_iter_ += model.n_iter_
@@ -606,9 +606,16 @@ def _polish_cell(
 
 
 @contextmanager
+def _as_mclust(data_variance: NDArray[np.float64]) -> Iterator[None]:
+    """mclust's arithmetic for select's fits: with reg_covar = 0 a zero variance is singular
+    (lean.py), and so is an M-step's numerically singular covariance (mstep.py)."""
+    with zero_variance_is_singular(), singular_fails(data_variance):
+        yield
+
+
+@contextmanager
 def _quiet() -> Iterator[None]:
-    # mclust's arithmetic: with reg_covar = 0 a zero variance is singular (lean.py)
-    with warnings.catch_warnings(), zero_variance_is_singular():
+    with warnings.catch_warnings():
         # reported once for the whole grid by ``select``, from ``converged_``
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", ComponentCollapseWarning)
