@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import gaussmix
 from gaussmix import GaussianMixture, SelectionResult, select
+from gaussmix.em.lean import zero_variance_is_singular
 from gaussmix.plotting import (
     criterion_figure,
     draw_criterion_curves,
@@ -234,7 +236,7 @@ def test_min_relative_variance_does_not_depend_on_units() -> None:
 
 def test_collapse_is_marked_degenerate_and_never_chosen() -> None:
     X = collapsing_data()
-    result = select(X, [1, 2, 3], ("diag", "full"), **FAST)
+    result = select(X, [1, 2, 3], ("diag", "full"), reg_covar=1e-6, **FAST)
     degenerate = [r for r in result.records if r.degenerate]
     assert degenerate, "a component should sit on the rows with x1 == 5"
     for r in degenerate:
@@ -350,7 +352,7 @@ def _png(fig: Figure) -> bytes:
 
 
 def test_criterion_curves_ring_the_choice_and_cross_out_degenerate_fits() -> None:
-    result = select(collapsing_data(), [1, 2, 3], ("diag", "full"), **FAST)
+    result = select(collapsing_data(), [1, 2, 3], ("diag", "full"), reg_covar=1e-6, **FAST)
     fig = Figure()
     ax = fig.subplots()
     draw_criterion_curves(ax, result)
@@ -421,8 +423,9 @@ def test_select_fits_rows_with_missing_values(blobs: np.ndarray) -> None:
         n_jobs=1, polish_tol=None,
     )
     alone = GaussianMixture(
-        2, missing="em", n_init=5, tol=1e-5, convergence="relative", max_iter=1000, random_state=0
-    )
+        2, missing="em", n_init=5, tol=1e-5, convergence="relative", max_iter=1000,
+        reg_covar=0.0, random_state=0,
+    )  # fmt: skip
     alone.fit(holes)
     cell = result.models[(2, "full")]
     assert cell is not None and cell.missing == "em" and cell.n_missing_ == alone.n_missing_
@@ -433,16 +436,20 @@ def test_select_fits_rows_with_missing_values(blobs: np.ndarray) -> None:
 
 
 def _alone(X: np.ndarray, k: int, name: str) -> GaussianMixture:
-    """One cell as select fits it first: mclust's start and stopping rule."""
-    return GaussianMixture(
+    """One cell as select fits it first: mclust's start, stopping rule and no reg_covar (a
+    zero variance singular, as in select)."""
+    model = GaussianMixture(
         k,
         covariance_type=name,
         init_params="hc",
         tol=1e-5,
         convergence="relative",
         max_iter=1000,
+        reg_covar=0.0,
         random_state=0,
-    ).fit(X)
+    )
+    with zero_variance_is_singular():
+        return model.fit(X)
 
 
 def test_one_component_models_are_three_fits_each_with_its_own_count(blobs: np.ndarray) -> None:
@@ -538,9 +545,12 @@ def _public_fit(X: object, k: int, name: str, **kwargs: object) -> GaussianMixtu
 
     init._STATS.clear()  # no statistics replayed from select's fits
     options = {"init_params": "hc", "tol": 1e-5, "convergence": "relative", "max_iter": 1000}
-    return GaussianMixture(
+    options |= {"reg_covar": 0.0}  # select's default, with its arithmetic (lean.py)
+    model = GaussianMixture(
         k, covariance_type=name, random_state=0, n_threads=1, **(options | kwargs)
-    ).fit(X)
+    )
+    with zero_variance_is_singular():
+        return model.fit(X)
 
 
 def test_cells_are_the_public_fit_to_the_bit(blobs: np.ndarray) -> None:
@@ -574,14 +584,18 @@ def test_cells_are_the_public_fit_to_the_bit(blobs: np.ndarray) -> None:
 
 
 def test_cells_with_missing_values_are_the_public_fit(blobs: np.ndarray) -> None:
+    from gaussmix.selection import _distinct_fit
+
     holes = blobs.copy()
     holes[np.random.default_rng(2).random(holes.shape) < 0.08] = np.nan
     holes[np.isnan(holes).all(axis=1), 0] = 0.0
     grid = {"n_components": [1, 2, 3], "covariance_types": ["VVV", "VEI"]}
     result = select(holes, **grid, missing="em", polish_tol=None, refine=0, **FAST)
     for record in result.records:
-        alone = _public_fit(holes, record.n_components, record.covariance_type, missing="em")
-        model = result.models[(record.n_components, record.covariance_type)]
+        k = record.n_components
+        fitted_as = _distinct_fit(record.covariance_type, k, 2)  # K = 1: VVI or VVV
+        alone = _public_fit(holes, k, fitted_as, missing="em")
+        model = result.models[(k, record.covariance_type)]
         assert model is not None and model.n_missing_ == alone.n_missing_ > 0
         assert record.log_likelihood == alone.log_likelihood_
         np.testing.assert_array_equal(model.means_, alone.means_)
@@ -606,3 +620,65 @@ def test_the_parameters_are_checked_once_per_kind_of_start(
     monkeypatch.undo()
     with pytest.raises(ValueError, match="'tol' parameter"):  # scikit-learn's message, as fit's
         select(blobs, [1, 2], "VVV", tol=-1.0, n_jobs=1)
+
+
+# ------------------------------------------------------------------ against mclust, near singular
+
+MCLUST_SELECT = Path(__file__).parent / "data" / "mclust_select" / "fixture.json"
+
+
+@pytest.mark.parametrize("name", ["mtcars", "pressure", "ships"])
+def test_near_singular_best_fits_of_mclust_are_chosen(name: str) -> None:
+    """mclust's choice (tests/data/mclust_select/make_fixture.py) has a smallest variance some
+    1e-10 of the data's: without reg_covar and with the threshold near rounding, select's
+    defaults reach it (1e-8 refused it: 133 and 16 below mclust's)."""
+    recorded = json.loads(MCLUST_SELECT.read_text())["sets"][name]
+    X = np.array(recorded["rows"], dtype=np.float64)
+    result = select(X, random_state=0)
+    best = result.best_record
+    assert (best.mclust, best.n_components) == (recorded["model"], recorded["G"])
+    assert best.bic_mclust >= recorded["bic"] - 1e-6 * abs(recorded["bic"])
+    if name != "ships":
+        assert 0 < best.min_relative_variance < 1e-8
+
+
+def test_a_numerically_singular_em_step_fails_the_fit() -> None:
+    """A component on rows whose second column varies by 1e-12 only: its variance there is
+    1e-24, positive, so EM alone runs on; inside ``singular_fails`` (select's fits) the M-step
+    fails, as mclust's returns NA. And ships' VVE,2 (period takes two values) fails in select
+    rather than running to max_iter (it took 130 s once)."""
+    from gaussmix.em.mstep import singular_fails
+
+    rng = np.random.default_rng(0)
+    tight = np.column_stack([rng.normal(4.0, 1.0, 30), 5.0 + 1e-12 * rng.normal(size=30)])
+    X = np.vstack([rng.normal(size=(200, 2)), tight])
+    options = {"init_params": "hc", "reg_covar": 0.0, "convergence": "relative", "max_iter": 30}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        alone = GaussianMixture(2, covariance_type="diag", **options).fit(X)
+    assert alone.covariances_.min() < 1e-16 * X.var(axis=0).min()
+    with singular_fails(X.var(axis=0)), pytest.raises(ValueError, match="numerically singular"):
+        GaussianMixture(2, covariance_type="diag", **options).fit(X)
+    ships = json.loads(MCLUST_SELECT.read_text())["sets"]["ships"]["rows"]
+    record = select(np.array(ships, dtype=float), [1, 2], "VVE", random_state=0).record(2, "VVE")
+    assert record.error is not None
+
+
+def test_the_choice_does_not_depend_on_the_units() -> None:
+    """Without reg_covar nothing in select has a unit: rows scaled by c give the same choice,
+    and BIC moves by -2 n D log c (a constant reg_covar of 1e-6 is most of a variance of 1e-6:
+    as on wdbc, whose last column's variance is 5e-5)."""
+    X = mixture_data(4, n=240, n_features=2, n_components=3)
+    grid = {"n_components": [1, 2, 3, 4], "covariance_types": ["VII", "VVI", "EEE", "VVV"]}
+    ref = select(X, random_state=0, n_jobs=1, **grid)
+    n, d = X.shape
+    for c in (1e-3, 1e3):
+        scaled = select(X * c, random_state=0, n_jobs=1, **grid)
+        shift = 2 * n * d * math.log(c)
+        assert scaled.best_record.model_name == ref.best_record.model_name
+        assert scaled.best_record.bic == pytest.approx(ref.best_record.bic + shift, abs=0.05)
+        for a, b in zip(ref.records, scaled.records, strict=True):
+            # to where EM stops: mclust's relative rule reads |L|, which moves with the units
+            # (0.3 at most here; with reg_covar=1e-6 at c = 1e-3: 39 in the median, 187 at most,
+            # and the choice VVV,2 instead of EEE,4)
+            assert b.bic == pytest.approx(a.bic + shift, abs=1.0)

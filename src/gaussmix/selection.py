@@ -15,13 +15,32 @@ The rule. Let S_k = Sigma_k - reg_covar I be component k's covariance with the r
 taken back out, and s_d the standard deviation of feature d in the data. A fit is degenerate
 when, for some component,
 
-    min eigenvalue of  diag(1/s) S_k diag(1/s)  <=  singular_tol   (default 1e-8),
+    min eigenvalue of  diag(1/s) S_k diag(1/s)  <=  singular_tol,
 
 i.e. when some direction has a variance below ``singular_tol`` times the data's variance, in
 units where every feature has unit variance (so the rule does not depend on the units of the
-columns). A collapse gives exactly 0 up to rounding (about 1e-16 here); the default leaves
-eight orders of magnitude between that and a genuine component, whose standard deviation would
-have to be 10^-4 of the data's in some direction to be flagged.
+columns). With ``reg_covar > 0`` the default is ``SINGULAR_TOL`` = 1e-8: a collapse gives
+exactly 0 up to rounding (about 1e-16 here, or about reg_covar / s_d^2 for the iterative
+models, whose constraint mixes reg_covar into every direction), and a genuine component's
+standard deviation would have to be 10^-4 of the data's in some direction to be flagged.
+
+No regularisation by default. ``select`` fits with ``reg_covar = 0``, as mclust does: a
+component that collapses makes its covariance singular, the fit fails and the cell is NA, as
+in mclust, at once (with a positive ``reg_covar`` the collapse goes on climbing, and the
+iterative M-steps spend their inner iterations on matrices conditioned like 1/reg_covar:
+Boston's grid 26 s instead of 8 s). So does an M-step whose covariance is numerically singular,
+a variance of at most eps times the data's in some direction (``mstep.singular_fails``, as
+mclust's M-steps check their Cholesky factors): a constraint such as a shared orientation
+keeps some collapses from ever being exactly singular, and EM would run on to ``max_iter``.
+A constant ``reg_covar`` is also a unit: on wdbc's first ten columns (mclust's data set; one
+column's variance is 5e-5) 1e-6 cost the chosen VVV,5 13 units of BIC against mclust's fit
+from the same start. What is left for the rule are fits whose covariance is near singular but
+not singular; mclust keeps those down to a reciprocal condition of sqrt(eps) in its Cholesky
+factor, and so ``SINGULAR_TOL_UNREGULARISED`` = 1e-13 (some 50 times the rounding of the
+eigenvalues) flags only what rounding cannot tell from singular: on R's mtcars, pressure and
+MASS's Boston mclust chooses fits (VEV,6, VVV,5, VEV,9) whose smallest relative variances are
+8e-11, 2e-11 and 8e-10, which 1e-8 refused (mclust's BIC 133, 16 and 1205 above the best fit
+left).
 
 Criteria and their signs. The API uses scikit-learn's convention, lower is better:
 
@@ -93,7 +112,9 @@ from gaussmix.data.sources import ArraySource, check_missing_blocks
 from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covariance
 from gaussmix.em.covariance import MCLUST_MODELS, UNIVARIATE_MODELS
 from gaussmix.em.errors import ComponentCollapseWarning, InnerIterationWarning
+from gaussmix.em.lean import zero_variance_is_singular
 from gaussmix.em.missing import log_prob_observed
+from gaussmix.em.mstep import singular_fails
 from gaussmix.em.parallel import one_thread
 from gaussmix.em.prior import Prior
 from gaussmix.em.stats import softmax_in_place
@@ -108,6 +129,7 @@ __all__ = [
     "COVARIANCE_TYPES",
     "CRITERIA",
     "SINGULAR_TOL",
+    "SINGULAR_TOL_UNREGULARISED",
     "FitRecord",
     "SelectionResult",
     "classification_entropy",
@@ -118,6 +140,8 @@ __all__ = [
 CRITERIA = ("bic", "icl", "aic")
 COVARIANCE_TYPES = ("spherical", "diag", "tied", "full")
 SINGULAR_TOL = 1e-8
+# the threshold with reg_covar = 0 (select's default): near rounding (module docstring)
+SINGULAR_TOL_UNREGULARISED = 1e-13
 
 # Rows per block when computing the entropy, so that no N x K matrix of responsibilities is held.
 _BLOCK_ROWS = 65536
@@ -537,7 +561,7 @@ def _fit_cell(
     model: GaussianMixture | None = None
     entropy: float | None = None
     failure: DegenerateCovarianceError | None = None
-    with _quiet():
+    with _quiet(), _as_mclust(data_variance):
         for method, n_init in starts:
             candidate = GaussianMixture(
                 n_components,
@@ -570,15 +594,23 @@ def _polish_cell(
     run's."""
     polished = copy.deepcopy(model)
     polished.set_params(warm_start=True, tol=tol)
-    with _quiet():
+    with _quiet(), _as_mclust(data_variance):
         try:
             entropy = _fit(polished, X)
-        except DegenerateCovarianceError:  # pragma: no cover - only with reg_covar = 0
+        except DegenerateCovarianceError:  # without reg_covar: a collapse on the way
             return cell, _record(model, X, data_variance, singular_tol), model
     polished.set_params(warm_start=False, tol=model.tol)
     polished.n_iter_ += model.n_iter_
     polished.lower_bounds_ = [*model.lower_bounds_, *polished.lower_bounds_]
     return cell, _record(polished, X, data_variance, singular_tol, entropy), polished
+
+
+@contextmanager
+def _as_mclust(data_variance: NDArray[np.float64]) -> Iterator[None]:
+    """mclust's arithmetic for select's fits: with reg_covar = 0 a zero variance is singular
+    (lean.py), and so is an M-step's numerically singular covariance (mstep.py)."""
+    with zero_variance_is_singular(), singular_fails(data_variance):
+        yield
 
 
 @contextmanager
@@ -796,13 +828,13 @@ def select(
     tol: float = 1e-5,
     convergence: str = "relative",
     max_iter: int = 1000,
-    reg_covar: float = 1e-6,
+    reg_covar: float = 0.0,
     init_params: str = MCLUST_STARTS,
     refine: int | None = REFINE,
     polish_tol: float | None = 1e-7,
     missing: str = "error",
     random_state: int | np.random.RandomState | None = None,
-    singular_tol: float = SINGULAR_TOL,
+    singular_tol: float | None = None,
     n_jobs: int | None = None,
     progress: Callable[[FitRecord], None] | None = None,
     prior: Prior | str | None = None,
@@ -834,8 +866,9 @@ def select(
         log-likelihood per row, as ``GaussianMixture``'s default.
     max_iter : int, default=1000
         EM iterations per initialisation.
-    reg_covar : float, default=1e-6
-        Added to the diagonal of every covariance.
+    reg_covar : float, default=0
+        Added to the diagonal of every covariance; none by default, as in mclust: a fit whose
+        covariance becomes singular fails, and its cell is NA (module docstring).
     init_params : str, default='hc+kmeans'
         How initial responsibilities are drawn: 'hc+kmeans' as for ``n_init``, or one method of
         ``GaussianMixture`` for all ``n_init`` starts of every cell. With one component every
@@ -853,10 +886,11 @@ def select(
     random_state : int, RandomState instance or None, default=None
         An int gives every cell the same seed (results do not depend on the order in which
         cells run); a RandomState draws one seed per cell before any fit starts.
-    singular_tol : float, default=1e-8
+    singular_tol : float or None, default=None
         Threshold of the degeneracy rule (module docstring): a fit whose covariance without
         reg_covar has a variance <= singular_tol times the data's, in some direction, is
-        marked degenerate and never chosen.
+        marked degenerate and never chosen. None: ``SINGULAR_TOL`` (1e-8) with a positive
+        reg_covar, ``SINGULAR_TOL_UNREGULARISED`` (1e-13, near rounding) without.
     n_jobs : int or None, default=None
         Worker processes for the grid (joblib): -1 uses every core, 1 runs in this process.
         None: in this process when rows x features < ``PROCESSES_MIN_SIZE`` (starting the
@@ -883,6 +917,8 @@ def select(
         constant column, or when every fit is degenerate.
     """
     criterion = _check_criterion(criterion)
+    if singular_tol is None:
+        singular_tol = SINGULAR_TOL if reg_covar > 0 else SINGULAR_TOL_UNREGULARISED
     if not singular_tol >= 0:
         raise ValueError(f"singular_tol must be >= 0; got {singular_tol!r}")
     if convergence not in ("relative", "mean"):

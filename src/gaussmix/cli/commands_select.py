@@ -251,7 +251,9 @@ def select_command(
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same for every fit).")] = SEED,
     max_iter: Annotated[int, typer.Option("--max-iter", min=1)] = MAX_ITER,
     tol: Annotated[float, typer.Option("--tol", min=0.0)] = TOL,
-    reg_covar: Annotated[float, typer.Option("--reg-covar", min=0.0)] = 1e-6,
+    reg_covar: Annotated[
+        float, typer.Option("--reg-covar", min=0.0, help="Added to every covariance (mclust: 0).")
+    ] = 0.0,
     columns: Columns = None,
     drop: Drop = None,
     sep: Sep = None,

@@ -51,11 +51,16 @@ of single-precision GEMMs over many rows) keeps to the general pass. So does a f
 about each mean give (and the M-step reports as degenerate), while the general pass's sums
 about the mixture mean leave a rounding error in its place, a tiny positive variance, as
 scikit-learn's arithmetic does; the general pass keeps that behaviour where it is relied on.
+Inside ``zero_variance_is_singular()`` (``select``'s fits: mclust's arithmetic, a zero
+variance is singular and the cell is NA) the lean pass serves ``reg_covar=0`` too.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -132,6 +137,23 @@ class LeanPass:
         )
 
 
+_ZERO_VARIANCE_IS_SINGULAR: ContextVar[bool] = ContextVar(
+    "gaussmix_zero_variance_is_singular", default=False
+)
+
+
+@contextmanager
+def zero_variance_is_singular() -> Iterator[None]:
+    """Fits inside take the lean pass with ``reg_covar=0`` too, whose exact sums about each
+    mean make a component on one row singular (the fit fails) where the general pass's
+    rounding leaves it a tiny variance (module docstring)."""
+    token = _ZERO_VARIANCE_IS_SINGULAR.set(True)
+    try:
+        yield
+    finally:
+        _ZERO_VARIANCE_IS_SINGULAR.reset(token)
+
+
 def lean_pass(
     workers: Workers, params: Params, dtype: DType, missing: bool, reg_covar: float
 ) -> LeanPass | None:
@@ -140,7 +162,7 @@ def lean_pass(
     or a pass above ``LEAN_MAX_WORK``."""
     if not isinstance(workers, InProcess) or missing or np.dtype(dtype) != np.float64:
         return None
-    if not reg_covar > 0.0:  # see the module docstring
+    if not (reg_covar > 0.0 or _ZERO_VARIANCE_IS_SINGULAR.get()):  # see the module docstring
         return None
     source = workers.source
     if not isinstance(source, ArraySource) or not isinstance(source.X, np.ndarray):

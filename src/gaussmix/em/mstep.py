@@ -24,10 +24,15 @@ are held for the fit and a closed form's M-step is one foreign call.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
 from numpy.typing import NDArray
 
 from gaussmix.em.covariance import Covariance, get_covariance
+from gaussmix.em.errors import DegenerateCovarianceError
 from gaussmix.em.params import Params
 from gaussmix.em.prior import ResolvedPrior
 from gaussmix.em.stats import SuffStats, merge, zeros_at
@@ -138,6 +143,7 @@ class FitMStep:
         from gaussmix.em import compiled  # the C loops load on first use (``gaussmix info``)
 
         self.covariance, self.reg_covar, self.prior = covariance, reg_covar, prior
+        self._calls = 0  # M-steps so far (``singular_fails``' checks)
         self.compiled = None
         if prior is None:
             self.compiled = compiled.closed_mstep(
@@ -152,12 +158,61 @@ class FitMStep:
     def __call__(self, stats: SuffStats, start: Array | None = None) -> Params:
         """New parameters from the merged statistics of all rows (``mstep``); ``start``: the
         current covariances, where an iterative M-step starts."""
+        params: Params | None = None
         if self.compiled is not None:
             done = self.compiled(stats.nk, stats.sx, stats.sxx, stats.shift)
             if done is not None:
                 weights, means, covariances, factors = done
-                return Params(weights, means, factors, self.covariance, covariances)
-        return mstep(stats, self.covariance, self.reg_covar, start, self.prior)
+                params = Params(weights, means, factors, self.covariance, covariances)
+        if params is None:
+            params = mstep(stats, self.covariance, self.reg_covar, start, self.prior)
+        self._calls += 1
+        # some microseconds: at the first M-steps, where collapses happen, then every 64th
+        if self._calls & (self._calls - 1) == 0 or self._calls % 64 == 0:
+            scale = _SINGULAR_SCALE.get()
+            if scale is not None:
+                _check_conditioning(params, scale)
+        return params
+
+
+# Inside ``singular_fails`` (select's fits): the data's variance per feature (module docstring)
+_SINGULAR_SCALE: ContextVar[Array | None] = ContextVar("gaussmix_singular_scale", default=None)
+# a variance this fraction of the data's in some direction is singular in float64
+_SINGULAR_FRACTION = float(np.finfo(np.float64).eps)
+
+
+@contextmanager
+def singular_fails(data_variance: Array) -> Iterator[None]:
+    """Within the block an EM M-step whose covariance is numerically singular raises
+    ``DegenerateCovarianceError``, as mclust's M-steps return NA: a component whose variance,
+    given the features before it (the precision factor's diagonal), is at most float64's eps
+    times the data's ``data_variance`` (D,). Without ``reg_covar`` a collapse towards a
+    covariance that its constraint keeps from being exactly singular (a shared orientation)
+    would otherwise run to ``max_iter`` (``select`` on MASS's ships, a column with two
+    values: 130 s). Such a fit is degenerate by ``select``'s rule whatever the threshold."""
+    token = _SINGULAR_SCALE.set(np.asarray(data_variance, dtype=np.float64))
+    try:
+        yield
+    finally:
+        _SINGULAR_SCALE.reset(token)
+
+
+def _check_conditioning(params: Params, data_variance: Array) -> None:
+    """Raise when some component's variance in some direction is at most ``_SINGULAR_FRACTION``
+    of the data's (a conditional variance bounds the smallest eigenvalue from above)."""
+    cov, n_features = params.covariance, params.n_features
+    factors = params.precisions_cholesky
+    diagonal = np.diagonal(factors, axis1=-2, axis2=-1) if cov.matrix_layout else factors
+    with np.errstate(over="ignore"):  # an overflow is a singular covariance too
+        if cov.shape(1, n_features)[-1] == n_features:  # one factor per feature: 1 / sd_d
+            worst = float(np.max(diagonal * diagonal * data_variance))
+        else:  # one variance per component (spherical), against the widest feature's
+            worst = float(np.max(diagonal * diagonal)) * float(data_variance.max())
+    if not worst < 1.0 / _SINGULAR_FRACTION:
+        raise DegenerateCovarianceError(
+            "a covariance is numerically singular (a variance below 2.2e-16 of the data's); "
+            "try fewer components or a positive reg_covar"
+        )
 
 
 def resp_stats(
