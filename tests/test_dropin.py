@@ -87,3 +87,22 @@ def test_identical_rows_with_no_regularisation_still_raise() -> None:
     X = np.vstack([np.ones((5, 2)), np.zeros((5, 2))])
     with pytest.raises(ValueError, match="reg_covar"):
         GaussianMixture(10, covariance_type="diag", reg_covar=0.0, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("n_features", [1, 2])  # one column: the iterations of one C call
+def test_verbose_lines_and_the_iteration_hook_see_every_iteration(
+    n_features: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gaussmix.mixture import iteration_hook
+
+    X = mixture_data(3, n=300, n_features=n_features, n_components=2)
+    kind = "V" if n_features == 1 else "full"
+    options = {"covariance_type": kind, "random_state": 0, "tol": 1e-8, "max_iter": 40}
+    quiet = GaussianMixture(2, **options).fit(X)  # no hook, verbose 0: no callback at all
+    seen: list[tuple[int, float]] = []
+    with iteration_hook(lambda n, bound: seen.append((n, bound))):
+        hooked = GaussianMixture(2, verbose=2, verbose_interval=1, **options).fit(X)
+    assert [n for n, _ in seen] == list(range(1, hooked.n_iter_ + 1))
+    assert [bound for _, bound in seen] == hooked.lower_bounds_ == quiet.lower_bounds_
+    lines = [line for line in capsys.readouterr().err.splitlines() if "Iteration " in line]
+    assert len(lines) == hooked.n_iter_

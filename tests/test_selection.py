@@ -234,6 +234,25 @@ def test_min_relative_variance_does_not_depend_on_units() -> None:
     assert a == pytest.approx(b, rel=1e-9)
 
 
+@pytest.mark.parametrize("name", ["diag", "spherical", "EII", "EEI", "VEI", "EVI", "E", "V"])
+def test_min_relative_variance_of_diagonal_models_is_their_matrices_eigenvalue(name: str) -> None:
+    from gaussmix.em import get_covariance
+
+    # read off the stored variances: the same number, to the bit, as the smallest eigenvalue
+    # of the scaled matrices (whose diagonals they are)
+    n_features = 1 if name in ("E", "V") else 3
+    X = mixture_data(2, n=200, n_features=n_features, n_components=3)
+    model = GaussianMixture(3, covariance_type=name, random_state=0).fit(X)
+    variance = X.var(axis=0) * np.array([1.0, 30.0, 0.2])[:n_features]
+    cov = get_covariance(name)
+    matrices = cov.per_component(model.covariances_, 3, n_features)
+    inv_sd = 1.0 / np.sqrt(variance)
+    scaled = (matrices - model.reg_covar * np.eye(n_features)) * np.outer(inv_sd, inv_sd)
+    expected = np.diagonal(scaled, axis1=1, axis2=2).min()
+    assert min_relative_variance(model, variance) == expected
+    assert expected == pytest.approx(np.linalg.eigvalsh(scaled)[:, 0].min(), rel=1e-12)
+
+
 def test_collapse_is_marked_degenerate_and_never_chosen() -> None:
     X = collapsing_data()
     result = select(X, [1, 2, 3], ("diag", "full"), reg_covar=1e-6, **FAST)
@@ -512,6 +531,28 @@ def test_fits_near_the_best_run_on_to_polish_tol(blobs: np.ndarray) -> None:
             assert after.n_iter >= record.n_iter
         else:
             assert after.log_likelihood == record.log_likelihood
+
+
+def test_a_polish_leaves_the_fit_it_starts_from_as_it_was(blobs: np.ndarray) -> None:
+    import copy
+
+    from gaussmix.data.sources import ArraySource
+    from gaussmix.selection import _data_variance, _polish_cell, _Rows
+
+    model = GaussianMixture(3, covariance_type="VEV", tol=1e-3, random_state=0).fit(blobs)
+    before = copy.deepcopy(model.__dict__)
+    rows = _Rows(ArraySource(blobs), 0, None)
+    _, record, polished = _polish_cell(
+        rows, (3, "VEV"), model, 1e-9, _data_variance(blobs), 1e-8
+    )  # fmt: skip
+    assert polished is not model and polished.n_iter_ > model.n_iter_
+    assert record.log_likelihood >= model.log_likelihood_ - 1e-9
+    assert before.keys() == model.__dict__.keys()
+    for name, value in before.items():  # a shallow copy was polished: nothing of it shared
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(model.__dict__[name], value)
+        else:
+            assert model.__dict__[name] == value, name
 
 
 def test_small_grids_run_in_this_process() -> None:

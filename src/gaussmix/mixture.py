@@ -51,7 +51,7 @@ from gaussmix.em import (
     run_em,
 )
 from gaussmix.em.device import DeviceSource
-from gaussmix.em.init import DRAWS_NOTHING, drawing
+from gaussmix.em.init import DRAWS_NOTHING, drawing, random_state_for_starts
 from gaussmix.em.lean import final_pass
 from gaussmix.em.missing import Block, fill_for_init, log_prob_observed, regroup
 from gaussmix.em.parallel import BlockMap, Workers, workers
@@ -722,12 +722,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _random_state(self, source: DataSource, do_init: bool) -> np.random.RandomState | None:
         """The random state the initialisations draw from; None where they draw nothing (a
         warm start; a start of ``DRAWS_NOTHING``, mclust's hierarchical one, on every row):
-        making a RandomState takes about 0.1 ms, a tenth of a small fit of ``select``'s."""
+        making a RandomState takes about 0.1 ms, a tenth of a small fit of ``select``'s (so a
+        seed reseeds this thread's kept one, ``init.random_state_for_starts``, which this
+        fit's starts alone use)."""
         if not do_init or (
             self.init_params in DRAWS_NOTHING and self._init_sees_every_row(source.n_samples)
         ):
             return None
-        return check_random_state(self.random_state)
+        return random_state_for_starts(self.random_state)
 
     def _init_sees_every_row(self, n_samples: int) -> bool:
         return self.init_sample_size is None or n_samples <= self.init_sample_size
@@ -830,8 +832,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise RuntimeError("no initialisation ran")
         return best
 
-    def _progress(self, start: float) -> Callable[[int, float], None]:
+    def _progress(self, start: float) -> Callable[[int, float], None] | None:
+        """The per-iteration callback of ``run_em``: the progress hook and the verbose lines;
+        None where neither listens (a fit of ``select``'s grid calls nothing per iteration)."""
         hook = _ITERATION_HOOK.get()
+        if hook is None and self.verbose < 2:
+            return None
 
         def callback(n_iter: int, lower_bound: float) -> None:
             if hook is not None:

@@ -82,7 +82,7 @@ def test_the_hierarchical_start_makes_no_random_state(monkeypatch: pytest.Monkey
         raise AssertionError("a random state was made")
 
     X = mixture_data(6, n=200, n_features=2, n_components=3)
-    monkeypatch.setattr(gaussmix.mixture, "check_random_state", refused)
+    monkeypatch.setattr(gaussmix.mixture, "random_state_for_starts", refused)
     GaussianMixture(3, init_params="hc", random_state=0).fit(X)  # draws nothing
     with pytest.raises(AssertionError, match="was made"):  # a sample of the rows is drawn
         GaussianMixture(3, init_params="hc", init_sample_size=50, random_state=0).fit(X)
@@ -106,3 +106,36 @@ def test_initial_statistics_of_other_memory_layouts_are_other_entries() -> None:
     assert len(init._STATS) == 2
     np.testing.assert_array_equal(replayed.sx, stats_from_resp(columns, resp, full).sx)
     init._STATS.clear()
+
+
+def test_a_seed_gives_the_state_a_fresh_random_state_has() -> None:
+    import threading
+
+    first = init.random_state_for_starts(5)
+    first.uniform(size=7)
+    first.normal()  # a cached Gaussian: reseeding must clear it too
+    for seed in (0, 5, 2**32 - 1, np.int64(11)):
+        kept = init.random_state_for_starts(seed)
+        assert kept is first  # this thread's one, reseeded
+        fresh_state = np.random.RandomState(seed).get_state()
+        for mine, fresh in zip(kept.get_state(), fresh_state, strict=True):
+            np.testing.assert_array_equal(mine, fresh)
+        assert kept.normal() == np.random.RandomState(seed).normal()
+    other: list[np.random.RandomState] = []
+    thread = threading.Thread(target=lambda: other.append(init.random_state_for_starts(5)))
+    thread.start()
+    thread.join()
+    assert other[0] is not first  # each thread its own
+    given = np.random.RandomState(1)
+    assert init.random_state_for_starts(given) is given
+    assert init.random_state_for_starts(None) is np.random.mtrand._rand
+
+
+def test_kmeans_start_is_scikit_learns() -> None:
+    from sklearn.cluster import KMeans
+
+    X = mixture_data(6, n=200, n_features=2, n_components=3)
+    init._KMEANS.clear()
+    ours = init._kmeans(X, 3, np.random.RandomState(4), None)
+    theirs = KMeans(n_clusters=3, n_init=1, random_state=np.random.RandomState(4)).fit(X).labels_
+    np.testing.assert_array_equal(ours, theirs)
