@@ -154,9 +154,7 @@ def load_sets(folder: Path, have_r: bool) -> dict[str, np.ndarray]:
     """The rows R exported, or without R those gaussmix and scikit-learn ship (diabetes and
     acidity are mclust's: without R, faithful's eruption times are the 1-D set)."""
     if have_r:
-        return {
-            name: np.loadtxt(folder / f"{name}.csv", delimiter=",", ndmin=2) for name in R_DATA
-        }
+        return {name: np.loadtxt(folder / f"{name}.csv", delimiter=",", ndmin=2) for name in R_DATA}
     from sklearn.datasets import load_iris
 
     from gaussmix.datasets import load_faithful

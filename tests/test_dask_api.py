@@ -203,8 +203,9 @@ def test_cli_dataset_reads_columns_as_one_parquet_file_does(client: Any, tmp_pat
     np.testing.assert_allclose(b["scaling"]["center"], a["scaling"]["center"], rtol=1e-12)
     np.testing.assert_allclose(b["scaling"]["scale"], a["scaling"]["scale"], rtol=1e-12)
     assert b["log_likelihood"] == pytest.approx(a["log_likelihood"], rel=1e-9)
-    order_a, order_b = np.argsort(np.asarray(a["means"])[:, 0]), np.argsort(
-        np.asarray(b["means"])[:, 0]
+    order_a, order_b = (
+        np.argsort(np.asarray(a["means"])[:, 0]),
+        np.argsort(np.asarray(b["means"])[:, 0]),
     )
     np.testing.assert_allclose(
         np.asarray(b["means"])[order_b], np.asarray(a["means"])[order_a], rtol=1e-8, atol=1e-10

@@ -438,8 +438,15 @@ def test_select_fits_rows_with_missing_values(blobs: np.ndarray) -> None:
     with pytest.raises(ValueError, match="NaN"):
         select(holes, [1, 2], ["full"], n_jobs=1)
     result = select(
-        holes, [1, 2], ["full"], n_init=5, init_params="kmeans", missing="em", random_state=0,
-        n_jobs=1, polish_tol=None,
+        holes,
+        [1, 2],
+        ["full"],
+        n_init=5,
+        init_params="kmeans",
+        missing="em",
+        random_state=0,
+        n_jobs=1,
+        polish_tol=None,
     )
     alone = GaussianMixture(
         2, missing="em", n_init=5, tol=1e-5, convergence="relative", max_iter=1000,

@@ -226,9 +226,7 @@ def run_em(
         change = abs(lower_bound - previous)
         if relative:  # |L_t - L_{t-1}| / (1 + |L_t|), L = n * lower bound
             change *= stats.n / (1.0 + abs(stats.loglik))
-        if change < tol and not (
-            reinitialized and reinitialized[-1][0] == n_iter
-        ):
+        if change < tol and not (reinitialized and reinitialized[-1][0] == n_iter):
             converged = True
             break
     return EMResult(params, history, converged, n_iter, reinitialized)
