@@ -649,11 +649,16 @@ def _first_starts(init_params: str, n_init: int, n_components: int) -> list[tupl
     return [(init_params, n_init)]
 
 
-def _extra_starts(init_params: str, n_init: int, n_components: int) -> list[tuple[str, int]]:
-    """The k-means starts of ``MCLUST_STARTS`` (n_init - 1 on standardised columns), run only
-    for the cells ``_to_refine`` picks."""
+def _extra_starts(
+    init_params: str, n_init: int, n_components: int, n_features: int
+) -> list[tuple[str, int]]:
+    """The further starts of ``MCLUST_STARTS``, run only for the cells ``_to_refine`` picks:
+    n_init - 1 k-means on standardised columns; on one feature mclust's own start there,
+    its quantile classes (``init.quantile_classes``), once (it draws nothing)."""
     if init_params != MCLUST_STARTS or n_init < 2 or n_components == 1:
         return []
+    if n_features == 1:
+        return [("quantile", 1)]
     return [("kmeans_standardised", n_init - 1)]
 
 
@@ -972,7 +977,7 @@ def select(
     # the parameters as every fit would check them (the cells' K and types are checked above),
     # once here: the fits of rows in memory then skip the checks (``_Rows``)
     kinds = {s for k in ks for s in _first_starts(init_params, n_init, k)}
-    kinds |= {s for k in ks for s in _extra_starts(init_params, n_init, k)}
+    kinds |= {s for k in ks for s in _extra_starts(init_params, n_init, k, n_features)}
     for method, n in sorted(kinds):
         GaussianMixture(**(params | {"init_params": method, "n_init": n}))._validate_params()
     data: _Rows | Any
@@ -1024,7 +1029,7 @@ def select(
                     progress(of_cell(grid_cell)[0])
     # 2. the k-means starts, for the best few cells (``_to_refine``)
     chosen = {twin_of[c] for c in _to_refine([of_cell(c)[0] for c in cells], criterion, refine)}
-    extra = fit_tasks(chosen, lambda k: _extra_starts(init_params, n_init, k))
+    extra = fit_tasks(chosen, lambda k: _extra_starts(init_params, n_init, k, n_features))
     refined = {task[1][1] for task in extra}
     for cell, record, model in _run(extra, jobs, in_memory):
         if _preferred(record) > _preferred(fitted[cell][0]):

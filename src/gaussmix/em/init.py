@@ -193,6 +193,54 @@ def _hc(X: Data, k: int, rng: np.random.RandomState | None, w: Array | None) -> 
     return hc_resp(X, k)
 
 
+def quantile_classes(x: NDArray[np.floating], k: int) -> NDArray[np.intp]:
+    """mclust's ``qclass(x, k)``: labels 0..k-1 of the values x (n,) by k classes between
+    quantiles, mclust's start for one feature (it grows no tree there).
+
+    The cut points are the quantiles at 0, 1/m, ..., 1 (R's type 7, linear between order
+    statistics) for the smallest m >= k + 1 that gives k + 1 distinct ones; where there are
+    more, the left end of each of the smallest gaps is dropped (ties: the first gap). A value
+    goes to the class whose interval [q_i, q_{i+1}) holds it, the ends widened by
+    sd(x) sqrt(eps) so that the extremes are in. The quantiles are R's arithmetic, operation
+    by operation (``seq``'s i * (1 / m), then ``1 + (n - 1) p``, its floor and ceiling), so
+    that a cut that R puts a rounding error above a value, and so the value below it, is the
+    same cut here (rivers, k = 5: 505.00000000000028).
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    n = x.size
+    ordered = np.sort(x)
+    m = k
+    q = np.empty(0)
+    while q.size < k + 1:
+        m += 1
+        probs = np.arange(m) * (1.0 / (m - 1))
+        probs[-1] = 1.0
+        index = 1.0 + (n - 1) * probs
+        lo, hi = np.floor(index), np.ceil(index)
+        h = index - lo
+        below, above = ordered[lo.astype(np.intp) - 1], ordered[hi.astype(np.intp) - 1]
+        q = np.where((index > lo) & (above != below), (1.0 - h) * below + h * above, below)
+        q = np.unique(q)
+    if q.size > k + 1:
+        drop = np.argsort(np.diff(q), kind="stable")[: q.size - k - 1]
+        q = np.delete(q, drop)
+    eps = float(x.std(ddof=1)) * np.sqrt(np.finfo(np.float64).eps) if n > 1 else 0.0
+    q[0], q[-1] = ordered[0] - eps, ordered[-1] + eps
+    # x in [q_i, q_{i+1}): the class is the number of inner cut points at or below x
+    return np.asarray(np.searchsorted(q[1:-1], x, side="right"), dtype=np.intp)
+
+
+def _quantile(
+    X: Data, k: int, rng: np.random.RandomState | None, w: Array | None
+) -> NDArray[np.number]:
+    # mclust's start for one feature; it draws nothing, and the weights enter the M-step only
+    if X.shape[1] != 1:
+        raise ValueError(
+            f"init_params='quantile' is for one feature; the data have {X.shape[1]}: use 'hc'"
+        )
+    return quantile_classes(np.asarray(X)[:, 0], k)
+
+
 def _one_hot_rows(n_rows: int, k: int, indices: NDArray[np.intp]) -> Array:
     resp = np.zeros((n_rows, k))
     resp[indices, np.arange(k)] = 1.0
@@ -206,9 +254,10 @@ INIT_METHODS: dict[str, InitMethod] = {
     "random": _random,
     "random_from_data": _random_from_data,
     "hc": _hc,
+    "quantile": _quantile,
 }
 # the methods that draw no random numbers: a fit need not make a random state for them
-DRAWS_NOTHING = frozenset({"hc"})
+DRAWS_NOTHING = frozenset({"hc", "quantile"})
 
 
 def initial_params(
