@@ -236,10 +236,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_init : int, default=1
         Number of initialisations; the one with the best lower bound is kept.
     init_params : {'kmeans', 'kmeans_standardised', 'k-means++', 'random', 'random_from_data',
-        'hc'}, default='kmeans'
+        'hc', 'quantile'}, default='kmeans'
         How initial responsibilities are drawn; 'kmeans_standardised' runs k-means on columns
         scaled to unit variance; 'hc' is mclust's model-based hierarchical agglomeration
-        (deterministic, grown once per data set for every K and model).
+        (deterministic, grown once per data set for every K and model); 'quantile', for one
+        feature, is mclust's start there, K classes between quantiles (its ``qclass``).
     weights_init : array of shape (K,), default=None
     means_init : array of shape (K, D), default=None
     precisions_init : array, default=None

@@ -139,3 +139,49 @@ def test_kmeans_start_is_scikit_learns() -> None:
     ours = init._kmeans(X, 3, np.random.RandomState(4), None)
     theirs = KMeans(n_clusters=3, n_init=1, random_state=np.random.RandomState(4)).fit(X).labels_
     np.testing.assert_array_equal(ours, theirs)
+
+
+# ------------------------------------------------------------------ mclust's qclass (one feature)
+
+
+@pytest.mark.parametrize("k", range(2, 10))
+def test_quantile_classes_are_the_classes_between_the_quantiles(k: int) -> None:
+    # 2522 values: (n - 1) j / k is never an integer for 0 < j < k, so no cut falls on a value
+    # and numpy's quantiles (linear, R's type 7) decide every class as R's do
+    x = np.random.RandomState(k).standard_normal(2522)
+    cuts = np.quantile(x, np.linspace(0.0, 1.0, k + 1))[1:-1]
+    labels = init.quantile_classes(x, k)
+    np.testing.assert_array_equal(labels, np.searchsorted(cuts, x, side="right"))
+    assert np.array_equal(np.unique(labels), np.arange(k))
+
+
+def test_quantile_classes_where_a_cut_falls_on_a_value_are_r_s() -> None:
+    # R 4.2, mclust 6.0.0: table(qclass(0:140, 5)) is 28 28 29 27 29: the cut at 1 + 140 * 0.6
+    # (85.00000000000001 in R's arithmetic) sits a rounding error above 84, which stays below
+    labels = init.quantile_classes(np.arange(141.0), 5)
+    np.testing.assert_array_equal(np.bincount(labels), [28, 28, 29, 27, 29])
+
+
+@pytest.mark.parametrize(
+    ("k", "expected"),
+    [  # qclass(x, k) - 1 in R, mclust 6.0.0: repeated quantiles take more points, then the
+        # left ends of the smallest gaps go
+        (2, [0] * 6 + [1] * 12),
+        (3, [0] * 6 + [1] * 6 + [2] * 6),
+        (4, [0] * 4 + [1] * 2 + [2] * 5 + [3] * 7),
+    ],
+)
+def test_quantile_classes_of_tied_values_are_mclust_s(k: int, expected: list[int]) -> None:
+    x = np.array([1, 1, 1, 1, 2, 2, 3, 3, 3, 3, 3, 4, 5, 5, 5, 5, 5, 5], dtype=float)
+    np.testing.assert_array_equal(init.quantile_classes(x, k), expected)
+    # the order of the rows does not matter: each value keeps its class
+    order = np.random.RandomState(0).permutation(x.size)
+    np.testing.assert_array_equal(init.quantile_classes(x[order], k), np.array(expected)[order])
+
+
+def test_the_quantile_start_is_for_one_feature_and_draws_nothing() -> None:
+    x = np.random.RandomState(1).standard_normal((50, 1))
+    np.testing.assert_array_equal(init._quantile(x, 3, None, None), init.quantile_classes(x, 3))
+    assert "quantile" in init.DRAWS_NOTHING
+    with pytest.raises(ValueError, match="one feature"):
+        init._quantile(np.ones((5, 2)), 2, None, None)
