@@ -67,17 +67,17 @@ can change the answer:
 3. The ``refine`` (8) best cells with K >= 2, by the criterion, get n_init - 1 (1) more
    starts, k-means on standardised columns; a start's fit replaces the cell's if it is
    eligible and the cell's is not, or if both are and its log-likelihood is higher (a
-   collapse, which has the higher likelihood, never replaces a fit). On one feature that
-   start is mclust's own there, its quantile classes (``init.quantile_classes``, mclust
-   grows no tree for one feature), run once: it draws nothing and costs some microseconds
-   where a k-means costs most of a millisecond (a third of such a grid's time, timed as
-   bench_vs_mclust.py times its sets, one after another), and
-   on the seven one-feature sets of bench_vs_mclust.py it gives the best BIC the k-means
-   starts gave (each at least mclust's). On the twelve data sets of
+   collapse, which has the higher likelihood, never replaces a fit). On the twelve data sets of
    benchmarks/bench_vs_mclust.py, two k-means starts in every cell changed the choice on two
    (thyroid VVI,3 to VVI,4, BIC +4.6; wreath VVV,8 to VVV,9, +206), each time from a cell
    among the best six after the hierarchical start; lower down they lifted cells by up to
    1200 (wreath EEV,9) without reaching the best. One start in the best eight finds both.
+   On one feature the further start is mclust's own there, its quantile classes
+   (``init.quantile_classes``; mclust grows no tree for one feature), run once: it draws
+   nothing and costs microseconds where a k-means costs most of a millisecond (a third of
+   such a grid's time, timed as bench_vs_mclust.py times its sets, one after another), and
+   on the seven one-feature sets of bench_vs_mclust.py it gives the best BIC the k-means
+   starts gave (each at least mclust's).
 4. The fits within 10 of the best eligible one (a "very strong" difference of BIC for Kass
    and Raftery, 1995) run on until the change is below ``polish_tol`` (1e-7), so that the
    choice is made between converged fits; EM only climbs, so the best value is at least
