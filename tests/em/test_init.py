@@ -185,3 +185,37 @@ def test_the_quantile_start_is_for_one_feature_and_draws_nothing() -> None:
     assert "quantile" in init.DRAWS_NOTHING
     with pytest.raises(ValueError, match="one feature"):
         init._quantile(np.ones((5, 2)), 2, None, None)
+
+
+@pytest.mark.parametrize("model", ["E", "V", "spherical"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_statistics_of_one_feature_s_labels_are_those_of_their_one_hot_rows(
+    model: str, weighted: bool
+) -> None:
+    from gaussmix.em.covariance import get_covariance
+    from gaussmix.em.mstep import stats_from_resp
+
+    rng = np.random.RandomState(2)
+    X = rng.standard_normal((60, 1)) * 3.0 + 10.0
+    labels = rng.randint(0, 4, size=60)
+    labels[labels == 2] = 3  # an empty class: N_k = 0, as the one-hot rows give it
+    weights = rng.uniform(0.5, 2.0, size=60) if weighted else None
+    cov = get_covariance(model)
+    fast = stats_from_resp(X, labels, cov, weights, n_components=5)
+    general = stats_from_resp(X, np.eye(5)[labels], cov, weights)  # the one-hot path
+    assert fast.n == pytest.approx(general.n, rel=1e-15)
+    for name in ("nk", "sx", "sxx", "shift", "worst_x"):
+        a, b = getattr(fast, name), getattr(general, name)
+        assert a.shape == b.shape, name
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-12, err_msg=name)
+    assert fast.nk[2] == 0.0 and fast.loglik == general.loglik == 0.0
+
+
+def test_the_hierarchical_start_as_labels_is_the_one_hot_start() -> None:
+    from gaussmix.em.hc import hc_resp, hc_start
+
+    X = mixture_data(4, n=120, n_features=2, n_components=3)
+    for k in (1, 3, 5):
+        labels = hc_start(X, k)
+        assert labels.shape == (120,)
+        np.testing.assert_array_equal(np.eye(k)[labels], hc_resp(X, k))

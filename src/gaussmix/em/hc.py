@@ -283,6 +283,18 @@ def hc_resp(X: NDArray[np.floating], k: int) -> Array:
     """The hierarchical start with k clusters for the rows X (n, D), as one-hot
     responsibilities (n, k); rows left out of a subsampled tree have none. The tree is grown
     once per data set (module docstring)."""
+    start = hc_start(X, k)
+    if start.ndim == 2:
+        return start
+    resp = np.zeros((start.shape[0], k))
+    resp[np.arange(start.shape[0]), start] = 1.0
+    return resp
+
+
+def hc_start(X: NDArray[np.floating], k: int) -> NDArray[np.number]:
+    """``hc_resp``'s start as the labels (n,) where the tree saw every row (the statistics
+    of labels are cheaper to take than those of their one-hot rows, ``mstep.stats_from_resp``),
+    else as its responsibilities (n, k)."""
     data = np.ascontiguousarray(X, dtype=np.float64)
     rows, labels = _cut(data, k)
     n_clusters = int(labels.max()) + 1 if labels.size else 0
@@ -291,6 +303,8 @@ def hc_resp(X: NDArray[np.floating], k: int) -> Array:
             f"init_params='hc' needs {k} distinct rows to start {k} components; the data have "
             f"{n_clusters}: use fewer components"
         )
+    if rows.size == data.shape[0]:  # every row, in order (``_tree``)
+        return labels.copy()  # the cut is kept: the caller's copy
     resp = np.zeros((data.shape[0], k))
     resp[rows, labels] = 1.0
     return resp

@@ -25,7 +25,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.utils import check_random_state
 
 from gaussmix.em.covariance import Covariance
-from gaussmix.em.hc import hc_resp
+from gaussmix.em.hc import hc_start
 from gaussmix.em.mstep import estimate, stats_from_resp
 from gaussmix.em.params import Params
 from gaussmix.em.prior import ResolvedPrior
@@ -191,7 +191,7 @@ def _random_from_data(
 def _hc(X: Data, k: int, rng: np.random.RandomState | None, w: Array | None) -> NDArray[np.number]:
     # deterministic, and the same tree for every K and model of a data set (hc.py); mclust's
     # agglomeration has no sample weights, so they enter only through the M-step
-    return hc_resp(X, k)
+    return hc_start(X, k)
 
 
 def quantile_classes(x: NDArray[np.floating], k: int) -> NDArray[np.intp]:

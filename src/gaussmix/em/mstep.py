@@ -270,6 +270,8 @@ def stats_from_resp(
     """
     K = resp.shape[1] if resp.ndim == 2 else int(n_components or resp.max() + 1)
     n_rows = X.shape[0]
+    if resp.ndim == 1 and X.shape[1] == 1 and covariance.layout == "spherical":
+        return _labelled_univariate_stats(np.asarray(X, dtype=np.float64)[:, 0], resp, K, weights)
     blocks = [slice(s, s + chunk_size) for s in range(0, n_rows, chunk_size)]
     # shift by the means themselves: one pass for the means, then the scatter about them
     nk = np.zeros(K)
@@ -288,6 +290,31 @@ def stats_from_resp(
         q = _resp_block(resp, rows, K)
         total = merge(total, resp_stats(block, q, shift, covariance, part_weights))
     return total
+
+
+def _labelled_univariate_stats(
+    x: Array, labels: NDArray[np.number], n_components: int, weights: Array | None
+) -> SuffStats:
+    """``stats_from_resp`` of hard labels (n,) on one feature, for the one-variance layout
+    (mclust's E and V, the starts of a one-feature grid): the same sums, each a ``bincount``
+    over the rows (the one-hot matrix and its products cost a small fit's start five times
+    as much); they agree with the general path's to rounding."""
+    k = n_components
+    nk = np.bincount(labels, weights=weights, minlength=k).astype(np.float64)
+    wx = x if weights is None else weights * x
+    shift = (np.bincount(labels, weights=wx, minlength=k) / (nk + _NK_FLOOR))[:, None]
+    z = x - shift[labels, 0]
+    wz = z if weights is None else weights * z
+    return SuffStats(
+        n=float(x.shape[0] if weights is None else np.sum(weights)),
+        loglik=0.0,
+        nk=nk,
+        sx=np.bincount(labels, weights=wz, minlength=k)[:, None],
+        sxx=np.bincount(labels, weights=wz * z, minlength=k),
+        shift=shift,
+        worst_loglik=np.inf,
+        worst_x=np.zeros(1),
+    )
 
 
 def mstep_from_resp(
