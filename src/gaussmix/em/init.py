@@ -26,7 +26,7 @@ from sklearn.utils import check_random_state
 
 from gaussmix.em.covariance import Covariance
 from gaussmix.em.hc import hc_start
-from gaussmix.em.mstep import estimate, stats_from_resp
+from gaussmix.em.mstep import estimate, labelled_univariate, stats_from_resp
 from gaussmix.em.params import Params
 from gaussmix.em.prior import ResolvedPrior
 from gaussmix.em.stats import SuffStats
@@ -123,8 +123,9 @@ def _initial_stats(
     statistics depend on the model only through the code that takes them (its layout's
     ``moments_rows``), so in a grid the fourteen models of one K, started from the same
     hierarchical (or k-means) responsibilities, take them four times (full, tied, diagonal,
-    spherical), not fourteen; each gets its own copy."""
-    if X.size + resp.size > _STATS_MAX_VALUES:
+    spherical), not fourteen; each gets its own copy. Labels on one feature are taken afresh
+    (``mstep.labelled_univariate``): their ``bincount`` costs less than the key."""
+    if X.size + resp.size > _STATS_MAX_VALUES or labelled_univariate(X, resp, covariance):
         return stats_from_resp(X, resp, covariance, w, n_components=k)
     cls = type(covariance)
     # the implementation (not the name) decides: a model with its own code has its own entry
