@@ -342,3 +342,18 @@ def test_a_kept_loop_fits_as_a_new_one() -> None:
     other = X.copy()  # other rows: a loop of their own
     _fit(other, None, _start(other, "V", 2), True)
     assert len(kept) == 5
+
+
+@needs_c
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_final_e_step_by_the_kept_loop_is_the_rows_pass_s(weighted: bool) -> None:
+    X = _rows(12)
+    w = np.random.default_rng(3).uniform(0.5, 2.0, size=X.shape[0]) if weighted else None
+    pool = InProcess(ArraySource(X, w))
+    for model, k in (("V", 3), ("E", 2)):
+        params = _start(X, model, k)
+        by_loop = lean.final_pass(pool, params, np.float64, False, 1e-6)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(lean, "UNIVARIATE_IN_C", False)  # estep_rows_entropy by a RowsPass
+            by_rows = lean.final_pass(pool, params, np.float64, False, 1e-6)
+        assert by_loop is not None and by_loop == by_rows

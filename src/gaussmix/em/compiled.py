@@ -343,6 +343,30 @@ class UnivariateEM:
         address = None if weights is None else weights.ctypes.data
         self._args = (int(equal), X.ctypes.data, address, X.shape[0], k, self.param.ctypes.data)
         self._buffers = (self.history.ctypes.data, self.work.ctypes.data, self.result.ctypes.data)
+        # the final E-step (``loglik_and_entropy``): the parameters' first 3 K values are
+        # estep_rows's for the spherical layout at D = 1, so it reads them where they are
+        self._entropy_call = lib.estep_rows_entropy
+        self._entropy_args = (_LAYOUTS["spherical"], X.ctypes.data, address, X.shape[0], 1, k)
+        self._entropy_out = np.empty(3 * k + 5)
+        self._entropy_buffers = (self._entropy_out.ctypes.data, self.work.ctypes.data)
+
+    def loglik_and_entropy(
+        self,
+        means: NDArray[np.float64],
+        mixing: NDArray[np.float64],
+        prec_chol: NDArray[np.float64],
+        floor: float,
+    ) -> tuple[float, float]:
+        """``RowsPass.loglik_and_entropy`` on these rows, by the same C function (the work
+        buffer holds its scratch: (K + 7) LEAN_ROWS + K doubles of it), at the means (K,),
+        weights (K,) and precision factors (K,)."""
+        np.copyto(self.means, means)
+        np.copyto(self.mixing, mixing)
+        np.copyto(self.precision, prec_chol)
+        self._entropy_call(
+            *self._entropy_args, self.param.ctypes.data, floor, *self._entropy_buffers
+        )
+        return float(self._entropy_out[-5]), float(self._entropy_out[-1])
 
     def __call__(
         self,

@@ -43,7 +43,10 @@ A fit's final E-step (its log-likelihood, and for ``select`` its classification 
 this pass's C loop too where the pass serves the fit (``final_pass``): one call, the same
 numbers as the general pass's to rounding, without its natural parameters and blocks, which
 cost a small fit more than all its iterations in C. The C loop's buffers are made when first
-needed, so a fit run wholly in C pays for none it does not use.
+needed, so a fit run wholly in C pays for none it does not use. On one feature the final
+E-step is the same C function called with the buffers of the fit's ``UnivariateLoop``, which
+this thread keeps for the next fit of that K and model on the same rows (a grid's starts and
+polish): none is made per fit.
 
 The pass computes in float64: a fit that asks for the float32 kernel (whose point is the speed
 of single-precision GEMMs over many rows) keeps to the general pass. So does a fit with
@@ -188,7 +191,17 @@ def final_pass(
     unweighted), as ``mixture.py``'s general pass gives them, to rounding, in one call
     instead of the natural kernel's set-up and passes; None where the general pass serves."""
     lean = lean_pass(workers, params, dtype, missing, reg_covar)
-    if lean is None or not lean.in_c or lean.rows is None:
+    if lean is None or not lean.in_c:
+        return None
+    cov = params.covariance
+    if params.n_features == 1 and cov.univariate is not None and UNIVARIATE_IN_C:
+        # the kept C loop of the fit's K and model (``_kept_univariate_em``), its buffers at hand
+        loop = _kept_univariate_em(lean, params.n_components, cov.univariate == "E")
+        if loop is not None:
+            return loop.loglik_and_entropy(
+                params.means[:, 0], params.weights, params.precisions_cholesky, _FLOOR
+            )
+    if lean.rows is None:
         return None
     return lean.rows.loglik_and_entropy(
         params.means, params.weights, params.precisions_cholesky, _FLOOR
