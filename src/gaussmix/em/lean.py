@@ -283,9 +283,10 @@ class UnivariateLoop:
 # model): a grid's cells of one K and model (its starts, its polish) run on the same rows, one
 # after another, and their buffers (some 8 us to make, a tenth of such a fit's iterations) are
 # read by nothing once a fit has copied its parameters and lower bounds out (``__call__``).
-# Each keeps its rows alive, so an id is never another array's while it is kept.
+# Each keeps its rows alive, so an id is never another array's while it is kept; twenty (some
+# 50 KB each) hold a default grid's eighteen (K, model) pairs.
 _KEPT_LOOPS = threading.local()
-_KEEP_LOOPS = 8
+_KEEP_LOOPS = 20
 
 
 def _kept_univariate_em(lean: LeanPass, k: int, equal: bool) -> compiled.UnivariateEM | None:
