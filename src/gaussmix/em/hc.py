@@ -230,8 +230,11 @@ def cut(groups: NDArray[np.intp], merges: NDArray[np.intp], k: int) -> NDArray[n
         if np.array_equal(up, parent):
             break
         parent = up
-    _, labels = np.unique(parent[groups], return_inverse=True)
-    return np.asarray(labels).reshape(-1)
+    # the clusters are the roots (parent[i] == i), numbered in their order: a root's label is
+    # the count of roots before it (np.unique's inverse, without its sort)
+    is_root = parent == np.arange(m)
+    rank = np.cumsum(is_root) - 1
+    return np.asarray(rank[parent[groups]], dtype=np.intp)
 
 
 # the trees of the last few data sets, by a digest of their rows' bytes
