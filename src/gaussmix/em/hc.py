@@ -288,7 +288,7 @@ def hc_resp(X: NDArray[np.floating], k: int) -> Array:
     once per data set (module docstring)."""
     start = hc_start(X, k)
     if start.ndim == 2:
-        return start
+        return np.asarray(start, dtype=np.float64)
     resp = np.zeros((start.shape[0], k))
     resp[np.arange(start.shape[0]), start] = 1.0
     return resp

@@ -10,6 +10,7 @@ both libraries start from the same point.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import threading
 from collections import OrderedDict
@@ -213,7 +214,7 @@ def quantile_classes(x: NDArray[np.floating], k: int) -> NDArray[np.intp]:
     ordered = np.sort(x)
     # the k + 1 to a few tens of cut points in Python's floats: numpy's calls on arrays of ten
     # values cost more than their arithmetic (a tenth of a small fit)
-    m, q = k, []
+    m, q = k, list[float]()
     while len(q) < k + 1:
         m += 1
         step = 1.0 / (m - 1)
@@ -226,7 +227,7 @@ def quantile_classes(x: NDArray[np.floating], k: int) -> NDArray[np.intp]:
             cuts.append((1.0 - h) * below + h * above if index > lo and above != below else below)
         q = sorted(set(cuts))
     if len(q) > k + 1:  # the left ends of the smallest gaps go (a stable sort: the first)
-        gaps = [right - left for left, right in zip(q[:-1], q[1:], strict=True)]
+        gaps = [right - left for left, right in itertools.pairwise(q)]
         drop = set(sorted(range(len(gaps)), key=gaps.__getitem__)[: len(q) - k - 1])
         q = [value for i, value in enumerate(q) if i not in drop]
     # x in [q_i, q_{i+1}) with the ends widened: the class is the number of inner cuts <= x

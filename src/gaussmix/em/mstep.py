@@ -308,7 +308,7 @@ def _labelled_univariate_stats(
     over the rows (the one-hot matrix and its products cost a small fit's start five times
     as much); they agree with the general path's to rounding."""
     k = n_components
-    nk = np.bincount(labels, weights=weights, minlength=k).astype(np.float64)
+    nk = np.bincount(labels, weights=weights, minlength=k).astype(np.float64, copy=False)
     wx = x if weights is None else weights * x
     shift = (np.bincount(labels, weights=wx, minlength=k) / (nk + _NK_FLOOR))[:, None]
     z = x - shift[labels, 0]
@@ -317,8 +317,8 @@ def _labelled_univariate_stats(
         n=float(x.shape[0] if weights is None else np.sum(weights)),
         loglik=0.0,
         nk=nk,
-        sx=np.bincount(labels, weights=wz, minlength=k)[:, None],
-        sxx=np.bincount(labels, weights=wz * z, minlength=k),
+        sx=np.bincount(labels, weights=wz, minlength=k).astype(np.float64, copy=False)[:, None],
+        sxx=np.bincount(labels, weights=wz * z, minlength=k).astype(np.float64, copy=False),
         shift=shift,
         worst_loglik=np.inf,
         worst_x=np.zeros(1),
