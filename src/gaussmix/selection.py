@@ -74,10 +74,10 @@ can change the answer:
    1200 (wreath EEV,9) without reaching the best. One start in the best eight finds both.
    On one feature the further start is mclust's own there, its quantile classes
    (``init.quantile_classes``; mclust grows no tree for one feature), run once: it draws
-   nothing and costs microseconds where a k-means costs most of a millisecond, which on one
-   feature was most of a grid's time after its fits' own (bench_vs_mclust.py --sets wider
-   times both), and on the seven one-feature sets of bench_vs_mclust.py it gives the best
-   BIC the k-means starts gave (each at least mclust's).
+   nothing and costs microseconds where a k-means costs most of a millisecond (eight of them
+   were about a third of a one-feature grid's time in bench_vs_mclust.py --sets wider), and
+   on the seven one-feature sets there it gives the best BIC the k-means starts gave (each
+   at least mclust's).
 4. The fits within 10 of the best eligible one (a "very strong" difference of BIC for Kass
    and Raftery, 1995) run on until the change is below ``polish_tol`` (1e-7), so that the
    choice is made between converged fits; EM only climbs, so the best value is at least
