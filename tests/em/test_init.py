@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gaussmix.em import init
+from gaussmix.errors import GaussmixError
 from tests.conftest import mixture_data
 
 
@@ -183,7 +184,7 @@ def test_the_quantile_start_is_for_one_feature_and_draws_nothing() -> None:
     x = np.random.RandomState(1).standard_normal((50, 1))
     np.testing.assert_array_equal(init._quantile(x, 3, None, None), init.quantile_classes(x, 3))
     assert "quantile" in init.DRAWS_NOTHING
-    with pytest.raises(ValueError, match="one feature"):
+    with pytest.raises(GaussmixError, match="one feature"):
         init._quantile(np.ones((5, 2)), 2, None, None)
 
 

@@ -31,6 +31,7 @@ from gaussmix.em.mstep import estimate, labelled_univariate, stats_from_resp
 from gaussmix.em.params import Params
 from gaussmix.em.prior import ResolvedPrior
 from gaussmix.em.stats import SuffStats
+from gaussmix.errors import GaussmixError
 
 Array = NDArray[np.float64]
 
@@ -239,7 +240,7 @@ def _quantile(
 ) -> NDArray[np.number]:
     # mclust's start for one feature; it draws nothing, and the weights enter the M-step only
     if X.shape[1] != 1:
-        raise ValueError(
+        raise GaussmixError(
             f"init_params='quantile' is for one feature; the data have {X.shape[1]}: use 'hc'"
         )
     return quantile_classes(np.asarray(X)[:, 0], k)
