@@ -730,3 +730,35 @@ def test_the_choice_does_not_depend_on_the_units() -> None:
             # (0.3 at most here; with reg_covar=1e-6 at c = 1e-3: 39 in the median, 187 at most,
             # and the choice VVV,2 instead of EEE,4)
             assert b.bic == pytest.approx(a.bic + shift, abs=1.0)
+
+
+def test_one_feature_s_further_start_is_mclust_s_quantile_classes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gaussmix.em import init
+
+    X = mixture_data(5, n=150, n_features=1, n_components=3)
+    starts: list[tuple[str, int]] = []
+    original = GaussianMixture._fit_validated
+
+    def recording(self: GaussianMixture, *args: object, **kwargs: object) -> float:
+        if not self.warm_start:  # the polish runs on from a fit: no start
+            starts.append((self.init_params, self.n_components))
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def no_kmeans(*args: object) -> None:
+        raise AssertionError("k-means ran on one feature")
+
+    monkeypatch.setattr(GaussianMixture, "_fit_validated", recording)
+    monkeypatch.setitem(init.INIT_METHODS, "kmeans_standardised", no_kmeans)
+    result = select(X, range(1, 6), "all", random_state=0, n_jobs=1, polish_tol=None)
+    refined = {(k, t) for k, t in result.refined}
+    assert len(refined) == 8  # the eight best cells with K >= 2 (of the grid's eight E and V)
+    quantile = [k for method, k in starts if method == "quantile"]
+    assert sorted(quantile) == sorted(k for k, _ in refined) and min(quantile) >= 2
+    # each refined cell kept the better of its two starts (no polish: as they stopped), never
+    # below its hierarchical one
+    monkeypatch.undo()
+    hc_only = select(X, range(1, 6), "all", random_state=0, n_jobs=1, refine=0, polish_tol=None)
+    for cell in refined:
+        assert result.record(*cell).log_likelihood >= hc_only.record(*cell).log_likelihood
