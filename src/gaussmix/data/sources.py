@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -201,14 +201,37 @@ class NpySource:
         return take_by_scan(self, indices)
 
 
+def rebatch(blocks: Iterable[NDArray[np.floating]], rows: int) -> Iterator[NDArray[np.floating]]:
+    """The rows of ``blocks`` (of any lengths, in order) again, in blocks of ``rows`` rows (the
+    last one shorter); a block of the right length passes as it is."""
+    pending: list[NDArray[np.floating]] = []
+    size = 0
+    for block in blocks:
+        if not size and len(block) == rows:
+            yield block
+            continue
+        pending.append(block)
+        size += len(block)
+        while size >= rows:
+            joined = np.concatenate(pending)
+            yield joined[:rows]
+            rest = joined[rows:]
+            pending, size = [rest], len(rest)
+    if size:
+        yield np.concatenate(pending)
+
+
 @dataclass(frozen=True)
 class ParquetSource:
-    """Rows of a Parquet file, read in batches on every pass (pyarrow)."""
+    """Rows of a Parquet file, read in batches on every pass (pyarrow); nulls are NaN. With
+    ``drop_missing`` the rows holding one are left out on every pass (``n_samples`` counts
+    those kept: ``gaussmix.data.files.open_data`` counts them first)."""
 
     path: Path
     columns: list[str]
     n_samples: int
     sample_weight: Array | None = None
+    drop_missing: bool = False
 
     @classmethod
     def open(
@@ -256,14 +279,20 @@ class ParquetSource:
     def n_features(self) -> int:
         return len(self.columns)
 
-    def chunks(self, rows: int) -> Iterator[tuple[NDArray[np.floating], Array | None]]:
+    def _blocks(self, rows: int) -> Iterator[NDArray[np.floating]]:
         import pyarrow.parquet as pq
 
-        start = 0
         for batch in pq.ParquetFile(self.path).iter_batches(batch_size=rows, columns=self.columns):
+            # a null is NaN here (an integer column with nulls comes as float64)
             block = np.column_stack(
                 [batch.column(i).to_numpy(zero_copy_only=False) for i in range(batch.num_columns)]
             ).astype(np.float64)
+            yield block[~np.isnan(block).any(axis=1)] if self.drop_missing else block
+
+    def chunks(self, rows: int) -> Iterator[tuple[NDArray[np.floating], Array | None]]:
+        start = 0
+        blocks = self._blocks(rows)
+        for block in rebatch(blocks, rows) if self.drop_missing else blocks:
             stop = start + block.shape[0]
             yield block, _weights_of(self.sample_weight, start, stop)
             start = stop
