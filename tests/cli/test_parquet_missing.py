@@ -15,7 +15,7 @@ from gaussmix.cli.app import app
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from tests.test_parquet_streaming import write_holes  # noqa: E402
+from tests.test_streamed_missing import write_holes  # noqa: E402
 
 
 def _run(*args: object):
@@ -77,3 +77,19 @@ def test_a_streamed_file_with_an_empty_column_fails_with_one_line(tmp_path: Path
             result = _run(*command, *extra)
             assert result.exit_code == 1, result.output
             assert result.stderr == message and result.stdout == ""
+
+
+def test_a_streamed_npy_file_with_holes_is_fitted_or_its_rows_dropped(tmp_path: Path) -> None:
+    X = write_holes(tmp_path / "unused.parquet")
+    path = tmp_path / "holes.npy"
+    np.save(path, X)
+    holed = int(np.isnan(X).any(axis=1).sum())
+    fitted = _run("fit", path, "-k", "2", "--json")
+    assert fitted.exit_code == 0, fitted.output
+    assert fitted.stderr.startswith(f"note: {int(np.isnan(X).sum())} missing values in {holed}")
+    dropped = _run("fit", path, "-k", "2", "--json", "--dropna")
+    assert dropped.exit_code == 0, dropped.output
+    assert dropped.stderr == (
+        f"note: dropped {holed} of {len(X)} rows with missing values ({len(X) - holed} rows left)\n"
+    )
+    assert json.loads(dropped.stdout)["n_samples"] == len(X) - holed

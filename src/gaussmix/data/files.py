@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gaussmix.data import text
-from gaussmix.data.sources import check_unique_names, rebatch
+from gaussmix.data.sources import DataSource, check_unique_names, rebatch
 from gaussmix.data.text import TextOptions, label
 from gaussmix.errors import GaussmixError
 
@@ -123,12 +123,12 @@ def parse_columns(text_value: str | None) -> list[str] | None:
 
 # ------------------------------------------------------------------ missing values
 def apply_missing(
-    X: NDArray[np.float64],
+    X: NDArray[np.floating],
     missing: NDArray[np.bool_],
     columns: Sequence[str],
     policy: MissingPolicy,
     where: str,
-) -> tuple[NDArray[np.float64], list[str]]:
+) -> tuple[NDArray[np.floating], list[str]]:
     """Rows with missing values: kept as NaN with a note (``"fit"``), an error that counts them
     and names the first (``"error"``), or dropped with a note (``"drop"``)."""
     rows = missing.any(axis=1)
@@ -357,8 +357,8 @@ def _read_text(path: Path | str, options: ReadOptions, stdin: bytes | None = Non
     where = label(path)
     fmt, kinds = text.describe(path, options.text, stdin)
     chosen = _text_columns(fmt, kinds, options, where)
-    X, missing = text.read_numeric(path, fmt, chosen, options.text, stdin)
-    X, dropped = apply_missing(X, missing, chosen, options.missing, where)
+    numbers, missing = text.read_numeric(path, fmt, chosen, options.text, stdin)
+    X, dropped = apply_missing(numbers, missing, chosen, options.missing, where)
     if X.shape[0] == 0:
         raise GaussmixError(f"{where} has no rows of data left")
     notes = text.text_notes(fmt, kinds, chosen, bool(options.columns)) + dropped
@@ -414,9 +414,11 @@ def read_table(
         table = _read_npy(path)
         chosen = resolve_columns(table.columns, options.columns, options.drop, str(path))
         index = [table.columns.index(c) for c in chosen]
-        if index != list(range(len(table.columns))):
-            table = Table(np.asarray(table.X[:, index]), chosen)
-        return table
+        X = table.X if index == list(range(len(table.columns))) else np.asarray(table.X[:, index])
+        X, notes = apply_missing(X, np.isnan(X), chosen, options.missing, label(path))
+        if X.shape[0] == 0:
+            raise GaussmixError(f"{label(path)} has no rows of data left")
+        return Table(X, chosen, tuple(notes))
     if suffix in PARQUET:
         return _read_parquet(path, options)
     if suffix == ".npz":
@@ -527,20 +529,18 @@ def open_data(
         if suffix in NPY and not options.columns and not options.drop:
             from gaussmix.data.sources import NpySource
 
-            source = NpySource.open(path)
-            return Loaded(source, default_names(source.n_features), None, ())
+            npy = NpySource.open(path)
+            names = default_names(npy.n_features)
+            source, notes = _with_policy(npy, names, options, path)
+            return Loaded(source, names, None, tuple(notes))
         if suffix in PARQUET:
             from gaussmix.data.sources import ParquetSource
 
             require_pyarrow()
             chosen, left_out = _parquet_columns(path, options)
-            parquet = ParquetSource.open(path, columns=chosen)
-            # nulls (and NaN) under the missing-value policy, counted in one pass as a large
-            # text file's are: fitted by EM on every pass, refused, or dropped on every pass
-            holes = count_holes(np.isnan(block) for block, _ in parquet.chunks(SCAN_ROWS))
-            notes = holes_notes(holes, chosen, options.missing, label(path))
-            drop = options.missing == "drop" and holes.rows > 0
-            parquet = replace(parquet, n_samples=holes.kept(options.missing), drop_missing=drop)
+            parquet, notes = _with_policy(
+                ParquetSource.open(path, columns=chosen), chosen, options, path
+            )
             return Loaded(parquet, chosen, None, tuple(_left_out_note(left_out) + notes))
         if (
             suffix not in NPY + PARQUET + (".npz",)
@@ -556,6 +556,21 @@ def open_data(
     X, center, spread = standardize(table.X)
     scaling = {"center": center.tolist(), "scale": spread.tolist()}
     return Loaded(X, table.columns, scaling, table.notes)
+
+
+def _with_policy(
+    source: DataSource, columns: list[str], options: ReadOptions, path: Path
+) -> tuple[DataSource, list[str]]:
+    """A file source (``.npy``, Parquet) under the missing-value policy, its NaN (nulls)
+    counted in one pass as a large text file's are: fitted by EM with the note, refused in the
+    text reader's words, or their rows left out on every pass (``RowsWithoutHoles``)."""
+    from gaussmix.data.sources import RowsWithoutHoles
+
+    holes = count_holes(np.isnan(block) for block, _ in source.chunks(SCAN_ROWS))
+    notes = holes_notes(holes, columns, options.missing, label(path))
+    if options.missing == "drop" and holes.rows:
+        return RowsWithoutHoles(source, holes.kept("drop")), notes
+    return source, notes
 
 
 def open_dataset(path: str | Path, options: ReadOptions, scale: bool = False) -> Loaded:

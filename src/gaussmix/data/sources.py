@@ -223,15 +223,12 @@ def rebatch(blocks: Iterable[NDArray[np.floating]], rows: int) -> Iterator[NDArr
 
 @dataclass(frozen=True)
 class ParquetSource:
-    """Rows of a Parquet file, read in batches on every pass (pyarrow); nulls are NaN. With
-    ``drop_missing`` the rows holding one are left out on every pass (``n_samples`` counts
-    those kept: ``gaussmix.data.files.open_data`` counts them first)."""
+    """Rows of a Parquet file, read in batches on every pass (pyarrow); nulls are NaN."""
 
     path: Path
     columns: list[str]
     n_samples: int
     sample_weight: Array | None = None
-    drop_missing: bool = False
 
     @classmethod
     def open(
@@ -279,20 +276,44 @@ class ParquetSource:
     def n_features(self) -> int:
         return len(self.columns)
 
-    def _blocks(self, rows: int) -> Iterator[NDArray[np.floating]]:
+    def chunks(self, rows: int) -> Iterator[tuple[NDArray[np.floating], Array | None]]:
         import pyarrow.parquet as pq
 
+        start = 0
         for batch in pq.ParquetFile(self.path).iter_batches(batch_size=rows, columns=self.columns):
             # a null is NaN here (an integer column with nulls comes as float64)
             block = np.column_stack(
                 [batch.column(i).to_numpy(zero_copy_only=False) for i in range(batch.num_columns)]
             ).astype(np.float64)
-            yield block[~np.isnan(block).any(axis=1)] if self.drop_missing else block
+            stop = start + block.shape[0]
+            yield block, _weights_of(self.sample_weight, start, stop)
+            start = stop
+
+    def with_weights(self, sample_weight: Array | None) -> DataSource:
+        return replace(self, sample_weight=sample_weight)
+
+    def take(self, indices: NDArray[np.intp]) -> Array:
+        return take_by_scan(self, indices)
+
+
+@dataclass(frozen=True)
+class RowsWithoutHoles:
+    """The rows of a file source that hold no NaN, left out again on every pass (--dropna on a
+    file read block by block), in blocks of the asked size; ``n_samples`` counts the rows kept
+    (``gaussmix.data.files`` counts them in the pass that opens the file)."""
+
+    source: DataSource
+    n_samples: int
+    sample_weight: Array | None = None
+
+    @property
+    def n_features(self) -> int:
+        return self.source.n_features
 
     def chunks(self, rows: int) -> Iterator[tuple[NDArray[np.floating], Array | None]]:
+        kept = (block[~np.isnan(block).any(axis=1)] for block, _ in self.source.chunks(rows))
         start = 0
-        blocks = self._blocks(rows)
-        for block in rebatch(blocks, rows) if self.drop_missing else blocks:
+        for block in rebatch(kept, rows):
             stop = start + block.shape[0]
             yield block, _weights_of(self.sample_weight, start, stop)
             start = stop

@@ -1,6 +1,7 @@
-"""gaussmix.data: a Parquet file streamed block by block (``open_data`` without ``--scale``)
-under the missing-value policy, as the same file read into memory: nulls and NaN fitted with
-the note, refused in the text reader's words, or their rows left out on every pass."""
+"""gaussmix.data: a Parquet or ``.npy`` file streamed block by block (``open_data`` without
+``--scale``) under the missing-value policy, as the same file read into memory: nulls and NaN
+fitted with the note, refused in the text reader's words, or their rows left out on every pass
+(``RowsWithoutHoles``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 from gaussmix import GaussianMixture, GaussmixError
-from gaussmix.data import ParquetSource
+from gaussmix.data import NpySource, ParquetSource
 from gaussmix.data.files import ReadOptions, open_data, read_table
+from gaussmix.data.sources import RowsWithoutHoles
 from tests.conftest import mixture_data
 
 pa = pytest.importorskip("pyarrow")
@@ -42,6 +44,17 @@ def write_holes(path: Path, n: int = 300, seed: int = 0) -> np.ndarray:
     return X
 
 
+def holes_file(folder: Path, kind: str) -> tuple[Path, np.ndarray, str]:
+    """``write_holes`` as a Parquet file or as a ``.npy`` (NaN for every hole); the file, its
+    rows and its column names."""
+    if kind == "parquet":
+        path = folder / "holes.parquet"
+        return path, write_holes(path), "abc"
+    X = write_holes(folder / "unused.parquet")
+    np.save(folder / "holes.npy", X)
+    return folder / "holes.npy", X, ("x0", "x1", "x2")
+
+
 def _fit(X, sample_weight=None, **kwargs) -> GaussianMixture:
     model = GaussianMixture(2, n_init=2, random_state=0, chunk_size=50, **kwargs)
     return model.fit(X, sample_weight=sample_weight)
@@ -54,11 +67,11 @@ def _assert_same_fit(a: GaussianMixture, b: GaussianMixture, rtol: float) -> Non
     assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=rtol)
 
 
-def test_holes_are_fitted_by_default_with_the_in_memory_note(tmp_path: Path) -> None:
-    path = tmp_path / "holes.parquet"
-    X = write_holes(path)
+@pytest.mark.parametrize("kind", ["parquet", "npy"])
+def test_holes_are_fitted_by_default_with_the_in_memory_note(tmp_path: Path, kind: str) -> None:
+    path, X, _ = holes_file(tmp_path, kind)
     loaded = open_data(path)
-    assert isinstance(loaded.X, ParquetSource) and loaded.X.n_samples == len(X)
+    assert isinstance(loaded.X, (ParquetSource, NpySource)) and loaded.X.n_samples == len(X)
     in_memory = read_table(path)
     assert loaded.notes == in_memory.notes
     holed = int(np.isnan(X).any(axis=1).sum())
@@ -70,12 +83,12 @@ def test_holes_are_fitted_by_default_with_the_in_memory_note(tmp_path: Path) -> 
     _assert_same_fit(streamed, held, 1e-8)
 
 
-def test_dropna_leaves_the_rows_out_on_every_pass(tmp_path: Path) -> None:
-    path = tmp_path / "holes.parquet"
-    X = write_holes(path)
+@pytest.mark.parametrize("kind", ["parquet", "npy"])
+def test_dropna_leaves_the_rows_out_on_every_pass(tmp_path: Path, kind: str) -> None:
+    path, X, _ = holes_file(tmp_path, kind)
     kept = X[~np.isnan(X).any(axis=1)]
     loaded = open_data(path, DROP)
-    assert isinstance(loaded.X, ParquetSource) and loaded.X.n_samples == len(kept) < len(X)
+    assert isinstance(loaded.X, RowsWithoutHoles) and loaded.X.n_samples == len(kept) < len(X)
     assert loaded.notes == read_table(path, options=DROP).notes
     assert loaded.notes[-1] == (
         f"dropped {len(X) - len(kept)} of {len(X)} rows with missing values ({len(kept)} rows left)"
@@ -90,11 +103,11 @@ def test_dropna_leaves_the_rows_out_on_every_pass(tmp_path: Path) -> None:
     _assert_same_fit(_fit(loaded.X, weights), _fit(kept, weights), 1e-10)
 
 
-def test_the_error_policy_names_the_first_hole(tmp_path: Path) -> None:
-    path = tmp_path / "holes.parquet"
-    X = write_holes(path)
+@pytest.mark.parametrize("kind", ["parquet", "npy"])
+def test_the_error_policy_names_the_first_hole(tmp_path: Path, kind: str) -> None:
+    path, X, names = holes_file(tmp_path, kind)
     r = int(np.argmax(np.isnan(X).any(axis=1)))
-    column = "abc"[int(np.argmax(np.isnan(X[r])))]
+    column = names[int(np.argmax(np.isnan(X[r])))]
     error = ReadOptions(missing="error")
     with pytest.raises(GaussmixError) as streamed:
         open_data(path, error)
@@ -136,5 +149,22 @@ def test_a_file_without_holes_streams_as_before(tmp_path: Path) -> None:
     pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1]}), path, row_group_size=64)
     for options in (ReadOptions(), DROP):
         loaded = open_data(path, options)
-        assert isinstance(loaded.X, ParquetSource) and not loaded.X.drop_missing
+        assert isinstance(loaded.X, ParquetSource)
         assert loaded.notes == () and loaded.X.n_samples == 200
+
+
+def test_npy_columns_read_into_memory_have_the_same_policy(tmp_path: Path) -> None:
+    path, X, _ = holes_file(tmp_path, "npy")
+    rows = X[:, :2]
+    holed = np.isnan(rows).any(axis=1)
+    two = ReadOptions(columns=("x0", "x1"))
+    loaded = open_data(path, two)
+    assert isinstance(loaded.X, np.ndarray)
+    np.testing.assert_array_equal(loaded.X, rows)
+    assert loaded.notes[-1].startswith(f"{int(np.isnan(rows).sum())} missing values")
+    dropped = open_data(path, ReadOptions(columns=("x0", "x1"), missing="drop"))
+    np.testing.assert_array_equal(dropped.X, rows[~holed])
+    assert dropped.notes == (
+        f"dropped {int(holed.sum())} of {len(X)} rows with missing "
+        f"values ({int((~holed).sum())} rows left)",
+    )
