@@ -93,3 +93,24 @@ def test_a_streamed_npy_file_with_holes_is_fitted_or_its_rows_dropped(tmp_path: 
         f"note: dropped {holed} of {len(X)} rows with missing values ({len(X) - holed} rows left)\n"
     )
     assert json.loads(dropped.stdout)["n_samples"] == len(X) - holed
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_online_refuses_holes_in_one_line_and_fits_with_dropna(tmp_path: Path, kind: str) -> None:
+    X = write_holes(tmp_path / "holes.parquet")
+    path = tmp_path / f"holes.{kind}"
+    if kind == "csv":
+        np.savetxt(path, X, delimiter=",", header="a,b,c", comments="")
+    first = int(np.argmax(np.isnan(X).any(axis=1))) + 1
+    online = ("-k", "2", "--online", "--batch-size", "50")
+    refused = _run("fit", path, *online)
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr.splitlines()[-1] == (
+        f"error: --online fits complete rows only, and row {first} has a missing value; "
+        "--dropna leaves such rows out, or fit without --online (missing values are then "
+        "integrated out)"
+    )
+    assert "Traceback" not in refused.output
+    dropped = _run("fit", path, *online, "--dropna", "--json")
+    assert dropped.exit_code == 0, dropped.output
+    assert json.loads(dropped.stdout)["n_samples"] == int((~np.isnan(X).any(axis=1)).sum())
