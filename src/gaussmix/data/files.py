@@ -11,8 +11,10 @@ large to hold (``.npy``, Parquet, and CSV files over ``STREAM_BYTES``). Columns 
 Missing values: ``MissingPolicy`` is decided in one place, ``DEFAULT_MISSING``. The default,
 ``"fit"``, keeps them as NaN with a note counting them, for ``GaussianMixture(missing="em")`` to
 integrate out; ``"drop"`` drops the rows holding them, with a note; ``"error"`` counts them and
-names the first. Errors are ``GaussmixError``s that
-name the file and say what to try; nothing here prints.
+names the first. A file read block by block (``.npy``, Parquet, a large text file) is counted in
+one pass when it is opened, with the same notes and errors (``count_holes``, ``holes_notes``);
+under "drop" its rows with a hole are left out again on every pass. Errors are
+``GaussmixError``s that name the file and say what to try; nothing here prints.
 """
 
 from __future__ import annotations

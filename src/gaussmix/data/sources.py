@@ -6,6 +6,8 @@ holds no rows between blocks, so the memory of a fit does not grow with the data
 file is fitted in a few hundred MB (benchmarks/README.md).
 
 A source is validated once, block by block (``check_finite_blocks``), and yields float64 blocks.
+``RowsWithoutHoles`` wraps a file source to leave out the rows holding a NaN on every pass
+(--dropna on a file too large to hold), re-cut into blocks of the asked size.
 """
 
 from __future__ import annotations
