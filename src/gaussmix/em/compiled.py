@@ -510,13 +510,14 @@ class WholeEM:
         kind = _LAYOUTS[layout]
         work = lib.whole_em_work(family, code, k, d, kind)
         # the parameters (whole_em's param), the history, the result, the work space
-        layout_of = ((k, d), (k,), shape, shape, (self.BATCH,), (4,), (work,))
+        self.batch = batch = self.BATCH  # this buffer's, whatever BATCH becomes (tests set it)
+        layout_of = ((k, d), (k,), shape, shape, (batch,), (4,), (work,))
         self.flat, views = _packed(*layout_of)
         self.means, self.mixing, self.precision, self.covariances = views[:4]
         self.history, self.result = views[4], views[5]
         base = self.flat.ctypes.data
         history = base + 8 * sum(view.size for view in views[:4])
-        result, space = history + 8 * self.BATCH, history + 8 * (self.BATCH + 4)
+        result, space = history + 8 * batch, history + 8 * (batch + 4)
         self._call = lib.whole_em
         self._head = (kind, family, code)
         self._base, self.lib = base, lib
@@ -549,7 +550,7 @@ class WholeEM:
         the next iteration is Python's because the iterative M-step declined it. The
         lower bounds of the finished iterations are ``history[:result[0]]``, the parameters
         after the last one in the four buffers."""
-        batch = min(max_iter, self.BATCH)
+        batch = min(max_iter, self.batch)
         status = self._call(*self._args, *settings, batch, floor, previous, *inner, *self._buffers)
         return int(status)
 
@@ -580,7 +581,7 @@ def whole_em(
     for array in (X, weights):
         if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
             raise ValueError("whole_em takes C-ordered float64 rows and weights")
-    key = (layout, model, means_shape, shape)
+    key = (layout, model, means_shape, shape, WholeEM.BATCH)
     calls = _kept_calls(_WHOLE_EMS)
     call = calls.get(key)
     if call is None or call.lib is not _LIB:
