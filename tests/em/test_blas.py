@@ -29,6 +29,9 @@ def test_times_upper_and_gram_match_numpy(gil_free: bool, n_rows: int, n_feature
     product = gram(rows, gil_free=gil_free)
     np.testing.assert_allclose(product, rows.T @ rows, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(product, product.T)
+    # the mirror is np.triu's, entry for entry (the statistics of every start go through it)
+    triangle = np.triu(product)
+    np.testing.assert_array_equal(product, triangle + np.triu(triangle, 1).T)
 
 
 def test_views_that_blas_cannot_read_in_place_are_refused() -> None:

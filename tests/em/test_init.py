@@ -4,6 +4,8 @@ draws nothing."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -72,6 +74,13 @@ def test_initial_statistics_are_replayed_only_between_models_that_take_them_alik
         stats.sxx[...] = 0.0  # each caller has its own copy
         again = init._initial_stats(X, resp, get_covariance("full"), None, k)
         assert np.all(np.diagonal(again.sxx, axis1=1, axis2=2) > 0)
+        # every field is in the copy, and no array is shared with the kept statistics
+        kept = next(reversed(init._STATS.values()))
+        for field in dataclasses.fields(kept):
+            mine, theirs = getattr(again, field.name), getattr(kept, field.name)
+            np.testing.assert_array_equal(mine, theirs)
+            if isinstance(theirs, np.ndarray):
+                assert not np.shares_memory(mine, theirs), field.name
     init._STATS.clear()
 
 

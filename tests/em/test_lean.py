@@ -272,3 +272,25 @@ def test_the_final_pass_declines_where_the_general_pass_serves() -> None:
     assert lean.final_pass(workers, p, np.float64, False, 0.0) is None  # the fit's pass
     if not compiled.AVAILABLE:
         assert lean.final_pass(workers, p, np.float64, False, 1e-6) is None
+
+
+@needs_c
+def test_kept_passes_follow_the_rows_of_each_fit() -> None:
+    """The C calls' buffers are kept per thread and shape (``compiled.rows_pass``,
+    ``whole_em``): two lean passes of one shape over different rows, called in turn, each
+    give their own rows' statistics, and a fit after the rows of another died (new rows,
+    perhaps at the same address) is that of its own rows."""
+    X, Y = _data("full", seed=2, n=120), _data("full", seed=3, n=120)
+    p = _start(X, "full")
+    a, b = lean.LeanPass(X, None, p), lean.LeanPass(Y, None, p)
+    first = a(p)
+    _field_close(b(p), chunk_stats_natural(Y, p, None))
+    _field_close(a(p), first)
+    assert first.loglik != b(p).loglik
+    fits = []
+    for seed in (6, 7, 6):  # each fit's rows die before the next are made
+        Z = _data("VVE", seed=seed, n=150)
+        fits.append(run_em(InProcess(ArraySource(Z)), 4096, _start(Z, "VVE"), tol=0.0,
+                           max_iter=10, reg_covar=1e-6).lower_bound)  # fmt: skip
+        del Z
+    assert fits[0] == fits[2] != fits[1]

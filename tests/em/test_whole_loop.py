@@ -137,6 +137,32 @@ def test_max_iter_batches_and_warm_starts(model: str, monkeypatch: pytest.Monkey
     assert once[0].result.n_iter == 1 and once[0].result.converged
 
 
+@needs_c
+def test_a_kept_loop_keeps_its_own_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C loop's buffers are kept per thread and shape (``compiled.whole_em``): one made
+    with a short history (BATCH = 7) is not the one a later fit of that shape gets with the
+    longer BATCH, whose iterations would run past its buffer (they did: a later test's fit
+    read a NaN log-likelihood), and each loop's batch is its own buffer's."""
+    X = _rows(11)
+    params = _start(X, "VVV", 3)
+    cov = params.covariance
+    shape = cov.shape(3, X.shape[1])
+
+    def kept() -> compiled.WholeEM:
+        loop = compiled.whole_em(X, None, cov.layout, "VVV", True, (3, X.shape[1]), shape)
+        assert loop is not None
+        return loop
+
+    with monkeypatch.context() as patch:
+        patch.setattr(compiled.WholeEM, "BATCH", 7)
+        short = _fit(X, None, params, True, tol=0.0, max_iter=30)
+        assert kept().batch == kept().history.size == 7
+    assert kept().batch == kept().history.size == compiled.WholeEM.BATCH
+    long = _fit(X, None, params, True, tol=0.0, max_iter=30)
+    _same(long, short)
+    _same(long, _fit(X, None, params, False, tol=0.0, max_iter=30))
+
+
 def _far_start(X: np.ndarray, model: str) -> Params:
     """Three components, the second's mean far from every row: it explains none."""
     p = _start(X, model, 3)

@@ -35,6 +35,7 @@ import importlib.util
 import math
 import os
 import threading
+import weakref
 from typing import Any, TypeVar
 
 import numpy as np
@@ -251,17 +252,30 @@ class RowsPass:
         means_shape: tuple[int, int],
         shape: tuple[int, ...],
     ) -> None:
-        (n, d), k = X.shape, means_shape[0]
-        size = int(np.prod(shape))
-        self.X, self.weights = X, weights  # kept alive: the C loop reads them by address
+        d, k = means_shape[1], means_shape[0]
+        size = math.prod(shape)
         self.param, (self.means, self.mixing, self.precision) = _packed((k, d), (k,), shape)
         # and one more for estep_rows_entropy's entropy
         self.out = np.empty(k + k * d + size + 5)
         self.scratch = np.empty((2 * d + k + 5) * _LEAN_ROWS + k)
         self._call, self._entropy_call = lib.estep_rows, lib.estep_rows_entropy
-        address = None if weights is None else weights.ctypes.data
-        self._args = (_LAYOUTS[layout], X.ctypes.data, address, n, d, k, self.param.ctypes.data)
+        self._layout, self._param = _LAYOUTS[layout], self.param.ctypes.data
         self._buffers = (self.out.ctypes.data, self.scratch.ctypes.data)
+        self.lib, self._bound = lib, _Bound()
+        self.bind(X, weights)
+
+    def bind(self, X: NDArray[np.float64], weights: NDArray[np.float64] | None) -> RowsPass:
+        """This pass over the rows X and weights (C-ordered float64, of its shape): the
+        buffers are kept per thread and shape (``rows_pass``), the rows are the caller's,
+        who keeps them alive while it calls (the C loop reads them by address). Binding
+        the rows bound already asks for no address."""
+        if not self._bound.holds(X, weights):
+            address = None if weights is None else weights.ctypes.data
+            n, d = X.shape
+            k = self.mixing.shape[0]
+            self._args = (self._layout, X.ctypes.data, address, n, d, k, self._param)
+            self._bound = _Bound(X, weights)
+        return self
 
     def __call__(
         self,
@@ -310,7 +324,45 @@ def rows_pass(
     for array in (X, weights):
         if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
             raise ValueError("estep_rows takes C-ordered float64 rows and weights")
-    return RowsPass(_LIB, X, weights, layout, means_shape, shape)
+    key = (layout, means_shape, shape)
+    calls = _kept_calls(_ROWS_PASSES)
+    call = calls.get(key)
+    if call is None or call.lib is not _LIB:
+        call = calls[key] = RowsPass(_LIB, X, weights, layout, means_shape, shape)
+        return call
+    return call.bind(X, weights)
+
+
+# A grid's fits (``select``: 126 cells of a few dozen rows) each made their C loops' buffers
+# and asked for their addresses, some 25 us a fit: the buffers are kept per thread and shape
+# (layout, K, D; model), as ``constrained_mstep``'s are, and rebound to each fit's rows
+_ROWS_PASSES = threading.local()
+_WHOLE_EMS = threading.local()
+
+
+class _Bound:
+    """The rows (and weights) a kept C call's arguments point to, by weak reference: the call
+    keeps no rows alive, and rows that died are never taken for new rows at their address."""
+
+    __slots__ = ("rows", "weights")
+
+    def __init__(
+        self, X: NDArray[np.float64] | None = None, weights: NDArray[np.float64] | None = None
+    ) -> None:
+        self.rows = None if X is None else weakref.ref(X)
+        self.weights = None if weights is None else weakref.ref(weights)
+
+    def holds(self, X: NDArray[np.float64], weights: NDArray[np.float64] | None) -> bool:
+        if self.rows is None or self.rows() is not X:
+            return False
+        return (weights is None) if self.weights is None else self.weights() is weights
+
+
+def _kept_calls(kept: threading.local) -> dict[Any, Any]:
+    calls: dict[Any, Any] | None = getattr(kept, "calls", None)
+    if calls is None:
+        calls = kept.calls = {}
+    return calls
 
 
 class UnivariateEM:
@@ -452,24 +504,36 @@ class WholeEM:
         means_shape: tuple[int, int],
         shape: tuple[int, ...],
     ) -> None:
-        (n, d), k = X.shape, means_shape[0]
+        d, k = means_shape[1], means_shape[0]
         closed = model in _MSTEP_MODELS
         family, code = (0, _MSTEP_MODELS[model]) if closed else (1, MSTEP_KERNELS[model])
         kind = _LAYOUTS[layout]
         work = lib.whole_em_work(family, code, k, d, kind)
-        self.X, self.weights = X, weights  # kept alive: the C loop reads them by address
         # the parameters (whole_em's param), the history, the result, the work space
-        layout_of = ((k, d), (k,), shape, shape, (self.BATCH,), (4,), (work,))
+        self.batch = batch = self.BATCH  # this buffer's, whatever BATCH becomes (tests set it)
+        layout_of = ((k, d), (k,), shape, shape, (batch,), (4,), (work,))
         self.flat, views = _packed(*layout_of)
         self.means, self.mixing, self.precision, self.covariances = views[:4]
         self.history, self.result = views[4], views[5]
         base = self.flat.ctypes.data
         history = base + 8 * sum(view.size for view in views[:4])
-        result, space = history + 8 * self.BATCH, history + 8 * (self.BATCH + 4)
+        result, space = history + 8 * batch, history + 8 * (batch + 4)
         self._call = lib.whole_em
-        address = None if weights is None else weights.ctypes.data
-        self._args = (kind, family, code, X.ctypes.data, address, n, d, k, base)
+        self._head = (kind, family, code)
+        self._base, self.lib = base, lib
         self._buffers = (history, space, result)
+        self._bound = _Bound()
+        self.bind(X, weights)
+
+    def bind(self, X: NDArray[np.float64], weights: NDArray[np.float64] | None) -> WholeEM:
+        """This loop over the rows X and weights (as ``RowsPass.bind``)."""
+        if not self._bound.holds(X, weights):
+            address = None if weights is None else weights.ctypes.data
+            n, d = X.shape
+            k = self.mixing.shape[0]
+            self._args = (*self._head, X.ctypes.data, address, n, d, k, self._base)
+            self._bound = _Bound(X, weights)
+        return self
 
     def __call__(
         self, settings: tuple[float, float, float, float, int], max_iter: int, floor: float,
@@ -486,7 +550,7 @@ class WholeEM:
         the next iteration is Python's because the iterative M-step declined it. The
         lower bounds of the finished iterations are ``history[:result[0]]``, the parameters
         after the last one in the four buffers."""
-        batch = min(max_iter, self.BATCH)
+        batch = min(max_iter, self.batch)
         status = self._call(*self._args, *settings, batch, floor, previous, *inner, *self._buffers)
         return int(status)
 
@@ -517,7 +581,13 @@ def whole_em(
     for array in (X, weights):
         if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
             raise ValueError("whole_em takes C-ordered float64 rows and weights")
-    return WholeEM(_LIB, X, weights, layout, model, means_shape, shape)
+    key = (layout, model, means_shape, shape, WholeEM.BATCH)
+    calls = _kept_calls(_WHOLE_EMS)
+    call = calls.get(key)
+    if call is None or call.lib is not _LIB:
+        call = calls[key] = WholeEM(_LIB, X, weights, layout, model, means_shape, shape)
+        return call
+    return call.bind(X, weights)
 
 
 # Above this many features the inner loops' O(D^3) C arithmetic stops being small beside the

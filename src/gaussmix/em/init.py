@@ -15,7 +15,6 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import fields, replace
 from numbers import Integral
 from typing import Any
 
@@ -147,8 +146,18 @@ def _initial_stats(
 
 
 def _copy_stats(stats: SuffStats) -> SuffStats:
-    arrays = {f.name: getattr(stats, f.name) for f in fields(stats)}
-    return replace(stats, **{k: v.copy() for k, v in arrays.items() if isinstance(v, np.ndarray)})
+    # field by field: ``dataclasses.replace`` over ``fields`` took 6 us, this 2 (a grid of
+    # select's takes a copy per fit); the test that every array field is copied holds the list
+    return SuffStats(
+        n=stats.n,
+        loglik=stats.loglik,
+        nk=stats.nk.copy(),
+        sx=stats.sx.copy(),
+        sxx=stats.sxx.copy(),
+        shift=stats.shift.copy(),
+        worst_loglik=stats.worst_loglik,
+        worst_x=stats.worst_x.copy(),
+    )
 
 
 # initial statistics by (rows, responsibilities, weights, K; the code that takes them), for

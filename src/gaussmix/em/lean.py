@@ -122,13 +122,16 @@ class LeanPass:
 
     @cached_property
     def rows(self) -> compiled.RowsPass | None:
-        """The C loop's pass over the rows, or None without the C loops."""
+        """The C loop's pass over the rows, or None without the C loops: this thread's kept
+        one of the shape (``compiled.rows_pass``), so each call binds it to these rows."""
         return compiled.rows_pass(self.X, self.weights, self.layout, self.means_shape, self.shape)
 
     def __call__(self, params: Params) -> SuffStats:
-        if self.rows is None:
+        rows = self.rows
+        if rows is None:
             return chunk_stats(self.X, params, self.weights)
-        out = self.rows(params.means, params.weights, params.precisions_cholesky, _FLOOR)
+        rows = rows.bind(self.X, self.weights)
+        out = rows(params.means, params.weights, params.precisions_cholesky, _FLOOR)
         loglik, count, worst, row = out[-4:].tolist()
         return SuffStats(
             n=count,
@@ -203,7 +206,7 @@ def final_pass(
             )
     if lean.rows is None:
         return None
-    return lean.rows.loglik_and_entropy(
+    return lean.rows.bind(lean.X, lean.weights).loglik_and_entropy(
         params.means, params.weights, params.precisions_cholesky, _FLOOR
     )
 
@@ -329,8 +332,10 @@ class WholeLoop:
     iterative M-step that stops at its cap is warned about here, as ``constrained.py`` warns,
     and the loop goes on."""
 
-    def __init__(self, loop: compiled.WholeEM, model: str) -> None:
-        self.loop, self.model = loop, model
+    def __init__(self, loop: compiled.WholeEM, model: str, lean: LeanPass) -> None:
+        # the loop is this thread's kept one of the shape (``compiled.whole_em``), bound to the
+        # lean pass's rows, which this keeps alive
+        self.loop, self.model, self.lean = loop, model, lean
         # set when the C M-step declined an iteration (numpy's took it): the fit's further
         # iterations stay in run_em's loop, which tries the C M-step first anyway, rather
         # than each being tried twice
@@ -351,7 +356,7 @@ class WholeLoop:
         ``COLLAPSED_WEIGHT``)."""
         if self.declined:
             return WholeRun(params, [], False)
-        loop = self.loop
+        loop = self.loop.bind(self.lean.X, self.lean.weights)
         loop.means[...], loop.mixing[...] = params.means, params.weights
         loop.precision[...], loop.covariances[...] = params.precisions_cholesky, params.covariances
         settings = (reg_covar, _NK_FLOOR, collapsed, tol, int(relative))
@@ -402,4 +407,4 @@ def whole_loop(
         lean.X, lean.weights, cov.layout, model, cov.matrix_layout,
         (params.n_components, params.n_features), lean.shape,
     )  # fmt: skip
-    return None if loop is None else WholeLoop(loop, model)
+    return None if loop is None else WholeLoop(loop, model, lean)
