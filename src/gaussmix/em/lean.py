@@ -251,10 +251,10 @@ class UnivariateLoop:
         reg_covar: float,
         relative: bool,
         collapsed: float,
-        done: int = 0,
+        n_iter: int = 0,
     ) -> WholeRun:
         """Iterate from ``params``; the arguments are ``loop.run_em``'s (``collapsed`` its
-        ``COLLAPSED_WEIGHT``, ``done`` its iterations so far, which this loop does not need)."""
+        ``COLLAPSED_WEIGHT``, ``n_iter`` its iterations so far, which this loop does not need)."""
         loop = self.loop
         status, history = loop(
             params.means[:, 0],
@@ -348,10 +348,10 @@ class WholeLoop:
         reg_covar: float,
         relative: bool,
         collapsed: float,
-        done: int = 0,
+        n_iter: int = 0,
     ) -> WholeRun:
         """Iterate from ``params``; the arguments are ``loop.run_em``'s (``collapsed`` its
-        ``COLLAPSED_WEIGHT``, ``done`` its iterations so far: the fit's M-steps, on whose
+        ``COLLAPSED_WEIGHT``, ``n_iter`` its iterations so far: the fit's M-steps, on whose
         count ``mstep.FitMStep`` checks for a singular covariance inside
         ``mstep.singular_fails``, as the C loop then does)."""
         if self.declined:
@@ -369,7 +369,7 @@ class WholeLoop:
         while len(history) < max_iter:
             status = loop(
                 settings, max_iter - len(history), _FLOOR, previous, inner, scale,
-                done + len(history),
+                n_iter + len(history),
             )  # fmt: skip
             history += loop.history[: int(loop.result[0])].tolist()
             capped = loop.capped

@@ -176,7 +176,7 @@ def run_em(
             run = whole(
                 params, lower_bound=lower_bound, max_iter=max_iter - n_iter, tol=tol,
                 reg_covar=reg_covar, relative=relative, collapsed=COLLAPSED_WEIGHT,
-                done=n_iter,
+                n_iter=n_iter,
             )  # fmt: skip
             params, converged = run.params, run.converged
             for lower_bound in run.lower_bounds:
