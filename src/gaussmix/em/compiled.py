@@ -473,8 +473,7 @@ class WholeEM:
 
     def __call__(
         self, settings: tuple[float, float, float, float, int], max_iter: int, floor: float,
-        previous: float, inner: tuple[float, int], scale: NDArray[np.float64] | None = None,
-        calls: int = 0,
+        previous: float, inner: tuple[float, int], scale: int | None = None, calls: int = 0,
     ) -> int:  # fmt: skip
         """Iterate from the parameters in ``means``, ``mixing``, ``precision`` and
         ``covariances`` (set them, or leave them from the last call to go on): at most
@@ -487,13 +486,12 @@ class WholeEM:
         the next iteration is Python's because the iterative M-step declined it. The
         lower bounds of the finished iterations are ``history[:result[0]]``, the parameters
         after the last one in the four buffers. ``scale``: inside ``mstep.singular_fails``
-        the data's variance per feature (D,), C-ordered float64, whose check of the M-steps
-        ``FitMStep`` would check (``calls``: the fit's M-steps before this call) hands a
-        numerically singular one to Python (status 2)."""
+        the address of the data's variance per feature (D doubles), whose check of the
+        M-steps ``FitMStep`` would check (``calls``: the fit's M-steps before this call)
+        hands a numerically singular one to Python (status 2)."""
         batch = min(max_iter, self.BATCH)
-        address = None if scale is None else scale.ctypes.data
         status = self._call(
-            *self._args, *settings, batch, floor, previous, *inner, *self._buffers, address, calls
+            *self._args, *settings, batch, floor, previous, *inner, *self._buffers, scale, calls
         )
         return int(status)
 

@@ -357,9 +357,7 @@ class WholeLoop:
         if self.declined:
             return WholeRun(params, [], False)
         loop = self.loop
-        scale = singular_scale()
-        if scale is not None:  # FitMStep's rule broadcasts it over the features
-            scale = np.ascontiguousarray(np.broadcast_to(scale, loop.means.shape[1:]))
+        scale = _scale_address(loop.means.shape[1])
         loop.means[...], loop.mixing[...] = params.means, params.weights
         loop.precision[...], loop.covariances[...] = params.precisions_cholesky, params.covariances
         settings = (reg_covar, _NK_FLOOR, collapsed, tol, int(relative))
@@ -391,6 +389,27 @@ class WholeLoop:
             stored_covariances=loop.covariances.copy(),
         )
         return WholeRun(done, history, status == 1)
+
+
+# the last scale of ``mstep.singular_fails`` (a select grid's one array, in every cell's
+# context), its C-ordered copy for the C loop and that copy's address (~3 us to make, once a
+# grid instead of once a fit)
+_LAST_SCALE: tuple[Array, Array, int] | None = None
+
+
+def _scale_address(n_features: int) -> int | None:
+    """The address of the data's variance per feature inside ``mstep.singular_fails``, as
+    FitMStep's rule reads it (broadcast over the features), for ``whole_em``; else None."""
+    global _LAST_SCALE
+    scale = singular_scale()
+    if scale is None:
+        return None
+    last = _LAST_SCALE  # one read: threads replace the whole tuple
+    if last is not None and last[0] is scale and last[1].shape[0] == n_features:
+        return last[2]
+    copy = np.ascontiguousarray(np.broadcast_to(scale, (n_features,)), dtype=np.float64)
+    _LAST_SCALE = (scale, copy, copy.ctypes.data)  # both kept alive with the address
+    return _LAST_SCALE[2]
 
 
 def whole_loop(
