@@ -562,35 +562,6 @@ def test_a_polish_leaves_the_fit_it_starts_from_as_it_was(blobs: np.ndarray) -> 
             assert model.__dict__[name] == value, name
 
 
-def test_a_polish_that_goes_singular_keeps_the_cell_s_fit() -> None:
-    """Rounded 1-D rows without reg_covar: some polish (the fit run on from where it stopped)
-    goes singular on the way; the cell keeps the record of the fit it started from, its
-    entropy computed over the grid's rows (this raised an IndexError on select's own row
-    holder)."""
-    from gaussmix.selection import _polish_cell, _record
-
-    r = np.random.default_rng(7)
-    X = np.round(r.normal(size=(40, 1)) * r.choice([0.5, 1, 3], size=(40, 1)), 1)
-    failed: list[tuple[int, str]] = []
-    original = _polish_cell
-
-    def watched(
-        rows: object, cell: tuple[int, str], model: GaussianMixture, *rest: object
-    ) -> object:
-        outcome = original(rows, cell, model, *rest)
-        if outcome[2] is model:  # the polish failed: the cell's own fit
-            failed.append(cell)
-            assert outcome[1] == _record(model, X, *rest[1:])  # type: ignore[arg-type]
-        return outcome
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(gaussmix.selection, "_polish_cell", watched)
-        result = select(X, range(1, 10), "all", random_state=0, n_jobs=1)
-    assert failed and set(failed) <= set(result.polished)
-    for cell in failed:
-        assert math.isfinite(result.record(*cell).bic)
-
-
 def test_small_grids_run_in_this_process() -> None:
     from gaussmix.selection import PROCESSES_MIN_SIZE, _jobs
 
