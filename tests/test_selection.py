@@ -540,6 +540,32 @@ def test_fits_near_the_best_run_on_to_polish_tol(blobs: np.ndarray) -> None:
             assert after.log_likelihood == record.log_likelihood
 
 
+def test_a_polish_that_collapses_keeps_the_fit_it_started_from(
+    blobs: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A polish whose EM meets a singular covariance (reg_covar=0) keeps the first fit's record,
+    its entropy computed from the grid's rows in memory (it used to read the rows' shape off
+    the ``_Rows`` holder and fail)."""
+    from gaussmix import selection
+    from gaussmix.data.sources import ArraySource
+    from gaussmix.em import DegenerateCovarianceError
+    from gaussmix.selection import _data_variance, _polish_cell, _Rows
+
+    model = GaussianMixture(3, covariance_type="VEV", tol=1e-3, random_state=0).fit(blobs)
+    original = selection._fit
+
+    def collapsing(candidate: GaussianMixture, X: object) -> float | None:
+        if candidate.warm_start:
+            raise DegenerateCovarianceError("the covariance of component 0 is singular")
+        return original(candidate, X)
+
+    monkeypatch.setattr(selection, "_fit", collapsing)
+    rows = _Rows(ArraySource(blobs), 0, None)
+    _, record, kept = _polish_cell(rows, (3, "VEV"), model, 1e-9, _data_variance(blobs), 1e-8)
+    assert kept is model and record.log_likelihood == model.log_likelihood_
+    assert record.entropy == pytest.approx(classification_entropy(model, blobs), rel=1e-12)
+
+
 def test_a_polish_leaves_the_fit_it_starts_from_as_it_was(blobs: np.ndarray) -> None:
     import copy
 

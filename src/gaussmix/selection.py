@@ -611,7 +611,8 @@ def _polish_cell(
         try:
             entropy = _fit(polished, X)
         except DegenerateCovarianceError:  # without reg_covar: a collapse on the way
-            return cell, _record(model, X, data_variance, singular_tol), model
+            rows = X.source.X if isinstance(X, _Rows) else X  # the entropy's pass reads rows
+            return cell, _record(model, rows, data_variance, singular_tol), model
     polished.warm_start, polished.tol = False, model.tol
     polished.n_iter_ += model.n_iter_
     polished.lower_bounds_ = [*model.lower_bounds_, *polished.lower_bounds_]

@@ -312,69 +312,60 @@ def test_inner_loops_in_c_equal_numpy(
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
 
 
-def _numpy_mm(
-    W: np.ndarray, nk: np.ndarray, D: np.ndarray, v: np.ndarray, steps: int
-) -> np.ndarray:
-    """``steps`` of constrained.common_orientation's MM loop (VVE) by numpy's SVD, from the
-    orientation D and variances v: the covariances."""
+def _numpy_sweeps(
+    W: np.ndarray, nk: np.ndarray, D: np.ndarray, v: np.ndarray, steps: int, equal_volume: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``steps`` sweeps of constrained.common_orientation's rotations in numpy from the
+    orientation D and variances v: (orientation, variances)."""
     from gaussmix.em import constrained
 
-    omega = np.linalg.eigvalsh(W)[:, -1]
+    solve = constrained.evi if equal_volume else constrained.vvi
+    D = D.copy()
+    A = np.einsum("li,klj->kij", D, W @ D)
     for _ in range(steps):
         M = 1.0 / v
-        F = ((omega[:, None, None] * np.eye(W.shape[-1]) - W) @ D * M[:, None, :]).sum(axis=0)
-        E = constrained._procrustes(F).T
-        G = ((M.max(axis=1)[:, None] - M)[:, :, None] * (E @ W)).sum(axis=0)
-        D = constrained._procrustes(G).T
-        v = constrained.vvi(constrained._rotated_diagonals(W, D), nk)
-    return constrained._assemble(D, v)
+        for i in range(D.shape[0] - 1):
+            for j in range(i + 1, D.shape[0]):
+                constrained._rotate_pair(D, A, M, i, j)
+        v = solve(np.diagonal(A, axis1=1, axis2=2).copy(), nk, v)
+    return D, v
 
 
 @needs_c
-def test_polar_factor_completes_rank_deficient_matrices() -> None:
-    """A common orientation whose components all have their smallest variance on one axis makes
-    the second MM step's matrix an exact zero row, and K = 1 makes the first step's matrix
-    rank deficient (omega I - W has a null direction): the C loop completes U's undetermined
-    columns, as any SVD does, and gives numpy's covariances (a completion may differ from
-    LAPACK's by the sign of a pair u v', which here is the sign of an orientation's column)."""
+@pytest.mark.parametrize("equal_volume", [False, True])
+def test_orientation_sweeps_are_numpy_sweeps_and_lower_the_objective(equal_volume: bool) -> None:
+    """Each sweep of plane rotations (C) is numpy's (constrained._rotate_pair) to rounding and
+    lowers -2Q; converged, the orientation is stationary: for every pair of its columns
+    sum_k (1/v_ki - 1/v_kj) (D' W_k D)_ij = 0, the condition the pair's rotation solves."""
     from gaussmix.em import constrained
 
-    W, nk = _scatters(1, 3, seed=5)
-    omega = np.linalg.eigvalsh(W)[:, -1]
-    D0 = np.linalg.eigh(W[0])[1]
-    v0 = constrained.vvi(constrained._rotated_diagonals(W, D0), nk)
-    done = compiled.orientation_mm(W, nk, omega, False, D0, v0, np.inf, 0.0, 5)
-    assert done is not None  # (it stops once the objective no longer changes at all)
-    np.testing.assert_allclose(
-        constrained._assemble(done[0], done[1]), _numpy_mm(W, nk, D0, v0, done[2]), rtol=1e-12
+    W, nk = _scatters(4, 5, seed=7)
+    D0 = np.linalg.eigh(W.sum(axis=0))[1][:, ::-1].copy()
+    solve = constrained.evi if equal_volume else constrained.vvi
+    v0 = solve(constrained._rotated_diagonals(W, D0), nk, None)
+    objectives = []
+    for steps in range(1, 5):
+        done = compiled.orientation_sweeps(W, nk, equal_volume, D0, v0, np.inf, 0.0, steps)
+        assert done is not None and done[2] == 0  # the cap: tol 0 is never met here
+        D, v = _numpy_sweeps(W, nk, D0, v0, steps, equal_volume)
+        np.testing.assert_allclose(
+            constrained._assemble(done[0], done[1]), constrained._assemble(D, v), rtol=1e-10
+        )
+        objectives.append(done[3])
+    assert np.all(np.diff(objectives) <= 0.0)
+    assert objectives[-1] < constrained.diag_objective(
+        constrained._rotated_diagonals(W, D0), nk, v0
     )
-    W, nk = _scatters(3, 3, seed=6)
-    omega = np.linalg.eigvalsh(W)[:, -1]
-    D0 = np.linalg.eigh(W.sum(axis=0))[1]
-    v0 = np.tile([3.0, 2.0, 1.0], (3, 1)) * nk[:, None]  # every M_k largest on the last axis
-    done = compiled.orientation_mm(W, nk, omega, False, D0, v0, np.inf, 1e-8, 1)
-    assert done is not None and done[2] == 0  # one step, the cap, from an infinite objective
-    # one step from that start: the same covariances as numpy's loop's first step
+    done = compiled.orientation_sweeps(W, nk, equal_volume, D0, v0, np.inf, 1e-15, 10_000)
+    assert done is not None and done[2] > 0
     D, v = done[0], done[1]
-    M = 1.0 / v0
-    F = ((omega[:, None, None] * np.eye(3) - W) @ D0 * M[:, None, :]).sum(axis=0)
-    P, _, Rt = np.linalg.svd(F)
-    E = (P @ Rt).T
-    G = ((M.max(axis=1)[:, None] - M)[:, :, None] * (E @ W)).sum(axis=0)
-    assert np.count_nonzero(np.all(G == 0.0, axis=1)) == 1
-    P, _, Rt = np.linalg.svd(G)
-    D_numpy = (P @ Rt).T
-    v_numpy = constrained.vvi(constrained._rotated_diagonals(W, D_numpy), nk)
-    np.testing.assert_allclose(
-        constrained._assemble(D, v), constrained._assemble(D_numpy, v_numpy), rtol=1e-12
-    )
-    # five steps: after the first, each polar factor starts from its last right singular
-    # vectors (warm Jacobi); the same covariances as numpy's SVD steps
-    done = compiled.orientation_mm(W, nk, omega, False, D0, v0, np.inf, 0.0, 5)
-    assert done is not None and done[2] == 0
-    np.testing.assert_allclose(
-        constrained._assemble(done[0], done[1]), _numpy_mm(W, nk, D0, v0, 5), rtol=1e-11
-    )
+    A = np.einsum("li,klj->kij", D, W @ D)
+    M = 1.0 / v
+    for i in range(4):
+        for j in range(i + 1, 5):
+            terms = (M[:, i] - M[:, j]) * A[:, i, j]
+            scale = np.abs(M[:, i] - M[:, j]) @ np.sqrt(A[:, i, i] * A[:, j, j])
+            assert abs(terms.sum()) <= 1e-5 * scale
 
 
 @needs_c
@@ -497,7 +488,7 @@ def test_whole_mstep_in_c_equals_numpy(
 
     taken = _spy_whole(monkeypatch)
     got = run()
-    assert taken and all(taken)  # C took every M-step (K = 1 too: a rank-deficient polar factor)
+    assert taken and all(taken)  # C took every M-step (K = 1 too)
     monkeypatch.setattr(compiled, "_LIB", None)
     want = run()
     for g, w in zip(got, want, strict=True):
@@ -525,8 +516,7 @@ def test_whole_mstep_degenerate_covariance_raises_as_numpy(
     model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A constant feature and no reg_covar: a covariance that is not positive definite; C
-    leaves the factors to LAPACK's path, which names the component as numpy's M-step does
-    (EVE, VVE: numpy's M-step gives one singular to rounding)."""
+    leaves the factors to LAPACK's path, which names the component as numpy's M-step does."""
     from gaussmix.em.covariance import get_covariance
     from gaussmix.em.errors import DegenerateCovarianceError
     from gaussmix.em.mstep import mstep, resp_stats
@@ -540,14 +530,6 @@ def test_whole_mstep_degenerate_covariance_raises_as_numpy(
     with pytest.raises(DegenerateCovarianceError) as error:
         mstep(stats, get_covariance(model), 0.0)
     monkeypatch.setattr(compiled, "_LIB", None)
-    if model in ("EVE", "VVE"):
-        # LAPACK's eigenvectors leave the constant feature's variance at rounding (1e-31), not
-        # Jacobi's exact 0, and the MM step from there, which rounding made raise -2Q, is
-        # undone: numpy's M-step is singular to rounding rather than not finite
-        covariances = mstep(stats, get_covariance(model), 0.0).covariances
-        values = np.linalg.eigvalsh(covariances)
-        assert values[:, 0].min() <= 1e-14 * values.max()
-        return
     with pytest.raises(DegenerateCovarianceError) as numpy_error:
         mstep(stats, get_covariance(model), 0.0)
     assert str(error.value) == str(numpy_error.value)

@@ -201,10 +201,10 @@ def test_an_inner_cap_within_em_is_silent_as_in_the_python_loop(
 
 @needs_c
 def test_an_m_step_c_declines_keeps_the_fit_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
-    """VVE with four components on 24 rows, whose Procrustes problems have no unique solution:
-    constrained_mstep used to decline them (numpy's M-step then took the fit's iterations in
-    run_em's loop); its polar factor now completes them, and the whole loop keeps the fit in
-    C: the Python loop's fit all the same."""
+    """VVE with four components on 24 rows, whose orientation steps (once Procrustes problems
+    without a unique solution) constrained_mstep used to decline (numpy's M-step then took the
+    fit's iterations in run_em's loop): the whole loop keeps the fit in C, the Python loop's
+    fit all the same."""
     declined: list[bool] = []
     original = lean.WholeLoop.__call__
 

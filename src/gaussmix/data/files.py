@@ -11,14 +11,16 @@ large to hold (``.npy``, Parquet, and CSV files over ``STREAM_BYTES``). Columns 
 Missing values: ``MissingPolicy`` is decided in one place, ``DEFAULT_MISSING``. The default,
 ``"fit"``, keeps them as NaN with a note counting them, for ``GaussianMixture(missing="em")`` to
 integrate out; ``"drop"`` drops the rows holding them, with a note; ``"error"`` counts them and
-names the first. Errors are ``GaussmixError``s that
-name the file and say what to try; nothing here prints.
+names the first. A file read block by block (``.npy``, Parquet, a large text file) is counted in
+one pass when it is opened, with the same notes and errors (``count_holes``, ``holes_notes``);
+under "drop" its rows with a hole are left out again on every pass. Errors are
+``GaussmixError``s that name the file and say what to try; nothing here prints.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gaussmix.data import text
-from gaussmix.data.sources import check_unique_names
+from gaussmix.data.sources import DataSource, check_unique_names, rebatch
 from gaussmix.data.text import TextOptions, label
 from gaussmix.errors import GaussmixError
 
@@ -47,6 +49,8 @@ def mixture_missing(policy: MissingPolicy) -> str:
 
 # a text file larger than this is read block by block on every pass instead of held in memory
 STREAM_BYTES = 1 << 30
+# rows per block of the one pass that counts a streamed Parquet file's missing values
+SCAN_ROWS = 65536
 
 
 @dataclass(frozen=True)
@@ -121,12 +125,12 @@ def parse_columns(text_value: str | None) -> list[str] | None:
 
 # ------------------------------------------------------------------ missing values
 def apply_missing(
-    X: NDArray[np.float64],
+    X: NDArray[np.floating],
     missing: NDArray[np.bool_],
     columns: Sequence[str],
     policy: MissingPolicy,
     where: str,
-) -> tuple[NDArray[np.float64], list[str]]:
+) -> tuple[NDArray[np.floating], list[str]]:
     """Rows with missing values: kept as NaN with a note (``"fit"``), an error that counts them
     and names the first (``"error"``), or dropped with a note (``"drop"``)."""
     rows = missing.any(axis=1)
@@ -186,6 +190,68 @@ def fitted_note(values: int, rows: int) -> str:
 def dropped_note(dropped: int, n_rows: int) -> str:
     """The note of the "drop" policy."""
     return f"dropped {dropped} of {n_rows} rows with missing values ({n_rows - dropped} rows left)"
+
+
+@dataclass(frozen=True)
+class Holes:
+    """The missing entries of a file counted block by block (``count_holes``): ``n_rows`` rows,
+    ``values`` missing in ``rows`` of them, the first (0-based row, column index) or None,
+    ``empty_rows`` rows with nothing observed (the first ``first_empty``) and the columns with
+    nothing observed (``unobserved`` (D,))."""
+
+    n_rows: int
+    values: int
+    rows: int
+    first: tuple[int, int] | None
+    empty_rows: int
+    first_empty: int
+    unobserved: NDArray[np.bool_]
+
+    def kept(self, policy: MissingPolicy) -> int:
+        """The rows a source yields under ``policy``: all, or those without a hole."""
+        return self.n_rows - self.rows if policy == "drop" else self.n_rows
+
+
+def count_holes(masks: Iterable[NDArray[np.bool_]]) -> Holes:
+    """One pass over the missing-value masks ((m, D) each) of a file's blocks, in order."""
+    n = values = rows = empty_rows = 0
+    first: tuple[int, int] | None = None
+    first_empty = 0
+    observed: NDArray[np.bool_] | None = None
+    for missing in masks:
+        holed = missing.any(axis=1)
+        empty = missing.all(axis=1)
+        seen = np.asarray(~missing.all(axis=0))
+        observed = seen if observed is None else observed | seen
+        if empty.any() and not empty_rows:
+            first_empty = n + int(np.argmax(empty))
+        empty_rows += int(empty.sum())
+        if holed.any() and first is None:
+            r = int(np.argmax(holed))
+            first = (n + r, int(np.argmax(missing[r])))
+        values += int(missing.sum())
+        rows += int(holed.sum())
+        n += len(missing)
+    unobserved = np.zeros(0, dtype=bool) if observed is None else ~observed
+    return Holes(n, values, rows, first, empty_rows, first_empty, unobserved)
+
+
+def holes_notes(
+    holes: Holes, columns: Sequence[str], policy: MissingPolicy, where: str
+) -> list[str]:
+    """``apply_missing`` for a file read block by block, from its ``Holes``: the note of the
+    policy (none without holes), or its error; with "drop", an error when no row is left."""
+    if holes.first is None:
+        return []
+    if policy == "error":
+        r, c = holes.first
+        raise missing_error(where, holes.values, holes.rows, (r, columns[c]))
+    if policy == "fit":
+        check_fittable(holes.empty_rows, holes.first_empty, holes.unobserved, columns, where)
+        return [fitted_note(holes.values, holes.rows)]
+    if holes.rows == holes.n_rows:
+        raise GaussmixError(f"{where} has no rows of data left")
+    return [dropped_note(holes.rows, holes.n_rows)]
 
 
 # ------------------------------------------------------------------ formats
@@ -293,8 +359,8 @@ def _read_text(path: Path | str, options: ReadOptions, stdin: bytes | None = Non
     where = label(path)
     fmt, kinds = text.describe(path, options.text, stdin)
     chosen = _text_columns(fmt, kinds, options, where)
-    X, missing = text.read_numeric(path, fmt, chosen, options.text, stdin)
-    X, dropped = apply_missing(X, missing, chosen, options.missing, where)
+    numbers, missing = text.read_numeric(path, fmt, chosen, options.text, stdin)
+    X, dropped = apply_missing(numbers, missing, chosen, options.missing, where)
     if X.shape[0] == 0:
         raise GaussmixError(f"{where} has no rows of data left")
     notes = text.text_notes(fmt, kinds, chosen, bool(options.columns)) + dropped
@@ -350,9 +416,11 @@ def read_table(
         table = _read_npy(path)
         chosen = resolve_columns(table.columns, options.columns, options.drop, str(path))
         index = [table.columns.index(c) for c in chosen]
-        if index != list(range(len(table.columns))):
-            table = Table(np.asarray(table.X[:, index]), chosen)
-        return table
+        X = table.X if index == list(range(len(table.columns))) else np.asarray(table.X[:, index])
+        X, notes = apply_missing(X, np.isnan(X), chosen, options.missing, label(path))
+        if X.shape[0] == 0:
+            raise GaussmixError(f"{label(path)} has no rows of data left")
+        return Table(X, chosen, tuple(notes))
     if suffix in PARQUET:
         return _read_parquet(path, options)
     if suffix == ".npz":
@@ -388,37 +456,16 @@ class CsvSource:
         where = label(path)
         fmt, kinds = text.describe(path, options.text)
         chosen = _text_columns(fmt, kinds, options, where)
-        n = n_dropped = n_missing = 0
-        first: tuple[int, int] | None = None
-        first_empty = n_empty = 0
-        observed = np.zeros(len(chosen), dtype=bool)
-        for X, missing in text.stream_numeric(path, fmt, chosen, options.text):
-            rows = missing.any(axis=1)
-            observed |= ~missing.all(axis=0)
-            empty = missing.all(axis=1)
-            if empty.any() and not n_empty:
-                first_empty = n + int(np.argmax(empty))
-            n_empty += int(empty.sum())
-            if rows.any() and first is None:
-                r = int(np.argmax(rows))
-                first = (n + r, int(np.argmax(missing[r])))
-            n_missing += int(missing.sum())
-            n_dropped += int(rows.sum())
-            n += len(X)
+        holes = count_holes(
+            missing for _, missing in text.stream_numeric(path, fmt, chosen, options.text)
+        )
         notes = text.text_notes(fmt, kinds, chosen, bool(options.columns))
-        if first is not None:
-            if options.missing == "error":
-                raise missing_error(where, n_missing, n_dropped, (first[0], chosen[first[1]]))
-            if options.missing == "fit":
-                check_fittable(n_empty, first_empty, ~observed, chosen, where)
-                notes.append(fitted_note(n_missing, n_dropped))
-            else:
-                notes.append(dropped_note(n_dropped, n))
+        notes += holes_notes(holes, chosen, options.missing, where)
         notes.append(
             f"{where} is read block by block on every pass (larger than {STREAM_BYTES >> 20} MiB)"
         )
         drop = options.missing == "drop"
-        source = cls(path, fmt, chosen, options.text, n - n_dropped if drop else n, drop)
+        source = cls(path, fmt, chosen, options.text, holes.kept(options.missing), drop)
         return source, notes
 
     @property
@@ -433,19 +480,9 @@ class CsvSource:
         self, rows: int
     ) -> Iterator[tuple[NDArray[np.floating], NDArray[np.float64] | None]]:
         start = 0
-        pending: list[NDArray[np.float64]] = []
-        size = 0
-        for block in self._blocks():
-            pending.append(block)
-            size += len(block)
-            while size >= rows:
-                joined = np.concatenate(pending)
-                out, rest = joined[:rows], joined[rows:]
-                yield out, self._weights(start, start + rows)
-                start += rows
-                pending, size = [rest], len(rest)
-        if size:
-            yield np.concatenate(pending), self._weights(start, start + size)
+        for block in rebatch(self._blocks(), rows):
+            yield block, self._weights(start, start + len(block))
+            start += len(block)
 
     def _weights(self, start: int, stop: int) -> NDArray[np.float64] | None:
         return None if self.sample_weight is None else self.sample_weight[start:stop]
@@ -494,15 +531,19 @@ def open_data(
         if suffix in NPY and not options.columns and not options.drop:
             from gaussmix.data.sources import NpySource
 
-            source = NpySource.open(path)
-            return Loaded(source, default_names(source.n_features), None, ())
+            npy = NpySource.open(path)
+            names = default_names(npy.n_features)
+            source, notes = _with_policy(npy, names, options, path)
+            return Loaded(source, names, None, tuple(notes))
         if suffix in PARQUET:
             from gaussmix.data.sources import ParquetSource
 
             require_pyarrow()
             chosen, left_out = _parquet_columns(path, options)
-            parquet = ParquetSource.open(path, columns=chosen)
-            return Loaded(parquet, chosen, None, tuple(_left_out_note(left_out)))
+            parquet, notes = _with_policy(
+                ParquetSource.open(path, columns=chosen), chosen, options, path
+            )
+            return Loaded(parquet, chosen, None, tuple(_left_out_note(left_out) + notes))
         if (
             suffix not in NPY + PARQUET + (".npz",)
             and os.path.getsize(path) > STREAM_BYTES
@@ -517,6 +558,21 @@ def open_data(
     X, center, spread = standardize(table.X)
     scaling = {"center": center.tolist(), "scale": spread.tolist()}
     return Loaded(X, table.columns, scaling, table.notes)
+
+
+def _with_policy(
+    source: DataSource, columns: list[str], options: ReadOptions, path: Path
+) -> tuple[DataSource, list[str]]:
+    """A file source (``.npy``, Parquet) under the missing-value policy, its NaN (nulls)
+    counted in one pass as a large text file's are: fitted by EM with the note, refused in the
+    text reader's words, or their rows left out on every pass (``RowsWithoutHoles``)."""
+    from gaussmix.data.sources import RowsWithoutHoles
+
+    holes = count_holes(np.isnan(block) for block, _ in source.chunks(SCAN_ROWS))
+    notes = holes_notes(holes, columns, options.missing, label(path))
+    if options.missing == "drop" and holes.rows:
+        return RowsWithoutHoles(source, holes.kept("drop")), notes
+    return source, notes
 
 
 def open_dataset(path: str | Path, options: ReadOptions, scale: bool = False) -> Loaded:

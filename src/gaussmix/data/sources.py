@@ -6,13 +6,15 @@ holds no rows between blocks, so the memory of a fit does not grow with the data
 file is fitted in a few hundred MB (benchmarks/README.md).
 
 A source is validated once, block by block (``check_finite_blocks``), and yields float64 blocks.
+``RowsWithoutHoles`` wraps a file source to leave out the rows holding a NaN on every pass
+(--dropna on a file too large to hold), re-cut into blocks of the asked size.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -201,9 +203,29 @@ class NpySource:
         return take_by_scan(self, indices)
 
 
+def rebatch(blocks: Iterable[NDArray[np.floating]], rows: int) -> Iterator[NDArray[np.floating]]:
+    """The rows of ``blocks`` (of any lengths, in order) again, in blocks of ``rows`` rows (the
+    last one shorter); a block of the right length passes as it is."""
+    pending: list[NDArray[np.floating]] = []
+    size = 0
+    for block in blocks:
+        if not size and len(block) == rows:
+            yield block
+            continue
+        pending.append(block)
+        size += len(block)
+        while size >= rows:
+            joined = np.concatenate(pending)
+            yield joined[:rows]
+            rest = joined[rows:]
+            pending, size = [rest], len(rest)
+    if size:
+        yield np.concatenate(pending)
+
+
 @dataclass(frozen=True)
 class ParquetSource:
-    """Rows of a Parquet file, read in batches on every pass (pyarrow)."""
+    """Rows of a Parquet file, read in batches on every pass (pyarrow); nulls are NaN."""
 
     path: Path
     columns: list[str]
@@ -261,9 +283,39 @@ class ParquetSource:
 
         start = 0
         for batch in pq.ParquetFile(self.path).iter_batches(batch_size=rows, columns=self.columns):
+            # a null is NaN here (an integer column with nulls comes as float64)
             block = np.column_stack(
                 [batch.column(i).to_numpy(zero_copy_only=False) for i in range(batch.num_columns)]
             ).astype(np.float64)
+            stop = start + block.shape[0]
+            yield block, _weights_of(self.sample_weight, start, stop)
+            start = stop
+
+    def with_weights(self, sample_weight: Array | None) -> DataSource:
+        return replace(self, sample_weight=sample_weight)
+
+    def take(self, indices: NDArray[np.intp]) -> Array:
+        return take_by_scan(self, indices)
+
+
+@dataclass(frozen=True)
+class RowsWithoutHoles:
+    """The rows of a file source that hold no NaN, left out again on every pass (--dropna on a
+    file read block by block), in blocks of the asked size; ``n_samples`` counts the rows kept
+    (``gaussmix.data.files`` counts them in the pass that opens the file)."""
+
+    source: DataSource
+    n_samples: int
+    sample_weight: Array | None = None
+
+    @property
+    def n_features(self) -> int:
+        return self.source.n_features
+
+    def chunks(self, rows: int) -> Iterator[tuple[NDArray[np.floating], Array | None]]:
+        kept = (block[~np.isnan(block).any(axis=1)] for block, _ in self.source.chunks(rows))
+        start = 0
+        for block in rebatch(kept, rows):
             stop = start + block.shape[0]
             yield block, _weights_of(self.sample_weight, start, stop)
             start = stop

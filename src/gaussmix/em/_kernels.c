@@ -21,7 +21,7 @@
  *   potrf + trtri per component, in one call).
  * univariate_em: a whole EM fit of the one-feature models E and V on a small data set
  *   (lean.py), estep_rows's E-step and mstep.py's M-step to the bit (its own comment below).
- * common_orientation, orientation_mm, vei_loop, symmetric_eigen: the inner loops of
+ * common_orientation, orientation_sweeps, vei_loop, symmetric_eigen: the inner loops of
  *   constrained.py's M-steps for small D (EVE/VVE whole, VEI/VEV's alternation, Jacobi
  *   eigenvectors for the free orientations), each the numpy loop's arithmetic in one call.
  * constrained_mstep: the whole M-step of VEI, VEE, EVE, VVE, EEV, VEV and EVV (the scatter,
@@ -705,146 +705,6 @@ long precision_factors(const double *restrict S, long K, long D, double *restric
  * when max_iter steps did not get there, -1 when it declines (the numpy loop then runs from
  * the same start). result receives the last objective and the one before it. */
 
-/* The orthogonal polar factor Q = U V' of the D x D matrix F = U S V' (the orthogonal matrix
- * maximising tr(Q' F), orthogonal Procrustes), by one-sided Jacobi (Hestenes): rotations from
- * the right make F's columns orthogonal, F V = U S, then Q = U V'. A (D x D) and V (D x D) are
- * scratch. Where F is rank deficient to rounding (a singular value at most 1e-12 of the
- * largest: a component's omega_k I - W_k has one null direction, so K = 1 always, and data
- * whose variances span ten orders of magnitude often) U's columns there are not determined by
- * F: complete_columns makes them an orthonormal completion of the others, which any SVD's U
- * is; tr(Q' F) moves by at most those singular values, so Q is a maximiser to rounding (the
- * MM step stays monotone) though not always the one LAPACK returns (they may differ by the
- * sign of a pair u v'). F = 0: Q = I, as numpy's SVD gives. Returns 0 when F is not finite.
- * With warm set, V holds on entry an orthogonal matrix, the right singular vectors of a nearby
- * F (the previous MM step's), and the rotations start from F V: near the MM loop's end F V's
- * columns are nearly orthogonal already, and Jacobi, quadratically convergent, needs a sweep
- * or two instead of the six to eight from the identity (Q, unique for F of full rank, is the
- * same to rounding). On return V holds F's right singular vectors. */
-
-/* U's columns j with set[j] == 0 (A's columns, D x D; the others orthonormal), made an
- * orthonormal completion: each from its own column (the direction rounding left, so its sign
- * where the singular value is above rounding) if that keeps half its length once made
- * orthogonal to the columns set, else from the axis e_c farthest from their span (at least
- * 1/sqrt(D) of it lies outside); Gram-Schmidt twice ("twice is enough"). */
-static void complete_columns(double *restrict A, long D, double *restrict set)
-{
-    for (long j = 0; j < D; j++) {
-        if (set[j] > 0.0) continue;
-        for (int attempt = 0; attempt < 2; attempt++) {
-            double before = 0.0;
-            if (attempt == 1) { /* the axis with the least of it in the columns set */
-                long best = 0;
-                double room = -1.0;
-                for (long c = 0; c < D; c++) {
-                    double inside = 0.0;
-                    for (long i = 0; i < D; i++)
-                        if (set[i] > 0.0) inside += A[c * D + i] * A[c * D + i];
-                    if (1.0 - inside > room) {
-                        room = 1.0 - inside;
-                        best = c;
-                    }
-                }
-                for (long r = 0; r < D; r++) A[r * D + j] = r == best ? 1.0 : 0.0;
-            }
-            for (long r = 0; r < D; r++) before += A[r * D + j] * A[r * D + j];
-            for (int pass = 0; pass < 2; pass++)
-                for (long i = 0; i < D; i++) {
-                    if (!(set[i] > 0.0)) continue;
-                    double dot = 0.0;
-                    for (long r = 0; r < D; r++) dot += A[r * D + i] * A[r * D + j];
-                    for (long r = 0; r < D; r++) A[r * D + j] -= dot * A[r * D + i];
-                }
-            double after = 0.0;
-            for (long r = 0; r < D; r++) after += A[r * D + j] * A[r * D + j];
-            if (after > 0.25 * before && after > 0.0) {
-                const double norm = sqrt(after);
-                for (long r = 0; r < D; r++) A[r * D + j] /= norm;
-                set[j] = 1.0;
-                break;
-            }
-        }
-    }
-}
-
-static int polar_factor(const double *restrict F, long D, double *restrict Q,
-                        double *restrict A, double *restrict V, int warm)
-{
-    if (warm) {
-        for (long i = 0; i < D; i++)
-            for (long j = 0; j < D; j++) {
-                double s = 0.0;
-                for (long l = 0; l < D; l++) s += F[i * D + l] * V[l * D + j];
-                A[i * D + j] = s;
-            }
-    } else {
-        memcpy(A, F, (size_t)(D * D) * sizeof(double));
-        for (long i = 0; i < D * D; i++) V[i] = 0.0;
-        for (long i = 0; i < D; i++) V[i * D + i] = 1.0;
-    }
-    double norm2 = 0.0; /* ||F||^2, which the rotations keep */
-    for (long i = 0; i < D * D; i++) norm2 += F[i] * F[i];
-    for (int sweep = 0; sweep < 64; sweep++) {
-        int rotated = 0;
-        for (long p = 0; p < D - 1; p++)
-            for (long q = p + 1; q < D; q++) {
-                double alpha = 0.0, beta = 0.0, gamma = 0.0;
-                for (long i = 0; i < D; i++) {
-                    alpha += A[i * D + p] * A[i * D + p];
-                    beta += A[i * D + q] * A[i * D + q];
-                    gamma += A[i * D + p] * A[i * D + q];
-                }
-                /* orthogonal to rounding, or one of them a null column (which no rotation
-                 * can make more orthogonal than its rounding) */
-                if (!(fabs(gamma) > (double)D * 2.2e-16 * sqrt(alpha * beta))) continue;
-                if (!(alpha > 1e-28 * norm2 && beta > 1e-28 * norm2)) continue;
-                rotated = 1;
-                const double zeta = (beta - alpha) / (2.0 * gamma);
-                const double t = copysign(1.0, zeta) / (fabs(zeta) + sqrt(1.0 + zeta * zeta));
-                const double c = 1.0 / sqrt(1.0 + t * t), s = c * t;
-                for (long i = 0; i < D; i++) {
-                    const double ap = A[i * D + p], aq = A[i * D + q];
-                    A[i * D + p] = c * ap - s * aq;
-                    A[i * D + q] = s * ap + c * aq;
-                    const double vp = V[i * D + p], vq = V[i * D + q];
-                    V[i * D + p] = c * vp - s * vq;
-                    V[i * D + q] = s * vp + c * vq;
-                }
-            }
-        if (!rotated) break;
-    }
-    /* the singular values S, held in Q until Q is written; 0 marks those left to rounding */
-    double largest = 0.0;
-    for (long j = 0; j < D; j++) {
-        double s = 0.0;
-        for (long i = 0; i < D; i++) s += A[i * D + j] * A[i * D + j];
-        Q[j] = sqrt(s);
-        if (!isfinite(Q[j])) return 0;
-        if (Q[j] > largest) largest = Q[j];
-    }
-    if (!(largest > 0.0)) { /* F = 0: every orthogonal Q maximises; numpy's SVD gives I */
-        for (long i = 0; i < D * D; i++) Q[i] = 0.0;
-        for (long i = 0; i < D; i++) Q[i * D + i] = 1.0;
-        return 1;
-    }
-    int deficient = 0;
-    for (long j = 0; j < D; j++) {
-        if (!(Q[j] > 1e-12 * largest)) {
-            Q[j] = 0.0;
-            deficient = 1;
-            continue;
-        }
-        for (long i = 0; i < D; i++) A[i * D + j] /= Q[j]; /* the columns of U */
-    }
-    if (deficient) complete_columns(A, D, Q);
-    for (long i = 0; i < D; i++)
-        for (long j = 0; j < D; j++) {
-            double s = 0.0;
-            for (long l = 0; l < D; l++) s += A[i * D + l] * V[j * D + l];
-            Q[i * D + j] = s;
-        }
-    return 1;
-}
-
 static double diag_objective_c(const double *S, const double *nk, const double *v, long K,
                                long D)
 {
@@ -914,70 +774,80 @@ static void eigenvalue_step(const double *S, const double *nk, long K, long D, l
     }
 }
 
-/* constrained.common_orientation's MM loop (EVE: equal_volume 1, VVE: 0). W (K, D, D) the
- * scatters, nk (K,), omega (K,) their largest eigenvalues, Dm (D, D) the orientation and v
- * (K, D) the variances, both read as the start and overwritten with the result; objective the
- * start's; work (K + 7) D^2 + 3 K D doubles. A step whose objective is above the one before
- * is undone and ends the loop (counted as converged): the minorants hold in exact arithmetic,
- * but F and G are sums of omega_k M_k-sized terms whose differences carry the step, and where
- * the scatters' eigenvalues and the variances span more than rounding keeps (R's state.x77,
- * a variance at reg_covar against one of 1e10) a step can raise the objective. */
-long orientation_mm(const double *restrict W, const double *restrict nk,
-                    const double *restrict omega, long K, long D, long equal_volume,
-                    double objective, double tol, long max_iter, double *restrict Dm,
-                    double *restrict v, double *restrict work, double *restrict result)
+/* constrained.common_orientation's loop (EVE: equal_volume 1, VVE: 0): sweeps of plane
+ * rotations of the orientation, each pair (i, j) of its columns turned by the angle that
+ * minimises sum_k tr(W_k D M_k D') with M_k = diag(1 / v_k) held, exactly (a 2 x 2 problem:
+ * with A_k = D' W_k D, the pair's part is alpha cos 2t + beta sin 2t + const, alpha =
+ * sum_k (M_ki - M_kj)(A_kii - A_kjj) / 2, beta = sum_k (M_ki - M_kj) A_kij), then the exact
+ * eigenvalue step. W (K, D, D) the scatters, nk (K,), Dm (D, D) the orientation and v (K, D)
+ * the variances, both read as the start and overwritten with the result; objective the
+ * start's; work (K + 7) D^2 + 3 K D doubles. A sweep whose objective is above the one before
+ * (rounding: every rotation lowers it in exact arithmetic) is undone and ends the loop
+ * (counted as converged). */
+long orientation_sweeps(const double *restrict W, const double *restrict nk, long K, long D,
+                        long equal_volume, double objective, double tol, long max_iter,
+                        double *restrict Dm, double *restrict v, double *restrict work,
+                        double *restrict result)
 {
-    double *F = work, *Q = F + D * D, *A = Q + D * D, *V = A + D * D, *V2 = V + D * D;
-    double *M = V2 + D * D, *S = M + K * D, *WD = S + K * D;
-    double *Dlast = WD + K * D * D, *vlast = Dlast + D * D; /* the step before, to undo one */
+    double *A = work, *M = A + K * D * D, *S = M + K * D, *Dlast = S + K * D;
+    double *vlast = Dlast + D * D; /* the sweep before, to undo one */
     double total = 0.0, previous = objective;
     for (long k = 0; k < K; k++) total += nk[k];
-    times_orientation(W, Dm, K, D, WD);
+    times_orientation(W, Dm, K, D, A); /* W_k D, then D' (W_k D) */
+    for (long k = 0; k < K; k++) {
+        double *Ak = A + k * D * D;
+        for (long i = 0; i < D; i++)
+            for (long j = 0; j < D; j++) {
+                double t = 0.0;
+                for (long l = 0; l < D; l++) t += Dm[l * D + i] * Ak[l * D + j];
+                Dlast[i * D + j] = t; /* D' W_k D, before it is symmetrised */
+            }
+        for (long i = 0; i < D; i++)
+            for (long j = 0; j < D; j++)
+                Ak[i * D + j] = i <= j ? Dlast[i * D + j] : Dlast[j * D + i];
+    }
     for (long it = 0; it < max_iter; it++) {
         memcpy(Dlast, Dm, (size_t)(D * D) * sizeof(double));
         memcpy(vlast, v, (size_t)(K * D) * sizeof(double));
         for (long i = 0; i < K * D; i++) M[i] = 1.0 / v[i];
-        /* F = sum_k (omega_k I - W_k) D diag(M_k), with W_k D from the step before */
-        for (long i = 0; i < D * D; i++) F[i] = 0.0;
-        for (long k = 0; k < K; k++) {
-            const double *WDk = WD + k * D * D;
-            for (long i = 0; i < D; i++)
-                for (long l = 0; l < D; l++)
-                    F[i * D + l] += (omega[k] * Dm[i * D + l] - WDk[i * D + l]) * M[k * D + l];
-        }
-        /* each of the two Procrustes problems starts from its own last right vectors */
-        if (!polar_factor(F, D, Dm, A, V, it > 0)) return -1;
-        /* G = sum_k diag(max M_k - M_k) D' W_k; the new D is the polar factor of G, transposed */
-        for (long i = 0; i < D * D; i++) F[i] = 0.0;
-        for (long k = 0; k < K; k++) {
-            const double *Wk = W + k * D * D;
-            double largest = M[k * D];
-            for (long j = 1; j < D; j++)
-                if (M[k * D + j] > largest) largest = M[k * D + j];
-            for (long i = 0; i < D; i++) {
-                const double c = largest - M[k * D + i];
-                for (long l = 0; l < D; l++) {
-                    double ew = 0.0;
-                    for (long j = 0; j < D; j++) ew += Dm[j * D + i] * Wk[j * D + l];
-                    F[i * D + l] += c * ew;
+        for (long i = 0; i < D - 1; i++)
+            for (long j = i + 1; j < D; j++) {
+                double alpha = 0.0, beta = 0.0;
+                for (long k = 0; k < K; k++) {
+                    const double *Ak = A + k * D * D, m = M[k * D + i] - M[k * D + j];
+                    alpha += 0.5 * m * (Ak[i * D + i] - Ak[j * D + j]);
+                    beta += m * Ak[i * D + j];
+                }
+                if (!(beta != 0.0 || alpha > 0.0)) continue; /* the pair is optimal (or NaN) */
+                const double half = 0.5 * atan2(-beta, -alpha);
+                const double c = cos(half), s = sin(half);
+                /* columns i, j of D and rows and columns i, j of every A_k: D R, R' A_k R */
+                for (long r = 0; r < D; r++) {
+                    const double di = Dm[r * D + i], dj = Dm[r * D + j];
+                    Dm[r * D + i] = c * di + s * dj;
+                    Dm[r * D + j] = c * dj - s * di;
+                }
+                for (long k = 0; k < K; k++) {
+                    double *Ak = A + k * D * D;
+                    const double aii = Ak[i * D + i], ajj = Ak[j * D + j], aij = Ak[i * D + j];
+                    for (long r = 0; r < D; r++) {
+                        if (r == i || r == j) continue;
+                        const double ari = Ak[r * D + i], arj = Ak[r * D + j];
+                        Ak[r * D + i] = Ak[i * D + r] = c * ari + s * arj;
+                        Ak[r * D + j] = Ak[j * D + r] = c * arj - s * ari;
+                    }
+                    Ak[i * D + i] = c * c * aii + 2.0 * c * s * aij + s * s * ajj;
+                    Ak[j * D + j] = s * s * aii - 2.0 * c * s * aij + c * c * ajj;
+                    Ak[i * D + j] = Ak[j * D + i] = (c * c - s * s) * aij + c * s * (ajj - aii);
                 }
             }
-        }
-        if (!polar_factor(F, D, Q, A, V2, it > 0)) return -1;
-        for (long i = 0; i < D; i++)
-            for (long j = 0; j < D; j++) Dm[i * D + j] = Q[j * D + i];
-        times_orientation(W, Dm, K, D, WD); /* for S here and F in the next step */
         for (long k = 0; k < K; k++)
-            for (long i = 0; i < D; i++) {
-                double t = 0.0;
-                for (long j = 0; j < D; j++) t += Dm[j * D + i] * WD[k * D * D + j * D + i];
-                S[k * D + i] = t;
-            }
-        /* EVE: A_k = S_k / g(S_k), lambda = sum_k g(S_k) / N; VVE: v_k = S_k / N_k (M holds g) */
-        eigenvalue_step(S, nk, K, D, equal_volume, total, M, v);
+            for (long i = 0; i < D; i++) S[k * D + i] = A[k * D * D + i * D + i];
+        /* EVE: A_k = S_k / g(S_k), lambda = sum_k g(S_k) / N; VVE: v_k = S_k / N_k */
+        eigenvalue_step(S, nk, K, D, equal_volume, total, M, v); /* M holds g */
         previous = objective;
         objective = diag_objective_c(S, nk, v, K, D);
-        if (objective > previous) { /* rounding raised it: the step before stands */
+        if (objective > previous) { /* rounding raised it: the sweep before stands */
             memcpy(Dm, Dlast, (size_t)(D * D) * sizeof(double));
             memcpy(v, vlast, (size_t)(K * D) * sizeof(double));
             result[0] = result[1] = previous;
@@ -1086,14 +956,15 @@ long symmetric_eigen(const double *restrict S, long K, long D, double *restrict 
     return -1;
 }
 
-/* constrained.common_orientation whole, for small D: omega_k (the largest eigenvalue of each
- * W_k, by symmetric_eigen), the candidate starts (the eigenvectors of each of the n_pooled
- * matrices pooled (n_pooled, D, D)), their exact eigenvalue steps and objectives, the best
- * (the first of the least, as Python's min), then orientation_mm from it. Dm (D, D) and v
+/* constrained.common_orientation whole, for small D: the candidate starts (the eigenvectors of
+ * each of the n_pooled matrices pooled (n_pooled, D, D)), their exact eigenvalue steps and
+ * objectives, the best (the first of the least, as Python's min), then orientation_sweeps
+ * from it. Dm (D, D) and v
  * (K, D) receive the result; work (K + n_pooled) (D^2 + D) + (K + 8) D^2 + 5 K D + 2 K
  * doubles.
- * Returns orientation_mm's code, or -2 when the best start's objective is not finite (a zero
- * variance: Dm and v hold that start, the caller's positivity check says so), or -1. */
+ * Returns orientation_sweeps's code, or -2 when the best start's objective is not finite (a
+ * zero variance: Dm and v hold that start, the caller's positivity check says so), or -1 (a
+ * scatter that is not finite). */
 long common_orientation(const double *restrict W, const double *restrict nk, long K, long D,
                         const double *restrict pooled, long n_pooled, long equal_volume,
                         double tol, long max_iter, double *restrict Dm, double *restrict v,
@@ -1101,9 +972,9 @@ long common_orientation(const double *restrict W, const double *restrict nk, lon
 {
     double *values = work, *vectors = values + (K + n_pooled) * D;
     double *scratch = vectors + (K + n_pooled) * D * D, *S = scratch + D * D, *v0 = S + K * D;
-    double *g = v0 + K * D, *omega = g + K, *loop = omega + K;
-    if (symmetric_eigen(W, K, D, values, vectors, scratch) >= 0) return -1;
-    for (long k = 0; k < K; k++) omega[k] = values[k * D];
+    double *g = v0 + K * D, *loop = g + 2 * K;
+    for (long i = 0; i < K * D * D; i++)
+        if (!isfinite(W[i])) return -1;
     double *cvalues = values + K * D, *cvectors = vectors + K * D * D;
     if (symmetric_eigen(pooled, n_pooled, D, cvalues, cvectors, scratch) >= 0) return -1;
     double total = 0.0;
@@ -1122,8 +993,8 @@ long common_orientation(const double *restrict W, const double *restrict nk, lon
     }
     result[0] = result[1] = best;
     if (!isfinite(best)) return -2;
-    return orientation_mm(W, nk, omega, K, D, equal_volume, best, tol, max_iter, Dm, v, loop,
-                          result);
+    return orientation_sweeps(W, nk, K, D, equal_volume, best, tol, max_iter, Dm, v, loop,
+                              result);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -83,8 +83,8 @@ def _load() -> ctypes.CDLL | None:
     lib.whole_em_work.restype = _N
     lib.precision_factors.argtypes = [_P, _N, _N, _P, _P]
     lib.precision_factors.restype = _N
-    lib.orientation_mm.argtypes = [_P, _P, _P, _N, _N, _N, _F, _F, _N, _P, _P, _P, _P]
-    lib.orientation_mm.restype = _N
+    lib.orientation_sweeps.argtypes = [_P, _P, _N, _N, _N, _F, _F, _N, _P, _P, _P, _P]
+    lib.orientation_sweeps.restype = _N
     lib.vei_loop.argtypes = [_P, _P, _N, _N, _F, _F, _N, _P, _P, _P, _P]
     lib.vei_loop.restype = _N
     lib.symmetric_eigen.argtypes = [_P, _N, _N, _P, _P, _P]
@@ -536,10 +536,9 @@ def _inner_loop_library(n_features: int, *arrays: NDArray[np.floating[Any]]) -> 
     return _LIB
 
 
-def orientation_mm(
+def orientation_sweeps(
     W: NDArray[np.float64],
     nk: NDArray[np.float64],
-    omega: NDArray[np.floating[Any]],
     equal_volume: bool,
     orientation: NDArray[np.float64],
     variances: NDArray[np.float64],
@@ -547,28 +546,25 @@ def orientation_mm(
     tol: float,
     max_iter: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], int, float, float] | None:
-    """``constrained.common_orientation``'s MM loop in C from the orientation (D, D) and the
-    variances (K, D) whose objective is ``objective``, for the scatters W (K, D, D), counts nk
-    (K,) and largest eigenvalues omega (K,); EVE's eigenvalue step when ``equal_volume``, else
-    VVE's. Returns (orientation, variances, steps, objective, previous objective), steps 0 when
-    the cap was reached; None when the C loop cannot take them. (``common_orientation`` runs
-    this loop inside its one C call; this binding runs it alone, from a start of one's own.)"""
+    """``constrained.common_orientation``'s loop of rotation sweeps in C from the orientation
+    (D, D) and the variances (K, D) whose objective is ``objective``, for the scatters W
+    (K, D, D) and counts nk (K,); EVE's eigenvalue step when ``equal_volume``, else VVE's.
+    Returns (orientation, variances, steps, objective, previous objective), steps 0 when the
+    cap was reached; None when the C loop cannot take them. (``common_orientation`` runs this
+    loop inside its one C call; this binding runs it alone, from a start of one's own.)"""
     n_components, n_features = variances.shape
-    lib = _inner_loop_library(n_features, W, nk, omega)
+    lib = _inner_loop_library(n_features, W, nk)
     if lib is None:
         return None
-    W, nk, omega = (np.ascontiguousarray(a) for a in (W, nk, omega))
+    W, nk = (np.ascontiguousarray(a) for a in (W, nk))
     D = np.array(orientation, dtype=np.float64, order="C")
     v = np.array(variances, dtype=np.float64, order="C")
-    work = np.empty((n_components + 7) * n_features**2 + 3 * n_components * n_features)
+    work = np.empty((n_components + 1) * n_features**2 + 3 * n_components * n_features)
     result = np.array([objective, objective])
-    steps = lib.orientation_mm(
-        W.ctypes.data, nk.ctypes.data, omega.ctypes.data, n_components, n_features,
-        int(equal_volume), objective, tol, max_iter, D.ctypes.data, v.ctypes.data,
-        work.ctypes.data, result.ctypes.data,
+    steps = lib.orientation_sweeps(
+        W.ctypes.data, nk.ctypes.data, n_components, n_features, int(equal_volume), objective,
+        tol, max_iter, D.ctypes.data, v.ctypes.data, work.ctypes.data, result.ctypes.data,
     )  # fmt: skip
-    if steps < 0:
-        return None  # a rank-deficient Procrustes problem: numpy's SVD takes it
     return D, v, int(steps), float(result[0]), float(result[1])
 
 
@@ -630,7 +626,7 @@ def common_orientation(
     max_iter: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], int, float, float] | None:
     """``constrained.common_orientation`` in one C call: the starts from the eigenvectors of
-    each matrix of ``pooled`` (C, D, D), then ``orientation_mm``'s loop, for the scatters W
+    each matrix of ``pooled`` (C, D, D), then ``orientation_sweeps``'s loop, for the scatters W
     (K, D, D) and counts nk (K,). Returns (orientation, variances, code, objective, previous
     objective): code the inner steps done, 0 at the cap, -2 when the best start is degenerate
     (its objective not finite; the orientation and variances are that start's); None when the
@@ -652,7 +648,7 @@ def common_orientation(
         work.ctypes.data, result.ctypes.data,
     )  # fmt: skip
     if code == -1:
-        return None  # a rank-deficient Procrustes problem or a non-finite scatter: numpy's
+        return None  # a scatter that is not finite: numpy's loop runs
     return D, v, int(code), float(result[0]), float(result[1])
 
 

@@ -19,9 +19,11 @@ which statistics those are:
 - V (free orientation): S_k = the eigenvalues of W_k (descending) and D_k its eigenvectors, optimal
   for any eigenvalues by von Neumann's trace inequality (Celeux and Govaert 1995);
 - E (common orientation): S_k = diag(D' W_k D) for the common D, which has no closed form except
-  for EEE. D is improved by the two majorise-minimise steps of Browne and McNicholas (2014), each
-  an orthogonal Procrustes problem, alternated with the exact eigenvalue step; VEE instead
-  alternates the exact updates of C = D A D' and the volumes (Celeux and Govaert 1995).
+  for EEE. D is improved by sweeps of plane rotations, each pair of D's columns turned by the
+  angle that is optimal with the eigenvalues held (Jacobi's method on the common-orientation
+  problem, as Flury and Gautschi's algorithm for common principal components works pairwise),
+  alternated with the exact eigenvalue step; VEE instead alternates the exact updates of
+  C = D A D' and the volumes (Celeux and Govaert 1995).
 
 Every iteration maximises Q over one block of parameters, or a minorant of it that touches at the
 current point, so Q never decreases; an iteration stops when Q changes by less than
@@ -36,15 +38,17 @@ the candidates, the volumes and shapes from them), so any number of inner iterat
 least where the previous parameters had it: a generalised EM step (Dempster, Laird and Rubin
 1977), which keeps EM monotone and its fixed points (where the M-step no longer moves, it is
 at a stationary point of Q). Those M-steps stop at ``WARM_MAX_ITER`` without a warning, the next
-one going on from there: on data whose variances span ten orders of magnitude (R's state.x77)
-the common-orientation MM steps, whose minorants are as loose as a scatter's largest
-eigenvalue is large against its smallest, ran to a cap of 500 in 1066 of the 1148 M-steps of
-the EVE and VVE cells of ``select`` (benchmarks/README.md measures the cap).
+one going on from there. Browne and McNicholas's (2014) majorise-minimise steps for the common
+orientation, which the rotation sweeps replaced, are where that cap was reached: on data whose
+variances span ten orders of magnitude (R's state.x77) their minorants are as loose as a
+scatter's largest eigenvalue is large against its smallest, and they ran to the cap of 500 in
+1066 of the 1148 M-steps of the EVE and VVE cells of ``select``; on the M-steps measured there
+the sweeps converge in 3-12, to a lower objective than the MM steps' (benchmarks/README.md).
 
 For D <= 16 the inner loops run in C where the C loops were built (``compiled.py``: EVE's and
-VVE's whole M-step, VEI's alternation, the free orientations' eigenvectors by Jacobi), doing
-the same arithmetic; the numpy loops here are their reference, and run where C declines (a
-statistic that is not finite).
+VVE's whole M-step, ``orientation_sweeps``; VEI's alternation; the free orientations'
+eigenvectors by Jacobi), doing the same arithmetic; the numpy loops here are their reference,
+and run where C declines (a statistic that is not finite).
 The seven iterative and eigen models' M-steps (``Covariance.covariances`` and
 ``covariances_and_factors``, so EM's and the first one's) go further: ``whole_mstep`` runs the
 layout's scatter, the M-step here and the precisions' factors as one C call
@@ -54,6 +58,7 @@ cost more than the loops.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 
@@ -67,8 +72,12 @@ Array = NDArray[np.float64]
 INNER_MAX_ITER = 500
 INNER_TOL = 1.5e-8  # mclust's inner tolerance, sqrt(machine epsilon)
 # the cap of an M-step that starts from the previous parameters (EM's iterations): a
-# generalised EM step (benchmarks/README.md measures it)
-WARM_MAX_ITER = 500
+# generalised EM step. The rotation sweeps, and VEI's and VEE's alternations, take a few dozen
+# at most where a fit is sound; what runs on to the cap is a component drifting towards a
+# singular covariance (state.x77's EVE,6: 10 M-steps at the old cap of 500, then the fit
+# fails). 100 against 500 changed one of the 1512 cells of select on twelve sets, banknote's
+# EVE,5, by 0.006 of BIC (benchmarks/README.md)
+WARM_MAX_ITER = 100
 
 # An eigenvalue solver: diagonal statistics S (K, D) and counts N (K,) -> variances (K, D),
 # optionally warm-started from earlier variances (K, D).
@@ -212,14 +221,31 @@ def _pooled(W: Array, start: Array | None) -> Array:
 
 
 def _common_start(W: Array, start: Array | None) -> list[Array]:
-    """Candidate orientations: the eigenvectors of each of ``_pooled``."""
-    return list(np.linalg.eigh(_pooled(W, start))[1])
+    """Candidate orientations: the eigenvectors of each of ``_pooled``, by descending
+    eigenvalue (the order of C's, which the sweeps' order of pairs follows)."""
+    return list(np.linalg.eigh(_pooled(W, start))[1][:, :, ::-1])
 
 
-def _procrustes(F: Array) -> Array:
-    """The orthogonal D maximising tr(D' F): P R' for F = P S R'."""
-    P, _, Rt = np.linalg.svd(F)
-    return np.asarray(P @ Rt)
+def _rotate_pair(D: Array, A: Array, M: Array, i: int, j: int) -> None:
+    """Turn columns i and j of D, and rows and columns i and j of every A_k = D' W_k D, by the
+    angle that minimises sum_k tr(A_k diag(M_k)) (in place): with t the angle, that pair's part
+    is alpha cos 2t + beta sin 2t + const, so 2t = atan2(-beta, -alpha)."""
+    m = M[:, i] - M[:, j]
+    alpha = float((0.5 * m * (A[:, i, i] - A[:, j, j])).sum())
+    beta = float((m * A[:, i, j]).sum())
+    if not (beta != 0.0 or alpha > 0.0):  # the pair is optimal already (or not finite)
+        return
+    half = 0.5 * math.atan2(-beta, -alpha)
+    c, s = math.cos(half), math.sin(half)
+    di, dj = D[:, i].copy(), D[:, j].copy()
+    D[:, i], D[:, j] = c * di + s * dj, c * dj - s * di
+    aii, ajj, aij = A[:, i, i].copy(), A[:, j, j].copy(), A[:, i, j].copy()
+    ai, aj = A[:, :, i].copy(), A[:, :, j].copy()
+    A[:, :, i] = A[:, i, :] = c * ai + s * aj
+    A[:, :, j] = A[:, j, :] = c * aj - s * ai
+    A[:, i, i] = c * c * aii + 2.0 * c * s * aij + s * s * ajj
+    A[:, j, j] = s * s * aii - 2.0 * c * s * aij + c * c * ajj
+    A[:, i, j] = A[:, j, i] = (c * c - s * s) * aij + c * s * (ajj - aii)
 
 
 def common_orientation(
@@ -227,15 +253,18 @@ def common_orientation(
 ) -> Array:
     """Sigma_k = D diag(v_k) D' with one orientation D for every k: the EVE and VVE models.
 
-    D is improved by Browne and McNicholas's two MM steps. With M_k = diag(1 / v_k) fixed,
-    tr(W_k D M_k D') is concave in D after subtracting omega_k tr(M_k) (omega_k >= the largest
-    eigenvalue of W_k), so it lies below its tangent; minimising the tangent is the Procrustes
-    problem max tr(D' sum_k (omega_k I - W_k) D_0 M_k). The second step does the same with the
-    roles of W_k and M_k exchanged (in D'). The eigenvalues are then solved exactly for the new D.
-    A step that raises the objective all the same (rounding: the Procrustes matrices add terms
-    of size omega_k M_k whose differences carry the step, and on data whose scatters and
-    variances span ten orders of magnitude those differences are below rounding) is undone and
-    ends the loop, so the M-step never lowers Q. W (K, D, D) -> covariances (K, D, D).
+    With the variances v_k held, D minimises sum_k tr(W_k D M_k D') (M_k = diag(1 / v_k)) over
+    the orthogonal matrices; a sweep turns each pair of D's columns in turn by the plane
+    rotation that minimises it exactly (a 2 x 2 problem, ``_rotate_pair``: Jacobi's method with
+    Flury and Gautschi's pairwise view of a common orientation), and the eigenvalues are then
+    solved exactly for the new D. Every rotation and every eigenvalue step lowers -2Q or keeps
+    it, whatever the conditioning: on R's state.x77 (variances from 0.4 to 7e9) Browne and
+    McNicholas's MM steps, which this replaces, moved D by steps as small as a scatter's
+    smallest eigenvalue is against its largest and ran up to 3519 steps per M-step (median 365
+    of eleven measured) to a higher objective than the 3-12 sweeps of this loop reach
+    (benchmarks/README.md). A sweep that
+    raises the objective all the same (rounding) is undone and ends the loop, so the M-step
+    never lowers Q. W (K, D, D) -> covariances (K, D, D).
     """
     from gaussmix.em import compiled  # the C loops load on first use
 
@@ -249,9 +278,6 @@ def common_orientation(
                 _cap_reached(model, abs(previous - objective) / (1.0 + abs(objective)), start)
             return _assemble(D, variances)
     n_features = W.shape[-1]
-    identity = np.eye(n_features)
-    omega = np.linalg.eigvalsh(W)[:, -1]  # largest eigenvalue of each W_k
-
     starts = []
     for D0 in _common_start(W, start):
         S0 = _rotated_diagonals(W, D0)
@@ -261,21 +287,21 @@ def common_orientation(
     if not np.isfinite(objective):  # a zero variance: degenerate, the caller's check says so
         return _assemble(D, variances)
 
-    shifted = omega[:, None, None] * identity - W  # (K, D, D): omega_k I - W_k
+    D = D.copy()
+    A = np.einsum("li,klj->kij", D, W @ D)  # (K, D, D): D' W_k D
+    upper = np.triu(A)
+    A = upper + np.swapaxes(np.triu(A, 1), 1, 2)  # symmetric, from the upper triangle
     with np.errstate(divide="ignore", invalid="ignore"):
         for _ in range(_max_iter(start)):
             M = 1.0 / variances  # (K, D): the diagonals of the inverse eigenvalue matrices
-            F = ((shifted @ D) * M[:, None, :]).sum(axis=0)
-            last = D, variances
-            D = _procrustes(F)
-            # second step, in E = D': max tr(E' sum_k (m_k I - M_k) E_0 W_k), m_k = max M_k
-            E = D.T
-            G = ((M.max(axis=1)[:, None] - M)[:, :, None] * (E @ W)).sum(axis=0)
-            D = _procrustes(G).T
-            S = _rotated_diagonals(W, D)
+            last = D.copy(), variances
+            for i in range(n_features - 1):
+                for j in range(i + 1, n_features):
+                    _rotate_pair(D, A, M, i, j)
+            S = np.diagonal(A, axis1=1, axis2=2).copy()
             variances = solve(S, nk, variances)
             previous, objective = objective, _diag_objective(S, nk, variances)
-            if objective > previous:  # rounding raised it (F's terms span too much): undone
+            if objective > previous:  # rounding raised it: the sweep before stands
                 return _assemble(*last)
             if _converged(previous, objective):
                 return _assemble(D, variances)
