@@ -12,7 +12,7 @@ import pytest
 
 from gaussmix import GaussianMixture, select
 from gaussmix.data.sources import ArraySource
-from gaussmix.em import compiled, constrained, lean
+from gaussmix.em import compiled, constrained, lean, mstep
 from gaussmix.em.covariance import REGISTRY, get_covariance
 from gaussmix.em.errors import (
     ComponentCollapseWarning,
@@ -342,3 +342,150 @@ def test_select_is_the_python_loop_s(monkeypatch: pytest.MonkeyPatch) -> None:
     assert gm_c.n_iter_ == gm.n_iter_
     np.testing.assert_allclose(gm_c.covariances_, gm.covariances_, rtol=RTOL)
     np.testing.assert_allclose(gm_c.lower_bound_, gm.lower_bound_, rtol=RTOL)
+
+
+def _tied_rows(seed: int, n: int = 30, d: int = 3) -> np.ndarray:
+    """Three groups rounded to one decimal: rows that coincide in a feature, so that a
+    component of a large K without reg_covar goes numerically singular (a variance of rounding
+    size against the data's) before it goes exactly so."""
+    rng = np.random.default_rng(seed)
+    groups = rng.integers(0, 3, size=n)
+    X = rng.normal(size=(n, d)) * np.array([1.0, 0.4, 2.0])[groups, None] + groups[:, None] * 3.0
+    return np.round(X, 1)
+
+
+def _outcome(X: np.ndarray, params: Params, in_c: bool) -> tuple[Run | None, str, list[int]]:
+    """run_em as inside select (mclust's arithmetic: reg_covar = 0, a zero variance singular,
+    FitMStep's singular rule): the run, or None and the error's message, and the iterations
+    the callback saw."""
+    seen: list[int] = []
+    variance = X.var(axis=0)
+    with lean.zero_variance_is_singular(), mstep.singular_fails(variance):
+        try:
+            run = _fit(X, None, params, in_c, reg_covar=0.0, callback=lambda i, _: seen.append(i))
+        except DegenerateCovarianceError as error:
+            return None, str(error), seen
+    return run, "", seen
+
+
+# (seed of _tied_rows, K) per model: fits the singular rule fails, which the C loop ran on
+# without its check (to another error at another iteration, or to a fitted cell)
+SINGULAR_CASES = {
+    "VVV": [(5, 4), (10, 5), (15, 4)],
+    "VII": [(29, 5)],
+    "EVI": [(10, 7), (15, 6)],
+    "VVE": [(2, 4), (7, 5)],
+    "VEE": [(18, 7)],
+    "VEI": [(14, 6)],
+}
+
+
+@needs_c
+@pytest.mark.parametrize("model", sorted(SINGULAR_CASES))
+def test_select_s_singular_rule_is_the_python_loop_s(
+    model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without reg_covar, inside select's rule (mstep.singular_fails), from k-means starts of
+    many components on rounded rows: FitMStep checks its M-steps 1, 2, 4, 8, ... and every
+    64th for a numerically singular covariance, and so does the C loop, handing such an
+    iteration to Python, whose error is the same at the same iteration. Without the C loop's
+    check (no scale passed) these fits ran on in C."""
+    cases = [(_tied_rows(seed), seed, k) for seed, k in SINGULAR_CASES[model]]
+    starts = [(X, _start(X, model, k, seed=seed)) for X, seed, k in cases]
+    python = [_outcome(X, params, False) for X, params in starts]
+    for run, error, _ in python:
+        assert run is None and "numerically singular" in error
+    for (X, params), (_, error, seen) in zip(starts, python, strict=True):
+        c_run, c_error, c_seen = _outcome(X, params, True)
+        assert c_run is None and (c_error, c_seen) == (error, seen)
+    monkeypatch.setattr(lean, "singular_scale", lambda: None)
+    for (X, params), (_, error, seen) in zip(starts, python, strict=True):
+        assert _outcome(X, params, True)[1:] != (error, seen)
+
+
+@needs_c
+@pytest.mark.parametrize("model", ["VVV", "VVE", "VEV", "EEV", "VVI"])
+def test_fits_the_singular_rule_lets_through_are_the_python_loop_s(model: str) -> None:
+    """The same setting on rows the rule passes or fails at other M-steps: the same fit, or
+    the same error at the same iteration (a not positive definite covariance between the
+    rule's checks is the M-step's own error, C's hand-back as before)."""
+    for seed, k in [(1, 3), (3, 4), (7, 5), (20, 6)]:
+        X = _tied_rows(seed)
+        params = _start(X, model, k, seed=seed)
+        (c_run, c_error, c_seen), (run, error, seen) = (
+            _outcome(X, params, in_c) for in_c in (True, False)
+        )
+        assert (c_error, c_seen) == (error, seen), (seed, k)
+        if run is None:
+            assert c_run is None
+        else:
+            assert c_run is not None
+            _same(c_run, run)
+
+
+@needs_c
+def test_select_s_grid_is_the_python_loop_s_without_reg_covar(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """select's grid on rounded rows, where many cells fail by the singular rule: every
+    record the same with the whole C loop as without it (failed, degenerate, error, BIC,
+    iterations)."""
+    X = _tied_rows(1)
+    kwargs = {"n_jobs": 1, "random_state": 0}
+    c_grid = select(X, range(1, 8), "all", **kwargs)
+    monkeypatch.setattr(lean, "WHOLE_LOOP_IN_C", False)
+    python = select(X, range(1, 8), "all", **kwargs)
+    assert len(c_grid.records) == len(python.records)
+    errors = [r.error for r in python.records]
+    assert [r.error for r in c_grid.records] == errors
+    assert any(e is not None and "numerically singular" in e for e in errors)
+    for got, want in zip(c_grid.records, python.records, strict=True):
+        assert (got.mclust, got.n_components) == (want.mclust, want.n_components)
+        assert (got.degenerate, got.converged, got.n_iter) == (
+            want.degenerate, want.converged, want.n_iter,
+        )  # fmt: skip
+        np.testing.assert_allclose(
+            [got.bic, got.min_relative_variance], [want.bic, want.min_relative_variance],
+            rtol=1e-10, equal_nan=True,
+        )  # fmt: skip
+
+
+@needs_c
+def test_a_declined_m_step_keeps_the_rest_of_the_fit_in_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """constrained_mstep declines (returns < 0) where VEE's volumes would come from start
+    covariances that are not positive definite (their Cholesky factors fail), which numpy's
+    M-step takes (slogdet's log |det|): a start whose stored covariances have one eigenvalue's
+    sign flipped beside valid precisions. The whole loop returns status 4 before its first
+    iteration, numpy's M-step takes it, and ``declined`` keeps every further iteration in
+    run_em's loop (whose M-step is C's again from positive definite covariances), with no
+    other call of the C loop: the Python loop's fit."""
+    X = _rows(4)
+    params = _start(X, "VEE", 3, seed=4)
+    covariances = params.covariances.copy()
+    values, vectors = np.linalg.eigh(covariances[1])  # the second's smallest eigenvalue negated
+    covariances[1] = (vectors * values * np.array([-1.0, 1.0, 1.0])) @ vectors.T
+    start = Params(
+        params.weights, params.means, params.precisions_cholesky, params.covariance, covariances
+    )
+    statuses: list[int] = []
+    declined: list[bool] = []
+    original_call, original_loop = compiled.WholeEM.__call__, lean.WholeLoop.__call__
+
+    def counted(self: compiled.WholeEM, *args: Any) -> int:
+        statuses.append(original_call(self, *args))
+        return statuses[-1]
+
+    def watched(self: lean.WholeLoop, *args: Any, **kw: Any) -> lean.WholeRun:
+        run = original_loop(self, *args, **kw)
+        declined.append(self.declined)
+        return run
+
+    monkeypatch.setattr(compiled.WholeEM, "__call__", counted)
+    monkeypatch.setattr(lean.WholeLoop, "__call__", watched)
+    c_fit, python = (_fit(X, None, start, in_c, max_iter=200) for in_c in (True, False))
+    assert statuses == [4]  # one C call, declined before its first iteration: no retry
+    assert declined == [True] * c_fit.result.n_iter  # run_em asks; the flag answers at once
+    assert c_fit.result.n_iter > 2 and c_fit.result.converged
+    _same(c_fit, python)

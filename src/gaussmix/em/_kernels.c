@@ -1812,8 +1812,10 @@ long hc_merge_loop(const double *restrict n0, const double *restrict means0, lon
  *
  * An iteration that needs Python is not done here: one whose lower bound is not finite,
  * whose M-step declines or finds a covariance degenerate (Python's M-step then raises its
- * named error, or takes the statistics itself), or in which a component collapses
- * (N_k < collapsed n with a finite worst log-density: Python re-seeds it). The loop stops
+ * named error, or takes the statistics itself), whose covariance select's rule finds
+ * numerically singular where FitMStep checks it (scale below), or in which a component
+ * collapses (N_k < collapsed n with a finite worst log-density: Python re-seeds it). The
+ * loop stops
  * before it with the parameters it started from, and run_em's Python body does it. An
  * iterative M-step that reached its cap is done, and the loop stops after it, so that
  * Python warns (constrained._cap_reached) before asking for more.
@@ -1829,6 +1831,10 @@ long hc_merge_loop(const double *restrict n0, const double *restrict means0, lon
  * work: whole_em_work(mstep, model, K, D, kind) doubles.
  * result: the iterations finished, 1 when the last one's M-step stopped at its cap, and
  *   then its last objective and the one before (constrained_mstep's).
+ * scale: inside mstep.singular_fails the data's variance per feature (D), else NULL; calls:
+ *   the fit's M-steps before this call (run_em's iterations so far). An iteration whose
+ *   M-step FitMStep would check (its count a power of two or a multiple of 64) and find
+ *   numerically singular (singular_by_scale) is Python's too: it raises the named error.
  * Returns 1 when converged, 0 at max_iter, 2 when the next iteration is Python's, 3 after an
  * iteration whose M-step reached its cap (result[1]) when not converged, 4 when the next
  * iteration is Python's because constrained_mstep declined it (a Procrustes problem without a
@@ -1836,6 +1842,43 @@ long hc_merge_loop(const double *restrict n0, const double *restrict means0, lon
  * M-step takes them, rather than trying C again each time). */
 #define WHOLE_CLOSED 0
 #define WHOLE_CONSTRAINED 1
+
+/* mstep._check_conditioning on the precision factors P (kind's layout) against the data's
+ * variance per feature scale (D): whether some component's variance in some direction, given
+ * the features before it (1 / a factor's diagonal squared), is at most float64's eps of the
+ * data's. Its arithmetic and NaN rule: the largest of (p p) s, or on a spherical layout of
+ * more than one feature the largest p p times the largest s, not below 1 / eps. */
+static int singular_by_scale(long kind, const double *P, long K, long D, const double *scale)
+{
+    const double limit = 4503599627370496.0; /* 1 / eps = 2^52 */
+    if (kind == KIND_SPHERICAL && D != 1) {
+        double top = P[0] * P[0], widest = scale[0];
+        for (long k = 0; k < K; k++) {
+            const double t = P[k] * P[k];
+            if (t != t) return 1; /* numpy's max propagates NaN */
+            if (t > top) top = t;
+        }
+        for (long j = 1; j < D; j++)
+            if (scale[j] > widest) widest = scale[j];
+        return !(top * widest < limit);
+    }
+    const long matrices = kind == KIND_FULL ? K : kind == KIND_TIED ? 1 : 0;
+    if (matrices) {
+        for (long k = 0; k < matrices; k++)
+            for (long j = 0; j < D; j++) {
+                const double p = P[k * D * D + j * D + j];
+                if (!(p * p * scale[j] < limit)) return 1;
+            }
+        return 0;
+    }
+    const long per = kind == KIND_DIAG ? D : 1; /* diag (K, D); spherical on one feature (K) */
+    for (long k = 0; k < K; k++)
+        for (long j = 0; j < per; j++) {
+            const double p = P[k * per + j];
+            if (!(p * p * scale[j] < limit)) return 1;
+        }
+    return 0;
+}
 
 long whole_em_work(long mstep, long model, long K, long D, long kind)
 {
@@ -1852,7 +1895,8 @@ long whole_em(long kind, long mstep, long model, const double *X, const double *
               long D, long K, double *restrict param, double reg_covar, double nk_floor,
               double collapsed, double tol, long relative, long max_iter, double floor_,
               double previous, double inner_tol, long inner_max_iter,
-              double *restrict history, double *restrict work, double *restrict result)
+              double *restrict history, double *restrict work, double *restrict result,
+              const double *restrict scale, long calls)
 {
     const long size = precision_size(kind, K, D), stats = K + K * D + size;
     const size_t all = (size_t)(K * D + K + 2 * size) * sizeof(double);
@@ -1918,6 +1962,14 @@ long whole_em(long kind, long mstep, long model, const double *X, const double *
             for (long i = 0; i < K * D; i++) next_means[i] = means[i] + d[i];
             memcpy(next_cov, mout, (size_t)size * sizeof(double));
             memcpy(next_P, mout + size, (size_t)size * sizeof(double));
+        }
+        /* FitMStep's check inside singular_fails: at the fit's M-steps 1, 2, 4, 8, ... and
+         * every 64th, a numerically singular covariance is Python's error */
+        const long call = calls + steps + 1;
+        if (scale && ((call & (call - 1)) == 0 || call % 64 == 0)
+            && singular_by_scale(kind, next_P, K, D, scale)) {
+            status = 2;
+            break;
         }
         if (collapse_to_reseed(out, K, collapsed, count, worst)) {
             status = 2;

@@ -78,7 +78,7 @@ def _load() -> ctypes.CDLL | None:
     lib.univariate_em.argtypes += [_P, _P, _P]
     lib.univariate_em.restype = _N
     lib.whole_em.argtypes = [_N, _N, _N, _P, _P, _N, _N, _N, _P, _F, _F, _F, _F, _N, _N, _F]
-    lib.whole_em.argtypes += [_F, _F, _N, _P, _P, _P]
+    lib.whole_em.argtypes += [_F, _F, _N, _P, _P, _P, _P, _N]
     lib.whole_em.restype = _N
     lib.whole_em_work.argtypes = [_N, _N, _N, _N, _N]
     lib.whole_em_work.restype = _N
@@ -537,7 +537,7 @@ class WholeEM:
 
     def __call__(
         self, settings: tuple[float, float, float, float, int], max_iter: int, floor: float,
-        previous: float, inner: tuple[float, int],
+        previous: float, inner: tuple[float, int], scale: int | None = None, calls: int = 0,
     ) -> int:  # fmt: skip
         """Iterate from the parameters in ``means``, ``mixing``, ``precision`` and
         ``covariances`` (set them, or leave them from the last call to go on): at most
@@ -549,9 +549,14 @@ class WholeEM:
         iteration whose M-step stopped at its cap (``capped``; then the fit goes on), 4 when
         the next iteration is Python's because the iterative M-step declined it. The
         lower bounds of the finished iterations are ``history[:result[0]]``, the parameters
-        after the last one in the four buffers."""
+        after the last one in the four buffers. ``scale``: inside ``mstep.singular_fails``
+        the address of the data's variance per feature (D doubles), whose check of the
+        M-steps ``FitMStep`` would check (``calls``: the fit's M-steps before this call)
+        hands a numerically singular one to Python (status 2)."""
         batch = min(max_iter, self.batch)
-        status = self._call(*self._args, *settings, batch, floor, previous, *inner, *self._buffers)
+        status = self._call(
+            *self._args, *settings, batch, floor, previous, *inner, *self._buffers, scale, calls
+        )
         return int(status)
 
     @property

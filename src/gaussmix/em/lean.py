@@ -35,7 +35,8 @@ call (``whole_em``), this pass's E-step and those M-step functions called one af
 with the parameters in one buffer, and run_em's arithmetic around them in its order, so the
 fit is the Python loop's to the bit, at a few microseconds an iteration instead of some
 fifteen of Python between the two calls. It hands iterations back to run_em as the univariate
-loop does (and also one whose M-step declines or finds a covariance degenerate), and stops
+loop does (and also one whose M-step declines or finds a covariance degenerate, or, inside
+``mstep.singular_fails``, numerically singular where ``FitMStep`` checks it), and stops
 after an iteration whose inner iterations reached their cap, so that the warning is
 ``constrained.py``'s. A prior's fits keep to run_em's loop (with this pass's E-step).
 
@@ -74,7 +75,7 @@ from numpy.typing import NDArray
 
 from gaussmix.data.sources import ArraySource
 from gaussmix.em import compiled, constrained
-from gaussmix.em.mstep import _NK_FLOOR
+from gaussmix.em.mstep import _NK_FLOOR, singular_scale
 from gaussmix.em.parallel import InProcess, Workers
 from gaussmix.em.params import Params
 from gaussmix.em.prior import ResolvedPrior
@@ -253,9 +254,10 @@ class UnivariateLoop:
         reg_covar: float,
         relative: bool,
         collapsed: float,
+        n_iter: int = 0,
     ) -> WholeRun:
         """Iterate from ``params``; the arguments are ``loop.run_em``'s (``collapsed`` its
-        ``COLLAPSED_WEIGHT``)."""
+        ``COLLAPSED_WEIGHT``, ``n_iter`` its iterations so far, which this loop does not need)."""
         loop = self.loop
         status, history = loop(
             params.means[:, 0],
@@ -351,12 +353,16 @@ class WholeLoop:
         reg_covar: float,
         relative: bool,
         collapsed: float,
+        n_iter: int = 0,
     ) -> WholeRun:
         """Iterate from ``params``; the arguments are ``loop.run_em``'s (``collapsed`` its
-        ``COLLAPSED_WEIGHT``)."""
+        ``COLLAPSED_WEIGHT``, ``n_iter`` its iterations so far: the fit's M-steps, on whose
+        count ``mstep.FitMStep`` checks for a singular covariance inside
+        ``mstep.singular_fails``, as the C loop then does)."""
         if self.declined:
             return WholeRun(params, [], False)
         loop = self.loop.bind(self.lean.X, self.lean.weights)
+        scale = _scale_address(loop.means.shape[1])
         loop.means[...], loop.mixing[...] = params.means, params.weights
         loop.precision[...], loop.covariances[...] = params.precisions_cholesky, params.covariances
         settings = (reg_covar, _NK_FLOOR, collapsed, tol, int(relative))
@@ -364,7 +370,10 @@ class WholeLoop:
         history: list[float] = []
         status, previous = 0, lower_bound
         while len(history) < max_iter:
-            status = loop(settings, max_iter - len(history), _FLOOR, previous, inner)
+            status = loop(
+                settings, max_iter - len(history), _FLOOR, previous, inner, scale,
+                n_iter + len(history),
+            )  # fmt: skip
             history += loop.history[: int(loop.result[0])].tolist()
             capped = loop.capped
             if capped is not None:
@@ -385,6 +394,27 @@ class WholeLoop:
             stored_covariances=loop.covariances.copy(),
         )
         return WholeRun(done, history, status == 1)
+
+
+# the last scale of ``mstep.singular_fails`` (a select grid's one array, in every cell's
+# context), its C-ordered copy for the C loop and that copy's address (~3 us to make, once a
+# grid instead of once a fit)
+_LAST_SCALE: tuple[Array, Array, int] | None = None
+
+
+def _scale_address(n_features: int) -> int | None:
+    """The address of the data's variance per feature inside ``mstep.singular_fails``, as
+    FitMStep's rule reads it (broadcast over the features), for ``whole_em``; else None."""
+    global _LAST_SCALE
+    scale = singular_scale()
+    if scale is None:
+        return None
+    last = _LAST_SCALE  # one read: threads replace the whole tuple
+    if last is not None and last[0] is scale and last[1].shape[0] == n_features:
+        return last[2]
+    copy = np.ascontiguousarray(np.broadcast_to(scale, (n_features,)), dtype=np.float64)
+    _LAST_SCALE = (scale, copy, copy.ctypes.data)  # both kept alive with the address
+    return _LAST_SCALE[2]
 
 
 def whole_loop(

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from gaussmix.data.sources import DataSource
 from gaussmix.em.errors import ComponentCollapseWarning, DegenerateCovarianceError
-from gaussmix.em.lean import lean_pass, whole_loop
+from gaussmix.em.lean import WholeLoop, lean_pass, whole_loop
 from gaussmix.em.missing import block_stats, regroup
 from gaussmix.em.mstep import FitMStep
 from gaussmix.em.parallel import BlockMap, Workers
@@ -176,6 +176,7 @@ def run_em(
             run = whole(
                 params, lower_bound=lower_bound, max_iter=max_iter - n_iter, tol=tol,
                 reg_covar=reg_covar, relative=relative, collapsed=COLLAPSED_WEIGHT,
+                n_iter=n_iter,
             )  # fmt: skip
             params, converged = run.params, run.converged
             for lower_bound in run.lower_bounds:
@@ -201,6 +202,8 @@ def run_em(
         if step is None:
             shape = (params.n_components, params.n_features)
             step = FitMStep(params.covariance, shape, reg_covar, prior)
+        if isinstance(whole, WholeLoop):  # the fit's M-steps, some C's, as the C loop counts
+            step.calls = n_iter - 1
         try:
             new_params = step(stats, params.covariances)
         except DegenerateCovarianceError:

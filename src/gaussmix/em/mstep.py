@@ -143,7 +143,9 @@ class FitMStep:
         from gaussmix.em import compiled  # the C loops load on first use (``gaussmix info``)
 
         self.covariance, self.reg_covar, self.prior = covariance, reg_covar, prior
-        self._calls = 0  # M-steps so far (``singular_fails``' checks)
+        # M-steps so far (``singular_fails``' checks); run_em sets it to the fit's where some
+        # of them were a whole C loop's (``lean.WholeLoop``), which checks on the same count
+        self.calls = 0
         self.compiled = None
         if prior is None:
             self.compiled = compiled.closed_mstep(
@@ -166,9 +168,10 @@ class FitMStep:
                 params = Params(weights, means, factors, self.covariance, covariances)
         if params is None:
             params = mstep(stats, self.covariance, self.reg_covar, start, self.prior)
-        self._calls += 1
+        self.calls += 1
         # some microseconds: at the first M-steps, where collapses happen, then every 64th
-        if self._calls & (self._calls - 1) == 0 or self._calls % 64 == 0:
+        # (``_kernels.c``'s whole_em checks the same M-steps)
+        if self.calls & (self.calls - 1) == 0 or self.calls % 64 == 0:
             scale = _SINGULAR_SCALE.get()
             if scale is not None:
                 _check_conditioning(params, scale)
@@ -179,6 +182,11 @@ class FitMStep:
 _SINGULAR_SCALE: ContextVar[Array | None] = ContextVar("gaussmix_singular_scale", default=None)
 # a variance this fraction of the data's in some direction is singular in float64
 _SINGULAR_FRACTION = float(np.finfo(np.float64).eps)
+
+
+def singular_scale() -> Array | None:
+    """Inside ``singular_fails`` the data's variance per feature it was given, else None."""
+    return _SINGULAR_SCALE.get()
 
 
 @contextmanager
