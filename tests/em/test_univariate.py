@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import warnings
+import weakref
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -321,27 +322,30 @@ def test_select_on_one_column_is_the_python_loop_s(monkeypatch: pytest.MonkeyPat
 
 @needs_c
 def test_a_kept_loop_fits_as_a_new_one() -> None:
-    # a grid's fits of one K and model on the same rows reuse this thread's C loop and its
-    # buffers: each fit is the one a fresh loop gives, to the bit, whatever ran before
+    # a grid's fits of one K and model reuse this thread's C loop and its buffers, rebound
+    # to each fit's rows: each fit is the one a fresh loop gives, to the bit, whatever ran
+    # before, and the kept loops hold no rows alive
     X = _rows(11)
-    lean._KEPT_LOOPS.__dict__.clear()
+    compiled._UNIVARIATE_EMS.__dict__.clear()
     fresh = {
         (model, k): _fit(X, None, _start(X, model, k), True).result
         for model in ("E", "V")
         for k in (2, 3)
     }
-    for seed in (1, 0):  # another start first, then the first one's again
+    other = X[::-1].copy()  # other rows between: the kept loops are rebound to them and back
+    for seed in (1, 0):
+        _fit(other, None, _start(other, "V", 2), True)
         for (model, k), expected in fresh.items():
             got = _fit(X, None, _start(X, model, k, seed), True).result
             if seed == 0:
                 np.testing.assert_array_equal(got.params.means, expected.params.means)
                 np.testing.assert_array_equal(got.params.covariances, expected.params.covariances)
                 assert got.lower_bounds == expected.lower_bounds
-    kept = lean._KEPT_LOOPS.loops
-    assert len(kept) == 4 and all(loop.X is X for loop in kept.values())
-    other = X.copy()  # other rows: a loop of their own
-    _fit(other, None, _start(other, "V", 2), True)
-    assert len(kept) == 5
+    kept = compiled._UNIVARIATE_EMS.calls
+    assert len(kept) == 4
+    gone = weakref.ref(other)
+    del other
+    assert gone() is None  # no kept loop holds the rows
 
 
 @needs_c

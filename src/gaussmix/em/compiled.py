@@ -338,6 +338,7 @@ def rows_pass(
 # (layout, K, D; model), as ``constrained_mstep``'s are, and rebound to each fit's rows
 _ROWS_PASSES = threading.local()
 _WHOLE_EMS = threading.local()
+_UNIVARIATE_EMS = threading.local()
 
 
 class _Bound:
@@ -384,23 +385,33 @@ class UnivariateEM:
         prior: NDArray[np.float64] | None,
     ) -> None:
         k = n_components
-        self.X, self.weights = X, weights  # kept alive: the C loop reads them by address
         self.prior = None if prior is None else np.array(prior, dtype=np.float64)
         self.param, views = _packed((k,), (k,), (k,), (k,))
         self.means, self.mixing, self.precision, self.variances = views
-        self.history = np.empty(self.BATCH)
+        self.batch = self.BATCH  # this buffer's, whatever BATCH becomes (tests set it)
+        self.history = np.empty(self.batch)
         self.work = np.empty((k + 7) * _LEAN_ROWS + 10 * k + 4)
         self.result = np.empty(1)
-        self._call = lib.univariate_em
-        address = None if weights is None else weights.ctypes.data
-        self._args = (int(equal), X.ctypes.data, address, X.shape[0], k, self.param.ctypes.data)
+        self._call, self._equal, self.lib = lib.univariate_em, int(equal), lib
         self._buffers = (self.history.ctypes.data, self.work.ctypes.data, self.result.ctypes.data)
         # the final E-step (``loglik_and_entropy``): the parameters' first 3 K values are
         # estep_rows's for the spherical layout at D = 1, so it reads them where they are
         self._entropy_call = lib.estep_rows_entropy
-        self._entropy_args = (_LAYOUTS["spherical"], X.ctypes.data, address, X.shape[0], 1, k)
         self._entropy_out = np.empty(3 * k + 5)
         self._entropy_buffers = (self._entropy_out.ctypes.data, self.work.ctypes.data)
+        self._bound = _Bound()
+        self.bind(X, weights)
+
+    def bind(self, X: NDArray[np.float64], weights: NDArray[np.float64] | None) -> UnivariateEM:
+        """This loop over the rows X and weights (as ``RowsPass.bind``); the caller keeps
+        them alive while it calls."""
+        if not self._bound.holds(X, weights):
+            address = None if weights is None else weights.ctypes.data
+            n, k = X.shape[0], self.mixing.shape[0]
+            self._args = (self._equal, X.ctypes.data, address, n, k, self.param.ctypes.data)
+            self._entropy_args = (_LAYOUTS["spherical"], X.ctypes.data, address, n, 1, k)
+            self._bound = _Bound(X, weights)
+        return self
 
     def loglik_and_entropy(
         self,
@@ -450,7 +461,7 @@ class UnivariateEM:
         parts = [np.empty(0)]
         status, left = 0, max_iter
         while left > 0:
-            batch = min(left, self.BATCH)
+            batch = min(left, self.batch)
             status = self._call(*self._args, *settings, batch, floor, previous, *self._buffers)
             steps = int(self.result[0])
             parts.append(self.history[:steps].copy())
@@ -478,7 +489,16 @@ def univariate_em(
     for array in (X, weights):
         if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
             raise ValueError("univariate_em takes C-ordered float64 rows and weights")
-    return UnivariateEM(_LIB, X, weights, n_components, equal, prior)
+    if prior is not None:
+        return UnivariateEM(_LIB, X, weights, n_components, equal, prior)
+    # without a prior, this thread's loop of this K and model, rebound to these rows
+    key = (n_components, equal, UnivariateEM.BATCH)
+    calls = _kept_calls(_UNIVARIATE_EMS)
+    call = calls.get(key)
+    if call is None or call.lib is not _LIB:
+        call = calls[key] = UnivariateEM(_LIB, X, weights, n_components, equal, None)
+        return call
+    return call.bind(X, weights)
 
 
 class WholeEM:

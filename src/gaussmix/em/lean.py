@@ -62,8 +62,6 @@ variance is singular and the cell is NA) the lean pass serves ``reg_covar=0`` to
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -199,8 +197,10 @@ def final_pass(
         return None
     cov = params.covariance
     if params.n_features == 1 and cov.univariate is not None and UNIVARIATE_IN_C:
-        # the kept C loop of the fit's K and model (``_kept_univariate_em``), its buffers at hand
-        loop = _kept_univariate_em(lean, params.n_components, cov.univariate == "E")
+        # this thread's C loop of the fit's K and model (``compiled.univariate_em``)
+        loop = compiled.univariate_em(
+            lean.X, lean.weights, params.n_components, cov.univariate == "E"
+        )
         if loop is not None:
             return loop.loglik_and_entropy(
                 params.means[:, 0], params.weights, params.precisions_cholesky, _FLOOR
@@ -237,9 +237,7 @@ class UnivariateLoop:
             scale, count = cov.prior_terms(prior, np.zeros(k), np.zeros((k, 1)))
             terms = np.array([prior.shrinkage, prior.mean[0], scale[0], count[0]])
         equal = cov.univariate == "E"
-        loop = _kept_univariate_em(lean, k, equal) if terms is None else None
-        if loop is None:
-            loop = compiled.univariate_em(lean.X, lean.weights, k, equal, terms)
+        loop = compiled.univariate_em(lean.X, lean.weights, k, equal, terms)
         if loop is None:  # pragma: no cover - univariate_loop asks for the C loops first
             raise RuntimeError("the C loops are not built")
         self.loop = loop
@@ -282,36 +280,6 @@ class UnivariateLoop:
             stored_covariances=loop.variances.copy(),
         )
         return WholeRun(done, history.tolist(), status == 1)
-
-
-# The C loops of this thread's last one-feature fits without a prior, by (rows, weights, K,
-# model): a grid's cells of one K and model (its starts, its polish) run on the same rows, one
-# after another, and their buffers (some 8 us to make, a tenth of such a fit's iterations) are
-# read by nothing once a fit has copied its parameters and lower bounds out (``__call__``).
-# Each keeps its rows alive, so an id is never another array's while it is kept; twenty (some
-# 50 KB each) hold a default grid's eighteen (K, model) pairs.
-_KEPT_LOOPS = threading.local()
-_KEEP_LOOPS = 20
-
-
-def _kept_univariate_em(lean: LeanPass, k: int, equal: bool) -> compiled.UnivariateEM | None:
-    """This thread's ``UnivariateEM`` for the lean pass's rows, K and model, made if new."""
-    kept: OrderedDict[tuple[int, int, int, bool], compiled.UnivariateEM] | None = getattr(
-        _KEPT_LOOPS, "loops", None
-    )
-    if kept is None:
-        kept = _KEPT_LOOPS.loops = OrderedDict()
-    key = (id(lean.X), id(lean.weights), k, equal)
-    loop = kept.get(key)
-    if loop is not None and loop.X is lean.X and loop.weights is lean.weights:
-        kept.move_to_end(key)
-        return loop
-    loop = compiled.univariate_em(lean.X, lean.weights, k, equal, None)
-    if loop is not None:
-        kept[key] = loop
-        if len(kept) > _KEEP_LOOPS:
-            kept.popitem(last=False)
-    return loop
 
 
 def univariate_loop(
