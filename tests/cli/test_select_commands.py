@@ -334,3 +334,21 @@ def test_usage_errors_exit_2(gaussmix_cli, saved_models: dict[str, Path]) -> Non
     assert gaussmix_cli("sample", saved_models["raw"]).exit_code == 2
     assert gaussmix_cli("sample", saved_models["raw"], "-n", 0).exit_code == 2
     assert gaussmix_cli("select").exit_code == 2
+
+
+def test_the_heading_names_the_starts_select_ran(gaussmix_cli, tmp_path: Path) -> None:
+    # one feature: the refined cells' further start is mclust's quantile one, not k-means
+    # (selection._extra_starts); the heading says which, and "1 column"
+    values = np.random.default_rng(0).normal(size=60) + np.repeat([0.0, 6.0], 30)
+    one = tmp_path / "one.csv"
+    one.write_text("x\n" + "\n".join(f"{v:.6f}" for v in values) + "\n")
+    result = gaussmix_cli("select", one, "-k", "1..3", "--jobs", 1)
+    assert result.exit_code == 0, result.output
+    heading = result.stdout.splitlines()[0]
+    assert "60 rows x 1 column (x)" in heading
+    assert "also from mclust's quantile start" in heading and "k-means" not in heading
+    two = tmp_path / "two.csv"
+    rows = np.column_stack([values, values[::-1]])
+    two.write_text("x,y\n" + "\n".join(f"{a:.6f},{b:.6f}" for a, b in rows) + "\n")
+    heading = gaussmix_cli("select", two, "-k", "1..3", "--jobs", 1).stdout.splitlines()[0]
+    assert "60 rows x 2 columns (x, y)" in heading and "also from 1 k-means start" in heading

@@ -418,7 +418,8 @@ def _show_grid(
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return None
     console = stdout()
-    shape = f"{n_rows(X)} rows x {len(names)} columns ({', '.join(names)})"
+    columns = "column" if len(names) == 1 else "columns"
+    shape = f"{n_rows(X)} rows x {len(names)} {columns} ({', '.join(names)})"
     units = ", standardised (log-likelihoods and criteria of the standardised data)"
     fitted = [model for model in result.models.values() if model is not None]
     with_prior = ", MAP with mclust's prior" if fitted and fitted[0].prior is not None else ""
@@ -440,10 +441,17 @@ def _describe_starts(result: SelectionResult, n_init: int) -> str:
     if result.n_distinct < len(result.records):
         fits += f" ({result.n_distinct} distinct)"
     text = f"{fits}, each from mclust's hierarchical start"
+    from gaussmix.selection import MCLUST_STARTS, _extra_starts
+
     refined = len(result.refined)
-    if refined and n_init > 1:
-        starts = "start" if n_init == 2 else "starts"
-        text += f", the best {refined} also from {n_init - 1} k-means {starts}"
+    further = _extra_starts(MCLUST_STARTS, n_init, 2, result.n_features)
+    if refined and further:
+        ((method, count),) = further
+        if method == "quantile":  # one feature: mclust's own start there
+            text += f", the best {refined} also from mclust's quantile start"
+        else:
+            starts = "start" if count == 1 else "starts"
+            text += f", the best {refined} also from {count} k-means {starts}"
     return text
 
 
