@@ -135,7 +135,10 @@ def pinned_against_unpinned(fit: Fit, rounds: int) -> dict[str, Any]:
     """W1 on Dask with each pass's group tasks held to the workers holding their chunks
     (``DaskWorkers.pin``, the default) against unrestricted tasks, in turn for ``rounds``
     rounds: per side the marginal s/iter of each round (a fit of LONG minus one of SHORT)
-    and how many group tasks ran on another worker than their chunks' (``DaskWorkers.away``)."""
+    and how many group tasks ran on another worker than their chunks' (``DaskWorkers.away``),
+    and the CPU seconds per pass of the group tasks' threads on the workers, summed over the
+    workers (``DaskWorkers.task_cpu``: the work, which the machine's load does not inflate as
+    it does the wall time)."""
     from gaussmix.data.dask_source import DaskSource
     from gaussmix.em.dask_workers import DaskWorkers
 
@@ -147,7 +150,8 @@ def pinned_against_unpinned(fit: Fit, rounds: int) -> dict[str, Any]:
         return made[-1]
 
     sides: dict[str, dict[str, list[Any]]] = {
-        side: {"s_per_iter": [], "away": [], "tasks": []} for side in ("pinned", "unpinned")
+        side: {"s_per_iter": [], "away": [], "tasks": [], "task_cpu_s_per_pass": []}
+        for side in ("pinned", "unpinned")
     }
     DaskSource.workers = recorded  # type: ignore[method-assign]
     try:
@@ -164,6 +168,8 @@ def pinned_against_unpinned(fit: Fit, rounds: int) -> dict[str, Any]:
                 row["s_per_iter"].append((seconds[LONG] - seconds[SHORT]) / (LONG - SHORT))
                 row["away"].append(sum(w.away for w in made))
                 row["tasks"].append(sum(w.tasks for w in made))
+                cpu, passes = sum(w.task_cpu for w in made), sum(w.passes for w in made)
+                row["task_cpu_s_per_pass"].append(cpu / max(passes, 1))
     finally:
         DaskSource.workers = opened  # type: ignore[method-assign]
         DaskWorkers.pin = True

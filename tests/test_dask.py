@@ -285,6 +285,7 @@ def test_each_pass_runs_every_group_on_the_worker_holding_its_chunks(client: Any
         assert workers.fold(first_rows, joined, "") == expected
     assert set(workers._holders) == set(client.scheduler_info()["workers"])
     assert workers.tasks == 30 * len(workers._holders) and workers.away == 0
+    assert workers.passes == 30 and workers.task_cpu > 0  # group tasks' thread CPU, summed
 
     def restrictions(dask_scheduler: Any, keys: list[str]) -> list[tuple[list[str], bool]]:
         tasks = [dask_scheduler.tasks[key] for key in keys]

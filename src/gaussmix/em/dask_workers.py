@@ -47,6 +47,7 @@ an iteration on small data; the first design's cost three; see ``benchmarks/READ
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -126,16 +127,19 @@ def _on_chunks_folded(
     runs: list[list[int]],
     rows: list[Any],
     weights: list[Any] | None,
-) -> tuple[list[R], list[R], str]:
+) -> tuple[list[R], list[R], str, float]:
     """``task`` on each row chunk of ``rows``; each run of positions in ``runs`` folded as
-    ``fold_runs`` folds a run, then the results of the chunks in no run, in order; and the
-    address of the worker that ran it."""
+    ``fold_runs`` folds a run, then the results of the chunks in no run, in order; the
+    address of the worker that ran it, and the CPU seconds of the thread that ran it (the
+    work itself, whatever the machine's load made of its wall time)."""
     from distributed import get_worker
 
+    start = time.thread_time()
     results = _on_chunks(task, rows, weights)
     in_runs = {i for r in runs for i in r}
     folded = [fold_run(results, r, combine, identity) for r in runs]
-    return folded, [s for i, s in enumerate(results) if i not in in_runs], get_worker().address
+    singles = [s for i, s in enumerate(results) if i not in in_runs]
+    return folded, singles, get_worker().address, time.thread_time() - start
 
 
 # Results of earlier passes left on the workers until released together (see ``DaskWorkers._hold``).
@@ -209,8 +213,10 @@ class DaskWorkers:
         self._plan: list[tuple[list[int], list[list[int]], list[int]]] = []
         self._plan_of: list[list[int]] | None = None
         self._held_bytes = 0
+        self.passes = 0  # passes ``fold`` sent as group tasks
         self.tasks = 0  # group tasks ``fold`` sent
         self.away = 0  # of them, those that ran on another worker than their chunks' holder
+        self.task_cpu = 0.0  # their threads' CPU seconds on the workers (benchmarks/bench_dask.py)
 
     # Each pass's group tasks are restricted to their holders' workers (``_map``); False sends
     # them unrestricted, as before, only to measure what that is worth (benchmarks/bench_dask.py)
@@ -396,11 +402,16 @@ class DaskWorkers:
         )
         folded: dict[int, R] = {}
         results: dict[int, R] = {}
-        for (whole, _, rest), (merged, single, _) in zip(plans, replies, strict=True):
+        for (whole, _, rest), (merged, single, _, _) in zip(plans, replies, strict=True):
             folded.update(zip(whole, merged, strict=True))
             results.update(zip(rest, single, strict=True))
-        away = sum(where != holder for (_, _, where), holder in zip(replies, holders, strict=True))
-        self.tasks, self.away = self.tasks + len(replies), self.away + away
+        away = sum(reply[2] != holder for reply, holder in zip(replies, holders, strict=True))
+        self.passes, self.tasks, self.away = (
+            self.passes + 1,
+            self.tasks + len(replies),
+            self.away + away,
+        )
+        self.task_cpu += sum(reply[3] for reply in replies)
         # a group ran away from its chunks' worker (unpinned, or after a failover): when the
         # workers are no longer those the chunks were grouped over (one died, left or joined),
         # the next pass groups the chunks afresh
