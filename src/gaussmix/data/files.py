@@ -132,7 +132,21 @@ def apply_missing(
     where: str,
 ) -> tuple[NDArray[np.floating], list[str]]:
     """Rows with missing values: kept as NaN with a note (``"fit"``), an error that counts them
-    and names the first (``"error"``), or dropped with a note (``"drop"``)."""
+    and names the first (``"error"``), or dropped with a note (``"drop"``); an error when no
+    row is left (or there was none)."""
+    kept, notes = _apply_policy(X, missing, columns, policy, where)
+    if kept.shape[0] == 0:
+        raise GaussmixError(f"{where} has no rows of data left")
+    return kept, notes
+
+
+def _apply_policy(
+    X: NDArray[np.floating],
+    missing: NDArray[np.bool_],
+    columns: Sequence[str],
+    policy: MissingPolicy,
+    where: str,
+) -> tuple[NDArray[np.floating], list[str]]:
     rows = missing.any(axis=1)
     if not rows.any():
         return X, []
@@ -349,8 +363,6 @@ def _read_parquet(path: Path, options: ReadOptions) -> Table:
     # nulls (and NaN) under the missing-value policy, as in a text file or a dataset
     where = label(path)
     X, notes = apply_missing(X, np.isnan(X), chosen, options.missing, where)
-    if X.shape[0] == 0:
-        raise GaussmixError(f"{where} has no rows of data left")
     return Table(X, chosen, tuple(_left_out_note(left_out) + notes))
 
 
@@ -361,8 +373,6 @@ def _read_text(path: Path | str, options: ReadOptions, stdin: bytes | None = Non
     chosen = _text_columns(fmt, kinds, options, where)
     numbers, missing = text.read_numeric(path, fmt, chosen, options.text, stdin)
     X, dropped = apply_missing(numbers, missing, chosen, options.missing, where)
-    if X.shape[0] == 0:
-        raise GaussmixError(f"{where} has no rows of data left")
     notes = text.text_notes(fmt, kinds, chosen, bool(options.columns)) + dropped
     return Table(X, chosen, tuple(notes))
 
@@ -418,8 +428,6 @@ def read_table(
         index = [table.columns.index(c) for c in chosen]
         X = table.X if index == list(range(len(table.columns))) else np.asarray(table.X[:, index])
         X, notes = apply_missing(X, np.isnan(X), chosen, options.missing, label(path))
-        if X.shape[0] == 0:
-            raise GaussmixError(f"{label(path)} has no rows of data left")
         return Table(X, chosen, tuple(notes))
     if suffix in PARQUET:
         return _read_parquet(path, options)
