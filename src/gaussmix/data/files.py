@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gaussmix.data import text
-from gaussmix.data.sources import DataSource, check_unique_names, rebatch
+from gaussmix.data.sources import DataSource, check_unique_names, rebatch, with_their_weights
 from gaussmix.data.text import TextOptions, label
 from gaussmix.errors import GaussmixError
 
@@ -487,13 +487,7 @@ class CsvSource:
     def chunks(
         self, rows: int
     ) -> Iterator[tuple[NDArray[np.floating], NDArray[np.float64] | None]]:
-        start = 0
-        for block in rebatch(self._blocks(), rows):
-            yield block, self._weights(start, start + len(block))
-            start += len(block)
-
-    def _weights(self, start: int, stop: int) -> NDArray[np.float64] | None:
-        return None if self.sample_weight is None else self.sample_weight[start:stop]
+        return with_their_weights(rebatch(self._blocks(), rows), self.sample_weight)
 
     def with_weights(self, sample_weight: NDArray[np.float64] | None) -> CsvSource:
         return replace(self, sample_weight=sample_weight)

@@ -79,6 +79,17 @@ def _weights_of(w: Array | None, start: int, stop: int) -> Array | None:
     return None if w is None else w[start:stop]
 
 
+def with_their_weights(
+    blocks: Iterable[NDArray[np.floating]], sample_weight: Array | None
+) -> Iterator[tuple[NDArray[np.floating], Array | None]]:
+    """Each of ``blocks`` (the rows in order) with its rows' slice of ``sample_weight``."""
+    start = 0
+    for block in blocks:
+        stop = start + block.shape[0]
+        yield block, _weights_of(sample_weight, start, stop)
+        start = stop
+
+
 def as_float(block: NDArray[np.generic]) -> NDArray[np.floating]:
     """float32 and float64 blocks as they are (the kernel computes in its own dtype), anything
     else as float64."""
@@ -281,15 +292,15 @@ class ParquetSource:
     def chunks(self, rows: int) -> Iterator[tuple[NDArray[np.floating], Array | None]]:
         import pyarrow.parquet as pq
 
-        start = 0
-        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=rows, columns=self.columns):
-            # a null is NaN here (an integer column with nulls comes as float64)
-            block = np.column_stack(
+        batches = pq.ParquetFile(self.path).iter_batches(batch_size=rows, columns=self.columns)
+        # a null is NaN here (an integer column with nulls comes as float64)
+        blocks = (
+            np.column_stack(
                 [batch.column(i).to_numpy(zero_copy_only=False) for i in range(batch.num_columns)]
             ).astype(np.float64)
-            stop = start + block.shape[0]
-            yield block, _weights_of(self.sample_weight, start, stop)
-            start = stop
+            for batch in batches
+        )
+        return with_their_weights(blocks, self.sample_weight)
 
     def with_weights(self, sample_weight: Array | None) -> DataSource:
         return replace(self, sample_weight=sample_weight)
@@ -314,11 +325,7 @@ class RowsWithoutHoles:
 
     def chunks(self, rows: int) -> Iterator[tuple[NDArray[np.floating], Array | None]]:
         kept = (block[~np.isnan(block).any(axis=1)] for block, _ in self.source.chunks(rows))
-        start = 0
-        for block in rebatch(kept, rows):
-            stop = start + block.shape[0]
-            yield block, _weights_of(self.sample_weight, start, stop)
-            start = stop
+        return with_their_weights(rebatch(kept, rows), self.sample_weight)
 
     def with_weights(self, sample_weight: Array | None) -> DataSource:
         return replace(self, sample_weight=sample_weight)
