@@ -36,6 +36,8 @@ import math
 import os
 import threading
 import weakref
+from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -235,9 +237,83 @@ def _packed(*shapes: tuple[int, ...]) -> tuple[NDArray[np.float64], list[NDArray
     return flat, views
 
 
-class RowsPass:
+# A grid's fits (``select``: 126 cells of a few dozen rows) each made their C loops' buffers
+# and asked for their addresses, some 25 us a fit: the buffers are kept per thread and shape
+# (layout, K, D; model), as ``constrained_mstep``'s are, and rebound to each fit's rows
+_ROWS_PASSES = threading.local()
+_WHOLE_EMS = threading.local()
+_UNIVARIATE_EMS = threading.local()
+
+
+class _Bound:
+    """The rows (and weights) a kept C call's arguments point to, by weak reference: the call
+    keeps no rows alive, and rows that died are never taken for new rows at their address."""
+
+    __slots__ = ("rows", "weights")
+
+    def __init__(
+        self, X: NDArray[np.float64] | None = None, weights: NDArray[np.float64] | None = None
+    ) -> None:
+        self.rows = None if X is None else weakref.ref(X)
+        self.weights = None if weights is None else weakref.ref(weights)
+
+    def holds(self, X: NDArray[np.float64], weights: NDArray[np.float64] | None) -> bool:
+        if self.rows is None or self.rows() is not X:
+            return False
+        return (weights is None) if self.weights is None else self.weights() is weights
+
+
+def _kept_calls(kept: threading.local) -> dict[Any, Any]:
+    calls: dict[Any, Any] | None = getattr(kept, "calls", None)
+    if calls is None:
+        calls = kept.calls = {}
+    return calls
+
+
+Call = TypeVar("Call", bound="_RowsCall")
+
+
+class _RowsCall:
+    """A C call over rows, kept per thread and shape (``_kept``) and pointed at each fit's
+    rows by ``bind``; a subclass sets ``lib`` and makes its arguments in ``_point``."""
+
+    lib: ctypes.CDLL
+    _bound: _Bound
+
+    def bind(self: Call, X: NDArray[np.float64], weights: NDArray[np.float64] | None) -> Call:
+        """This call over the rows X and weights (C-ordered float64, of its shape); the rows
+        are the caller's, who keeps them alive while it calls (the C loop reads them by
+        address). Binding the rows bound already asks for no address."""
+        if not self._bound.holds(X, weights):
+            self._point(X, None if weights is None else weights.ctypes.data)
+            self._bound = _Bound(X, weights)
+        return self
+
+    def _point(self, X: NDArray[np.float64], weights: int | None) -> None:
+        """Make the call's arguments for the rows X and the weights' address."""
+        raise NotImplementedError
+
+
+def _kept(
+    kept: threading.local,
+    key: tuple[Any, ...],
+    make: Callable[[], Call],
+    X: NDArray[np.float64],
+    weights: NDArray[np.float64] | None,
+) -> Call:
+    """This thread's call of ``key`` (made by ``make`` if new, or for another library), bound
+    to the rows X and weights."""
+    calls = _kept_calls(kept)
+    call = calls.get(key)
+    if call is None or call.lib is not _LIB:
+        call = calls[key] = make()
+        return call
+    return call.bind(X, weights)
+
+
+class RowsPass(_RowsCall):
     """One fit's call of ``estep_rows``: the rows X (n, D) in float64 and their weights (n,)
-    or None, held with buffers for parameters whose covariances have the storage layout
+    or None, with buffers for parameters whose covariances have the storage layout
     ``layout`` and the shape ``shape`` (``Covariance.shape``); calling it with the parameters
     returns the statistics as one flat array (``_kernels.c``: N_k, the sums about the means,
     the second moments in the layout, then the log-likelihood, the total weight, the worst
@@ -264,18 +340,10 @@ class RowsPass:
         self.lib, self._bound = lib, _Bound()
         self.bind(X, weights)
 
-    def bind(self, X: NDArray[np.float64], weights: NDArray[np.float64] | None) -> RowsPass:
-        """This pass over the rows X and weights (C-ordered float64, of its shape): the
-        buffers are kept per thread and shape (``rows_pass``), the rows are the caller's,
-        who keeps them alive while it calls (the C loop reads them by address). Binding
-        the rows bound already asks for no address."""
-        if not self._bound.holds(X, weights):
-            address = None if weights is None else weights.ctypes.data
-            n, d = X.shape
-            k = self.mixing.shape[0]
-            self._args = (self._layout, X.ctypes.data, address, n, d, k, self._param)
-            self._bound = _Bound(X, weights)
-        return self
+    def _point(self, X: NDArray[np.float64], weights: int | None) -> None:
+        n, d = X.shape
+        k = self.mixing.shape[0]
+        self._args = (self._layout, X.ctypes.data, weights, n, d, k, self._param)
 
     def __call__(
         self,
@@ -325,48 +393,11 @@ def rows_pass(
         if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
             raise ValueError("estep_rows takes C-ordered float64 rows and weights")
     key = (layout, means_shape, shape)
-    calls = _kept_calls(_ROWS_PASSES)
-    call = calls.get(key)
-    if call is None or call.lib is not _LIB:
-        call = calls[key] = RowsPass(_LIB, X, weights, layout, means_shape, shape)
-        return call
-    return call.bind(X, weights)
+    make = partial(RowsPass, _LIB, X, weights, layout, means_shape, shape)
+    return _kept(_ROWS_PASSES, key, make, X, weights)
 
 
-# A grid's fits (``select``: 126 cells of a few dozen rows) each made their C loops' buffers
-# and asked for their addresses, some 25 us a fit: the buffers are kept per thread and shape
-# (layout, K, D; model), as ``constrained_mstep``'s are, and rebound to each fit's rows
-_ROWS_PASSES = threading.local()
-_WHOLE_EMS = threading.local()
-_UNIVARIATE_EMS = threading.local()
-
-
-class _Bound:
-    """The rows (and weights) a kept C call's arguments point to, by weak reference: the call
-    keeps no rows alive, and rows that died are never taken for new rows at their address."""
-
-    __slots__ = ("rows", "weights")
-
-    def __init__(
-        self, X: NDArray[np.float64] | None = None, weights: NDArray[np.float64] | None = None
-    ) -> None:
-        self.rows = None if X is None else weakref.ref(X)
-        self.weights = None if weights is None else weakref.ref(weights)
-
-    def holds(self, X: NDArray[np.float64], weights: NDArray[np.float64] | None) -> bool:
-        if self.rows is None or self.rows() is not X:
-            return False
-        return (weights is None) if self.weights is None else self.weights() is weights
-
-
-def _kept_calls(kept: threading.local) -> dict[Any, Any]:
-    calls: dict[Any, Any] | None = getattr(kept, "calls", None)
-    if calls is None:
-        calls = kept.calls = {}
-    return calls
-
-
-class UnivariateEM:
+class UnivariateEM(_RowsCall):
     """One fit's call of ``univariate_em``: the whole EM loop of mclust's model E
     (``equal``) or V on the rows X (n, 1) in float64 with weights (n,) or None, for K
     components (``lean.py``), with a conjugate prior's terms ``prior`` (4,) or None
@@ -402,16 +433,10 @@ class UnivariateEM:
         self._bound = _Bound()
         self.bind(X, weights)
 
-    def bind(self, X: NDArray[np.float64], weights: NDArray[np.float64] | None) -> UnivariateEM:
-        """This loop over the rows X and weights (as ``RowsPass.bind``); the caller keeps
-        them alive while it calls."""
-        if not self._bound.holds(X, weights):
-            address = None if weights is None else weights.ctypes.data
-            n, k = X.shape[0], self.mixing.shape[0]
-            self._args = (self._equal, X.ctypes.data, address, n, k, self.param.ctypes.data)
-            self._entropy_args = (_LAYOUTS["spherical"], X.ctypes.data, address, n, 1, k)
-            self._bound = _Bound(X, weights)
-        return self
+    def _point(self, X: NDArray[np.float64], weights: int | None) -> None:
+        n, k = X.shape[0], self.mixing.shape[0]
+        self._args = (self._equal, X.ctypes.data, weights, n, k, self.param.ctypes.data)
+        self._entropy_args = (_LAYOUTS["spherical"], X.ctypes.data, weights, n, 1, k)
 
     def loglik_and_entropy(
         self,
@@ -493,15 +518,11 @@ def univariate_em(
         return UnivariateEM(_LIB, X, weights, n_components, equal, prior)
     # without a prior, this thread's loop of this K and model, rebound to these rows
     key = (n_components, equal, UnivariateEM.BATCH)
-    calls = _kept_calls(_UNIVARIATE_EMS)
-    call = calls.get(key)
-    if call is None or call.lib is not _LIB:
-        call = calls[key] = UnivariateEM(_LIB, X, weights, n_components, equal, None)
-        return call
-    return call.bind(X, weights)
+    make = partial(UnivariateEM, _LIB, X, weights, n_components, equal, None)
+    return _kept(_UNIVARIATE_EMS, key, make, X, weights)
 
 
-class WholeEM:
+class WholeEM(_RowsCall):
     """One fit's call of ``whole_em``: the whole EM loop of a multivariate fit on the rows X
     (n, D) in float64 with weights (n,) or None, for parameters of K components whose
     covariances have the storage layout ``layout`` and shape ``shape`` (``Covariance``), with
@@ -545,15 +566,10 @@ class WholeEM:
         self._bound = _Bound()
         self.bind(X, weights)
 
-    def bind(self, X: NDArray[np.float64], weights: NDArray[np.float64] | None) -> WholeEM:
-        """This loop over the rows X and weights (as ``RowsPass.bind``)."""
-        if not self._bound.holds(X, weights):
-            address = None if weights is None else weights.ctypes.data
-            n, d = X.shape
-            k = self.mixing.shape[0]
-            self._args = (*self._head, X.ctypes.data, address, n, d, k, self._base)
-            self._bound = _Bound(X, weights)
-        return self
+    def _point(self, X: NDArray[np.float64], weights: int | None) -> None:
+        n, d = X.shape
+        k = self.mixing.shape[0]
+        self._args = (*self._head, X.ctypes.data, weights, n, d, k, self._base)
 
     def __call__(
         self, settings: tuple[float, float, float, float, int], max_iter: int, floor: float,
@@ -607,12 +623,8 @@ def whole_em(
         if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
             raise ValueError("whole_em takes C-ordered float64 rows and weights")
     key = (layout, model, means_shape, shape, WholeEM.BATCH)
-    calls = _kept_calls(_WHOLE_EMS)
-    call = calls.get(key)
-    if call is None or call.lib is not _LIB:
-        call = calls[key] = WholeEM(_LIB, X, weights, layout, model, means_shape, shape)
-        return call
-    return call.bind(X, weights)
+    make = partial(WholeEM, _LIB, X, weights, layout, model, means_shape, shape)
+    return _kept(_WHOLE_EMS, key, make, X, weights)
 
 
 # Above this many features the inner loops' O(D^3) C arithmetic stops being small beside the
@@ -815,9 +827,7 @@ def constrained_mstep(
     if _LIB is None or n_features > WHOLE_MSTEP_MAX_FEATURES or model not in MSTEP_KERNELS:
         return None
     key = (model, sxx.shape)
-    calls = getattr(_MSTEPS, "calls", None)
-    if calls is None:
-        calls = _MSTEPS.calls = {}
+    calls = _kept_calls(_MSTEPS)
     call = calls.get(key)
     if call is None:
         if sxx.dtype != np.float64 or d.shape[0] != sxx.shape[0]:
