@@ -45,9 +45,9 @@ this pass's C loop too where the pass serves the fit (``final_pass``): one call,
 numbers as the general pass's to rounding, without its natural parameters and blocks, which
 cost a small fit more than all its iterations in C. The C loop's buffers are made when first
 needed, so a fit run wholly in C pays for none it does not use. On one feature the final
-E-step is the same C function called with the buffers of the fit's ``UnivariateLoop``, which
-this thread keeps for the next fit of that K and model on the same rows (a grid's starts and
-polish): none is made per fit.
+E-step is the same C function called with the buffers of the fit's ``UnivariateLoop``. The
+C loops' buffers are kept per thread and shape (K and model) and pointed at each fit's rows
+(``compiled._kept``), so a grid's fits make none.
 
 The pass computes in float64: a fit that asks for the float32 kernel (whose point is the speed
 of single-precision GEMMs over many rows) keeps to the general pass. So does a fit with
