@@ -61,13 +61,13 @@ def fixed(repeat: int) -> None:
 
 
 def fresh() -> None:
-    """As a new command starts: no hierarchical tree, initial statistics or k-means labels kept
+    """As a new command starts: no hierarchical tree or k-means labels kept
     from an earlier call, and no worker processes left running (joblib reuses them)."""
     from joblib.externals.loky import get_reusable_executor
 
     from gaussmix.em import hc, init
 
-    for cache in (hc._TREES, hc._CUTS, init._STATS, init._KMEANS):
+    for cache in (hc._TREES, hc._CUTS, init._KMEANS):
         cache.clear()
     get_reusable_executor().shutdown(wait=True)
 

@@ -614,10 +614,7 @@ def test_a_collapsed_start_never_replaces_a_fit(small: SelectionResult) -> None:
 
 
 def _public_fit(X: object, k: int, name: str, **kwargs: object) -> GaussianMixture:
-    """One cell by the public ``fit`` (its own checks, fresh initial statistics)."""
-    from gaussmix.em import init
-
-    init._STATS.clear()  # no statistics replayed from select's fits
+    """One cell by the public ``fit`` (its own checks)."""
     options = {"init_params": "hc", "tol": 1e-5, "convergence": "relative", "max_iter": 1000}
     options |= {"reg_covar": 0.0}  # select's default, with its arithmetic (lean.py)
     model = GaussianMixture(
@@ -631,13 +628,13 @@ def test_cells_are_the_public_fit_to_the_bit(blobs: np.ndarray) -> None:
     from gaussmix.selection import _distinct_fit
 
     # select's fits skip the checks fit repeats (rows, parameters, the random state of the
-    # hierarchical start), take their entropy from the final E-step, replay the initial
-    # statistics across models: none of it may change a number
+    # hierarchical start), take their entropy from the final E-step: none of it may change a
+    # number
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(blobs, columns=["height", "width"])
     types = ("EII", "VII", "EEI", "VVI", "EEE", "VEV", "EVE", "VVV")
-    # the same numbers in rows (C order) first: nothing of theirs may be replayed for the
-    # DataFrame's columns (Fortran order), whose sums differ in the last bit
+    # the same numbers in rows (C order) first: nothing of theirs (the hierarchical tree, kept
+    # C calls) may serve the DataFrame's columns (Fortran order) but what gives the same bits
     select(blobs, range(1, 4), types, polish_tol=None, refine=0, **FAST)
     result = select(frame, range(1, 4), types, polish_tol=None, refine=0, **FAST)
     for record in result.records:

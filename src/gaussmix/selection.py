@@ -89,8 +89,9 @@ the grid runs in this process.
 The fits of a grid of rows in memory. The rows and the parameters are checked once for the
 grid, and each cell's fit (``GaussianMixture._fit_validated``) skips the checks ``fit`` would
 repeat; it makes no random state for the hierarchical start (which draws nothing), takes its
-classification entropy from the final E-step that gives its log-likelihood, and starts from
-initial statistics that the models of one K and one layout share (``em/init.py``). Every
+classification entropy from the final E-step that gives its log-likelihood, and takes the
+statistics of its start's labels in one product with their one-hot rows (``em/mstep.py``)
+and its start's M-step where its iterations run theirs (in C). Every
 number is the public fit's, to the bit (tests/test_selection.py); the fixed cost of a fit fell
 by about half (benchmarks/README.md, ``bench_fixed_cost.py``).
 """

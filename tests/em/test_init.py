@@ -4,7 +4,6 @@ draws nothing."""
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -44,46 +43,6 @@ def test_other_rows_weights_or_states_are_other_entries() -> None:
     init._KMEANS.clear()
 
 
-def test_initial_statistics_are_replayed_only_between_models_that_take_them_alike() -> None:
-    from gaussmix.em import REGISTRY, get_covariance
-    from gaussmix.em.hc import hc_resp
-
-    X = mixture_data(4, n=150, n_features=3, n_components=3)
-    names = [name for name in REGISTRY if name not in ("E", "V")]
-    for k in (2, 3):
-        resp = hc_resp(X, k)
-
-        def start(name: str, k: int = k) -> tuple[np.ndarray, ...]:
-            params = init.initial_params(
-                lambda: (X, None), k, get_covariance(name), method="hc", rng=None, reg_covar=1e-6
-            )
-            return params.weights, params.means, params.precisions_cholesky
-
-        fresh = {}
-        for name in names:
-            init._STATS.clear()
-            fresh[name] = start(name)
-        init._STATS.clear()
-        replayed = {name: start(name) for name in names}
-        # full, tied, diagonal, spherical: the four codes that take statistics
-        assert len(init._STATS) == 4
-        for name in names:
-            for a, b in zip(fresh[name], replayed[name], strict=True):
-                np.testing.assert_array_equal(a, b)
-        stats = init._initial_stats(X, resp, get_covariance("full"), None, k)
-        stats.sxx[...] = 0.0  # each caller has its own copy
-        again = init._initial_stats(X, resp, get_covariance("full"), None, k)
-        assert np.all(np.diagonal(again.sxx, axis1=1, axis2=2) > 0)
-        # every field is in the copy, and no array is shared with the kept statistics
-        kept = next(reversed(init._STATS.values()))
-        for field in dataclasses.fields(kept):
-            mine, theirs = getattr(again, field.name), getattr(kept, field.name)
-            np.testing.assert_array_equal(mine, theirs)
-            if isinstance(theirs, np.ndarray):
-                assert not np.shares_memory(mine, theirs), field.name
-    init._STATS.clear()
-
-
 def test_the_hierarchical_start_makes_no_random_state(monkeypatch: pytest.MonkeyPatch) -> None:
     import gaussmix.mixture
     from gaussmix import GaussianMixture
@@ -100,22 +59,6 @@ def test_the_hierarchical_start_makes_no_random_state(monkeypatch: pytest.Monkey
         GaussianMixture(3, init_params="kmeans", random_state=0).fit(X)
     with pytest.raises(RuntimeError, match="given no state"):
         init._random(X, 3, None, None)
-
-
-def test_initial_statistics_of_other_memory_layouts_are_other_entries() -> None:
-    from gaussmix.em import get_covariance
-    from gaussmix.em.hc import hc_resp
-    from gaussmix.em.mstep import stats_from_resp
-
-    X = mixture_data(4, n=150, n_features=3, n_components=3)
-    columns = np.asfortranarray(X)  # the same numbers, as a DataFrame's columns give them
-    resp, full = hc_resp(X, 3), get_covariance("full")
-    init._STATS.clear()
-    init._initial_stats(X, resp, full, None, 3)
-    replayed = init._initial_stats(columns, resp, full, None, 3)
-    assert len(init._STATS) == 2
-    np.testing.assert_array_equal(replayed.sx, stats_from_resp(columns, resp, full).sx)
-    init._STATS.clear()
 
 
 def test_a_seed_gives_the_state_a_fresh_random_state_has() -> None:
@@ -197,28 +140,52 @@ def test_the_quantile_start_is_for_one_feature_and_draws_nothing() -> None:
         init._quantile(np.ones((5, 2)), 2, None, None)
 
 
-@pytest.mark.parametrize("model", ["E", "V", "spherical"])
+@pytest.mark.parametrize("n_features", [1, 3])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_the_statistics_of_one_feature_s_labels_are_those_of_their_one_hot_rows(
-    model: str, weighted: bool
+def test_the_statistics_of_labels_are_those_of_their_one_hot_rows(
+    n_features: int, weighted: bool
 ) -> None:
-    from gaussmix.em.covariance import get_covariance
+    from gaussmix.em import REGISTRY
     from gaussmix.em.mstep import stats_from_resp
 
     rng = np.random.RandomState(2)
-    X = rng.standard_normal((60, 1)) * 3.0 + 10.0
+    X = rng.standard_normal((60, n_features)) * 3.0 + 10.0
     labels = rng.randint(0, 4, size=60)
     labels[labels == 2] = 3  # an empty class: N_k = 0, as the one-hot rows give it
     weights = rng.uniform(0.5, 2.0, size=60) if weighted else None
-    cov = get_covariance(model)
-    fast = stats_from_resp(X, labels, cov, weights, n_components=5)
-    general = stats_from_resp(X, np.eye(5)[labels], cov, weights)  # the one-hot path
-    assert fast.n == pytest.approx(general.n, rel=1e-15)
-    for name in ("nk", "sx", "sxx", "shift", "worst_x"):
-        a, b = getattr(fast, name), getattr(general, name)
-        assert a.shape == b.shape, name
-        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-12, err_msg=name)
-    assert fast.nk[2] == 0.0 and fast.loglik == general.loglik == 0.0
+    models = [c for c in REGISTRY.values() if (c.name in ("E", "V")) == (n_features == 1)]
+    layouts = {c.layout for c in models}
+    assert layouts == ({"spherical"} if n_features == 1 else {"full", "tied", "diag", "spherical"})
+    for cov in models:
+        general = stats_from_resp(X, np.eye(5)[labels], cov, weights)  # the one-hot path
+        # C- and Fortran-ordered rows (a DataFrame's columns) both take the labels' path
+        for rows in (X, np.asfortranarray(X)):
+            fast = stats_from_resp(rows, labels, cov, weights, n_components=5)
+            assert fast.n == pytest.approx(general.n, rel=1e-15)
+            for name in ("nk", "sx", "sxx", "shift", "worst_x"):
+                a, b = getattr(fast, name), getattr(general, name)
+                assert a.shape == b.shape, (cov.name, name)
+                np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-11, err_msg=cov.name + name)
+            assert fast.nk[2] == 0.0 and fast.loglik == general.loglik == 0.0
+
+
+def test_labels_past_the_size_of_the_labelled_path_take_the_general_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gaussmix.em import get_covariance, mstep
+
+    X = mixture_data(4, n=150, n_features=3, n_components=3)
+    labels = np.random.RandomState(0).randint(0, 3, size=150)
+    taken = []
+    real = mstep._labelled_stats
+    monkeypatch.setattr(mstep, "_labelled_stats", lambda *a: taken.append(1) or real(*a))
+    full = get_covariance("full")
+    fast = mstep.stats_from_resp(X, labels, full, n_components=3)
+    assert taken == [1]
+    monkeypatch.setattr(mstep, "_LABELLED_MAX_VALUES", 150 * 12 - 1)  # n (K + D^2) is 1,800
+    general = mstep.stats_from_resp(X, labels, full, n_components=3)
+    assert taken == [1]
+    np.testing.assert_allclose(fast.sxx, general.sxx, rtol=1e-13)
 
 
 def test_the_hierarchical_start_as_labels_is_the_one_hot_start() -> None:

@@ -884,6 +884,7 @@ class ClosedMStep:
         nk_floor: float,
     ) -> None:
         k, d = means_shape
+        self.lib = lib
         self.stats, (self.nk, self.sx, self.sxx, self.shift) = _packed((k,), (k, d), shape, (k, d))
         # the result's parts (_kernels.c): weights, N_k (unused here), means, covariances,
         # the precisions' Cholesky factors
@@ -938,7 +939,18 @@ def closed_mstep(
         return None
     if not _mstep_in_c(model, means_shape[1], matrices):
         return None
-    return ClosedMStep(_LIB, model, means_shape, shape, reg_covar, nk_floor)
+    # kept per thread and shape, as the calls over rows are (each call copies its statistics
+    # in and its results out, so consecutive fits share one): making it cost 10 us, a fit's
+    # start and its first M-step each asked for one
+    key = (model, means_shape, shape, reg_covar, nk_floor)
+    calls = _kept_calls(_CLOSED_MSTEPS)
+    call: ClosedMStep | None = calls.get(key)
+    if call is None or call.lib is not _LIB:
+        call = calls[key] = ClosedMStep(_LIB, model, means_shape, shape, reg_covar, nk_floor)
+    return call
+
+
+_CLOSED_MSTEPS = threading.local()
 
 
 def _mstep_in_c(model: str | None, n_features: int, matrices: bool) -> bool:

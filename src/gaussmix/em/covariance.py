@@ -271,6 +271,11 @@ class Covariance(ABC):
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         """The zero of ``second_moment`` (the statistic of no rows)."""
 
+    @abstractmethod
+    def labelled_second_moment(self, onehot: Array, Z: Array) -> Array:
+        """``second_moment`` of hard labels: the (weighted) one-hot responsibilities
+        onehot (K, n) and each row centred at its own component's shift, Z (n, D)."""
+
     # --- M-step ----------------------------------------------------------------------------
     def covariances(
         self, sxx: Array, nk: Array, d: Array, reg_covar: float, start: Array | None = None
@@ -613,6 +618,12 @@ class Full(_Matrix):
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         return np.zeros((n_components, n_features, n_features))
 
+    def labelled_second_moment(self, onehot: Array, Z: Array) -> Array:
+        # one product of the one-hot rows with every row's outer product z z' (n, D D)
+        n, d = Z.shape
+        outer = (Z[:, :, None] * Z[:, None, :]).reshape(n, d * d)
+        return (onehot @ outer).reshape(onehot.shape[0], d, d)
+
     def scatter(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
         # sum_n q (x - mu)(x - mu)' = S - N d d'   since x - mu = z - d
         W = sxx - nk[:, None, None] * d[:, :, None] * d[:, None, :]
@@ -703,6 +714,9 @@ class Tied(_Matrix):
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         return np.zeros((n_features, n_features))
 
+    def labelled_second_moment(self, onehot: Array, Z: Array) -> Array:
+        return (Z * onehot.sum(axis=0)[:, None]).T @ Z
+
     def scatter(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
         # sum_k sum_n q (x - mu_k)(x - mu_k)' = S - sum_k N_k d_k d_k'
         W = sxx - (nk[:, None] * d).T @ d
@@ -780,6 +794,9 @@ class Diag(_Scales):
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         return np.zeros((n_components, n_features))
 
+    def labelled_second_moment(self, onehot: Array, Z: Array) -> Array:
+        return onehot @ (Z * Z)
+
     def scatter(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
         return nk[:, None] * (_rounded_variance(sxx / nk[:, None] - d * d) + reg_covar)
 
@@ -837,6 +854,9 @@ class Spherical(_Scales):
 
     def zero_second_moment(self, n_components: int, n_features: int) -> Array:
         return np.zeros(n_components)
+
+    def labelled_second_moment(self, onehot: Array, Z: Array) -> Array:
+        return onehot @ np.einsum("nd,nd->n", Z, Z)
 
     def scatter(self, sxx: Array, nk: Array, d: Array, reg_covar: float) -> Array:
         # the mean of the scatter's diagonal (scikit-learn's variance is its mean over N_k)

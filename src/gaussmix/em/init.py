@@ -26,10 +26,9 @@ from sklearn.utils import check_random_state
 
 from gaussmix.em.covariance import Covariance
 from gaussmix.em.hc import hc_start
-from gaussmix.em.mstep import estimate, labelled_univariate, stats_from_resp
+from gaussmix.em.mstep import FitMStep, stats_from_resp
 from gaussmix.em.params import Params
 from gaussmix.em.prior import ResolvedPrior
-from gaussmix.em.stats import SuffStats
 from gaussmix.errors import GaussmixError
 
 Array = NDArray[np.float64]
@@ -115,58 +114,6 @@ def _digest(X: Data, w: Array | None, *parts: Any) -> bytes:
     if w is not None:
         digest.update(b"weights" + np.ascontiguousarray(w, dtype=np.float64).tobytes())
     return digest.digest()
-
-
-def _initial_stats(
-    X: Data, resp: NDArray[np.number], covariance: Covariance, w: Array | None, k: int
-) -> SuffStats:
-    """``stats_from_resp`` of the initial responsibilities, replayed across models: the
-    statistics depend on the model only through the code that takes them (its layout's
-    ``moments_rows``), so in a grid the fourteen models of one K, started from the same
-    hierarchical (or k-means) responsibilities, take them four times (full, tied, diagonal,
-    spherical), not fourteen; each gets its own copy. Labels on one feature are taken afresh
-    (``mstep.labelled_univariate``): their ``bincount`` costs less than the key."""
-    if X.size + resp.size > _STATS_MAX_VALUES or labelled_univariate(X, resp, covariance):
-        return stats_from_resp(X, resp, covariance, w, n_components=k)
-    cls = type(covariance)
-    # the implementation (not the name) decides: a model with its own code has its own entry
-    code = (cls.moments_rows, cls.moments, cls.second_moment, cls.zero_second_moment)
-    resp_bytes = np.ascontiguousarray(resp)
-    # the memory layouts too: the sums over rows of C- and Fortran-ordered rows differ in the
-    # last bit (the same numbers taken once from a DataFrame's columns, once from an array)
-    layout = np.asarray([k, resp_bytes.dtype.num, *X.strides, *resp.strides])
-    key = (_digest(X, w, resp_bytes, layout), code)
-    stats = _STATS.get(key)
-    if stats is None:
-        stats = stats_from_resp(X, resp, covariance, w, n_components=k)
-        _STATS[key] = stats
-        if len(_STATS) > _KEEP_STATS:
-            _STATS.popitem(last=False)
-    return _copy_stats(stats)
-
-
-def _copy_stats(stats: SuffStats) -> SuffStats:
-    # field by field: ``dataclasses.replace`` over ``fields`` took 6 us, this 2 (a grid of
-    # select's takes a copy per fit); the test that every array field is copied holds the list
-    return SuffStats(
-        n=stats.n,
-        loglik=stats.loglik,
-        nk=stats.nk.copy(),
-        sx=stats.sx.copy(),
-        sxx=stats.sxx.copy(),
-        shift=stats.shift.copy(),
-        worst_loglik=stats.worst_loglik,
-        worst_x=stats.worst_x.copy(),
-    )
-
-
-# initial statistics by (rows, responsibilities, weights, K; the code that takes them), for
-# rows and responsibilities of at most _STATS_MAX_VALUES values: hashing them took 14 us at
-# 150 x 4 rows and K = 5, 156 us at 2,000 (stats_from_resp: 42-392 and 461-768 us), 2.9 ms
-# at 20,000 (3.6-10 ms), so a replay gains where the rows are few and a miss costs little
-_STATS: OrderedDict[tuple[bytes, tuple[Any, ...]], SuffStats] = OrderedDict()
-_KEEP_STATS = 32
-_STATS_MAX_VALUES = 50_000
 
 
 def _kmeans_standardised(
@@ -306,16 +253,16 @@ def initial_params(
     else:
         X, sample_weight = rows()
         resp = INIT_METHODS[method](X, n_components, rng, sample_weight)
-        stats = _initial_stats(X, resp, covariance, sample_weight, n_components)
-        weights, means, covariances = estimate(stats, covariance, reg_covar, prior=prior)
-        weights = weights if weights_init is None else weights_init
-        means = means if means_init is None else means_init
+        stats = stats_from_resp(X, resp, covariance, sample_weight, n_components=n_components)
+        # the M-step a fit's iterations run (in C where they do), on these statistics
+        step = FitMStep(covariance, stats.sx.shape, reg_covar, prior).unchecked(stats)
+        weights = step.weights if weights_init is None else weights_init
+        means = step.means if means_init is None else means_init
+        covariances, prec_chol = step.covariances, step.precisions_cholesky
     if precisions_init is not None:
         prec_chol = covariance.precisions_cholesky_from_precisions(precisions_init)
         covariances = None
-    elif covariances is not None:
-        prec_chol = covariance.precisions_cholesky(covariances)
-    else:  # pragma: no cover - the first branch needs precisions_init
+    elif covariances is None:  # pragma: no cover - the first branch needs precisions_init
         raise ValueError("no precisions to start from")
     return Params(
         weights=np.asarray(weights, dtype=np.float64),
