@@ -124,6 +124,7 @@ from gaussmix.em.lean import zero_variance_is_singular
 from gaussmix.em.missing import log_prob_observed
 from gaussmix.em.mstep import singular_fails
 from gaussmix.em.parallel import one_thread
+from gaussmix.em.params import free_parameters
 from gaussmix.em.prior import Prior
 from gaussmix.em.stats import softmax_in_place
 from gaussmix.errors import GaussmixError
@@ -452,11 +453,11 @@ def min_relative_variance(model: GaussianMixture, data_variance: ArrayLike) -> f
         # variances; (v - reg_covar) / s^2 as the matrices' diagonals give it, to the bit
         variances = np.asarray(model.covariances_, dtype=np.float64).reshape(K, -1)
         return float(((variances - model.reg_covar) * (inv_sd * inv_sd)).min())
-    matrices = np.asarray(cov.per_component(model.covariances_, K, D), dtype=np.float64)
-    if cov.shared_layout:
-        matrices = matrices[:1]  # one shared matrix
-    scaled = (matrices - model.reg_covar * np.eye(D)) * np.outer(inv_sd, inv_sd)
-    return float(np.linalg.eigvalsh(scaled)[:, 0].min())
+    # the (K, D, D) matrices, or the one shared (D, D) as one of them
+    matrices = np.asarray(model.covariances_, dtype=np.float64).reshape(-1, D, D)
+    if model.reg_covar:
+        matrices = matrices - model.reg_covar * np.eye(D)
+    return float(np.linalg.eigvalsh(matrices * np.outer(inv_sd, inv_sd))[:, 0].min())
 
 
 def _data_variance(X: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -489,7 +490,7 @@ def _record(
     cov = get_covariance(model.covariance_type)
     n = model.n_samples_fit_
     log_lik = float(model.log_likelihood_)
-    p = int(model._fitted_params().n_parameters())  # fitted: no check_is_fitted (~10 us)
+    p = free_parameters(cov, *model.means_.shape)
     if entropy is None:
         entropy = classification_entropy(model, X)
     bic = -2.0 * log_lik + p * math.log(n)

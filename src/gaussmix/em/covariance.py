@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.linalg.lapack import dtrtri
+from scipy.linalg.lapack import dpotrf, dtrtri
 
 from gaussmix.em import constrained
 from gaussmix.em.blas import gram, times_upper_in_place
@@ -67,18 +67,19 @@ def _degenerate(component: int | None, what: str) -> DegenerateCovarianceError:
 
 def _cholesky_lower(matrices: Array, shared: bool) -> Array:
     """Batched lower Cholesky factors; a clear error naming the first failing component."""
-    if np.isfinite(matrices).all():  # LAPACK lets NaN through without an error
+    stack = matrices[None] if shared else matrices
+    finite = np.isfinite(stack).reshape(stack.shape[0], -1).all(axis=1)
+    if finite.all():  # LAPACK lets NaN through without an error
         try:
             return np.asarray(np.linalg.cholesky(matrices), dtype=np.float64)
         except np.linalg.LinAlgError:
             pass
-    stack = matrices[None] if shared else matrices
+    # which one: LAPACK's own factorisation per matrix (numpy's cost ten times as much, and a
+    # fit that fails at a collapse comes here once)
     for k, m in enumerate(stack):
-        if not np.all(np.isfinite(m)):
+        if not finite[k]:
             raise _degenerate(None if shared else k, "not finite") from None
-        try:
-            np.linalg.cholesky(m)
-        except np.linalg.LinAlgError:
+        if dpotrf(m, lower=1)[1] != 0:
             raise _degenerate(None if shared else k, "not positive definite") from None
     raise _degenerate(None, "not positive definite")  # pragma: no cover - batched and looped agree
 

@@ -305,7 +305,11 @@ def workers(
         yield own()
         return
     n = n_threads or available_cores()
-    shares = shares_of(source, rows, n) if fork and _can_fork() else None
+    # the shares first: asking whether this process may fork costs some 20 us, a tenth of a
+    # small fit of select's grid, which runs on one thread and so never forks
+    shares = shares_of(source, rows, n) if fork else None
+    if shares is not None and not _can_fork():
+        shares = None
     if shares is None:
         with block_map(n) as map_blocks:
             yield InProcess(source, map_blocks)

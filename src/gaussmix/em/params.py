@@ -62,5 +62,11 @@ class Params:
 
     def n_parameters(self) -> int:
         """Free parameters: covariances, means, and K - 1 weights."""
-        k, d = self.n_components, self.n_features
-        return self.covariance.n_parameters(k, d) + k * d + k - 1
+        return free_parameters(self.covariance, self.n_components, self.n_features)
+
+
+def free_parameters(covariance: Covariance, n_components: int, n_features: int) -> int:
+    """The free parameters of K components of this covariance structure in D features: the
+    covariances', the K D means and K - 1 weights (mclust's ``nMclustParams``)."""
+    k, d = n_components, n_features
+    return covariance.n_parameters(k, d) + k * d + k - 1
