@@ -5,10 +5,10 @@ sides see the same numbers, and times ``Mclust(X)`` with its defaults (G = 1..9,
 models, its hierarchical start) in R; right after it, this process times ``select(X)`` with
 gaussmix's defaults (the same grid: the hierarchical start for every cell, k-means starts on
 standardised columns for the eight best, in this process at these sizes), with the hierarchical
-tree's and k-means' caches cleared first. The two run in turn, set by set, ``--repeat`` times, so that both
-meet the same load; each side makes one untimed call first (loading its code). Both BICs are
-in mclust's sign (higher is better). When Rscript is not installed the script says so and
-times gaussmix alone, on Old Faithful.
+tree's and the k-means labels' caches cleared first. The two run in turn, set by set,
+``--repeat`` times, so that both meet the same load; each side makes one untimed call first
+(loading its code). Both BICs are in mclust's sign (higher is better). When Rscript is not
+installed the script says so and times gaussmix alone, on Old Faithful.
 
     .venv/bin/python benchmarks/bench_vs_mclust.py                 # the first twelve, 3 rounds
     .venv/bin/python benchmarks/bench_vs_mclust.py --sets wider --repeat 1  # twenty more

@@ -4,7 +4,6 @@ draws nothing."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

@@ -170,7 +170,6 @@ class FitMStep:
                 _check_conditioning(params, scale)
         return params
 
-
     def unchecked(self, stats: SuffStats, start: Array | None = None) -> Params:
         """The M-step without the count and the check of ``singular_fails``: also the start's,
         from the statistics of the initial responsibilities (``init.initial_params``)."""
