@@ -45,16 +45,20 @@ from gaussmix.em import (
     REGISTRY,
     EMResult,
     Params,
+    compiled,
     device,
     get_covariance,
     initial_params,
+    lean,
     run_em,
 )
 from gaussmix.em.device import DeviceSource
-from gaussmix.em.init import DRAWS_NOTHING, drawing, random_state_for_starts
+from gaussmix.em.init import DRAWS_NOTHING, drawing, random_state_for_starts, start_statistics
 from gaussmix.em.lean import final_pass
+from gaussmix.em.loop import COLLAPSED_WEIGHT
 from gaussmix.em.missing import Block, fill_for_init, log_prob_observed, regroup
-from gaussmix.em.parallel import BlockMap, Workers, workers
+from gaussmix.em.mstep import FitMStep
+from gaussmix.em.parallel import BlockMap, Workers, forked_shares, workers
 from gaussmix.em.prior import MCLUST, Prior, ResolvedPrior, data_moments, moments_on, resolve
 from gaussmix.em.stats import log_density_in_place, log_prob, softmax_in_place
 from gaussmix.validation import (
@@ -649,9 +653,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             yield source, pool
 
     @contextmanager
-    def _em(self, source: DataSource, do_init: bool) -> Iterator[Workers]:
+    def _em(
+        self, source: DataSource, do_init: bool, resume: EMResult | None = None
+    ) -> Iterator[Workers]:
         """EM from each initialisation on validated rows (the parameters validated too), the
-        fitted attributes set; yields the workers that ran it, still there for a final pass."""
+        fitted attributes set; yields the workers that ran it, still there for a final pass.
+        ``resume``: the first initialisation's EM so far (``_whole_fit``), which goes on."""
         if source.n_samples < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = "
@@ -661,28 +668,33 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         rng = self._random_state(source, do_init)
         with workers(source, self._chunk_rows(source.n_features), self.n_threads) as pool:
             prior = self._resolved_prior(source, pool)
-            best = self._fit_inits(source, inits, rng, do_init, pool, prior)
-            if not best.converged and self.max_iter > 0:
-                warnings.warn(
-                    "Best performing initialization did not converge. Try different init "
-                    "parameters, or increase max_iter, tol, or check for degenerate data.",
-                    ConvergenceWarning,
-                    # the caller of fit: here, contextlib, _fitting, contextlib, fit
-                    stacklevel=6,
-                )
-            self._set_params(best.params, _rows_dtype(source))
-            if isinstance(source, DeviceSource):  # the fitted attributes live where the rows do
-                for name in _FITTED_ARRAYS:
-                    setattr(self, name, device.like(source.X, getattr(self, name)))
-            self.converged_ = best.converged
-            self.n_iter_ = best.n_iter
-            self.lower_bound_ = best.lower_bound
-            self.lower_bounds_ = list(best.lower_bounds)
-            self.reinitialized_ = list(best.reinitialized)
-            self.n_reinitialized_ = len(best.reinitialized)
-            self.n_samples_fit_ = source.n_samples
-            self.__dict__.pop("_online", None)  # partial_fit starts afresh after a fit
+            best = self._fit_inits(source, inits, rng, do_init, pool, prior, resume)
+            # the caller of fit: _adopt, here, contextlib, _fitting, contextlib, fit
+            self._adopt(best, source, stacklevel=7)
             yield pool
+
+    def _adopt(self, best: EMResult, source: DataSource, stacklevel: int) -> None:
+        """The fitted attributes of the best initialisation's EM on ``source`` (warned about
+        at ``stacklevel`` when it did not converge)."""
+        if not best.converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=stacklevel,
+            )
+        self._set_params(best.params, _rows_dtype(source))
+        if isinstance(source, DeviceSource):  # the fitted attributes live where the rows do
+            for name in _FITTED_ARRAYS:
+                setattr(self, name, device.like(source.X, getattr(self, name)))
+        self.converged_ = best.converged
+        self.n_iter_ = best.n_iter
+        self.lower_bound_ = best.lower_bound
+        self.lower_bounds_ = list(best.lower_bounds)
+        self.reinitialized_ = list(best.reinitialized)
+        self.n_reinitialized_ = len(best.reinitialized)
+        self.n_samples_fit_ = source.n_samples
+        self.__dict__.pop("_online", None)  # partial_fit starts afresh after a fit
 
     def _fit_validated(
         self, source: DataSource, n_missing: int = 0, feature_names: NDArray[Any] | None = None
@@ -704,7 +716,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if feature_names is not None:
                 self.feature_names_in_ = feature_names.copy()
         self.n_missing_ = n_missing
-        with self._em(source, do_init) as pool:
+        resume = None
+        if do_init:
+            done = self._whole_fit(source)
+            if isinstance(done, float):
+                return done
+            resume = done
+        with self._em(source, do_init, resume) as pool:
             params = self._fitted_params()
             final = final_pass(pool, params, self.dtype, n_missing > 0, self.reg_covar)
             if final is None:
@@ -719,6 +737,56 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 final = sum(share[0] for share in shares), sum(share[1] for share in shares)
         self.log_likelihood_ = float(final[0])
         return float(final[1])
+
+    def _whole_fit(self, source: DataSource) -> float | EMResult | None:
+        """``_fit_validated``'s fit in one C call (``lean.WholeFit``: the start's M-step, the
+        iterations, the final E-step), where its path would run each of them in C one after
+        another (one start, no prior, hook or verbose output, rows in this process that the
+        lean pass serves, a model whose iterations a ``lean.WholeLoop`` runs): the fitted
+        attributes set and the classification entropy returned, the same numbers to the bit
+        (the Python between those calls cost a small fit several times their arithmetic).
+        Where the path runs Python, it takes over: at the start (its M-step raises the named
+        error of a degenerate covariance here, or else the fit is the path's from its start,
+        the random state as it was: None), or at an iteration of run_em's (the EM so far, from
+        which ``_fit_inits`` goes on)."""
+        n, n_features = source.n_samples, source.n_features
+        if self.n_init != 1 or self.verbose or self.prior is not None or n < self.n_components:
+            return None
+        if not 1 <= self.max_iter <= compiled.WholeFit.BATCH or _ITERATION_HOOK.get() is not None:
+            return None
+        inits = self._validate_inits(n_features)
+        if any(value is not None for value in inits.values()):
+            return None
+        if forked_shares(source, self._chunk_rows(n_features), self.n_threads) is not None:
+            return None
+        cov = get_covariance(self.covariance_type)
+        whole = lean.whole_fit(
+            source, cov, self.n_components, self.dtype, self.n_missing_ > 0, self.reg_covar, None
+        )
+        if whole is None:
+            return None
+        rng = self._random_state(source, True)
+        state = None if rng is None else rng.get_state()
+        X, weights = self._init_rows_filled(source, rng)
+        stats = start_statistics(X, weights, self.n_components, cov, self.init_params, rng)
+        run = whole(
+            stats, max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar,
+            relative=self.convergence == "relative", collapsed=COLLAPSED_WEIGHT,
+        )  # fmt: skip
+        if run is None:
+            # the path's start M-step on the same statistics: its named error, if it raises
+            # one (a covariance not positive definite), is the fit's
+            FitMStep(cov, stats.sx.shape, self.reg_covar).unchecked(stats)
+            if rng is not None and state is not None:  # the start's draws are the path's
+                rng.set_state(state)
+            return None
+        best = EMResult(run.params, run.lower_bounds, run.converged, len(run.lower_bounds))
+        if not run.finished:
+            return best
+        # the caller of _fit_validated: _adopt, here, _fit_validated
+        self._adopt(best, source, stacklevel=4)
+        self.log_likelihood_ = run.log_likelihood
+        return run.entropy
 
     def _random_state(self, source: DataSource, do_init: bool) -> np.random.RandomState | None:
         """The random state the initialisations draw from; None where they draw nothing (a
@@ -806,11 +874,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         do_init: bool,
         pool: Workers,
         prior: ResolvedPrior | None = None,
+        resume: EMResult | None = None,
     ) -> EMResult:
-        """Run EM from each initialisation; the result with the best final lower bound."""
+        """Run EM from each initialisation; the result with the best final lower bound. The
+        first goes on from ``resume`` (its parameters after its lower bounds) when given."""
         best: EMResult | None = None
         for init in range(self.n_init if do_init else 1):
-            params = self._initial(source, rng, inits, prior) if do_init else self._params()
+            done: list[float] = []
+            if resume is not None and init == 0:
+                params, done = resume.params, resume.lower_bounds
+            elif do_init:
+                params = self._initial(source, rng, inits, prior)
+            else:
+                params = self._params()
             self._report(1, f"Initialization {init}")
             result = run_em(
                 pool,
@@ -825,6 +901,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 missing=self.n_missing_ > 0,
                 prior=prior,
                 relative=self.convergence == "relative",
+                done=done,
             )
             self._report(1, f"Initialization converged: {result.converged}")
             if best is None or result.lower_bound > best.lower_bound:

@@ -1996,3 +1996,100 @@ long whole_em(long kind, long mstep, long model, const double *X, const double *
     result[0] = (double)steps;
     return status;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* whole_fit: a whole fit of one of whole_em's models from the statistics of its start, in one
+ * call (mixture.py's GaussianMixture._fit_validated, the fits of select's grid): the start's
+ * M-step as mstep.FitMStep.unchecked takes it (mstep_closed; or, for the iterative and eigen
+ * models, mstep.mstep's N_k + nk_floor, d_k = sx_k / N_k around constrained_mstep from no start
+ * with the cold cap, pi_k = N_k / sum N, mu_k = c_k + d_k), whole_em's iterations from it
+ * (called again after an iteration whose M-step stopped at its warm cap, as lean.WholeLoop
+ * does), then the final E-step's log-likelihood and classification entropy
+ * (estep_rows_entropy). Each part is the function the Python path calls, on the same numbers
+ * in the same order, so the fit is that path's to the bit; whatever that path would do in
+ * Python is left to it: a start whose M-step declines, finds a covariance not positive
+ * definite or stops at its cap (Python says which, or warns), and an iteration whole_em hands
+ * back (its status 2 or 4). A small fit's Python around these calls (the start's parameters,
+ * the loop's buffers, the final pass's) cost several times their arithmetic.
+ *
+ * stats: nk (K), sx (K, D), sxx (the layout), shift (K, D): the start's statistics.
+ * param: whole_em's (means, weights, factors, covariances), written.
+ * settings: reg_covar, nk_floor, collapsed, tol; relative; max_iter (<= history's length);
+ *   floor_ as in whole_em; inner_tol, warm_max_iter (whole_em's), cold_max_iter (the start's).
+ * history: max_iter doubles.  work: whole_fit_work(mstep, model, K, D, kind) doubles.
+ * result: [0] iterations done, [1] the log-likelihood and [2] the entropy of the final
+ *   parameters, [3] whole_em's last status.
+ * scale, as whole_em's (the first call's calls is 0).
+ * Returns 1 when converged, 0 at max_iter, 5 when the start's M-step is Python's, 6 when an
+ * iteration is. */
+long whole_fit_work(long mstep, long model, long K, long D, long kind)
+{
+    const long size = precision_size(kind, K, D), stats = K + K * D + size;
+    long start;
+    if (mstep == WHOLE_CLOSED)
+        start = stats + K * D + 2 * K + K * D + 2 * size + 2 * K + K * D + D * D;
+    else
+        start = K + K * D + 2 * size + 2 * size + 3 + constrained_mstep_work(model, K, D);
+    const long final = stats + 5 + (2 * D + K + 5) * LEAN_ROWS + K;
+    return whole_em_work(mstep, model, K, D, kind) + start + final;
+}
+
+long whole_fit(long kind, long mstep, long model, const double *X, const double *w, long n,
+               long D, long K, const double *restrict stats, double *restrict param,
+               double reg_covar, double nk_floor, double collapsed, double tol, long relative,
+               long max_iter, double floor_, double inner_tol, long warm_max_iter,
+               long cold_max_iter, double *restrict history, double *restrict work,
+               double *restrict result, const double *restrict scale)
+{
+    const long size = precision_size(kind, K, D), n_stats = K + K * D + size;
+    double *means = param, *weights = means + K * D, *P = weights + K, *cov = P + size;
+    double *em_work = work, *start = em_work + whole_em_work(mstep, model, K, D, kind);
+    const double *nk_in = stats, *sx = stats + K, *sxx = sx + K * D, *shift = sxx + size;
+    long total_start = 0;
+    if (mstep == WHOLE_CLOSED) {
+        double *mout = start, *mscratch = mout + 2 * K + K * D + 2 * size;
+        if (mstep_closed(model, stats, K, D, reg_covar, nk_floor, mout, mscratch) >= 0)
+            return 5;
+        /* out: weights, N, means, covariances, factors */
+        memcpy(weights, mout, (size_t)K * sizeof(double));
+        memcpy(means, mout + 2 * K, (size_t)(K * D) * sizeof(double));
+        memcpy(cov, mout + 2 * K + K * D, (size_t)size * sizeof(double));
+        memcpy(P, mout + 2 * K + K * D + size, (size_t)size * sizeof(double));
+        total_start = 2 * K + K * D + 2 * size + 2 * K + K * D + D * D;
+    } else {
+        double *in = start, *nkf = in, *d = nkf + K, *mout = in + K + K * D + 2 * size;
+        double *mwork = mout + 2 * size + 3;
+        for (long k = 0; k < K; k++) nkf[k] = nk_in[k] + nk_floor;
+        for (long k = 0; k < K; k++)
+            for (long j = 0; j < D; j++) d[k * D + j] = sx[k * D + j] / nkf[k];
+        memcpy(d + K * D, sxx, (size_t)size * sizeof(double));
+        const long code = constrained_mstep(model, K, D, in, 0, reg_covar, inner_tol,
+                                            cold_max_iter, mout, mwork);
+        if (code <= 0 || mout[2 * size + 2] == 0.0) return 5;
+        const double total = numpy_sum(nkf, K);
+        for (long k = 0; k < K; k++) weights[k] = nkf[k] / total;
+        for (long i = 0; i < K * D; i++) means[i] = shift[i] + d[i];
+        memcpy(cov, mout, (size_t)size * sizeof(double));
+        memcpy(P, mout + size, (size_t)size * sizeof(double));
+        total_start = K + K * D + 2 * size + 2 * size + 3 + constrained_mstep_work(model, K, D);
+    }
+    double *final = start + total_start, *final_scratch = final + n_stats + 5;
+    long done = 0, status = 0;
+    double previous = -INFINITY, em_result[4];
+    while (done < max_iter) {
+        status = whole_em(kind, mstep, model, X, w, n, D, K, param, reg_covar, nk_floor,
+                          collapsed, tol, relative, max_iter - done, floor_, previous,
+                          inner_tol, warm_max_iter, history + done, em_work, em_result, scale,
+                          done);
+        done += (long)em_result[0];
+        if (status != 3) break;
+        previous = history[done - 1]; /* a capped warm M-step: lean.WholeLoop goes on */
+    }
+    result[0] = (double)done;
+    result[3] = (double)status;
+    if (status == 2 || status == 4) return 6;
+    estep_rows_entropy(kind, X, w, n, D, K, param, floor_, final, final_scratch);
+    result[1] = final[n_stats];
+    result[2] = final[n_stats + 4];
+    return status == 1 ? 1 : 0;
+}

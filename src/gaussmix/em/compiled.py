@@ -13,7 +13,9 @@ and a few copies (asking numpy for an array's address costs about as much as a s
 runs a whole fit's iterations, E-step and M-step, in one call (``lean.UnivariateLoop``), and
 ``whole_em`` the same for every other model whose M-step is one of the two below: a
 ``WholeEM`` calls ``estep_rows`` and that M-step in turn, iteration after iteration
-(``lean.WholeLoop``).
+(``lean.WholeLoop``). ``whole_fit`` is a whole fit of those models from its start's
+statistics, the start's M-step, ``whole_em`` and the final E-step in one call (a
+``WholeFit``, for ``GaussianMixture._fit_validated``: the fits of ``select``'s grid).
 
 ``constrained_mstep`` is the same for the M-step of the iterative and eigen models
 (``Covariance.compiled_mstep``): a ``ConstrainedMstep`` per thread and shape holds its buffers.
@@ -84,6 +86,11 @@ def _load() -> ctypes.CDLL | None:
     lib.whole_em.restype = _N
     lib.whole_em_work.argtypes = [_N, _N, _N, _N, _N]
     lib.whole_em_work.restype = _N
+    lib.whole_fit.argtypes = [_N, _N, _N, _P, _P, _N, _N, _N, _P, _P, _F, _F, _F, _F, _N, _N]
+    lib.whole_fit.argtypes += [_F, _F, _N, _N, _P, _P, _P, _P]
+    lib.whole_fit.restype = _N
+    lib.whole_fit_work.argtypes = [_N, _N, _N, _N, _N]
+    lib.whole_fit_work.restype = _N
     lib.precision_factors.argtypes = [_P, _N, _N, _P, _P]
     lib.precision_factors.restype = _N
     lib.orientation_sweeps.argtypes = [_P, _P, _N, _N, _N, _F, _F, _N, _P, _P, _P, _P]
@@ -625,6 +632,94 @@ def whole_em(
     key = (layout, model, means_shape, shape, WholeEM.BATCH)
     make = partial(WholeEM, _LIB, X, weights, layout, model, means_shape, shape)
     return _kept(_WHOLE_EMS, key, make, X, weights)
+
+
+class WholeFit(_RowsCall):
+    """One fit's call of ``whole_fit`` (``_kernels.c``): a whole fit of the rows X (n, D) in
+    float64 with weights (n,) or None, for K components of the storage layout ``layout`` and
+    shape ``shape`` with the M-step named ``model``, from the statistics of its start (set
+    ``nk``, ``sx``, ``sxx`` and ``shift``, then call it): the start's M-step, ``whole_em``'s
+    iterations and the final E-step, the parameters left in ``means``, ``mixing``,
+    ``precision`` and ``covariances``. Build it with ``whole_fit``."""
+
+    # the most iterations (the history buffer's length)
+    BATCH = WholeEM.BATCH
+
+    def __init__(
+        self,
+        lib: ctypes.CDLL,
+        X: NDArray[np.float64],
+        weights: NDArray[np.float64] | None,
+        layout: str,
+        model: str,
+        means_shape: tuple[int, int],
+        shape: tuple[int, ...],
+    ) -> None:
+        k, d = means_shape
+        closed = model in _MSTEP_MODELS
+        family, code = (0, _MSTEP_MODELS[model]) if closed else (1, MSTEP_KERNELS[model])
+        kind = _LAYOUTS[layout]
+        work = lib.whole_fit_work(family, code, k, d, kind)
+        self.batch = batch = self.BATCH
+        # the parameters (whole_em's param), the start's statistics, history, result, work
+        layout_of = ((k, d), (k,), shape, shape, (k,), (k, d), shape, (k, d), (batch,), (4,))
+        self.flat, views = _packed(*layout_of, (work,))
+        self.means, self.mixing, self.precision, self.covariances = views[:4]
+        self.nk, self.sx, self.sxx, self.shift = views[4:8]
+        self.history, self.result = views[8], views[9]
+        address = [self.flat.ctypes.data]
+        for view in views[:-1]:
+            address.append(address[-1] + 8 * view.size)
+        self._param, self._stats = address[0], address[4]
+        self._buffers = (address[8], address[10], address[9])  # history, work, result
+        self._call, self._head, self.lib = lib.whole_fit, (kind, family, code), lib
+        self._bound = _Bound()
+        self.bind(X, weights)
+
+    def _point(self, X: NDArray[np.float64], weights: int | None) -> None:
+        n, d = X.shape
+        k = self.mixing.shape[0]
+        self._args = (*self._head, X.ctypes.data, weights, n, d, k, self._stats, self._param)
+
+    def __call__(
+        self, settings: tuple[float, float, float, float, int], max_iter: int, floor: float,
+        inner: tuple[float, int, int], scale: int | None = None,
+    ) -> int:  # fmt: skip
+        """The fit from the statistics set: ``settings`` (reg_covar, nk_floor, collapsed,
+        tol, relative), ``max_iter`` (at most ``BATCH``) and ``floor`` as ``WholeEM``'s,
+        ``inner`` (tol, warm cap, the start's cold cap) constrained.py's, ``scale`` as
+        ``WholeEM``'s. Returns 1 converged, 0 at max_iter (the lower bounds in
+        ``history[:result[0]]``, the final log-likelihood and entropy ``result[1:3]``), 5 when
+        the start's M-step is the Python path's, 6 when an iteration is (then nothing here is
+        the fit's)."""
+        if max_iter > self.batch:
+            raise ValueError(f"whole_fit runs at most {self.batch} iterations")
+        status = self._call(*self._args, *settings, max_iter, floor, *inner, *self._buffers, scale)
+        return int(status)
+
+
+_WHOLE_FITS = threading.local()
+
+
+def whole_fit(
+    X: NDArray[np.float64],
+    weights: NDArray[np.float64] | None,
+    layout: str,
+    model: str,
+    matrices: bool,
+    means_shape: tuple[int, int],
+    shape: tuple[int, ...],
+) -> WholeFit | None:
+    """This thread's ``WholeFit`` of the shape, bound to these C-ordered float64 rows (and
+    weights), or None where ``whole_em`` would be (``_mstep_in_c``)."""
+    if _LIB is None or layout not in _LAYOUTS or not _mstep_in_c(model, means_shape[1], matrices):
+        return None
+    for array in (X, weights):
+        if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
+            raise ValueError("whole_fit takes C-ordered float64 rows and weights")
+    key = (layout, model, means_shape, shape, WholeFit.BATCH)
+    make = partial(WholeFit, _LIB, X, weights, layout, model, means_shape, shape)
+    return _kept(_WHOLE_FITS, key, make, X, weights)
 
 
 # Above this many features the inner loops' O(D^3) C arithmetic stops being small beside the

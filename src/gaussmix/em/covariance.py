@@ -68,7 +68,7 @@ def _degenerate(component: int | None, what: str) -> DegenerateCovarianceError:
 def _cholesky_lower(matrices: Array, shared: bool) -> Array:
     """Batched lower Cholesky factors; a clear error naming the first failing component."""
     stack = matrices[None] if shared else matrices
-    finite = np.isfinite(stack).reshape(stack.shape[0], -1).all(axis=1)
+    finite = np.asarray(np.isfinite(stack).reshape(stack.shape[0], -1).all(axis=1))
     if finite.all():  # LAPACK lets NaN through without an error
         try:
             return np.asarray(np.linalg.cholesky(matrices), dtype=np.float64)

@@ -29,6 +29,7 @@ from gaussmix.em.hc import hc_start
 from gaussmix.em.mstep import FitMStep, stats_from_resp
 from gaussmix.em.params import Params
 from gaussmix.em.prior import ResolvedPrior
+from gaussmix.em.stats import SuffStats
 from gaussmix.errors import GaussmixError
 
 Array = NDArray[np.float64]
@@ -221,6 +222,20 @@ INIT_METHODS: dict[str, InitMethod] = {
 DRAWS_NOTHING = frozenset({"hc", "quantile"})
 
 
+def start_statistics(
+    X: Data,
+    sample_weight: Array | None,
+    n_components: int,
+    covariance: Covariance,
+    method: str,
+    rng: np.random.RandomState | None,
+) -> SuffStats:
+    """The statistics of the initial responsibilities that ``method`` (``INIT_METHODS``) draws
+    for the rows X and their weights, from which the start's M-step gives its parameters."""
+    resp = INIT_METHODS[method](X, n_components, rng, sample_weight)
+    return stats_from_resp(X, resp, covariance, sample_weight, n_components=n_components)
+
+
 def initial_params(
     rows: Callable[[], tuple[Data, Array | None]],
     n_components: int,
@@ -252,8 +267,7 @@ def initial_params(
         weights, means = weights_init, means_init
     else:
         X, sample_weight = rows()
-        resp = INIT_METHODS[method](X, n_components, rng, sample_weight)
-        stats = stats_from_resp(X, resp, covariance, sample_weight, n_components=n_components)
+        stats = start_statistics(X, sample_weight, n_components, covariance, method, rng)
         # the M-step a fit's iterations run (in C where they do), on these statistics
         step = FitMStep(covariance, stats.sx.shape, reg_covar, prior).unchecked(stats)
         weights = step.weights if weights_init is None else weights_init

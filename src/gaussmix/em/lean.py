@@ -73,6 +73,7 @@ from numpy.typing import NDArray
 
 from gaussmix.data.sources import ArraySource
 from gaussmix.em import compiled, constrained
+from gaussmix.em.covariance import Covariance
 from gaussmix.em.mstep import _NK_FLOOR, singular_scale
 from gaussmix.em.parallel import InProcess, Workers
 from gaussmix.em.params import Params
@@ -167,21 +168,31 @@ def lean_pass(
     """The lean pass for a fit, or None when the general pass serves it: rows not in one
     in-memory array of this process, missing entries, the float32 kernel, no ``reg_covar``,
     or a pass above ``LEAN_MAX_WORK``."""
-    if not isinstance(workers, InProcess) or missing or np.dtype(dtype) != np.float64:
+    if not isinstance(workers, InProcess):
+        return None
+    rows = lean_rows(workers.source, params.n_components, dtype, missing, reg_covar)
+    return None if rows is None else LeanPass(*rows, params)
+
+
+def lean_rows(
+    source: object, n_components: int, dtype: DType, missing: bool, reg_covar: float
+) -> tuple[Array, Array | None] | None:
+    """The rows (C-ordered float64) and weights of a fit in this process that the lean pass
+    serves (``lean_pass``, whose conditions but the workers' these are), else None."""
+    if missing or np.dtype(dtype) != np.float64:
         return None
     if not (reg_covar > 0.0 or _ZERO_VARIANCE_IS_SINGULAR.get()):  # see the module docstring
         return None
-    source = workers.source
     if not isinstance(source, ArraySource) or not isinstance(source.X, np.ndarray):
         return None
     n, d = source.X.shape
-    if n == 0 or lean_work(n, params.n_components, d) > LEAN_MAX_WORK:
+    if n == 0 or lean_work(n, n_components, d) > LEAN_MAX_WORK:
         return None
     X = np.ascontiguousarray(source.X, dtype=np.float64)
     weights = source.sample_weight
     if weights is not None:
         weights = np.ascontiguousarray(weights, dtype=np.float64)
-    return LeanPass(X, weights, params)
+    return X, weights
 
 
 def final_pass(
@@ -395,14 +406,115 @@ def whole_loop(
     univariate = univariate_loop(lean, params, prior)
     if univariate is not None:
         return univariate
-    if lean is None or not lean.in_c or prior is not None or not WHOLE_LOOP_IN_C:
+    if lean is None or not lean.in_c:
         return None
-    cov = params.covariance
-    model = cov.compiled_mstep
+    model = _whole_model(params.covariance, params.n_features, prior)
     if model is None:
         return None
+    cov = params.covariance
     loop = compiled.whole_em(
         lean.X, lean.weights, cov.layout, model, cov.matrix_layout,
         (params.n_components, params.n_features), lean.shape,
     )  # fmt: skip
     return None if loop is None else WholeLoop(loop, model, lean)
+
+
+def _whole_model(
+    covariance: Covariance, n_features: int, prior: ResolvedPrior | None
+) -> str | None:
+    """The C M-step (``Covariance.compiled_mstep``) whose iterations a ``WholeLoop`` runs for
+    a fit of this model and prior, or None: a prior's fits are run_em's loop's, and those on
+    one feature of a model the univariate loop takes are that loop's."""
+    if prior is not None or not WHOLE_LOOP_IN_C:
+        return None
+    if n_features == 1 and covariance.univariate is not None and UNIVARIATE_IN_C:
+        return None
+    return covariance.compiled_mstep
+
+
+@dataclass(frozen=True)
+class WholeFitRun:
+    """A whole fit in C (``WholeFit``): its parameters, the lower bounds of its iterations,
+    whether the last converged, and the final E-step's log-likelihood and classification
+    entropy; or, where an iteration is run_em's (``finished`` False), the parameters that
+    iteration starts from and the lower bounds before it (the entropy and log-likelihood NaN):
+    run_em goes on from there (its ``done``)."""
+
+    params: Params
+    lower_bounds: list[float]
+    converged: bool
+    log_likelihood: float
+    entropy: float
+    finished: bool = True
+
+
+class WholeFit:
+    """A fit's start M-step, ``run_em``'s iterations and ``final_pass``'s E-step in one C call
+    (``compiled.WholeFit``), where ``run_em`` would run them all in a ``WholeLoop`` and the lean
+    pass: the same functions on the same numbers, so the fit is that path's to the bit. Where
+    that path would run Python it stops: before the start's M-step (it declines, finds a
+    covariance not positive definite or stops at its cap: the call returns None, and the
+    caller takes the start's M-step in Python), or before an iteration that is run_em's (an
+    unfinished ``WholeFitRun``, from which run_em goes on)."""
+
+    def __init__(
+        self, call: compiled.WholeFit, covariance: Covariance, X: Array, weights: Array | None
+    ) -> None:
+        self.call, self.covariance = call, covariance
+        # the rows the call reads by address, kept alive with it (they may be a C-ordered copy)
+        self.X, self.weights = X, weights
+
+    def __call__(
+        self, stats: SuffStats, *, max_iter: int, tol: float, reg_covar: float, relative: bool,
+        collapsed: float,
+    ) -> WholeFitRun | None:  # fmt: skip
+        """The fit from the start's statistics (``init.start_statistics``); the arguments are
+        ``loop.run_em``'s (``collapsed`` its ``COLLAPSED_WEIGHT``)."""
+        call = self.call.bind(self.X, self.weights)
+        call.nk[...], call.sx[...], call.sxx[...], call.shift[...] = (
+            stats.nk,
+            stats.sx,
+            stats.sxx,
+            stats.shift,
+        )
+        settings = (reg_covar, _NK_FLOOR, collapsed, tol, int(relative))
+        inner = (constrained.INNER_TOL, constrained.WARM_MAX_ITER, constrained.INNER_MAX_ITER)
+        status = call(settings, max_iter, _FLOOR, inner, _scale_address(call.means.shape[1]))
+        if status == 5:
+            return None
+        done, log_likelihood, entropy, _ = call.result.tolist()
+        if status == 6:
+            log_likelihood = entropy = math.nan
+        params = Params(
+            weights=call.mixing.copy(),
+            means=call.means.copy(),
+            precisions_cholesky=call.precision.copy(),
+            covariance=self.covariance,
+            stored_covariances=call.covariances.copy(),
+        )
+        history = call.history[: int(done)].tolist()
+        return WholeFitRun(params, history, status == 1, log_likelihood, entropy, status != 6)
+
+
+def whole_fit(
+    source: object, covariance: Covariance, n_components: int, dtype: DType, missing: bool,
+    reg_covar: float, prior: ResolvedPrior | None,
+) -> WholeFit | None:  # fmt: skip
+    """The whole fit in C for a fit of ``source`` in this process (no forked workers) where
+    run_em would take the lean pass's C loop and a ``WholeLoop`` (``lean_rows``,
+    ``_whole_model``, ``compiled.whole_fit``), else None."""
+    if not compiled.loaded():
+        return None
+    rows = lean_rows(source, n_components, dtype, missing, reg_covar)
+    if rows is None:
+        return None
+    X, weights = rows
+    model = _whole_model(covariance, X.shape[1], prior)
+    if model is None:
+        return None
+    means_shape = (n_components, X.shape[1])
+    call = compiled.whole_fit(
+        X, weights, covariance.layout, model, covariance.matrix_layout, means_shape,
+        covariance.shape(*means_shape),
+    )  # fmt: skip
+    return None if call is None else WholeFit(call, covariance, X, weights)

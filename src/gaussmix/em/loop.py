@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial, reduce
 
@@ -138,6 +138,7 @@ def run_em(
     missing: bool = False,
     prior: ResolvedPrior | None = None,
     relative: bool = False,
+    done: Sequence[float] = (),
 ) -> EMResult:
     """Iterate EM from ``params`` until the lower bound changes by less than ``tol``.
 
@@ -163,11 +164,16 @@ def run_em(
     relative : mclust's stopping rule (its ``emControl``): stop when
         |L_t - L_{t-1}| / (1 + |L_t|) < tol, L the total log-likelihood n * lower bound, so
         that the threshold does not depend on the number of rows or the units of the data.
+    done : the lower bounds of the iterations that led to ``params`` already (a whole fit in C,
+        ``lean.WholeFit``, that handed the next one back): the fit goes on as if this loop had
+        run them, the last one the bound the next is compared with.
     """
-    history: list[float] = []
+    history: list[float] = list(done)
     reinitialized: list[tuple[int, int]] = []
     converged = False
-    n_iter = 0
+    n_iter = len(history)
+    if history:
+        lower_bound = history[-1]
     lean = lean_pass(workers, params, dtype, missing, reg_covar) if max_iter > 0 else None
     step: FitMStep | None = None  # made when this loop's first M-step needs it
     whole = whole_loop(lean, params, prior)

@@ -292,6 +292,17 @@ def shares_of(source: DataSource, rows: int, n_workers: int) -> list[DataSource]
     return [slice_rows(start, min(start + per_share, n)) for start in range(0, n, per_share)]
 
 
+def forked_shares(
+    source: DataSource, rows: int, n_threads: int | None = None
+) -> list[DataSource] | None:
+    """The shares of the rows that ``workers`` forks processes for, or None where it works in
+    this process (a source with its own executor aside)."""
+    # the shares first: asking whether this process may fork costs some 20 us, a tenth of a
+    # small fit of select's grid, which runs on one thread and so never forks
+    shares = shares_of(source, rows, n_threads or available_cores())
+    return shares if shares is not None and _can_fork() else None
+
+
 @contextmanager
 def workers(
     source: DataSource, rows: int, n_threads: int | None = None, fork: bool = True
@@ -305,11 +316,7 @@ def workers(
         yield own()
         return
     n = n_threads or available_cores()
-    # the shares first: asking whether this process may fork costs some 20 us, a tenth of a
-    # small fit of select's grid, which runs on one thread and so never forks
-    shares = shares_of(source, rows, n) if fork else None
-    if shares is not None and not _can_fork():
-        shares = None
+    shares = forked_shares(source, rows, n) if fork else None
     if shares is None:
         with block_map(n) as map_blocks:
             yield InProcess(source, map_blocks)

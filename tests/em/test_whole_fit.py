@@ -1,0 +1,106 @@
+"""A fit of ``select``'s grid in one C call (``GaussianMixture._whole_fit``: ``lean.WholeFit``,
+``_kernels.c``'s ``whole_fit``: the start's M-step, the iterations, the final E-step) against the
+same fit by ``_fit_validated``'s path (the start's M-step in Python, run_em with its whole loop,
+the final pass), which stays the reference: the same fit to the bit, its errors and the
+iterations it hands back to run_em included."""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gaussmix import GaussianMixture, select
+from gaussmix.data.sources import ArraySource
+from gaussmix.em import compiled, lean
+from gaussmix.em.covariance import MCLUST_MODELS
+from gaussmix.em.errors import DegenerateCovarianceError
+from gaussmix.selection import _data_variance, _grid_context
+from tests.conftest import mixture_data
+
+pytestmark = pytest.mark.skipif(not compiled.AVAILABLE, reason="the C loops were not built here")
+
+FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
+SCALARS = ("n_iter_", "converged_", "lower_bound_", "lower_bounds_", "log_likelihood_")
+
+
+def _fit(
+    X: np.ndarray, k: int, model: str, fast: bool, outcomes: collections.Counter[str], **kw: Any
+) -> tuple[Any, ...]:
+    """One cell's fit as ``select`` makes it (its arithmetic, ``_fit_validated``), by the whole
+    C fit where it applies (``fast``) or by the path; its fitted numbers, or its error."""
+    weights = kw.pop("sample_weight", None)
+    options = {"init_params": "hc", "tol": 1e-5, "convergence": "relative", "reg_covar": 0.0}
+    model_ = GaussianMixture(k, covariance_type=model, n_threads=1, **(options | kw))
+    original = lean.WholeFit.__call__
+
+    def counted(self: lean.WholeFit, *args: Any, **kwargs: Any) -> lean.WholeFitRun | None:
+        run = original(self, *args, **kwargs)
+        outcomes["start" if run is None else "finished" if run.finished else "handed back"] += 1
+        return run
+
+    with pytest.MonkeyPatch.context() as patch, _grid_context(_data_variance(X)):
+        patch.setattr(lean.WholeFit, "__call__", counted)
+        if not fast:
+            patch.setattr(GaussianMixture, "_whole_fit", lambda self, source: None)
+        try:
+            entropy = model_._fit_validated(ArraySource(X, weights))
+        except DegenerateCovarianceError as error:
+            return ("error", str(error))
+    numbers = tuple(getattr(model_, name) for name in FITTED)
+    return (entropy, *(getattr(model_, name) for name in SCALARS), *numbers)
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, np.ndarray):
+            np.testing.assert_array_equal(x, y)
+        else:
+            assert x == y
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_whole_fit_in_c_is_the_path_s_fit_to_the_bit(weighted: bool) -> None:
+    # 40 rows in 3-D: the larger K give components of one or two rows, whose fits fail at the
+    # start or hand an iteration back, as a grid's do on mclust's small data sets
+    X = mixture_data(3, n=40, n_features=3, n_components=3)
+    w = np.random.default_rng(1).uniform(0.5, 2.0, size=40) if weighted else None
+    fast_outcomes: collections.Counter[str] = collections.Counter()
+    path_outcomes: collections.Counter[str] = collections.Counter()
+    for model in MCLUST_MODELS:
+        for k in (1, 2, 3, 5, 8):
+            fast = _fit(X, k, model, True, fast_outcomes, sample_weight=w)
+            _same(fast, _fit(X, k, model, False, path_outcomes, sample_weight=w))
+    assert not path_outcomes  # the path runs no whole fit
+    # every way out of the C call was taken
+    assert fast_outcomes["finished"] > 40
+    assert fast_outcomes["start"] > 0 and fast_outcomes["handed back"] > 0
+
+
+def test_columns_starts_that_draw_and_their_random_state_are_the_path_s() -> None:
+    X = np.asfortranarray(mixture_data(5, n=60, n_features=2, n_components=3))  # a copy is bound
+    outcomes: collections.Counter[str] = collections.Counter()
+    for model in ("VVV", "VEV", "EII", "EVE"):
+        for k in (2, 4, 9):
+            for seed in (0, None):  # None: numpy's global state, what this test is about
+                np.random.seed(7)  # noqa: NPY002
+                fast = _fit(X, k, model, True, outcomes, init_params="kmeans", random_state=seed)
+                after_fast = np.random.get_state()[1].copy()  # noqa: NPY002
+                np.random.seed(7)  # noqa: NPY002
+                path = _fit(X, k, model, False, outcomes, init_params="kmeans", random_state=seed)
+                _same(fast, path)
+                # a fit that the path took over drew its start again from the state before
+                np.testing.assert_array_equal(after_fast, np.random.get_state()[1])  # noqa: NPY002
+    assert outcomes["finished"] > 0
+
+
+def test_a_grid_is_the_same_with_and_without_the_whole_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    X = mixture_data(2, n=50, n_features=3, n_components=2)
+    fast = select(X, range(1, 7), "all", random_state=0).to_dict()
+    monkeypatch.setattr(GaussianMixture, "_whole_fit", lambda self, source: None)
+    path = select(X, range(1, 7), "all", random_state=0).to_dict()
+    assert fast == path
+    assert any(r["error"] for r in fast["fits"])  # failed cells are among them
