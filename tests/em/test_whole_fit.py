@@ -32,7 +32,8 @@ def _fit(
     """One cell's fit as ``select`` makes it (its arithmetic, ``_fit_validated``), by the whole
     C fit where it applies (``fast``) or by the path; its fitted numbers, or its error."""
     weights = kw.pop("sample_weight", None)
-    options = {"init_params": "hc", "tol": 1e-5, "convergence": "relative", "reg_covar": 0.0}
+    options: dict[str, Any] = {"init_params": "hc", "tol": 1e-5, "convergence": "relative"}
+    options["reg_covar"] = 0.0
     model_ = GaussianMixture(k, covariance_type=model, n_threads=1, **(options | kw))
     original = lean.WholeFit.__call__
 
@@ -51,6 +52,12 @@ def _fit(
             return ("error", str(error))
     numbers = tuple(getattr(model_, name) for name in FITTED)
     return (entropy, *(getattr(model_, name) for name in SCALARS), *numbers)
+
+
+def _global_state() -> np.ndarray:
+    """The keys of numpy's global random state (what ``random_state=None`` draws from)."""
+    state: Any = np.random.get_state(legacy=True)  # noqa: NPY002
+    return np.asarray(state[1]).copy()
 
 
 def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
@@ -88,12 +95,12 @@ def test_columns_starts_that_draw_and_their_random_state_are_the_path_s() -> Non
             for seed in (0, None):  # None: numpy's global state, what this test is about
                 np.random.seed(7)  # noqa: NPY002
                 fast = _fit(X, k, model, True, outcomes, init_params="kmeans", random_state=seed)
-                after_fast = np.random.get_state()[1].copy()  # noqa: NPY002
+                after_fast = _global_state()
                 np.random.seed(7)  # noqa: NPY002
                 path = _fit(X, k, model, False, outcomes, init_params="kmeans", random_state=seed)
                 _same(fast, path)
                 # a fit that the path took over drew its start again from the state before
-                np.testing.assert_array_equal(after_fast, np.random.get_state()[1])  # noqa: NPY002
+                np.testing.assert_array_equal(after_fast, _global_state())
     assert outcomes["finished"] > 0
 
 
