@@ -654,7 +654,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     @contextmanager
     def _em(
-        self, source: DataSource, do_init: bool, resume: EMResult | None = None
+        self, source: DataSource, do_init: bool, resume: lean.WholeFitRun | None = None
     ) -> Iterator[Workers]:
         """EM from each initialisation on validated rows (the parameters validated too), the
         fitted attributes set; yields the workers that ran it, still there for a final pass.
@@ -738,7 +738,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.log_likelihood_ = float(final[0])
         return float(final[1])
 
-    def _whole_fit(self, source: DataSource) -> float | EMResult | None:
+    def _whole_fit(self, source: DataSource) -> float | lean.WholeFitRun | None:
         """``_fit_validated``'s fit in one C call (``lean.WholeFit``: the start's M-step, the
         iterations, the final E-step), where its path would run each of them in C one after
         another (one start, no prior, hook or verbose output, rows in this process that the
@@ -757,7 +757,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         inits = self._validate_inits(n_features)
         if any(value is not None for value in inits.values()):
             return None
-        if forked_shares(source, self._chunk_rows(n_features), self.n_threads) is not None:
+        threads = self.n_threads
+        if threads != 1 and forked_shares(source, self._chunk_rows(n_features), threads):
             return None
         cov = get_covariance(self.covariance_type)
         whole = lean.whole_fit(
@@ -767,7 +768,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             return None
         rng = self._random_state(source, True)
         state = None if rng is None else rng.get_state()
-        X, weights = self._init_rows_filled(source, rng)
+        X, weights = self._init_rows(source, rng)  # no missing entries to fill for the start
         stats = start_statistics(X, weights, self.n_components, cov, self.init_params, rng)
         run = whole(
             stats, max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar,
@@ -780,9 +781,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if rng is not None and state is not None:  # the start's draws are the path's
                 rng.set_state(state)
             return None
-        best = EMResult(run.params, run.lower_bounds, run.converged, len(run.lower_bounds))
         if not run.finished:
-            return best
+            return run
+        best = EMResult(run.params, run.lower_bounds, run.converged, len(run.lower_bounds))
         # the caller of _fit_validated: _adopt, here, _fit_validated
         self._adopt(best, source, stacklevel=4)
         self.log_likelihood_ = run.log_likelihood
@@ -874,15 +875,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         do_init: bool,
         pool: Workers,
         prior: ResolvedPrior | None = None,
-        resume: EMResult | None = None,
+        resume: lean.WholeFitRun | None = None,
     ) -> EMResult:
         """Run EM from each initialisation; the result with the best final lower bound. The
         first goes on from ``resume`` (its parameters after its lower bounds) when given."""
         best: EMResult | None = None
         for init in range(self.n_init if do_init else 1):
             done: list[float] = []
+            pending, declined = None, False
             if resume is not None and init == 0:
                 params, done = resume.params, resume.lower_bounds
+                pending, declined = resume.pending, resume.declined
             elif do_init:
                 params = self._initial(source, rng, inits, prior)
             else:
@@ -902,6 +905,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 prior=prior,
                 relative=self.convergence == "relative",
                 done=done,
+                pending=pending,
+                declined=declined,
             )
             self._report(1, f"Initialization converged: {result.converged}")
             if best is None or result.lower_bound > best.lower_bound:

@@ -667,6 +667,10 @@ class WholeFit(_RowsCall):
         self.means, self.mixing, self.precision, self.covariances = views[:4]
         self.nk, self.sx, self.sxx, self.shift = views[4:8]
         self.history, self.result = views[8], views[9]
+        # whole_em's E-step output (the statistics, log-likelihood, total weight, worst
+        # log-density and its row) at the work space's start: after a hand-back (status 6),
+        # those of the iteration handed back
+        self.estep = views[10][: k + k * d + math.prod(shape) + 4]
         address = [self.flat.ctypes.data]
         for view in views[:-1]:
             address.append(address[-1] + 8 * view.size)

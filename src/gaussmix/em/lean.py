@@ -107,8 +107,21 @@ class LeanPass:
     the parameters gives the statistics of all rows about the means (``stats.SuffStats``)."""
 
     def __init__(self, X: Array, weights: Array | None, params: Params) -> None:
-        cov = params.covariance
-        k, d = params.means.shape
+        self._shape_for(X, weights, params.covariance, params.n_components)
+
+    @classmethod
+    def of(
+        cls, X: Array, weights: Array | None, covariance: Covariance, n_components: int
+    ) -> LeanPass:
+        """The pass for K components of this covariance structure, without their parameters."""
+        pass_ = cls.__new__(cls)
+        pass_._shape_for(X, weights, covariance, n_components)
+        return pass_
+
+    def _shape_for(
+        self, X: Array, weights: Array | None, cov: Covariance, n_components: int
+    ) -> None:
+        k, d = n_components, X.shape[1]
         self.X, self.weights = X, weights
         self.layout, self.shape = cov.layout, cov.shape(k, d)
         self.k, self.means_shape = k, (k, d)
@@ -132,6 +145,11 @@ class LeanPass:
             return chunk_stats(self.X, params, self.weights)
         rows = rows.bind(self.X, self.weights)
         out = rows(params.means, params.weights, params.precisions_cholesky, _FLOOR)
+        return self.statistics(out, params.means)
+
+    def statistics(self, out: Array, means: Array) -> SuffStats:
+        """The statistics about ``means`` of the C pass's flat output ``out`` (its own array:
+        the statistics are views of it)."""
         loglik, count, worst, row = out[-4:].tolist()
         return SuffStats(
             n=count,
@@ -139,7 +157,7 @@ class LeanPass:
             nk=out[: self.k],
             sx=out[self.sx].reshape(self.means_shape),
             sxx=out[self.sxx].reshape(self.shape),
-            shift=params.means,
+            shift=means,
             worst_loglik=worst,
             worst_x=self.X[int(row)],  # a view: the pass's rows are never written
         )
@@ -446,6 +464,10 @@ class WholeFitRun:
     log_likelihood: float
     entropy: float
     finished: bool = True
+    # unfinished: the E-step's statistics of the iteration handed back (at ``params``), and
+    # whether the C M-step declined it (then the fit's later iterations are run_em's too)
+    pending: SuffStats | None = None
+    declined: bool = False
 
 
 class WholeFit:
@@ -463,6 +485,9 @@ class WholeFit:
         self.call, self.covariance = call, covariance
         # the rows the call reads by address, kept alive with it (they may be a C-ordered copy)
         self.X, self.weights = X, weights
+        k = call.means.shape[0]
+        # the lean pass's reading of an E-step's output (a hand-back's pending statistics)
+        self.pass_ = LeanPass.of(X, weights, covariance, k)
 
     def __call__(
         self, stats: SuffStats, *, max_iter: int, tol: float, reg_covar: float, relative: bool,
@@ -482,7 +507,7 @@ class WholeFit:
         status = call(settings, max_iter, _FLOOR, inner, _scale_address(call.means.shape[1]))
         if status == 5:
             return None
-        done, log_likelihood, entropy, _ = call.result.tolist()
+        done, log_likelihood, entropy, last = call.result.tolist()
         if status == 6:
             log_likelihood = entropy = math.nan
         params = Params(
@@ -493,7 +518,10 @@ class WholeFit:
             stored_covariances=call.covariances.copy(),
         )
         history = call.history[: int(done)].tolist()
-        return WholeFitRun(params, history, status == 1, log_likelihood, entropy, status != 6)
+        pending = self.pass_.statistics(call.estep.copy(), params.means) if status == 6 else None
+        return WholeFitRun(
+            params, history, status == 1, log_likelihood, entropy, status != 6, pending, last == 4
+        )
 
 
 def whole_fit(

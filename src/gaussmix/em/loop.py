@@ -139,6 +139,8 @@ def run_em(
     prior: ResolvedPrior | None = None,
     relative: bool = False,
     done: Sequence[float] = (),
+    pending: SuffStats | None = None,
+    declined: bool = False,
 ) -> EMResult:
     """Iterate EM from ``params`` until the lower bound changes by less than ``tol``.
 
@@ -167,6 +169,9 @@ def run_em(
     done : the lower bounds of the iterations that led to ``params`` already (a whole fit in C,
         ``lean.WholeFit``, that handed the next one back): the fit goes on as if this loop had
         run them, the last one the bound the next is compared with.
+    pending : with ``done``, the E-step's statistics at ``params`` that C computed for the
+        iteration it handed back (that iteration is then this loop's, from them), and
+        ``declined`` whether its M-step declined it (the later ones are then this loop's too).
     """
     history: list[float] = list(done)
     reinitialized: list[tuple[int, int]] = []
@@ -177,8 +182,10 @@ def run_em(
     lean = lean_pass(workers, params, dtype, missing, reg_covar) if max_iter > 0 else None
     step: FitMStep | None = None  # made when this loop's first M-step needs it
     whole = whole_loop(lean, params, prior)
+    if pending is not None and isinstance(whole, WholeLoop):
+        whole.declined = declined  # as the whole loop would have set it, handing back
     while n_iter < max_iter:
-        if whole is not None:  # iterations in one C call (lean.py)
+        if whole is not None and pending is None:  # iterations in one C call (lean.py)
             run = whole(
                 params, lower_bound=lower_bound, max_iter=max_iter - n_iter, tol=tol,
                 reg_covar=reg_covar, relative=relative, collapsed=COLLAPSED_WEIGHT,
@@ -194,7 +201,9 @@ def run_em(
                 break
             # else the next iteration is this loop's: its error, or a collapse
         n_iter += 1
-        if lean is None:
+        if pending is not None:  # this iteration's E-step, C's already
+            stats, pending = pending, None
+        elif lean is None:
             stats = pass_stats(workers, rows, params, dtype, missing)
         else:
             stats = lean(params)
