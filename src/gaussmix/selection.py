@@ -120,6 +120,7 @@ from gaussmix.data.sources import ArraySource, check_missing_blocks
 from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covariance
 from gaussmix.em.covariance import MCLUST_MODELS, UNIVARIATE_MODELS
 from gaussmix.em.errors import ComponentCollapseWarning, InnerIterationWarning
+from gaussmix.em.init import shared_starts
 from gaussmix.em.lean import zero_variance_is_singular
 from gaussmix.em.missing import log_prob_observed
 from gaussmix.em.mstep import singular_fails
@@ -636,14 +637,15 @@ _IN_GRID: ContextVar[NDArray[np.float64] | None] = ContextVar("gaussmix_in_grid"
 
 @contextmanager
 def _grid_context(data_variance: NDArray[np.float64]) -> Iterator[None]:
-    """The context of a grid's fits, ``_quiet`` and ``_as_mclust``: entered once for all the
+    """The context of a grid's fits, ``_quiet``, ``_as_mclust`` and the shared start
+    statistics of ``init.shared_starts`` (the grid's rows are not written): entered once for all the
     fits that run in this process (``_run``), where each fit's own entering found it there
     (some 8 us a fit, against 150-250 us for a fit of a small data set's grid); a fit in a
     worker process enters it itself."""
     if _IN_GRID.get() is data_variance:
         yield
         return
-    with _quiet(), _as_mclust(data_variance):
+    with _quiet(), _as_mclust(data_variance), shared_starts():
         token = _IN_GRID.set(data_variance)
         try:
             yield

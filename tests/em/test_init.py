@@ -195,3 +195,45 @@ def test_the_hierarchical_start_as_labels_is_the_one_hot_start() -> None:
         labels = hc_start(X, k)
         assert labels.shape == (120,)
         np.testing.assert_array_equal(np.eye(k)[labels], hc_resp(X, k))
+
+
+def test_start_statistics_are_shared_in_a_grid_only_between_fits_that_take_them_alike() -> None:
+    import dataclasses
+
+    from gaussmix.em import REGISTRY, get_covariance
+    from gaussmix.em.mstep import stats_from_resp
+
+    X = mixture_data(4, n=150, n_features=3, n_components=3)
+    names = [name for name in REGISTRY if name not in ("E", "V")]
+    taken: list[int] = []
+
+    def start(rows: np.ndarray, name: str, k: int) -> object:
+        return init.start_statistics(rows, None, k, get_covariance(name), "hc", None)
+
+    real = init.stats_from_resp
+    try:
+        init.stats_from_resp = lambda *a, **kw: taken.append(1) or real(*a, **kw)  # type: ignore[assignment]
+        with init.shared_starts():
+            shared = {(name, k): start(X, name, k) for name in names for k in (2, 3)}
+            # full, tied, diagonal, spherical: four layouts' code takes them, per K
+            assert len(taken) == 8
+            again = start(X, "VVV", 3)
+            assert len(taken) == 8
+            start(X.copy(), "VVV", 3)  # other rows (the same numbers): their own
+            start(np.asfortranarray(X), "VVV", 3)
+            assert len(taken) == 10
+        start(X, "VVV", 3)  # outside the block nothing is kept
+        assert len(taken) == 11
+    finally:
+        init.stats_from_resp = real  # type: ignore[assignment]
+    for (name, k), stats in shared.items():
+        cov = get_covariance(name)
+        fresh = stats_from_resp(X, init.hc_start(X, k), cov, None, n_components=k)
+        for field in dataclasses.fields(fresh):
+            np.testing.assert_array_equal(getattr(stats, field.name), getattr(fresh, field.name))
+    # each caller has its own copy: writing one changes no other
+    mine, theirs = shared[("full", 3)], again
+    for field in dataclasses.fields(mine):
+        value = getattr(mine, field.name)
+        if isinstance(value, np.ndarray):
+            assert not np.shares_memory(value, getattr(theirs, field.name)), field.name
