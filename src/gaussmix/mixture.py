@@ -716,13 +716,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if feature_names is not None:
                 self.feature_names_in_ = feature_names.copy()
         self.n_missing_ = n_missing
-        resume = None
-        if do_init:
-            done = self._whole_fit(source)
-            if isinstance(done, float):
-                return done
-            resume = done
-        with self._em(source, do_init, resume) as pool:
+        done = self._whole_fit(source, warm=not do_init)
+        if isinstance(done, float):
+            return done
+        with self._em(source, do_init, done) as pool:
             params = self._fitted_params()
             final = final_pass(pool, params, self.dtype, n_missing > 0, self.reg_covar)
             if final is None:
@@ -738,7 +735,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.log_likelihood_ = float(final[0])
         return float(final[1])
 
-    def _whole_fit(self, source: DataSource) -> float | lean.WholeFitRun | None:
+    def _whole_fit(self, source: DataSource, warm: bool = False) -> float | lean.WholeFitRun | None:
         """``_fit_validated``'s fit in one C call (``lean.WholeFit``: the start's M-step, the
         iterations, the final E-step), where its path would run each of them in C one after
         another (one start, no prior, hook or verbose output, rows in this process that the
@@ -748,9 +745,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Where the path runs Python, it takes over: at the start (its M-step raises the named
         error of a degenerate covariance here, or else the fit is the path's from its start,
         the random state as it was: None), or at an iteration of run_em's (the EM so far, from
-        which ``_fit_inits`` goes on)."""
+        which ``_fit_inits`` goes on). ``warm``: a warm start's fit, from the fitted parameters.
+        """
         n, n_features = source.n_samples, source.n_features
-        if self.n_init != 1 or self.verbose or self.prior is not None or n < self.n_components:
+        if (self.n_init != 1 and not warm) or self.verbose or self.prior is not None:
+            return None
+        if n < self.n_components:
             return None
         if not 1 <= self.max_iter <= compiled.WholeFit.BATCH or _ITERATION_HOOK.get() is not None:
             return None
@@ -766,14 +766,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         )
         if whole is None:
             return None
+        fit = partial(
+            whole, max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar,
+            relative=self.convergence == "relative", collapsed=COLLAPSED_WEIGHT,
+        )  # fmt: skip
+        if warm:  # from the fitted parameters, as _fit_inits starts a warm start's run_em
+            return self._adopt_whole(fit(None, warm=(self._params(), self.lower_bound_)), source)
         rng = self._random_state(source, True)
         state = None if rng is None else rng.get_state()
         X, weights = self._init_rows(source, rng)  # no missing entries to fill for the start
         stats = start_statistics(X, weights, self.n_components, cov, self.init_params, rng)
-        run = whole(
-            stats, max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar,
-            relative=self.convergence == "relative", collapsed=COLLAPSED_WEIGHT,
-        )  # fmt: skip
+        run = fit(stats)
         if run is None:
             # the path's start M-step on the same statistics: its named error, if it raises
             # one (a covariance not positive definite), is the fit's
@@ -781,11 +784,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if rng is not None and state is not None:  # the start's draws are the path's
                 rng.set_state(state)
             return None
-        if not run.finished:
+        return self._adopt_whole(run, source)
+
+    def _adopt_whole(
+        self, run: lean.WholeFitRun | None, source: DataSource
+    ) -> float | lean.WholeFitRun | None:
+        """A finished whole fit's attributes set, and its classification entropy; else it."""
+        if run is None or not run.finished:
             return run
         best = EMResult(run.params, run.lower_bounds, run.converged, len(run.lower_bounds))
-        # the caller of _fit_validated: _adopt, here, _fit_validated
-        self._adopt(best, source, stacklevel=4)
+        # the caller of _fit_validated: _adopt, here, _whole_fit, _fit_validated
+        self._adopt(best, source, stacklevel=5)
         self.log_likelihood_ = run.log_likelihood
         return run.entropy
 

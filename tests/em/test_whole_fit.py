@@ -30,7 +30,8 @@ def _fit(
     X: np.ndarray, k: int, model: str, fast: bool, outcomes: collections.Counter[str], **kw: Any
 ) -> tuple[Any, ...]:
     """One cell's fit as ``select`` makes it (its arithmetic, ``_fit_validated``), by the whole
-    C fit where it applies (``fast``) or by the path; its fitted numbers, or its error."""
+    C fit where it applies (``fast``) or by the path, then run on as its polish does; the
+    fitted numbers of both, or the error."""
     weights = kw.pop("sample_weight", None)
     options: dict[str, Any] = {"init_params": "hc", "tol": 1e-5, "convergence": "relative"}
     options["reg_covar"] = 0.0
@@ -40,18 +41,28 @@ def _fit(
     def counted(self: lean.WholeFit, *args: Any, **kwargs: Any) -> lean.WholeFitRun | None:
         run = original(self, *args, **kwargs)
         outcomes["start" if run is None else "finished" if run.finished else "handed back"] += 1
+        if kwargs.get("warm") is not None:
+            outcomes["warm"] += 1
         return run
 
     with pytest.MonkeyPatch.context() as patch, _grid_context(_data_variance(X)):
         patch.setattr(lean.WholeFit, "__call__", counted)
         if not fast:
-            patch.setattr(GaussianMixture, "_whole_fit", lambda self, source: None)
+            patch.setattr(GaussianMixture, "_whole_fit", lambda self, source, warm=False: None)
         try:
+            entropy = model_._fit_validated(ArraySource(X, weights))
+            first = _numbers(model_, entropy)
+            # and run on from there, as select's polish does (a warm start, a smaller tol)
+            model_.warm_start, model_.tol = True, 1e-9
             entropy = model_._fit_validated(ArraySource(X, weights))
         except DegenerateCovarianceError as error:
             return ("error", str(error))
-    numbers = tuple(getattr(model_, name) for name in FITTED)
-    return (entropy, *(getattr(model_, name) for name in SCALARS), *numbers)
+    return (*first, *_numbers(model_, entropy))
+
+
+def _numbers(model: GaussianMixture, entropy: float) -> tuple[Any, ...]:
+    numbers = tuple(getattr(model, name) for name in FITTED)
+    return (entropy, *(getattr(model, name) for name in SCALARS), *numbers)
 
 
 def _global_state() -> np.ndarray:
@@ -83,7 +94,7 @@ def test_the_whole_fit_in_c_is_the_path_s_fit_to_the_bit(weighted: bool) -> None
             _same(fast, _fit(X, k, model, False, path_outcomes, sample_weight=w))
     assert not path_outcomes  # the path runs no whole fit
     # every way out of the C call was taken
-    assert fast_outcomes["finished"] > 40
+    assert fast_outcomes["finished"] > 40 and fast_outcomes["warm"] > 20
     assert fast_outcomes["start"] > 0 and fast_outcomes["handed back"] > 0
 
 
@@ -107,7 +118,7 @@ def test_columns_starts_that_draw_and_their_random_state_are_the_path_s() -> Non
 def test_a_grid_is_the_same_with_and_without_the_whole_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     X = mixture_data(2, n=50, n_features=3, n_components=2)
     fast = select(X, range(1, 7), "all", random_state=0).to_dict()
-    monkeypatch.setattr(GaussianMixture, "_whole_fit", lambda self, source: None)
+    monkeypatch.setattr(GaussianMixture, "_whole_fit", lambda self, source, warm=False: None)
     path = select(X, range(1, 7), "all", random_state=0).to_dict()
     assert fast == path
     assert any(r["error"] for r in fast["fits"])  # failed cells are among them

@@ -2013,9 +2013,11 @@ long whole_em(long kind, long mstep, long model, const double *X, const double *
  * the loop's buffers, the final pass's) cost several times their arithmetic.
  *
  * stats: nk (K), sx (K, D), sxx (the layout), shift (K, D): the start's statistics.
+ *   NULL: a warm start, from the parameters in param (a fit run on from where it stopped).
  * param: whole_em's (means, weights, factors, covariances), written.
  * settings: reg_covar, nk_floor, collapsed, tol; relative; max_iter (<= history's length);
- *   floor_ as in whole_em; inner_tol, warm_max_iter (whole_em's), cold_max_iter (the start's).
+ *   floor_ as in whole_em; inner_tol, warm_max_iter (whole_em's), cold_max_iter (the start's);
+ *   previous: the lower bound the first iteration is compared with (-inf, or a warm start's).
  * history: max_iter doubles.  work: whole_fit_work(mstep, model, K, D, kind) doubles.
  * result: [0] iterations done, [1] the log-likelihood and [2] the entropy of the final
  *   parameters, [3] whole_em's last status.
@@ -2038,15 +2040,17 @@ long whole_fit(long kind, long mstep, long model, const double *X, const double 
                long D, long K, const double *restrict stats, double *restrict param,
                double reg_covar, double nk_floor, double collapsed, double tol, long relative,
                long max_iter, double floor_, double inner_tol, long warm_max_iter,
-               long cold_max_iter, double *restrict history, double *restrict work,
-               double *restrict result, const double *restrict scale)
+               long cold_max_iter, double previous, double *restrict history,
+               double *restrict work, double *restrict result, const double *restrict scale)
 {
     const long size = precision_size(kind, K, D), n_stats = K + K * D + size;
     double *means = param, *weights = means + K * D, *P = weights + K, *cov = P + size;
     double *em_work = work, *start = em_work + whole_em_work(mstep, model, K, D, kind);
     const double *nk_in = stats, *sx = stats + K, *sxx = sx + K * D, *shift = sxx + size;
     long total_start = 0;
-    if (mstep == WHOLE_CLOSED) {
+    if (!stats) {
+        /* a warm start: from the parameters in param */
+    } else if (mstep == WHOLE_CLOSED) {
         double *mout = start, *mscratch = mout + 2 * K + K * D + 2 * size;
         if (mstep_closed(model, stats, K, D, reg_covar, nk_floor, mout, mscratch) >= 0)
             return 5;
@@ -2075,7 +2079,7 @@ long whole_fit(long kind, long mstep, long model, const double *X, const double 
     }
     double *final = start + total_start, *final_scratch = final + n_stats + 5;
     long done = 0, status = 0;
-    double previous = -INFINITY, em_result[4];
+    double em_result[4];
     while (done < max_iter) {
         status = whole_em(kind, mstep, model, X, w, n, D, K, param, reg_covar, nk_floor,
                           collapsed, tol, relative, max_iter - done, floor_, previous,

@@ -87,7 +87,7 @@ def _load() -> ctypes.CDLL | None:
     lib.whole_em_work.argtypes = [_N, _N, _N, _N, _N]
     lib.whole_em_work.restype = _N
     lib.whole_fit.argtypes = [_N, _N, _N, _P, _P, _N, _N, _N, _P, _P, _F, _F, _F, _F, _N, _N]
-    lib.whole_fit.argtypes += [_F, _F, _N, _N, _P, _P, _P, _P]
+    lib.whole_fit.argtypes += [_F, _F, _N, _N, _F, _P, _P, _P, _P]
     lib.whole_fit.restype = _N
     lib.whole_fit_work.argtypes = [_N, _N, _N, _N, _N]
     lib.whole_fit_work.restype = _N
@@ -687,18 +687,23 @@ class WholeFit(_RowsCall):
 
     def __call__(
         self, settings: tuple[float, float, float, float, int], max_iter: int, floor: float,
-        inner: tuple[float, int, int], scale: int | None = None,
+        inner: tuple[float, int, int], scale: int | None = None, warm: float | None = None,
     ) -> int:  # fmt: skip
         """The fit from the statistics set: ``settings`` (reg_covar, nk_floor, collapsed,
         tol, relative), ``max_iter`` (at most ``BATCH``) and ``floor`` as ``WholeEM``'s,
         ``inner`` (tol, warm cap, the start's cold cap) constrained.py's, ``scale`` as
-        ``WholeEM``'s. Returns 1 converged, 0 at max_iter (the lower bounds in
+        ``WholeEM``'s; ``warm``: a warm start's lower bound, the fit from the parameters set
+        (not the statistics). Returns 1 converged, 0 at max_iter (the lower bounds in
         ``history[:result[0]]``, the final log-likelihood and entropy ``result[1:3]``), 5 when
-        the start's M-step is the Python path's, 6 when an iteration is (then nothing here is
-        the fit's)."""
+        the start's M-step is the Python path's, 6 when an iteration is (the parameters it
+        starts from and its E-step's output ``estep`` left)."""
         if max_iter > self.batch:
             raise ValueError(f"whole_fit runs at most {self.batch} iterations")
-        status = self._call(*self._args, *settings, max_iter, floor, *inner, *self._buffers, scale)
+        head = self._args if warm is None else (*self._args[:-2], None, self._param)
+        previous = -math.inf if warm is None else warm
+        status = self._call(
+            *head, *settings, max_iter, floor, *inner, previous, *self._buffers, scale
+        )
         return int(status)
 
 

@@ -485,26 +485,28 @@ class WholeFit:
         self.call, self.covariance = call, covariance
         # the rows the call reads by address, kept alive with it (they may be a C-ordered copy)
         self.X, self.weights = X, weights
-        k = call.means.shape[0]
-        # the lean pass's reading of an E-step's output (a hand-back's pending statistics)
-        self.pass_ = LeanPass.of(X, weights, covariance, k)
 
     def __call__(
-        self, stats: SuffStats, *, max_iter: int, tol: float, reg_covar: float, relative: bool,
-        collapsed: float,
+        self, stats: SuffStats | None, *, max_iter: int, tol: float, reg_covar: float,
+        relative: bool, collapsed: float, warm: tuple[Params, float] | None = None,
     ) -> WholeFitRun | None:  # fmt: skip
-        """The fit from the start's statistics (``init.start_statistics``); the arguments are
+        """The fit from the start's statistics (``init.start_statistics``), or with ``warm``
+        (parameters, their lower bound) from those parameters on; the other arguments are
         ``loop.run_em``'s (``collapsed`` its ``COLLAPSED_WEIGHT``)."""
         call = self.call.bind(self.X, self.weights)
-        call.nk[...], call.sx[...], call.sxx[...], call.shift[...] = (
-            stats.nk,
-            stats.sx,
-            stats.sxx,
-            stats.shift,
-        )
+        bound = None
+        if warm is not None:  # as lean.WholeLoop sets them
+            params, bound = warm
+            call.means[...], call.mixing[...] = params.means, params.weights
+            call.precision[...] = params.precisions_cholesky
+            call.covariances[...] = params.covariances
+        elif stats is not None:
+            call.nk[...], call.sx[...] = stats.nk, stats.sx
+            call.sxx[...], call.shift[...] = stats.sxx, stats.shift
         settings = (reg_covar, _NK_FLOOR, collapsed, tol, int(relative))
         inner = (constrained.INNER_TOL, constrained.WARM_MAX_ITER, constrained.INNER_MAX_ITER)
-        status = call(settings, max_iter, _FLOOR, inner, _scale_address(call.means.shape[1]))
+        scale = _scale_address(call.means.shape[1])
+        status = call(settings, max_iter, _FLOOR, inner, scale, bound)
         if status == 5:
             return None
         done, log_likelihood, entropy, last = call.result.tolist()
@@ -518,7 +520,10 @@ class WholeFit:
             stored_covariances=call.covariances.copy(),
         )
         history = call.history[: int(done)].tolist()
-        pending = self.pass_.statistics(call.estep.copy(), params.means) if status == 6 else None
+        pending = None
+        if status == 6:  # the lean pass's reading of the E-step's output, at params
+            reading = LeanPass.of(self.X, self.weights, self.covariance, call.means.shape[0])
+            pending = reading.statistics(call.estep.copy(), params.means)
         return WholeFitRun(
             params, history, status == 1, log_likelihood, entropy, status != 6, pending, last == 4
         )
