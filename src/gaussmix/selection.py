@@ -1043,10 +1043,19 @@ def select(
     in_memory = isinstance(data, _Rows)
     fitted: dict[tuple[int, str], tuple[FitRecord, GaussianMixture | None]] = {}
 
+    # a twin cell's record and model, kept with the fit they were made from (the tuple)
+    twins: dict[tuple[int, str], tuple[Any, tuple[FitRecord, GaussianMixture | None]]] = {}
+
     def of_cell(cell: tuple[int, str]) -> tuple[FitRecord, GaussianMixture | None]:
-        record, model = fitted[twin_of[cell]]
-        twin = None if model is None else _as_type(model, cell[1])
-        return _as_record(record, twin, cell[1]), twin
+        fit = fitted[twin_of[cell]]
+        if twin_of[cell] == cell:  # the cell's own fit
+            return fit
+        kept = twins.get(cell)
+        if kept is None or kept[0] is not fit:
+            record, model = fit
+            twin = None if model is None else _as_type(model, cell[1])
+            kept = twins[cell] = (fit, (_as_record(record, twin, cell[1]), twin))
+        return kept[1]
 
     def fit_tasks(
         chosen: Iterable[tuple[int, str]], starts: Callable[[int], list[tuple[str, int]]]
