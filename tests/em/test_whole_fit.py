@@ -22,6 +22,7 @@ from tests.conftest import mixture_data
 
 pytestmark = pytest.mark.skipif(not compiled.AVAILABLE, reason="the C loops were not built here")
 
+originals = {kind: kind.__call__ for kind in (lean.WholeFit, lean.UnivariateFit)}
 FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
 SCALARS = ("n_iter_", "converged_", "lower_bound_", "lower_bounds_", "log_likelihood_")
 
@@ -36,17 +37,17 @@ def _fit(
     options: dict[str, Any] = {"init_params": "hc", "tol": 1e-5, "convergence": "relative"}
     options["reg_covar"] = 0.0
     model_ = GaussianMixture(k, covariance_type=model, n_threads=1, **(options | kw))
-    original = lean.WholeFit.__call__
 
-    def counted(self: lean.WholeFit, *args: Any, **kwargs: Any) -> lean.WholeFitRun | None:
-        run = original(self, *args, **kwargs)
+    def counted(self: Any, *args: Any, **kwargs: Any) -> lean.WholeFitRun | None:
+        run = originals[type(self)](self, *args, **kwargs)
         outcomes["start" if run is None else "finished" if run.finished else "handed back"] += 1
         if kwargs.get("warm") is not None:
             outcomes["warm"] += 1
         return run
 
     with pytest.MonkeyPatch.context() as patch, _grid_context(_data_variance(X)):
-        patch.setattr(lean.WholeFit, "__call__", counted)
+        for kind in (lean.WholeFit, lean.UnivariateFit):
+            patch.setattr(kind, "__call__", counted)
         if not fast:
             patch.setattr(GaussianMixture, "_whole_fit", lambda self, source, warm=False: None)
         try:
@@ -98,6 +99,21 @@ def test_the_whole_fit_in_c_is_the_path_s_fit_to_the_bit(weighted: bool) -> None
     assert fast_outcomes["start"] > 0 and fast_outcomes["handed back"] > 0
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_one_feature_s_whole_fit_is_the_path_s_fit_to_the_bit(weighted: bool) -> None:
+    # E and V on 50 values (UnivariateFit): the larger K give classes of one or two values
+    x = np.concatenate([mixture_data(7, n=50, n_features=1, n_components=3), [[40.0]]])
+    w = np.random.default_rng(2).uniform(0.5, 2.0, size=x.shape[0]) if weighted else None
+    outcomes: collections.Counter[str] = collections.Counter()
+    for model in ("E", "V"):
+        for k in (1, 2, 3, 6, 9):
+            for start in ("hc", "quantile"):
+                fast = _fit(x, k, model, True, outcomes, sample_weight=w, init_params=start)
+                path = _fit(x, k, model, False, outcomes, sample_weight=w, init_params=start)
+                _same(fast, path)
+    assert outcomes["finished"] > 20 and outcomes["warm"] > 10
+
+
 def test_columns_starts_that_draw_and_their_random_state_are_the_path_s() -> None:
     X = np.asfortranarray(mixture_data(5, n=60, n_features=2, n_components=3))  # a copy is bound
     outcomes: collections.Counter[str] = collections.Counter()
@@ -115,10 +131,14 @@ def test_columns_starts_that_draw_and_their_random_state_are_the_path_s() -> Non
     assert outcomes["finished"] > 0
 
 
-def test_a_grid_is_the_same_with_and_without_the_whole_fit(monkeypatch: pytest.MonkeyPatch) -> None:
-    X = mixture_data(2, n=50, n_features=3, n_components=2)
+@pytest.mark.parametrize("n_features", [1, 3])
+def test_a_grid_is_the_same_with_and_without_the_whole_fit(
+    monkeypatch: pytest.MonkeyPatch, n_features: int
+) -> None:
+    X = mixture_data(2, n=50, n_features=n_features, n_components=2)
     fast = select(X, range(1, 7), "all", random_state=0).to_dict()
     monkeypatch.setattr(GaussianMixture, "_whole_fit", lambda self, source, warm=False: None)
     path = select(X, range(1, 7), "all", random_state=0).to_dict()
     assert fast == path
-    assert any(r["error"] for r in fast["fits"])  # failed cells are among them
+    if n_features == 3:
+        assert any(r["error"] for r in fast["fits"])  # failed cells are among them

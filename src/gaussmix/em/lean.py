@@ -74,7 +74,7 @@ from numpy.typing import NDArray
 from gaussmix.data.sources import ArraySource
 from gaussmix.em import compiled, constrained
 from gaussmix.em.covariance import Covariance
-from gaussmix.em.mstep import _NK_FLOOR, singular_scale
+from gaussmix.em.mstep import _NK_FLOOR, FitMStep, singular_scale
 from gaussmix.em.parallel import InProcess, Workers
 from gaussmix.em.params import Params
 from gaussmix.em.prior import ResolvedPrior
@@ -529,19 +529,63 @@ class WholeFit:
         )
 
 
+class UnivariateFit:
+    """``WholeFit``'s contract for a fit that a ``UnivariateLoop`` runs (one feature, E or V):
+    the start's M-step (``FitMStep.unchecked``, as ``init.initial_params`` takes it: its
+    named error raised here), the loop's one C call, and the final E-step of ``final_pass``
+    with the loop's buffers, one after another without run_em's and the fit's set-up around
+    them: the same calls, so the same fit. Where the loop stops before an iteration that is
+    run_em's, an unfinished ``WholeFitRun`` (no pending statistics: run_em's loop asks the C
+    loop first, which hands that iteration back again)."""
+
+    def __init__(self, lean: LeanPass, covariance: Covariance) -> None:
+        self.lean, self.covariance = lean, covariance
+
+    def __call__(
+        self, stats: SuffStats | None, *, max_iter: int, tol: float, reg_covar: float,
+        relative: bool, collapsed: float, warm: tuple[Params, float] | None = None,
+    ) -> WholeFitRun:  # fmt: skip
+        """As ``WholeFit.__call__``."""
+        if warm is not None:
+            params, bound = warm
+        elif stats is not None:
+            shape = stats.sx.shape
+            params = FitMStep(self.covariance, shape, reg_covar).unchecked(stats)
+            bound = -math.inf
+        else:  # pragma: no cover - a caller's bug
+            raise ValueError("a whole fit starts from statistics or from parameters")
+        loop = UnivariateLoop(self.lean, params, None)
+        run = loop(
+            params, lower_bound=bound, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
+            relative=relative, collapsed=collapsed,
+        )  # fmt: skip
+        if not (run.converged or len(run.lower_bounds) == max_iter):
+            return WholeFitRun(run.params, run.lower_bounds, False, math.nan, math.nan, False)
+        done = run.params
+        log_likelihood, entropy = loop.loop.loglik_and_entropy(
+            done.means[:, 0], done.weights, done.precisions_cholesky, _FLOOR
+        )
+        return WholeFitRun(done, run.lower_bounds, run.converged, log_likelihood, entropy)
+
+
 def whole_fit(
     source: object, covariance: Covariance, n_components: int, dtype: DType, missing: bool,
     reg_covar: float, prior: ResolvedPrior | None,
-) -> WholeFit | None:  # fmt: skip
+) -> WholeFit | UnivariateFit | None:  # fmt: skip
     """The whole fit in C for a fit of ``source`` in this process (no forked workers) where
     run_em would take the lean pass's C loop and a ``WholeLoop`` (``lean_rows``,
-    ``_whole_model``, ``compiled.whole_fit``), else None."""
+    ``_whole_model``, ``compiled.whole_fit``), or a ``UnivariateLoop`` without a prior
+    (``UnivariateFit``); else None."""
     if not compiled.loaded():
         return None
     rows = lean_rows(source, n_components, dtype, missing, reg_covar)
     if rows is None:
         return None
     X, weights = rows
+    if X.shape[1] == 1 and covariance.univariate is not None and UNIVARIATE_IN_C:
+        if prior is not None:
+            return None
+        return UnivariateFit(LeanPass.of(X, weights, covariance, n_components), covariance)
     model = _whole_model(covariance, X.shape[1], prior)
     if model is None:
         return None
