@@ -9,6 +9,7 @@ lower bound in ``lower_bounds_``, re-seeds collapsed components, and saves to a 
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -789,14 +790,31 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _adopt_whole(
         self, run: lean.WholeFitRun | None, source: DataSource
     ) -> float | lean.WholeFitRun | None:
-        """A finished whole fit's attributes set, and its classification entropy; else it."""
-        if run is None or not run.finished:
+        """A finished whole fit's attributes set, and its classification entropy; else it
+        (an iteration handed back whose M-step raises raises here, as run_em would)."""
+        if run is None:
+            return None
+        if not run.finished:
+            self._handed_back_mstep(run)
             return run
         best = EMResult(run.params, run.lower_bounds, run.converged, len(run.lower_bounds))
         # the caller of _fit_validated: _adopt, here, _whole_fit, _fit_validated
         self._adopt(best, source, stacklevel=5)
         self.log_likelihood_ = run.log_likelihood
         return run.entropy
+
+    def _handed_back_mstep(self, run: lean.WholeFitRun) -> None:
+        """The M-step of the iteration a whole fit handed back, as run_em would take it (the
+        same statistics, parameters and count of M-steps): where it raises the named error
+        of a degenerate covariance, as the iterations handed back mostly do, the fit's error
+        is raised here, without run_em's set-up; else run_em takes the iteration (again)."""
+        stats = run.pending
+        if stats is None or not math.isfinite(stats.loglik / stats.n):
+            return  # run_em's own error, or an iteration of the univariate loop's
+        params = run.params
+        step = FitMStep(params.covariance, params.means.shape, self.reg_covar)
+        step.calls = len(run.lower_bounds)  # run_em's count: the iterations before this one
+        step(stats, params.covariances)
 
     def _random_state(self, source: DataSource, do_init: bool) -> np.random.RandomState | None:
         """The random state the initialisations draw from; None where they draw nothing (a
