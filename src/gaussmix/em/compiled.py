@@ -659,26 +659,36 @@ class WholeFit(_RowsCall):
         closed = model in _MSTEP_MODELS
         family, code = (0, _MSTEP_MODELS[model]) if closed else (1, MSTEP_KERNELS[model])
         kind = _LAYOUTS[layout]
-        work = lib.whole_fit_work(family, code, k, d, kind)
-        self.batch = batch = self.BATCH
-        # the parameters (whole_em's param), the start's statistics, history, result, work
-        layout_of = ((k, d), (k,), shape, shape, (k,), (k, d), shape, (k, d), (batch,), (4,))
-        self.flat, views = _packed(*layout_of, (work,))
+        self.batch = self.BATCH
+        # the history and the work space are this thread's scratch (``_scratch``), which every
+        # shape's call shares: a grid's hundred-odd shapes each held 50-60 KB of their own
+        self._scratch = self.batch + lib.whole_fit_work(family, code, k, d, kind)
+        self._n_estep = k + k * d + math.prod(shape) + 4
+        # the parameters (whole_em's param), the start's statistics, the result
+        layout_of = ((k, d), (k,), shape, shape, (k,), (k, d), shape, (k, d), (4,))
+        self.flat, views = _packed(*layout_of)
         self.means, self.mixing, self.precision, self.covariances = views[:4]
         self.nk, self.sx, self.sxx, self.shift = views[4:8]
-        self.history, self.result = views[8], views[9]
-        # whole_em's E-step output (the statistics, log-likelihood, total weight, worst
-        # log-density and its row) at the work space's start: after a hand-back (status 6),
-        # those of the iteration handed back
-        self.estep = views[10][: k + k * d + math.prod(shape) + 4]
+        self.result = views[8]
         address = [self.flat.ctypes.data]
         for view in views[:-1]:
             address.append(address[-1] + 8 * view.size)
-        self._param, self._stats = address[0], address[4]
-        self._buffers = (address[8], address[10], address[9])  # history, work, result
+        self._param, self._stats, self._result = address[0], address[4], address[8]
         self._call, self._head, self.lib = lib.whole_fit, (kind, family, code), lib
         self._bound = _Bound()
         self.bind(X, weights)
+
+    @property
+    def history(self) -> NDArray[np.float64]:
+        """After a call: the lower bounds of its iterations (``history[:result[0]]``)."""
+        return _scratch(self._scratch)[0][: self.batch]
+
+    @property
+    def estep(self) -> NDArray[np.float64]:
+        """After a call that handed an iteration back (status 6): whole_em's E-step output
+        for it (the statistics, log-likelihood, total weight, worst log-density and its row),
+        at the work space's start."""
+        return _scratch(self._scratch)[0][self.batch : self.batch + self._n_estep]
 
     def _point(self, X: NDArray[np.float64], weights: int | None) -> None:
         n, d = X.shape
@@ -701,13 +711,26 @@ class WholeFit(_RowsCall):
             raise ValueError(f"whole_fit runs at most {self.batch} iterations")
         head = self._args if warm is None else (*self._args[:-2], None, self._param)
         previous = -math.inf if warm is None else warm
+        history = _scratch(self._scratch)[1]
+        work = history + 8 * self.batch
         status = self._call(
-            *head, *settings, max_iter, floor, *inner, previous, *self._buffers, scale
+            *head, *settings, max_iter, floor, *inner, previous, history, work, self._result, scale
         )
         return int(status)
 
 
 _WHOLE_FITS = threading.local()
+_SCRATCH = threading.local()
+
+
+def _scratch(size: int) -> tuple[NDArray[np.float64], int]:
+    """This thread's scratch of at least ``size`` doubles, and its address (grown, never
+    shrunk; a call's results in it are read before the thread's next call)."""
+    kept: tuple[NDArray[np.float64], int] | None = getattr(_SCRATCH, "kept", None)
+    if kept is None or kept[0].size < size:
+        buffer = np.empty(max(size, 2 * (0 if kept is None else kept[0].size)))
+        kept = _SCRATCH.kept = (buffer, buffer.ctypes.data)
+    return kept
 
 
 def whole_fit(
