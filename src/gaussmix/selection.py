@@ -573,7 +573,9 @@ def _fit_cell(
     n_components, covariance_type = cell
     model: GaussianMixture | None = None
     entropy: float | None = None
-    failure: DegenerateCovarianceError | None = None
+    # the last start's error, as text: the exception itself, kept, would hold its traceback's
+    # frames (and this one) in a cycle that only the garbage collector frees
+    failure = ""
     with _grid_context(data_variance):
         for method, n_init in starts:
             candidate = GaussianMixture(
@@ -585,12 +587,12 @@ def _fit_cell(
             try:
                 candidate_entropy = _fit(candidate, X)
             except DegenerateCovarianceError as exc:
-                failure = exc
+                failure = str(exc)
                 continue
             if model is None or candidate.log_likelihood_ > model.log_likelihood_:
                 model, entropy = candidate, candidate_entropy
     if model is None:
-        return cell, _failed_record(n_components, covariance_type, str(failure)), None
+        return cell, _failed_record(n_components, covariance_type, failure), None
     return cell, _record(model, X, data_variance, singular_tol, entropy), model
 
 
