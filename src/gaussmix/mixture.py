@@ -703,7 +703,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """``fit`` of rows and parameters validated already, by ``select`` once for its whole
         grid (rows ``n_missing`` NaN and their ``feature_names``; the parameters, which differ
         between cells only in K, covariance type, start and seed, each checked there): the same
-        fit without the per-fit checks, which cost as much as the EM of a small fit.
+        fit without the per-fit checks, which cost as much as the EM of a small fit; where it
+        can, the whole fit in one C call (``_whole_fit``).
 
         Returns
         -------

@@ -49,6 +49,14 @@ E-step is the same C function called with the buffers of the fit's ``UnivariateL
 C loops' buffers are kept per thread and shape (K and model) and pointed at each fit's rows
 (``compiled._kept``), so a grid's fits make none.
 
+A fit of ``select``'s grid (``GaussianMixture._fit_validated``) goes one step further: where
+its start's M-step, its iterations and its final E-step would each be one of these C calls,
+a ``WholeFit`` makes them one (``whole_fit``; on one feature a ``UnivariateFit`` makes them
+one after another without the fit's set-up around them), the same functions on the same
+numbers, so the same fit to the bit; the Python between them had cost a small fit several
+times their arithmetic. Where the path would run Python (a start whose M-step declines or
+fails, an iteration handed back) the fit goes back to it at that point.
+
 The pass computes in float64: a fit that asks for the float32 kernel (whose point is the speed
 of single-precision GEMMs over many rows) keeps to the general pass. So does a fit with
 ``reg_covar=0``: there a component on one row has, exactly, a zero variance, which the sums
