@@ -152,8 +152,16 @@ def _random_from_data(
 
 def _hc(X: Data, k: int, rng: np.random.RandomState | None, w: Array | None) -> NDArray[np.number]:
     # deterministic, and the same tree for every K and model of a data set (hc.py); mclust's
-    # agglomeration has no sample weights, so they enter only through the M-step
-    return hc_start(X, k)
+    # agglomeration has no sample weights, so they enter only through the M-step. Inside
+    # ``shared_starts`` the rows' cut at k is kept by their identity (hc.py finds its tree by
+    # a digest of their bytes, a few microseconds a fit of a grid that cuts it at nine K)
+    shared = _SHARED.get()
+    if shared is None:
+        return hc_start(X, k)
+    entry = shared.get(("hc", id(X), k))
+    if entry is None or entry[0] is not X:
+        entry = shared[("hc", id(X), k)] = (X, None, hc_start(X, k))
+    return entry[2].copy()
 
 
 def quantile_classes(x: NDArray[np.floating], k: int) -> NDArray[np.intp]:
@@ -265,8 +273,9 @@ def _copy_stats(stats: SuffStats) -> SuffStats:
     )
 
 
-# Within ``shared_starts``: start statistics by rows, weights, labels and layout code
-_SHARED: ContextVar[dict[tuple[Any, ...], tuple[Any, Any, SuffStats]] | None] = ContextVar(
+# Within ``shared_starts``: start statistics by rows, weights, labels and layout code (and
+# the hierarchical start's labels by rows and K)
+_SHARED: ContextVar[dict[tuple[Any, ...], tuple[Any, Any, Any]] | None] = ContextVar(
     "gaussmix_shared_starts", default=None
 )
 
@@ -277,8 +286,8 @@ def shared_starts() -> Iterator[None]:
     that start from the same labels of the same rows share their statistics in each storage
     layout (``start_statistics``): the fourteen models of one K start from the same
     hierarchical labels and take them in four layouts, some 15 us each at 31 x 3 rows, a
-    copy of them 2 us. The statistics are the same numbers either way; the rows must not
-    change within the block."""
+    copy of them 2 us; and the hierarchical start's labels of one K. The numbers are the same
+    either way; the rows must not change within the block."""
     token = _SHARED.set({})
     try:
         yield
