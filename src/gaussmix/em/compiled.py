@@ -529,6 +529,14 @@ def univariate_em(
     return _kept(_UNIVARIATE_EMS, key, make, X, weights)
 
 
+def _whole_codes(layout: str, model: str) -> tuple[int, int, int]:
+    """whole_em's and whole_fit's codes for a layout and an M-step: the storage layout, the
+    family (0 a closed form's ``mstep_closed``, 1 ``constrained_mstep``) and the model in it."""
+    if model in _MSTEP_MODELS:
+        return _LAYOUTS[layout], 0, _MSTEP_MODELS[model]
+    return _LAYOUTS[layout], 1, MSTEP_KERNELS[model]
+
+
 class WholeEM(_RowsCall):
     """One fit's call of ``whole_em``: the whole EM loop of a multivariate fit on the rows X
     (n, D) in float64 with weights (n,) or None, for parameters of K components whose
@@ -553,9 +561,7 @@ class WholeEM(_RowsCall):
         shape: tuple[int, ...],
     ) -> None:
         d, k = means_shape[1], means_shape[0]
-        closed = model in _MSTEP_MODELS
-        family, code = (0, _MSTEP_MODELS[model]) if closed else (1, MSTEP_KERNELS[model])
-        kind = _LAYOUTS[layout]
+        kind, family, code = _whole_codes(layout, model)
         work = lib.whole_em_work(family, code, k, d, kind)
         # the parameters (whole_em's param), the history, the result, the work space
         self.batch = batch = self.BATCH  # this buffer's, whatever BATCH becomes (tests set it)
@@ -656,9 +662,7 @@ class WholeFit(_RowsCall):
         shape: tuple[int, ...],
     ) -> None:
         k, d = means_shape
-        closed = model in _MSTEP_MODELS
-        family, code = (0, _MSTEP_MODELS[model]) if closed else (1, MSTEP_KERNELS[model])
-        kind = _LAYOUTS[layout]
+        kind, family, code = _whole_codes(layout, model)
         self.batch = self.BATCH
         # the history and the work space are this thread's scratch (``_scratch``), which every
         # shape's call shares: a grid's hundred-odd shapes each held 50-60 KB of their own

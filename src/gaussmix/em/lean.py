@@ -391,14 +391,18 @@ class WholeLoop:
             previous = history[-1]
         if not history:  # the first iteration is Python's
             return WholeRun(params, [], False)
-        done = Params(
-            weights=loop.mixing.copy(),
-            means=loop.means.copy(),
-            precisions_cholesky=loop.precision.copy(),
-            covariance=params.covariance,
-            stored_covariances=loop.covariances.copy(),
-        )
-        return WholeRun(done, history, status == 1)
+        return WholeRun(_params_of(loop, params.covariance), history, status == 1)
+
+
+def _params_of(call: compiled.WholeEM | compiled.WholeFit, covariance: Covariance) -> Params:
+    """The parameters a whole-loop C call left in its buffers, copied out."""
+    return Params(
+        weights=call.mixing.copy(),
+        means=call.means.copy(),
+        precisions_cholesky=call.precision.copy(),
+        covariance=covariance,
+        stored_covariances=call.covariances.copy(),
+    )
 
 
 # the last scale of ``mstep.singular_fails`` (a select grid's one array, in every cell's
@@ -520,13 +524,7 @@ class WholeFit:
         done, log_likelihood, entropy, last = call.result.tolist()
         if status == 6:
             log_likelihood = entropy = math.nan
-        params = Params(
-            weights=call.mixing.copy(),
-            means=call.means.copy(),
-            precisions_cholesky=call.precision.copy(),
-            covariance=self.covariance,
-            stored_covariances=call.covariances.copy(),
-        )
+        params = _params_of(call, self.covariance)
         history = call.history[: int(done)].tolist()
         pending = None
         if status == 6:  # the lean pass's reading of the E-step's output, at params
