@@ -630,14 +630,27 @@ def whole_em(
     M-step is named ``model`` (``Covariance.compiled_mstep``; its covariances whole matrices
     when ``matrices``), or None where an iteration's M-step would not be C's (no C loops, no
     C M-step, too many features: ``_mstep_in_c``)."""
+    return _kept_whole(WholeEM, _WHOLE_EMS, X, weights, layout, model, matrices, means_shape, shape)
+
+
+Whole = TypeVar("Whole", "WholeEM", "WholeFit")
+
+
+def _kept_whole(
+    cls: type[Whole], kept: threading.local, X: NDArray[np.float64],
+    weights: NDArray[np.float64] | None, layout: str, model: str, matrices: bool,
+    means_shape: tuple[int, int], shape: tuple[int, ...],
+) -> Whole | None:  # fmt: skip
+    """This thread's ``cls`` call (``WholeEM`` or ``WholeFit``) of the shape, bound to these
+    rows and weights; None where an iteration's M-step would not be C's (``_mstep_in_c``)."""
     if _LIB is None or layout not in _LAYOUTS or not _mstep_in_c(model, means_shape[1], matrices):
         return None
     for array in (X, weights):
         if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
-            raise ValueError("whole_em takes C-ordered float64 rows and weights")
-    key = (layout, model, means_shape, shape, WholeEM.BATCH)
-    make = partial(WholeEM, _LIB, X, weights, layout, model, means_shape, shape)
-    return _kept(_WHOLE_EMS, key, make, X, weights)
+            raise ValueError(f"{cls.__name__} takes C-ordered float64 rows and weights")
+    key = (layout, model, means_shape, shape, cls.BATCH)
+    make = partial(cls, _LIB, X, weights, layout, model, means_shape, shape)
+    return _kept(kept, key, make, X, weights)
 
 
 class WholeFit(_RowsCall):
@@ -748,14 +761,9 @@ def whole_fit(
 ) -> WholeFit | None:
     """This thread's ``WholeFit`` of the shape, bound to these C-ordered float64 rows (and
     weights), or None where ``whole_em`` would be (``_mstep_in_c``)."""
-    if _LIB is None or layout not in _LAYOUTS or not _mstep_in_c(model, means_shape[1], matrices):
-        return None
-    for array in (X, weights):
-        if array is not None and (array.dtype != np.float64 or not array.flags.c_contiguous):
-            raise ValueError("whole_fit takes C-ordered float64 rows and weights")
-    key = (layout, model, means_shape, shape, WholeFit.BATCH)
-    make = partial(WholeFit, _LIB, X, weights, layout, model, means_shape, shape)
-    return _kept(_WHOLE_FITS, key, make, X, weights)
+    return _kept_whole(
+        WholeFit, _WHOLE_FITS, X, weights, layout, model, matrices, means_shape, shape
+    )
 
 
 # Above this many features the inner loops' O(D^3) C arithmetic stops being small beside the
