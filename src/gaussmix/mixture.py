@@ -783,7 +783,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             # the path's start M-step on the same statistics: its named error, if it raises
             # one (a covariance not positive definite), is the fit's
             FitMStep(cov, stats.sx.shape, self.reg_covar).unchecked(stats)
-            if rng is not None and state is not None:  # the start's draws are the path's
+            if rng is not None and state is not None:  # the start's draws are the path's again
                 rng.set_state(state)
             return None
         return self._adopt_whole(run, source)
@@ -791,8 +791,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _adopt_whole(
         self, run: lean.WholeFitRun | None, source: DataSource
     ) -> float | lean.WholeFitRun | None:
-        """A finished whole fit's attributes set, and its classification entropy; else it
-        (an iteration handed back whose M-step raises raises here, as run_em would)."""
+        """A finished whole fit's attributes set, and its classification entropy; else the
+        unfinished run, for run_em to go on from (after ``_handed_back_mstep``, which raises
+        where that iteration's M-step does)."""
         if run is None:
             return None
         if not run.finished:
@@ -810,8 +811,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         of a degenerate covariance, as the iterations handed back mostly do, the fit's error
         is raised here, without run_em's set-up; else run_em takes the iteration (again)."""
         stats = run.pending
-        if stats is None or not math.isfinite(stats.loglik / stats.n):
-            return  # run_em's own error, or an iteration of the univariate loop's
+        if stats is None or run.declined or not math.isfinite(stats.loglik / stats.n):
+            # an iteration of the univariate loop's, numpy's M-step (C declined: it is slow
+            # and seldom fails), or run_em's own error: run_em's alone
+            return
         params = run.params
         step = FitMStep(params.covariance, params.means.shape, self.reg_covar)
         step.calls = len(run.lower_bounds)  # run_em's count: the iterations before this one

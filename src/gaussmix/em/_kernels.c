@@ -2046,7 +2046,6 @@ long whole_fit(long kind, long mstep, long model, const double *X, const double 
     const long size = precision_size(kind, K, D), n_stats = K + K * D + size;
     double *means = param, *weights = means + K * D, *P = weights + K, *cov = P + size;
     double *em_work = work, *start = em_work + whole_em_work(mstep, model, K, D, kind);
-    const double *nk_in = stats, *sx = stats + K, *sxx = sx + K * D, *shift = sxx + size;
     long total_start = 0;
     if (!stats) {
         /* a warm start: from the parameters in param */
@@ -2061,6 +2060,7 @@ long whole_fit(long kind, long mstep, long model, const double *X, const double 
         memcpy(P, mout + 2 * K + K * D + size, (size_t)size * sizeof(double));
         total_start = 2 * K + K * D + 2 * size + 2 * K + K * D + D * D;
     } else {
+        const double *nk_in = stats, *sx = stats + K, *sxx = sx + K * D, *shift = sxx + size;
         double *in = start, *nkf = in, *d = nkf + K, *mout = in + K + K * D + 2 * size;
         double *mwork = mout + 2 * size + 3;
         for (long k = 0; k < K; k++) nkf[k] = nk_in[k] + nk_floor;
