@@ -764,7 +764,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             return None
         cov = get_covariance(self.covariance_type)
         whole = lean.whole_fit(
-            source, cov, self.n_components, self.dtype, self.n_missing_ > 0, self.reg_covar, None
+            source, cov, self.n_components, self.dtype, self.n_missing_ > 0, self.reg_covar
         )
         if whole is None:
             return None

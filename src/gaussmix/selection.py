@@ -88,12 +88,12 @@ the grid runs in this process.
 
 The fits of a grid of rows in memory. The rows and the parameters are checked once for the
 grid, and each cell's fit (``GaussianMixture._fit_validated``) skips the checks ``fit`` would
-repeat; it makes no random state for the hierarchical start (which draws nothing), takes its
-classification entropy from the final E-step that gives its log-likelihood, and takes the
-statistics of its start's labels in one product with their one-hot rows (``em/mstep.py``)
-and its start's M-step where its iterations run theirs (in C). Every
-number is the public fit's, to the bit (tests/test_selection.py); the fixed cost of a fit fell
-by about half (benchmarks/README.md, ``bench_fixed_cost.py``).
+repeat; it makes no random state for the hierarchical start (which draws nothing), and where
+it can it is one C call, its start's M-step, iterations and final E-step (which also gives
+its classification entropy; ``GaussianMixture._whole_fit``). The models of one K share their
+start's labels and statistics within the grid (``init.shared_starts``). Every number is the
+public fit's, to the bit (tests/test_selection.py, tests/em/test_whole_fit.py); what each
+step saved is in benchmarks/README.md (``bench_fixed_cost.py``, ``bench_vs_mclust.py``).
 """
 
 from __future__ import annotations
@@ -639,9 +639,9 @@ _IN_GRID: ContextVar[NDArray[np.float64] | None] = ContextVar("gaussmix_in_grid"
 
 @contextmanager
 def _grid_context(data_variance: NDArray[np.float64]) -> Iterator[None]:
-    """The context of a grid's fits, ``_quiet``, ``_as_mclust`` and the shared start
-    statistics of ``init.shared_starts`` (the grid's rows are not written): entered once for all the
-    fits that run in this process (``_run``), where each fit's own entering found it there
+    """The context of a grid's fits, ``_quiet``, ``_as_mclust`` and ``init.shared_starts``
+    (the grid's rows are not written): entered once for all the fits that run in this
+    process (``_run``), where each fit's own entering found it there
     (some 8 us a fit, against 150-250 us for a fit of a small data set's grid); a fit in a
     worker process enters it itself."""
     if _IN_GRID.get() is data_variance:
@@ -769,7 +769,7 @@ def _as_record(record: FitRecord, model: GaussianMixture | None, covariance_type
         return record
     if model is None:
         return replace(record, covariance_type=cov.name, mclust=cov.mclust)
-    p = int(model._fitted_params().n_parameters())
+    p = free_parameters(cov, *model.means_.shape)
     n = model.n_samples_fit_
     bic = -2.0 * record.log_likelihood + p * math.log(n)
     return replace(

@@ -114,21 +114,7 @@ class LeanPass:
     """One fit's lean pass over the rows X (n, D) with weights (n,) or None: calling it with
     the parameters gives the statistics of all rows about the means (``stats.SuffStats``)."""
 
-    def __init__(self, X: Array, weights: Array | None, params: Params) -> None:
-        self._shape_for(X, weights, params.covariance, params.n_components)
-
-    @classmethod
-    def of(
-        cls, X: Array, weights: Array | None, covariance: Covariance, n_components: int
-    ) -> LeanPass:
-        """The pass for K components of this covariance structure, without their parameters."""
-        pass_ = cls.__new__(cls)
-        pass_._shape_for(X, weights, covariance, n_components)
-        return pass_
-
-    def _shape_for(
-        self, X: Array, weights: Array | None, cov: Covariance, n_components: int
-    ) -> None:
+    def __init__(self, X: Array, weights: Array | None, cov: Covariance, n_components: int) -> None:
         k, d = n_components, X.shape[1]
         self.X, self.weights = X, weights
         self.layout, self.shape = cov.layout, cov.shape(k, d)
@@ -197,7 +183,7 @@ def lean_pass(
     if not isinstance(workers, InProcess):
         return None
     rows = lean_rows(workers.source, params.n_components, dtype, missing, reg_covar)
-    return None if rows is None else LeanPass(*rows, params)
+    return None if rows is None else LeanPass(*rows, params.covariance, params.n_components)
 
 
 def lean_rows(
@@ -325,11 +311,15 @@ def univariate_loop(
     """The whole-fit C loop for a fit whose E-step is the lean pass ``lean`` (its C loop), on
     one feature, of a model the registry gives a univariate M-step (with a conjugate prior
     or none); else None (``run_em``'s Python loop)."""
-    if lean is None or not lean.in_c or not UNIVARIATE_IN_C:
-        return None
-    if params.n_features != 1 or params.covariance.univariate is None:
+    if lean is None or not lean.in_c or not _univariate(params.covariance, params.n_features):
         return None
     return UnivariateLoop(lean, params, prior)
+
+
+def _univariate(covariance: Covariance, n_features: int) -> bool:
+    """Whether the univariate C loop takes this model's fits: one feature, a model the
+    registry gives a univariate M-step, and the loop switched on (``UNIVARIATE_IN_C``)."""
+    return n_features == 1 and covariance.univariate is not None and UNIVARIATE_IN_C
 
 
 class WholeLoop:
@@ -457,7 +447,7 @@ def _whole_model(
     one feature of a model the univariate loop takes are that loop's."""
     if prior is not None or not WHOLE_LOOP_IN_C:
         return None
-    if n_features == 1 and covariance.univariate is not None and UNIVARIATE_IN_C:
+    if _univariate(covariance, n_features):
         return None
     return covariance.compiled_mstep
 
@@ -528,7 +518,7 @@ class WholeFit:
         history = call.history[: int(done)].tolist()
         pending = None
         if status == 6:  # the lean pass's reading of the E-step's output, at params
-            reading = LeanPass.of(self.X, self.weights, self.covariance, call.means.shape[0])
+            reading = LeanPass(self.X, self.weights, self.covariance, call.means.shape[0])
             pending = reading.statistics(call.estep.copy(), params.means)
         return WholeFitRun(
             params, history, status == 1, log_likelihood, entropy, status != 6, pending, last == 4
@@ -576,11 +566,11 @@ class UnivariateFit:
 
 def whole_fit(
     source: object, covariance: Covariance, n_components: int, dtype: DType, missing: bool,
-    reg_covar: float, prior: ResolvedPrior | None,
+    reg_covar: float,
 ) -> WholeFit | UnivariateFit | None:  # fmt: skip
-    """The whole fit in C for a fit of ``source`` in this process (no forked workers) where
-    run_em would take the lean pass's C loop and a ``WholeLoop`` (``lean_rows``,
-    ``_whole_model``, ``compiled.whole_fit``), or a ``UnivariateLoop`` without a prior
+    """The whole fit in C for a fit of ``source`` without a prior in this process (no forked
+    workers) where run_em would take the lean pass's C loop and a ``WholeLoop``
+    (``lean_rows``, ``_whole_model``, ``compiled.whole_fit``), or a ``UnivariateLoop``
     (``UnivariateFit``); else None."""
     if not compiled.loaded():
         return None
@@ -588,11 +578,9 @@ def whole_fit(
     if rows is None:
         return None
     X, weights = rows
-    if X.shape[1] == 1 and covariance.univariate is not None and UNIVARIATE_IN_C:
-        if prior is not None:
-            return None
-        return UnivariateFit(LeanPass.of(X, weights, covariance, n_components), covariance)
-    model = _whole_model(covariance, X.shape[1], prior)
+    if _univariate(covariance, X.shape[1]):
+        return UnivariateFit(LeanPass(X, weights, covariance, n_components), covariance)
+    model = _whole_model(covariance, X.shape[1], None)
     if model is None:
         return None
     means_shape = (n_components, X.shape[1])
