@@ -134,32 +134,23 @@ def apply_missing(
     """Rows with missing values: kept as NaN with a note (``"fit"``), an error that counts them
     and names the first (``"error"``), or dropped with a note (``"drop"``); an error when no
     row is left (or there was none)."""
-    kept, notes = _apply_policy(X, missing, columns, policy, where)
-    if kept.shape[0] == 0:
-        raise GaussmixError(f"{where} has no rows of data left")
-    return kept, notes
-
-
-def _apply_policy(
-    X: NDArray[np.floating],
-    missing: NDArray[np.bool_],
-    columns: Sequence[str],
-    policy: MissingPolicy,
-    where: str,
-) -> tuple[NDArray[np.floating], list[str]]:
     rows = missing.any(axis=1)
     if not rows.any():
-        return X, []
-    if policy == "fit":
+        kept, notes = X, []
+    elif policy == "fit":
         empty = missing.all(axis=1)
         unobserved = np.asarray(missing.all(axis=0))
         check_fittable(int(empty.sum()), int(np.argmax(empty)), unobserved, columns, where)
-        return X, [fitted_note(int(missing.sum()), int(rows.sum()))]
-    if policy == "error":
+        kept, notes = X, [fitted_note(int(missing.sum()), int(rows.sum()))]
+    elif policy == "error":
         r = int(np.argmax(rows))
         first = (r, columns[int(np.argmax(missing[r]))])
         raise missing_error(where, int(missing.sum()), int(rows.sum()), first)
-    return X[~rows], [dropped_note(int(rows.sum()), len(X))]
+    else:
+        kept, notes = X[~rows], [dropped_note(int(rows.sum()), len(X))]
+    if kept.shape[0] == 0:
+        raise GaussmixError(f"{where} has no rows of data left")
+    return kept, notes
 
 
 def missing_error(where: str, values: int, rows: int, first: tuple[int, str]) -> GaussmixError:
