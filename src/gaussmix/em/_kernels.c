@@ -1891,6 +1891,55 @@ long whole_em_work(long mstep, long model, long K, long D, long kind)
     return total;
 }
 
+/* A closed form's M-step (mstep_closed, from its stats: nk, sx, sxx, shift) into the
+ * parameters weights (K), means (K, D), covariances and factors (size each); mstep_closed's
+ * code (>= 0: a covariance degenerate, nothing written). mout: 2 K + K D + 2 size doubles,
+ * mscratch: 2 K + K D + D D. */
+static long closed_step(long model, const double *stats, long K, long D, long size,
+                        double reg_covar, double nk_floor, double *mout, double *mscratch,
+                        double *weights, double *means, double *cov, double *P)
+{
+    const long code = mstep_closed(model, stats, K, D, reg_covar, nk_floor, mout, mscratch);
+    if (code >= 0) return code;
+    /* out: weights, N, means, covariances, factors */
+    memcpy(weights, mout, (size_t)K * sizeof(double));
+    memcpy(means, mout + 2 * K, (size_t)(K * D) * sizeof(double));
+    memcpy(cov, mout + 2 * K + K * D, (size_t)size * sizeof(double));
+    memcpy(P, mout + 2 * K + K * D + size, (size_t)size * sizeof(double));
+    return code;
+}
+
+/* mstep.mstep around constrained_mstep: N_k = nk_k + nk_floor, d_k = sx_k / N_k, the scatter's
+ * statistic sxx and, where start is given, the current covariances to go on from; then
+ * pi_k = N_k / sum N (numpy's pairwise sum) and mu_k = base_k + d_k, the covariances and their
+ * factors into the parameters, where constrained_mstep took the step (code >= 0) and made the
+ * factors (*made). in: K + K D + 2 size doubles; mout: 2 size + 3 (its objectives after the
+ * factors, read by the caller at a cap); mwork: constrained_mstep_work. Returns its code. */
+static long constrained_step(long model, long K, long D, long size, const double *nk,
+                             const double *sx, const double *sxx, const double *start,
+                             const double *base, double reg_covar, double nk_floor,
+                             double inner_tol, long inner_max_iter, double *in, double *mout,
+                             double *mwork, double *weights, double *means, double *cov,
+                             double *P, long *made)
+{
+    double *nkf = in, *d = nkf + K;
+    for (long k = 0; k < K; k++) nkf[k] = nk[k] + nk_floor;
+    for (long k = 0; k < K; k++)
+        for (long j = 0; j < D; j++) d[k * D + j] = sx[k * D + j] / nkf[k];
+    memcpy(d + K * D, sxx, (size_t)size * sizeof(double));
+    if (start) memcpy(d + K * D + size, start, (size_t)size * sizeof(double));
+    const long code = constrained_mstep(model, K, D, in, start != NULL, reg_covar, inner_tol,
+                                        inner_max_iter, mout, mwork);
+    *made = code >= 0 && mout[2 * size + 2] != 0.0;
+    if (!*made) return code;
+    const double total = numpy_sum(nkf, K);
+    for (long k = 0; k < K; k++) weights[k] = nkf[k] / total;
+    for (long i = 0; i < K * D; i++) means[i] = base[i] + d[i];
+    memcpy(cov, mout, (size_t)size * sizeof(double));
+    memcpy(P, mout + size, (size_t)size * sizeof(double));
+    return code;
+}
+
 long whole_em(long kind, long mstep, long model, const double *X, const double *w, long n,
               long D, long K, double *restrict param, double reg_covar, double nk_floor,
               double collapsed, double tol, long relative, long max_iter, double floor_,
@@ -1923,32 +1972,25 @@ long whole_em(long kind, long mstep, long model, const double *X, const double *
             double *in = rest, *mout = in + stats + K * D, *mscratch = mout + 2 * K + K * D + 2 * size;
             memcpy(in, out, (size_t)stats * sizeof(double));
             memcpy(in + stats, means, (size_t)(K * D) * sizeof(double));
-            if (mstep_closed(model, in, K, D, reg_covar, nk_floor, mout, mscratch) >= 0) {
+            if (closed_step(model, in, K, D, size, reg_covar, nk_floor, mout, mscratch,
+                            next_weights, next_means, next_cov, next_P) >= 0) {
                 status = 2;
                 break;
             }
-            /* out: weights, N, means, covariances, factors */
-            memcpy(next_weights, mout, (size_t)K * sizeof(double));
-            memcpy(next_means, mout + 2 * K, (size_t)(K * D) * sizeof(double));
-            memcpy(next_cov, mout + 2 * K + K * D, (size_t)size * sizeof(double));
-            memcpy(next_P, mout + 2 * K + K * D + size, (size_t)size * sizeof(double));
         } else {
             /* mstep.mstep: _counts_and_moves, then covariances_and_factors from the current
              * covariances */
-            double *in = rest, *nkf = in, *d = nkf + K, *mout = in + K + K * D + 2 * size;
-            double *mwork = mout + 2 * size + 3;
-            for (long k = 0; k < K; k++) nkf[k] = out[k] + nk_floor;
-            for (long k = 0; k < K; k++)
-                for (long j = 0; j < D; j++) d[k * D + j] = out[K + k * D + j] / nkf[k];
-            memcpy(d + K * D, out + K + K * D, (size_t)size * sizeof(double));
-            memcpy(d + K * D + size, cov, (size_t)size * sizeof(double));
-            const long code = constrained_mstep(model, K, D, in, 1, reg_covar, inner_tol,
-                                                inner_max_iter, mout, mwork);
+            double *in = rest, *mout = in + K + K * D + 2 * size, *mwork = mout + 2 * size + 3;
+            long made = 0;
+            const long code = constrained_step(
+                model, K, D, size, out, out + K, out + K + K * D, cov, means, reg_covar,
+                nk_floor, inner_tol, inner_max_iter, in, mout, mwork, next_weights, next_means,
+                next_cov, next_P, &made);
             if (code < 0) { /* declined: numpy's M-step takes this fit's iterations */
                 status = 4;
                 break;
             }
-            if (mout[2 * size + 2] == 0.0) { /* not positive definite: Python's error */
+            if (!made) { /* not positive definite: Python's error */
                 status = 2;
                 break;
             }
@@ -1957,11 +1999,6 @@ long whole_em(long kind, long mstep, long model, const double *X, const double *
                 objective = mout[2 * size];
                 before = mout[2 * size + 1];
             }
-            const double total = numpy_sum(nkf, K);
-            for (long k = 0; k < K; k++) next_weights[k] = nkf[k] / total;
-            for (long i = 0; i < K * D; i++) next_means[i] = means[i] + d[i];
-            memcpy(next_cov, mout, (size_t)size * sizeof(double));
-            memcpy(next_P, mout + size, (size_t)size * sizeof(double));
         }
         /* FitMStep's check inside singular_fails: at the fit's M-steps 1, 2, 4, 8, ... and
          * every 64th, a numerically singular covariance is Python's error */
@@ -2051,30 +2088,19 @@ long whole_fit(long kind, long mstep, long model, const double *X, const double 
         /* a warm start: from the parameters in param */
     } else if (mstep == WHOLE_CLOSED) {
         double *mout = start, *mscratch = mout + 2 * K + K * D + 2 * size;
-        if (mstep_closed(model, stats, K, D, reg_covar, nk_floor, mout, mscratch) >= 0)
+        if (closed_step(model, stats, K, D, size, reg_covar, nk_floor, mout, mscratch, weights,
+                        means, cov, P) >= 0)
             return 5;
-        /* out: weights, N, means, covariances, factors */
-        memcpy(weights, mout, (size_t)K * sizeof(double));
-        memcpy(means, mout + 2 * K, (size_t)(K * D) * sizeof(double));
-        memcpy(cov, mout + 2 * K + K * D, (size_t)size * sizeof(double));
-        memcpy(P, mout + 2 * K + K * D + size, (size_t)size * sizeof(double));
         total_start = 2 * K + K * D + 2 * size + 2 * K + K * D + D * D;
     } else {
-        const double *nk_in = stats, *sx = stats + K, *sxx = sx + K * D, *shift = sxx + size;
-        double *in = start, *nkf = in, *d = nkf + K, *mout = in + K + K * D + 2 * size;
-        double *mwork = mout + 2 * size + 3;
-        for (long k = 0; k < K; k++) nkf[k] = nk_in[k] + nk_floor;
-        for (long k = 0; k < K; k++)
-            for (long j = 0; j < D; j++) d[k * D + j] = sx[k * D + j] / nkf[k];
-        memcpy(d + K * D, sxx, (size_t)size * sizeof(double));
-        const long code = constrained_mstep(model, K, D, in, 0, reg_covar, inner_tol,
-                                            cold_max_iter, mout, mwork);
-        if (code <= 0 || mout[2 * size + 2] == 0.0) return 5;
-        const double total = numpy_sum(nkf, K);
-        for (long k = 0; k < K; k++) weights[k] = nkf[k] / total;
-        for (long i = 0; i < K * D; i++) means[i] = shift[i] + d[i];
-        memcpy(cov, mout, (size_t)size * sizeof(double));
-        memcpy(P, mout + size, (size_t)size * sizeof(double));
+        const double *sx = stats + K, *sxx = sx + K * D, *shift = sxx + size;
+        double *in = start, *mout = in + K + K * D + 2 * size, *mwork = mout + 2 * size + 3;
+        long made = 0;
+        /* no start: the cold cap; a cap reached is Python's (it warns) */
+        const long code = constrained_step(model, K, D, size, stats, sx, sxx, NULL, shift,
+                                           reg_covar, nk_floor, inner_tol, cold_max_iter, in,
+                                           mout, mwork, weights, means, cov, P, &made);
+        if (code <= 0 || !made) return 5;
         total_start = K + K * D + 2 * size + 2 * size + 3 + constrained_mstep_work(model, K, D);
     }
     double *final = start + total_start, *final_scratch = final + n_stats + 5;
