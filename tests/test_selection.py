@@ -15,7 +15,8 @@ from scipy.special import xlogy
 from sklearn.exceptions import ConvergenceWarning
 
 import gaussmix
-from gaussmix import GaussianMixture, SelectionResult, select
+from gaussmix import GaussianMixture, SelectionResult, select, selection
+from gaussmix.em.hc import HC_MAX_ROWS
 from gaussmix.em.lean import zero_variance_is_singular
 from gaussmix.plotting import (
     criterion_figure,
@@ -23,7 +24,14 @@ from gaussmix.plotting import (
     fit_figure,
     selection_figure,
 )
-from gaussmix.selection import classification_entropy, min_relative_variance
+from gaussmix.selection import (
+    CONTENDERS,
+    CONTEST_STARTS,
+    MCLUST_STARTS,
+    _contest_starts,
+    classification_entropy,
+    min_relative_variance,
+)
 from tests.conftest import mixture_data
 
 # Small fits for everything but the reference case: one initialisation, no worker processes.
@@ -538,6 +546,67 @@ def test_fits_near_the_best_run_on_to_polish_tol(blobs: np.ndarray) -> None:
             assert after.n_iter >= record.n_iter
         else:
             assert after.log_likelihood == record.log_likelihood
+
+
+# above hc.HC_MAX_ROWS rows, with two features or more: the contest (selection.py, "The grid", 5)
+LARGE_GRID = {"n_components": range(1, 5), "covariance_types": ("VII", "EEE", "VVV")}
+
+
+@pytest.fixture(scope="module")
+def large() -> np.ndarray:
+    # overlapping components, so that starts can end in different optima
+    return mixture_data(3, n=HC_MAX_ROWS + 400, n_features=2, n_components=4, spread=2.0)
+
+
+def test_the_contest_runs_above_mclusts_subset_size_with_two_features_or_more() -> None:
+    big = HC_MAX_ROWS + 1
+    starts = [("kmeans", CONTEST_STARTS), ("kmeans_standardised", CONTEST_STARTS)]
+    assert _contest_starts(MCLUST_STARTS, 2, 3, big, 2) == starts
+    assert _contest_starts(MCLUST_STARTS, 2, 3, HC_MAX_ROWS, 2) == []  # mclust's tree: all rows
+    assert _contest_starts(MCLUST_STARTS, 2, 3, big, 1) == []  # one feature: mclust grows none
+    assert _contest_starts("kmeans", 2, 3, big, 2) == []  # the user's own starts, as asked
+    assert _contest_starts(MCLUST_STARTS, 1, 3, big, 2) == []  # n_init=1: the first start alone
+    assert _contest_starts(MCLUST_STARTS, 2, 1, big, 2) == []  # one component: one start
+
+
+def test_the_contest_gives_the_best_cells_more_starts_compared_at_polish_tol(
+    large: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kwargs = {"random_state": 0, "n_jobs": 1}
+    result = select(large, **LARGE_GRID, **kwargs)
+    with monkeypatch.context() as patch:
+        patch.setattr(selection, "CONTENDERS", 0)
+        before = select(large, **LARGE_GRID, **kwargs)  # the grid as the contest found it
+    assert before.contested == () and len(result.contested) == CONTENDERS
+    # every refined cell ran on to polish_tol, near the best or not
+    assert len(before.refined) == 8 and set(before.refined) <= set(before.polished)
+    ranked = [(r.n_components, r.covariance_type) for r in before.ranking() if r.n_components > 1]
+    top = ranked[:CONTENDERS]
+    assert set(result.contested) == set(top)
+    assert set(result.contested) <= set(result.polished)
+    for cell in result.contested:  # the best of the cell's fit and each start, run to 1e-7
+        record = result.record(*cell)
+        assert record.log_likelihood >= before.record(*cell).log_likelihood
+        for method in ("kmeans", "kmeans_standardised"):
+            alone = GaussianMixture(
+                cell[0],
+                covariance_type=cell[1],
+                init_params=method,
+                n_init=CONTEST_STARTS,
+                tol=1e-7,
+                convergence="relative",
+                max_iter=1000,
+                reg_covar=0.0,
+                random_state=0,
+            ).fit(large)
+            rounding = 1e-9 * abs(alone.log_likelihood_)
+            assert record.log_likelihood >= alone.log_likelihood_ - rounding
+    # here one start of the contest lifts a cell well above the fit it had (EEE,4: by 33)
+    lifts = [result.record(*c).log_likelihood - before.record(*c).log_likelihood for c in top]
+    assert max(lifts) > 1.0
+    for record in result.records:  # the rest as they were
+        if (record.n_components, record.covariance_type) not in result.contested:
+            assert record == before.record(record.n_components, record.covariance_type)
 
 
 def test_a_polish_that_collapses_keeps_the_fit_it_started_from(

@@ -82,6 +82,19 @@ can change the answer:
    and Raftery, 1995) run on until the change is below ``polish_tol`` (1e-7), so that the
    choice is made between converged fits; EM only climbs, so the best value is at least
    what stopping at 1e-5 gives. The rest keep mclust's stopping point.
+5. The contest, above ``hc.HC_MAX_ROWS`` rows with two or more features only. There mclust
+   grows its tree on a random subset of that many rows, so its choice is a random draw (on
+   GvHD.pos, 9083 x 4, twelve runs of ``Mclust`` ended at BIC -418762 to -417520:
+   benchmarks/README.md), and so is any one start of ours. And with |L| in the hundreds of
+   thousands the relative rule's 1e-5 stops EM while it still climbs a unit or two an
+   iteration, so starts compared where they stopped are ranked almost at random: of twenty
+   k-means starts of VVV,9 there five converge to the best optimum, -417084, and as they
+   stopped four of those five ranked 13th to 16th. So every refined cell is polished (4), and
+   the ``CONTENDERS`` (3) best cells after that get ``CONTEST_STARTS`` (4) k-means starts on
+   raw and as many on standardised columns, each run to ``polish_tol`` and compared there,
+   the best kept. Over seeds 0-19 this chose VVV,9 at -417084.5 on GvHD.pos every time, and
+   on GvHD.control VVV,9 at -319592.6 to -319574.5 (mclust's best of twelve runs: -417519.7
+   and -319602.6), for about a second more than the grid without it (mclust: 10-15 s).
 
 Worker processes cost about a second to start: below ``PROCESSES_MIN_SIZE`` rows x features
 the grid runs in this process.
@@ -120,6 +133,7 @@ from gaussmix.data.sources import ArraySource, check_missing_blocks
 from gaussmix.em import DegenerateCovarianceError, canonical_name, get_covariance
 from gaussmix.em.covariance import MCLUST_MODELS, UNIVARIATE_MODELS
 from gaussmix.em.errors import ComponentCollapseWarning, InnerIterationWarning
+from gaussmix.em.hc import HC_MAX_ROWS
 from gaussmix.em.init import shared_starts
 from gaussmix.em.lean import zero_variance_is_singular
 from gaussmix.em.missing import log_prob_observed
@@ -268,6 +282,7 @@ class SelectionResult:
     n_distinct : how many distinct fits the records hold (cells that coincide share one).
     refined : the cells (K, covariance_type) that had the k-means starts too.
     polished : the cells whose EM ran on to ``polish_tol``.
+    contested : the cells that had the contest's starts too (module docstring, "The grid").
     """
 
     def __init__(
@@ -284,11 +299,13 @@ class SelectionResult:
         n_distinct: int | None = None,
         refined: Sequence[tuple[int, str]] = (),
         polished: Sequence[tuple[int, str]] = (),
+        contested: Sequence[tuple[int, str]] = (),
     ) -> None:
         self.records = tuple(records)
         self.n_distinct = len(self.records) if n_distinct is None else n_distinct
         self.refined = tuple(refined)
         self.polished = tuple(polished)
+        self.contested = tuple(contested)
         self.models = dict(models)
         self.criterion = _check_criterion(criterion)
         self.n_components = tuple(n_components)
@@ -384,6 +401,7 @@ class SelectionResult:
             "n_distinct_fits": self.n_distinct,
             "refined": [list(cell) for cell in self.refined],
             "polished": [list(cell) for cell in self.polished],
+            "contested": [list(cell) for cell in self.contested],
             "sign_convention": (
                 "bic, icl, aic: lower is better (scikit-learn); "
                 "bic_mclust, icl_mclust, aic_mclust: their negatives, higher is better (mclust)"
@@ -673,6 +691,10 @@ _ONE_CLUSTER_STARTS = {MCLUST_STARTS, "hc", "kmeans", "kmeans_standardised"}
 REFINE = 8
 # the fits whose criterion is within this of the best one's are run on to ``polish_tol``
 POLISH_MARGIN = 10.0
+# above mclust's subset size (with two or more features): the cells of the contest, and its
+# starts per k-means method (raw and standardised columns), each run to ``polish_tol``
+CONTENDERS = 3
+CONTEST_STARTS = 4
 
 
 def _first_starts(init_params: str, n_init: int, n_components: int) -> list[tuple[str, int]]:
@@ -697,6 +719,20 @@ def _extra_starts(
     if n_features == 1:
         return [("quantile", 1)]
     return [("kmeans_standardised", n_init - 1)]
+
+
+def _contest_starts(
+    init_params: str, n_init: int, n_components: int, n_samples: int, n_features: int
+) -> list[tuple[str, int]]:
+    """The starts of the contest (module docstring, "The grid", 5): with the default starts
+    and two or more features, above ``hc.HC_MAX_ROWS`` rows (where mclust grows its tree on a
+    random subset of them), ``CONTEST_STARTS`` k-means on raw and as many on standardised
+    columns; none otherwise."""
+    if n_samples <= HC_MAX_ROWS or n_features == 1:
+        return []
+    if not _extra_starts(init_params, n_init, n_components, n_features):
+        return []
+    return [("kmeans", CONTEST_STARTS), ("kmeans_standardised", CONTEST_STARTS)]
 
 
 def _to_refine(
@@ -930,7 +966,9 @@ def select(
     polish_tol : float or None, default=1e-7
         The fits whose criterion is within 10 of the best eligible one run on (EM from where
         they stopped, same rule) until the change is below polish_tol, so that the choice is
-        made between converged fits; None: not.
+        made between converged fits; None: not. Above ``hc.HC_MAX_ROWS`` rows, with two or
+        more features and the default starts, the refined cells all run on, and the best few
+        get more k-means starts, each run to polish_tol (the contest, module docstring).
     missing : {'error', 'em'}, default='error'
         NaN entries: an error, or missing values every fit integrates out (see
         ``GaussianMixture``).
@@ -1060,14 +1098,21 @@ def select(
         return kept[1]
 
     def fit_tasks(
-        chosen: Iterable[tuple[int, str]], starts: Callable[[int], list[tuple[str, int]]]
+        chosen: Iterable[tuple[int, str]],
+        starts: Callable[[int], list[tuple[str, int]]],
+        fit_params: dict[str, Any] = params,
     ) -> list[tuple[Callable[..., _Outcome], tuple[Any, ...]]]:
         ordered = sorted(chosen, key=lambda c: _cost(c, n_features))
         return [
-            (_fit_cell, (data, c, params, distinct[c], starts(c[0]), variance, singular_tol))
+            (_fit_cell, (data, c, fit_params, distinct[c], starts(c[0]), variance, singular_tol))
             for c in ordered
             if starts(c[0])
         ]
+
+    def keep_the_better(tasks: list[tuple[Callable[..., _Outcome], tuple[Any, ...]]]) -> None:
+        for cell, record, model in _run(tasks, jobs, in_memory, variance):
+            if _preferred(record) > _preferred(fitted[cell][0]):
+                fitted[cell] = (record, model)
 
     # 1. every distinct fit from its first start (mclust's hierarchical one by default)
     first = fit_tasks(distinct, lambda k: _first_starts(init_params, n_init, k))
@@ -1081,21 +1126,35 @@ def select(
     chosen = {twin_of[c] for c in _to_refine([of_cell(c)[0] for c in cells], criterion, refine)}
     extra = fit_tasks(chosen, lambda k: _extra_starts(init_params, n_init, k, n_features))
     refined = {task[1][1] for task in extra}
-    for cell, record, model in _run(extra, jobs, in_memory, variance):
-        if _preferred(record) > _preferred(fitted[cell][0]):
-            fitted[cell] = (record, model)
+    keep_the_better(extra)
+
+    def contest(k: int) -> list[tuple[str, int]]:
+        return _contest_starts(init_params, n_init, k, n_samples, n_features)
+
     # 3. the fits near the best run on, so that the choice is made between converged fits
+    contested_grid = polish_tol is not None and bool(contest(2))
     polished: set[tuple[int, str]] = set()
     if polish_tol is not None:
-        near = _near_the_best([of_cell(c)[0] for c in cells], criterion)
+        near = {twin_of[c] for c in _near_the_best([of_cell(c)[0] for c in cells], criterion)}
+        if contested_grid:  # the values as EM stopped say little here: every refined cell
+            near |= refined
         polish = [
             (_polish_cell, (data, c, model, polish_tol, variance, singular_tol))
-            for c in sorted({twin_of[c] for c in near}, key=lambda c: _cost(c, n_features))
+            for c in sorted(near, key=lambda c: _cost(c, n_features))
             if (model := fitted[c][1]) is not None
         ]
         polished = {task[1][1] for task in polish}
         for cell, record, model in _run(polish, jobs, in_memory, variance):
             fitted[cell] = (record, model)
+    # 4. above mclust's subset size, the contest: the best few cells from more starts, each
+    # run to polish_tol, so that the starts are compared where they converged
+    contested: set[tuple[int, str]] = set()
+    if contested_grid:
+        best = _to_refine([of_cell(c)[0] for c in cells], criterion, CONTENDERS)
+        tasks = fit_tasks({twin_of[c] for c in best}, contest, params | {"tol": polish_tol})
+        contested = {task[1][1] for task in tasks}
+        keep_the_better(tasks)
+        polished |= contested
     results = {cell: of_cell(cell) for cell in cells}
     records = [results[cell][0] for cell in cells]
     models = {cell: pair[1] for cell, pair in results.items()}
@@ -1119,4 +1178,5 @@ def select(
         n_distinct=len(distinct),
         refined=[cell for cell in cells if twin_of[cell] in refined],
         polished=[cell for cell in cells if twin_of[cell] in polished],
+        contested=[cell for cell in cells if twin_of[cell] in contested],
     )

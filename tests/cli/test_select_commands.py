@@ -352,3 +352,13 @@ def test_the_heading_names_the_starts_select_ran(gaussmix_cli, tmp_path: Path) -
     two.write_text("x,y\n" + "\n".join(f"{a:.6f},{b:.6f}" for a, b in rows) + "\n")
     heading = gaussmix_cli("select", two, "-k", "1..3", "--jobs", 1).stdout.splitlines()[0]
     assert "60 rows x 2 columns (x, y)" in heading and "also from 1 k-means start" in heading
+    assert "convergence" not in heading  # no contest below mclust's subset size
+    # above it, the contest's cells and starts (selection.py, "The grid", 5)
+    big = tmp_path / "big.csv"
+    centres = np.repeat([[0.0, 0.0], [4.0, 1.0]], 1050, axis=0)
+    rows = np.random.default_rng(1).normal(size=(2100, 2)) + centres
+    big.write_text("x,y\n" + "\n".join(f"{a:.6f},{b:.6f}" for a, b in rows) + "\n")
+    result = gaussmix_cli("select", big, "-k", "1..3", "-c", "VII,VVV", "--jobs", 1)
+    assert result.exit_code == 0, result.output
+    heading = result.stdout.splitlines()[0]
+    assert "the best 3 also from 8 more k-means starts, each run to convergence" in heading

@@ -441,7 +441,7 @@ def _describe_starts(result: SelectionResult, n_init: int) -> str:
     if result.n_distinct < len(result.records):
         fits += f" ({result.n_distinct} distinct)"
     text = f"{fits}, each from mclust's hierarchical start"
-    from gaussmix.selection import MCLUST_STARTS, _extra_starts
+    from gaussmix.selection import MCLUST_STARTS, _contest_starts, _extra_starts
 
     refined = len(result.refined)
     further = _extra_starts(MCLUST_STARTS, n_init, 2, result.n_features)
@@ -452,6 +452,13 @@ def _describe_starts(result: SelectionResult, n_init: int) -> str:
         else:
             starts = "start" if count == 1 else "starts"
             text += f", the best {refined} also from {count} k-means {starts}"
+    if result.contested:  # select's contest, above mclust's subset size
+        shape = (result.n_samples, result.n_features)
+        more = sum(n for _, n in _contest_starts(MCLUST_STARTS, n_init, 2, *shape))
+        text += (
+            f", the best {len(result.contested)} also from {more} more k-means starts, "
+            "each run to convergence"
+        )
     return text
 
 
