@@ -29,6 +29,7 @@ from gaussmix.selection import (
     CONTEST_STARTS,
     MCLUST_STARTS,
     _contest_starts,
+    _start_from,
     classification_entropy,
     min_relative_variance,
 )
@@ -584,21 +585,25 @@ def test_the_contest_gives_the_best_cells_more_starts_compared_at_polish_tol(
     top = ranked[:CONTENDERS]
     assert set(result.contested) == set(top)
     assert set(result.contested) <= set(result.polished)
+    options = {"tol": 1e-7, "convergence": "relative", "max_iter": 1000, "reg_covar": 0.0}
     for cell in result.contested:  # the best of the cell's fit and each start, run to 1e-7
         record = result.record(*cell)
         assert record.log_likelihood >= before.record(*cell).log_likelihood
-        for method in ("kmeans", "kmeans_standardised"):
-            alone = GaussianMixture(
-                cell[0],
-                covariance_type=cell[1],
-                init_params=method,
-                n_init=CONTEST_STARTS,
-                tol=1e-7,
-                convergence="relative",
-                max_iter=1000,
-                reg_covar=0.0,
-                random_state=0,
-            ).fit(large)
+        starts: list[dict] = [
+            {"init_params": method, "n_init": CONTEST_STARTS, "random_state": 0}
+            for method in ("kmeans", "kmeans_standardised")
+        ]
+        # and from the other models' fits of its K, as the contest found them
+        others = [before.models[(cell[0], t)] for t in before.covariance_types]
+        given = [
+            _start_from(m, cell[1])
+            for m in others
+            if m is not None and m.covariance_type != cell[1]
+        ]
+        assert len(given) == 2 and None not in given
+        for start in [*starts, *given]:
+            alone = GaussianMixture(cell[0], covariance_type=cell[1], **options, **start)
+            alone.fit(large)
             rounding = 1e-9 * abs(alone.log_likelihood_)
             assert record.log_likelihood >= alone.log_likelihood_ - rounding
     # here one start of the contest lifts a cell well above the fit it had (EEE,4: by 33)

@@ -747,7 +747,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Where the path runs Python, it takes over: at the start (its M-step raises the named
         error of a degenerate covariance here, or else the fit is the path's from its start,
         the random state as it was: None), or at an iteration of run_em's (the EM so far, from
-        which ``_fit_inits`` goes on). ``warm``: a warm start's fit, from the fitted parameters.
+        which ``_fit_inits`` goes on). ``warm``: a warm start's fit, from the fitted parameters;
+        with weights, means and precisions all given, from those.
         """
         n, n_features = source.n_samples, source.n_features
         if (self.n_init != 1 and not warm) or self.verbose or self.prior is not None:
@@ -757,7 +758,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if not 1 <= self.max_iter <= compiled.WholeFit.BATCH or _ITERATION_HOOK.get() is not None:
             return None
         inits = self._validate_inits(n_features)
-        if any(value is not None for value in inits.values()):
+        given = all(value is not None for value in inits.values())  # the start is the user's
+        if not given and any(value is not None for value in inits.values()):
             return None
         threads = self.n_threads
         if threads != 1 and forked_shares(source, self._chunk_rows(n_features), threads):
@@ -774,6 +776,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         )  # fmt: skip
         if warm:  # from the fitted parameters, as _fit_inits starts a warm start's run_em
             return self._adopt_whole(fit(None, warm=(self._params(), self.lower_bound_)), source)
+        if given:  # from the given parameters, as _fit_inits starts run_em from them
+            start = self._initial(source, None, inits)
+            return self._adopt_whole(fit(None, warm=(start, -np.inf)), source)
         rng = self._random_state(source, True)
         state = None if rng is None else rng.get_state()
         X, weights = self._init_rows(source, rng)  # no missing entries to fill for the start

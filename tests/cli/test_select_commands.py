@@ -361,4 +361,4 @@ def test_the_heading_names_the_starts_select_ran(gaussmix_cli, tmp_path: Path) -
     result = gaussmix_cli("select", big, "-k", "1..3", "-c", "VII,VVV", "--jobs", 1)
     assert result.exit_code == 0, result.output
     heading = result.stdout.splitlines()[0]
-    assert "the best 3 also from 8 more k-means starts, each run to convergence" in heading
+    assert "the best 3 also from 8 more k-means starts and from the other models' fits" in heading

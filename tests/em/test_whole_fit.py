@@ -17,7 +17,7 @@ from gaussmix.data.sources import ArraySource
 from gaussmix.em import compiled, lean
 from gaussmix.em.covariance import MCLUST_MODELS
 from gaussmix.em.errors import DegenerateCovarianceError
-from gaussmix.selection import _data_variance, _grid_context
+from gaussmix.selection import _data_variance, _grid_context, _start_from
 from tests.conftest import mixture_data
 
 pytestmark = pytest.mark.skipif(not compiled.AVAILABLE, reason="the C loops were not built here")
@@ -129,6 +129,20 @@ def test_columns_starts_that_draw_and_their_random_state_are_the_path_s() -> Non
                 # a fit that the path took over drew its start again from the state before
                 np.testing.assert_array_equal(after_fast, _global_state())
     assert outcomes["finished"] > 0
+
+
+def test_a_fit_from_given_parameters_is_the_path_s_to_the_bit() -> None:
+    # select's contest starts a cell from the other models' fits of its K (selection._start_from)
+    X = mixture_data(4, n=80, n_features=3, n_components=3)
+    outcomes: collections.Counter[str] = collections.Counter()
+    for k in (2, 3, 6):
+        other = GaussianMixture(k, covariance_type="VVI", reg_covar=0.0, random_state=0).fit(X)
+        for model in MCLUST_MODELS:
+            given = _start_from(other, model)
+            assert given is not None
+            fast = _fit(X, k, model, True, outcomes, **given)
+            _same(fast, _fit(X, k, model, False, outcomes, **given))
+    assert outcomes["warm"] > 3 * len(MCLUST_MODELS)  # each fit's and each polish's C call
 
 
 @pytest.mark.parametrize("n_features", [1, 3])

@@ -456,8 +456,8 @@ def _describe_starts(result: SelectionResult, n_init: int) -> str:
         shape = (result.n_samples, result.n_features)
         more = sum(n for _, n in _contest_starts(MCLUST_STARTS, n_init, 2, *shape))
         text += (
-            f", the best {len(result.contested)} also from {more} more k-means starts, "
-            "each run to convergence"
+            f", the best {len(result.contested)} also from {more} more k-means starts and "
+            "from the other models' fits of their K, each run to convergence"
         )
     return text
 
