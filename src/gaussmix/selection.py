@@ -744,9 +744,9 @@ def _contest_starts(
 def _start_from(model: GaussianMixture, covariance_type: str) -> dict[str, Any] | None:
     """The start a fit of ``covariance_type`` takes from another model's fit of the same K (the
     contest's, module docstring): that model's M-step on the fit's components, each held by
-    2D points of its weight whose mean and covariance are the component's (mu_k +- sqrt(D)
-    times the columns of a Cholesky factor of Sigma_k), so no pass over the rows. None where
-    that M-step (or the factor) fails."""
+    2 x D points sharing its weight whose mean and covariance are the component's (mu_k +-
+    sqrt(D) times each column of a Cholesky factor of Sigma_k), so no pass over the rows.
+    None where that M-step (or the factor) fails."""
     k, d = model.means_.shape
     matrices = get_covariance(model.covariance_type).per_component(model.covariances_, k, d)
     try:
