@@ -57,6 +57,20 @@ def test_select_on_dask_equals_select_in_memory(client: Any) -> None:
     assert (got.n_samples, got.n_features) == (500, 2)
 
 
+def test_select_s_contest_on_dask_equals_the_contest_in_memory(client: Any) -> None:
+    """Above hc.HC_MAX_ROWS rows, select's contest (its k-means starts and its starts from the
+    other models' fits, selection._start_from) runs on the cluster as in memory."""
+    from gaussmix.em.hc import HC_MAX_ROWS
+
+    X = mixture_data(3, n=HC_MAX_ROWS + 200, n_features=2, n_components=3)
+    grid = dict(n_components=[2, 3], covariance_types=["EEE", "VVV"], random_state=0)
+    grid |= {"reg_covar": 1e-6}  # the same sums on both sides (the test above)
+    ref = select(X, n_jobs=1, **grid)
+    got = select(da.from_array(X, chunks=800), **grid)
+    assert len(ref.contested) == 3 and got.contested == ref.contested
+    _same_records(got, ref, rtol=1e-8)
+
+
 def test_select_on_a_dask_frame_with_missing_values(client: Any) -> None:
     """missing='em' on Dask: the holes integrated out as in memory; the models keep the
     frame's column names."""

@@ -602,7 +602,8 @@ def _fit_cell(
     # frames (and this one) in a cycle that only the garbage collector frees
     failure = ""
     inits = [params | {"init_params": method, "n_init": n} for method, n in starts]
-    inits += [params | {"n_init": 1} | start for start in given]
+    # a given start draws nothing and runs no method ('hc' names one that would draw nothing)
+    inits += [params | {"init_params": "hc", "n_init": 1} | start for start in given]
     with _grid_context(data_variance):
         for init in inits:
             candidate = GaussianMixture(
