@@ -753,15 +753,14 @@ def _start_from(model: GaussianMixture, covariance_type: str) -> dict[str, Any] 
     try:
         factors = np.linalg.cholesky(matrices)
         offsets = math.sqrt(d) * np.swapaxes(factors, 1, 2)  # (K, D, D): the columns as rows
-        points = (model.means_[:, None, :] + np.concatenate([offsets, -offsets], axis=1)).reshape(
-            -1, d
-        )
+        spread = np.concatenate([offsets, -offsets], axis=1)  # (K, 2D, D)
+        points = (model.means_[:, None, :] + spread).reshape(-1, d)
         labels = np.repeat(np.eye(k), 2 * d, axis=0)
         weights = np.repeat(model.weights_, 2 * d)
         w, means, covariances = mstep_from_resp(points, labels, covariance_type, 0.0, weights)
         target = get_covariance(covariance_type)
         precisions = target.precisions(target.precisions_cholesky(covariances))
-    except (np.linalg.LinAlgError, DegenerateCovarianceError, GaussmixError):
+    except (np.linalg.LinAlgError, GaussmixError):  # DegenerateCovarianceError among them
         return None
     return {"weights_init": w, "means_init": means, "precisions_init": precisions}
 
